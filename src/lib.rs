@@ -2,3 +2,4 @@
 //!
 //! - [`demo`]: built-in demo upstream MCP servers (echo, slow, crash, conformance).
 pub mod demo;
+pub mod mcp;

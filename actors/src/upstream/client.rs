@@ -75,14 +75,16 @@ impl Service<RoleClient> for UpstreamClient {
                 if let Some(token) = caller.progress_token() {
                     let mut params = progress.params;
                     params.progress_token = token;
-                    caller.notify(ServerNotification::ProgressNotification(
-                        ProgressNotification::new(params),
-                    ));
+                    caller
+                        .notify(ServerNotification::ProgressNotification(
+                            ProgressNotification::new(params),
+                        ))
+                        .await;
                 }
             }
             ServerNotification::LoggingMessageNotification(_) => {
                 match self.calls.latest_caller() {
-                    Some(caller) => caller.notify(notification),
+                    Some(caller) => caller.notify(notification).await,
                     None => self.observer.notification(&self.server, notification),
                 }
             }

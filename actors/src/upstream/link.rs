@@ -33,7 +33,7 @@ pub trait Caller: Send + Sync + 'static {
     fn request(&self, request: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>>;
     /// Forwards a notification; progress has already been rewritten to the
     /// client's own token.
-    fn notify(&self, notification: ServerNotification);
+    fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()>;
     /// The progress token the client put on its request, if any.
     fn progress_token(&self) -> Option<ProgressToken>;
 }
@@ -194,12 +194,11 @@ impl UpstreamLink {
         if let Some(caller) = caller {
             guard.seq = link.calls.register(handle.progress_token.clone(), caller);
         }
-        let mut exit = link.exit.clone();
         let result = tokio::select! {
             biased;
             response = &mut handle.rx => response.unwrap_or(Err(ServiceError::TransportClosed)),
-            reason = exit.wait_for(Option::is_some) => {
-                let reason = reason.ok().and_then(|r| r.clone()).map(|r| r.to_string());
+            reason = wait_for_exit(link.exit.clone()) => {
+                let reason = reason.map(|r| r.to_string());
                 return Err(CallError::Lost {
                     server: link.server.clone(),
                     reason: reason.unwrap_or_else(|| "session closed".into()),
@@ -231,15 +230,21 @@ impl UpstreamLink {
     /// A transport error usually means the process just died; give the actor
     /// a moment to reap it so the error names the exit status or signal.
     async fn lost_after_wait(&self, err: ServiceError) -> CallError {
-        let mut exit = self.inner.exit.clone();
-        let reason = tokio::time::timeout(EXIT_REASON_WAIT, exit.wait_for(Option::is_some))
+        let reason = tokio::time::timeout(EXIT_REASON_WAIT, wait_for_exit(self.inner.exit.clone()))
             .await
             .ok()
-            .and_then(Result::ok)
-            .and_then(|r| r.clone());
+            .flatten();
         CallError::Lost {
             server: self.inner.server.clone(),
             reason: reason.map_or_else(|| err.to_string(), |r| r.to_string()),
         }
+    }
+}
+
+/// Resolves once the instance has an exit reason; `None` if the actor is gone.
+async fn wait_for_exit(mut exit: watch::Receiver<Option<ExitReason>>) -> Option<ExitReason> {
+    match exit.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone(),
+        Err(_) => None,
     }
 }
