@@ -1,0 +1,2 @@
+//! placeholder
+pub type ConformanceServer = super::echo::EchoServer;
