@@ -41,6 +41,9 @@ def leaf_exception(exc: BaseException) -> BaseException:
 def error_json(exc: BaseException) -> Json:
     """{"code", "message", "type"[, "data"]} for any exception; code is None unless MCP."""
     exc = leaf_exception(exc)
+    reported = getattr(exc, "error", None)
+    if isinstance(reported, dict):
+        return reported
     if isinstance(exc, MCPError):
         out: Json = {"code": exc.code, "message": exc.message, "type": type(exc).__name__}
         if exc.data is not None:
