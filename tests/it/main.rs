@@ -1,0 +1,10 @@
+//! Bulwark integration tests: ONE test binary (`cargo test --test it`).
+//!
+//! Shared harness: `common` (see tests/README.md). Test modules for the
+//! gateway go next to `harness` as `mod <area>;`.
+
+// Tests may panic freely: unwrap/expect are the point of an assertion here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod harness;
