@@ -28,14 +28,14 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
         CompleteResult, CreateMessageRequest, ElicitRequest, GetPromptRequestParams,
-        GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+        GetPromptResponse, GetPromptResult, Implementation, InputRequiredResult, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
         LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
         ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
-        UnsubscribeRequestParams,
+        SubscriptionFilter, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext, SubscriptionSink},
 };
 use serde_json::{Value, json};
 
@@ -50,6 +50,8 @@ use super::common::{arguments, from_json, string_arg, text_result, unknown_tool}
 pub struct ConformanceServer {
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
     subscriptions: Arc<Mutex<BTreeSet<String>>>,
+    /// Open `subscriptions/listen` streams (2026-07-28).
+    listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
     sealer: StateSealer,
 }
 
@@ -74,9 +76,20 @@ impl ConformanceServer {
 
     /// Sends `notifications/message` unless filtered out by `logging/setLevel`.
     async fn log(&self, context: &RequestContext<RoleServer>, level: LoggingLevel, text: &str) {
-        let threshold = *self.log_level.lock().unwrap_or_else(|e| e.into_inner());
-        // Before any setLevel the client gets everything (the spec leaves it open).
-        if threshold.is_some_and(|t| severity(level) < severity(t)) {
+        let threshold = if context.meta.protocol_version().is_some() {
+            // Stateless requests (2026-07-28) opt into logs per request; no level, no logs.
+            match context.meta.log_level() {
+                Some(level) => level,
+                None => return,
+            }
+        } else {
+            // Sessions get everything until logging/setLevel (the spec leaves it open).
+            match *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(level) => level,
+                None => LoggingLevel::Debug,
+            }
+        };
+        if severity(level) < severity(threshold) {
             return;
         }
         let param =
@@ -169,6 +182,94 @@ impl ConformanceServer {
     }
 }
 
+/// Diagnostic tools of the `server-stateless` scenario (SEP-2575, 2026-07-28).
+impl ConformanceServer {
+    /// Runs a diagnostic tool; `None` when `name` is none of them.
+    async fn diagnostic(
+        &self,
+        name: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Option<Result<CallToolResponse, McpError>> {
+        let result = match name {
+            "test_missing_capability" => self.missing_capability(context),
+            "test_streaming_elicitation" => {
+                // 2026-07-28 forbids server→client requests on the response
+                // stream: ask through an input request instead.
+                from_json::<InputRequiredResult>(json!({
+                    "resultType": "input_required",
+                    "inputRequests": {
+                        "confirm": {
+                            "method": "elicitation/create",
+                            "params": {
+                                "message": "Continue?",
+                                "requestedSchema": {
+                                    "type": "object",
+                                    "properties": { "ok": { "type": "boolean" } },
+                                    "required": ["ok"]
+                                }
+                            }
+                        }
+                    }
+                }))
+                .map(Into::into)
+            }
+            "test_logging_tool" => {
+                self.log(context, LoggingLevel::Info, "test_logging_tool ran")
+                    .await;
+                Ok(text_result("logged if a log level was requested").into())
+            }
+            "test_trigger_tool_change" => {
+                self.broadcast(ListChange::Tools).await;
+                Ok(text_result("tool list change announced").into())
+            }
+            "test_trigger_prompt_change" => {
+                self.broadcast(ListChange::Prompts).await;
+                Ok(text_result("prompt list change announced").into())
+            }
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    fn missing_capability(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let declared = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.sampling.is_some());
+        if !declared {
+            return Err(McpError::missing_required_client_capability(from_json(
+                json!({ "sampling": {} }),
+            )?));
+        }
+        Ok(text_result("client declared sampling").into())
+    }
+
+    /// Sends a list-changed notification to every open listen stream; each
+    /// sink drops kinds its subscriber did not ask for.
+    async fn broadcast(&self, change: ListChange) {
+        let sinks = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for sink in sinks {
+            let _ = match change {
+                ListChange::Tools => sink.notify_tool_list_changed().await,
+                ListChange::Prompts => sink.notify_prompt_list_changed().await,
+            };
+        }
+    }
+}
+
+/// Which list changed, for [`ConformanceServer::broadcast`].
+#[derive(Debug, Clone, Copy)]
+enum ListChange {
+    Tools,
+    Prompts,
+}
+
 impl ServerHandler for ConformanceServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -176,9 +277,11 @@ impl ServerHandler for ConformanceServer {
                 .enable_logging()
                 .enable_completions()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_resources()
                 .enable_resources_subscribe()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -205,12 +308,15 @@ impl ServerHandler for ConformanceServer {
     ) -> Result<CallToolResponse, McpError> {
         let name = request.name.as_ref();
         if let Some(result) = fixtures::static_tool_result(name) {
-            return Ok(from_json::<CallToolResult>(result)?.into());
+            return Ok(from_json::<CallToolResult>(fixtures::complete(result))?.into());
         }
         let tools = InputRequiredTools {
             sealer: &self.sealer,
         };
         if let Some(result) = tools.call(&request, &context) {
+            return result;
+        }
+        if let Some(result) = self.diagnostic(name, &context).await {
             return result;
         }
         let args = arguments(&request);
@@ -270,7 +376,7 @@ impl ServerHandler for ConformanceServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         match fixtures::read_resource(&request.uri) {
-            Some(result) => Ok(from_json::<ReadResourceResult>(result)?.into()),
+            Some(result) => Ok(from_json::<ReadResourceResult>(fixtures::complete(result))?.into()),
             // rmcp maps this code to -32602 for 2026-07-28 peers (SEP-2164).
             None => Err(McpError::resource_not_found(
                 "Resource not found",
@@ -303,6 +409,28 @@ impl ServerHandler for ConformanceServer {
         Ok(())
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let sink = context.sink().clone();
+        let id = sink.id().clone();
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink);
+        context.cancelled().await;
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| *s.id() != id);
+        Ok(())
+    }
+
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -331,7 +459,7 @@ impl ServerHandler for ConformanceServer {
                 .to_owned()
         };
         match fixtures::prompt_messages(&request.name, arg) {
-            Some(result) => Ok(from_json::<GetPromptResult>(result)?.into()),
+            Some(result) => Ok(from_json::<GetPromptResult>(fixtures::complete(result))?.into()),
             None => Err(McpError::invalid_params(
                 format!("unknown prompt `{}`", request.name),
                 None,
@@ -345,9 +473,9 @@ impl ServerHandler for ConformanceServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let values = fixtures::completions(&request.argument.name, &request.argument.value);
-        from_json(json!({
+        from_json(fixtures::complete(json!({
             "completion": { "values": values, "total": values.len(), "hasMore": false }
-        }))
+        })))
     }
 
     async fn set_level(

@@ -231,3 +231,92 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         .into())
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use rmcp::{
+        RoleClient, ServiceExt,
+        model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams},
+        service::RunningService,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    /// Connects an in-process client to `server` over an in-memory pipe.
+    pub(crate) async fn connect<S: ServerHandler>(server: S) -> RunningService<RoleClient, ()> {
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        ().serve(client_io).await.unwrap()
+    }
+
+    fn text(result: &CallToolResult) -> String {
+        serde_json::to_value(&result.content).unwrap()[0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn args(value: serde_json::Value) -> rmcp::model::JsonObject {
+        value.as_object().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn echo_add_and_request_count() {
+        let client = connect(EchoServer::new()).await;
+        let tools = client.list_tools(None).await.unwrap();
+        let names: Vec<_> = tools.tools.iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, ["echo", "add", "request_count"]);
+
+        let echoed = client
+            .call_tool(
+                CallToolRequestParams::new("echo").with_arguments(args(json!({"message": "hi"}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(text(&echoed), "hi");
+
+        let sum = client
+            .call_tool(
+                CallToolRequestParams::new("add").with_arguments(args(json!({"a": 2, "b": 3.5}))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(text(&sum), "5.5");
+
+        let counts = client
+            .call_tool(CallToolRequestParams::new("request_count"))
+            .await
+            .unwrap();
+        let counts: serde_json::Value = serde_json::from_str(&text(&counts)).unwrap();
+        assert_eq!(counts["tools/list"], 1);
+        assert_eq!(counts["tools/call"], 3);
+        client.cancel().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn greeting_resource_and_prompt() {
+        let client = connect(EchoServer::new()).await;
+        let read = client
+            .read_resource(ReadResourceRequestParams::new(GREETING_URI))
+            .await
+            .unwrap();
+        let read = serde_json::to_value(read).unwrap();
+        assert_eq!(read["contents"][0]["text"], GREETING_TEXT);
+
+        let prompt = client
+            .get_prompt(
+                GetPromptRequestParams::new("greet").with_arguments(args(json!({"name": "Ada"}))),
+            )
+            .await
+            .unwrap();
+        let prompt = serde_json::to_value(prompt).unwrap();
+        assert_eq!(prompt["messages"][0]["content"]["text"], "Hello, Ada!");
+        assert_eq!(prompt["messages"][0]["role"], "user");
+        client.cancel().await.unwrap();
+    }
+}

@@ -108,3 +108,28 @@ async fn sleep_with_progress(
     }
     Ok(text_result(format!("slept {} ms", delay.as_millis())))
 }
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::CallToolRequestParams;
+    use serde_json::json;
+
+    use super::*;
+    use crate::demo::echo::tests::connect;
+
+    #[tokio::test]
+    async fn slow_honours_ms_argument() {
+        let client = connect(SlowServer::with_delay_ms(60_000)).await;
+        let started = std::time::Instant::now();
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("slow")
+                    .with_arguments(json!({"ms": 50}).as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(result.is_error, Some(false));
+        client.cancel().await.unwrap();
+    }
+}

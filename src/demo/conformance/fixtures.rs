@@ -97,28 +97,80 @@ pub fn tools() -> Value {
         json!({
             "name": "json_schema_2020_12_tool",
             "description": "Tool with JSON Schema 2020-12 features",
-            "inputSchema": {
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "type": "object",
-                "$defs": {
-                    "address": {
-                        "type": "object",
-                        "properties": {
-                            "street": { "type": "string" },
-                            "city": { "type": "string" }
-                        }
-                    }
-                },
-                "properties": {
-                    "name": { "type": "string" },
-                    "address": { "$ref": "#/$defs/address" }
-                },
-                "additionalProperties": false
-            }
+            "inputSchema": json_schema_2020_12()
         }),
+        tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability (-32021 when undeclared)",
+            no_args(),
+        ),
+        tool(
+            "test_streaming_elicitation",
+            "Asks for input through an input request, never a stream request",
+            no_args(),
+        ),
+        tool(
+            "test_logging_tool",
+            "Logs only when the request carries a log level",
+            no_args(),
+        ),
+        tool(
+            "test_trigger_tool_change",
+            "Announces a tool list change to subscribers",
+            no_args(),
+        ),
+        tool(
+            "test_trigger_prompt_change",
+            "Announces a prompt list change to subscribers",
+            no_args(),
+        ),
     ];
     tools.extend(super::input_required::tools());
     Value::Array(tools)
+}
+
+/// Input schema using the JSON Schema 2020-12 vocabulary (SEP-1613, SEP-2106).
+fn json_schema_2020_12() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": {
+                    "street": { "type": "string" },
+                    "city": { "type": "string" }
+                }
+            }
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" }
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": {
+            "properties": { "contactMethod": { "const": "phone" } },
+            "required": ["contactMethod"]
+        },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
+        "additionalProperties": false
+    })
+}
+
+/// Marks a result built from JSON as final (`resultType: "complete"`).
+///
+/// rmcp constructors set it, JSON fixtures do not; 2026-07-28 requires it
+/// and rmcp strips it again for older peers.
+pub fn complete(mut result: Value) -> Value {
+    if let Value::Object(fields) = &mut result {
+        fields.insert("resultType".into(), json!("complete"));
+    }
+    result
 }
 
 /// The fixed content of the simple content tools; `None` for other names.

@@ -442,7 +442,7 @@ pub fn prompt(request: &GetPromptRequestParams) -> Result<GetPromptResponse, Mcp
         )?
         .into()),
         Some(content) => {
-            let result: GetPromptResult = from_json(json!({
+            let result: GetPromptResult = from_json(super::fixtures::complete(json!({
                 "description": "A prompt rendered with client-provided context",
                 "messages": [{
                     "role": "user",
@@ -451,7 +451,7 @@ pub fn prompt(request: &GetPromptRequestParams) -> Result<GetPromptResponse, Mcp
                         "text": format!("Use this context: {}", field(&content, "context"))
                     }
                 }]
-            }))?;
+            })))?;
             Ok(result.into())
         }
     }
