@@ -85,7 +85,9 @@ impl GatewayHandler {
             request_id: context.id.clone(),
             progress_token: context.meta.get_progress_token(),
         });
-        Ok(link.request(request, Some(caller), &context.ct).await?)
+        let mut result = link.request(request, Some(caller), &context.ct).await?;
+        super::meta::mark_complete(&mut result);
+        Ok(result)
     }
 
     /// Servers this session may see that are ready, in configuration order.

@@ -17,3 +17,24 @@ pub fn forwardable(mut params: PaginatedRequestParams) -> PaginatedRequestParams
     params.meta = params.meta.map(strip);
     params
 }
+
+/// Marks a result from an upstream as `complete` when it does not say.
+///
+/// Upstream sessions speak the 2025 protocol, whose results carry no
+/// `resultType`; 2026-07-28 clients require it. rmcp strips it again for
+/// legacy clients, so setting it is right for both.
+pub fn mark_complete(result: &mut rmcp::model::ServerResult) {
+    use rmcp::model::{ResultType, ServerResult};
+    let result_type = match result {
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        _ => return,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
+}

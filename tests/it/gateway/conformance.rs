@@ -1,0 +1,90 @@
+//! The official MCP conformance suite against `/mcp/conformance`: our demo
+//! conformance server behind the gateway's transparent proxy.
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use super::{HEAD, demo_upstream};
+use crate::common::{Gateway, repo_root, run_with_timeout, skip};
+
+fn tool() -> Option<PathBuf> {
+    let path = std::env::var_os("BULWARK_CONFORMANCE_TOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/tools/conformance"));
+    if path.exists() {
+        return Some(path);
+    }
+    skip(&format!("conformance tool not found at {}", path.display()));
+    None
+}
+
+async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
+    let gw = Gateway::start(&format!("{HEAD}{}", demo_upstream("conformance", "\"conformance\"")), &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let Some(tool) = tool() else { return String::new() };
+    let mut cmd = Command::new(tool);
+    cmd.args(["server", "--url", &gw.url("/mcp/conformance")]).args(extra);
+    if let Some(version) = version {
+        cmd.env("BULWARK_CONFORMANCE_VERSION", version);
+    }
+    let finished = run_with_timeout(cmd, Duration::from_secs(600));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    )
+}
+
+/// Scenario lines of the summary: (name, passed).
+fn summary(output: &str) -> Vec<(String, bool)> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let (mark, rest) = line.split_once(' ')?;
+            let name = rest.split(':').next()?.trim().to_owned();
+            match mark {
+                "✓" => Some((name, true)),
+                "✗" => Some((name, false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn conformance_0_1_16_passes_every_scenario_through_the_gateway() {
+    let output = run_suite(None, &[]).await;
+    if output.is_empty() {
+        return;
+    }
+    let scenarios = summary(&output);
+    assert!(scenarios.len() >= 30, "too few scenarios ran:\n{output}");
+    let failed: Vec<_> = scenarios.iter().filter(|(_, ok)| !ok).collect();
+    assert!(failed.is_empty(), "failing: {failed:?}\n{output}");
+    assert!(output.contains(" 0 failed"), "{output}");
+}
+
+#[tokio::test]
+async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
+    let output = run_suite(Some("0.2.0-alpha.12"), &["--requirements", "2026-07-28"]).await;
+    if output.is_empty() {
+        return;
+    }
+    let expected_file = repo_root().join("tests/conformance/expected-failures-2026-07-28.txt");
+    let expected: Vec<String> = std::fs::read_to_string(&expected_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split('#').next())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let scenarios = summary(&output);
+    assert!(!scenarios.is_empty(), "no scenarios ran:\n{output}");
+    let unexpected: Vec<_> = scenarios
+        .iter()
+        .filter(|(name, ok)| !ok && !expected.contains(name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(unexpected.is_empty(), "failing but not in {}: {unexpected:?}\n{output}", expected_file.display());
+}

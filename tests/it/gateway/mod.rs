@@ -1,0 +1,79 @@
+//! End-to-end tests of the gateway: the real binary, real upstream processes,
+//! real MCP clients (the official Python SDK).
+mod conformance;
+mod crash;
+mod federation;
+mod shutdown;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Gateway, wait_until};
+
+/// A `[upstreams.NAME]` table running one of our demo servers.
+pub fn demo_upstream(name: &str, args: &str) -> String {
+    format!(
+        "[upstreams.{name}]\ncommand = {bin:?}\nargs = [\"demo-server\", {args}]\n",
+        bin = env!("CARGO_BIN_EXE_bulwark"),
+    )
+}
+
+/// The config head every test uses: an ephemeral port.
+pub const HEAD: &str = "[server]\nlisten = \"127.0.0.1:0\"\n";
+
+/// The upstream actor node of `server` in `/api/v1/actors`.
+pub async fn upstream_node(gw: &Gateway, server: &str) -> Value {
+    let (status, tree) = gw.get_json("/api/v1/actors").await;
+    assert!(status.is_success(), "{tree}");
+    tree["children"]
+        .as_array()
+        .and_then(|servers| servers.iter().find(|s| s["name"] == server))
+        .map(|s| s["children"][0].clone())
+        .unwrap_or_else(|| panic!("no actor for {server} in {tree}"))
+}
+
+/// The pid the current instance of a demo upstream reported on stderr.
+pub async fn demo_pid(gw: &Gateway, server: &str) -> i32 {
+    let node = upstream_node(gw, server).await;
+    node["stderr_tail"]
+        .as_array()
+        .and_then(|lines| {
+            lines.iter().rev().find_map(|l| {
+                l.as_str()?
+                    .split("pid=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or_else(|| panic!("no pid line in {node}"))
+}
+
+/// Polls the actor tree until `server`'s upstream satisfies `cond`.
+pub async fn wait_for_upstream(
+    gw: &Gateway,
+    server: &str,
+    timeout: Duration,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let node = upstream_node(gw, server).await;
+        if cond(&node) {
+            return node;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream {server} never reached the expected state: {node}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// True while a process with this pid exists.
+pub fn gone_within(pid: i32, timeout: Duration) -> bool {
+    wait_until(timeout, || !crate::common::alive(pid))
+}
