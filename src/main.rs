@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use bulwark::config::{Config, Sources};
 
 #[derive(Parser)]
-#[command(name = "bulwark", version, about = "A secure MCP gateway built as a supervised actor system")]
+#[command(
+    name = "bulwark",
+    version,
+    about = "A secure MCP gateway built as a supervised actor system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,7 +56,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("BULWARK_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -60,6 +60,9 @@ mod tests {
 
     #[test]
     fn leaves_ordinary_text_alone() {
-        assert_eq!(mask("demo-server echo started pid=42", ["abc"]), "demo-server echo started pid=42");
+        assert_eq!(
+            mask("demo-server echo started pid=42", ["abc"]),
+            "demo-server echo started pid=42"
+        );
     }
 }

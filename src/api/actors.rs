@@ -44,7 +44,11 @@ pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNod
         messages_handled: registry.root_mailbox.handled_total(),
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
-        children: registry.servers().iter().map(|entry| server_node(entry)).collect(),
+        children: registry
+            .servers()
+            .iter()
+            .map(|entry| server_node(entry))
+            .collect(),
     })
 }
 
@@ -52,7 +56,9 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
     let status = &entry.status;
     let state = status.state();
     let secrets: Vec<&str> = entry.spec.env.values().map(String::as_str).collect();
-    let last_exit = status.last_exit().map(|r| mask(&r.to_string(), secrets.iter().copied()));
+    let last_exit = status
+        .last_exit()
+        .map(|r| mask(&r.to_string(), secrets.iter().copied()));
     let upstream = ActorNode {
         name: entry.spec.name.clone(),
         kind: "upstream",

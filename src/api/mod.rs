@@ -26,7 +26,9 @@ async fn health() -> axum::Json<serde_json::Value> {
 }
 
 /// Ready once every enabled upstream has started or failed for good.
-async fn ready(State(registry): State<Arc<Registry>>) -> (StatusCode, axum::Json<serde_json::Value>) {
+async fn ready(
+    State(registry): State<Arc<Registry>>,
+) -> (StatusCode, axum::Json<serde_json::Value>) {
     let pending: Vec<&str> = registry
         .servers()
         .iter()
@@ -43,5 +45,8 @@ async fn ready(State(registry): State<Arc<Registry>>) -> (StatusCode, axum::Json
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, axum::Json(json!({ "ready": pending.is_empty(), "pending": pending })))
+    (
+        code,
+        axum::Json(json!({ "ready": pending.is_empty(), "pending": pending })),
+    )
 }

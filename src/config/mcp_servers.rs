@@ -51,9 +51,13 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
         };
         let entry: Entry = serde_json::from_value(value).map_err(|err| at(err.to_string()))?;
         if entry.url.is_some() || entry.headers.is_some() {
-            return Err(at("remote (url) upstreams are not supported yet; use a stdio command".into()));
+            return Err(at(
+                "remote (url) upstreams are not supported yet; use a stdio command".into(),
+            ));
         }
-        let command = entry.command.ok_or_else(|| at("missing field `command`".into()))?;
+        let command = entry
+            .command
+            .ok_or_else(|| at("missing field `command`".into()))?;
         upstreams.push((
             name.clone(),
             UpstreamConfig {

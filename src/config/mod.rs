@@ -122,14 +122,20 @@ impl Config {
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let (default_text, default_origin) = match std::fs::read_to_string("config/default.toml") {
             Ok(text) => (text, "config/default.toml".to_owned()),
-            Err(_) => (DEFAULT_TOML.to_owned(), "built-in config/default.toml".to_owned()),
+            Err(_) => (
+                DEFAULT_TOML.to_owned(),
+                "built-in config/default.toml".to_owned(),
+            ),
         };
         let mut builder = config::Config::builder().add_source(config::File::from_str(
             &default_text,
             config::FileFormat::Toml,
         ));
         let user_upstreams = sources.mcp_servers.is_some()
-            || sources.config_file.as_deref().is_some_and(file_names_upstreams);
+            || sources
+                .config_file
+                .as_deref()
+                .is_some_and(file_names_upstreams);
         if user_upstreams {
             // The demo upstreams are a fallback, never mixed into a user's set.
             builder = config::Config::builder().add_source(config::File::from_str(
@@ -161,10 +167,12 @@ impl Config {
             origin: origin.clone(),
             message: err.to_string(),
         })?;
-        let mut config: Config = merged.try_deserialize().map_err(|err| ConfigError::Invalid {
-            origin: origin.clone(),
-            message: err.to_string(),
-        })?;
+        let mut config: Config = merged
+            .try_deserialize()
+            .map_err(|err| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: err.to_string(),
+            })?;
         if let Some(file) = &sources.mcp_servers {
             for (name, upstream) in mcp_servers::load(file)? {
                 if config.upstreams.contains_key(&name) {
@@ -189,10 +197,12 @@ fn file_names_upstreams(file: &Path) -> bool {
 }
 
 fn strip_upstreams(text: &str, origin: &str) -> Result<String, ConfigError> {
-    let mut table = text.parse::<toml::Table>().map_err(|err| ConfigError::File {
-        file: origin.to_owned(),
-        message: err.to_string(),
-    })?;
+    let mut table = text
+        .parse::<toml::Table>()
+        .map_err(|err| ConfigError::File {
+            file: origin.to_owned(),
+            message: err.to_string(),
+        })?;
     table.remove("upstreams");
     toml::to_string(&table).map_err(|err| ConfigError::File {
         file: origin.to_owned(),

@@ -37,7 +37,9 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
             )));
         }
         if upstream.command.trim().is_empty() {
-            return Err(invalid(format!("upstreams.{name}.command must not be empty")));
+            return Err(invalid(format!(
+                "upstreams.{name}.command must not be empty"
+            )));
         }
         if let Some(policy) = &upstream.restart {
             check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
@@ -92,7 +94,10 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                 env,
                 cwd: upstream.cwd.clone(),
             },
-            upstream.restart.clone().unwrap_or_else(|| config.supervision.clone()),
+            upstream
+                .restart
+                .clone()
+                .unwrap_or_else(|| config.supervision.clone()),
         ));
     }
     Ok(specs)
@@ -123,8 +128,14 @@ mod tests {
 
     #[test]
     fn expands_set_variables_and_names_missing_ones() {
-        assert_eq!(expand_env("${HOME}/x").unwrap(), format!("{}/x", std::env::var("HOME").unwrap()));
+        assert_eq!(
+            expand_env("${HOME}/x").unwrap(),
+            format!("{}/x", std::env::var("HOME").unwrap())
+        );
         assert_eq!(expand_env("plain").unwrap(), "plain");
-        assert_eq!(expand_env("${BULWARK_SURELY_UNSET_VAR}").unwrap_err(), "BULWARK_SURELY_UNSET_VAR");
+        assert_eq!(
+            expand_env("${BULWARK_SURELY_UNSET_VAR}").unwrap_err(),
+            "BULWARK_SURELY_UNSET_VAR"
+        );
     }
 }

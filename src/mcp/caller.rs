@@ -22,7 +22,10 @@ pub struct SessionCaller {
 }
 
 impl Caller for SessionCaller {
-    fn request(&self, mut request: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
+    fn request(
+        &self,
+        mut request: ServerRequest,
+    ) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
         request
             .extensions_mut()
             .insert(OriginatingRequestId(self.request_id.clone()));

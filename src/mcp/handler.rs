@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference, Request,
-    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
+    ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -129,12 +129,19 @@ impl GatewayHandler {
         pick: impl Fn(&str, ServerResult) -> Option<Vec<T>>,
     ) -> Vec<T> {
         let servers = self.ready_servers();
-        let results = join_all(servers.iter().map(|server| self.forward(server, make(), context))).await;
+        let results = join_all(
+            servers
+                .iter()
+                .map(|server| self.forward(server, make(), context)),
+        )
+        .await;
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result {
                 Ok(result) => merged.extend(pick(server, result).unwrap_or_default()),
-                Err(err) => tracing::warn!(server = %server, %err, "upstream left out of a merged list"),
+                Err(err) => {
+                    tracing::warn!(server = %server, %err, "upstream left out of a merged list")
+                }
             }
         }
         merged
@@ -217,11 +224,17 @@ impl ServerHandler for GatewayHandler {
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(forwardable_meta);
         let result = self
-            .forward(server, ClientRequest::CallToolRequest(Request::new(request)), &context)
+            .forward(
+                server,
+                ClientRequest::CallToolRequest(Request::new(request)),
+                &context,
+            )
             .await?;
         match result {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
             ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
             _ => Err(unexpected(server)),
         }
@@ -267,11 +280,17 @@ impl ServerHandler for GatewayHandler {
         request.name = prompt.to_owned();
         request.meta = request.meta.map(forwardable_meta);
         match self
-            .forward(server, ClientRequest::GetPromptRequest(Request::new(request)), &context)
+            .forward(
+                server,
+                ClientRequest::GetPromptRequest(Request::new(request)),
+                &context,
+            )
             .await?
         {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(GetPromptResponse::InputRequired(result))
+            }
             _ => Err(unexpected(server)),
         }
     }
@@ -281,7 +300,8 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let make = || ClientRequest::ListResourcesRequest(optional(request.clone().map(forwardable)));
+        let make =
+            || ClientRequest::ListResourcesRequest(optional(request.clone().map(forwardable)));
         if let Scope::Server(server) = &self.scope {
             return match self.forward(server, make(), &context).await? {
                 ServerResult::ListResourcesResult(result) => Ok(result),
@@ -327,8 +347,7 @@ impl ServerHandler for GatewayHandler {
                     list.resource_templates
                         .into_iter()
                         .map(|mut template| {
-                            template.uri_template =
-                                naming.join_uri(server, &template.uri_template);
+                            template.uri_template = naming.join_uri(server, &template.uri_template);
                             template
                         })
                         .collect(),
@@ -349,7 +368,11 @@ impl ServerHandler for GatewayHandler {
         request.uri = original.to_owned();
         request.meta = request.meta.map(forwardable_meta);
         match self
-            .forward(server, ClientRequest::ReadResourceRequest(Request::new(request)), &context)
+            .forward(
+                server,
+                ClientRequest::ReadResourceRequest(Request::new(request)),
+                &context,
+            )
             .await?
         {
             ServerResult::ReadResourceResult(mut result) => {
@@ -360,7 +383,9 @@ impl ServerHandler for GatewayHandler {
                 }
                 Ok(ReadResourceResponse::Complete(result))
             }
-            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(ReadResourceResponse::InputRequired(result))
+            }
             _ => Err(unexpected(server)),
         }
     }
@@ -372,11 +397,19 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), ErrorData> {
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
-        if self.gateway.sessions.subscribe(self.session.id, server, original) {
+        if self
+            .gateway
+            .sessions
+            .subscribe(self.session.id, server, original)
+        {
             request.uri = original.to_owned();
             request.meta = None;
-            self.forward(server, ClientRequest::SubscribeRequest(Request::new(request)), &context)
-                .await?;
+            self.forward(
+                server,
+                ClientRequest::SubscribeRequest(Request::new(request)),
+                &context,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -388,11 +421,19 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), ErrorData> {
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
-        if self.gateway.sessions.unsubscribe(self.session.id, server, original) {
+        if self
+            .gateway
+            .sessions
+            .unsubscribe(self.session.id, server, original)
+        {
             request.uri = original.to_owned();
             request.meta = None;
-            self.forward(server, ClientRequest::UnsubscribeRequest(Request::new(request)), &context)
-                .await?;
+            self.forward(
+                server,
+                ClientRequest::UnsubscribeRequest(Request::new(request)),
+                &context,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -424,7 +465,11 @@ impl ServerHandler for GatewayHandler {
         };
         request.meta = None;
         match self
-            .forward(&server, ClientRequest::CompleteRequest(Request::new(request)), &context)
+            .forward(
+                &server,
+                ClientRequest::CompleteRequest(Request::new(request)),
+                &context,
+            )
             .await?
         {
             ServerResult::CompleteResult(result) => Ok(result),
@@ -441,7 +486,11 @@ impl ServerHandler for GatewayHandler {
         let results = join_all(servers.iter().map(|server| {
             let mut request = request.clone();
             request.meta = None;
-            self.forward(server, ClientRequest::SetLevelRequest(Request::new(request)), &context)
+            self.forward(
+                server,
+                ClientRequest::SetLevelRequest(Request::new(request)),
+                &context,
+            )
         }))
         .await;
         // One upstream is one scope: its error is the client's error. Federated,
@@ -465,7 +514,10 @@ fn forwardable_meta(meta: rmcp::model::RequestMetaObject) -> rmcp::model::Reques
     super::meta::strip(meta)
 }
 
-fn rename_content_uri(content: &mut rmcp::model::ResourceContents, rename: impl Fn(&str) -> String) {
+fn rename_content_uri(
+    content: &mut rmcp::model::ResourceContents,
+    rename: impl Fn(&str) -> String,
+) {
     use rmcp::model::ResourceContents;
     match content {
         ResourceContents::TextResourceContents { uri, .. }

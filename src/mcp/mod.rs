@@ -84,7 +84,8 @@ fn service(
 
 /// The `/mcp` and `/mcp/{server}` routes.
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
-    let mut router = Router::new().nest_service("/mcp", service(gateway, Scope::Federated, settings));
+    let mut router =
+        Router::new().nest_service("/mcp", service(gateway, Scope::Federated, settings));
     for entry in gateway.registry.servers() {
         let name = entry.spec.name.as_str();
         router = router.nest_service(

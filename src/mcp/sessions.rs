@@ -128,7 +128,9 @@ impl UpstreamObserver for Sessions {
                     return;
                 };
                 for id in ids {
-                    let Some(session) = self.live.get(&id) else { continue };
+                    let Some(session) = self.live.get(&id) else {
+                        continue;
+                    };
                     let uri = match session.scope {
                         Scope::Federated => self.naming.join_uri(server, &updated.params.uri),
                         Scope::Server(_) => updated.params.uri.clone(),

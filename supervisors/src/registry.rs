@@ -54,6 +54,17 @@ impl Registry {
         self.by_name.get(name).map(|&i| &self.servers[i])
     }
 
+    /// True once every upstream is ready or has failed for good.
+    pub fn settled(&self) -> bool {
+        use bulwark_actors::upstream::UpstreamState;
+        self.servers.iter().all(|entry| {
+            matches!(
+                entry.status.state(),
+                UpstreamState::Ready | UpstreamState::Failed
+            )
+        })
+    }
+
     /// Every upstream, in configuration order.
     pub fn servers(&self) -> &[Arc<ServerEntry>] {
         &self.servers

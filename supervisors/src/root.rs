@@ -140,4 +140,3 @@ pub async fn shutdown(root: &ActorRef<RootMsg>, registry: &Registry) {
     let _ = ractor::call!(root, RootMsg::Shutdown);
     root.stop(None);
 }
-

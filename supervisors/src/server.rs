@@ -170,10 +170,16 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
 
 fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
     let name = &state.spec.name;
-    let reached_ready = state.status.link().is_some() || state.status.state() == UpstreamState::Ready;
+    let reached_ready =
+        state.status.link().is_some() || state.status.state() == UpstreamState::Ready;
     if state.probing && !reached_ready {
         state.status.set_state(UpstreamState::Failed);
-        schedule(myself, state, ServerMsg::Probe, state.tracker.policy().probe_interval());
+        schedule(
+            myself,
+            state,
+            ServerMsg::Probe,
+            state.tracker.policy().probe_interval(),
+        );
         return;
     }
     if state.probing {
@@ -194,7 +200,12 @@ fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
         Decision::GiveUp => {
             tracing::error!(server = %name, "upstream exceeded its restart limit; circuit open");
             state.status.set_state(UpstreamState::Failed);
-            schedule(myself, state, ServerMsg::Probe, state.tracker.policy().probe_interval());
+            schedule(
+                myself,
+                state,
+                ServerMsg::Probe,
+                state.tracker.policy().probe_interval(),
+            );
         }
     }
 }

@@ -67,7 +67,9 @@ impl Service<RoleClient> for UpstreamClient {
     ) -> Result<(), ErrorData> {
         match notification {
             ServerNotification::ProgressNotification(progress) => {
-                let Some(caller) = self.calls.caller_for_progress(&progress.params.progress_token)
+                let Some(caller) = self
+                    .calls
+                    .caller_for_progress(&progress.params.progress_token)
                 else {
                     return Ok(());
                 };
@@ -82,12 +84,10 @@ impl Service<RoleClient> for UpstreamClient {
                         .await;
                 }
             }
-            ServerNotification::LoggingMessageNotification(_) => {
-                match self.calls.latest_caller() {
-                    Some(caller) => caller.notify(notification).await,
-                    None => self.observer.notification(&self.server, notification),
-                }
-            }
+            ServerNotification::LoggingMessageNotification(_) => match self.calls.latest_caller() {
+                Some(caller) => caller.notify(notification).await,
+                None => self.observer.notification(&self.server, notification),
+            },
             ServerNotification::CancelledNotification(_) => {}
             other => self.observer.notification(&self.server, other),
         }

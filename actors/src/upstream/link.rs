@@ -30,7 +30,10 @@ const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
 /// goes. Implemented by the front door for each client session.
 pub trait Caller: Send + Sync + 'static {
     /// Forwards a server-to-client request and returns the client's answer.
-    fn request(&self, request: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>>;
+    fn request(
+        &self,
+        request: ServerRequest,
+    ) -> BoxFuture<'static, Result<ClientResult, ErrorData>>;
     /// Forwards a notification; progress has already been rewritten to the
     /// client's own token.
     fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()>;
@@ -140,7 +143,10 @@ struct InFlightGuard<'a> {
 
 impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.link.status.in_flight_counter().fetch_sub(1, Ordering::Relaxed);
+        self.link
+            .status
+            .in_flight_counter()
+            .fetch_sub(1, Ordering::Relaxed);
         if self.seq != 0 {
             self.link.calls.remove(self.seq);
         }
@@ -184,7 +190,9 @@ impl UpstreamLink {
         cancel: &CancellationToken,
     ) -> Result<ServerResult, CallError> {
         let link = &*self.inner;
-        link.status.in_flight_counter().fetch_add(1, Ordering::Relaxed);
+        link.status
+            .in_flight_counter()
+            .fetch_add(1, Ordering::Relaxed);
         let mut guard = InFlightGuard { link, seq: 0 };
         let mut handle = link
             .peer

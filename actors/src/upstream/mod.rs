@@ -257,10 +257,12 @@ fn on_connected(
             return;
         };
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&tools).unwrap_or_default().hash(&mut hasher);
+        serde_json::to_string(&tools)
+            .unwrap_or_default()
+            .hash(&mut hasher);
         let fingerprint = hasher.finish().max(1);
         if status.replace_tools_fingerprint(fingerprint) {
-            tracing::info!(server = %server, "tool list changed across restart");
+            tracing::debug!(server = %server, "tool list changed");
             observer.notification(
                 &server,
                 ServerNotification::ToolListChangedNotification(Default::default()),

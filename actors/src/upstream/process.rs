@@ -55,7 +55,9 @@ pub fn spawn(spec: &UpstreamSpec) -> Result<Spawned, ExitReason> {
     let pgid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
-        .ok_or_else(|| ExitReason::SpawnFailed("process exited before it could be tracked".into()))?;
+        .ok_or_else(|| {
+            ExitReason::SpawnFailed("process exited before it could be tracked".into())
+        })?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {

@@ -154,10 +154,10 @@ impl UpstreamStatus {
         &self.in_flight
     }
 
-    /// Stores the new tool-list fingerprint; true when it differs from a
-    /// previously seen one.
+    /// Stores the new tool-list fingerprint; true when it differs from the
+    /// last one seen, including the first time: sessions that listed while
+    /// the upstream was still starting then learn of its tools.
     pub(crate) fn replace_tools_fingerprint(&self, fingerprint: u64) -> bool {
-        let old = self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed);
-        old != 0 && old != fingerprint
+        self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed) != fingerprint
     }
 }

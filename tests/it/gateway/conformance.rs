@@ -19,11 +19,17 @@ fn tool() -> Option<PathBuf> {
 }
 
 async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
-    let gw = Gateway::start(&format!("{HEAD}{}", demo_upstream("conformance", "\"conformance\"")), &[]);
+    let gw = Gateway::start(
+        &format!("{HEAD}{}", demo_upstream("conformance", "\"conformance\"")),
+        &[],
+    );
     gw.wait_ready(Duration::from_secs(60)).await;
-    let Some(tool) = tool() else { return String::new() };
+    let Some(tool) = tool() else {
+        return String::new();
+    };
     let mut cmd = Command::new(tool);
-    cmd.args(["server", "--url", &gw.url("/mcp/conformance")]).args(extra);
+    cmd.args(["server", "--url", &gw.url("/mcp/conformance")])
+        .args(extra);
     if let Some(version) = version {
         cmd.env("BULWARK_CONFORMANCE_VERSION", version);
     }
@@ -86,5 +92,9 @@ async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
         .filter(|(name, ok)| !ok && !expected.contains(name))
         .map(|(name, _)| name.clone())
         .collect();
-    assert!(unexpected.is_empty(), "failing but not in {}: {unexpected:?}\n{output}", expected_file.display());
+    assert!(
+        unexpected.is_empty(),
+        "failing but not in {}: {unexpected:?}\n{output}",
+        expected_file.display()
+    );
 }

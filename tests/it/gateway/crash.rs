@@ -17,31 +17,55 @@ async fn kill_9_mid_call_fails_those_calls_fast_and_the_session_recovers() {
     let gw = Gateway::start(&toml, &[]);
     gw.wait_ready(Duration::from_secs(60)).await;
     let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
-    assert_eq!(session.call("echo__echo", json!({"message": "before"}))["ok"], true);
+    assert_eq!(
+        session.call("echo__echo", json!({"message": "before"}))["ok"],
+        true
+    );
 
     // Four calls that would take 30 s each are in flight when the process dies.
     let in_flight = session.send(json!({"call": "slow__slow", "args": {}, "concurrent": 4}));
-    wait_for_upstream(&gw, "slow", Duration::from_secs(10), |n| n["calls_in_flight"] == 4).await;
+    wait_for_upstream(&gw, "slow", Duration::from_secs(10), |n| {
+        n["calls_in_flight"] == 4
+    })
+    .await;
     let pid = demo_pid(&gw, "slow").await;
     let killed_at = Instant::now();
     kill9(pid);
 
     let answer = session.recv(&in_flight, Duration::from_secs(10));
     let waited = killed_at.elapsed();
-    assert!(waited < Duration::from_secs(5), "in-flight calls took {waited:?} to fail");
+    assert!(
+        waited < Duration::from_secs(5),
+        "in-flight calls took {waited:?} to fail"
+    );
     assert_eq!(answer["okCount"], 0, "{answer}");
     for result in answer["results"].as_array().expect("results") {
         let message = result["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("'slow'"), "error must name the server: {result}");
+        assert!(
+            message.contains("'slow'"),
+            "error must name the server: {result}"
+        );
         assert!(message.contains("SIGKILL"), "error must say why: {result}");
     }
 
     // The other upstream never noticed.
-    assert_eq!(session.call("echo__echo", json!({"message": "during"}))["result"]["text"], "during");
+    assert_eq!(
+        session.call("echo__echo", json!({"message": "during"}))["result"]["text"],
+        "during"
+    );
 
     // Restarted; the same client session succeeds again.
-    let node = wait_for_upstream(&gw, "slow", Duration::from_secs(30), |n| n["state"] == "ready" && n["restarts"] == 1).await;
-    assert!(node["last_exit"].as_str().unwrap_or_default().contains("SIGKILL"), "{node}");
+    let node = wait_for_upstream(&gw, "slow", Duration::from_secs(30), |n| {
+        n["state"] == "ready" && n["restarts"] == 1
+    })
+    .await;
+    assert!(
+        node["last_exit"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("SIGKILL"),
+        "{node}"
+    );
     assert_ne!(demo_pid(&gw, "slow").await, pid);
     let again = session.call("slow__echo", json!({"message": "after"}));
     assert_eq!(again["ok"], true, "{again}");
@@ -59,11 +83,22 @@ async fn crash_loop_opens_the_circuit_without_hurting_others() {
     );
     let gw = Gateway::start(&toml, &[]);
     gw.wait_ready(Duration::from_secs(60)).await;
-    let node = wait_for_upstream(&gw, "doomed", Duration::from_secs(30), |n| n["state"] == "failed").await;
+    let node = wait_for_upstream(&gw, "doomed", Duration::from_secs(30), |n| {
+        n["state"] == "failed"
+    })
+    .await;
     assert_eq!(node["restarts"], 3, "{node}");
-    assert!(node["last_exit"].as_str().unwrap_or_default().contains("status 2"), "{node}");
     assert!(
-        node["stderr_tail"].to_string().contains("demo-server crash"),
+        node["last_exit"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("status 2"),
+        "{node}"
+    );
+    assert!(
+        node["stderr_tail"]
+            .to_string()
+            .contains("demo-server crash"),
         "stderr tail kept for operators: {node}"
     );
 
@@ -72,9 +107,15 @@ async fn crash_loop_opens_the_circuit_without_hurting_others() {
     let refused = session.call("doomed__echo", json!({"message": "x"}));
     assert!(started.elapsed() < Duration::from_secs(2), "must fail fast");
     let message = refused["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("'doomed'") && message.contains("circuit open"), "{refused}");
+    assert!(
+        message.contains("'doomed'") && message.contains("circuit open"),
+        "{refused}"
+    );
 
-    assert_eq!(session.call("echo__echo", json!({"message": "fine"}))["result"]["text"], "fine");
+    assert_eq!(
+        session.call("echo__echo", json!({"message": "fine"}))["result"]["text"],
+        "fine"
+    );
     let echo = upstream_node(&gw, "echo").await;
     assert_eq!(echo["state"], "ready");
     assert_eq!(echo["restarts"], 0);

@@ -34,26 +34,51 @@ fn names(report: &Value, key: &str) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("no {key} in {report}"))
         .iter()
-        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v["name"].as_str().unwrap_or_default().to_owned()))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v["name"].as_str().unwrap_or_default().to_owned())
+        })
         .collect()
 }
 
 fn assert_federated(report: &Value) {
     assert_eq!(report["ok"], true, "{report}");
     let tools = names(report, "tools");
-    for tool in ["echo__echo", "echo__add", "time__get_current_time", "time__convert_time"] {
-        assert!(tools.contains(&tool.to_owned()), "{tool} missing from {tools:?}");
+    for tool in [
+        "echo__echo",
+        "echo__add",
+        "time__get_current_time",
+        "time__convert_time",
+    ] {
+        assert!(
+            tools.contains(&tool.to_owned()),
+            "{tool} missing from {tools:?}"
+        );
     }
     let steps = report["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 4, "{report}");
     for step in steps {
         assert_eq!(step["ok"], true, "step failed: {step}");
     }
-    assert_eq!(steps[0]["result"]["text"], "hello through bulwark", "{}", steps[0]);
+    assert_eq!(
+        steps[0]["result"]["text"], "hello through bulwark",
+        "{}",
+        steps[0]
+    );
     assert_eq!(steps[0]["result"]["isError"], false);
     let time = steps[1]["result"]["text"].as_str().unwrap_or_default();
-    assert!(time.contains("UTC") && time.contains("datetime"), "time result: {time}");
-    assert!(steps[2].to_string().contains("Hello from the echo demo server"), "{}", steps[2]);
+    assert!(
+        time.contains("UTC") && time.contains("datetime"),
+        "time result: {time}"
+    );
+    assert!(
+        steps[2]
+            .to_string()
+            .contains("Hello from the echo demo server"),
+        "{}",
+        steps[2]
+    );
     assert!(steps[3].to_string().contains("Hello, Ada!"), "{}", steps[3]);
 }
 
@@ -78,7 +103,13 @@ async fn python_sdk_over_bulwark_stdio_sees_the_same() {
     std::fs::write(&file, config(&peers.mcp_server_time())).unwrap();
     let file = file.display().to_string();
     let mut args: Vec<&str> = PROBE_STEPS.to_vec();
-    args.extend(["--", env!("CARGO_BIN_EXE_bulwark"), "stdio", "--config", &file]);
+    args.extend([
+        "--",
+        env!("CARGO_BIN_EXE_bulwark"),
+        "stdio",
+        "--config",
+        &file,
+    ]);
     let report = peers.run_python("probe_stdio.py", &args);
     assert_federated(&report);
 }
@@ -91,11 +122,21 @@ async fn transparent_proxy_keeps_upstream_names() {
     let url = gw.url("/mcp/echo");
     let report = peers.run_python(
         "probe_http.py",
-        &[&url, "--call", "echo", r#"{"message": "direct"}"#, "--read", "demo://greeting"],
+        &[
+            &url,
+            "--call",
+            "echo",
+            r#"{"message": "direct"}"#,
+            "--read",
+            "demo://greeting",
+        ],
     );
     assert_eq!(report["ok"], true, "{report}");
     let tools = names(&report, "tools");
-    assert!(tools.contains(&"echo".to_owned()) && !tools.iter().any(|t| t.contains("__")), "{tools:?}");
+    assert!(
+        tools.contains(&"echo".to_owned()) && !tools.iter().any(|t| t.contains("__")),
+        "{tools:?}"
+    );
     assert_eq!(report["steps"][0]["result"]["text"], "direct");
     assert_eq!(report["steps"][1]["ok"], true, "{report}");
 }
@@ -111,10 +152,24 @@ async fn unknown_upstream_command_is_that_upstreams_failure_only() {
     gw.wait_ready(Duration::from_secs(60)).await;
     let ghost = super::upstream_node(&gw, "ghost").await;
     assert_eq!(ghost["state"], "failed", "{ghost}");
-    assert!(ghost["last_exit"].as_str().unwrap_or_default().contains("/nonexistent/mcp-server"), "{ghost}");
+    assert!(
+        ghost["last_exit"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/nonexistent/mcp-server"),
+        "{ghost}"
+    );
     let report = peers.run_python(
         "probe_http.py",
-        &[gw.mcp_url(), "--call", "echo__echo", r#"{"message": "still here"}"#],
+        &[
+            gw.mcp_url(),
+            "--call",
+            "echo__echo",
+            r#"{"message": "still here"}"#,
+        ],
     );
-    assert_eq!(report["steps"][0]["result"]["text"], "still here", "{report}");
+    assert_eq!(
+        report["steps"][0]["result"]["text"], "still here",
+        "{report}"
+    );
 }

@@ -22,11 +22,19 @@ async fn sigterm_stops_every_upstream_process() {
     assert!(!node_pids.is_empty(), "server-everything should be running");
 
     gw.sigterm();
-    let status = gw.wait_exit(Duration::from_secs(20)).expect("gateway exits on SIGTERM");
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("gateway exits on SIGTERM");
     assert!(status.success(), "clean exit: {status:?}");
-    assert!(gone_within(echo_pid, Duration::from_secs(5)), "echo upstream survived");
+    assert!(
+        gone_within(echo_pid, Duration::from_secs(5)),
+        "echo upstream survived"
+    );
     for pid in node_pids {
-        assert!(gone_within(pid, Duration::from_secs(5)), "pid {pid} of server-everything survived");
+        assert!(
+            gone_within(pid, Duration::from_secs(5)),
+            "pid {pid} of server-everything survived"
+        );
     }
     assert!(pids_with_cmdline_containing(&marker).is_empty());
 }

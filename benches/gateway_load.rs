@@ -1,0 +1,273 @@
+//! Load scenario: `tools/call` on the demo echo upstream through `/mcp`,
+//! against the same demo echo served directly over streamable HTTP (the
+//! floor), at concurrency 1 and 32; plus the gateway's RSS idle and with 100
+//! upstreams, and the time from an upstream crash to its first successful call.
+//! Prints its figures; asserts nothing about speed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+const RUN_FOR: Duration = Duration::from_secs(4);
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // The gateway prints its URL on stdout, the demo server on stderr.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_owned());
+                }
+            }
+        });
+    }
+    let url = rx.recv_timeout(Duration::from_secs(60)).expect("url line");
+    (Proc(child), url)
+}
+
+async fn client(url: &str) -> RunningService<RoleClient, ()> {
+    ().serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
+        .await
+        .unwrap()
+}
+
+async fn echo(client: &RunningService<RoleClient, ()>, tool: &str) -> bool {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = serde_json::json!({"message": "bench"}).as_object().cloned();
+    client
+        .peer()
+        .call_tool(params)
+        .await
+        .is_ok_and(|r| r.is_error != Some(true))
+}
+
+struct Figures {
+    calls_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn load(url: &str, tool: &str, concurrency: usize) -> Figures {
+    let client = Arc::new(client(url).await);
+    for _ in 0..200 {
+        assert!(echo(&client, tool).await, "warm-up call failed");
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let tool = tool.to_owned();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while start.elapsed() < RUN_FOR {
+                    let t = Instant::now();
+                    assert!(echo(&client, &tool).await);
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
+    Figures {
+        calls_per_sec: all.len() as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn config(dir: &std::path::Path, upstreams: usize) -> String {
+    let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    for i in 0..upstreams {
+        let name = if i == 0 {
+            "echo".to_owned()
+        } else {
+            format!("echo{i}")
+        };
+        toml.push_str(&format!(
+            "[upstreams.{name}]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n"
+        ));
+    }
+    let path = dir.join(format!("bench-{upstreams}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
+async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gateway never became ready");
+}
+
+async fn upstream_pid(base: &str) -> i32 {
+    let tree: serde_json::Value = reqwest::get(format!("{base}/api/v1/actors"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tail = tree["children"][0]["children"][0]["stderr_tail"]
+        .as_array()
+        .unwrap()
+        .clone();
+    tail.iter()
+        .rev()
+        .find_map(|l| {
+            l.as_str()?
+                .split("pid=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_floor, floor_url) = spawn(
+        &["demo-server", "echo", "--http", "127.0.0.1:0"],
+        dir.path(),
+    );
+    let (gateway, gw_url) = spawn(&["serve", "--config", &config(dir.path(), 1)], dir.path());
+    let base = gw_url.trim_end_matches("/mcp").to_owned();
+    wait_ready(&base).await;
+    let idle_rss = rss_kib(gateway.0.id());
+
+    println!("tools/call echo, {} s per run", RUN_FOR.as_secs());
+    println!(
+        "{:<28}{:>12}{:>12}{:>12}{:>10}",
+        "", "calls/s", "p50 µs", "p99 µs", "ratio"
+    );
+    for concurrency in [1, 32] {
+        let floor = load(&floor_url, "echo", concurrency).await;
+        let through = load(&gw_url, "echo__echo", concurrency).await;
+        for (label, f) in [("direct (floor)", &floor), ("through /mcp", &through)] {
+            println!(
+                "{:<28}{:>12.0}{:>12.0}{:>12.0}{:>10.2}",
+                format!("{label}, c={concurrency}"),
+                f.calls_per_sec,
+                f.p50_us,
+                f.p99_us,
+                f.calls_per_sec / floor.calls_per_sec
+            );
+        }
+        println!(
+            "added p50 at c={concurrency}: {:.0} µs",
+            through.p50_us - floor.p50_us
+        );
+    }
+
+    // Crash to serving: kill -9 the upstream, then call until one succeeds.
+    let client = client(&gw_url).await;
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        let pid = upstream_pid(&base).await;
+        let killed = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        while !echo(&client, "echo__echo").await {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        samples.push(killed.elapsed());
+        // Let the restart window forget this crash so each sample is a lone crash.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The upstream's own start time: spawn to first answered call over stdio.
+    let mut start_times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut command = tokio::process::Command::new(BIN);
+        command.args(["demo-server", "echo"]);
+        let child = rmcp::transport::TokioChildProcess::new(command).unwrap();
+        let service = ().serve(child).await.unwrap();
+        assert!(echo(&service, "echo").await);
+        start_times.push(t.elapsed());
+        let _ = service.cancel().await;
+    }
+    let ms =
+        |d: &[Duration]| d.iter().map(Duration::as_secs_f64).sum::<f64>() / d.len() as f64 * 1e3;
+    println!(
+        "crash → first successful call: {:.1} ms mean (upstream's own start-to-first-call: {:.1} ms; overhead {:.1} ms)",
+        ms(&samples),
+        ms(&start_times),
+        ms(&samples) - ms(&start_times)
+    );
+    drop(gateway);
+
+    let (gateway100, url100) = spawn(&["serve", "--config", &config(dir.path(), 100)], dir.path());
+    wait_ready(url100.trim_end_matches("/mcp")).await;
+    println!(
+        "gateway RSS idle (1 upstream): {:.1} MiB",
+        idle_rss as f64 / 1024.0
+    );
+    println!(
+        "gateway RSS with 100 upstreams: {:.1} MiB",
+        rss_kib(gateway100.0.id()) as f64 / 1024.0
+    );
+}
