@@ -7,14 +7,20 @@ use std::time::Duration;
 use super::{HEAD, demo_upstream};
 use crate::common::{Gateway, repo_root, run_with_timeout, skip};
 
+/// `$BULWARK_CONFORMANCE_TOOL`, else the shared tool next to the checkout,
+/// else the workplace's shared copy.
 fn tool() -> Option<PathBuf> {
-    let path = std::env::var_os("BULWARK_CONFORMANCE_TOOL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/tools/conformance"));
-    if path.exists() {
-        return Some(path);
+    let candidates: Vec<PathBuf> = match std::env::var_os("BULWARK_CONFORMANCE_TOOL") {
+        Some(path) => vec![PathBuf::from(path)],
+        None => vec![
+            repo_root().join("../shared/tools/conformance"),
+            PathBuf::from("/work/shared/tools/conformance"),
+        ],
+    };
+    if let Some(path) = candidates.iter().find(|path| path.exists()) {
+        return Some(path.clone());
     }
-    skip(&format!("conformance tool not found at {}", path.display()));
+    skip(&format!("conformance tool not found at {candidates:?}"));
     None
 }
 
