@@ -55,9 +55,15 @@ pub enum UpstreamMsg {
     HandshakeFailed(String),
     /// The MCP session ended (EOF or protocol error).
     SessionClosed,
+    /// The session closed a while ago and the process still lives: end it.
+    SessionGraceOver,
     /// The process was reaped.
     ProcessExited(ExitReason),
 }
+
+/// How long a process whose session closed gets to exit on its own, so the
+/// reason reported is its real exit status or signal, not our SIGKILL.
+const SESSION_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// State of one running instance.
 pub struct Instance {
@@ -68,9 +74,11 @@ pub struct Instance {
     observer: Arc<dyn UpstreamObserver>,
     exit_tx: watch::Sender<Option<ExitReason>>,
     session: Option<RunningServiceCancellationToken>,
-    /// Set when the session broke while the process lived on: that is the
-    /// reason to report, not the SIGKILL we then send.
+    /// Why the session ended, when it ended before the process did.
     session_error: Option<String>,
+    /// We killed the process because its session broke: report the session
+    /// error rather than our own SIGKILL.
+    killed_for_session: bool,
 }
 
 /// The actor; stateless itself, everything lives in [`Instance`].
@@ -152,6 +160,7 @@ impl Actor for UpstreamActor {
             exit_tx,
             session: None,
             session_error: None,
+            killed_for_session: false,
         })
     }
 
@@ -167,22 +176,23 @@ impl Actor for UpstreamActor {
             UpstreamMsg::HandshakeFailed(err) => {
                 tracing::warn!(server = %state.server, %err, "upstream MCP handshake failed");
                 state.session_error = Some(format!("handshake failed: {err}"));
-                signal_group(state.pgid, Signal::SIGKILL);
+                schedule_grace(&myself, &state.status);
             }
             UpstreamMsg::SessionClosed => {
                 if state.session_error.is_none() {
                     state.session_error = Some("session closed".into());
                 }
-                // The process may linger without its session: end it; the
-                // reaper then reports and we stop.
+                schedule_grace(&myself, &state.status);
+            }
+            UpstreamMsg::SessionGraceOver => {
+                // The process lingers without its session: end it; the reaper
+                // then reports and we stop.
+                state.killed_for_session = true;
                 signal_group(state.pgid, Signal::SIGKILL);
             }
             UpstreamMsg::ProcessExited(reason) => {
-                let reason = match (&reason, state.session_error.take()) {
-                    // We killed it because its session broke: report the session error.
-                    (ExitReason::Signaled(sig), Some(err)) if sig == "SIGKILL" => {
-                        ExitReason::SessionFailed(err)
-                    }
+                let reason = match state.session_error.take() {
+                    Some(err) if state.killed_for_session => ExitReason::SessionFailed(err),
                     _ => reason,
                 };
                 tracing::warn!(server = %state.server, %reason, "upstream instance ended");
@@ -220,6 +230,14 @@ impl Actor for UpstreamActor {
         }
         Ok(())
     }
+}
+
+fn schedule_grace(myself: &ActorRef<UpstreamMsg>, status: &Arc<UpstreamStatus>) {
+    let (to, status) = (myself.clone(), status.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(SESSION_CLOSE_GRACE).await;
+        UpstreamActor::cast(&to, &status, UpstreamMsg::SessionGraceOver);
+    });
 }
 
 fn on_connected(
