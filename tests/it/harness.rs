@@ -37,13 +37,21 @@ fn probe_http_against_server_everything() {
         ],
     );
     assert_eq!(out["exitCode"], 0, "{out:#}");
-    assert_eq!(out["initialize"]["serverInfo"]["name"], "mcp-servers/everything");
+    assert_eq!(
+        out["initialize"]["serverInfo"]["name"],
+        "mcp-servers/everything"
+    );
     let tools = out["tools"].as_array().unwrap();
     assert!(tools.contains(&json!("echo")), "{tools:?}");
     let steps = out["steps"].as_array().unwrap();
     assert_eq!(steps[0]["result"]["text"], "Echo: hello");
     assert_eq!(steps[1]["result"]["text"], "The sum of 2 and 3 is 5.");
-    assert!(steps[2]["result"]["text"].as_str().unwrap().contains("Architecture"));
+    assert!(
+        steps[2]["result"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Architecture")
+    );
     assert_eq!(
         steps[3]["result"]["messages"][0]["content"]["text"],
         "What's weather in Paris?"
@@ -99,7 +107,12 @@ fn session_sees_upstream_death_promptly() {
     let r = s.concurrent(4, "get-sum", json!({"a": 1, "b": 1}));
     assert_eq!(r["okCount"], 4, "{r:#}");
     let r = s.list("prompts");
-    assert!(r["result"]["prompts"].as_array().unwrap().contains(&json!("simple-prompt")));
+    assert!(
+        r["result"]["prompts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("simple-prompt"))
+    );
 
     // The upstream is the node process listed under our own process tree.
     let pid = up.pid().unwrap();
@@ -108,11 +121,17 @@ fn session_sees_upstream_death_promptly() {
     assert!(common::pids_with_cmdline_containing("mcp-server-everything").contains(&pid));
 
     up.kill9();
-    assert!(common::wait_until(Duration::from_secs(5), || !common::alive(pid)));
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        !common::alive(pid)
+    }));
     let started = Instant::now();
     let r = s.call("echo", json!({"message": "two"}));
     assert_eq!(r["ok"], false, "{r:#}");
-    assert!(started.elapsed() < Duration::from_secs(10), "error took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "error took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -120,9 +139,15 @@ fn session_over_stdio_quits_cleanly() {
     let Some(peers) = common::peers() else { return };
     let server = peers.mcp_server_time();
     let mut s = peers.session(&["--", server.to_str().unwrap()]);
-    let r = s.call("convert_time", json!({
-        "source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}));
-    assert_eq!(r["result"]["structuredContent"]["target"]["timezone"], "Asia/Tokyo", "{r:#}");
+    let r = s.call(
+        "convert_time",
+        json!({
+        "source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}),
+    );
+    assert_eq!(
+        r["result"]["structuredContent"]["target"]["timezone"], "Asia/Tokyo",
+        "{r:#}"
+    );
     let status = s.quit().expect("session.py exits after quit");
     assert!(status.success());
 }
@@ -133,7 +158,11 @@ async fn gateway_harness_with_fake_gateway() {
         .program(fake_gateway())
         .arg("--child")
         .start();
-    assert!(gw.mcp_url().starts_with("http://127.0.0.1:"), "{}", gw.mcp_url());
+    assert!(
+        gw.mcp_url().starts_with("http://127.0.0.1:"),
+        "{}",
+        gw.mcp_url()
+    );
     assert!(gw.mcp_url().ends_with("/mcp"));
     assert_eq!(gw.url("/ready"), format!("{}/ready", gw.base_url()));
     gw.wait_ready(Duration::from_secs(10)).await;
@@ -144,25 +173,36 @@ async fn gateway_harness_with_fake_gateway() {
     // The --child sleep is a descendant of the gateway.
     let pid = gw.pid();
     assert!(
-        common::eventually(Duration::from_secs(5), || !common::descendants(pid).is_empty()).await,
+        common::eventually(Duration::from_secs(5), || !common::descendants(pid)
+            .is_empty())
+        .await,
         "no child of the fake gateway"
     );
     gw.sigterm();
-    let status = gw.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
     assert!(status.success(), "{}", common::describe_status(&status));
     assert!(gw.wait_for_log("shutting down", Duration::from_secs(5)));
 }
 
 #[test]
 fn gateway_drop_kills_the_whole_process_group() {
-    let gw = Gateway::builder("").program(fake_gateway()).arg("--child").start();
+    let gw = Gateway::builder("")
+        .program(fake_gateway())
+        .arg("--child")
+        .start();
     let pid = gw.pid();
-    assert!(common::wait_until(Duration::from_secs(5), || !common::descendants(pid).is_empty()));
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        !common::descendants(pid).is_empty()
+    }));
     let kids = common::descendants(pid);
     drop(gw);
     assert!(!common::alive(pid));
     assert!(
-        common::wait_until(Duration::from_secs(5), || kids.iter().all(|&k| !common::alive(k))),
+        common::wait_until(Duration::from_secs(5), || kids
+            .iter()
+            .all(|&k| !common::alive(k))),
         "children survived: {kids:?}"
     );
 }
@@ -193,7 +233,9 @@ fn process_helpers_track_a_child() {
     assert!(common::pids_with_cmdline_containing("sleep 300.4242").contains(&pid));
     common::kill9(pid);
     let _ = child.wait();
-    assert!(common::wait_until(Duration::from_secs(5), || !common::alive(pid)));
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        !common::alive(pid)
+    }));
     assert!(!common::descendants(me).contains(&pid));
 }
 

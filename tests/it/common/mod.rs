@@ -157,7 +157,10 @@ pub struct Finished {
 /// panics after `timeout`.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Finished {
     let shown = format!("{cmd:?}");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
@@ -180,7 +183,11 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Finished {
     // The pipes close when the process (group) is gone; give the drains a moment.
     out.wait_closed(Duration::from_secs(5));
     err.wait_closed(Duration::from_secs(5));
-    Finished { status, stdout: out.bytes(), stderr: err.bytes() }
+    Finished {
+        status,
+        stdout: out.bytes(),
+        stderr: err.bytes(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -217,7 +224,10 @@ impl Captured {
 }
 
 /// Drains `pipe` into a [`Captured`]; every complete line is also sent to `lines`.
-fn drain_lines<R: Read + Send + 'static>(pipe: Option<R>, lines: Option<Sender<String>>) -> Captured {
+fn drain_lines<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    lines: Option<Sender<String>>,
+) -> Captured {
     let captured = Captured::default();
     let Some(pipe) = pipe else {
         if let Ok(mut c) = captured.closed.lock() {
@@ -367,15 +377,24 @@ impl GatewayBuilder {
                 Err(RecvTimeoutError::Disconnected) => {
                     // stdout closed: the process is exiting.
                     let status = child.wait().ok();
-                    return Err(failure(format!("exited ({status:?}) before printing its URL"), &mut child));
+                    return Err(failure(
+                        format!("exited ({status:?}) before printing its URL"),
+                        &mut child,
+                    ));
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = child.try_wait() {
-                        return Err(failure(format!("exited ({status}) before printing its URL"), &mut child));
+                        return Err(failure(
+                            format!("exited ({status}) before printing its URL"),
+                            &mut child,
+                        ));
                     }
                     if Instant::now() >= deadline {
                         return Err(failure(
-                            format!("no `http://…/mcp` line on stdout within {:?}", self.startup_timeout),
+                            format!(
+                                "no `http://…/mcp` line on stdout within {:?}",
+                                self.startup_timeout
+                            ),
                             &mut child,
                         ));
                     }
@@ -390,7 +409,16 @@ impl GatewayBuilder {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("reqwest client: {e}"))?;
-        Ok(Gateway { child, base, mcp_url, stdout, stderr, dir, config_path, http })
+        Ok(Gateway {
+            child,
+            base,
+            mcp_url,
+            stdout,
+            stderr,
+            dir,
+            config_path,
+            http,
+        })
     }
 }
 
@@ -462,19 +490,32 @@ impl Gateway {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no attempt");
         while Instant::now() < deadline {
-            match self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
+            match self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
                 Ok(r) if r.status() == reqwest::StatusCode::OK => return,
                 Ok(r) => last = format!("status {}", r.status()),
                 Err(e) => last = format!("error {e}"),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("{url} not 200 within {timeout:?} (last: {last}){}", self.logs());
+        panic!(
+            "{url} not 200 within {timeout:?} (last: {last}){}",
+            self.logs()
+        );
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         let url = self.url(path);
-        self.http.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 
     /// `GET path` → (status, JSON body). Panics if the body is not JSON.
@@ -482,8 +523,9 @@ impl Gateway {
         let r = self.get(path).await;
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("GET {path}: status {status}, body is not JSON ({e}): {text}"));
+        let body = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("GET {path}: status {status}, body is not JSON ({e}): {text}")
+        });
         (status, body)
     }
 
@@ -507,7 +549,9 @@ impl Gateway {
 
     /// Waits until the gateway's stdout or stderr contains `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.stdout.contains(needle) || self.stderr.contains(needle))
+        wait_until(timeout, || {
+            self.stdout.contains(needle) || self.stderr.contains(needle)
+        })
     }
 
     /// Captured stdout + stderr, formatted for panic messages.
@@ -614,7 +658,11 @@ impl EverythingHttp {
                 false
             }
         });
-        assert!(ok, "mcp-server-everything restart on port {} failed: {last}", self.port);
+        assert!(
+            ok,
+            "mcp-server-everything restart on port {} failed: {last}",
+            self.port
+        );
     }
 }
 
@@ -695,7 +743,10 @@ impl PythonSession {
                             return Ok(s);
                         }
                         Some(_) => {
-                            return Err(format!("{shown}: {line}\n--- stderr\n{}", s.stderr.text()));
+                            return Err(format!(
+                                "{shown}: {line}\n--- stderr\n{}",
+                                s.stderr.text()
+                            ));
                         }
                         None => {}
                     }
@@ -799,7 +850,10 @@ impl PythonSession {
 
     /// Fires `n` identical calls at once; the answer has `okCount` and `results`.
     pub fn concurrent(&mut self, n: usize, tool: &str, args: Value) -> Value {
-        self.command(json!({"call": tool, "args": args, "concurrent": n}), SESSION_ANSWER_TIMEOUT)
+        self.command(
+            json!({"call": tool, "args": args, "concurrent": n}),
+            SESSION_ANSWER_TIMEOUT,
+        )
     }
 
     /// `"tools" | "resources" | "prompts" | "all"`.
@@ -812,7 +866,10 @@ impl PythonSession {
     }
 
     pub fn prompt(&mut self, name: &str, args: Value) -> Value {
-        self.command(json!({"prompt": name, "args": args}), SESSION_ANSWER_TIMEOUT)
+        self.command(
+            json!({"prompt": name, "args": args}),
+            SESSION_ANSWER_TIMEOUT,
+        )
     }
 
     pub fn ping(&mut self) -> Value {
@@ -879,7 +936,8 @@ fn proc_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// (ppid, state) from /proc/PID/stat; the comm field may contain spaces.
