@@ -1,4 +1,17 @@
 //! Bulwark: a secure MCP gateway built as a supervised actor system.
 //!
-//! - [`demo`]: built-in demo upstream MCP servers (echo, slow, crash, conformance).
+//! - [`config`]: layered configuration and `mcpServers` files.
+//! - [`runtime`]: starts and stops the supervision tree.
+//! - [`mcp`]: the MCP front door (federation, proxying, sessions).
+//! - [`api`]: operator endpoints (health, readiness, the actor tree).
+//! - [`serve`] / [`stdio`]: the two ways to run the gateway.
+//! - [`demo`]: built-in demo upstream MCP servers.
+//! - [`mask`]: secret masking for operator-facing text.
+pub mod api;
+pub mod config;
 pub mod demo;
+pub mod mask;
+pub mod mcp;
+pub mod runtime;
+pub mod serve;
+pub mod stdio;

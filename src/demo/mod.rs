@@ -1,15 +1,141 @@
 //! Built-in demo upstream MCP servers, served over stdio or streamable HTTP.
-//! (placeholder: being written)
-use clap::Args;
+//!
+//! `bulwark demo-server KIND` runs one of:
+//! - [`echo`]: `echo`/`add`/`request_count` tools, one resource, one prompt.
+//! - [`slow`]: a `slow` tool that reports progress and honours cancellation.
+//! - [`crash`]: tools and options that kill the process on purpose.
+//! - [`conformance`]: the fixture the official MCP conformance suite expects.
+//!
+//! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
-/// Arguments of `bulwark demo-server`.
-#[derive(Debug, Args)]
-pub struct DemoServerArgs {
-    /// Which demo server to run.
-    pub kind: String,
+pub mod common;
+pub mod conformance;
+pub mod crash;
+pub mod echo;
+pub mod slow;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use rmcp::{
+    ServerHandler, ServiceExt,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+
+/// Which demo server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoKind {
+    /// Echo/add tools, a greeting resource and a greeting prompt.
+    Echo,
+    /// A slow tool with progress notifications and cancellation.
+    Slow,
+    /// Tools and options that make the process exit on purpose.
+    Crash,
+    /// The fixture for the official MCP conformance suite's server scenarios.
+    Conformance,
 }
 
-/// Runs a demo server until its transport closes.
-pub async fn run(_args: DemoServerArgs) -> anyhow::Result<()> {
-    Ok(())
+impl DemoKind {
+    /// The kind's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::Slow => "slow",
+            Self::Crash => "crash",
+            Self::Conformance => "conformance",
+        }
+    }
+}
+
+/// Arguments of `bulwark demo-server`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoServerArgs {
+    /// Which demo server to run.
+    #[arg(value_enum)]
+    pub kind: DemoKind,
+    /// Serve streamable HTTP at `http://ADDR/mcp` instead of stdio (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// `slow`: default sleep of the `slow` tool in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub delay_ms: u64,
+    /// `crash`: exit with code 3 while handling the Nth `tools/call`.
+    #[arg(long, value_name = "N")]
+    pub crash_after: Option<u64>,
+    /// `crash`: exit with code 2 before serving anything.
+    #[arg(long)]
+    pub die_at_start: bool,
+}
+
+/// Runs a demo server until its transport closes (stdio) or the process is stopped (HTTP).
+pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
+    // The gateway keeps a stderr tail of its upstreams; tests look for this line.
+    eprintln!(
+        "demo-server {} started pid={}",
+        args.kind.name(),
+        std::process::id()
+    );
+    match args.kind {
+        DemoKind::Echo => serve(echo::EchoServer::<echo::NoExtras>::new(), args.http).await,
+        DemoKind::Slow => serve(slow::SlowServer::with_delay_ms(args.delay_ms), args.http).await,
+        DemoKind::Crash => {
+            if args.die_at_start {
+                eprintln!("demo-server crash: --die-at-start, exiting with code 2");
+                std::process::exit(2);
+            }
+            serve(
+                crash::CrashServer::with_crash_after(args.crash_after),
+                args.http,
+            )
+            .await
+        }
+        DemoKind::Conformance => serve(conformance::ConformanceServer::new(), args.http).await,
+    }
+}
+
+/// Serves `handler` over stdio, or over streamable HTTP when `http` is set.
+///
+/// Over HTTP every session (and every stateless 2026-07-28 request) gets a clone
+/// of `handler`, so state meant to outlive a session must sit behind an `Arc`.
+async fn serve<H>(handler: H, http: Option<SocketAddr>) -> anyhow::Result<()>
+where
+    H: ServerHandler + Clone,
+{
+    match http {
+        None => {
+            let running = handler
+                .serve(rmcp::transport::stdio())
+                .await
+                .context("stdio MCP handshake failed")?;
+            running.waiting().await.context("stdio MCP service")?;
+            Ok(())
+        }
+        Some(addr) => serve_http(handler, addr).await,
+    }
+}
+
+async fn serve_http<H>(handler: H, addr: SocketAddr) -> anyhow::Result<()>
+where
+    H: ServerHandler + Clone,
+{
+    let service = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let router = axum::Router::new().nest_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr().context("reading bound address")?;
+    eprintln!("listening on http://{bound}/mcp");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("HTTP server")
 }

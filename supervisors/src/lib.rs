@@ -1,1 +1,22 @@
-pub fn _x(){}
+//! Bulwark's supervision tree.
+//!
+//! ```text
+//! RootSupervisor
+//! ├── ServerSupervisor "echo"      restart policy, circuit, probes
+//! │   └── UpstreamActor            one process group + one MCP session
+//! ├── ServerSupervisor "time"
+//! │   └── UpstreamActor
+//! └── …one ServerSupervisor per configured upstream
+//! ```
+//!
+//! - [`policy`]: the restart policy (intensity window, backoff with jitter).
+//! - [`server`]: `ServerSupervisor`, restarts one upstream's instance.
+//! - [`root`]: `RootSupervisor`, starts and restarts server supervisors.
+//! - [`registry`]: configured upstreams and their live status.
+//!
+//! Supervisors know neither HTTP nor MCP wire details; they start actors,
+//! watch them die, and decide what happens next.
+pub mod policy;
+pub mod registry;
+pub mod root;
+pub mod server;

@@ -1,0 +1,48 @@
+//! Why an upstream instance stopped, in words an operator can act on.
+use std::fmt;
+use std::process::ExitStatus;
+
+/// The reason an upstream instance is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The process exited on its own with this status code.
+    Exited(i32),
+    /// The process was killed by a signal.
+    Signaled(String),
+    /// The process could not be started at all.
+    SpawnFailed(String),
+    /// The process is alive but its MCP session ended or never started.
+    SessionFailed(String),
+    /// The gateway stopped it on purpose.
+    Stopped,
+}
+
+impl ExitReason {
+    /// Classifies a finished process.
+    pub fn from_status(status: ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(code) = status.code() {
+            return Self::Exited(code);
+        }
+        match status.signal() {
+            Some(sig) => Self::Signaled(
+                nix::sys::signal::Signal::try_from(sig)
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_else(|_| format!("signal {sig}")),
+            ),
+            None => Self::Exited(-1),
+        }
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exited(code) => write!(f, "process exited with status {code}"),
+            Self::Signaled(sig) => write!(f, "process killed by {sig}"),
+            Self::SpawnFailed(err) => write!(f, "process could not start: {err}"),
+            Self::SessionFailed(err) => write!(f, "MCP session failed: {err}"),
+            Self::Stopped => f.write_str("stopped by the gateway"),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `UpstreamLink`: the shared handle the request path uses to call a ready
+//! upstream directly over its one MCP session, without a hop through the
+//! actor. Many calls run at once; the session multiplexes them by JSON-RPC id.
+//!
+//! The link also remembers which client call is waiting on which upstream
+//! request, so that progress, logging and server-to-client requests (sampling,
+//! elicitation, roots) that the upstream sends mid-call reach the right client.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rmcp::model::{
+    ClientRequest, ClientResult, ErrorData, ProgressToken, ServerNotification, ServerRequest,
+    ServerResult,
+};
+use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::{Peer, RoleClient};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::exit::ExitReason;
+use super::status::UpstreamStatus;
+
+/// How long a call whose session just closed waits to learn the exit status,
+/// so its error can say why the upstream died rather than just "closed".
+const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
+
+/// The client side of a call in flight: where the upstream's mid-call traffic
+/// goes. Implemented by the front door for each client session.
+pub trait Caller: Send + Sync + 'static {
+    /// Forwards a server-to-client request and returns the client's answer.
+    fn request(&self, request: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>>;
+    /// Forwards a notification; progress has already been rewritten to the
+    /// client's own token.
+    fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()>;
+    /// The progress token the client put on its request, if any.
+    fn progress_token(&self) -> Option<ProgressToken>;
+}
+
+/// A failed upstream call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The upstream answered with a JSON-RPC error; passed on unchanged.
+    #[error("{0}")]
+    Upstream(ErrorData),
+    /// The upstream died or its session broke while the call was in flight.
+    #[error("upstream '{server}' failed during the call: {reason}")]
+    Lost {
+        /// Server name.
+        server: Arc<str>,
+        /// Exit status, signal or session error.
+        reason: String,
+    },
+    /// The client cancelled the call; the upstream was told.
+    #[error("call to upstream '{server}' was cancelled")]
+    Cancelled {
+        /// Server name.
+        server: Arc<str>,
+    },
+}
+
+struct InFlight {
+    seq: u64,
+    upstream_token: ProgressToken,
+    caller: Arc<dyn Caller>,
+}
+
+/// The calls in flight on one session that have a client to route traffic to.
+/// Shared by the link (which registers calls) and the session's client
+/// handler (which routes the upstream's mid-call traffic).
+#[derive(Default)]
+pub(crate) struct CallRegistry {
+    calls: Mutex<Vec<InFlight>>,
+    next_seq: AtomicU64,
+}
+
+impl CallRegistry {
+    fn register(&self, upstream_token: ProgressToken, caller: Arc<dyn Caller>) -> u64 {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.push(InFlight {
+            seq,
+            upstream_token,
+            caller,
+        });
+        seq
+    }
+
+    fn remove(&self, seq: u64) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.retain(|call| call.seq != seq);
+    }
+
+    /// The caller whose upstream request carries this progress token.
+    pub(crate) fn caller_for_progress(&self, token: &ProgressToken) -> Option<Arc<dyn Caller>> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls
+            .iter()
+            .find(|call| &call.upstream_token == token)
+            .map(|call| call.caller.clone())
+    }
+
+    /// The caller that most recently started a call still in flight. stdio
+    /// carries no request association, so mid-call requests and logs go to
+    /// the newest call: exact when calls do not overlap.
+    pub(crate) fn latest_caller(&self) -> Option<Arc<dyn Caller>> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.last().map(|call| call.caller.clone())
+    }
+}
+
+pub(crate) struct LinkInner {
+    pub(crate) peer: Peer<RoleClient>,
+    pub(crate) exit: watch::Receiver<Option<ExitReason>>,
+    pub(crate) status: Arc<UpstreamStatus>,
+    server: Arc<str>,
+    calls: Arc<CallRegistry>,
+}
+
+/// Cheap-to-clone handle on one ready upstream session.
+#[derive(Clone)]
+pub struct UpstreamLink {
+    pub(crate) inner: Arc<LinkInner>,
+}
+
+impl std::fmt::Debug for UpstreamLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLink")
+            .field("server", &self.inner.server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a call from the in-flight set however the call ends.
+struct InFlightGuard<'a> {
+    link: &'a LinkInner,
+    seq: u64,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.link.status.in_flight_counter().fetch_sub(1, Ordering::Relaxed);
+        if self.seq != 0 {
+            self.link.calls.remove(self.seq);
+        }
+    }
+}
+
+impl UpstreamLink {
+    pub(crate) fn new(
+        peer: Peer<RoleClient>,
+        exit: watch::Receiver<Option<ExitReason>>,
+        status: Arc<UpstreamStatus>,
+        calls: Arc<CallRegistry>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(LinkInner {
+                peer,
+                exit,
+                server: status.name_arc(),
+                status,
+                calls,
+            }),
+        }
+    }
+
+    /// The server's name.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    /// What the upstream said about itself at initialisation.
+    pub fn peer_info(&self) -> Option<Arc<rmcp::model::ServerPeerInfo>> {
+        self.inner.peer.peer_info()
+    }
+
+    /// Sends `request` upstream and waits for its result. Fails at once when
+    /// the upstream dies, and tells the upstream when `cancel` fires.
+    pub async fn request(
+        &self,
+        request: ClientRequest,
+        caller: Option<Arc<dyn Caller>>,
+        cancel: &CancellationToken,
+    ) -> Result<ServerResult, CallError> {
+        let link = &*self.inner;
+        link.status.in_flight_counter().fetch_add(1, Ordering::Relaxed);
+        let mut guard = InFlightGuard { link, seq: 0 };
+        let mut handle = link
+            .peer
+            .send_request_with_option(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|err| self.lost(err))?;
+        if let Some(caller) = caller {
+            guard.seq = link.calls.register(handle.progress_token.clone(), caller);
+        }
+        let result = tokio::select! {
+            biased;
+            response = &mut handle.rx => response.unwrap_or(Err(ServiceError::TransportClosed)),
+            reason = wait_for_exit(link.exit.clone()) => {
+                let reason = reason.map(|r| r.to_string());
+                return Err(CallError::Lost {
+                    server: link.server.clone(),
+                    reason: reason.unwrap_or_else(|| "session closed".into()),
+                });
+            }
+            () = cancel.cancelled() => {
+                let server = link.server.clone();
+                // Best effort: the upstream may already be gone.
+                let _ = handle.cancel(Some("cancelled by the client".into())).await;
+                return Err(CallError::Cancelled { server });
+            }
+        };
+        drop(guard);
+        match result {
+            Ok(result) => Ok(result),
+            Err(ServiceError::McpError(error)) => Err(CallError::Upstream(error)),
+            Err(err) => Err(self.lost_after_wait(err).await),
+        }
+    }
+
+    fn lost(&self, err: ServiceError) -> CallError {
+        let reason = self.inner.exit.borrow().clone();
+        CallError::Lost {
+            server: self.inner.server.clone(),
+            reason: reason.map_or_else(|| err.to_string(), |r| r.to_string()),
+        }
+    }
+
+    /// A transport error usually means the process just died; give the actor
+    /// a moment to reap it so the error names the exit status or signal.
+    async fn lost_after_wait(&self, err: ServiceError) -> CallError {
+        let reason = tokio::time::timeout(EXIT_REASON_WAIT, wait_for_exit(self.inner.exit.clone()))
+            .await
+            .ok()
+            .flatten();
+        CallError::Lost {
+            server: self.inner.server.clone(),
+            reason: reason.map_or_else(|| err.to_string(), |r| r.to_string()),
+        }
+    }
+}
+
+/// Resolves once the instance has an exit reason; `None` if the actor is gone.
+async fn wait_for_exit(mut exit: watch::Receiver<Option<ExitReason>>) -> Option<ExitReason> {
+    match exit.wait_for(Option::is_some).await {
+        Ok(reason) => reason.clone(),
+        Err(_) => None,
+    }
+}

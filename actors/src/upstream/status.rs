@@ -1,0 +1,163 @@
+//! The live status of one configured upstream, shared by its actor (writes),
+//! its supervisor (writes lifecycle) and the front doors (read).
+//!
+//! It outlives every instance: restarts, the stderr tail and counters carry
+//! over, so operators see the history of the server, not of one process.
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::exit::ExitReason;
+use super::link::UpstreamLink;
+use super::stderr_tail::StderrTail;
+use crate::mailbox::MailboxStats;
+
+/// Lifecycle states an operator sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamState {
+    /// Process launched, MCP handshake not finished.
+    Starting,
+    /// Serving calls.
+    Ready,
+    /// Died; the supervisor will start it again after a backoff.
+    Restarting,
+    /// Restart limit reached: the circuit is open until a probe succeeds.
+    Failed,
+    /// Stopped on purpose (shutdown or disabled).
+    Stopped,
+}
+
+#[derive(Debug)]
+struct Lifecycle {
+    state: UpstreamState,
+    since: Instant,
+    last_exit: Option<ExitReason>,
+    link: Option<UpstreamLink>,
+}
+
+/// Shared, restart-surviving status of one upstream.
+#[derive(Debug)]
+pub struct UpstreamStatus {
+    name: Arc<str>,
+    lifecycle: RwLock<Lifecycle>,
+    restarts: AtomicU32,
+    /// Hash of the last tool list seen, to tell clients when a restart changed it.
+    tools_fingerprint: AtomicU64,
+    in_flight: AtomicUsize,
+    /// The stderr of every instance, newest last.
+    pub stderr: StderrTail,
+    /// Counters of the upstream actor's mailbox.
+    pub mailbox: MailboxStats,
+}
+
+impl UpstreamStatus {
+    /// A new status in state `starting`.
+    pub fn new(name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            lifecycle: RwLock::new(Lifecycle {
+                state: UpstreamState::Starting,
+                since: Instant::now(),
+                last_exit: None,
+                link: None,
+            }),
+            restarts: AtomicU32::new(0),
+            tools_fingerprint: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            stderr: StderrTail::default(),
+            mailbox: MailboxStats::default(),
+        })
+    }
+
+    /// The server's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Lifecycle> {
+        self.lifecycle.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Lifecycle> {
+        self.lifecycle.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Current state.
+    pub fn state(&self) -> UpstreamState {
+        self.read().state
+    }
+
+    /// Moves to `state`; entering anything but `ready` withdraws the link so
+    /// new calls fail fast instead of queueing on a dead session.
+    pub fn set_state(&self, state: UpstreamState) {
+        let mut lifecycle = self.write();
+        if lifecycle.state != state {
+            lifecycle.state = state;
+            lifecycle.since = Instant::now();
+        }
+        if state != UpstreamState::Ready {
+            lifecycle.link = None;
+        }
+    }
+
+    /// Publishes a ready session: calls route to it from now on.
+    pub(crate) fn set_ready(&self, link: UpstreamLink) {
+        let mut lifecycle = self.write();
+        lifecycle.state = UpstreamState::Ready;
+        lifecycle.since = Instant::now();
+        lifecycle.link = Some(link);
+    }
+
+    /// Records why the current instance ended.
+    pub fn set_exit(&self, reason: ExitReason) {
+        self.write().last_exit = Some(reason);
+    }
+
+    /// Why the last instance ended, if one did.
+    pub fn last_exit(&self) -> Option<ExitReason> {
+        self.read().last_exit.clone()
+    }
+
+    /// The ready session, or `None` when calls must fail fast.
+    pub fn link(&self) -> Option<UpstreamLink> {
+        self.read().link.clone()
+    }
+
+    /// Seconds in the current state.
+    pub fn state_age(&self) -> std::time::Duration {
+        self.read().since.elapsed()
+    }
+
+    /// Counts one restart.
+    pub fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Restarts since the gateway started.
+    pub fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Calls currently waiting on this upstream.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn in_flight_counter(&self) -> &AtomicUsize {
+        &self.in_flight
+    }
+
+    /// Stores the new tool-list fingerprint; true when it differs from a
+    /// previously seen one.
+    pub(crate) fn replace_tools_fingerprint(&self, fingerprint: u64) -> bool {
+        let old = self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed);
+        old != 0 && old != fingerprint
+    }
+}

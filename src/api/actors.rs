@@ -1,0 +1,89 @@
+//! `GET /api/v1/actors`: the supervision tree with per-actor figures.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use bulwark_actors::upstream::UpstreamState;
+use bulwark_supervisors::registry::{Registry, ServerEntry};
+use serde::Serialize;
+
+use crate::mask::mask;
+
+/// One actor in the tree.
+#[derive(Debug, Serialize)]
+pub struct ActorNode {
+    name: String,
+    kind: &'static str,
+    state: UpstreamState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarts: Option<u32>,
+    /// Seconds since the actor last became ready; absent when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uptime_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_exit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr_tail: Option<Vec<String>>,
+    messages_handled: u64,
+    mailbox_depth: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls_in_flight: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    children: Vec<ActorNode>,
+}
+
+pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNode> {
+    Json(ActorNode {
+        name: "root".into(),
+        kind: "root_supervisor",
+        state: UpstreamState::Ready,
+        restarts: None,
+        uptime_secs: None,
+        last_exit: None,
+        stderr_tail: None,
+        messages_handled: registry.root_mailbox.handled_total(),
+        mailbox_depth: registry.root_mailbox.depth(),
+        calls_in_flight: None,
+        children: registry.servers().iter().map(|entry| server_node(entry)).collect(),
+    })
+}
+
+fn server_node(entry: &ServerEntry) -> ActorNode {
+    let status = &entry.status;
+    let state = status.state();
+    let secrets: Vec<&str> = entry.spec.env.values().map(String::as_str).collect();
+    let last_exit = status.last_exit().map(|r| mask(&r.to_string(), secrets.iter().copied()));
+    let upstream = ActorNode {
+        name: entry.spec.name.clone(),
+        kind: "upstream",
+        state,
+        restarts: Some(status.restarts()),
+        uptime_secs: (state == UpstreamState::Ready).then(|| status.state_age().as_secs_f64()),
+        last_exit: last_exit.clone(),
+        stderr_tail: Some(
+            status
+                .stderr
+                .lines()
+                .iter()
+                .map(|line| mask(line, secrets.iter().copied()))
+                .collect(),
+        ),
+        messages_handled: status.mailbox.handled_total(),
+        mailbox_depth: status.mailbox.depth(),
+        calls_in_flight: Some(status.in_flight()),
+        children: Vec::new(),
+    };
+    ActorNode {
+        name: entry.spec.name.clone(),
+        kind: "server_supervisor",
+        state,
+        restarts: Some(status.restarts()),
+        uptime_secs: None,
+        last_exit,
+        stderr_tail: None,
+        messages_handled: entry.supervisor_mailbox.handled_total(),
+        mailbox_depth: entry.supervisor_mailbox.depth(),
+        calls_in_flight: None,
+        children: vec![upstream],
+    }
+}

@@ -1,0 +1,206 @@
+//! Configuration, layered: built-in defaults → `config/default.toml` →
+//! `--config FILE` → `BULWARK__SECTION__KEY` environment variables, plus
+//! upstreams from an `mcpServers` JSON file (`--mcp-servers`).
+//!
+//! The demo upstreams in `config/default.toml` run only when no other source
+//! names any upstream, so `bulwark serve` works out of the box and a user's
+//! own configuration is never mixed with the demo.
+mod mcp_servers;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bulwark_actors::upstream::UpstreamSpec;
+use bulwark_supervisors::policy::RestartPolicy;
+use serde::Deserialize;
+
+pub use validate::resolve_specs;
+
+/// The embedded copy of `config/default.toml`, used when the file is absent.
+const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// A configuration error; says which file, server and field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or parsed.
+    #[error("{file}: {message}")]
+    File {
+        /// The file at fault.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The merged configuration is invalid.
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid {
+        /// Where the offending value came from.
+        origin: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+/// The gateway's whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP front.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Default restart policy of every upstream.
+    #[serde(default)]
+    pub supervision: RestartPolicy,
+    /// Upstream MCP servers by name.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+}
+
+/// Settings of the HTTP front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Allowed `Host` header values (DNS-rebinding protection).
+    pub allowed_hosts: Vec<String>,
+    /// Allowed `Origin` header values; empty skips the check.
+    pub allowed_origins: Vec<String>,
+    /// Joins server and tool in federated names.
+    pub tool_separator: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8000".into(),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            tool_separator: "__".into(),
+        }
+    }
+}
+
+/// One upstream MCP server launched over stdio.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Program to run; `{self}` is this gateway's own binary (for demo servers).
+    pub command: String,
+    /// Its arguments; `${VAR}` is replaced from the gateway's environment.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment for the process (plus PATH and HOME); values may be `${VAR}`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// Disabled upstreams are not started.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Overrides the `[supervision]` policy for this upstream.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// Where configuration comes from.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--mcp-servers FILE`.
+    pub mcp_servers: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads and validates the layered configuration.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let (default_text, default_origin) = match std::fs::read_to_string("config/default.toml") {
+            Ok(text) => (text, "config/default.toml".to_owned()),
+            Err(_) => (DEFAULT_TOML.to_owned(), "built-in config/default.toml".to_owned()),
+        };
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            &default_text,
+            config::FileFormat::Toml,
+        ));
+        let user_upstreams = sources.mcp_servers.is_some()
+            || sources.config_file.as_deref().is_some_and(file_names_upstreams);
+        if user_upstreams {
+            // The demo upstreams are a fallback, never mixed into a user's set.
+            builder = config::Config::builder().add_source(config::File::from_str(
+                &strip_upstreams(&default_text, &default_origin)?,
+                config::FileFormat::Toml,
+            ));
+        }
+        let mut origin = default_origin;
+        if let Some(file) = &sources.config_file {
+            if !file.exists() {
+                return Err(ConfigError::File {
+                    file: file.display().to_string(),
+                    message: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(config::File::from(file.as_path()).required(true));
+            origin = file.display().to_string();
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("BULWARK")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.allowed_hosts")
+                .with_list_parse_key("server.allowed_origins"),
+        );
+        let merged = builder.build().map_err(|err| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: err.to_string(),
+        })?;
+        let mut config: Config = merged.try_deserialize().map_err(|err| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: err.to_string(),
+        })?;
+        if let Some(file) = &sources.mcp_servers {
+            for (name, upstream) in mcp_servers::load(file)? {
+                if config.upstreams.contains_key(&name) {
+                    return Err(ConfigError::File {
+                        file: file.display().to_string(),
+                        message: format!("server '{name}' is also defined in {origin}"),
+                    });
+                }
+                config.upstreams.insert(name, upstream);
+            }
+        }
+        validate::check(&config, &origin)?;
+        Ok(config)
+    }
+}
+
+fn file_names_upstreams(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("upstreams"))
+}
+
+fn strip_upstreams(text: &str, origin: &str) -> Result<String, ConfigError> {
+    let mut table = text.parse::<toml::Table>().map_err(|err| ConfigError::File {
+        file: origin.to_owned(),
+        message: err.to_string(),
+    })?;
+    table.remove("upstreams");
+    toml::to_string(&table).map_err(|err| ConfigError::File {
+        file: origin.to_owned(),
+        message: err.to_string(),
+    })
+}
+
+/// The launch specs and policies of the enabled upstreams.
+pub fn upstream_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy)>, ConfigError> {
+    resolve_specs(config)
+}

@@ -1,0 +1,130 @@
+//! Checks a merged configuration and turns it into launch specs. Every error
+//! names the field (`upstreams.NAME.FIELD`) and where the value came from.
+use bulwark_actors::upstream::UpstreamSpec;
+use bulwark_supervisors::policy::RestartPolicy;
+
+use super::{Config, ConfigError};
+
+/// Validates names, addresses and policies.
+pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message,
+    };
+    config
+        .server
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .map_err(|err| invalid(format!("server.listen = {:?}: {err}", config.server.listen)))?;
+    let separator = &config.server.tool_separator;
+    if separator.is_empty() {
+        return Err(invalid("server.tool_separator must not be empty".into()));
+    }
+    check_policy(&config.supervision, "supervision").map_err(invalid)?;
+    for (name, upstream) in &config.upstreams {
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name {
+            return Err(invalid(format!(
+                "upstreams.{name}: a server name may use only letters, digits, '-' and '_'"
+            )));
+        }
+        if name.contains(separator.as_str()) {
+            return Err(invalid(format!(
+                "upstreams.{name}: the name contains the tool separator {separator:?}"
+            )));
+        }
+        if upstream.command.trim().is_empty() {
+            return Err(invalid(format!("upstreams.{name}.command must not be empty")));
+        }
+        if let Some(policy) = &upstream.restart {
+            check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_policy(policy: &RestartPolicy, at: &str) -> Result<(), String> {
+    if policy.backoff_min_ms > policy.backoff_max_ms {
+        return Err(format!("{at}.backoff_min_ms is larger than backoff_max_ms"));
+    }
+    if policy.window_secs == 0 {
+        return Err(format!("{at}.window_secs must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Launch specs of the enabled upstreams, with `{self}` and `${VAR}` resolved.
+pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy)>, ConfigError> {
+    let own_binary = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "bulwark".into());
+    let mut specs = Vec::new();
+    for (name, upstream) in config.upstreams.iter().filter(|(_, u)| u.enabled) {
+        let expand = |field: &str, value: &str| {
+            expand_env(value).map_err(|var| ConfigError::Invalid {
+                origin: "environment".into(),
+                message: format!("upstreams.{name}.{field}: environment variable {var} is not set"),
+            })
+        };
+        let command = if upstream.command == "{self}" {
+            own_binary.clone()
+        } else {
+            expand("command", &upstream.command)?
+        };
+        let args = upstream
+            .args
+            .iter()
+            .map(|arg| expand("args", arg))
+            .collect::<Result<_, _>>()?;
+        let env = upstream
+            .env
+            .iter()
+            .map(|(key, value)| Ok((key.clone(), expand(&format!("env.{key}"), value)?)))
+            .collect::<Result<_, ConfigError>>()?;
+        specs.push((
+            UpstreamSpec {
+                name: name.clone(),
+                command,
+                args,
+                env,
+                cwd: upstream.cwd.clone(),
+            },
+            upstream.restart.clone().unwrap_or_else(|| config.supervision.clone()),
+        ));
+    }
+    Ok(specs)
+}
+
+/// Replaces `${VAR}` with the gateway's environment; the error is the missing name.
+fn expand_env(value: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let var = &after[..end];
+        out.push_str(&std::env::var(var).map_err(|_| var.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_set_variables_and_names_missing_ones() {
+        assert_eq!(expand_env("${HOME}/x").unwrap(), format!("{}/x", std::env::var("HOME").unwrap()));
+        assert_eq!(expand_env("plain").unwrap(), "plain");
+        assert_eq!(expand_env("${BULWARK_SURELY_UNSET_VAR}").unwrap_err(), "BULWARK_SURELY_UNSET_VAR");
+    }
+}

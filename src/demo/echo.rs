@@ -1,0 +1,233 @@
+//! The `echo` demo server, also the base of `slow` and `crash`.
+//!
+//! Tools `echo`, `add`, `request_count` (plus whatever [`ExtraTools`] adds),
+//! resource `demo://greeting` and prompt `greet`.
+
+use std::future::Future;
+
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+        GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams,
+        InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+    },
+    service::RequestContext,
+};
+use serde_json::json;
+
+use super::common::{
+    RequestCounter, arguments, call_echo_tool, echo_tools, from_json, unknown_tool,
+};
+
+/// URI of the echo server's only resource.
+pub const GREETING_URI: &str = "demo://greeting";
+/// Text of [`GREETING_URI`].
+pub const GREETING_TEXT: &str = "Hello from the echo demo server";
+
+/// Tools a demo kind adds on top of the echo server's.
+pub trait ExtraTools: Clone + Send + Sync + 'static {
+    /// Server name reported in `initialize`.
+    fn server_name(&self) -> &'static str;
+
+    /// Definitions of the extra tools.
+    fn tools(&self) -> Result<Vec<Tool>, McpError>;
+
+    /// Called for every `tools/call` before dispatch (the crash kind counts them).
+    fn before_call(&self) {}
+
+    /// Runs an extra tool; `None` when `request` names none of them.
+    fn call(
+        &self,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> impl Future<Output = Option<Result<CallToolResult, McpError>>> + Send;
+}
+
+/// No extra tools: the plain `echo` kind.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoExtras;
+
+impl ExtraTools for NoExtras {
+    fn server_name(&self) -> &'static str {
+        "bulwark-demo-echo"
+    }
+
+    fn tools(&self) -> Result<Vec<Tool>, McpError> {
+        Ok(Vec::new())
+    }
+
+    async fn call(
+        &self,
+        _request: &CallToolRequestParams,
+        _context: &RequestContext<RoleServer>,
+    ) -> Option<Result<CallToolResult, McpError>> {
+        None
+    }
+}
+
+/// The echo server, extended by `X`.
+#[derive(Debug, Clone)]
+pub struct EchoServer<X = NoExtras> {
+    counter: RequestCounter,
+    extras: X,
+}
+
+impl EchoServer {
+    /// The plain `echo` kind.
+    pub fn new() -> Self {
+        Self::with_extras(NoExtras)
+    }
+}
+
+impl Default for EchoServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<X: ExtraTools> EchoServer<X> {
+    /// An echo server that also serves `extras`.
+    pub fn with_extras(extras: X) -> Self {
+        Self {
+            counter: RequestCounter::default(),
+            extras,
+        }
+    }
+
+    /// Per-method request counts, as returned by the `request_count` tool.
+    pub fn counter(&self) -> &RequestCounter {
+        &self.counter
+    }
+}
+
+impl<X: ExtraTools> ServerHandler for EchoServer<X> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            self.extras.server_name(),
+            env!("CARGO_PKG_VERSION"),
+        ))
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, McpError> {
+        self.counter.hit("initialize");
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.counter.hit("ping");
+        Ok(())
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        self.counter.hit("tools/list");
+        let mut tools = echo_tools()?;
+        tools.extend(self.extras.tools()?);
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        self.counter.hit("tools/call");
+        self.extras.before_call();
+        let args = arguments(&request);
+        if let Some(result) = call_echo_tool(&request.name, &args, &self.counter) {
+            return result.map(Into::into);
+        }
+        match self.extras.call(&request, &context).await {
+            Some(result) => result.map(Into::into),
+            None => Err(unknown_tool(&request.name)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.counter.hit("resources/list");
+        Ok(ListResourcesResult::with_all_items(from_json(json!([{
+            "uri": GREETING_URI,
+            "name": "greeting",
+            "description": "A fixed greeting",
+            "mimeType": "text/plain"
+        }]))?))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        self.counter.hit("resources/read");
+        if request.uri != GREETING_URI {
+            return Err(McpError::resource_not_found(
+                format!("no resource {}", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ));
+        }
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(GREETING_TEXT, GREETING_URI).with_mime_type("text/plain"),
+        ])
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.counter.hit("prompts/list");
+        Ok(ListPromptsResult::with_all_items(from_json(json!([{
+            "name": "greet",
+            "description": "Greets someone by name",
+            "arguments": [{ "name": "name", "description": "Who to greet", "required": true }]
+        }]))?))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        self.counter.hit("prompts/get");
+        if request.name != "greet" {
+            return Err(McpError::invalid_params(
+                format!("unknown prompt `{}`", request.name),
+                None,
+            ));
+        }
+        let name = request
+            .arguments
+            .as_ref()
+            .and_then(|args| args.get("name"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| McpError::invalid_params("argument `name` is required", None))?;
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("Hello, {name}!"),
+        )])
+        .into())
+    }
+}

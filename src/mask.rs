@@ -1,0 +1,65 @@
+//! Masks secrets in text an operator will read (stderr tails, errors):
+//! known secret values, and anything shaped like a credential.
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+const MASK: &str = "****";
+/// Values shorter than this are too common to mask without garbling text.
+const MIN_SECRET_LEN: usize = 6;
+
+static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+", "${1}****"),
+        (
+            r#"(?i)((?:api[_-]?key|access[_-]?token|token|secret|password|passwd|pwd|authorization|client[_-]?secret)["']?\s*[=:]\s*["']?)[^\s"',;]+"#,
+            "${1}****",
+        ),
+        (r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}", MASK),
+        (r"\bgh[pousr]_[A-Za-z0-9]{20,}", MASK),
+        (r"\bxox[abprs]-[A-Za-z0-9-]{10,}", MASK),
+        (r"\bAKIA[0-9A-Z]{16}\b", MASK),
+        (r"\bbk_[A-Za-z0-9_-]{16,}", MASK),
+        (r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", MASK),
+    ]
+    .into_iter()
+    .filter_map(|(pattern, replacement)| Regex::new(pattern).ok().map(|re| (re, replacement)))
+    .collect()
+});
+
+/// Masks `secrets` (exact values) and credential-shaped text in `text`.
+pub fn mask<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets {
+        if secret.len() >= MIN_SECRET_LEN && out.contains(secret) {
+            out = out.replace(secret, MASK);
+        }
+    }
+    for (re, replacement) in PATTERNS.iter() {
+        if re.is_match(&out) {
+            out = re.replace_all(&out, *replacement).into_owned();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn masks_known_values_and_credential_shapes() {
+        let text = "token=abc123xyz Authorization: Bearer eyJhbGciOi.payload1234.sig12345678 my-value-secret ghp_abcdefghijklmnopqrstuvwxyz";
+        let masked = mask(text, ["my-value-secret"]);
+        assert!(!masked.contains("abc123xyz"), "{masked}");
+        assert!(!masked.contains("my-value-secret"), "{masked}");
+        assert!(!masked.contains("ghp_abc"), "{masked}");
+        assert!(!masked.contains("payload1234"), "{masked}");
+        assert!(masked.contains("token=****"), "{masked}");
+    }
+
+    #[test]
+    fn leaves_ordinary_text_alone() {
+        assert_eq!(mask("demo-server echo started pid=42", ["abc"]), "demo-server echo started pid=42");
+    }
+}

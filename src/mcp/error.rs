@@ -1,0 +1,90 @@
+//! The one place gateway failures become what an MCP client sees. Messages
+//! name the server and the reason; they never carry secrets.
+use bulwark_actors::upstream::{CallError, UpstreamState, UpstreamStatus};
+use rmcp::model::{ErrorCode, ErrorData};
+use serde_json::json;
+
+/// JSON-RPC code: the upstream is not serving (starting, restarting, failed).
+pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32001);
+/// JSON-RPC code: the upstream died or its session broke mid-call.
+pub const UPSTREAM_LOST: ErrorCode = ErrorCode(-32002);
+/// JSON-RPC code: the request was cancelled (as in LSP).
+pub const REQUEST_CANCELLED: ErrorCode = ErrorCode(-32800);
+
+/// Why the gateway could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No upstream by that name.
+    #[error("unknown server '{0}'")]
+    UnknownServer(String),
+    /// A federated name without a server prefix.
+    #[error("'{name}' does not name a server: expected SERVER{separator}NAME")]
+    Unprefixed {
+        /// The name as the client sent it.
+        name: String,
+        /// The configured separator.
+        separator: String,
+    },
+    /// The upstream exists but is not ready.
+    #[error("server '{server}' is unavailable ({state}){}", reason.as_deref().map(|r| format!(": last exit: {r}")).unwrap_or_default())]
+    Unavailable {
+        /// Server name.
+        server: String,
+        /// Its current state.
+        state: &'static str,
+        /// Why its last instance ended.
+        reason: Option<String>,
+    },
+    /// The upstream call failed.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The upstream answered with a result of the wrong kind.
+    #[error("server '{0}' answered with an unexpected result type")]
+    UnexpectedResult(String),
+}
+
+impl GatewayError {
+    /// The error for a server that has no ready session.
+    pub fn unavailable(status: &UpstreamStatus) -> Self {
+        let state = match status.state() {
+            UpstreamState::Starting => "starting",
+            UpstreamState::Ready => "ready",
+            UpstreamState::Restarting => "restarting",
+            UpstreamState::Failed => "failed: circuit open",
+            UpstreamState::Stopped => "stopped",
+        };
+        Self::Unavailable {
+            server: status.name().to_owned(),
+            state,
+            reason: status.last_exit().map(|r| r.to_string()),
+        }
+    }
+}
+
+impl From<GatewayError> for ErrorData {
+    fn from(err: GatewayError) -> Self {
+        let message = err.to_string();
+        match err {
+            GatewayError::UnknownServer(_) | GatewayError::Unprefixed { .. } => {
+                ErrorData::invalid_params(message, None)
+            }
+            GatewayError::Unavailable { server, state, .. } => ErrorData::new(
+                UPSTREAM_UNAVAILABLE,
+                message,
+                Some(json!({ "server": server, "state": state })),
+            ),
+            GatewayError::Call(CallError::Upstream(error)) => error,
+            GatewayError::Call(CallError::Lost { server, reason }) => ErrorData::new(
+                UPSTREAM_LOST,
+                message,
+                Some(json!({ "server": &*server, "reason": reason })),
+            ),
+            GatewayError::Call(CallError::Cancelled { server }) => ErrorData::new(
+                REQUEST_CANCELLED,
+                message,
+                Some(json!({ "server": &*server })),
+            ),
+            GatewayError::UnexpectedResult(_) => ErrorData::internal_error(message, None),
+        }
+    }
+}

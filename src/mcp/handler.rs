@@ -1,0 +1,474 @@
+//! `GatewayHandler`: the MCP server one client session talks to. In the
+//! federated scope it merges every upstream's lists under prefixed names and
+//! routes each request to its upstream; in a server scope it is a transparent
+//! proxy to one upstream.
+// Logging, subscriptions and roots are deprecated by SEP-2577; clients still use them.
+#![allow(deprecated)]
+use std::sync::Arc;
+
+use futures::future::join_all;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, Reference, Request,
+    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use super::Gateway;
+use super::caller::SessionCaller;
+use super::error::GatewayError;
+use super::meta::forwardable;
+use super::sessions::Scope;
+
+/// Deregisters the session when rmcp drops its handler.
+struct SessionGuard {
+    gateway: Arc<Gateway>,
+    id: u64,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.gateway.sessions.remove(self.id);
+    }
+}
+
+/// The MCP server behind `/mcp`, `/mcp/{server}` and `bulwark stdio`.
+pub struct GatewayHandler {
+    gateway: Arc<Gateway>,
+    scope: Scope,
+    session: SessionGuard,
+}
+
+impl GatewayHandler {
+    /// A handler for one client session.
+    pub fn new(gateway: Arc<Gateway>, scope: Scope) -> Self {
+        let id = gateway.sessions.allocate();
+        Self {
+            session: SessionGuard {
+                gateway: gateway.clone(),
+                id,
+            },
+            gateway,
+            scope,
+        }
+    }
+
+    fn track(&self, context: &RequestContext<RoleServer>) {
+        self.gateway
+            .sessions
+            .register(self.session.id, context.peer.clone(), self.scope.clone());
+    }
+
+    /// Sends `request` to `server` on behalf of this client request.
+    async fn forward(
+        &self,
+        server: &str,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, GatewayError> {
+        self.track(context);
+        let entry = self
+            .gateway
+            .registry
+            .get(server)
+            .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
+        let link = entry
+            .status
+            .link()
+            .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
+        let caller = Arc::new(SessionCaller {
+            peer: context.peer.clone(),
+            request_id: context.id.clone(),
+            progress_token: context.meta.get_progress_token(),
+        });
+        Ok(link.request(request, Some(caller), &context.ct).await?)
+    }
+
+    /// Servers this session may see that are ready, in configuration order.
+    fn ready_servers(&self) -> Vec<Arc<str>> {
+        match &self.scope {
+            Scope::Server(name) => vec![name.clone()],
+            Scope::Federated => self
+                .gateway
+                .registry
+                .servers()
+                .iter()
+                .filter(|entry| entry.status.link().is_some())
+                .map(|entry| Arc::from(entry.spec.name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Resolves a client-facing name to (server, upstream name).
+    fn route<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+        match &self.scope {
+            Scope::Server(server) => Ok((server, name)),
+            Scope::Federated => self.gateway.naming.split(name),
+        }
+    }
+
+    fn route_uri<'a>(&'a self, uri: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+        match &self.scope {
+            Scope::Server(server) => Ok((server, uri)),
+            Scope::Federated => self.gateway.naming.split_uri(uri),
+        }
+    }
+
+    /// Lists from every visible upstream at once; an upstream that fails is
+    /// left out of the merge and logged, never failing the whole list.
+    async fn list_from_all<T>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        make: impl Fn() -> ClientRequest,
+        pick: impl Fn(&str, ServerResult) -> Option<Vec<T>>,
+    ) -> Vec<T> {
+        let servers = self.ready_servers();
+        let results = join_all(servers.iter().map(|server| self.forward(server, make(), context))).await;
+        let mut merged = Vec::new();
+        for (server, result) in servers.iter().zip(results) {
+            match result {
+                Ok(result) => merged.extend(pick(server, result).unwrap_or_default()),
+                Err(err) => tracing::warn!(server = %server, %err, "upstream left out of a merged list"),
+            }
+        }
+        merged
+    }
+}
+
+fn unexpected(server: &str) -> ErrorData {
+    GatewayError::UnexpectedResult(server.to_owned()).into()
+}
+
+impl ServerHandler for GatewayHandler {
+    fn get_info(&self) -> ServerConfig {
+        let gateway_info = Implementation::new("bulwark", env!("CARGO_PKG_VERSION"));
+        if let Scope::Server(server) = &self.scope
+            && let Some(info) = self
+                .gateway
+                .registry
+                .get(server)
+                .and_then(|entry| entry.status.link())
+                .and_then(|link| link.peer_info())
+        {
+            let mut config = ServerConfig::new(info.capabilities.clone());
+            config.server_info = info.server_info.clone().unwrap_or(gateway_info);
+            config.instructions = info.instructions.clone();
+            return config;
+        }
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_resources_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_logging()
+            .enable_completions()
+            .build();
+        let mut config = ServerConfig::new(capabilities);
+        config.server_info = gateway_info;
+        config
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let make = || ClientRequest::ListToolsRequest(optional(request.clone().map(forwardable)));
+        if let Scope::Server(server) = &self.scope {
+            return match self.forward(server, make(), &context).await? {
+                ServerResult::ListToolsResult(result) => Ok(result),
+                _ => Err(unexpected(server)),
+            };
+        }
+        let naming = &self.gateway.naming;
+        let tools = self
+            .list_from_all(&context, make, |server, result| match result {
+                ServerResult::ListToolsResult(list) => Some(
+                    list.tools
+                        .into_iter()
+                        .map(|mut tool| {
+                            tool.name = naming.join(server, &tool.name).into();
+                            tool
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .await;
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let (server, tool) = self.route(&name)?;
+        request.name = tool.to_owned().into();
+        request.meta = request.meta.map(forwardable_meta);
+        let result = self
+            .forward(server, ClientRequest::CallToolRequest(Request::new(request)), &context)
+            .await?;
+        match result {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let make = || ClientRequest::ListPromptsRequest(optional(request.clone().map(forwardable)));
+        if let Scope::Server(server) = &self.scope {
+            return match self.forward(server, make(), &context).await? {
+                ServerResult::ListPromptsResult(result) => Ok(result),
+                _ => Err(unexpected(server)),
+            };
+        }
+        let naming = &self.gateway.naming;
+        let prompts = self
+            .list_from_all(&context, make, |server, result| match result {
+                ServerResult::ListPromptsResult(list) => Some(
+                    list.prompts
+                        .into_iter()
+                        .map(|mut prompt| {
+                            prompt.name = naming.join(server, &prompt.name);
+                            prompt
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .await;
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let name = request.name.clone();
+        let (server, prompt) = self.route(&name)?;
+        request.name = prompt.to_owned();
+        request.meta = request.meta.map(forwardable_meta);
+        match self
+            .forward(server, ClientRequest::GetPromptRequest(Request::new(request)), &context)
+            .await?
+        {
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let make = || ClientRequest::ListResourcesRequest(optional(request.clone().map(forwardable)));
+        if let Scope::Server(server) = &self.scope {
+            return match self.forward(server, make(), &context).await? {
+                ServerResult::ListResourcesResult(result) => Ok(result),
+                _ => Err(unexpected(server)),
+            };
+        }
+        let naming = &self.gateway.naming;
+        let resources = self
+            .list_from_all(&context, make, |server, result| match result {
+                ServerResult::ListResourcesResult(list) => Some(
+                    list.resources
+                        .into_iter()
+                        .map(|mut resource| {
+                            resource.uri = naming.join_uri(server, &resource.uri);
+                            resource
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .await;
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let make = || {
+            ClientRequest::ListResourceTemplatesRequest(optional(request.clone().map(forwardable)))
+        };
+        if let Scope::Server(server) = &self.scope {
+            return match self.forward(server, make(), &context).await? {
+                ServerResult::ListResourceTemplatesResult(result) => Ok(result),
+                _ => Err(unexpected(server)),
+            };
+        }
+        let naming = &self.gateway.naming;
+        let templates = self
+            .list_from_all(&context, make, |server, result| match result {
+                ServerResult::ListResourceTemplatesResult(list) => Some(
+                    list.resource_templates
+                        .into_iter()
+                        .map(|mut template| {
+                            template.uri_template =
+                                naming.join_uri(server, &template.uri_template);
+                            template
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .await;
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        mut request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let (server, original) = self.route_uri(&uri)?;
+        request.uri = original.to_owned();
+        request.meta = request.meta.map(forwardable_meta);
+        match self
+            .forward(server, ClientRequest::ReadResourceRequest(Request::new(request)), &context)
+            .await?
+        {
+            ServerResult::ReadResourceResult(mut result) => {
+                if matches!(self.scope, Scope::Federated) {
+                    for content in &mut result.contents {
+                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
+                    }
+                }
+                Ok(ReadResourceResponse::Complete(result))
+            }
+            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        mut request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = request.uri.clone();
+        let (server, original) = self.route_uri(&uri)?;
+        if self.gateway.sessions.subscribe(self.session.id, server, original) {
+            request.uri = original.to_owned();
+            request.meta = None;
+            self.forward(server, ClientRequest::SubscribeRequest(Request::new(request)), &context)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        mut request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = request.uri.clone();
+        let (server, original) = self.route_uri(&uri)?;
+        if self.gateway.sessions.unsubscribe(self.session.id, server, original) {
+            request.uri = original.to_owned();
+            request.meta = None;
+            self.forward(server, ClientRequest::UnsubscribeRequest(Request::new(request)), &context)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        mut request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let server = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let name = prompt.name.clone();
+                let (server, original) = self.route(&name)?;
+                prompt.name = original.to_owned();
+                server.to_owned()
+            }
+            Reference::Resource(resource) => {
+                let uri = resource.uri.clone();
+                let (server, original) = self.route_uri(&uri)?;
+                resource.uri = original.to_owned();
+                server.to_owned()
+            }
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "unsupported completion reference",
+                    None,
+                ));
+            }
+        };
+        request.meta = None;
+        match self
+            .forward(&server, ClientRequest::CompleteRequest(Request::new(request)), &context)
+            .await?
+        {
+            ServerResult::CompleteResult(result) => Ok(result),
+            _ => Err(unexpected(&server)),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let servers = self.ready_servers();
+        let results = join_all(servers.iter().map(|server| {
+            let mut request = request.clone();
+            request.meta = None;
+            self.forward(server, ClientRequest::SetLevelRequest(Request::new(request)), &context)
+        }))
+        .await;
+        // One upstream is one scope: its error is the client's error. Federated,
+        // an upstream without logging must not fail the others.
+        if let (Scope::Server(_), Some(Err(err))) = (&self.scope, results.into_iter().next()) {
+            return Err(err.into());
+        }
+        Ok(())
+    }
+}
+
+fn optional<M: Default, P>(params: Option<P>) -> rmcp::model::RequestOptionalParam<M, P> {
+    rmcp::model::RequestOptionalParam {
+        method: M::default(),
+        params,
+        extensions: Default::default(),
+    }
+}
+
+fn forwardable_meta(meta: rmcp::model::RequestMetaObject) -> rmcp::model::RequestMetaObject {
+    super::meta::strip(meta)
+}
+
+fn rename_content_uri(content: &mut rmcp::model::ResourceContents, rename: impl Fn(&str) -> String) {
+    use rmcp::model::ResourceContents;
+    match content {
+        ResourceContents::TextResourceContents { uri, .. }
+        | ResourceContents::BlobResourceContents { uri, .. } => *uri = rename(uri),
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}

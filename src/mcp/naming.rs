@@ -1,0 +1,90 @@
+//! Federated names: `server{sep}tool` for tools and prompts, and
+//! `bulwark://server/ORIGINAL` for resource URIs (the original URI kept whole,
+//! so templates stay templates and reads route without lookups).
+use super::error::GatewayError;
+
+const URI_PREFIX: &str = "bulwark://";
+
+/// Joins and splits federated names.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    separator: String,
+}
+
+impl Naming {
+    /// Names joined with `separator` (default `__`).
+    pub fn new(separator: impl Into<String>) -> Self {
+        Self {
+            separator: separator.into(),
+        }
+    }
+
+    /// `server` + separator + `name`.
+    pub fn join(&self, server: &str, name: &str) -> String {
+        format!("{server}{}{name}", self.separator)
+    }
+
+    /// Splits a federated tool or prompt name into (server, name).
+    pub fn split<'a>(&self, federated: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+        federated
+            .split_once(self.separator.as_str())
+            .ok_or_else(|| GatewayError::Unprefixed {
+                name: federated.to_owned(),
+                separator: self.separator.clone(),
+            })
+    }
+
+    /// The federated URI of an upstream resource (or template).
+    pub fn join_uri(&self, server: &str, uri: &str) -> String {
+        format!("{URI_PREFIX}{server}/{uri}")
+    }
+
+    /// Splits a federated URI into (server, original URI).
+    pub fn split_uri<'a>(&self, federated: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+        federated
+            .strip_prefix(URI_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| GatewayError::Unprefixed {
+                name: federated.to_owned(),
+                separator: format!(" URI of the form {URI_PREFIX}SERVER/"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let naming = Naming::new("__");
+        let joined = naming.join("time", "get_current_time");
+        assert_eq!(joined, "time__get_current_time");
+        assert_eq!(naming.split(&joined).unwrap(), ("time", "get_current_time"));
+    }
+
+    #[test]
+    fn tool_names_may_contain_the_separator() {
+        let naming = Naming::new("__");
+        assert_eq!(naming.split("a__b__c").unwrap(), ("a", "b__c"));
+    }
+
+    #[test]
+    fn uris_round_trip_including_templates() {
+        let naming = Naming::new("__");
+        let joined = naming.join_uri("conf", "test://template/{id}/data");
+        assert_eq!(joined, "bulwark://conf/test://template/{id}/data");
+        assert_eq!(
+            naming.split_uri(&joined).unwrap(),
+            ("conf", "test://template/{id}/data")
+        );
+    }
+
+    #[test]
+    fn unprefixed_names_are_rejected_with_the_expected_form() {
+        let naming = Naming::new("__");
+        let err = naming.split("plain").unwrap_err().to_string();
+        assert!(err.contains("SERVER__NAME"), "{err}");
+        assert!(naming.split_uri("file:///x").is_err());
+    }
+}

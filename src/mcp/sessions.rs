@@ -1,0 +1,155 @@
+//! Live client sessions, for traffic no single call owns: list changes and
+//! resource updates fan out to every session that can see the upstream.
+//! Also the [`UpstreamObserver`] the supervision tree reports to.
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bulwark_actors::upstream::UpstreamObserver;
+use dashmap::DashMap;
+use rmcp::model::{ResourceUpdatedNotificationParam, ServerNotification};
+use rmcp::{Peer, RoleServer};
+
+use super::naming::Naming;
+
+/// What a session sees: every upstream, or one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// `/mcp` (and `bulwark stdio`): all upstreams, names prefixed.
+    Federated,
+    /// `/mcp/{server}`: one upstream, names unchanged.
+    Server(Arc<str>),
+}
+
+impl Scope {
+    fn sees(&self, server: &str) -> bool {
+        match self {
+            Self::Federated => true,
+            Self::Server(name) => &**name == server,
+        }
+    }
+}
+
+struct Session {
+    peer: Peer<RoleServer>,
+    scope: Scope,
+}
+
+/// Registry of live sessions and their resource subscriptions.
+pub struct Sessions {
+    naming: Naming,
+    next_id: AtomicU64,
+    live: DashMap<u64, Session>,
+    /// (server, upstream URI) → subscribed session ids.
+    subscriptions: DashMap<(Arc<str>, String), HashSet<u64>>,
+}
+
+impl Sessions {
+    /// An empty registry.
+    pub fn new(naming: Naming) -> Arc<Self> {
+        Arc::new(Self {
+            naming,
+            next_id: AtomicU64::new(1),
+            live: DashMap::new(),
+            subscriptions: DashMap::new(),
+        })
+    }
+
+    /// A fresh session id.
+    pub fn allocate(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Records the session's peer once it is known (its first request).
+    pub fn register(&self, id: u64, peer: Peer<RoleServer>, scope: Scope) {
+        self.live.entry(id).or_insert(Session { peer, scope });
+    }
+
+    /// Forgets a session and its subscriptions.
+    pub fn remove(&self, id: u64) {
+        self.live.remove(&id);
+        self.subscriptions.retain(|_, ids| {
+            ids.remove(&id);
+            !ids.is_empty()
+        });
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Subscribes a session; true when it is the first subscriber of the URI,
+    /// i.e. the upstream must be asked.
+    pub fn subscribe(&self, id: u64, server: &str, uri: &str) -> bool {
+        let mut ids = self
+            .subscriptions
+            .entry((server.into(), uri.to_owned()))
+            .or_default();
+        let first = ids.is_empty();
+        ids.insert(id);
+        first
+    }
+
+    /// Unsubscribes a session; true when it was the last subscriber.
+    pub fn unsubscribe(&self, id: u64, server: &str, uri: &str) -> bool {
+        let key = (Arc::<str>::from(server), uri.to_owned());
+        let Some(mut ids) = self.subscriptions.get_mut(&key) else {
+            return false;
+        };
+        let removed = ids.remove(&id);
+        let last = removed && ids.is_empty();
+        drop(ids);
+        if last {
+            self.subscriptions.remove(&key);
+        }
+        last
+    }
+
+    fn deliver(&self, peer: Peer<RoleServer>, notification: ServerNotification) {
+        tokio::spawn(async move {
+            // A session that went away is dropped on its own; nothing to do.
+            let _ = peer.send_notification(notification).await;
+        });
+    }
+}
+
+impl UpstreamObserver for Sessions {
+    fn notification(&self, server: &str, notification: ServerNotification) {
+        match notification {
+            ServerNotification::ResourceUpdatedNotification(updated) => {
+                let key = (Arc::<str>::from(server), updated.params.uri.clone());
+                let Some(ids) = self.subscriptions.get(&key).map(|ids| ids.clone()) else {
+                    return;
+                };
+                for id in ids {
+                    let Some(session) = self.live.get(&id) else { continue };
+                    let uri = match session.scope {
+                        Scope::Federated => self.naming.join_uri(server, &updated.params.uri),
+                        Scope::Server(_) => updated.params.uri.clone(),
+                    };
+                    let mut params = ResourceUpdatedNotificationParam::new(uri);
+                    params.meta = updated.params.meta.clone();
+                    self.deliver(
+                        session.peer.clone(),
+                        ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::Notification::new(params),
+                        ),
+                    );
+                }
+            }
+            other => {
+                for session in self.live.iter() {
+                    if session.scope.sees(server) {
+                        self.deliver(session.peer.clone(), other.clone());
+                    }
+                }
+            }
+        }
+    }
+}

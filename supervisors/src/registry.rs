@@ -1,0 +1,61 @@
+//! The set of configured upstreams and their live status: what the front
+//! doors route by and what `/api/v1/actors` reports.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bulwark_actors::mailbox::MailboxStats;
+use bulwark_actors::upstream::{UpstreamSpec, UpstreamStatus};
+
+use crate::policy::RestartPolicy;
+
+/// One configured upstream.
+#[derive(Debug)]
+pub struct ServerEntry {
+    /// How it is launched.
+    pub spec: UpstreamSpec,
+    /// Its restart policy.
+    pub policy: RestartPolicy,
+    /// Live status, shared with its actors.
+    pub status: Arc<UpstreamStatus>,
+    /// Mailbox counters of its `ServerSupervisor`.
+    pub supervisor_mailbox: Arc<MailboxStats>,
+}
+
+/// All configured upstreams, in configuration order.
+#[derive(Debug, Default)]
+pub struct Registry {
+    servers: Vec<Arc<ServerEntry>>,
+    by_name: HashMap<String, usize>,
+    /// Mailbox counters of the root supervisor.
+    pub root_mailbox: MailboxStats,
+}
+
+impl Registry {
+    /// Builds the registry; names must be unique (config validation ensures it).
+    pub fn new(servers: impl IntoIterator<Item = (UpstreamSpec, RestartPolicy)>) -> Self {
+        let mut registry = Self::default();
+        for (spec, policy) in servers {
+            let entry = ServerEntry {
+                status: UpstreamStatus::new(&spec.name),
+                spec,
+                policy,
+                supervisor_mailbox: Arc::default(),
+            };
+            registry
+                .by_name
+                .insert(entry.spec.name.clone(), registry.servers.len());
+            registry.servers.push(Arc::new(entry));
+        }
+        registry
+    }
+
+    /// The upstream called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<ServerEntry>> {
+        self.by_name.get(name).map(|&i| &self.servers[i])
+    }
+
+    /// Every upstream, in configuration order.
+    pub fn servers(&self) -> &[Arc<ServerEntry>] {
+        &self.servers
+    }
+}

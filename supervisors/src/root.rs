@@ -1,0 +1,143 @@
+//! `RootSupervisor`: the top of the tree.
+//!
+//! Supervision: it starts one `ServerSupervisor` per configured upstream. A
+//! server supervisor only dies by a bug (a panic); the root then starts a
+//! fresh one for that upstream, and the others never notice. `Shutdown` stops
+//! every server supervisor in parallel and replies when all upstream
+//! processes are gone.
+use std::sync::Arc;
+
+use bulwark_actors::upstream::{UpstreamObserver, UpstreamState};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use crate::registry::{Registry, ServerEntry};
+use crate::server::{ServerArgs, ServerMsg, ServerSupervisor};
+
+/// What the root starts with.
+pub struct RootArgs {
+    /// The upstreams to supervise.
+    pub registry: Arc<Registry>,
+    /// Where upstream announcements go.
+    pub observer: Arc<dyn UpstreamObserver>,
+}
+
+/// Messages of the root supervisor.
+pub enum RootMsg {
+    /// Stop every upstream; reply when all are gone.
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// State of the root supervisor.
+pub struct RootState {
+    registry: Arc<Registry>,
+    observer: Arc<dyn UpstreamObserver>,
+    children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
+    stopping: bool,
+}
+
+/// The root of the supervision tree.
+pub struct RootSupervisor;
+
+impl Actor for RootSupervisor {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RootArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut state = RootState {
+            registry: args.registry,
+            observer: args.observer,
+            children: Vec::new(),
+            stopping: false,
+        };
+        for entry in state.registry.servers().to_vec() {
+            spawn_server(&myself, &mut state, entry).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.registry.root_mailbox.handled();
+        match message {
+            RootMsg::Shutdown(reply) => {
+                state.stopping = true;
+                let stops = state.children.iter().map(|(child, entry)| {
+                    let child = child.clone();
+                    let mailbox = entry.supervisor_mailbox.clone();
+                    async move {
+                        mailbox.enqueued();
+                        let _ = ractor::call!(child, ServerMsg::Shutdown);
+                        child.stop(None);
+                    }
+                });
+                futures::future::join_all(stops).await;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let cell = match &event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                tracing::error!(%err, "server supervisor panicked");
+                cell
+            }
+            SupervisionEvent::ActorTerminated(cell, ..) => cell,
+            _ => return Ok(()),
+        };
+        let Some(index) = state
+            .children
+            .iter()
+            .position(|(child, _)| child.get_id() == cell.get_id())
+        else {
+            return Ok(());
+        };
+        let (_, entry) = state.children.swap_remove(index);
+        if state.stopping {
+            return Ok(());
+        }
+        tracing::warn!(server = %entry.spec.name, "restarting server supervisor");
+        entry.status.set_state(UpstreamState::Restarting);
+        spawn_server(&myself, state, entry).await
+    }
+}
+
+async fn spawn_server(
+    myself: &ActorRef<RootMsg>,
+    state: &mut RootState,
+    entry: Arc<ServerEntry>,
+) -> Result<(), ActorProcessingErr> {
+    let args = ServerArgs {
+        spec: entry.spec.clone(),
+        policy: entry.policy.clone(),
+        status: entry.status.clone(),
+        mailbox: entry.supervisor_mailbox.clone(),
+        observer: state.observer.clone(),
+    };
+    let (child, _) = Actor::spawn_linked(None, ServerSupervisor, args, myself.get_cell()).await?;
+    state.children.push((child, entry));
+    Ok(())
+}
+
+/// Asks the root to stop everything and waits until it has.
+pub async fn shutdown(root: &ActorRef<RootMsg>, registry: &Registry) {
+    registry.root_mailbox.enqueued();
+    let _ = ractor::call!(root, RootMsg::Shutdown);
+    root.stop(None);
+}
+
