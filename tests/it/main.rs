@@ -8,4 +8,5 @@
 
 mod common;
 mod gateway;
+mod gateway_smoke;
 mod harness;
