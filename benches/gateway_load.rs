@@ -126,7 +126,10 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn config(dir: &std::path::Path, upstreams: usize) -> String {
-    let mut toml = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    // A one-second restart window, so each crash sample below is a lone crash
+    // (restarted at once) rather than a repeat (backed off).
+    let mut toml =
+        String::from("[server]\nlisten = \"127.0.0.1:0\"\n[supervision]\nwindow_secs = 1\n");
     for i in 0..upstreams {
         let name = if i == 0 {
             "echo".to_owned()
@@ -236,7 +239,7 @@ async fn main() {
         }
         samples.push(killed.elapsed());
         // Let the restart window forget this crash so each sample is a lone crash.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     // The upstream's own start time: spawn to first answered call over stdio.
     let mut start_times = Vec::new();
