@@ -8,7 +8,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use bulwark_actors::upstream::UpstreamState;
 use bulwark_supervisors::registry::Registry;
 use serde_json::json;
 
@@ -29,17 +28,7 @@ async fn health() -> axum::Json<serde_json::Value> {
 async fn ready(
     State(registry): State<Arc<Registry>>,
 ) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let pending: Vec<&str> = registry
-        .servers()
-        .iter()
-        .filter(|entry| {
-            !matches!(
-                entry.status.state(),
-                UpstreamState::Ready | UpstreamState::Failed
-            )
-        })
-        .map(|entry| entry.spec.name.as_str())
-        .collect();
+    let pending = registry.pending();
     let code = if pending.is_empty() {
         StatusCode::OK
     } else {

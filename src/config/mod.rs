@@ -11,11 +11,10 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bulwark_actors::upstream::UpstreamSpec;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
-pub use validate::resolve_specs;
+pub use validate::resolve_specs as upstream_specs;
 
 /// The embedded copy of `config/default.toml`, used when the file is absent.
 const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -208,9 +207,4 @@ fn strip_upstreams(text: &str, origin: &str) -> Result<String, ConfigError> {
         file: origin.to_owned(),
         message: err.to_string(),
     })
-}
-
-/// The launch specs and policies of the enabled upstreams.
-pub fn upstream_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy)>, ConfigError> {
-    resolve_specs(config)
 }

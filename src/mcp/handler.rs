@@ -21,7 +21,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use super::Gateway;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
-use super::meta::forwardable;
+use super::listing::Listing;
+use super::meta::{forwardable, strip};
 use super::sessions::Scope;
 
 /// Deregisters the session when rmcp drops its handler.
@@ -120,31 +121,44 @@ impl GatewayHandler {
         }
     }
 
-    /// Lists from every visible upstream at once; an upstream that fails is
-    /// left out of the merge and logged, never failing the whole list.
-    async fn list_from_all<T>(
+    /// A list request: passed through in a server scope (pages intact);
+    /// federated, every visible upstream is asked at once and the renamed
+    /// items merged. An upstream that fails is left out of the merge and
+    /// logged, never failing the whole list.
+    async fn list<L: Listing>(
         &self,
+        request: Option<PaginatedRequestParams>,
         context: &RequestContext<RoleServer>,
-        make: impl Fn() -> ClientRequest,
-        pick: impl Fn(&str, ServerResult) -> Option<Vec<T>>,
-    ) -> Vec<T> {
+    ) -> Result<L, ErrorData> {
+        let request = request.map(forwardable);
+        if let Scope::Server(server) = &self.scope {
+            let result = self.forward(server, L::request(request), context).await?;
+            return L::from_result(result).ok_or_else(|| unexpected(server));
+        }
         let servers = self.ready_servers();
         let results = join_all(
             servers
                 .iter()
-                .map(|server| self.forward(server, make(), context)),
+                .map(|server| self.forward(server, L::request(request.clone()), context)),
         )
         .await;
+        let naming = &self.gateway.naming;
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
-            match result {
-                Ok(result) => merged.extend(pick(server, result).unwrap_or_default()),
+            match result.map(L::from_result) {
+                Ok(Some(list)) => merged.extend(list.into_items().into_iter().map(|mut item| {
+                    L::federate(&mut item, server, naming);
+                    item
+                })),
+                Ok(None) => {
+                    tracing::warn!(server = %server, "upstream answered a list with the wrong result type")
+                }
                 Err(err) => {
                     tracing::warn!(server = %server, %err, "upstream left out of a merged list")
                 }
             }
         }
-        merged
+        Ok(L::from_items(merged))
     }
 }
 
@@ -189,29 +203,7 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let make = || ClientRequest::ListToolsRequest(optional(request.clone().map(forwardable)));
-        if let Scope::Server(server) = &self.scope {
-            return match self.forward(server, make(), &context).await? {
-                ServerResult::ListToolsResult(result) => Ok(result),
-                _ => Err(unexpected(server)),
-            };
-        }
-        let naming = &self.gateway.naming;
-        let tools = self
-            .list_from_all(&context, make, |server, result| match result {
-                ServerResult::ListToolsResult(list) => Some(
-                    list.tools
-                        .into_iter()
-                        .map(|mut tool| {
-                            tool.name = naming.join(server, &tool.name).into();
-                            tool
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .await;
-        Ok(ListToolsResult::with_all_items(tools))
+        self.list(request, &context).await
     }
 
     async fn call_tool(
@@ -222,7 +214,7 @@ impl ServerHandler for GatewayHandler {
         let name = request.name.to_string();
         let (server, tool) = self.route(&name)?;
         request.name = tool.to_owned().into();
-        request.meta = request.meta.map(forwardable_meta);
+        request.meta = request.meta.map(strip);
         let result = self
             .forward(
                 server,
@@ -245,29 +237,7 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let make = || ClientRequest::ListPromptsRequest(optional(request.clone().map(forwardable)));
-        if let Scope::Server(server) = &self.scope {
-            return match self.forward(server, make(), &context).await? {
-                ServerResult::ListPromptsResult(result) => Ok(result),
-                _ => Err(unexpected(server)),
-            };
-        }
-        let naming = &self.gateway.naming;
-        let prompts = self
-            .list_from_all(&context, make, |server, result| match result {
-                ServerResult::ListPromptsResult(list) => Some(
-                    list.prompts
-                        .into_iter()
-                        .map(|mut prompt| {
-                            prompt.name = naming.join(server, &prompt.name);
-                            prompt
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .await;
-        Ok(ListPromptsResult::with_all_items(prompts))
+        self.list(request, &context).await
     }
 
     async fn get_prompt(
@@ -278,7 +248,7 @@ impl ServerHandler for GatewayHandler {
         let name = request.name.clone();
         let (server, prompt) = self.route(&name)?;
         request.name = prompt.to_owned();
-        request.meta = request.meta.map(forwardable_meta);
+        request.meta = request.meta.map(strip);
         match self
             .forward(
                 server,
@@ -300,30 +270,7 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let make =
-            || ClientRequest::ListResourcesRequest(optional(request.clone().map(forwardable)));
-        if let Scope::Server(server) = &self.scope {
-            return match self.forward(server, make(), &context).await? {
-                ServerResult::ListResourcesResult(result) => Ok(result),
-                _ => Err(unexpected(server)),
-            };
-        }
-        let naming = &self.gateway.naming;
-        let resources = self
-            .list_from_all(&context, make, |server, result| match result {
-                ServerResult::ListResourcesResult(list) => Some(
-                    list.resources
-                        .into_iter()
-                        .map(|mut resource| {
-                            resource.uri = naming.join_uri(server, &resource.uri);
-                            resource
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .await;
-        Ok(ListResourcesResult::with_all_items(resources))
+        self.list(request, &context).await
     }
 
     async fn list_resource_templates(
@@ -331,31 +278,7 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let make = || {
-            ClientRequest::ListResourceTemplatesRequest(optional(request.clone().map(forwardable)))
-        };
-        if let Scope::Server(server) = &self.scope {
-            return match self.forward(server, make(), &context).await? {
-                ServerResult::ListResourceTemplatesResult(result) => Ok(result),
-                _ => Err(unexpected(server)),
-            };
-        }
-        let naming = &self.gateway.naming;
-        let templates = self
-            .list_from_all(&context, make, |server, result| match result {
-                ServerResult::ListResourceTemplatesResult(list) => Some(
-                    list.resource_templates
-                        .into_iter()
-                        .map(|mut template| {
-                            template.uri_template = naming.join_uri(server, &template.uri_template);
-                            template
-                        })
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .await;
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        self.list(request, &context).await
     }
 
     async fn read_resource(
@@ -366,7 +289,7 @@ impl ServerHandler for GatewayHandler {
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
         request.uri = original.to_owned();
-        request.meta = request.meta.map(forwardable_meta);
+        request.meta = request.meta.map(strip);
         match self
             .forward(
                 server,
@@ -500,18 +423,6 @@ impl ServerHandler for GatewayHandler {
         }
         Ok(())
     }
-}
-
-fn optional<M: Default, P>(params: Option<P>) -> rmcp::model::RequestOptionalParam<M, P> {
-    rmcp::model::RequestOptionalParam {
-        method: M::default(),
-        params,
-        extensions: Default::default(),
-    }
-}
-
-fn forwardable_meta(meta: rmcp::model::RequestMetaObject) -> rmcp::model::RequestMetaObject {
-    super::meta::strip(meta)
 }
 
 fn rename_content_uri(

@@ -2,6 +2,7 @@
 //! proxy) and the stdio front.
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
+//! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
@@ -10,6 +11,7 @@
 pub mod caller;
 pub mod error;
 pub mod handler;
+pub mod listing;
 pub mod meta;
 pub mod naming;
 pub mod sessions;

@@ -74,16 +74,6 @@ impl Sessions {
         });
     }
 
-    /// Number of live sessions.
-    pub fn len(&self) -> usize {
-        self.live.len()
-    }
-
-    /// True when no session is live.
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
-
     /// Subscribes a session; true when it is the first subscriber of the URI,
     /// i.e. the upstream must be asked.
     pub fn subscribe(&self, id: u64, server: &str, uri: &str) -> bool {

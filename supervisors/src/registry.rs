@@ -54,15 +54,24 @@ impl Registry {
         self.by_name.get(name).map(|&i| &self.servers[i])
     }
 
+    /// Upstreams still on their way to `ready` or `failed`.
+    pub fn pending(&self) -> Vec<&str> {
+        use bulwark_actors::upstream::UpstreamState;
+        self.servers
+            .iter()
+            .filter(|entry| {
+                !matches!(
+                    entry.status.state(),
+                    UpstreamState::Ready | UpstreamState::Failed
+                )
+            })
+            .map(|entry| entry.spec.name.as_str())
+            .collect()
+    }
+
     /// True once every upstream is ready or has failed for good.
     pub fn settled(&self) -> bool {
-        use bulwark_actors::upstream::UpstreamState;
-        self.servers.iter().all(|entry| {
-            matches!(
-                entry.status.state(),
-                UpstreamState::Ready | UpstreamState::Failed
-            )
-        })
+        self.pending().is_empty()
     }
 
     /// Every upstream, in configuration order.

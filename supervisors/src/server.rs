@@ -126,11 +126,11 @@ impl Actor for ServerSupervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, detail) = match event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, reason.unwrap_or_else(|| "stopped".into()))
-            }
-            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("panicked: {err}")),
+        // An instance that stops records its own exit reason first; one that
+        // panicked could not, so its panic is the reason.
+        let (cell, panic) = match event {
+            SupervisionEvent::ActorTerminated(cell, ..) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(format!("panicked: {err}"))),
             _ => return Ok(()),
         };
         let is_current = state
@@ -144,8 +144,8 @@ impl Actor for ServerSupervisor {
         if state.stopping {
             return Ok(());
         }
-        if state.status.last_exit().is_none() {
-            state.status.set_exit(ExitReason::SessionFailed(detail));
+        if let Some(panic) = panic {
+            state.status.set_exit(ExitReason::SessionFailed(panic));
         }
         on_instance_failed(&myself, state);
         Ok(())
@@ -170,16 +170,10 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
 
 fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
     let name = &state.spec.name;
-    let reached_ready =
-        state.status.link().is_some() || state.status.state() == UpstreamState::Ready;
+    // The instance's last state tells whether it ever served.
+    let reached_ready = state.status.state() == UpstreamState::Ready;
     if state.probing && !reached_ready {
-        state.status.set_state(UpstreamState::Failed);
-        schedule(
-            myself,
-            state,
-            ServerMsg::Probe,
-            state.tracker.policy().probe_interval(),
-        );
+        open_circuit(myself, state);
         return;
     }
     if state.probing {
@@ -199,15 +193,16 @@ fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
         }
         Decision::GiveUp => {
             tracing::error!(server = %name, "upstream exceeded its restart limit; circuit open");
-            state.status.set_state(UpstreamState::Failed);
-            schedule(
-                myself,
-                state,
-                ServerMsg::Probe,
-                state.tracker.policy().probe_interval(),
-            );
+            open_circuit(myself, state);
         }
     }
+}
+
+/// Marks the server `failed` (calls fail fast) and schedules the next probe.
+fn open_circuit(myself: &ActorRef<ServerMsg>, state: &ServerState) {
+    state.status.set_state(UpstreamState::Failed);
+    let interval = state.tracker.policy().probe_interval();
+    schedule(myself, state, ServerMsg::Probe, interval);
 }
 
 fn schedule(

@@ -113,10 +113,10 @@ impl CallRegistry {
     }
 }
 
-pub(crate) struct LinkInner {
-    pub(crate) peer: Peer<RoleClient>,
-    pub(crate) exit: watch::Receiver<Option<ExitReason>>,
-    pub(crate) status: Arc<UpstreamStatus>,
+struct LinkInner {
+    peer: Peer<RoleClient>,
+    exit: watch::Receiver<Option<ExitReason>>,
+    status: Arc<UpstreamStatus>,
     server: Arc<str>,
     calls: Arc<CallRegistry>,
 }
@@ -124,7 +124,7 @@ pub(crate) struct LinkInner {
 /// Cheap-to-clone handle on one ready upstream session.
 #[derive(Clone)]
 pub struct UpstreamLink {
-    pub(crate) inner: Arc<LinkInner>,
+    inner: Arc<LinkInner>,
 }
 
 impl std::fmt::Debug for UpstreamLink {

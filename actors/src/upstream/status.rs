@@ -115,9 +115,12 @@ impl UpstreamStatus {
         lifecycle.link = Some(link);
     }
 
-    /// Records why the current instance ended.
+    /// Records why the current instance ended and withdraws its link, so no
+    /// new call is sent to a dead session.
     pub fn set_exit(&self, reason: ExitReason) {
-        self.write().last_exit = Some(reason);
+        let mut lifecycle = self.write();
+        lifecycle.last_exit = Some(reason);
+        lifecycle.link = None;
     }
 
     /// Why the last instance ended, if one did.

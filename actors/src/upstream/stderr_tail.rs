@@ -43,10 +43,7 @@ impl StderrTail {
         let mut reader = BufReader::new(stream).lines();
         loop {
             match reader.next_line().await {
-                Ok(Some(line)) => {
-                    tracing::debug!(target: "bulwark::upstream::stderr", server, "{}", line.len());
-                    self.push(line);
-                }
+                Ok(Some(line)) => self.push(line),
                 Ok(None) => break,
                 Err(err) => {
                     tracing::debug!(server, %err, "stderr read ended");

@@ -1,0 +1,84 @@
+//! The four list requests (tools, prompts, resources, resource templates)
+//! differ only in their request, result and item types and in how an item is
+//! renamed for the federated view; [`Listing`] names those differences so one
+//! generic path in the handler serves all four.
+use rmcp::model::{
+    ClientRequest, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, Prompt, RequestOptionalParam, Resource,
+    ResourceTemplate, ServerResult, Tool,
+};
+
+use super::naming::Naming;
+
+/// One kind of MCP list result.
+pub trait Listing: Sized {
+    /// The listed item.
+    type Item;
+    /// The upstream request for one page.
+    fn request(params: Option<PaginatedRequestParams>) -> ClientRequest;
+    /// This kind's result out of an upstream answer.
+    fn from_result(result: ServerResult) -> Option<Self>;
+    /// The items of one page.
+    fn into_items(self) -> Vec<Self::Item>;
+    /// A single-page result holding `items`.
+    fn from_items(items: Vec<Self::Item>) -> Self;
+    /// Renames an item of `server` for the federated view.
+    fn federate(item: &mut Self::Item, server: &str, naming: &Naming);
+}
+
+fn optional<M: Default, P>(params: Option<P>) -> RequestOptionalParam<M, P> {
+    RequestOptionalParam {
+        method: M::default(),
+        params,
+        extensions: Default::default(),
+    }
+}
+
+macro_rules! listing {
+    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr) => {
+        impl Listing for $result {
+            type Item = $item_ty;
+
+            fn request(params: Option<PaginatedRequestParams>) -> ClientRequest {
+                ClientRequest::$request(optional(params))
+            }
+
+            fn from_result(result: ServerResult) -> Option<Self> {
+                match result {
+                    ServerResult::$result(result) => Some(result),
+                    _ => None,
+                }
+            }
+
+            fn into_items(self) -> Vec<Self::Item> {
+                self.$items
+            }
+
+            fn from_items(items: Vec<Self::Item>) -> Self {
+                Self::with_all_items(items)
+            }
+
+            fn federate($item: &mut Self::Item, $server: &str, $naming: &Naming) {
+                $rename
+            }
+        }
+    };
+}
+
+listing!(ListToolsResult, ListToolsRequest, tools: Tool, |tool, server, naming| {
+    tool.name = naming.join(server, &tool.name).into();
+});
+listing!(ListPromptsResult, ListPromptsRequest, prompts: Prompt, |prompt, server, naming| {
+    prompt.name = naming.join(server, &prompt.name);
+});
+listing!(ListResourcesResult, ListResourcesRequest, resources: Resource, |resource, server, naming| {
+    resource.uri = naming.join_uri(server, &resource.uri);
+});
+listing!(
+    ListResourceTemplatesResult,
+    ListResourceTemplatesRequest,
+    resource_templates: ResourceTemplate,
+    |template, server, naming| {
+        template.uri_template = naming.join_uri(server, &template.uri_template);
+    }
+);
