@@ -27,6 +27,12 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// Masks `text` from upstream `entry`: its configured environment values
+/// (where its secrets live) and anything credential-shaped.
+pub fn mask_upstream(entry: &bulwark_supervisors::registry::ServerEntry, text: &str) -> String {
+    mask(text, entry.spec.env.values().map(String::as_str))
+}
+
 /// Masks `secrets` (exact values) and credential-shaped text in `text`.
 pub fn mask<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = text.to_owned();

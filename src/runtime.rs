@@ -34,7 +34,11 @@ impl Runtime {
     /// Starts one supervised actor per enabled upstream.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let registry = Arc::new(Registry::new(config::upstream_specs(config)?));
-        let gateway = Gateway::new(registry.clone(), Naming::new(&config.server.tool_separator));
+        let gateway = Gateway::new(
+            registry.clone(),
+            Naming::new(&config.server.tool_separator),
+            config.server.gateway_tools,
+        );
         let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
         let (root, _) = Actor::spawn(
             None,

@@ -7,7 +7,7 @@ use bulwark_actors::upstream::UpstreamState;
 use bulwark_supervisors::registry::{Registry, ServerEntry};
 use serde::Serialize;
 
-use crate::mask::mask;
+use crate::mask::mask_upstream;
 
 /// One actor in the tree.
 #[derive(Debug, Serialize)]
@@ -55,10 +55,9 @@ pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNod
 fn server_node(entry: &ServerEntry) -> ActorNode {
     let status = &entry.status;
     let state = status.state();
-    let secrets: Vec<&str> = entry.spec.env.values().map(String::as_str).collect();
     let last_exit = status
         .last_exit()
-        .map(|r| mask(&r.to_string(), secrets.iter().copied()));
+        .map(|r| mask_upstream(entry, &r.to_string()));
     let upstream = ActorNode {
         name: entry.spec.name.clone(),
         kind: "upstream",
@@ -71,7 +70,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
                 .stderr
                 .lines()
                 .iter()
-                .map(|line| mask(line, secrets.iter().copied()))
+                .map(|line| mask_upstream(entry, line))
                 .collect(),
         ),
         messages_handled: status.mailbox.handled_total(),

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Joins server and tool in federated names.
     pub tool_separator: String,
+    /// Lists the gateway's own tools (`bulwark__list_servers`, …) on `/mcp`.
+    pub gateway_tools: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             tool_separator: "__".into(),
+            gateway_tools: true,
         }
     }
 }

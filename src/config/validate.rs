@@ -31,6 +31,11 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 "upstreams.{name}: a server name may use only letters, digits, '-' and '_'"
             )));
         }
+        if name == crate::mcp::gateway_tools::SERVER {
+            return Err(invalid(format!(
+                "upstreams.{name}: the name is reserved for the gateway's own tools"
+            )));
+        }
         if name.contains(separator.as_str()) {
             return Err(invalid(format!(
                 "upstreams.{name}: the name contains the tool separator {separator:?}"

@@ -21,6 +21,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use super::Gateway;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
+use super::gateway_tools::{self, GatewayTool};
 use super::listing::Listing;
 use super::meta::{forwardable, strip};
 use super::sessions::Scope;
@@ -58,6 +59,26 @@ impl GatewayHandler {
         }
     }
 
+    /// The shared gateway state.
+    pub(super) fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Configured servers this session may see, ready or not.
+    pub(super) fn visible_servers(&self) -> impl Iterator<Item = Arc<str>> + '_ {
+        let all = match &self.scope {
+            Scope::Server(name) => vec![name.clone()],
+            Scope::Federated => self
+                .gateway
+                .registry
+                .servers()
+                .iter()
+                .map(|entry| Arc::from(entry.spec.name.as_str()))
+                .collect(),
+        };
+        all.into_iter()
+    }
+
     fn track(&self, context: &RequestContext<RoleServer>) {
         self.gateway
             .sessions
@@ -65,7 +86,7 @@ impl GatewayHandler {
     }
 
     /// Sends `request` to `server` on behalf of this client request.
-    async fn forward(
+    pub(super) async fn forward(
         &self,
         server: &str,
         request: ClientRequest,
@@ -92,18 +113,28 @@ impl GatewayHandler {
     }
 
     /// Servers this session may see that are ready, in configuration order.
+    /// A server scope keeps its one server even when it is down, so the
+    /// client learns why instead of getting an empty answer.
     fn ready_servers(&self) -> Vec<Arc<str>> {
-        match &self.scope {
-            Scope::Server(name) => vec![name.clone()],
-            Scope::Federated => self
-                .gateway
-                .registry
-                .servers()
-                .iter()
-                .filter(|entry| entry.status.link().is_some())
-                .map(|entry| Arc::from(entry.spec.name.as_str()))
-                .collect(),
-        }
+        let federated = matches!(self.scope, Scope::Federated);
+        self.visible_servers()
+            .filter(|name| {
+                !federated
+                    || self
+                        .gateway
+                        .registry
+                        .get(name)
+                        .is_some_and(|entry| entry.status.link().is_some())
+            })
+            .collect()
+    }
+
+    /// The gateway tool `server`/`tool` names, if it names one this session sees.
+    fn gateway_tool(&self, server: &str, tool: &str) -> Option<GatewayTool> {
+        let federated = matches!(self.scope, Scope::Federated);
+        (federated && self.gateway.gateway_tools && server == gateway_tools::SERVER)
+            .then(|| GatewayTool::from_name(tool))
+            .flatten()
     }
 
     /// Resolves a client-facing name to (server, upstream name).
@@ -157,6 +188,9 @@ impl GatewayHandler {
                     tracing::warn!(server = %server, %err, "upstream left out of a merged list")
                 }
             }
+        }
+        if self.gateway.gateway_tools {
+            merged.extend(L::gateway_items(naming));
         }
         Ok(L::from_items(merged))
     }
@@ -213,6 +247,12 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         let (server, tool) = self.route(&name)?;
+        if let Some(own) = self.gateway_tool(server, tool) {
+            return self
+                .call_gateway_tool(own, request.arguments, context)
+                .await
+                .map(CallToolResponse::Complete);
+        }
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(strip);
         let result = self

@@ -8,6 +8,7 @@ use rmcp::model::{
     ResourceTemplate, ServerResult, Tool,
 };
 
+use super::gateway_tools::GatewayTool;
 use super::naming::Naming;
 
 /// One kind of MCP list result.
@@ -24,6 +25,10 @@ pub trait Listing: Sized {
     fn from_items(items: Vec<Self::Item>) -> Self;
     /// Renames an item of `server` for the federated view.
     fn federate(item: &mut Self::Item, server: &str, naming: &Naming);
+    /// The gateway's own items of this kind, listed next to the federated ones.
+    fn gateway_items(_naming: &Naming) -> Vec<Self::Item> {
+        Vec::new()
+    }
 }
 
 fn optional<M: Default, P>(params: Option<P>) -> RequestOptionalParam<M, P> {
@@ -35,7 +40,7 @@ fn optional<M: Default, P>(params: Option<P>) -> RequestOptionalParam<M, P> {
 }
 
 macro_rules! listing {
-    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr) => {
+    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr $(, own: |$own_naming:ident| $own:expr)?) => {
         impl Listing for $result {
             type Item = $item_ty;
 
@@ -61,12 +66,19 @@ macro_rules! listing {
             fn federate($item: &mut Self::Item, $server: &str, $naming: &Naming) {
                 $rename
             }
+            $(
+            fn gateway_items($own_naming: &Naming) -> Vec<Self::Item> {
+                $own
+            }
+            )?
         }
     };
 }
 
 listing!(ListToolsResult, ListToolsRequest, tools: Tool, |tool, server, naming| {
     tool.name = naming.join(server, &tool.name).into();
+}, own: |naming| {
+    GatewayTool::ALL.iter().map(|tool| tool.definition(naming)).collect()
 });
 listing!(ListPromptsResult, ListPromptsRequest, prompts: Prompt, |prompt, server, naming| {
     prompt.name = naming.join(server, &prompt.name);

@@ -10,6 +10,8 @@
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 pub mod caller;
 pub mod error;
+mod gateway_calls;
+pub mod gateway_tools;
 pub mod handler;
 pub mod listing;
 pub mod meta;
@@ -37,15 +39,18 @@ pub struct Gateway {
     pub naming: Naming,
     /// Live sessions (also the observer of upstream announcements).
     pub sessions: Arc<Sessions>,
+    /// Whether `/mcp` lists the gateway's own tools.
+    pub gateway_tools: bool,
 }
 
 impl Gateway {
     /// The MCP front over `registry`.
-    pub fn new(registry: Arc<Registry>, naming: Naming) -> Arc<Self> {
+    pub fn new(registry: Arc<Registry>, naming: Naming, gateway_tools: bool) -> Arc<Self> {
         Arc::new(Self {
             registry,
             sessions: Sessions::new(naming.clone()),
             naming,
+            gateway_tools,
         })
     }
 }

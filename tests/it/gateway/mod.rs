@@ -3,6 +3,7 @@
 mod conformance;
 mod crash;
 mod federation;
+mod own_tools;
 mod shutdown;
 
 use std::time::Duration;

@@ -1,0 +1,202 @@
+//! Runs the gateway's own tools ([`super::gateway_tools`]) for one session.
+//! Every tool sees only the servers the session may use, and batch calls go
+//! through the session's ordinary `tools/call` path, checks included.
+use futures::future::{BoxFuture, join_all};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, ListToolsResult,
+    RequestMetaObject,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::mask::mask_upstream;
+
+use super::gateway_tools::{
+    BatchCall, CallToolsArgs, DiscoverToolsArgs, GatewayTool, MAX_BATCH, NoArgs, ServerInfoArgs,
+    ServerSummary, parse_args,
+};
+use super::handler::GatewayHandler;
+use super::listing::Listing;
+
+impl GatewayHandler {
+    /// Runs gateway tool `tool` with `arguments`. Boxed because `call_tools`
+    /// reaches `call_tool` again, and recursive futures need a known size.
+    pub(super) fn call_gateway_tool(
+        &self,
+        tool: GatewayTool,
+        arguments: Option<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> BoxFuture<'_, Result<CallToolResult, ErrorData>> {
+        Box::pin(self.run_gateway_tool(tool, arguments, context))
+    }
+
+    async fn run_gateway_tool(
+        &self,
+        tool: GatewayTool,
+        arguments: Option<JsonObject>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let value = match tool {
+            GatewayTool::ListServers => {
+                parse_args::<NoArgs>(tool, arguments)?;
+                json!({ "servers": self.server_summaries() })
+            }
+            GatewayTool::ServerInfo => {
+                let args: ServerInfoArgs = parse_args(tool, arguments)?;
+                self.server_info(&args.server, &context).await?
+            }
+            GatewayTool::DiscoverTools => {
+                let args: DiscoverToolsArgs = parse_args(tool, arguments)?;
+                self.discover_tools(args, &context).await?
+            }
+            GatewayTool::CallTools => {
+                let args: CallToolsArgs = parse_args(tool, arguments)?;
+                self.call_tools(args.calls, &context).await?
+            }
+            GatewayTool::CacheStatus | GatewayTool::CacheClear | GatewayTool::TimeoutMetrics => {
+                return Err(ErrorData::invalid_params(
+                    format!("{} is not available on this gateway", tool.name()),
+                    None,
+                ));
+            }
+        };
+        Ok(CallToolResult::structured(value))
+    }
+
+    fn server_summaries(&self) -> Vec<ServerSummary> {
+        self.visible_servers()
+            .filter_map(|name| self.gateway().registry.get(&name))
+            .map(|entry| ServerSummary::of(entry))
+            .collect()
+    }
+
+    async fn server_info(
+        &self,
+        server: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, ErrorData> {
+        let entry = self
+            .visible_servers()
+            .find(|name| &**name == server)
+            .and_then(|name| self.gateway().registry.get(&name))
+            .ok_or_else(|| ErrorData::invalid_params(format!("unknown server '{server}'"), None))?;
+        let summary = ServerSummary::of(entry);
+        let tools = match self.upstream_tools(server, context).await {
+            Ok(tools) => json!(tools),
+            Err(err) => json!({ "error": err.message }),
+        };
+        Ok(json!({
+            "name": summary.name,
+            "state": summary.state,
+            "restarts": summary.restarts,
+            "calls_in_flight": summary.calls_in_flight,
+            "last_error": entry.status.last_exit().map(|exit| mask_upstream(entry, &exit.to_string())),
+            "tools": tools,
+        }))
+    }
+
+    async fn discover_tools(
+        &self,
+        args: DiscoverToolsArgs,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, ErrorData> {
+        let servers: Vec<_> = match &args.server {
+            Some(server) => {
+                let name = self
+                    .visible_servers()
+                    .find(|name| **name == **server)
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(format!("unknown server '{server}'"), None)
+                    })?;
+                vec![name]
+            }
+            None => self.visible_servers().collect(),
+        };
+        let lists = join_all(
+            servers
+                .iter()
+                .map(|server| self.upstream_tools(server, context)),
+        )
+        .await;
+        let mut out = serde_json::Map::new();
+        for (server, list) in servers.iter().zip(lists) {
+            let value = match list {
+                Ok(tools) => json!({ "tools": tools }),
+                Err(err) => json!({ "error": err.message }),
+            };
+            out.insert(server.to_string(), value);
+        }
+        Ok(json!({ "servers": out, "fresh": args.fresh }))
+    }
+
+    /// Runs a batch concurrently through the ordinary `tools/call` path; the
+    /// outcome of each call is reported in order, one failure never failing
+    /// the batch.
+    async fn call_tools(
+        &self,
+        calls: Vec<BatchCall>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Value, ErrorData> {
+        if calls.len() > MAX_BATCH {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "a batch holds at most {MAX_BATCH} calls, got {}",
+                    calls.len()
+                ),
+                None,
+            ));
+        }
+        let outcomes = join_all(calls.into_iter().map(|call| {
+            let mut context = context.clone();
+            // Progress of one sub-call must not pose as the batch's progress.
+            context.meta = RequestMetaObject::default();
+            let name = call.name.clone();
+            let mut params = CallToolRequestParams::new(call.name);
+            params.arguments = call.arguments;
+            async move {
+                let outcome = if super::gateway_tools::is_batch(&name, &self.gateway().naming) {
+                    Err(ErrorData::invalid_params("call_tools cannot call itself", None))
+                } else {
+                    self.call_tool(params, context).await
+                };
+                match outcome {
+                    Ok(CallToolResponse::Complete(result)) => {
+                        json!({ "name": name, "ok": !result.is_error.unwrap_or(false), "result": result })
+                    }
+                    Ok(_) => json!({
+                        "name": name,
+                        "ok": false,
+                        "error": { "message": "the tool asked for input; call it directly" },
+                    }),
+                    Err(err) => json!({
+                        "name": name,
+                        "ok": false,
+                        "error": { "code": err.code.0, "message": err.message },
+                    }),
+                }
+            }
+        }))
+        .await;
+        Ok(json!({ "results": outcomes }))
+    }
+
+    /// Tools of one upstream under their upstream names.
+    async fn upstream_tools(
+        &self,
+        server: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Vec<Value>, ErrorData> {
+        let result = self
+            .forward(server, ListToolsResult::request(None), context)
+            .await?;
+        let list = ListToolsResult::from_result(result).ok_or_else(|| {
+            ErrorData::internal_error(format!("server '{server}' answered tools/list oddly"), None)
+        })?;
+        Ok(list
+            .tools
+            .into_iter()
+            .map(|tool| json!({ "name": tool.name, "description": tool.description }))
+            .collect())
+    }
+}
