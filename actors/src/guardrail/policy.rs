@@ -250,12 +250,12 @@ mod tests {
             "guardrail policy `default-input` names unknown provider `nope`"
         );
         let err = compile(serde_json::json!({
-            "providers": { "e": { "kind": "enkrypt", "api_key": "${BULWARK_TEST_SURELY_UNSET}" } }
+            "providers": { "e": { "kind": "enkrypt", "api_key": "${ENKRYPT_KEY}" } }
         }))
         .unwrap_err();
-        assert!(
-            err.to_string().contains("BULWARK_TEST_SURELY_UNSET"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "guardrail provider `e`: unresolved `${VAR}` reference"
         );
         let err = compile(serde_json::json!({
             "output": { "additional_config": { "regexes": ["ok", "(unclosed"] } }
