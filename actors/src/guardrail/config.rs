@@ -88,8 +88,8 @@ impl Default for GuardrailConfig {
             pin_tools: PinMode::Flag,
             tool_poisoning: PoisoningMode::Hide,
             providers: BTreeMap::new(),
-            input: PolicyConfig::default_input(),
-            output: PolicyConfig::default_output(),
+            input: PolicyConfig::default(),
+            output: PolicyConfig::default(),
             upstreams: BTreeMap::new(),
         }
     }
@@ -143,56 +143,69 @@ pub struct UpstreamPolicies {
     pub output: Option<PolicyConfig>,
 }
 
-/// One direction's policy, in the seed gateway's shape.
+/// One direction's policy, in the seed gateway's shape. `policy_name` and
+/// `block` default per direction (see [`PolicyDirection`]); the other fields
+/// default the same way in both.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Off means nothing is checked in this direction (placeholders are still restored).
     pub enabled: bool,
-    /// Named in block errors and logs.
-    pub policy_name: String,
+    /// Named in block errors and logs; default `default-input` / `default-output`.
+    pub policy_name: Option<String>,
     /// Providers that check this direction: `"local"` and/or names from
     /// `[guardrails.providers]`; they run concurrently.
     pub provider: ProviderList,
     /// Detectors whose findings refuse the call: `pii`, `secrets`,
     /// `injection_attack`, `keyword`, `regex`, remote detector names such as
     /// `toxicity`, and `moderation` (any category) or `moderation:CATEGORY`.
-    /// Findings of other detectors are reported, not blocked.
-    pub block: Vec<String>,
+    /// Findings of other detectors are reported, not blocked. Default: inputs
+    /// `secrets`, `injection_attack`, `keyword`, `regex`; outputs `secrets`,
+    /// `injection_attack`.
+    pub block: Option<Vec<String>>,
     /// What a failing or slow remote provider means.
     pub on_error: OnError,
     /// Detector settings.
     pub additional_config: AdditionalConfig,
 }
 
-impl PolicyConfig {
-    /// The default input policy: secrets, injections and keywords block; PII is redacted.
-    pub fn default_input() -> Self {
+impl Default for PolicyConfig {
+    fn default() -> Self {
         Self {
             enabled: true,
-            policy_name: "default-input".into(),
+            policy_name: None,
             provider: ProviderList::default(),
-            block: ["secrets", "injection_attack", "keyword", "regex"]
-                .map(String::from)
-                .to_vec(),
+            block: None,
             on_error: OnError::Block,
             additional_config: AdditionalConfig::default(),
         }
     }
-
-    /// The default output policy: secrets and injections block; upstream PII is masked.
-    pub fn default_output() -> Self {
-        Self {
-            policy_name: "default-output".into(),
-            block: ["secrets", "injection_attack"].map(String::from).to_vec(),
-            ..Self::default_input()
-        }
-    }
 }
 
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self::default_input()
+/// Which way a policy checks; supplies the defaults that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyDirection {
+    /// Arguments and URIs going to an upstream.
+    Input,
+    /// Results coming back.
+    Output,
+}
+
+impl PolicyDirection {
+    /// `policy_name` when none is given.
+    pub fn default_policy_name(self) -> &'static str {
+        match self {
+            Self::Input => "default-input",
+            Self::Output => "default-output",
+        }
+    }
+
+    /// `block` when none is given.
+    pub fn default_block(self) -> &'static [&'static str] {
+        match self {
+            Self::Input => &["secrets", "injection_attack", "keyword", "regex"],
+            Self::Output => &["secrets", "injection_attack"],
+        }
     }
 }
 
@@ -315,10 +328,13 @@ mod tests {
         assert_eq!(config.input.on_error, OnError::Allow);
         assert!(!config.input.additional_config.pii_redaction);
         assert_eq!(config.input.additional_config.max_bytes, 1024 * 1024);
-        assert_eq!(config.output.policy_name, "default-output");
+        assert_eq!(config.output.policy_name, None);
         let github = &config.upstreams["github"];
         assert!(github.input.is_none());
-        assert_eq!(github.output.as_ref().unwrap().policy_name, "gh-out");
+        assert_eq!(
+            github.output.as_ref().unwrap().policy_name.as_deref(),
+            Some("gh-out")
+        );
         assert_eq!(
             github.output.as_ref().unwrap().provider.names(),
             [LOCAL_PROVIDER]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use secrecy::ExposeSecret as _;
 
 use super::config::{
-    GuardrailConfig, LOCAL_PROVIDER, OnError, PinMode, PoisoningMode, PolicyConfig, ProviderConfig,
+    GuardrailConfig, LOCAL_PROVIDER, OnError, PinMode, PoisoningMode, PolicyConfig,
+    PolicyDirection, ProviderConfig,
 };
 use super::detect::lists::{BlockLists, ListError};
 use super::remote::RemoteProvider;
@@ -89,35 +90,45 @@ impl Policy {
 
     fn compile(
         config: &PolicyConfig,
+        direction: PolicyDirection,
         providers: &HashMap<String, Arc<RemoteProvider>>,
     ) -> Result<Self, GuardrailConfigError> {
+        let name = config
+            .policy_name
+            .clone()
+            .unwrap_or_else(|| direction.default_policy_name().to_owned());
         let extra = &config.additional_config;
         let lists = BlockLists::new(&extra.keywords, &extra.regexes).map_err(|source| {
             GuardrailConfigError::BlockList {
-                policy: config.policy_name.clone(),
+                policy: name.clone(),
                 source,
             }
         })?;
         let mut local = false;
         let mut remotes = Vec::new();
-        for name in config.provider.names() {
-            if name == LOCAL_PROVIDER {
+        for provider_name in config.provider.names() {
+            if provider_name == LOCAL_PROVIDER {
                 local = true;
             } else {
-                let provider =
-                    providers
-                        .get(name)
-                        .ok_or_else(|| GuardrailConfigError::UnknownProvider {
-                            policy: config.policy_name.clone(),
-                            provider: name.clone(),
-                        })?;
+                let provider = providers.get(provider_name).ok_or_else(|| {
+                    GuardrailConfigError::UnknownProvider {
+                        policy: name.clone(),
+                        provider: provider_name.clone(),
+                    }
+                })?;
                 remotes.push(provider.clone());
             }
         }
         Ok(Self {
-            name: config.policy_name.clone(),
+            name,
             enabled: config.enabled,
-            block: config.block.clone(),
+            block: config.block.clone().unwrap_or_else(|| {
+                direction
+                    .default_block()
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect()
+            }),
             on_error: config.on_error,
             pii_redaction: extra.pii_redaction,
             max_bytes: extra.max_bytes,
@@ -157,19 +168,27 @@ impl PolicySet {
                 Arc::new(RemoteProvider::new(name, provider, http.clone())),
             );
         }
-        let input = Arc::new(Policy::compile(&config.input, &providers)?);
-        let output = Arc::new(Policy::compile(&config.output, &providers)?);
+        let input = Arc::new(Policy::compile(
+            &config.input,
+            PolicyDirection::Input,
+            &providers,
+        )?);
+        let output = Arc::new(Policy::compile(
+            &config.output,
+            PolicyDirection::Output,
+            &providers,
+        )?);
         let mut upstreams = HashMap::new();
         for (server, overrides) in &config.upstreams {
-            let pick = |own: &Option<PolicyConfig>, default: &Arc<Policy>| match own {
-                Some(own) => Policy::compile(own, &providers).map(Arc::new),
+            let pick = |own: &Option<PolicyConfig>, direction, default: &Arc<Policy>| match own {
+                Some(own) => Policy::compile(own, direction, &providers).map(Arc::new),
                 None => Ok(default.clone()),
             };
             upstreams.insert(
                 server.clone(),
                 (
-                    pick(&overrides.input, &input)?,
-                    pick(&overrides.output, &output)?,
+                    pick(&overrides.input, PolicyDirection::Input, &input)?,
+                    pick(&overrides.output, PolicyDirection::Output, &output)?,
                 ),
             );
         }

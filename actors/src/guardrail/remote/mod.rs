@@ -28,8 +28,8 @@ pub enum ProviderError {
     Format(String),
 }
 
-/// One configured remote provider.
-#[derive(Debug)]
+/// One configured remote provider. Its `Debug` leaves out the key and the
+/// URL's query.
 pub struct RemoteProvider {
     name: String,
     kind: ProviderKind,
@@ -39,6 +39,17 @@ pub struct RemoteProvider {
     model: String,
     detectors: serde_json::Value,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for RemoteProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url.split('?').next().unwrap_or_default())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RemoteProvider {
@@ -124,5 +135,7 @@ fn transport(err: reqwest::Error) -> ProviderError {
     ProviderError::Transport(kind.into())
 }
 
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
