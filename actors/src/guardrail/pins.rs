@@ -1,0 +1,152 @@
+//! Rug-pull pins: the SHA-256 of each tool's canonical definition when first
+//! seen. A later definition with another hash is a change that stays
+//! pending until an operator approves it (re-pinning) or the upstream
+//! reverts to the pinned one.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// What a newly listed definition means against its pin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinCheck {
+    /// First sight: now pinned.
+    New,
+    /// Same as pinned.
+    Unchanged,
+    /// Differs from the pin and is not approved.
+    Changed,
+}
+
+#[derive(Debug)]
+struct Pin {
+    pinned: String,
+    current: String,
+}
+
+/// Pins of every upstream's tools; keyed by (server, tool name).
+#[derive(Debug, Default)]
+pub struct PinStore {
+    pins: Mutex<HashMap<(String, String), Pin>>,
+}
+
+impl PinStore {
+    /// Records the latest definition hash of a tool and compares it to the pin.
+    pub fn observe(&self, server: &str, tool: &str, hash: String) -> PinCheck {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        match pins.get_mut(&(server.to_owned(), tool.to_owned())) {
+            None => {
+                pins.insert(
+                    (server.to_owned(), tool.to_owned()),
+                    Pin {
+                        pinned: hash.clone(),
+                        current: hash,
+                    },
+                );
+                PinCheck::New
+            }
+            Some(pin) => {
+                pin.current = hash;
+                if pin.current == pin.pinned {
+                    PinCheck::Unchanged
+                } else {
+                    PinCheck::Changed
+                }
+            }
+        }
+    }
+
+    /// Pins the latest definition of a changed tool; `false` when nothing was pending.
+    pub fn approve(&self, server: &str, tool: &str) -> bool {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        match pins.get_mut(&(server.to_owned(), tool.to_owned())) {
+            Some(pin) if pin.current != pin.pinned => {
+                pin.pinned = pin.current.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The pinned and latest hashes of a tool.
+    pub fn hashes(&self, server: &str, tool: &str) -> Option<(String, String)> {
+        let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        pins.get(&(server.to_owned(), tool.to_owned()))
+            .map(|pin| (pin.pinned.clone(), pin.current.clone()))
+    }
+}
+
+/// Hex SHA-256 of `definition` serialized with object keys sorted, so the
+/// hash does not depend on the upstream's key order.
+pub fn definition_hash(definition: &Value) -> String {
+    let mut hasher = Sha256::new();
+    write_canonical(definition, &mut hasher);
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn write_canonical(value: &Value, hasher: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            hasher.update(b"{");
+            for (key, item) in entries {
+                hasher.update(Value::String(key.clone()).to_string().as_bytes());
+                hasher.update(b":");
+                write_canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                write_canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn hash_ignores_key_order_but_not_content() {
+        let a = json!({"name": "t", "description": "d", "inputSchema": {"type": "object"}});
+        let b: Value = serde_json::from_str(
+            r#"{"inputSchema":{"type":"object"},"description":"d","name":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(definition_hash(&a), definition_hash(&b));
+        assert_eq!(definition_hash(&a).len(), 64);
+        let c = json!({"name": "t", "description": "d2", "inputSchema": {"type": "object"}});
+        assert_ne!(definition_hash(&a), definition_hash(&c));
+    }
+
+    #[test]
+    fn change_stays_pending_until_approved_or_reverted() {
+        let pins = PinStore::default();
+        assert_eq!(pins.observe("s", "t", "h1".into()), PinCheck::New);
+        assert_eq!(pins.observe("s", "t", "h1".into()), PinCheck::Unchanged);
+        assert!(!pins.approve("s", "t"));
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Changed);
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Changed);
+        assert_eq!(pins.observe("s", "t", "h1".into()), PinCheck::Unchanged);
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Changed);
+        assert!(pins.approve("s", "t"));
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Unchanged);
+        assert_eq!(pins.hashes("s", "t"), Some(("h2".into(), "h2".into())));
+        assert_eq!(pins.observe("other", "t", "h1".into()), PinCheck::New);
+    }
+}

@@ -1,0 +1,143 @@
+//! Walks the strings of a JSON value: string values, and object keys where a
+//! check only needs to read them.
+//!
+//! Binary payloads (`data` of image/audio content, `blob` of resources; both
+//! sit next to a `mimeType`) are skipped: base64 is neither text nor a secret.
+use serde_json::{Map, Value};
+
+fn is_binary_field(map: &Map<String, Value>, key: &str) -> bool {
+    matches!(key, "data" | "blob") && map.contains_key("mimeType")
+}
+
+/// Calls `f` on every string value and object key; stops at the first `Err`.
+pub fn try_each_str<E>(value: &Value, f: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().try_for_each(|item| try_each_str(item, f)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            f(key)?;
+            if is_binary_field(map, key) {
+                Ok(())
+            } else {
+                try_each_str(item, f)
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+/// Calls `f` on every string value (not keys: renaming an argument would
+/// break the call) so it may rewrite it; stops at the first `Err`.
+pub fn try_each_string_mut<E>(
+    value: &mut Value,
+    f: &mut impl FnMut(&mut String) -> Result<(), E>,
+) -> Result<(), E> {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items
+            .iter_mut()
+            .try_for_each(|item| try_each_string_mut(item, f)),
+        Value::Object(map) => {
+            let binary: Vec<String> = ["data", "blob"]
+                .into_iter()
+                .filter(|key| is_binary_field(map, key))
+                .map(String::from)
+                .collect();
+            map.iter_mut()
+                .filter(|(key, _)| !binary.contains(key))
+                .try_for_each(|(_, item)| try_each_string_mut(item, f))
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+/// Every string of `value` (keys included), joined by newlines: the text a
+/// remote provider is asked about.
+pub fn joined_text(value: &Value) -> String {
+    let mut text = String::new();
+    let _ = try_each_str::<()>(value, &mut |s| {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(s);
+        Ok(())
+    });
+    text
+}
+
+/// Length of `value` serialized as compact JSON, without building the string.
+pub fn serialized_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `Value` to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn visits_values_and_keys_but_not_binary() {
+        let value = json!({
+            "a": ["x", {"b": "y"}], "n": 1,
+            "content": [{"type": "image", "data": "QUJD", "mimeType": "image/png"}]
+        });
+        let mut seen = Vec::new();
+        try_each_str::<()>(&value, &mut |s| {
+            seen.push(s.to_owned());
+            Ok(())
+        })
+        .unwrap();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "a",
+                "b",
+                "content",
+                "data",
+                "image",
+                "image/png",
+                "mimeType",
+                "n",
+                "type",
+                "x",
+                "y"
+            ]
+        );
+        assert!(!joined_text(&value).contains("QUJD"));
+    }
+
+    #[test]
+    fn rewrites_values_only() {
+        let mut value = json!({"key": "v", "list": ["w"], "blob": "b"});
+        try_each_string_mut::<()>(&mut value, &mut |s| {
+            s.make_ascii_uppercase();
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(value, json!({"key": "V", "list": ["W"], "blob": "B"}));
+    }
+
+    #[test]
+    fn serialized_len_matches_to_vec() {
+        let value = json!({"a": [1, "two", null], "é": true});
+        assert_eq!(
+            serialized_len(&value),
+            serde_json::to_vec(&value).unwrap().len()
+        );
+    }
+}
