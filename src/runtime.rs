@@ -1,9 +1,12 @@
 //! Starting and stopping the supervision tree under a front door.
 use std::sync::Arc;
 
+use bulwark_actors::guardrail::{GuardrailActor, GuardrailArgs, GuardrailConfigError, Guardrails};
+use bulwark_actors::mailbox::MailboxStats;
 use bulwark_actors::upstream::UpstreamObserver;
 use bulwark_supervisors::registry::Registry;
 use bulwark_supervisors::root::{self, RootArgs, RootMsg, RootSupervisor};
+use bulwark_supervisors::shared::SharedActor;
 use ractor::{Actor, ActorRef};
 
 use crate::config::{self, Config, ConfigError};
@@ -16,6 +19,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The guardrail policies did not compile.
+    #[error("guardrails: {0}")]
+    Guardrails(#[from] GuardrailConfigError),
     /// The root supervisor did not start.
     #[error("the supervision tree did not start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
@@ -33,11 +39,16 @@ pub struct Runtime {
 impl Runtime {
     /// Starts one supervised actor per enabled upstream.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
-        let registry = Arc::new(Registry::new(config::upstream_specs(config)?));
+        let guardrails = Guardrails::new(config.guardrails.clone())?;
+        let registry = Arc::new(
+            Registry::new(config::upstream_specs(config)?)
+                .with_shared(vec![guardrail_actor(&guardrails)]),
+        );
         let gateway = Gateway::new(
             registry.clone(),
             Naming::new(&config.server.tool_separator),
             config.server.gateway_tools,
+            guardrails,
         );
         let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
         let (root, _) = Actor::spawn(
@@ -60,6 +71,27 @@ impl Runtime {
     pub async fn shutdown(self) {
         root::shutdown(&self.root, &self.registry).await;
     }
+}
+
+/// The `GuardrailActor` as the root starts (and restarts) it.
+fn guardrail_actor(guardrails: &Guardrails) -> SharedActor {
+    let mailbox = Arc::new(MailboxStats::default());
+    let (handle, stats) = (guardrails.clone(), mailbox.clone());
+    SharedActor::new(
+        "guardrails",
+        mailbox,
+        Arc::new(move |supervisor| {
+            let args = GuardrailArgs {
+                guardrails: handle.clone(),
+                mailbox: stats.clone(),
+            };
+            Box::pin(async move {
+                let (actor, _) =
+                    Actor::spawn_linked(None, GuardrailActor, args, supervisor).await?;
+                Ok(actor.get_cell())
+            })
+        }),
+    )
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -11,6 +11,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use bulwark_actors::guardrail::GuardrailConfig;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
@@ -53,6 +54,9 @@ pub struct Config {
     /// Upstream MCP servers by name.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Input, output and tool-list checks.
+    #[serde(default)]
+    pub guardrails: GuardrailConfig,
 }
 
 /// Settings of the HTTP front.
@@ -187,6 +191,7 @@ impl Config {
             }
         }
         validate::check(&config, &origin)?;
+        validate::resolve_guardrail_env(&mut config, &origin)?;
         Ok(config)
     }
 }

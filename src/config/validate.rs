@@ -108,6 +108,27 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
     Ok(specs)
 }
 
+/// Resolves `${VAR}` in guardrail provider keys and URLs, and checks that
+/// policies name known providers (by compiling them once).
+pub fn resolve_guardrail_env(config: &mut Config, origin: &str) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message: format!("guardrails: {message}"),
+    };
+    config
+        .guardrails
+        .resolve_env(expand_env)
+        .map_err(|err| invalid(err.to_string()))?;
+    for name in config.guardrails.upstreams.keys() {
+        if !config.upstreams.contains_key(name) {
+            return Err(invalid(format!(
+                "guardrails.upstreams.{name} names no configured upstream"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `${VAR}` with the gateway's environment; the error is the missing name.
 fn expand_env(value: &str) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());

@@ -1,5 +1,6 @@
 //! The one place gateway failures become what an MCP client sees. Messages
 //! name the server and the reason; they never carry secrets.
+use bulwark_actors::guardrail::GuardrailBlock;
 use bulwark_actors::upstream::{CallError, UpstreamState, UpstreamStatus};
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
@@ -10,6 +11,8 @@ pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32001);
 pub const UPSTREAM_LOST: ErrorCode = ErrorCode(-32002);
 /// JSON-RPC code: the request was cancelled (as in LSP).
 pub const REQUEST_CANCELLED: ErrorCode = ErrorCode(-32800);
+/// JSON-RPC code: a guardrail policy refused the request or its result.
+pub const GUARDRAIL_BLOCKED: ErrorCode = ErrorCode(-32003);
 
 /// Why the gateway could not serve a request.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,12 @@ pub enum GatewayError {
     /// The upstream answered with a result of the wrong kind.
     #[error("server '{0}' answered with an unexpected result type")]
     UnexpectedResult(String),
+    /// A guardrail refused the input or the output.
+    #[error(transparent)]
+    Guardrail(#[from] GuardrailBlock),
+    /// A bug or an impossible state; the message names where.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl GatewayError {
@@ -84,7 +93,19 @@ impl From<GatewayError> for ErrorData {
                 message,
                 Some(json!({ "server": &*server })),
             ),
-            GatewayError::UnexpectedResult(_) => ErrorData::internal_error(message, None),
+            GatewayError::UnexpectedResult(_) | GatewayError::Internal(_) => {
+                ErrorData::internal_error(message, None)
+            }
+            GatewayError::Guardrail(block) => ErrorData::new(
+                GUARDRAIL_BLOCKED,
+                message,
+                Some(json!({
+                    "policy": block.policy_name,
+                    "direction": block.direction,
+                    "detector": block.detector,
+                    "provider": block.provider,
+                })),
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 #![allow(deprecated)]
 use std::sync::Arc;
 
+use bulwark_actors::guardrail::InputKind;
 use futures::future::join_all;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
@@ -22,6 +23,7 @@ use super::Gateway;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
+use super::guard;
 use super::listing::Listing;
 use super::meta::{forwardable, strip};
 use super::sessions::Scope;
@@ -164,7 +166,8 @@ impl GatewayHandler {
         let request = request.map(forwardable);
         if let Scope::Server(server) = &self.scope {
             let result = self.forward(server, L::request(request), context).await?;
-            return L::from_result(result).ok_or_else(|| unexpected(server));
+            let list = L::from_result(result).ok_or_else(|| unexpected(server))?;
+            return Ok(list.screened(server, &self.gateway.guardrails));
         }
         let servers = self.ready_servers();
         let results = join_all(
@@ -177,10 +180,15 @@ impl GatewayHandler {
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result.map(L::from_result) {
-                Ok(Some(list)) => merged.extend(list.into_items().into_iter().map(|mut item| {
-                    L::federate(&mut item, server, naming);
-                    item
-                })),
+                Ok(Some(list)) => merged.extend(
+                    list.screened(server, &self.gateway.guardrails)
+                        .into_items()
+                        .into_iter()
+                        .map(|mut item| {
+                            L::federate(&mut item, server, naming);
+                            item
+                        }),
+                ),
                 Ok(None) => {
                     tracing::warn!(server = %server, "upstream answered a list with the wrong result type")
                 }
@@ -253,8 +261,19 @@ impl ServerHandler for GatewayHandler {
                 .await
                 .map(CallToolResponse::Complete);
         }
+        let guardrails = &self.gateway.guardrails;
+        guardrails
+            .tool_allowed(server, tool)
+            .map_err(GatewayError::from)?;
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(strip);
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::ToolArguments,
+            &mut request.arguments,
+        )
+        .await?;
         let result = self
             .forward(
                 server,
@@ -263,7 +282,9 @@ impl ServerHandler for GatewayHandler {
             )
             .await?;
         match result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
+                guard::output(guardrails, server, result, &redactions).await?,
+            )),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
             }
@@ -289,6 +310,14 @@ impl ServerHandler for GatewayHandler {
         let (server, prompt) = self.route(&name)?;
         request.name = prompt.to_owned();
         request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::PromptArguments,
+            &mut request.arguments,
+        )
+        .await?;
         match self
             .forward(
                 server,
@@ -297,7 +326,9 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
+                guard::output(guardrails, server, result, &redactions).await?,
+            )),
             ServerResult::InputRequiredResult(result) => {
                 Ok(GetPromptResponse::InputRequired(result))
             }
@@ -330,6 +361,8 @@ impl ServerHandler for GatewayHandler {
         let (server, original) = self.route_uri(&uri)?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        guard::uri(guardrails, server, original).await?;
         match self
             .forward(
                 server,
@@ -338,7 +371,9 @@ impl ServerHandler for GatewayHandler {
             )
             .await?
         {
-            ServerResult::ReadResourceResult(mut result) => {
+            ServerResult::ReadResourceResult(result) => {
+                let mut result =
+                    guard::output(guardrails, server, result, &Default::default()).await?;
                 if matches!(self.scope, Scope::Federated) {
                     for content in &mut result.contents {
                         rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));

@@ -8,6 +8,8 @@ use rmcp::model::{
     ResourceTemplate, ServerResult, Tool,
 };
 
+use bulwark_actors::guardrail::Guardrails;
+
 use super::gateway_tools::GatewayTool;
 use super::naming::Naming;
 
@@ -25,6 +27,11 @@ pub trait Listing: Sized {
     fn from_items(items: Vec<Self::Item>) -> Self;
     /// Renames an item of `server` for the federated view.
     fn federate(item: &mut Self::Item, server: &str, naming: &Naming);
+    /// The list as guardrails let clients see it (tool lists are scanned for
+    /// poisoning and rug pulls; other kinds pass).
+    fn screened(self, _server: &str, _guardrails: &Guardrails) -> Self {
+        self
+    }
     /// The gateway's own items of this kind, listed next to the federated ones.
     fn gateway_items(_naming: &Naming) -> Vec<Self::Item> {
         Vec::new()
@@ -40,7 +47,7 @@ fn optional<M: Default, P>(params: Option<P>) -> RequestOptionalParam<M, P> {
 }
 
 macro_rules! listing {
-    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr $(, own: |$own_naming:ident| $own:expr)?) => {
+    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr $(, own: |$own_naming:ident| $own:expr)? $(, screen: |$list:ident, $screen_server:ident, $guardrails:ident| $screen:expr)?) => {
         impl Listing for $result {
             type Item = $item_ty;
 
@@ -71,6 +78,12 @@ macro_rules! listing {
                 $own
             }
             )?
+            $(
+            fn screened(self, $screen_server: &str, $guardrails: &Guardrails) -> Self {
+                let $list = self;
+                $screen
+            }
+            )?
         }
     };
 }
@@ -79,6 +92,10 @@ listing!(ListToolsResult, ListToolsRequest, tools: Tool, |tool, server, naming| 
     tool.name = naming.join(server, &tool.name).into();
 }, own: |naming| {
     GatewayTool::ALL.iter().map(|tool| tool.definition(naming)).collect()
+}, screen: |list, server, guardrails| {
+    let mut list = list;
+    list.tools = guardrails.scan_tools(server, std::mem::take(&mut list.tools)).tools;
+    list
 });
 listing!(ListPromptsResult, ListPromptsRequest, prompts: Prompt, |prompt, server, naming| {
     prompt.name = naming.join(server, &prompt.name);

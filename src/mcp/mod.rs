@@ -8,10 +8,13 @@
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
+//! - [`guard`]: the guardrail steps of the request path.
+//! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
 pub mod caller;
 pub mod error;
 mod gateway_calls;
 pub mod gateway_tools;
+pub mod guard;
 pub mod handler;
 pub mod listing;
 pub mod meta;
@@ -21,6 +24,7 @@ pub mod sessions;
 use std::sync::Arc;
 
 use axum::Router;
+use bulwark_actors::guardrail::Guardrails;
 use bulwark_supervisors::registry::Registry;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -41,16 +45,24 @@ pub struct Gateway {
     pub sessions: Arc<Sessions>,
     /// Whether `/mcp` lists the gateway's own tools.
     pub gateway_tools: bool,
+    /// Input, output and tool-list checks.
+    pub guardrails: Guardrails,
 }
 
 impl Gateway {
     /// The MCP front over `registry`.
-    pub fn new(registry: Arc<Registry>, naming: Naming, gateway_tools: bool) -> Arc<Self> {
+    pub fn new(
+        registry: Arc<Registry>,
+        naming: Naming,
+        gateway_tools: bool,
+        guardrails: Guardrails,
+    ) -> Arc<Self> {
         Arc::new(Self {
             registry,
             sessions: Sessions::new(naming.clone()),
             naming,
             gateway_tools,
+            guardrails,
         })
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! RootSupervisor
+//! ├── GuardrailActor, CacheActor, EscalationActor   shared, started first
 //! ├── ServerSupervisor "echo"      restart policy, circuit, probes
 //! │   └── UpstreamActor            one process group + one MCP session
 //! ├── ServerSupervisor "time"
@@ -13,6 +14,7 @@
 //! - [`server`]: `ServerSupervisor`, restarts one upstream's instance.
 //! - [`root`]: `RootSupervisor`, starts and restarts server supervisors.
 //! - [`registry`]: configured upstreams and their live status.
+//! - [`shared`]: how the root starts and restarts the shared actors.
 //!
 //! Supervisors know neither HTTP nor MCP wire details; they start actors,
 //! watch them die, and decide what happens next.
@@ -20,3 +22,4 @@ pub mod policy;
 pub mod registry;
 pub mod root;
 pub mod server;
+pub mod shared;

@@ -7,6 +7,7 @@ use bulwark_actors::mailbox::MailboxStats;
 use bulwark_actors::upstream::{UpstreamSpec, UpstreamStatus};
 
 use crate::policy::RestartPolicy;
+use crate::shared::SharedActor;
 
 /// One configured upstream.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ pub struct ServerEntry {
 pub struct Registry {
     servers: Vec<Arc<ServerEntry>>,
     by_name: HashMap<String, usize>,
+    shared: Vec<SharedActor>,
     /// Mailbox counters of the root supervisor.
     pub root_mailbox: MailboxStats,
 }
@@ -47,6 +49,17 @@ impl Registry {
             registry.servers.push(Arc::new(entry));
         }
         registry
+    }
+
+    /// Adds the shared actors the root starts before any upstream.
+    pub fn with_shared(mut self, shared: Vec<SharedActor>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The shared actors, in start order.
+    pub fn shared(&self) -> &[SharedActor] {
+        &self.shared
     }
 
     /// The upstream called `name`.

@@ -1,17 +1,22 @@
 //! `RootSupervisor`: the top of the tree.
 //!
-//! Supervision: it starts one `ServerSupervisor` per configured upstream. A
-//! server supervisor only dies by a bug (a panic); the root then starts a
-//! fresh one for that upstream, and the others never notice. `Shutdown` stops
+//! Supervision: it starts the shared actors (guardrails, cache, deadlines)
+//! first, then one `ServerSupervisor` per configured upstream. A shared actor
+//! or a server supervisor only dies by a bug (a panic); the root then starts
+//! a fresh one in its place, and the others never notice. `Shutdown` stops
 //! every server supervisor in parallel and replies when all upstream
 //! processes are gone.
 use std::sync::Arc;
 
 use bulwark_actors::upstream::{UpstreamObserver, UpstreamState};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::registry::{Registry, ServerEntry};
 use crate::server::{ServerArgs, ServerMsg, ServerSupervisor};
+use crate::shared::SharedActor;
+
+/// Pause before restarting a shared actor that died, so a panic loop cannot spin.
+const SHARED_RESTART_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the root starts with.
 pub struct RootArgs {
@@ -32,6 +37,7 @@ pub struct RootState {
     registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
     children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
+    shared: Vec<(ActorCell, SharedActor)>,
     stopping: bool,
 }
 
@@ -52,8 +58,13 @@ impl Actor for RootSupervisor {
             registry: args.registry,
             observer: args.observer,
             children: Vec::new(),
+            shared: Vec::new(),
             stopping: false,
         };
+        for actor in state.registry.shared().to_vec() {
+            let cell = actor.start(myself.get_cell()).await?;
+            state.shared.push((cell, actor));
+        }
         for entry in state.registry.servers().to_vec() {
             spawn_server(&myself, &mut state, entry).await?;
         }
@@ -80,6 +91,10 @@ impl Actor for RootSupervisor {
                     }
                 });
                 futures::future::join_all(stops).await;
+                // Shared actors last: upstreams may still have used them while stopping.
+                for (cell, _) in &state.shared {
+                    cell.stop(None);
+                }
                 let _ = reply.send(());
             }
         }
@@ -94,12 +109,27 @@ impl Actor for RootSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let cell = match &event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                tracing::error!(%err, "server supervisor panicked");
+                tracing::error!(%err, "supervised actor panicked");
                 cell
             }
             SupervisionEvent::ActorTerminated(cell, ..) => cell,
             _ => return Ok(()),
         };
+        if let Some(index) = state
+            .shared
+            .iter()
+            .position(|(shared, _)| shared.get_id() == cell.get_id())
+        {
+            let (_, actor) = state.shared.swap_remove(index);
+            if !state.stopping {
+                tracing::warn!(actor = actor.name, "restarting shared actor");
+                actor.count_restart();
+                tokio::time::sleep(SHARED_RESTART_DELAY).await;
+                let cell = actor.start(myself.get_cell()).await?;
+                state.shared.push((cell, actor));
+            }
+            return Ok(());
+        }
         let Some(index) = state
             .children
             .iter()
