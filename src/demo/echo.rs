@@ -38,6 +38,11 @@ pub trait ExtraTools: Clone + Send + Sync + 'static {
     /// Called for every `tools/call` before dispatch (the crash kind counts them).
     fn before_call(&self) {}
 
+    /// Whether the server announces `notifications/tools/list_changed`.
+    fn tool_list_changes(&self) -> bool {
+        false
+    }
+
     /// Runs an extra tool; `None` when `request` names none of them.
     fn call(
         &self,
@@ -105,14 +110,15 @@ impl<X: ExtraTools> EchoServer<X> {
 
 impl<X: ExtraTools> ServerHandler for EchoServer<X> {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_resources()
-                .enable_prompts()
-                .build(),
-        )
-        .with_server_info(Implementation::new(
+        let mut capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        if let Some(tools) = capabilities.tools.as_mut() {
+            tools.list_changed = Some(self.extras.tool_list_changes());
+        }
+        ServerConfig::new(capabilities).with_server_info(Implementation::new(
             self.extras.server_name(),
             env!("CARGO_PKG_VERSION"),
         ))
@@ -245,23 +251,33 @@ pub(crate) mod tests {
 
     /// Connects an in-process client to `server` over an in-memory pipe.
     pub(crate) async fn connect<S: ServerHandler>(server: S) -> RunningService<RoleClient, ()> {
+        connect_with(server, ()).await
+    }
+
+    /// Connects `client` to `server` over an in-memory pipe.
+    pub(crate) async fn connect_with<S: ServerHandler, C: rmcp::ClientHandler>(
+        server: S,
+        client: C,
+    ) -> RunningService<RoleClient, C> {
         let (server_io, client_io) = tokio::io::duplex(64 * 1024);
         tokio::spawn(async move {
             if let Ok(running) = server.serve(server_io).await {
                 let _ = running.waiting().await;
             }
         });
-        ().serve(client_io).await.unwrap()
+        client.serve(client_io).await.unwrap()
     }
 
-    fn text(result: &CallToolResult) -> String {
+    /// The text of a one-block tool result.
+    pub(crate) fn text(result: &CallToolResult) -> String {
         serde_json::to_value(&result.content).unwrap()[0]["text"]
             .as_str()
             .unwrap()
             .to_owned()
     }
 
-    fn args(value: serde_json::Value) -> rmcp::model::JsonObject {
+    /// A JSON object as tool arguments.
+    pub(crate) fn args(value: serde_json::Value) -> rmcp::model::JsonObject {
         value.as_object().unwrap().clone()
     }
 

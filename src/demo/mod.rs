@@ -5,6 +5,8 @@
 //! - [`slow`]: a `slow` tool that reports progress and honours cancellation.
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
+//! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
+//!   misbehave the way attacks do, for the guardrails.
 //!
 //! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
@@ -12,6 +14,7 @@ pub mod common;
 pub mod conformance;
 pub mod crash;
 pub mod echo;
+pub mod hostile;
 pub mod slow;
 
 use std::{net::SocketAddr, sync::Arc};
@@ -36,6 +39,16 @@ pub enum DemoKind {
     Crash,
     /// The fixture for the official MCP conformance suite's server scenarios.
     Conformance,
+    /// Returns PII and secrets in outputs; `echo_args` returns its arguments.
+    Leaky,
+    /// Tools with poisoned descriptions and schemas next to clean ones.
+    Poisoned,
+    /// A tool whose definition turns malicious when `mutate` is called.
+    Rugpull,
+    /// Returns prompt-injection text in tool output.
+    Injector,
+    /// Returns outputs of `--size-bytes` bytes.
+    Huge,
 }
 
 impl DemoKind {
@@ -46,6 +59,11 @@ impl DemoKind {
             Self::Slow => "slow",
             Self::Crash => "crash",
             Self::Conformance => "conformance",
+            Self::Leaky => "leaky",
+            Self::Poisoned => "poisoned",
+            Self::Rugpull => "rugpull",
+            Self::Injector => "injector",
+            Self::Huge => "huge",
         }
     }
 }
@@ -68,6 +86,9 @@ pub struct DemoServerArgs {
     /// `crash`: exit with code 2 before serving anything.
     #[arg(long)]
     pub die_at_start: bool,
+    /// `huge`: size of `big_output`'s result in bytes.
+    #[arg(long, default_value_t = hostile::huge::DEFAULT_SIZE_BYTES)]
+    pub size_bytes: usize,
 }
 
 /// Runs a demo server until its transport closes (stdio) or the process is stopped (HTTP).
@@ -93,6 +114,14 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
             .await
         }
         DemoKind::Conformance => serve(conformance::ConformanceServer::new(), args.http).await,
+        DemoKind::Leaky => serve(hostile::leaky::LeakyServer::leaky(), args.http).await,
+        DemoKind::Poisoned => serve(hostile::poisoned::PoisonedServer::poisoned(), args.http).await,
+        DemoKind::Rugpull => serve(hostile::rugpull::RugPullServer::rugpull(), args.http).await,
+        DemoKind::Injector => serve(hostile::injector::InjectorServer::injector(), args.http).await,
+        DemoKind::Huge => {
+            let server = hostile::huge::HugeServer::with_size_bytes(args.size_bytes);
+            serve(server, args.http).await
+        }
     }
 }
 
