@@ -21,8 +21,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         allowed_origins: config.server.allowed_origins.clone(),
         shutdown: shutdown.clone(),
     };
-    let app = mcp::routes(&runtime.gateway, &settings)
-        .merge(crate::api::routes(runtime.registry.clone()));
+    let app =
+        mcp::routes(&runtime.gateway, &settings).merge(crate::api::routes(runtime.gateway.clone()));
     // The one line scripts and tests wait for: where to point an MCP client.
     let mut stdout = std::io::stdout();
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;

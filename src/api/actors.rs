@@ -4,10 +4,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use bulwark_actors::upstream::UpstreamState;
-use bulwark_supervisors::registry::{Registry, ServerEntry};
+use bulwark_supervisors::registry::ServerEntry;
+use bulwark_supervisors::shared::SharedActor;
 use serde::Serialize;
 
 use crate::mask::mask_upstream;
+use crate::mcp::Gateway;
 
 /// One actor in the tree.
 #[derive(Debug, Serialize)]
@@ -32,7 +34,8 @@ pub struct ActorNode {
     children: Vec<ActorNode>,
 }
 
-pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNode> {
+pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode> {
+    let registry = &gateway.registry;
     Json(ActorNode {
         name: "root".into(),
         kind: "root_supervisor",
@@ -45,11 +48,28 @@ pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNod
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
         children: registry
-            .servers()
+            .shared()
             .iter()
-            .map(|entry| server_node(entry))
+            .map(shared_node)
+            .chain(registry.servers().iter().map(|entry| server_node(entry)))
             .collect(),
     })
+}
+
+fn shared_node(actor: &SharedActor) -> ActorNode {
+    ActorNode {
+        name: actor.name.to_owned(),
+        kind: "shared_actor",
+        state: UpstreamState::Ready,
+        restarts: Some(actor.restart_count()),
+        uptime_secs: None,
+        last_exit: None,
+        stderr_tail: None,
+        messages_handled: actor.mailbox.handled_total(),
+        mailbox_depth: actor.mailbox.depth(),
+        calls_in_flight: None,
+        children: Vec::new(),
+    }
 }
 
 fn server_node(entry: &ServerEntry) -> ActorNode {

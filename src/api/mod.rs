@@ -1,23 +1,27 @@
-//! Operator HTTP endpoints: `/health`, `/ready` and `/api/v1/actors` (the
-//! live supervision tree).
+//! Operator HTTP endpoints: `/health`, `/ready`, `/api/v1/actors` (the
+//! live supervision tree) and `/api/v1/guardrails`.
 mod actors;
+mod guardrails;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use bulwark_supervisors::registry::Registry;
+use axum::routing::{get, post};
+
+use crate::mcp::Gateway;
 use serde_json::json;
 
 /// The operator routes.
-pub fn routes(registry: Arc<Registry>) -> Router {
+pub fn routes(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/api/v1/actors", get(actors::tree))
-        .with_state(registry)
+        .route("/api/v1/guardrails", get(guardrails::report))
+        .route("/api/v1/guardrails/approve", post(guardrails::approve))
+        .with_state(gateway)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
@@ -25,10 +29,8 @@ async fn health() -> axum::Json<serde_json::Value> {
 }
 
 /// Ready once every enabled upstream has started or failed for good.
-async fn ready(
-    State(registry): State<Arc<Registry>>,
-) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let pending = registry.pending();
+async fn ready(State(gateway): State<Arc<Gateway>>) -> (StatusCode, axum::Json<serde_json::Value>) {
+    let pending = gateway.registry.pending();
     let code = if pending.is_empty() {
         StatusCode::OK
     } else {

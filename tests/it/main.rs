@@ -9,4 +9,5 @@
 mod common;
 mod gateway;
 mod gateway_smoke;
+mod guardrails;
 mod harness;

@@ -276,10 +276,11 @@ impl Guardrails {
 
     /// Whether `tool` of `server` may be called: not if its latest listing withheld it.
     pub fn tool_allowed(&self, server: &str, tool: &str) -> Result<(), GuardrailBlock> {
-        if !self.inner.policies.load().enabled {
+        let set = self.inner.policies.load();
+        if !set.enabled {
             return Ok(());
         }
-        self.inner.tools.allowed(server, tool)
+        self.inner.tools.allowed(server, tool, set.pin_tools)
     }
 
     /// Approves the changed definition of `tool` (re-pins it); `false` when

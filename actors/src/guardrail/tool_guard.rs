@@ -139,8 +139,14 @@ impl ToolGuard {
         }
     }
 
-    /// `Err` when the latest scan of `server` withheld `tool`.
-    pub fn allowed(&self, server: &str, tool: &str) -> Result<(), GuardrailBlock> {
+    /// `Err` when the latest scan of `server` withheld `tool`. The refusal
+    /// names the pin when pinning withholds a changed tool, poisoning otherwise.
+    pub fn allowed(
+        &self,
+        server: &str,
+        tool: &str,
+        pin_tools: PinMode,
+    ) -> Result<(), GuardrailBlock> {
         let flagged = self.lock();
         let Some(entry) = flagged
             .get(server)
@@ -151,8 +157,9 @@ impl ToolGuard {
         if entry.action == ToolAction::Listed {
             return Ok(());
         }
-        let rug_pull_only = entry.flags == [ToolFlag::DefinitionChanged];
-        let (policy_name, detector) = if rug_pull_only {
+        let withheld_by_pin =
+            pin_tools == PinMode::Block && entry.flags.contains(&ToolFlag::DefinitionChanged);
+        let (policy_name, detector) = if withheld_by_pin {
             ("pin_tools", names::TOOL_CHANGED)
         } else {
             ("tool_poisoning", names::TOOL_POISONING)

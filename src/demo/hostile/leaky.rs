@@ -116,9 +116,12 @@ impl ExtraTools for LeakyTools {
                     McpError::invalid_params(format!("unknown secret kind `{kind}`"), None)
                 })
             }),
-            "echo_args" => Ok(text_result(
-                serde_json::Value::Object(args.clone()).to_string(),
-            )),
+            "echo_args" => {
+                let received = serde_json::Value::Object(args.clone()).to_string();
+                // On stderr too, so a test can read what the upstream really got.
+                eprintln!("echo_args received {received}");
+                Ok(text_result(received))
+            }
             _ => return None,
         };
         Some(result)

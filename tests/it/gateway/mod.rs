@@ -29,7 +29,11 @@ pub async fn upstream_node(gw: &Gateway, server: &str) -> Value {
     assert!(status.is_success(), "{tree}");
     tree["children"]
         .as_array()
-        .and_then(|servers| servers.iter().find(|s| s["name"] == server))
+        .and_then(|servers| {
+            servers
+                .iter()
+                .find(|s| s["name"] == server && s["kind"] == "server_supervisor")
+        })
         .map(|s| s["children"][0].clone())
         .unwrap_or_else(|| panic!("no actor for {server} in {tree}"))
 }

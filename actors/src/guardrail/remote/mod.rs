@@ -135,7 +135,8 @@ fn transport(err: reqwest::Error) -> ProviderError {
     ProviderError::Transport(kind.into())
 }
 
-#[cfg(test)]
-pub(crate) mod fake;
+#[cfg(any(test, feature = "test-fakes"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test support: a broken fake should fail loudly
+pub mod fake;
 #[cfg(test)]
 mod tests;
