@@ -19,6 +19,9 @@ pub enum StartError {
     /// The root supervisor did not start.
     #[error("the supervision tree did not start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    /// Authentication could not be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::SetupError),
 }
 
 /// A running gateway core: the tree and the MCP front's shared state.
@@ -34,7 +37,12 @@ impl Runtime {
     /// Starts one supervised actor per enabled upstream.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let registry = Arc::new(Registry::new(config::upstream_specs(config)?));
-        let gateway = Gateway::new(registry.clone(), Naming::new(&config.server.tool_separator));
+        let auth = crate::auth::Auth::from_config(config)?;
+        let gateway = Gateway::new(
+            registry.clone(),
+            Naming::new(&config.server.tool_separator),
+            auth,
+        );
         let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
         let (root, _) = Actor::spawn(
             None,

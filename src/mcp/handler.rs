@@ -9,7 +9,8 @@ use std::sync::Arc;
 use futures::future::join_all;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
     ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
@@ -18,7 +19,10 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use crate::auth::identity::Identity;
+
 use super::Gateway;
+use super::access::{Access, Guarded};
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::listing::Listing;
@@ -42,11 +46,12 @@ pub struct GatewayHandler {
     gateway: Arc<Gateway>,
     scope: Scope,
     session: SessionGuard,
+    access: Access,
 }
 
 impl GatewayHandler {
-    /// A handler for one client session.
-    pub fn new(gateway: Arc<Gateway>, scope: Scope) -> Self {
+    /// A handler for one client session; `access` says who it acts for.
+    pub fn new(gateway: Arc<Gateway>, scope: Scope, access: Access) -> Self {
         let id = gateway.sessions.allocate();
         Self {
             session: SessionGuard {
@@ -55,6 +60,7 @@ impl GatewayHandler {
             },
             gateway,
             scope,
+            access,
         }
     }
 
@@ -91,8 +97,8 @@ impl GatewayHandler {
         Ok(result)
     }
 
-    /// Servers this session may see that are ready, in configuration order.
-    fn ready_servers(&self) -> Vec<Arc<str>> {
+    /// Servers this caller may see that are ready, in configuration order.
+    fn ready_servers(&self, identity: &Identity) -> Vec<Arc<str>> {
         match &self.scope {
             Scope::Server(name) => vec![name.clone()],
             Scope::Federated => self
@@ -100,6 +106,7 @@ impl GatewayHandler {
                 .registry
                 .servers()
                 .iter()
+                .filter(|entry| identity.grant.allows_server(&entry.spec.name))
                 .filter(|entry| entry.status.link().is_some())
                 .map(|entry| Arc::from(entry.spec.name.as_str()))
                 .collect(),
@@ -129,13 +136,21 @@ impl GatewayHandler {
         &self,
         request: Option<PaginatedRequestParams>,
         context: &RequestContext<RoleServer>,
-    ) -> Result<L, ErrorData> {
+    ) -> Result<L, ErrorData>
+    where
+        L::Item: Guarded,
+    {
+        let identity = self.access.caller(context)?;
+        let grant = &identity.grant;
         let request = request.map(forwardable);
         if let Scope::Server(server) = &self.scope {
+            self.access.authorize(&identity, server, None)?;
             let result = self.forward(server, L::request(request), context).await?;
-            return L::from_result(result).ok_or_else(|| unexpected(server));
+            let mut list = L::from_result(result).ok_or_else(|| unexpected(server))?;
+            list.retain(|item| item.visible(server, grant));
+            return Ok(list);
         }
-        let servers = self.ready_servers();
+        let servers = self.ready_servers(&identity);
         let results = join_all(
             servers
                 .iter()
@@ -146,10 +161,15 @@ impl GatewayHandler {
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result.map(L::from_result) {
-                Ok(Some(list)) => merged.extend(list.into_items().into_iter().map(|mut item| {
-                    L::federate(&mut item, server, naming);
-                    item
-                })),
+                Ok(Some(list)) => merged.extend(
+                    list.into_items()
+                        .into_iter()
+                        .filter(|item| item.visible(server, grant))
+                        .map(|mut item| {
+                            L::federate(&mut item, server, naming);
+                            item
+                        }),
+                ),
                 Ok(None) => {
                     tracing::warn!(server = %server, "upstream answered a list with the wrong result type")
                 }
@@ -198,6 +218,17 @@ impl ServerHandler for GatewayHandler {
         config
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        // Binds the session to the caller that opens it.
+        self.access.caller(&context)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -211,8 +242,12 @@ impl ServerHandler for GatewayHandler {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let name = request.name.to_string();
         let (server, tool) = self.route(&name)?;
+        let federated = self.gateway.naming.join(server, tool);
+        self.access
+            .authorize(&identity, server, Some((tool, &federated)))?;
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(strip);
         let result = self
@@ -245,8 +280,10 @@ impl ServerHandler for GatewayHandler {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let name = request.name.clone();
         let (server, prompt) = self.route(&name)?;
+        self.access.authorize(&identity, server, None)?;
         request.name = prompt.to_owned();
         request.meta = request.meta.map(strip);
         match self
@@ -286,8 +323,10 @@ impl ServerHandler for GatewayHandler {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
         match self
@@ -318,8 +357,10 @@ impl ServerHandler for GatewayHandler {
         mut request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         if self
             .gateway
             .sessions
@@ -342,8 +383,10 @@ impl ServerHandler for GatewayHandler {
         mut request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         if self
             .gateway
             .sessions
@@ -386,6 +429,8 @@ impl ServerHandler for GatewayHandler {
                 ));
             }
         };
+        let identity = self.access.caller(&context)?;
+        self.access.authorize(&identity, &server, None)?;
         request.meta = None;
         match self
             .forward(
@@ -405,7 +450,8 @@ impl ServerHandler for GatewayHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let servers = self.ready_servers();
+        let identity = self.access.caller(&context)?;
+        let servers = self.ready_servers(&identity);
         let results = join_all(servers.iter().map(|server| {
             let mut request = request.clone();
             request.meta = None;

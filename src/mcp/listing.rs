@@ -22,6 +22,8 @@ pub trait Listing: Sized {
     fn into_items(self) -> Vec<Self::Item>;
     /// A single-page result holding `items`.
     fn from_items(items: Vec<Self::Item>) -> Self;
+    /// Keeps only the items `keep` admits (the page's cursor stays).
+    fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool);
     /// Renames an item of `server` for the federated view.
     fn federate(item: &mut Self::Item, server: &str, naming: &Naming);
 }
@@ -56,6 +58,10 @@ macro_rules! listing {
 
             fn from_items(items: Vec<Self::Item>) -> Self {
                 Self::with_all_items(items)
+            }
+
+            fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool) {
+                self.$items.retain(keep);
             }
 
             fn federate($item: &mut Self::Item, $server: &str, $naming: &Naming) {

@@ -2,12 +2,14 @@
 //! proxy) and the stdio front.
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
+//! - [`access`]: the session's caller, its grant and call budgets.
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
+pub mod access;
 pub mod caller;
 pub mod error;
 pub mod handler;
@@ -25,6 +27,9 @@ use rmcp::transport::streamable_http_server::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
+use crate::auth::middleware::{self, McpGuard};
+use access::Access;
 use handler::GatewayHandler;
 use naming::Naming;
 use sessions::{Scope, Sessions};
@@ -37,15 +42,18 @@ pub struct Gateway {
     pub naming: Naming,
     /// Live sessions (also the observer of upstream announcements).
     pub sessions: Arc<Sessions>,
+    /// Client authentication, grants and rate limits.
+    pub auth: Arc<Auth>,
 }
 
 impl Gateway {
-    /// The MCP front over `registry`.
-    pub fn new(registry: Arc<Registry>, naming: Naming) -> Arc<Self> {
+    /// The MCP front over `registry`, guarded by `auth`.
+    pub fn new(registry: Arc<Registry>, naming: Naming, auth: Arc<Auth>) -> Arc<Self> {
         Arc::new(Self {
             registry,
             sessions: Sessions::new(naming.clone()),
             naming,
+            auth,
         })
     }
 }
@@ -78,22 +86,36 @@ fn service(
     }
     let gateway = gateway.clone();
     StreamableHttpService::new(
-        move || Ok(GatewayHandler::new(gateway.clone(), scope.clone())),
+        move || {
+            let access = Access::http(gateway.auth.clone());
+            Ok(GatewayHandler::new(gateway.clone(), scope.clone(), access))
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     )
 }
 
-/// The `/mcp` and `/mcp/{server}` routes.
+/// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer.
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
-    let mut router =
-        Router::new().nest_service("/mcp", service(gateway, Scope::Federated, settings));
+    let guarded = |scope: Scope| {
+        let guard = McpGuard {
+            auth: gateway.auth.clone(),
+            server: match &scope {
+                Scope::Server(name) => Some(name.clone()),
+                Scope::Federated => None,
+            },
+        };
+        let path = match &scope {
+            Scope::Server(name) => format!("/mcp/{name}"),
+            Scope::Federated => "/mcp".to_owned(),
+        };
+        Router::new()
+            .nest_service(&path, service(gateway, scope, settings))
+            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+    };
+    let mut router = guarded(Scope::Federated);
     for entry in gateway.registry.servers() {
-        let name = entry.spec.name.as_str();
-        router = router.nest_service(
-            &format!("/mcp/{name}"),
-            service(gateway, Scope::Server(name.into()), settings),
-        );
+        router = router.merge(guarded(Scope::Server(entry.spec.name.as_str().into())));
     }
-    router
+    router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }
