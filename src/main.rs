@@ -157,10 +157,18 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
             eprintln!("Revoked key {id}.");
         }
         KeyCommand::List { config } => {
-            writeln!(stdout, "{:<12} {:<16} {:<16} STATUS", "ID", "USER", "PROJECT")?;
+            writeln!(
+                stdout,
+                "{:<12} {:<16} {:<16} STATUS",
+                "ID", "USER", "PROJECT"
+            )?;
             for key in manage::list(&config.load()?)? {
                 let status = if key.revoked { "revoked" } else { "active" };
-                writeln!(stdout, "{:<12} {:<16} {:<16} {status}", key.id, key.user, key.project)?;
+                writeln!(
+                    stdout,
+                    "{:<12} {:<16} {:<16} {status}",
+                    key.id, key.user, key.project
+                )?;
             }
         }
     }

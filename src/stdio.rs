@@ -55,7 +55,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 fn identity(config: &Config) -> anyhow::Result<Identity> {
     let auth = Auth::from_config(config)?;
     if !auth.enabled() {
-        tracing::warn!("authentication is OFF (auth.enabled = false): every caller may use every upstream");
+        tracing::warn!(
+            "authentication is OFF (auth.enabled = false): every caller may use every upstream"
+        );
         return Ok(Identity::anonymous());
     }
     let key = std::env::var(API_KEY_ENV).ok().filter(|k| !k.trim().is_empty()).with_context(|| {

@@ -106,7 +106,10 @@ impl Grant {
 mod tests {
     use super::*;
 
-    fn project(upstreams: &[&str], tools: &[(&str, Option<&[&str]>, &[&str])]) -> Grant {
+    /// (server, allow, deny)
+    type Rule<'a> = (&'a str, Option<&'a [&'a str]>, &'a [&'a str]);
+
+    fn project(upstreams: &[&str], tools: &[Rule<'_>]) -> Grant {
         Grant::from_config(&ProjectConfig {
             upstreams: upstreams.iter().map(|s| s.to_string()).collect(),
             tools: tools

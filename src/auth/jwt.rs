@@ -99,12 +99,9 @@ impl JwtVerifier {
             }
             _ => return Err(JwtError::Malformed),
         };
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &key,
-            &self.validation(header.alg),
-        )
-        .map_err(|err| JwtError::Rejected(reason(err.kind())))?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(header.alg))
+                .map_err(|err| JwtError::Rejected(reason(err.kind())))?;
         let claims = data.claims;
         let text = |name: &str| {
             claims
@@ -206,7 +203,9 @@ impl Jwks {
             {
                 return Ok(key);
             }
-            state.attempted.is_none_or(|at| at.elapsed() >= self.min_refetch)
+            state
+                .attempted
+                .is_none_or(|at| at.elapsed() >= self.min_refetch)
         };
         if due {
             self.refetch().await;
@@ -229,7 +228,9 @@ impl Jwks {
                 state.keys = keys;
                 state.fetched = Some(now);
             }
-            Err(err) => tracing::warn!(url = %self.url, %err, "JWKS fetch failed; keeping cached keys"),
+            Err(err) => {
+                tracing::warn!(url = %self.url, %err, "JWKS fetch failed; keeping cached keys")
+            }
         }
     }
 }
@@ -259,7 +260,11 @@ async fn fetch(url: &str) -> Result<KeyMap, String> {
             .common
             .key_algorithm
             .and_then(|ka| Algorithm::try_from(ka).ok());
-        let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{index}"));
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .unwrap_or_else(|| format!("#{index}"));
         keys.insert(kid, (key, alg));
     }
     Ok(keys)

@@ -86,7 +86,9 @@ pub struct NewKey {
 
 impl std::fmt::Debug for NewKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,7 +129,10 @@ mod tests {
     fn hashes_round_trip_through_the_stored_form() {
         let key = generate().unwrap();
         let stored = key.hash.to_stored();
-        assert!(stored.starts_with("sha256:") && stored.len() == 71, "{stored}");
+        assert!(
+            stored.starts_with("sha256:") && stored.len() == 71,
+            "{stored}"
+        );
         assert!(!stored.contains(&key.secret));
         let parsed = KeyHash::parse(&stored, &key.id).unwrap();
         assert!(parsed.matches(&key.hash));

@@ -30,7 +30,11 @@ pub fn create(config: &Config, project: &str, user: &str) -> Result<NewKey, Mana
     if project != ADMIN_PROJECT && !config.auth.projects.contains_key(project) {
         return Err(ManageError::UnknownProject(project.to_owned()));
     }
-    Ok(bootstrap::add_key(&super::keys_file(config), user, project)?)
+    Ok(bootstrap::add_key(
+        &super::keys_file(config),
+        user,
+        project,
+    )?)
 }
 
 /// Marks key `id` revoked; the running gateway notices within a second.
@@ -65,7 +69,8 @@ mod tests {
     #[test]
     fn create_revoke_list_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config: Config = toml::from_str("[auth.projects.demo]\nupstreams = [\"echo\"]\n").unwrap();
+        let mut config: Config =
+            toml::from_str("[auth.projects.demo]\nupstreams = [\"echo\"]\n").unwrap();
         config.server.data_dir = Some(dir.path().to_owned());
         assert!(matches!(
             create(&config, "nope", "alice"),
@@ -79,6 +84,9 @@ mod tests {
         revoke(&config, &key.id).unwrap();
         let file = KeysFile::load(&dir.path().join("keys.toml")).unwrap();
         assert!(file.keys[0].revoked);
-        assert!(matches!(revoke(&config, "k_none"), Err(ManageError::UnknownKey(_))));
+        assert!(matches!(
+            revoke(&config, "k_none"),
+            Err(ManageError::UnknownKey(_))
+        ));
     }
 }

@@ -89,7 +89,10 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> 
 fn refuse(auth: &Auth, err: &AuthError) -> Response {
     let message = err.to_string();
     if let AuthError::RateLimited(limited) = err {
-        tracing::info!(limit = limited.limit.as_str(), "request over its rate limit");
+        tracing::info!(
+            limit = limited.limit.as_str(),
+            "request over its rate limit"
+        );
         let retry_secs = limited.retry_after.as_secs_f64().ceil().max(1.0);
         let body = json!({
             "error": "rate_limited",

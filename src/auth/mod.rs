@@ -58,7 +58,9 @@ impl std::fmt::Debug for Credential<'_> {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// No credential at all.
-    #[error("authentication required: send `Authorization: Bearer <key or token>` or `X-API-Key: <key>`")]
+    #[error(
+        "authentication required: send `Authorization: Bearer <key or token>` or `X-API-Key: <key>`"
+    )]
     Missing,
     /// A key that matches no stored key.
     #[error("invalid API key")]
@@ -152,9 +154,8 @@ impl Auth {
             Some(jwt) => {
                 let mut jwt = jwt.clone();
                 if let Some(secret) = &jwt.hs256_secret {
-                    jwt.hs256_secret = Some(
-                        crate::config::expand_env(secret).map_err(SetupError::MissingSecret)?,
-                    );
+                    jwt.hs256_secret =
+                        Some(crate::config::expand_env(secret).map_err(SetupError::MissingSecret)?);
                 }
                 Some(JwtVerifier::new(&jwt))
             }

@@ -56,11 +56,14 @@ pub struct BadRate {
 type Keyed<K, C> =
     RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
+/// A caller and an upstream.
+type CallerServer = (Arc<str>, Arc<str>);
+
 /// The configured limiters.
 pub struct RateLimits<C: Clock = DefaultClock> {
     clock: C,
     per_key: Option<Keyed<Arc<str>, C>>,
-    per_upstream: Option<Keyed<(Arc<str>, Arc<str>), C>>,
+    per_upstream: Option<Keyed<CallerServer, C>>,
     /// By federated tool name.
     per_tool: HashMap<String, Keyed<Arc<str>, C>>,
 }
@@ -89,7 +92,12 @@ impl<C: Clock + Clone> RateLimits<C> {
             per_tool: config
                 .per_tool
                 .iter()
-                .map(|(tool, rate)| Ok((tool.clone(), limiter(rate, &format!("per_tool.{tool}"), &clock)?)))
+                .map(|(tool, rate)| {
+                    Ok((
+                        tool.clone(),
+                        limiter(rate, &format!("per_tool.{tool}"), &clock)?,
+                    ))
+                })
                 .collect::<Result<_, BadRate>>()?,
             clock,
         })
@@ -212,12 +220,21 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let limits = RateLimits::with_clock(&config(None, Some((60, 2))), clock.clone()).unwrap();
         let alice: Arc<str> = "key:alice".into();
-        assert!(limits.check_call(&alice, "echo", Some("echo__slow")).is_ok());
-        let refused = limits.check_call(&alice, "echo", Some("echo__slow")).unwrap_err();
+        assert!(
+            limits
+                .check_call(&alice, "echo", Some("echo__slow"))
+                .is_ok()
+        );
+        let refused = limits
+            .check_call(&alice, "echo", Some("echo__slow"))
+            .unwrap_err();
         assert_eq!(refused.limit, Limit::PerTool);
         // The refused tool call still took from the upstream budget: 2 of 2 used.
         assert_eq!(
-            limits.check_call(&alice, "echo", Some("echo__echo")).unwrap_err().limit,
+            limits
+                .check_call(&alice, "echo", Some("echo__echo"))
+                .unwrap_err()
+                .limit,
             Limit::PerUpstream
         );
         assert!(limits.check_call(&alice, "time", None).is_ok());

@@ -93,7 +93,11 @@ impl Access {
         }
         self.auth
             .limits()
-            .check_call(&identity.subject, server, tool.map(|(_, federated)| federated))
+            .check_call(
+                &identity.subject,
+                server,
+                tool.map(|(_, federated)| federated),
+            )
             .map_err(|limited| GatewayError::RateLimited {
                 server: server.to_owned(),
                 limited,

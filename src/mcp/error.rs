@@ -122,7 +122,9 @@ impl From<GatewayError> for ErrorData {
                     "retry_after_ms": u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX),
                 })),
             ),
-            GatewayError::Auth(err) if err.is_forbidden() => ErrorData::new(FORBIDDEN, message, None),
+            GatewayError::Auth(err) if err.is_forbidden() => {
+                ErrorData::new(FORBIDDEN, message, None)
+            }
             GatewayError::Auth(_) | GatewayError::SessionOwner => {
                 ErrorData::new(UNAUTHORIZED, message, None)
             }
