@@ -3,6 +3,7 @@
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
 //! - [`access`]: the session's caller, its grant and call budgets.
+//! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
@@ -16,6 +17,7 @@ pub mod handler;
 pub mod listing;
 pub mod meta;
 pub mod naming;
+pub mod owners;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -73,6 +75,7 @@ fn service(
     gateway: &Arc<Gateway>,
     scope: Scope,
     settings: &HttpSettings,
+    sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<GatewayHandler, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(settings.shutdown.child_token());
@@ -90,7 +93,7 @@ fn service(
             let access = Access::http(gateway.auth.clone());
             Ok(GatewayHandler::new(gateway.clone(), scope.clone(), access))
         },
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         config,
     )
 }
@@ -109,8 +112,12 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
             Scope::Server(name) => format!("/mcp/{name}"),
             Scope::Federated => "/mcp".to_owned(),
         };
+        let sessions = Arc::new(LocalSessionManager::default());
+        let owners = owners::SessionOwners::new(sessions.clone());
+        // Outermost last: authenticate, then check the session's owner.
         Router::new()
-            .nest_service(&path, service(gateway, scope, settings))
+            .nest_service(&path, service(gateway, scope, settings, sessions))
+            .layer(axum::middleware::from_fn_with_state(owners, owners::layer))
             .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
     };
     let mut router = guarded(Scope::Federated);

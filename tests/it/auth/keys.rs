@@ -243,9 +243,28 @@ async fn a_session_refuses_requests_from_another_key() {
         .await
         .unwrap();
     assert!(own.contains("echo__echo"), "{own}");
-    let other = send(with(&bob.secret), list).await.text().await.unwrap();
+
+    // Bob holds a valid key and the session id: POST, GET and DELETE are refused.
+    let other = send(with(&bob.secret), list.clone()).await;
+    assert_eq!(other.status(), 403);
+    let other = other.text().await.unwrap();
     assert!(
         other.contains("belongs to another caller") && !other.contains("echo__echo"),
         "{other}"
     );
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let mut request = gw.http().request(method.clone(), gw.url("/mcp"));
+        for (name, value) in with(&bob.secret) {
+            request = request.header(name, value);
+        }
+        let response = request
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{method}");
+    }
+    // The session is still Alice's, and still works.
+    let again = send(with(&alice.secret), list).await.text().await.unwrap();
+    assert!(again.contains("echo__echo"), "{again}");
 }
