@@ -128,8 +128,12 @@ fn rss_kib(pid: u32) -> u64 {
 fn config(dir: &std::path::Path, upstreams: usize) -> String {
     // A one-second restart window, so each crash sample below is a lone crash
     // (restarted at once) rather than a repeat (backed off).
-    let mut toml =
-        String::from("[server]\nlisten = \"127.0.0.1:0\"\n[supervision]\nwindow_secs = 1\n");
+    // Authentication off (loopback only): this scenario measures the request
+    // path itself; state goes to the bench's temp dir.
+    let mut toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n[auth]\nenabled = false\n[supervision]\nwindow_secs = 1\n",
+        data = dir.join("data").display().to_string(),
+    );
     for i in 0..upstreams {
         let name = if i == 0 {
             "echo".to_owned()

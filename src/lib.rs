@@ -1,5 +1,6 @@
 //! Bulwark: a secure MCP gateway built as a supervised actor system.
 //!
+//! - [`auth`]: client authentication (API keys, JWT), grants, rate limits.
 //! - [`config`]: layered configuration and `mcpServers` files.
 //! - [`runtime`]: starts and stops the supervision tree.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
@@ -8,6 +9,7 @@
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod mask;

@@ -24,6 +24,54 @@ enum Command {
     Stdio(ConfigArgs),
     /// Run a built-in demo MCP server (stdio by default).
     DemoServer(bulwark::demo::DemoServerArgs),
+    /// Manage API keys (only their hashes are stored, in the keys file).
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key and print it once.
+    Create {
+        /// The project whose grant the key carries.
+        #[arg(long)]
+        project: String,
+        /// The user the key belongs to.
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id, as `bulwark key list` shows it.
+        id: String,
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// List keys: ids, users, projects (never keys or hashes).
+    List {
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+}
+
+#[derive(Args)]
+struct ConfigFile {
+    /// A TOML config file layered over config/default.toml.
+    #[arg(long, short = 'c', env = "BULWARK_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&Sources {
+            config_file: self.config.clone(),
+            mcp_servers: None,
+        })?)
+    }
 }
 
 #[derive(Args)]
@@ -37,6 +85,9 @@ struct ConfigArgs {
     /// Listen address, overriding server.listen (serve only).
     #[arg(long)]
     listen: Option<String>,
+    /// Allow serving with authentication off on a non-loopback address.
+    #[arg(long)]
+    insecure: bool,
 }
 
 impl ConfigArgs {
@@ -48,6 +99,7 @@ impl ConfigArgs {
         if let Some(listen) = &self.listen {
             config.server.listen.clone_from(listen);
         }
+        config.auth.allow_insecure |= self.insecure;
         Ok(config)
     }
 }
@@ -79,5 +131,46 @@ async fn main() -> anyhow::Result<()> {
             bulwark::stdio::run(args.load()?).await
         }
         Command::DemoServer(args) => bulwark::demo::run(args).await,
+        Command::Key { command } => key(command),
     }
+}
+
+fn key(command: KeyCommand) -> anyhow::Result<()> {
+    use bulwark::auth::manage;
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    match command {
+        KeyCommand::Create {
+            project,
+            user,
+            config,
+        } => {
+            let key = manage::create(&config.load()?, &project, &user)?;
+            eprintln!(
+                "Created key {} for user '{user}' in project '{project}'. It is shown only now:",
+                key.id
+            );
+            writeln!(stdout, "{}", key.secret)?;
+        }
+        KeyCommand::Revoke { id, config } => {
+            manage::revoke(&config.load()?, &id)?;
+            eprintln!("Revoked key {id}.");
+        }
+        KeyCommand::List { config } => {
+            writeln!(
+                stdout,
+                "{:<12} {:<16} {:<16} STATUS",
+                "ID", "USER", "PROJECT"
+            )?;
+            for key in manage::list(&config.load()?)? {
+                let status = if key.revoked { "revoked" } else { "active" };
+                writeln!(
+                    stdout,
+                    "{:<12} {:<16} {:<16} {status}",
+                    key.id, key.user, key.project
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,9 @@ pub enum StartError {
     /// The root supervisor did not start.
     #[error("the supervision tree did not start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    /// Authentication could not be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::SetupError),
 }
 
 /// A running gateway core: the tree and the MCP front's shared state.
@@ -44,11 +47,13 @@ impl Runtime {
             Registry::new(config::upstream_specs(config)?)
                 .with_shared(vec![guardrail_actor(&guardrails)]),
         );
+        let auth = crate::auth::Auth::from_config(config)?;
         let gateway = Gateway::new(
             registry.clone(),
             Naming::new(&config.server.tool_separator),
             config.server.gateway_tools,
             guardrails,
+            auth,
         );
         let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
         let (root, _) = Actor::spawn(

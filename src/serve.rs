@@ -14,17 +14,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    check_exposure(&config, addr)?;
+    let mut stdout = std::io::stdout();
+    if let Some(key) = crate::auth::bootstrap::admin_key_if_needed(&config)? {
+        // Shown once, on its own line, and never logged.
+        writeln!(
+            stdout,
+            "No credentials were configured: created an admin API key (id {}). It is shown only now:",
+            key.id
+        )?;
+        writeln!(stdout, "{}", key.secret)?;
+    }
     let runtime = Runtime::start(&config).await?;
     let shutdown = CancellationToken::new();
+    runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
         allowed_origins: config.server.allowed_origins.clone(),
         shutdown: shutdown.clone(),
     };
-    let app =
-        mcp::routes(&runtime.gateway, &settings).merge(crate::api::routes(runtime.gateway.clone()));
+    let app = mcp::routes(&runtime.gateway, &settings)
+        .merge(crate::api::routes(runtime.gateway.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            runtime.gateway.auth.clone(),
+            crate::auth::middleware::management,
+        ));
     // The one line scripts and tests wait for: where to point an MCP client.
-    let mut stdout = std::io::stdout();
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
     stdout.flush()?;
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
@@ -39,4 +54,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     runtime.shutdown().await;
     tracing::info!("gateway stopped");
     result.context("HTTP server failed")
+}
+
+/// Refuses to serve without authentication beyond loopback unless forced.
+fn check_exposure(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    if config.auth.enabled {
+        return Ok(());
+    }
+    if !addr.ip().is_loopback() && !config.auth.allow_insecure {
+        anyhow::bail!(
+            "authentication is off (auth.enabled = false) and {addr} is not a loopback address: \
+             refusing to serve. Turn authentication on, listen on 127.0.0.1, or force it with \
+             --insecure (auth.allow_insecure = true)"
+        );
+    }
+    tracing::warn!(%addr, "authentication is OFF (auth.enabled = false): every caller may use every upstream and the management API");
+    Ok(())
 }

@@ -5,6 +5,7 @@
 //! The demo upstreams in `config/default.toml` run only when no other source
 //! names any upstream, so `bulwark serve` works out of the box and a user's
 //! own configuration is never mixed with the demo.
+pub mod auth;
 mod mcp_servers;
 mod validate;
 
@@ -15,6 +16,7 @@ use bulwark_actors::guardrail::GuardrailConfig;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
+pub(crate) use validate::expand_env;
 pub use validate::resolve_specs as upstream_specs;
 
 /// The embedded copy of `config/default.toml`, used when the file is absent.
@@ -57,6 +59,9 @@ pub struct Config {
     /// Input, output and tool-list checks.
     #[serde(default)]
     pub guardrails: GuardrailConfig,
+    /// Client authentication, grants and rate limits.
+    #[serde(default)]
+    pub auth: auth::AuthConfig,
 }
 
 /// Settings of the HTTP front.
@@ -73,6 +78,24 @@ pub struct ServerConfig {
     pub tool_separator: String,
     /// Lists the gateway's own tools (`bulwark__list_servers`, …) on `/mcp`.
     pub gateway_tools: bool,
+    /// Where the gateway keeps its state (the keys file); default
+    /// `$XDG_DATA_HOME/bulwark` or `~/.local/share/bulwark`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The configured data directory, or the XDG default.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("bulwark")
+    }
 }
 
 impl Default for ServerConfig {
@@ -83,6 +106,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             tool_separator: "__".into(),
             gateway_tools: true,
+            data_dir: None,
         }
     }
 }
@@ -167,7 +191,8 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.allowed_hosts")
-                .with_list_parse_key("server.allowed_origins"),
+                .with_list_parse_key("server.allowed_origins")
+                .with_list_parse_key("auth.jwt.audience"),
         );
         let merged = builder.build().map_err(|err| ConfigError::Invalid {
             origin: origin.clone(),

@@ -130,7 +130,7 @@ pub fn resolve_guardrail_env(config: &mut Config, origin: &str) -> Result<(), Co
 }
 
 /// Replaces `${VAR}` with the gateway's environment; the error is the missing name.
-fn expand_env(value: &str) -> Result<String, String> {
+pub(crate) fn expand_env(value: &str) -> Result<String, String> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {

@@ -11,8 +11,14 @@ pub const UPSTREAM_UNAVAILABLE: ErrorCode = ErrorCode(-32001);
 pub const UPSTREAM_LOST: ErrorCode = ErrorCode(-32002);
 /// JSON-RPC code: the request was cancelled (as in LSP).
 pub const REQUEST_CANCELLED: ErrorCode = ErrorCode(-32800);
+/// JSON-RPC code: the caller is not authenticated, or not this session's owner.
+pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32003);
+/// JSON-RPC code: the caller's grant does not cover the request.
+pub const FORBIDDEN: ErrorCode = ErrorCode(-32004);
+/// JSON-RPC code: over a rate limit; data carries `limit` and `retry_after_ms`.
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32005);
 /// JSON-RPC code: a guardrail policy refused the request or its result.
-pub const GUARDRAIL_BLOCKED: ErrorCode = ErrorCode(-32003);
+pub const GUARDRAIL_BLOCKED: ErrorCode = ErrorCode(-32006);
 
 /// Why the gateway could not serve a request.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +56,28 @@ pub enum GatewayError {
     /// A bug or an impossible state; the message names where.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Authentication failed (or was skipped) for this request.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The session belongs to another caller.
+    #[error("this session belongs to another caller")]
+    SessionOwner,
+    /// The caller's project does not grant this.
+    #[error("project '{project}' may not use {what}")]
+    NotGranted {
+        /// The caller's project.
+        project: String,
+        /// What was refused, e.g. `tool 'echo__add'`.
+        what: String,
+    },
+    /// A call budget ran out.
+    #[error("{limited} (server '{server}')")]
+    RateLimited {
+        /// The server called.
+        server: String,
+        /// Which limit, and when to retry.
+        limited: crate::auth::rate_limit::RateLimited,
+    },
 }
 
 impl GatewayError {
@@ -106,6 +134,22 @@ impl From<GatewayError> for ErrorData {
                     "provider": block.provider,
                 })),
             ),
+            GatewayError::Auth(crate::auth::AuthError::RateLimited(limited))
+            | GatewayError::RateLimited { limited, .. } => ErrorData::new(
+                RATE_LIMITED,
+                message,
+                Some(json!({
+                    "limit": limited.limit.as_str(),
+                    "retry_after_ms": u64::try_from(limited.retry_after.as_millis()).unwrap_or(u64::MAX),
+                })),
+            ),
+            GatewayError::Auth(err) if err.is_forbidden() => {
+                ErrorData::new(FORBIDDEN, message, None)
+            }
+            GatewayError::Auth(_) | GatewayError::SessionOwner => {
+                ErrorData::new(UNAUTHORIZED, message, None)
+            }
+            GatewayError::NotGranted { .. } => ErrorData::new(FORBIDDEN, message, None),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Runs the gateway's own tools ([`super::gateway_tools`]) for one session.
 //! Every tool sees only the servers the session may use, and batch calls go
 //! through the session's ordinary `tools/call` path, checks included.
+use std::sync::Arc;
+
 use futures::future::{BoxFuture, join_all};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, ListToolsResult,
@@ -37,18 +39,20 @@ impl GatewayHandler {
         arguments: Option<JsonObject>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
+        let identity = self.access().caller(&context)?;
+        let visible = self.visible_servers(&identity);
         let value = match tool {
             GatewayTool::ListServers => {
                 parse_args::<NoArgs>(tool, arguments)?;
-                json!({ "servers": self.server_summaries() })
+                json!({ "servers": self.server_summaries(&visible) })
             }
             GatewayTool::ServerInfo => {
                 let args: ServerInfoArgs = parse_args(tool, arguments)?;
-                self.server_info(&args.server, &context).await?
+                self.server_info(&visible, &args.server, &context).await?
             }
             GatewayTool::DiscoverTools => {
                 let args: DiscoverToolsArgs = parse_args(tool, arguments)?;
-                self.discover_tools(args, &context).await?
+                self.discover_tools(&visible, args, &context).await?
             }
             GatewayTool::CallTools => {
                 let args: CallToolsArgs = parse_args(tool, arguments)?;
@@ -64,22 +68,24 @@ impl GatewayHandler {
         Ok(CallToolResult::structured(value))
     }
 
-    fn server_summaries(&self) -> Vec<ServerSummary> {
-        self.visible_servers()
-            .filter_map(|name| self.gateway().registry.get(&name))
+    fn server_summaries(&self, visible: &[Arc<str>]) -> Vec<ServerSummary> {
+        visible
+            .iter()
+            .filter_map(|name| self.gateway().registry.get(name))
             .map(|entry| ServerSummary::of(entry))
             .collect()
     }
 
     async fn server_info(
         &self,
+        visible: &[Arc<str>],
         server: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, ErrorData> {
-        let entry = self
-            .visible_servers()
-            .find(|name| &**name == server)
-            .and_then(|name| self.gateway().registry.get(&name))
+        let entry = visible
+            .iter()
+            .find(|name| &***name == server)
+            .and_then(|name| self.gateway().registry.get(name))
             .ok_or_else(|| ErrorData::invalid_params(format!("unknown server '{server}'"), None))?;
         let summary = ServerSummary::of(entry);
         let tools = match self.upstream_tools(server, context).await {
@@ -98,20 +104,21 @@ impl GatewayHandler {
 
     async fn discover_tools(
         &self,
+        visible: &[Arc<str>],
         args: DiscoverToolsArgs,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, ErrorData> {
-        let servers: Vec<_> = match &args.server {
+        let servers: Vec<Arc<str>> = match &args.server {
             Some(server) => {
-                let name = self
-                    .visible_servers()
-                    .find(|name| **name == **server)
+                let name = visible
+                    .iter()
+                    .find(|name| ***name == **server)
                     .ok_or_else(|| {
                         ErrorData::invalid_params(format!("unknown server '{server}'"), None)
                     })?;
-                vec![name]
+                vec![name.clone()]
             }
-            None => self.visible_servers().collect(),
+            None => visible.to_vec(),
         };
         let lists = join_all(
             servers

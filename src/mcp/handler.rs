@@ -10,16 +10,19 @@ use bulwark_actors::guardrail::InputKind;
 use futures::future::join_all;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, Request, ServerCapabilities,
-    ServerConfig, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use crate::auth::identity::Identity;
+
 use super::Gateway;
+use super::access::{Access, Guarded};
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
@@ -45,11 +48,12 @@ pub struct GatewayHandler {
     gateway: Arc<Gateway>,
     scope: Scope,
     session: SessionGuard,
+    access: Access,
 }
 
 impl GatewayHandler {
-    /// A handler for one client session.
-    pub fn new(gateway: Arc<Gateway>, scope: Scope) -> Self {
+    /// A handler for one client session; `access` says who it acts for.
+    pub fn new(gateway: Arc<Gateway>, scope: Scope, access: Access) -> Self {
         let id = gateway.sessions.allocate();
         Self {
             session: SessionGuard {
@@ -58,6 +62,7 @@ impl GatewayHandler {
             },
             gateway,
             scope,
+            access,
         }
     }
 
@@ -66,19 +71,9 @@ impl GatewayHandler {
         &self.gateway
     }
 
-    /// Configured servers this session may see, ready or not.
-    pub(super) fn visible_servers(&self) -> impl Iterator<Item = Arc<str>> + '_ {
-        let all = match &self.scope {
-            Scope::Server(name) => vec![name.clone()],
-            Scope::Federated => self
-                .gateway
-                .registry
-                .servers()
-                .iter()
-                .map(|entry| Arc::from(entry.spec.name.as_str()))
-                .collect(),
-        };
-        all.into_iter()
+    /// Who this session acts for.
+    pub(super) fn access(&self) -> &Access {
+        &self.access
     }
 
     fn track(&self, context: &RequestContext<RoleServer>) {
@@ -114,12 +109,29 @@ impl GatewayHandler {
         Ok(result)
     }
 
-    /// Servers this session may see that are ready, in configuration order.
+    /// Configured servers this caller may see, ready or not, in
+    /// configuration order.
+    pub(super) fn visible_servers(&self, identity: &Identity) -> Vec<Arc<str>> {
+        match &self.scope {
+            Scope::Server(name) => vec![name.clone()],
+            Scope::Federated => self
+                .gateway
+                .registry
+                .servers()
+                .iter()
+                .filter(|entry| identity.grant.allows_server(&entry.spec.name))
+                .map(|entry| Arc::from(entry.spec.name.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Servers this caller may see that are ready, in configuration order.
     /// A server scope keeps its one server even when it is down, so the
     /// client learns why instead of getting an empty answer.
-    fn ready_servers(&self) -> Vec<Arc<str>> {
+    fn ready_servers(&self, identity: &Identity) -> Vec<Arc<str>> {
         let federated = matches!(self.scope, Scope::Federated);
-        self.visible_servers()
+        self.visible_servers(identity)
+            .into_iter()
             .filter(|name| {
                 !federated
                     || self
@@ -162,14 +174,21 @@ impl GatewayHandler {
         &self,
         request: Option<PaginatedRequestParams>,
         context: &RequestContext<RoleServer>,
-    ) -> Result<L, ErrorData> {
+    ) -> Result<L, ErrorData>
+    where
+        L::Item: Guarded,
+    {
+        let identity = self.access.caller(context)?;
+        let grant = &identity.grant;
         let request = request.map(forwardable);
         if let Scope::Server(server) = &self.scope {
+            self.access.authorize(&identity, server, None)?;
             let result = self.forward(server, L::request(request), context).await?;
-            let list = L::from_result(result).ok_or_else(|| unexpected(server))?;
+            let mut list = L::from_result(result).ok_or_else(|| unexpected(server))?;
+            list.retain(|item| item.visible(server, grant));
             return Ok(list.screened(server, &self.gateway.guardrails));
         }
-        let servers = self.ready_servers();
+        let servers = self.ready_servers(&identity);
         let results = join_all(
             servers
                 .iter()
@@ -184,6 +203,7 @@ impl GatewayHandler {
                     list.screened(server, &self.gateway.guardrails)
                         .into_items()
                         .into_iter()
+                        .filter(|item| item.visible(server, grant))
                         .map(|mut item| {
                             L::federate(&mut item, server, naming);
                             item
@@ -240,6 +260,17 @@ impl ServerHandler for GatewayHandler {
         config
     }
 
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        // Binds the session to the caller that opens it.
+        self.access.caller(&context)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
@@ -253,6 +284,7 @@ impl ServerHandler for GatewayHandler {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let name = request.name.to_string();
         let (server, tool) = self.route(&name)?;
         if let Some(own) = self.gateway_tool(server, tool) {
@@ -261,6 +293,9 @@ impl ServerHandler for GatewayHandler {
                 .await
                 .map(CallToolResponse::Complete);
         }
+        let federated = self.gateway.naming.join(server, tool);
+        self.access
+            .authorize(&identity, server, Some((tool, &federated)))?;
         let guardrails = &self.gateway.guardrails;
         guardrails
             .tool_allowed(server, tool)
@@ -306,8 +341,10 @@ impl ServerHandler for GatewayHandler {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let name = request.name.clone();
         let (server, prompt) = self.route(&name)?;
+        self.access.authorize(&identity, server, None)?;
         request.name = prompt.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -357,8 +394,10 @@ impl ServerHandler for GatewayHandler {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -393,8 +432,10 @@ impl ServerHandler for GatewayHandler {
         mut request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         if self
             .gateway
             .sessions
@@ -417,8 +458,10 @@ impl ServerHandler for GatewayHandler {
         mut request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
+        self.access.authorize(&identity, server, None)?;
         if self
             .gateway
             .sessions
@@ -461,6 +504,8 @@ impl ServerHandler for GatewayHandler {
                 ));
             }
         };
+        let identity = self.access.caller(&context)?;
+        self.access.authorize(&identity, &server, None)?;
         request.meta = None;
         match self
             .forward(
@@ -480,7 +525,8 @@ impl ServerHandler for GatewayHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let servers = self.ready_servers();
+        let identity = self.access.caller(&context)?;
+        let servers = self.ready_servers(&identity);
         let results = join_all(servers.iter().map(|server| {
             let mut request = request.clone();
             request.meta = None;

@@ -25,6 +25,8 @@ pub trait Listing: Sized {
     fn into_items(self) -> Vec<Self::Item>;
     /// A single-page result holding `items`.
     fn from_items(items: Vec<Self::Item>) -> Self;
+    /// Keeps only the items `keep` admits (the page's cursor stays).
+    fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool);
     /// Renames an item of `server` for the federated view.
     fn federate(item: &mut Self::Item, server: &str, naming: &Naming);
     /// The list as guardrails let clients see it (tool lists are scanned for
@@ -68,6 +70,10 @@ macro_rules! listing {
 
             fn from_items(items: Vec<Self::Item>) -> Self {
                 Self::with_all_items(items)
+            }
+
+            fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool) {
+                self.$items.retain(keep);
             }
 
             fn federate($item: &mut Self::Item, $server: &str, $naming: &Naming) {

@@ -2,6 +2,8 @@
 //! proxy) and the stdio front.
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
+//! - [`access`]: the session's caller, its grant and call budgets.
+//! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
@@ -10,6 +12,7 @@
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
 //! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
+pub mod access;
 pub mod caller;
 pub mod error;
 mod gateway_calls;
@@ -19,6 +22,7 @@ pub mod handler;
 pub mod listing;
 pub mod meta;
 pub mod naming;
+pub mod owners;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -31,6 +35,9 @@ use rmcp::transport::streamable_http_server::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
+use crate::auth::middleware::{self, McpGuard};
+use access::Access;
 use handler::GatewayHandler;
 use naming::Naming;
 use sessions::{Scope, Sessions};
@@ -47,15 +54,18 @@ pub struct Gateway {
     pub gateway_tools: bool,
     /// Input, output and tool-list checks.
     pub guardrails: Guardrails,
+    /// Client authentication, grants and rate limits.
+    pub auth: Arc<Auth>,
 }
 
 impl Gateway {
-    /// The MCP front over `registry`.
+    /// The MCP front over `registry`, guarded by `auth` and `guardrails`.
     pub fn new(
         registry: Arc<Registry>,
         naming: Naming,
         gateway_tools: bool,
         guardrails: Guardrails,
+        auth: Arc<Auth>,
     ) -> Arc<Self> {
         Arc::new(Self {
             registry,
@@ -63,6 +73,7 @@ impl Gateway {
             naming,
             gateway_tools,
             guardrails,
+            auth,
         })
     }
 }
@@ -82,6 +93,7 @@ fn service(
     gateway: &Arc<Gateway>,
     scope: Scope,
     settings: &HttpSettings,
+    sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<GatewayHandler, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default()
         .with_cancellation_token(settings.shutdown.child_token());
@@ -95,22 +107,40 @@ fn service(
     }
     let gateway = gateway.clone();
     StreamableHttpService::new(
-        move || Ok(GatewayHandler::new(gateway.clone(), scope.clone())),
-        Arc::new(LocalSessionManager::default()),
+        move || {
+            let access = Access::http(gateway.auth.clone());
+            Ok(GatewayHandler::new(gateway.clone(), scope.clone(), access))
+        },
+        sessions,
         config,
     )
 }
 
-/// The `/mcp` and `/mcp/{server}` routes.
+/// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer.
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
-    let mut router =
-        Router::new().nest_service("/mcp", service(gateway, Scope::Federated, settings));
+    let guarded = |scope: Scope| {
+        let guard = McpGuard {
+            auth: gateway.auth.clone(),
+            server: match &scope {
+                Scope::Server(name) => Some(name.clone()),
+                Scope::Federated => None,
+            },
+        };
+        let path = match &scope {
+            Scope::Server(name) => format!("/mcp/{name}"),
+            Scope::Federated => "/mcp".to_owned(),
+        };
+        let sessions = Arc::new(LocalSessionManager::default());
+        let owners = owners::SessionOwners::new(sessions.clone());
+        // Outermost last: authenticate, then check the session's owner.
+        Router::new()
+            .nest_service(&path, service(gateway, scope, settings, sessions))
+            .layer(axum::middleware::from_fn_with_state(owners, owners::layer))
+            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+    };
+    let mut router = guarded(Scope::Federated);
     for entry in gateway.registry.servers() {
-        let name = entry.spec.name.as_str();
-        router = router.nest_service(
-            &format!("/mcp/{name}"),
-            service(gateway, Scope::Server(name.into()), settings),
-        );
+        router = router.merge(guarded(Scope::Server(entry.spec.name.as_str().into())));
     }
-    router
+    router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }

@@ -144,6 +144,20 @@ impl Peers {
     pub fn session(&self, target_args: &[&str]) -> PythonSession {
         PythonSession::start(self, target_args)
     }
+
+    /// A session on `url` that sends `headers` (e.g. `{"X-API-Key": …}`) with every request.
+    pub fn session_with_headers(&self, url: &str, headers: &Value) -> PythonSession {
+        PythonSession::start(self, &[url, "--headers", &headers.to_string()])
+    }
+
+    /// Like [`session_with_headers`](Self::session_with_headers), returning a failed start.
+    pub fn try_session_with_headers(
+        &self,
+        url: &str,
+        headers: &Value,
+    ) -> Result<PythonSession, String> {
+        PythonSession::try_start(self, &[url, "--headers", &headers.to_string()])
+    }
 }
 
 /// Output of a finished child: like `std::process::Output`.
@@ -300,6 +314,9 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     startup_timeout: Duration,
+    /// Off by default (`BULWARK__AUTH__ENABLED=false`): most tests are about
+    /// something else. [`with_auth`](Self::with_auth) keeps the config's `[auth]`.
+    auth: bool,
 }
 
 impl GatewayBuilder {
@@ -324,6 +341,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Leaves authentication as the config says (on unless it says otherwise).
+    pub fn with_auth(mut self) -> Self {
+        self.auth = true;
+        self
+    }
+
     /// Spawns `PROGRAM serve --config DIR/bulwark.toml ARGS…` and waits for the
     /// `http://…/mcp` line on stdout. Panics with the captured output on failure.
     pub fn start(self) -> Gateway {
@@ -345,7 +368,12 @@ impl GatewayBuilder {
             .arg(&config_path)
             .args(&self.args)
             .current_dir(dir.path())
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            // A fresh data dir: the keys file never touches the user's home.
+            .env("BULWARK__SERVER__DATA_DIR", dir.path().join("data"));
+        if !self.auth {
+            cmd.env("BULWARK__AUTH__ENABLED", "false");
+        }
+        cmd.envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -450,6 +478,7 @@ impl Gateway {
             args: Vec::new(),
             envs: Vec::new(),
             startup_timeout: Duration::from_secs(30),
+            auth: false,
         }
     }
 
@@ -469,6 +498,11 @@ impl Gateway {
 
     pub fn pid(&self) -> i32 {
         pid_of(&self.child).as_raw()
+    }
+
+    /// The gateway's data dir (`<dir>/data`, holds the keys file).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     /// The temp dir holding the config (write extra files here); removed on drop.

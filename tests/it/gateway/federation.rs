@@ -100,7 +100,12 @@ async fn python_sdk_over_bulwark_stdio_sees_the_same() {
     let Some(peers) = peers() else { return };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bulwark.toml");
-    std::fs::write(&file, config(&peers.mcp_server_time())).unwrap();
+    // The SDK launches `bulwark stdio` with a minimal environment: auth goes off in the file.
+    let toml = format!(
+        "{}[auth]\nenabled = false\n",
+        config(&peers.mcp_server_time())
+    );
+    std::fs::write(&file, toml).unwrap();
     let file = file.display().to_string();
     let mut args: Vec<&str> = PROBE_STEPS.to_vec();
     args.extend([

@@ -7,7 +7,7 @@ mod providers;
 use serde_json::Value;
 
 /// JSON-RPC code of a guardrail refusal.
-pub const GUARDRAIL_BLOCKED: i64 = -32003;
+pub const GUARDRAIL_BLOCKED: i64 = -32006;
 
 /// Asserts `answer` is a guardrail refusal by `detector`, and returns its message.
 pub fn assert_blocked(answer: &Value, detector: &str) -> String {

@@ -74,6 +74,7 @@ async def open_session(
     command: list[str] | None,
     headers: dict[str, str] | None = None,
     read_timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[ClientSession]:
     """Connect over streamable HTTP (url) or stdio (command) and yield an open session.
 
@@ -90,7 +91,8 @@ async def open_session(
                 async with ClientSession(read, write, read_timeout_seconds=read_timeout) as session:
                     yield session
     elif command:
-        params = StdioServerParameters(command=command[0], args=command[1:])
+        # The SDK gives the server a minimal environment; `env` is merged over it.
+        params = StdioServerParameters(command=command[0], args=command[1:], env=env or None)
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write, read_timeout_seconds=read_timeout) as session:
                 yield session

@@ -2,7 +2,7 @@
 """Long-lived MCP client session driven line by line over stdin (official mcp SDK).
 
 usage: session.py URL [--headers JSON] [--request-timeout S] [--repeat ...]
-       session.py [--request-timeout S] [--repeat ...] -- CMD [ARGS...]     (stdio)
+       session.py [--env JSON] [--request-timeout S] [--repeat ...] -- CMD [ARGS...]     (stdio)
 
 ONE session is opened and initialized, then stdout carries one JSON object per
 line, flushed at once:
@@ -76,6 +76,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, str | None, list[st
     if command is None:
         p.add_argument("url", help="streamable HTTP endpoint")
         p.add_argument("--headers", default="{}", help="extra HTTP headers as JSON object")
+    else:
+        p.add_argument("--env", default="{}", help="extra server environment as JSON object")
     p.add_argument("--request-timeout", type=float, default=30.0, help="default per-request timeout (s)")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="deadline for the handshake (s)")
     p.add_argument("--repeat", nargs=2, metavar=("TOOL", "ARGS_JSON"), help="loop mode: call TOOL repeatedly")
@@ -248,10 +250,11 @@ async def run_loop(session: Any, args: argparse.Namespace) -> None:
 
 async def main_async(args: argparse.Namespace, url: str | None, command: list[str] | None) -> int:
     headers = parse_json_arg(args.headers, "--headers") if url is not None else None
+    env = parse_json_arg(args.env, "--env") if url is None else None
     started = False
     repl: Repl | None = None
     try:
-        async with open_session(url, command, headers, args.request_timeout) as session:
+        async with open_session(url, command, headers, args.request_timeout, env) as session:
             try:
                 with anyio.fail_after(args.connect_timeout):
                     init = await session.initialize()

@@ -1,0 +1,270 @@
+//! Per-caller request budgets (governor GCRA buckets), keyed on the identity
+//! subject, never on the MCP session: a new session does not get a new
+//! bucket. Three layers: per key (every request), per key and upstream, and
+//! per key and tool for tools named in the config.
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use crate::config::auth::{Rate, RateLimitsConfig};
+
+/// Which budget ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// All requests of one caller.
+    PerKey,
+    /// One caller's calls to one upstream.
+    PerUpstream,
+    /// One caller's calls to one tool.
+    PerTool,
+}
+
+impl Limit {
+    /// The name clients see (`limit` in error data).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerKey => "per_key",
+            Self::PerUpstream => "per_upstream",
+            Self::PerTool => "per_tool",
+        }
+    }
+}
+
+/// A request over budget: which limit, and when to try again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit {} exceeded; retry in {} ms", limit.as_str(), retry_after.as_millis())]
+pub struct RateLimited {
+    /// The exhausted budget.
+    pub limit: Limit,
+    /// How long until one more request fits.
+    pub retry_after: Duration,
+}
+
+/// A `[auth.rate_limits]` entry that cannot be a bucket.
+#[derive(Debug, thiserror::Error)]
+#[error("auth.rate_limits.{at}: per_minute and burst must be at least 1")]
+pub struct BadRate {
+    at: String,
+}
+
+type Keyed<K, C> =
+    RateLimiter<K, DefaultKeyedStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// A caller and an upstream.
+type CallerServer = (Arc<str>, Arc<str>);
+
+/// The configured limiters.
+pub struct RateLimits<C: Clock = DefaultClock> {
+    clock: C,
+    per_key: Option<Keyed<Arc<str>, C>>,
+    per_upstream: Option<Keyed<CallerServer, C>>,
+    /// By federated tool name.
+    per_tool: HashMap<String, Keyed<Arc<str>, C>>,
+}
+
+impl RateLimits {
+    /// Limiters on the real clock.
+    pub fn new(config: &RateLimitsConfig) -> Result<Self, BadRate> {
+        Self::with_clock(config, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimits<C> {
+    /// Limiters on `clock` (tests use a fake one).
+    pub fn with_clock(config: &RateLimitsConfig, clock: C) -> Result<Self, BadRate> {
+        Ok(Self {
+            per_key: config
+                .per_key
+                .as_ref()
+                .map(|r| limiter(r, "per_key", &clock))
+                .transpose()?,
+            per_upstream: config
+                .per_upstream
+                .as_ref()
+                .map(|r| limiter(r, "per_upstream", &clock))
+                .transpose()?,
+            per_tool: config
+                .per_tool
+                .iter()
+                .map(|(tool, rate)| {
+                    Ok((
+                        tool.clone(),
+                        limiter(rate, &format!("per_tool.{tool}"), &clock)?,
+                    ))
+                })
+                .collect::<Result<_, BadRate>>()?,
+            clock,
+        })
+    }
+
+    /// Takes one request from `subject`'s own budget.
+    pub fn check_key(&self, subject: &Arc<str>) -> Result<(), RateLimited> {
+        self.take(self.per_key.as_ref(), subject, Limit::PerKey)
+    }
+
+    /// Takes one call to `server` (and to `tool`, its federated name, when
+    /// that tool has its own limit) from `subject`'s budgets.
+    pub fn check_call(
+        &self,
+        subject: &Arc<str>,
+        server: &str,
+        tool: Option<&str>,
+    ) -> Result<(), RateLimited> {
+        if let Some(limiter) = &self.per_upstream {
+            let key = (subject.clone(), Arc::from(server));
+            self.take(Some(limiter), &key, Limit::PerUpstream)?;
+        }
+        let per_tool = tool.and_then(|t| self.per_tool.get(t));
+        self.take(per_tool, subject, Limit::PerTool)
+    }
+
+    fn take<K: Clone + std::hash::Hash + Eq>(
+        &self,
+        limiter: Option<&Keyed<K, C>>,
+        key: &K,
+        limit: Limit,
+    ) -> Result<(), RateLimited> {
+        match limiter.map(|l| l.check_key(key)) {
+            Some(Err(not_until)) => Err(RateLimited {
+                limit,
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Drops buckets that are full again (idle callers), so keys do not pile up.
+    pub fn prune(&self) {
+        if let Some(l) = &self.per_key {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.per_upstream {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        for l in self.per_tool.values() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// Buckets held (for tests and metrics).
+    pub fn tracked(&self) -> usize {
+        self.per_key.as_ref().map_or(0, |l| l.len())
+            + self.per_upstream.as_ref().map_or(0, |l| l.len())
+            + self.per_tool.values().map(|l| l.len()).sum::<usize>()
+    }
+}
+
+fn limiter<K: Clone + std::hash::Hash + Eq, C: Clock + Clone>(
+    rate: &Rate,
+    at: &str,
+    clock: &C,
+) -> Result<Keyed<K, C>, BadRate> {
+    quota(rate)
+        .map(|q| RateLimiter::new(q, DefaultKeyedStateStore::default(), clock.clone()))
+        .ok_or_else(|| BadRate { at: at.to_owned() })
+}
+
+fn quota(rate: &Rate) -> Option<Quota> {
+    let per_minute = NonZeroU32::new(rate.per_minute)?;
+    let burst = NonZeroU32::new(rate.burst.unwrap_or(rate.per_minute))?;
+    Some(Quota::per_minute(per_minute).allow_burst(burst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    fn config(per_key: Option<(u32, u32)>, per_upstream: Option<(u32, u32)>) -> RateLimitsConfig {
+        let rate = |(per_minute, burst)| Rate {
+            per_minute,
+            burst: Some(burst),
+        };
+        RateLimitsConfig {
+            per_key: per_key.map(rate),
+            per_upstream: per_upstream.map(rate),
+            per_tool: [("echo__slow".to_owned(), rate((60, 1)))].into(),
+            ..RateLimitsConfig::default()
+        }
+    }
+
+    #[test]
+    fn burst_then_refusal_with_retry_after_then_recovery() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock(&config(Some((60, 2)), None), clock.clone()).unwrap();
+        let alice: Arc<str> = "key:alice".into();
+        assert!(limits.check_key(&alice).is_ok());
+        assert!(limits.check_key(&alice).is_ok());
+        let refused = limits.check_key(&alice).unwrap_err();
+        assert_eq!(refused.limit, Limit::PerKey);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        assert!(refused.to_string().contains("per_key"), "{refused}");
+        // Another caller has its own bucket.
+        assert!(limits.check_key(&"key:bob".into()).is_ok());
+        clock.advance(Duration::from_secs(1));
+        assert!(limits.check_key(&alice).is_ok());
+        assert!(limits.check_key(&alice).is_err());
+    }
+
+    #[test]
+    fn upstream_and_tool_budgets_are_separate() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock(&config(None, Some((60, 2))), clock.clone()).unwrap();
+        let alice: Arc<str> = "key:alice".into();
+        assert!(
+            limits
+                .check_call(&alice, "echo", Some("echo__slow"))
+                .is_ok()
+        );
+        let refused = limits
+            .check_call(&alice, "echo", Some("echo__slow"))
+            .unwrap_err();
+        assert_eq!(refused.limit, Limit::PerTool);
+        // The refused tool call still took from the upstream budget: 2 of 2 used.
+        assert_eq!(
+            limits
+                .check_call(&alice, "echo", Some("echo__echo"))
+                .unwrap_err()
+                .limit,
+            Limit::PerUpstream
+        );
+        assert!(limits.check_call(&alice, "time", None).is_ok());
+        // No per-key limit configured: never refused.
+        for _ in 0..100 {
+            assert!(limits.check_key(&alice).is_ok());
+        }
+    }
+
+    #[test]
+    fn idle_buckets_are_pruned() {
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock(&config(Some((60, 5)), None), clock.clone()).unwrap();
+        for caller in ["a", "b", "c"] {
+            limits.check_key(&caller.into()).unwrap();
+        }
+        assert_eq!(limits.tracked(), 3);
+        clock.advance(Duration::from_secs(10));
+        limits.prune();
+        assert_eq!(limits.tracked(), 0);
+    }
+
+    #[test]
+    fn zero_rates_are_refused_naming_the_entry() {
+        let mut bad = config(None, None);
+        bad.per_upstream = Some(Rate {
+            per_minute: 0,
+            burst: None,
+        });
+        let err = RateLimits::new(&bad).err().unwrap().to_string();
+        assert!(err.contains("per_upstream"), "{err}");
+    }
+}
