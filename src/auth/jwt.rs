@@ -48,7 +48,7 @@ pub enum JwtError {
 pub struct Claims {
     /// `sub`.
     pub subject: String,
-    /// The user claim (default `sub`).
+    /// The user claim (default `sub`; `sub` when the claim is absent).
     pub user: String,
     /// The project claim.
     pub project: String,
@@ -113,7 +113,8 @@ impl JwtVerifier {
         };
         Ok(Claims {
             subject: text("sub")?,
-            user: text(&self.user_claim)?,
+            // The user claim is informational: `sub` stands in when it is absent.
+            user: text(&self.user_claim).or_else(|_| text("sub"))?,
             project: text(&self.project_claim)?,
         })
     }

@@ -149,6 +149,12 @@ impl Auth {
                 });
             }
         }
+        for (project, grant) in &auth.projects {
+            let named = grant.upstreams.iter().chain(grant.tools.keys());
+            for server in named.filter(|s| *s != "*" && !config.upstreams.contains_key(*s)) {
+                tracing::warn!(%project, %server, "auth project names an upstream that is not configured");
+            }
+        }
         let store = FileStore::open(auth, keys_file(config))?;
         let jwt = match &auth.jwt {
             Some(jwt) => {
