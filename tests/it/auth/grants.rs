@@ -39,6 +39,24 @@ async fn a_key_sees_and_calls_only_what_its_project_grants() {
             "{message}"
         );
     }
+    // The gateway's own tools see the grant too.
+    let servers = session.call("bulwark__list_servers", json!({}));
+    let names: Vec<&str> = servers["result"]["structuredContent"]["servers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{servers}"))
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["echo"], "{servers}");
+    let batch = session.call(
+        "bulwark__call_tools",
+        json!({"calls": [{"name": "echo__echo", "arguments": {"message": "ok"}},
+                         {"name": "other__echo", "arguments": {"message": "no"}}]}),
+    );
+    let results = &batch["result"]["structuredContent"]["results"];
+    assert_eq!(results[0]["ok"], true, "{batch}");
+    assert_eq!(results[1]["error"]["code"], -32004, "{batch}");
+
     let read = session.read("bulwark://other/demo://greeting");
     assert_eq!(read["error"]["code"], -32004, "{read}");
     let prompt = session.prompt("other__greet", json!({"name": "x"}));
@@ -71,10 +89,10 @@ async fn a_key_sees_and_calls_only_what_its_project_grants() {
         "{tools:?}"
     );
 
-    // Upstream `echo` saw two calls: alice's echo and this request_count
-    // (refused calls never left the gateway).
+    // Upstream `echo` saw three calls: alice's echo, her batch's granted
+    // echo and this request_count (refused calls never left the gateway).
     let counts = upstream_counts(&peers, &gw, &admin);
-    assert_eq!(counts["tools/call"], 2, "{counts}");
+    assert_eq!(counts["tools/call"], 3, "{counts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

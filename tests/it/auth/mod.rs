@@ -124,6 +124,8 @@ pub fn upstream_counts(peers: &Peers, gw: &Gateway, key: &TestKey) -> Value {
 }
 
 /// Names in a `list` answer of a Python session.
+/// Names of the upstream items listed; the gateway's own `bulwark__*` tools
+/// (listed for every caller, and scoped inside to the caller's grant) are left out.
 pub fn listed(answer: &Value, what: &str) -> Vec<String> {
     answer["result"][what]
         .as_array()
@@ -136,5 +138,6 @@ pub fn listed(answer: &Value, what: &str) -> Vec<String> {
                 .unwrap_or_default()
                 .to_owned()
         })
+        .filter(|name| !name.starts_with("bulwark__"))
         .collect()
 }
