@@ -1,7 +1,9 @@
 //! Load scenario: `tools/call` on the demo echo upstream through `/mcp`,
 //! against the same demo echo served directly over streamable HTTP (the
 //! floor), at concurrency 1 and 32; plus the gateway's RSS idle and with 100
-//! upstreams, and the time from an upstream crash to its first successful call.
+//! upstreams, the time from an upstream crash to its first successful call,
+//! and the cost of the security plane (API key + rate limits + local
+//! guardrails on, against all of them off).
 //! Prints its figures; asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +16,7 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -59,7 +62,16 @@ fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
 }
 
 async fn client(url: &str) -> RunningService<RoleClient, ()> {
-    ().serve(StreamableHttpClientTransport::from_uri(url.to_owned()))
+    keyed_client(url, None).await
+}
+
+/// A client that sends `key` as `Authorization: Bearer` when given.
+async fn keyed_client(url: &str, key: Option<&str>) -> RunningService<RoleClient, ()> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(key) = key {
+        config = config.auth_header(key.to_owned());
+    }
+    ().serve(StreamableHttpClientTransport::from_config(config))
         .await
         .unwrap()
 }
@@ -81,7 +93,11 @@ struct Figures {
 }
 
 async fn load(url: &str, tool: &str, concurrency: usize) -> Figures {
-    let client = Arc::new(client(url).await);
+    load_with(url, None, tool, concurrency).await
+}
+
+async fn load_with(url: &str, key: Option<&str>, tool: &str, concurrency: usize) -> Figures {
+    let client = Arc::new(keyed_client(url, key).await);
     for _ in 0..200 {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
@@ -125,13 +141,30 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn config(dir: &std::path::Path, upstreams: usize) -> String {
+/// What the gateway checks on each call.
+#[derive(Clone, Copy, PartialEq)]
+enum Security {
+    /// Authentication and guardrails off: the bare request path.
+    Off,
+    /// An API key with rate limits (high enough never to refuse), and the
+    /// default local guardrails on inputs, outputs and tool lists.
+    On,
+}
+
+fn config(dir: &std::path::Path, upstreams: usize, security: Security, key_hash: &str) -> String {
     // A one-second restart window, so each crash sample below is a lone crash
-    // (restarted at once) rather than a repeat (backed off).
-    // Authentication off (loopback only): this scenario measures the request
-    // path itself; state goes to the bench's temp dir.
+    // (restarted at once) rather than a repeat (backed off). State goes to
+    // the bench's temp dir.
+    let security_toml = match security {
+        Security::Off => "[auth]\nenabled = false\n[guardrails]\nenabled = false\n".to_owned(),
+        Security::On => format!(
+            "[auth]\nenabled = true\n[[auth.keys]]\nid = \"bench\"\nhash = {key_hash:?}\nuser = \"bench\"\nproject = \"admin\"\n\
+             [auth.rate_limits]\nper_key = {{ per_minute = 60000000, burst = 1000000 }}\n\
+             per_upstream = {{ per_minute = 60000000, burst = 1000000 }}\n"
+        ),
+    };
     let mut toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n[auth]\nenabled = false\n[supervision]\nwindow_secs = 1\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {data:?}\n{security_toml}[supervision]\nwindow_secs = 1\n",
         data = dir.join("data").display().to_string(),
     );
     for i in 0..upstreams {
@@ -144,7 +177,12 @@ fn config(dir: &std::path::Path, upstreams: usize) -> String {
             "[upstreams.{name}]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n"
         ));
     }
-    let path = dir.join(format!("bench-{upstreams}.toml"));
+    let on = if security == Security::On {
+        "-secure"
+    } else {
+        ""
+    };
+    let path = dir.join(format!("bench-{upstreams}{on}.toml"));
     std::fs::write(&path, toml).unwrap();
     path.display().to_string()
 }
@@ -173,7 +211,13 @@ async fn upstream_pid(base: &str) -> i32 {
         .json()
         .await
         .unwrap();
-    let tail = tree["children"][0]["children"][0]["stderr_tail"]
+    let server = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["kind"] == "server_supervisor")
+        .unwrap();
+    let tail = server["children"][0]["stderr_tail"]
         .as_array()
         .unwrap()
         .clone();
@@ -198,7 +242,16 @@ async fn main() {
         &["demo-server", "echo", "--http", "127.0.0.1:0"],
         dir.path(),
     );
-    let (gateway, gw_url) = spawn(&["serve", "--config", &config(dir.path(), 1)], dir.path());
+    let key = bulwark::auth::keys::generate().unwrap();
+    let hash = key.hash.to_stored();
+    let (gateway, gw_url) = spawn(
+        &[
+            "serve",
+            "--config",
+            &config(dir.path(), 1, Security::Off, &hash),
+        ],
+        dir.path(),
+    );
     let base = gw_url.trim_end_matches("/mcp").to_owned();
     wait_ready(&base).await;
     let idle_rss = rss_kib(gateway.0.id());
@@ -267,7 +320,50 @@ async fn main() {
     );
     drop(gateway);
 
-    let (gateway100, url100) = spawn(&["serve", "--config", &config(dir.path(), 100)], dir.path());
+    // The security plane's cost: the same calls with key, limits and guardrails on.
+    let (secure, secure_url) = spawn(
+        &[
+            "serve",
+            "--config",
+            &config(dir.path(), 1, Security::On, &hash),
+        ],
+        dir.path(),
+    );
+    wait_ready(secure_url.trim_end_matches("/mcp")).await;
+    println!(
+        "security plane (API key + rate limits + local guardrails) vs all off, same gateway build:"
+    );
+    let (_plain, plain_url) = spawn(
+        &[
+            "serve",
+            "--config",
+            &config(dir.path(), 1, Security::Off, &hash),
+        ],
+        dir.path(),
+    );
+    wait_ready(plain_url.trim_end_matches("/mcp")).await;
+    for concurrency in [1, 32] {
+        let off = load(&plain_url, "echo__echo", concurrency).await;
+        let on = load_with(&secure_url, Some(&key.secret), "echo__echo", concurrency).await;
+        println!(
+            "  c={concurrency}: off {:.0} calls/s (p50 {:.0} µs), on {:.0} calls/s (p50 {:.0} µs): {:.2} of off",
+            off.calls_per_sec,
+            off.p50_us,
+            on.calls_per_sec,
+            on.p50_us,
+            on.calls_per_sec / off.calls_per_sec
+        );
+    }
+    drop(secure);
+
+    let (gateway100, url100) = spawn(
+        &[
+            "serve",
+            "--config",
+            &config(dir.path(), 100, Security::Off, &hash),
+        ],
+        dir.path(),
+    );
     wait_ready(url100.trim_end_matches("/mcp")).await;
     println!(
         "gateway RSS idle (1 upstream): {:.1} MiB",
