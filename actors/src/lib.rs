@@ -3,6 +3,12 @@
 //! - [`upstream`]: `UpstreamActor`, which owns one upstream MCP server process
 //!   and the single MCP client session to it, plus the shared handles the
 //!   request path uses to call it without hopping through the actor.
+//! - [`cache`]: `CacheActor` and the `CacheHandle` readers use (memory or Redis).
+//! - [`timeout`]: `EscalationActor`, deadlines of operations in flight.
 //! - [`mailbox`]: mailbox-depth and message counters ractor does not keep.
+pub mod cache;
 pub mod mailbox;
+#[cfg(test)]
+mod test_support;
+pub mod timeout;
 pub mod upstream;
