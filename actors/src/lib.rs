@@ -6,6 +6,7 @@
 //! - [`cache`]: `CacheActor` and the `CacheHandle` readers use (memory or Redis).
 //! - [`timeout`]: `EscalationActor`, deadlines of operations in flight.
 //! - [`mailbox`]: mailbox-depth and message counters ractor does not keep.
+mod actor_slot;
 pub mod cache;
 pub mod mailbox;
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `CacheHandle`: what the request path holds. Reads go straight to the
 //! backend; writes and invalidations are casts to the `CacheActor`.
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
+
+use crate::actor_slot::ActorSlot;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -38,7 +40,7 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<CacheStats>,
     pub(crate) config: CacheConfig,
     /// The running actor; replaced when the root restarts it.
-    actor: RwLock<Option<ActorRef<CacheMsg>>>,
+    actor: ActorSlot<CacheMsg>,
     /// Bumped by every invalidation; a fill that started before one is dropped,
     /// so a list fetched before `list_changed` can't be stored after it.
     epoch: AtomicU64,
@@ -83,7 +85,7 @@ impl CacheHandle {
                 backend,
                 stats,
                 config: config.clone(),
-                actor: RwLock::new(None),
+                actor: ActorSlot::default(),
                 epoch: AtomicU64::new(0),
             }),
         })
@@ -94,19 +96,11 @@ impl CacheHandle {
     }
 
     pub(crate) fn set_actor(&self, actor: Option<ActorRef<CacheMsg>>) {
-        *self
-            .shared
-            .actor
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = actor;
+        self.shared.actor.set(actor);
     }
 
     fn actor(&self) -> Option<ActorRef<CacheMsg>> {
-        self.shared
-            .actor
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.shared.actor.get()
     }
 
     fn cast(&self, msg: CacheMsg) {
