@@ -53,6 +53,12 @@ pub struct Config {
     /// Upstream MCP servers by name.
     #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// The cache: backend, TTLs, cacheable tools.
+    #[serde(default)]
+    pub cache: bulwark_actors::cache::CacheConfig,
+    /// Deadlines and escalation thresholds.
+    #[serde(default)]
+    pub timeouts: bulwark_actors::timeout::TimeoutsConfig,
 }
 
 /// Settings of the HTTP front.
