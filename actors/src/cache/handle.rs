@@ -177,10 +177,7 @@ impl CacheHandle {
                 if fresh {
                     self.shared.stats.miss(kind);
                     if self.shared.epoch.load(Ordering::Acquire) != epoch {
-                        self.cast(CacheMsg::Invalidate(Scope::KindOf(
-                            kind,
-                            key.upstream().into(),
-                        )));
+                        self.cast(CacheMsg::Invalidate(Scope::Key(key)));
                     }
                 } else {
                     self.shared.stats.hit(kind);

@@ -113,6 +113,8 @@ impl MemoryBackend {
     pub(crate) async fn invalidate(&self, scope: &Scope) {
         if *scope == Scope::All {
             self.cache.invalidate_all();
+        } else if let Scope::Key(key) = scope {
+            self.cache.invalidate(key).await;
         } else {
             let doomed: Vec<Arc<CacheKey>> = self
                 .cache

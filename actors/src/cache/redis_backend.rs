@@ -185,6 +185,7 @@ impl RedisBackend {
             .await;
         let kind = match scope {
             Scope::Kind(kind) | Scope::KindOf(kind, _) => *kind,
+            Scope::Key(key) => key.kind(),
             // Counted once, under the kind most reads go to.
             Scope::All | Scope::Upstream(_) => CacheKind::Tools,
         };

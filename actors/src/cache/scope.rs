@@ -15,6 +15,8 @@ pub enum Scope {
     Upstream(Arc<str>),
     /// One kind of one upstream (its `list_changed` notification).
     KindOf(CacheKind, Arc<str>),
+    /// One entry (a revoked credential, a stale fill).
+    Key(CacheKey),
 }
 
 impl Scope {
@@ -25,6 +27,7 @@ impl Scope {
             Scope::Kind(kind) => key.kind() == *kind,
             Scope::Upstream(upstream) => key.upstream() == &**upstream,
             Scope::KindOf(kind, upstream) => key.kind() == *kind && key.upstream() == &**upstream,
+            Scope::Key(one) => key == one,
         }
     }
 
@@ -38,6 +41,7 @@ impl Scope {
             Scope::KindOf(kind, upstream) => {
                 format!("{prefix}:{}:{}:*", kind.name(), escape_segment(upstream))
             }
+            Scope::Key(key) => key.redis_key(&prefix),
         }
     }
 }
@@ -49,6 +53,7 @@ impl std::fmt::Display for Scope {
             Scope::Kind(kind) => write!(f, "kind {kind}"),
             Scope::Upstream(upstream) => write!(f, "upstream {upstream}"),
             Scope::KindOf(kind, upstream) => write!(f, "{kind} of upstream {upstream}"),
+            Scope::Key(key) => write!(f, "one {} entry of {}", key.kind(), key.upstream()),
         }
     }
 }
@@ -81,6 +86,8 @@ mod tests {
         assert!(!Scope::Upstream(a.clone()).matches(&tools_b));
         assert!(Scope::KindOf(CacheKind::Tools, a.clone()).matches(&tools_a));
         assert!(!Scope::KindOf(CacheKind::Tools, a).matches(&prompts_a));
+        assert!(Scope::Key(tools_a.clone()).matches(&tools_a));
+        assert!(!Scope::Key(tools_a).matches(&tools_b));
     }
 
     #[test]
@@ -95,6 +102,11 @@ mod tests {
         assert_eq!(
             Scope::KindOf(CacheKind::Tools, up).redis_pattern("p*"),
             "p\\*:tools:fs:*"
+        );
+        let key = CacheKey::list(CacheKind::Tools, "fs");
+        assert_eq!(
+            Scope::Key(key.clone()).redis_pattern("p*"),
+            key.redis_key("p\\*")
         );
     }
 }

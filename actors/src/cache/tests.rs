@@ -145,6 +145,11 @@ async fn memory_invalidates_by_kind_of_upstream_upstream_kind_and_all() {
     assert_eq!(present().await, [false, true, false, true, true]);
 
     fill();
+    cache.invalidate(Scope::Key(CacheKey::credential("k")));
+    cache.flush().await;
+    assert_eq!(present().await, [true, true, true, true, false]);
+
+    fill();
     cache.invalidate(Scope::All);
     cache.flush().await;
     assert_eq!(present().await, [false; 5]);
@@ -327,6 +332,10 @@ async fn redis_invalidation_on_one_replica_reaches_the_other() {
         present.push(one.get(key).await.is_some());
     }
     assert_eq!(present, [false, false, true, true]);
+    two.invalidate(Scope::Key(CacheKey::credential("k")));
+    two.flush().await;
+    assert!(one.get(&keys[3]).await.is_none());
+    assert!(one.get(&keys[2]).await.is_some());
     two.invalidate(Scope::All);
     two.flush().await;
     for key in &keys {
