@@ -395,6 +395,62 @@ async fn a_refusing_redis_degrades_to_misses_without_errors_or_hangs() {
     actor.stop(None);
 }
 
+/// A TCP server on loopback that accepts connections and then either holds
+/// them silent (a hung Redis) or closes them at once (resets).
+async fn fake_redis(hold: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            if hold {
+                held.push(socket);
+            }
+        }
+    });
+    format!("redis://{addr}")
+}
+
+async fn assert_outage_is_only_misses(url: String) {
+    let config = CacheConfig {
+        op_timeout_ms: 100,
+        ..redis_config(&url)
+    };
+    let (cache, actor) = start(config).await;
+    let key = tools("a");
+    let started = tokio::time::Instant::now();
+    assert_eq!(cache.get(&key).await, None);
+    // Bounded by the op timeout (plus scheduling slack), never a hang.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Inside the outage backoff Redis is not even tried.
+    let started = tokio::time::Instant::now();
+    for _ in 0..10 {
+        assert_eq!(cache.get(&key).await, None);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    let row = cache.stats().kind(CacheKind::Tools).clone();
+    assert_eq!((row.misses, row.errors), (11, 1), "{row:?}");
+    actor.stop(None);
+}
+
+#[tokio::test]
+async fn a_silent_redis_costs_one_op_timeout_then_nothing() {
+    assert_outage_is_only_misses(fake_redis(true).await).await;
+}
+
+#[tokio::test]
+async fn a_redis_that_resets_connections_degrades_to_misses() {
+    assert_outage_is_only_misses(fake_redis(false).await).await;
+}
+
 #[test]
 fn a_malformed_redis_url_is_a_config_error_without_the_url() {
     let err = CacheHandle::new(&redis_config("nope://user:hunter2@host")).unwrap_err();
