@@ -426,16 +426,10 @@ async fn assert_outage_is_only_misses(url: String) {
         "{:?}",
         started.elapsed()
     );
-    // Inside the outage backoff Redis is not even tried.
-    let started = tokio::time::Instant::now();
+    // Inside the outage backoff Redis is not even tried: one error in all.
     for _ in 0..10 {
         assert_eq!(cache.get(&key).await, None);
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(100),
-        "{:?}",
-        started.elapsed()
-    );
     let row = cache.stats().kind(CacheKind::Tools).clone();
     assert_eq!((row.misses, row.errors), (11, 1), "{row:?}");
     actor.stop(None);
