@@ -45,13 +45,13 @@ impl CacheKey {
     /// arguments (object keys sorted at every depth), so `{"a":1,"b":2}` and
     /// `{"b":2,"a":1}` share an entry.
     pub fn tool_result(upstream: impl Into<Arc<str>>, tool: &str, arguments: &Value) -> Self {
-        let mut canonical = String::new();
+        let mut canonical = Vec::with_capacity(128);
         write_canonical(arguments, &mut canonical);
         Self {
             kind: CacheKind::ToolResult,
             upstream: upstream.into(),
             // The NUL separator keeps ("ab", x) and ("a", "b"+x) apart.
-            digest: hex_sha256(&[tool.as_bytes(), b"\0", canonical.as_bytes()]).into(),
+            digest: hex_sha256(&[tool.as_bytes(), b"\0", &canonical]).into(),
         }
     }
 
@@ -77,47 +77,54 @@ impl CacheKey {
 }
 
 fn hex_sha256(parts: &[&[u8]]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part);
     }
     let mut hex = String::with_capacity(64);
     for byte in hasher.finalize() {
-        let _ = write!(hex, "{byte:02x}");
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
     }
     hex
 }
 
 /// Writes `value` as JSON with object keys sorted, whatever order the map
 /// keeps (serde_json's `preserve_order` may be on through another crate).
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_json(key, out);
+                out.push(b':');
                 write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing a string or scalar into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Makes an upstream name safe as one `:`-separated key segment and as a
@@ -170,9 +177,12 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_keeps_arrays() {
-        let mut out = String::new();
-        write_canonical(&json!({"b": [2, 1], "a": "x\"y"}), &mut out);
-        assert_eq!(out, r#"{"a":"x\"y","b":[2,1]}"#);
+        let mut out = Vec::new();
+        write_canonical(&json!({"b": [2, 1], "a": "x\"y", "c": 1.5}), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"a":"x\"y","b":[2,1],"c":1.5}"#
+        );
     }
 
     #[test]

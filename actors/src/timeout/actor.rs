@@ -12,8 +12,9 @@
 //! lazily (the heap is compacted when they pile up). Probes run in spawned
 //! tasks, one per upstream at a time, so the actor never waits on one.
 //!
-//! Restarted by the root: operations tracked with the old actor are no longer
-//! escalated (their callers still have their own deadlines upstream).
+//! Restarted by the root: the queue lives in the handle, so the new actor
+//! takes in what the old one had not; operations the old one had taken in
+//! are no longer escalated (their callers still have their own deadlines).
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use super::handle::Escalation;
 use super::kind::OpKind;
 use super::metrics::Event;
-use super::op::OpState;
+use super::op::{OpEvent, OpState};
 use super::probe::InstanceProbe;
 
 /// Default resolution of the deadline checks.
@@ -56,20 +57,10 @@ impl EscalationArgs {
     }
 }
 
-/// Messages of the escalation actor.
+/// Messages of the escalation actor. Operations starting and ending arrive
+/// through the handle's queue, drained on every tick.
 pub enum EscalationMsg {
-    /// An operation started.
-    Track(Arc<OpState>),
-    /// An operation ended (its guard was dropped).
-    Finished {
-        /// The operation.
-        op: Arc<OpState>,
-        /// How long it ran.
-        elapsed: Duration,
-        /// Whether it ended before timing out.
-        completed: bool,
-    },
-    /// Check the due stages.
+    /// Take in queued operation events, then check the due stages.
     Tick,
     /// A probe of a timed-out operation's upstream ended.
     ProbeAnswered {
@@ -115,7 +106,7 @@ impl Actor for EscalationActor {
         args: EscalationArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let ticker = myself.send_interval(args.tick, || EscalationMsg::Tick);
-        args.handle.set_actor(Some(myself));
+        args.handle.set_watched(true);
         Ok(EscalationState {
             handle: args.handle,
             probe: args.probe,
@@ -134,7 +125,7 @@ impl Actor for EscalationActor {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
-        state.handle.set_actor(None);
+        state.handle.set_watched(false);
         Ok(())
     }
 
@@ -146,21 +137,10 @@ impl Actor for EscalationActor {
     ) -> Result<(), ActorProcessingErr> {
         let metrics = state.handle.metrics_store();
         match msg {
-            EscalationMsg::Track(op) => {
-                metrics.record(op.kind, &op.upstream, Event::Tracked);
-                state.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
-                state.ops.insert(op.id, op);
+            EscalationMsg::Tick => {
+                state.take_events();
+                state.run_due(&myself);
             }
-            EscalationMsg::Finished {
-                op,
-                elapsed,
-                completed,
-            } => {
-                metrics.finished(op.kind, &op.upstream, op.tool.as_ref(), elapsed, completed);
-                state.ops.remove(&op.id);
-                state.compact();
-            }
-            EscalationMsg::Tick => state.run_due(&myself),
             EscalationMsg::ProbeAnswered {
                 upstream,
                 kind,
@@ -182,6 +162,29 @@ impl Actor for EscalationActor {
 }
 
 impl EscalationState {
+    /// Applies the operations that started and ended since the last tick.
+    fn take_events(&mut self) {
+        let metrics = self.handle.metrics_store();
+        for event in self.handle.inbox().try_iter() {
+            match event {
+                OpEvent::Started(op) => {
+                    metrics.record(op.kind, &op.upstream, Event::Tracked);
+                    self.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
+                    self.ops.insert(op.id, op);
+                }
+                OpEvent::Finished {
+                    op,
+                    elapsed,
+                    completed,
+                } => {
+                    metrics.finished(op.kind, &op.upstream, op.tool.as_ref(), elapsed, completed);
+                    self.ops.remove(&op.id);
+                }
+            }
+        }
+        self.compact();
+    }
+
     /// Handles every stage due by now.
     fn run_due(&mut self, myself: &ActorRef<EscalationMsg>) {
         let now = Instant::now();

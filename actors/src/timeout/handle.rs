@@ -1,24 +1,27 @@
 //! `Escalation`: the handle the request path tracks operations with. No
 //! await and no actor round trip: `track` allocates the shared op state and
-//! casts it to the actor; dropping the guard casts its end.
+//! queues it for the actor; dropping the guard queues its end. The actor
+//! drains the queue on every tick (a lock-free channel send costs the caller
+//! far less than a ractor cast, and the first stage is seconds away).
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ractor::ActorRef;
+use crossbeam_channel::{Receiver, Sender};
 
-use crate::actor_slot::ActorSlot;
-
-use super::actor::EscalationMsg;
 use super::config::{OpLimits, TimeoutConfigError, TimeoutPolicy, TimeoutsConfig};
 use super::kind::OpKind;
 use super::metrics::{EscalationMetrics, MetricsSnapshot};
-use super::op::{OpGuard, OpState};
+use super::op::{OpEvent, OpGuard, OpState};
 
 struct Shared {
     policy: TimeoutPolicy,
     metrics: EscalationMetrics,
-    /// The running actor; replaced when the root restarts it.
-    actor: ActorSlot<EscalationMsg>,
+    events: Sender<OpEvent>,
+    /// Shared rather than owned by one actor, so a restarted actor picks up
+    /// where the last one stopped.
+    inbox: Receiver<OpEvent>,
+    /// Whether an actor drains `inbox`; without one nothing is queued.
+    watched: AtomicBool,
     next_id: AtomicU64,
 }
 
@@ -39,11 +42,14 @@ impl Escalation {
     /// tracked before an `EscalationActor` runs with this handle are never
     /// escalated.
     pub fn new(config: &TimeoutsConfig, separator: &str) -> Result<Self, TimeoutConfigError> {
+        let (events, inbox) = crossbeam_channel::unbounded();
         Ok(Self {
             shared: Arc::new(Shared {
                 policy: TimeoutPolicy::new(config, separator)?,
                 metrics: EscalationMetrics::default(),
-                actor: ActorSlot::default(),
+                events,
+                inbox,
+                watched: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -56,12 +62,12 @@ impl Escalation {
         let limits = self.limits(kind, &upstream, tool.as_deref());
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let op = Arc::new(OpState::new(id, kind, upstream, tool, limits));
-        let actor = self.actor();
-        if let Some(actor) = &actor {
-            // Fails only while the actor is being replaced: this op is not watched.
-            let _ = actor.cast(EscalationMsg::Track(op.clone()));
-        }
-        OpGuard { op, actor }
+        let events = self.shared.watched.load(Ordering::Acquire).then(|| {
+            // Cannot fail: the handle holds the receiving end.
+            let _ = self.shared.events.send(OpEvent::Started(op.clone()));
+            self.shared.events.clone()
+        });
+        OpGuard { op, events }
     }
 
     /// The limits an operation would run under.
@@ -78,11 +84,13 @@ impl Escalation {
         &self.shared.metrics
     }
 
-    pub(crate) fn set_actor(&self, actor: Option<ActorRef<EscalationMsg>>) {
-        self.shared.actor.set(actor);
+    /// Marks the queue as drained (or no longer) by a running actor.
+    pub(crate) fn set_watched(&self, watched: bool) {
+        self.shared.watched.store(watched, Ordering::Release);
     }
 
-    fn actor(&self) -> Option<ActorRef<EscalationMsg>> {
-        self.shared.actor.get()
+    /// Events queued since the last drain.
+    pub(crate) fn inbox(&self) -> &Receiver<OpEvent> {
+        &self.shared.inbox
     }
 }

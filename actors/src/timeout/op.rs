@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use ractor::ActorRef;
+use crossbeam_channel::Sender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::actor::EscalationMsg;
 use super::config::OpLimits;
 use super::kind::OpKind;
 
@@ -34,6 +33,20 @@ fn tool_suffix(tool: &Option<Arc<str>>) -> String {
     tool.as_ref()
         .map(|t| format!(" (tool `{t}`)"))
         .unwrap_or_default()
+}
+
+/// What a caller's handle tells the escalation actor.
+#[derive(Debug)]
+pub(crate) enum OpEvent {
+    /// An operation started.
+    Started(Arc<OpState>),
+    /// An operation ended (its guard was dropped).
+    Finished {
+        op: Arc<OpState>,
+        elapsed: Duration,
+        /// Ended before timing out.
+        completed: bool,
+    },
 }
 
 /// State of one operation in flight.
@@ -136,8 +149,9 @@ impl OpState {
 #[derive(Debug)]
 pub struct OpGuard {
     pub(crate) op: Arc<OpState>,
-    /// Where the end of the operation is reported; `None` when no actor runs.
-    pub(crate) actor: Option<ActorRef<EscalationMsg>>,
+    /// Where the end of the operation is reported; `None` when no actor ran
+    /// at its start.
+    pub(crate) events: Option<Sender<OpEvent>>,
 }
 
 impl OpGuard {
@@ -168,10 +182,10 @@ impl OpGuard {
 impl Drop for OpGuard {
     fn drop(&mut self) {
         let completed = self.op.finish();
-        if let Some(actor) = &self.actor {
+        if let Some(events) = &self.events {
             let elapsed = self.op.started.elapsed();
-            // Fails only while the actor is being replaced: one latency sample lost.
-            let _ = actor.cast(EscalationMsg::Finished {
+            // Cannot fail: the handle holds the receiving end.
+            let _ = events.send(OpEvent::Finished {
                 op: self.op.clone(),
                 elapsed,
                 completed,
