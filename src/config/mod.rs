@@ -62,6 +62,12 @@ pub struct Config {
     /// Client authentication, grants and rate limits.
     #[serde(default)]
     pub auth: auth::AuthConfig,
+    /// The cache: backend, TTLs, cacheable tools.
+    #[serde(default)]
+    pub cache: bulwark_actors::cache::CacheConfig,
+    /// Deadlines and escalation thresholds.
+    #[serde(default)]
+    pub timeouts: bulwark_actors::timeout::TimeoutsConfig,
 }
 
 /// Settings of the HTTP front.

@@ -21,6 +21,9 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid("server.tool_separator must not be empty".into()));
     }
     check_policy(&config.supervision, "supervision").map_err(invalid)?;
+    config.cache.validate().map_err(invalid)?;
+    bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, separator)
+        .map_err(|err| invalid(err.to_string()))?;
     for (name, upstream) in &config.upstreams {
         let valid_name = !name.is_empty()
             && name
@@ -150,7 +153,80 @@ pub(crate) fn expand_env(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bulwark_actors::cache::{BackendKind, CacheKind};
+    use bulwark_actors::timeout::OpKind;
+
     use super::*;
+    use crate::config::Sources;
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bulwark.toml");
+        std::fs::write(&file, toml).unwrap();
+        Config::load(&Sources {
+            config_file: Some(file),
+            mcp_servers: None,
+        })
+    }
+
+    #[test]
+    fn cache_and_timeouts_sections_load_through_the_config_layers() {
+        let config = load(
+            r#"
+            [cache]
+            backend = "redis"
+            redis_url = "redis://127.0.0.1:6379"
+            [cache.ttl_secs]
+            tools = 60
+            [cache.tools."Fs__Read_File"]
+            ttl_secs = 30
+
+            [timeouts]
+            reset_on_progress = true
+            [timeouts.deadlines]
+            tool_execution = 5
+            [timeouts.upstreams.slow.deadlines]
+            discovery = 2.5
+            [timeouts.tools."slow__hang"]
+            deadline_secs = 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.cache.backend, BackendKind::Redis);
+        assert_eq!(config.cache.ttl(CacheKind::Tools), Duration::from_secs(60));
+        assert_eq!(
+            config.cache.result_ttl("Fs__Read_File", None),
+            Some(Duration::from_secs(30)),
+            "tool names keep their case: {:?}",
+            config.cache.tools
+        );
+        let policy = bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, "__").unwrap();
+        let limits = |kind, upstream, tool| policy.limits(kind, upstream, tool).deadline;
+        assert_eq!(
+            limits(OpKind::ToolExecution, "echo", None),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            limits(OpKind::Discovery, "slow", None),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            limits(OpKind::ToolExecution, "slow", Some("hang")),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn bad_cache_and_timeouts_values_are_rejected() {
+        let err = load("[cache]\nbackend = \"redis\"\n").unwrap_err();
+        assert!(err.to_string().contains("redis_url"), "{err}");
+        let err = load("[timeouts.deadlines]\nauth = 0\n").unwrap_err();
+        assert!(err.to_string().contains("timeouts.deadlines.auth"), "{err}");
+        let err = load("[cache]\nbackend = \"memcached\"\n").unwrap_err();
+        assert!(err.to_string().contains("memcached"), "{err}");
+    }
 
     #[test]
     fn expands_set_variables_and_names_missing_ones() {

@@ -43,6 +43,11 @@ pub trait ExtraTools: Clone + Send + Sync + 'static {
         false
     }
 
+    /// Awaited before any request is handled: a hung server never finishes it.
+    fn gate(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
     /// Runs an extra tool; `None` when `request` names none of them.
     fn call(
         &self,
@@ -129,12 +134,14 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
+        self.extras.gate().await;
         self.counter.hit("initialize");
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
 
     async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), McpError> {
+        self.extras.gate().await;
         self.counter.hit("ping");
         Ok(())
     }
@@ -144,6 +151,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
+        self.extras.gate().await;
         self.counter.hit("tools/list");
         let mut tools = echo_tools()?;
         tools.extend(self.extras.tools()?);
@@ -155,6 +163,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        self.extras.gate().await;
         self.counter.hit("tools/call");
         self.extras.before_call();
         let args = arguments(&request);
@@ -172,6 +181,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
+        self.extras.gate().await;
         self.counter.hit("resources/list");
         Ok(ListResourcesResult::with_all_items(from_json(json!([{
             "uri": GREETING_URI,
@@ -186,6 +196,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        self.extras.gate().await;
         self.counter.hit("resources/read");
         if request.uri != GREETING_URI {
             return Err(McpError::resource_not_found(
@@ -204,6 +215,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
+        self.extras.gate().await;
         self.counter.hit("prompts/list");
         Ok(ListPromptsResult::with_all_items(from_json(json!([{
             "name": "greet",
@@ -217,6 +229,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
+        self.extras.gate().await;
         self.counter.hit("prompts/get");
         if request.name != "greet" {
             return Err(McpError::invalid_params(

@@ -2,7 +2,8 @@
 //!
 //! `bulwark demo-server KIND` runs one of:
 //! - [`echo`]: `echo`/`add`/`request_count` tools, one resource, one prompt.
-//! - [`slow`]: a `slow` tool that reports progress and honours cancellation.
+//! - [`slow`]: a `slow` tool that reports progress and honours cancellation,
+//!   and a `hang` tool that makes the whole server stop answering (ping too).
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
@@ -33,7 +34,7 @@ use rmcp::{
 pub enum DemoKind {
     /// Echo/add tools, a greeting resource and a greeting prompt.
     Echo,
-    /// A slow tool with progress notifications and cancellation.
+    /// A slow tool with progress notifications and cancellation; a hang tool.
     Slow,
     /// Tools and options that make the process exit on purpose.
     Crash,

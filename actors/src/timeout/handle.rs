@@ -1,0 +1,96 @@
+//! `Escalation`: the handle the request path tracks operations with. No
+//! await and no actor round trip: `track` allocates the shared op state and
+//! queues it for the actor; dropping the guard queues its end. The actor
+//! drains the queue on every tick (a lock-free channel send costs the caller
+//! far less than a ractor cast, and the first stage is seconds away).
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::config::{OpLimits, TimeoutConfigError, TimeoutPolicy, TimeoutsConfig};
+use super::kind::OpKind;
+use super::metrics::{EscalationMetrics, MetricsSnapshot};
+use super::op::{OpEvent, OpGuard, OpState};
+
+struct Shared {
+    policy: TimeoutPolicy,
+    metrics: EscalationMetrics,
+    events: Sender<OpEvent>,
+    /// Shared rather than owned by one actor, so a restarted actor picks up
+    /// where the last one stopped.
+    inbox: Receiver<OpEvent>,
+    /// Whether an actor drains `inbox`; without one nothing is queued.
+    watched: AtomicBool,
+    next_id: AtomicU64,
+}
+
+/// Tracks operations' deadlines. Cheap to clone.
+#[derive(Clone)]
+pub struct Escalation {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Escalation").finish_non_exhaustive()
+    }
+}
+
+impl Escalation {
+    /// A handle for `config`; `separator` splits `server__tool` keys. Operations
+    /// tracked before an `EscalationActor` runs with this handle are never
+    /// escalated.
+    pub fn new(config: &TimeoutsConfig, separator: &str) -> Result<Self, TimeoutConfigError> {
+        let (events, inbox) = crossbeam_channel::unbounded();
+        Ok(Self {
+            shared: Arc::new(Shared {
+                policy: TimeoutPolicy::new(config, separator)?,
+                metrics: EscalationMetrics::default(),
+                events,
+                inbox,
+                watched: AtomicBool::new(false),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Starts watching an operation of `kind` on `upstream` (and `tool`, the
+    /// upstream's own tool name, for `tool_execution`). Drop the guard when
+    /// the operation ends.
+    pub fn track(&self, kind: OpKind, upstream: Arc<str>, tool: Option<Arc<str>>) -> OpGuard {
+        let limits = self.limits(kind, &upstream, tool.as_deref());
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let op = Arc::new(OpState::new(id, kind, upstream, tool, limits));
+        let events = self.shared.watched.load(Ordering::Acquire).then(|| {
+            // Cannot fail: the handle holds the receiving end.
+            let _ = self.shared.events.send(OpEvent::Started(op.clone()));
+            self.shared.events.clone()
+        });
+        OpGuard { op, events }
+    }
+
+    /// The limits an operation would run under.
+    pub fn limits(&self, kind: OpKind, upstream: &str, tool: Option<&str>) -> OpLimits {
+        self.shared.policy.limits(kind, upstream, tool)
+    }
+
+    /// Counts per kind and upstream, latency per upstream and tool.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    pub(crate) fn metrics_store(&self) -> &EscalationMetrics {
+        &self.shared.metrics
+    }
+
+    /// Marks the queue as drained (or no longer) by a running actor.
+    pub(crate) fn set_watched(&self, watched: bool) {
+        self.shared.watched.store(watched, Ordering::Release);
+    }
+
+    /// Events queued since the last drain.
+    pub(crate) fn inbox(&self) -> &Receiver<OpEvent> {
+        &self.shared.inbox
+    }
+}
