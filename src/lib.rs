@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod mask;
 pub mod mcp;
+pub mod probe;
 pub mod runtime;
 pub mod serve;
 pub mod stdio;

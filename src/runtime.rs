@@ -1,8 +1,12 @@
 //! Starting and stopping the supervision tree under a front door.
 use std::sync::Arc;
 
+use bulwark_actors::cache::{CacheActor, CacheArgs, CacheError, CacheHandle};
 use bulwark_actors::guardrail::{GuardrailActor, GuardrailArgs, GuardrailConfigError, Guardrails};
 use bulwark_actors::mailbox::MailboxStats;
+use bulwark_actors::timeout::{
+    Escalation, EscalationActor, EscalationArgs, InstanceProbe, TimeoutConfigError,
+};
 use bulwark_actors::upstream::UpstreamObserver;
 use bulwark_supervisors::registry::Registry;
 use bulwark_supervisors::root::{self, RootArgs, RootMsg, RootSupervisor};
@@ -10,8 +14,10 @@ use bulwark_supervisors::shared::SharedActor;
 use ractor::{Actor, ActorRef};
 
 use crate::config::{self, Config, ConfigError};
-use crate::mcp::Gateway;
 use crate::mcp::naming::Naming;
+use crate::mcp::observer::GatewayObserver;
+use crate::mcp::{Gateway, Services};
+use crate::probe::UpstreamProbe;
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +28,12 @@ pub enum StartError {
     /// The guardrail policies did not compile.
     #[error("guardrails: {0}")]
     Guardrails(#[from] GuardrailConfigError),
+    /// The cache configuration is unusable.
+    #[error("cache: {0}")]
+    Cache(#[from] CacheError),
+    /// The timeout configuration is unusable.
+    #[error("timeouts: {0}")]
+    Timeouts(#[from] TimeoutConfigError),
     /// The root supervisor did not start.
     #[error("the supervision tree did not start: {0}")]
     Spawn(#[from] ractor::SpawnErr),
@@ -43,19 +55,33 @@ impl Runtime {
     /// Starts one supervised actor per enabled upstream.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let guardrails = Guardrails::new(config.guardrails.clone())?;
-        let registry = Arc::new(
-            Registry::new(config::upstream_specs(config)?)
-                .with_shared(vec![guardrail_actor(&guardrails)]),
-        );
+        let cache = CacheHandle::new(&config.cache)?;
+        let deadlines = Escalation::new(&config.timeouts, &config.server.tool_separator)?;
+        let specs = config::upstream_specs(config)?;
         let auth = crate::auth::Auth::from_config(config)?;
+        let registry = Arc::new_cyclic(|registry: &std::sync::Weak<Registry>| {
+            let probe = Arc::new(UpstreamProbe::new(registry.clone()));
+            Registry::new(specs).with_shared(vec![
+                guardrail_actor(&guardrails),
+                cache_actor(&cache),
+                escalation_actor(&deadlines, probe),
+            ])
+        });
         let gateway = Gateway::new(
             registry.clone(),
             Naming::new(&config.server.tool_separator),
             config.server.gateway_tools,
-            guardrails,
-            auth,
+            Services {
+                guardrails,
+                auth,
+                cache: cache.clone(),
+                deadlines,
+            },
         );
-        let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
+        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver {
+            sessions: gateway.sessions.clone(),
+            cache,
+        });
         let (root, _) = Actor::spawn(
             None,
             RootSupervisor,
@@ -93,6 +119,41 @@ fn guardrail_actor(guardrails: &Guardrails) -> SharedActor {
             Box::pin(async move {
                 let (actor, _) =
                     Actor::spawn_linked(None, GuardrailActor, args, supervisor).await?;
+                Ok(actor.get_cell())
+            })
+        }),
+    )
+}
+
+/// The `CacheActor`: owns writes, expiry and the Redis connection.
+fn cache_actor(cache: &CacheHandle) -> SharedActor {
+    let handle = cache.clone();
+    SharedActor::new(
+        "cache",
+        Arc::default(),
+        Arc::new(move |supervisor| {
+            let args = CacheArgs {
+                handle: handle.clone(),
+            };
+            Box::pin(async move {
+                let (actor, _) = Actor::spawn_linked(None, CacheActor, args, supervisor).await?;
+                Ok(actor.get_cell())
+            })
+        }),
+    )
+}
+
+/// The `EscalationActor`: warns, cancels and has hung upstreams restarted.
+fn escalation_actor(deadlines: &Escalation, probe: Arc<dyn InstanceProbe>) -> SharedActor {
+    let handle = deadlines.clone();
+    SharedActor::new(
+        "escalation",
+        Arc::default(),
+        Arc::new(move |supervisor| {
+            let args = EscalationArgs::new(handle.clone(), probe.clone());
+            Box::pin(async move {
+                let (actor, _) =
+                    Actor::spawn_linked(None, EscalationActor, args, supervisor).await?;
                 Ok(actor.get_cell())
             })
         }),

@@ -1,5 +1,8 @@
 //! A client call as the upstream link sees it: where mid-call traffic from the
 //! upstream (progress, logs, sampling, elicitation, roots) is delivered.
+use std::sync::Arc;
+
+use bulwark_actors::timeout::OpGuard;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
@@ -19,6 +22,8 @@ pub struct SessionCaller {
     pub request_id: RequestId,
     /// The client's progress token, if it asked for progress.
     pub progress_token: Option<ProgressToken>,
+    /// The call's deadline: upstream progress may push it back.
+    pub op: Option<Arc<OpGuard>>,
 }
 
 impl Caller for SessionCaller {
@@ -43,6 +48,9 @@ impl Caller for SessionCaller {
     }
 
     fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()> {
+        if let (Some(op), ServerNotification::ProgressNotification(_)) = (&self.op, &notification) {
+            op.progress();
+        }
         let peer = self.peer.clone();
         async move {
             let _ = peer.send_notification(notification).await;

@@ -1,6 +1,7 @@
 //! The one place gateway failures become what an MCP client sees. Messages
 //! name the server and the reason; they never carry secrets.
 use bulwark_actors::guardrail::GuardrailBlock;
+use bulwark_actors::timeout::TimeoutInfo;
 use bulwark_actors::upstream::{CallError, UpstreamState, UpstreamStatus};
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
@@ -17,6 +18,8 @@ pub const UNAUTHORIZED: ErrorCode = ErrorCode(-32003);
 pub const FORBIDDEN: ErrorCode = ErrorCode(-32004);
 /// JSON-RPC code: over a rate limit; data carries `limit` and `retry_after_ms`.
 pub const RATE_LIMITED: ErrorCode = ErrorCode(-32005);
+/// JSON-RPC code: the call ran past its deadline and was cancelled upstream.
+pub const DEADLINE_EXCEEDED: ErrorCode = ErrorCode(-32007);
 /// JSON-RPC code: a guardrail policy refused the request or its result.
 pub const GUARDRAIL_BLOCKED: ErrorCode = ErrorCode(-32006);
 
@@ -53,6 +56,9 @@ pub enum GatewayError {
     /// A guardrail refused the input or the output.
     #[error(transparent)]
     Guardrail(#[from] GuardrailBlock),
+    /// The call ran past its deadline.
+    #[error(transparent)]
+    Timeout(#[from] TimeoutInfo),
     /// A bug or an impossible state; the message names where.
     #[error("internal error: {0}")]
     Internal(String),
@@ -124,6 +130,16 @@ impl From<GatewayError> for ErrorData {
             GatewayError::UnexpectedResult(_) | GatewayError::Internal(_) => {
                 ErrorData::internal_error(message, None)
             }
+            GatewayError::Timeout(info) => ErrorData::new(
+                DEADLINE_EXCEEDED,
+                message,
+                Some(json!({
+                    "kind": info.kind,
+                    "server": &*info.upstream,
+                    "tool": info.tool.as_deref(),
+                    "deadline_ms": u64::try_from(info.deadline.as_millis()).unwrap_or(u64::MAX),
+                })),
+            ),
             GatewayError::Guardrail(block) => ErrorData::new(
                 GUARDRAIL_BLOCKED,
                 message,

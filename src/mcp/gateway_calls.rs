@@ -3,6 +3,7 @@
 //! through the session's ordinary `tools/call` path, checks included.
 use std::sync::Arc;
 
+use bulwark_actors::cache::{CacheKind, Scope as CacheScope};
 use futures::future::{BoxFuture, join_all};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject, ListToolsResult,
@@ -15,11 +16,10 @@ use serde_json::{Value, json};
 use crate::mask::mask_upstream;
 
 use super::gateway_tools::{
-    BatchCall, CallToolsArgs, DiscoverToolsArgs, GatewayTool, MAX_BATCH, NoArgs, ServerInfoArgs,
-    ServerSummary, parse_args,
+    BatchCall, CacheClearArgs, CallToolsArgs, DiscoverToolsArgs, GatewayTool, MAX_BATCH, NoArgs,
+    ServerInfoArgs, ServerSummary, parse_args,
 };
 use super::handler::GatewayHandler;
-use super::listing::Listing;
 
 impl GatewayHandler {
     /// Runs gateway tool `tool` with `arguments`. Boxed because `call_tools`
@@ -58,11 +58,22 @@ impl GatewayHandler {
                 let args: CallToolsArgs = parse_args(tool, arguments)?;
                 self.call_tools(args.calls, &context).await?
             }
-            GatewayTool::CacheStatus | GatewayTool::CacheClear | GatewayTool::TimeoutMetrics => {
-                return Err(ErrorData::invalid_params(
-                    format!("{} is not available on this gateway", tool.name()),
-                    None,
-                ));
+            GatewayTool::CacheStatus => {
+                parse_args::<NoArgs>(tool, arguments)?;
+                let cache = &self.gateway().cache;
+                json!({ "backend": cache.backend(), "stats": cache.stats() })
+            }
+            GatewayTool::CacheClear => {
+                let args: CacheClearArgs = parse_args(tool, arguments)?;
+                self.cache_clear(&visible, args).await?
+            }
+            GatewayTool::TimeoutMetrics => {
+                parse_args::<NoArgs>(tool, arguments)?;
+                let mut metrics = self.gateway().deadlines.metrics();
+                // Only the servers this caller may use.
+                metrics.upstreams.retain(|m| visible.contains(&m.upstream));
+                metrics.tools.retain(|m| visible.contains(&m.upstream));
+                json!(metrics)
             }
         };
         Ok(CallToolResult::structured(value))
@@ -88,7 +99,7 @@ impl GatewayHandler {
             .and_then(|name| self.gateway().registry.get(name))
             .ok_or_else(|| ErrorData::invalid_params(format!("unknown server '{server}'"), None))?;
         let summary = ServerSummary::of(entry);
-        let tools = match self.upstream_tools(server, context).await {
+        let tools = match self.upstream_tools(server, false, context).await {
             Ok(tools) => json!(tools),
             Err(err) => json!({ "error": err.message }),
         };
@@ -123,7 +134,7 @@ impl GatewayHandler {
         let lists = join_all(
             servers
                 .iter()
-                .map(|server| self.upstream_tools(server, context)),
+                .map(|server| self.upstream_tools(server, args.fresh, context)),
         )
         .await;
         let mut out = serde_json::Map::new();
@@ -188,18 +199,55 @@ impl GatewayHandler {
         Ok(json!({ "results": outcomes }))
     }
 
+    /// Clears the cache within the servers the caller may see: one server or
+    /// all of them, one kind or every kind. Answers once it is applied.
+    async fn cache_clear(
+        &self,
+        visible: &[Arc<str>],
+        args: CacheClearArgs,
+    ) -> Result<Value, ErrorData> {
+        let kind = match args.kind.as_deref() {
+            None => None,
+            Some(name) => Some(CacheKind::from_name(name).ok_or_else(|| {
+                ErrorData::invalid_params(
+                    format!(
+                        "unknown cache kind '{name}': expected tools, resources, resource_templates, prompts or tool_result"
+                    ),
+                    None,
+                )
+            })?),
+        };
+        let servers: Vec<Arc<str>> = match &args.server {
+            Some(server) => vec![
+                visible
+                    .iter()
+                    .find(|name| ***name == **server)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ErrorData::invalid_params(format!("unknown server '{server}'"), None)
+                    })?,
+            ],
+            None => visible.to_vec(),
+        };
+        let cache = &self.gateway().cache;
+        for server in &servers {
+            cache.invalidate(match kind {
+                Some(kind) => CacheScope::KindOf(kind, server.clone()),
+                None => CacheScope::Upstream(server.clone()),
+            });
+        }
+        cache.flush().await;
+        Ok(json!({ "cleared": { "servers": servers, "kind": kind } }))
+    }
+
     /// Tools of one upstream under their upstream names.
     async fn upstream_tools(
         &self,
         server: &str,
+        fresh: bool,
         context: &RequestContext<RoleServer>,
     ) -> Result<Vec<Value>, ErrorData> {
-        let result = self
-            .forward(server, ListToolsResult::request(None), context)
-            .await?;
-        let list = ListToolsResult::from_result(result).ok_or_else(|| {
-            ErrorData::internal_error(format!("server '{server}' answered tools/list oddly"), None)
-        })?;
+        let list: ListToolsResult = self.upstream_list(server, None, fresh, context).await?;
         Ok(list
             .tools
             .into_iter()

@@ -93,7 +93,7 @@ impl GatewayTool {
                 "Show cache statistics per kind: hits, misses, entries, evictions, errors."
             }
             Self::CacheClear => {
-                "Clear cached lists and results: everything, one server's entries, or one kind (tools, resources, resource_templates, prompts, credentials, results)."
+                "Clear cached lists and results of the servers you may use: all of them or one server, every kind or one (tools, resources, resource_templates, prompts, tool_result)."
             }
             Self::TimeoutMetrics => {
                 "Show deadline tracking per operation kind and per server: active, completed, warned, timed out, escalated, and latency."
@@ -189,7 +189,7 @@ pub struct CacheClearArgs {
     /// Only this server's entries.
     #[serde(default)]
     pub server: Option<String>,
-    /// Only this kind: tools, resources, resource_templates, prompts, credentials, results.
+    /// Only this kind: tools, resources, resource_templates, prompts, tool_result.
     #[serde(default)]
     pub kind: Option<String>,
 }

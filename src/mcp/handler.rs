@@ -6,15 +6,17 @@
 #![allow(deprecated)]
 use std::sync::Arc;
 
+use bulwark_actors::cache::CacheKey;
 use bulwark_actors::guardrail::InputKind;
+use bulwark_actors::timeout::{OpGuard, OpKind};
 use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
-    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
+    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig, ServerResult,
+    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -89,6 +91,19 @@ impl GatewayHandler {
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
+        self.forward_tracked(server, request, context, None).await
+    }
+
+    /// Like [`Self::forward`], under the deadline `op` is tracked with: when
+    /// the escalation actor times it out, the upstream call is cancelled
+    /// (`notifications/cancelled`) and the client gets a timeout error.
+    pub(super) async fn forward_tracked(
+        &self,
+        server: &str,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+        op: Option<Arc<OpGuard>>,
+    ) -> Result<ServerResult, GatewayError> {
         self.track(context);
         let entry = self
             .gateway
@@ -99,13 +114,92 @@ impl GatewayHandler {
             .status
             .link()
             .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
+        let progress_token = context.meta.get_progress_token();
+        let wants_progress = progress_token.is_some();
         let caller = Arc::new(SessionCaller {
             peer: context.peer.clone(),
             request_id: context.id.clone(),
-            progress_token: context.meta.get_progress_token(),
+            progress_token,
+            op: op.clone(),
         });
-        let mut result = link.request(request, Some(caller), &context.ct).await?;
+        let result = match &op {
+            None => link.request(request, Some(caller), &context.ct).await,
+            Some(op) => {
+                let cancel = context.ct.child_token();
+                let deadline = op.token().clone();
+                let on_deadline = {
+                    let cancel = cancel.clone();
+                    async move {
+                        deadline.cancelled().await;
+                        cancel.cancel();
+                        std::future::pending::<std::convert::Infallible>().await
+                    }
+                };
+                tokio::select! {
+                    result = link.request(request, Some(caller), &cancel) => result,
+                    never = on_deadline => match never {},
+                }
+            }
+        };
+        if let Some(info) = op.as_ref().and_then(|op| op.timed_out()) {
+            return Err(GatewayError::Timeout(info));
+        }
+        let mut result = result?;
+        if wants_progress {
+            // rmcp hands each upstream notification to its own task, while the
+            // response wakes us directly: let those tasks deliver progress
+            // before the response overtakes it on the client's stream.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
         super::meta::mark_complete(&mut result);
+        Ok(result)
+    }
+
+    /// A `tools/call` to `server` after the checks: served from the result
+    /// cache when the tool is cacheable, else run under its deadline (and
+    /// cached when it succeeds).
+    async fn call_upstream_tool(
+        &self,
+        server: &str,
+        tool: &str,
+        request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, GatewayError> {
+        let cache = &self.gateway.cache;
+        let key = self.gateway.result_ttl(server, tool).map(|ttl| {
+            let arguments =
+                serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+            (
+                CacheKey::tool_result(server.to_owned(), tool, &arguments),
+                ttl,
+            )
+        });
+        if let Some((key, _)) = &key
+            && let Some(hit) = cache.get_as::<CallToolResult>(key).await
+        {
+            return Ok(ServerResult::CallToolResult(hit));
+        }
+        let op = self.gateway.deadlines.track(
+            OpKind::ToolExecution,
+            Arc::from(server),
+            Some(Arc::from(tool)),
+        );
+        let result = self
+            .forward_tracked(
+                server,
+                ClientRequest::CallToolRequest(Request::new(request)),
+                context,
+                Some(Arc::new(op)),
+            )
+            .await?;
+        if let (Some((key, ttl)), ServerResult::CallToolResult(done)) = (key, &result)
+            && done.is_error != Some(true)
+            && let Ok(value) = serde_json::to_value(done)
+        {
+            cache.put_with_ttl(key, value, ttl);
+        }
         Ok(result)
     }
 
@@ -183,8 +277,7 @@ impl GatewayHandler {
         let request = request.map(forwardable);
         if let Scope::Server(server) = &self.scope {
             self.access.authorize(&identity, server, None)?;
-            let result = self.forward(server, L::request(request), context).await?;
-            let mut list = L::from_result(result).ok_or_else(|| unexpected(server))?;
+            let mut list: L = self.upstream_list(server, request, false, context).await?;
             list.retain(|item| item.visible(server, grant));
             return Ok(list.screened(server, &self.gateway.guardrails));
         }
@@ -192,14 +285,14 @@ impl GatewayHandler {
         let results = join_all(
             servers
                 .iter()
-                .map(|server| self.forward(server, L::request(request.clone()), context)),
+                .map(|server| self.upstream_list::<L>(server, request.clone(), false, context)),
         )
         .await;
         let naming = &self.gateway.naming;
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
-            match result.map(L::from_result) {
-                Ok(Some(list)) => merged.extend(
+            match result {
+                Ok(list) => merged.extend(
                     list.screened(server, &self.gateway.guardrails)
                         .into_items()
                         .into_iter()
@@ -209,9 +302,6 @@ impl GatewayHandler {
                             item
                         }),
                 ),
-                Ok(None) => {
-                    tracing::warn!(server = %server, "upstream answered a list with the wrong result type")
-                }
                 Err(err) => {
                     tracing::warn!(server = %server, %err, "upstream left out of a merged list")
                 }
@@ -310,11 +400,7 @@ impl ServerHandler for GatewayHandler {
         )
         .await?;
         let result = self
-            .forward(
-                server,
-                ClientRequest::CallToolRequest(Request::new(request)),
-                &context,
-            )
+            .call_upstream_tool(server, tool, request, &context)
             .await?;
         match result {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(

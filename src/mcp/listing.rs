@@ -8,13 +8,18 @@ use rmcp::model::{
     ResourceTemplate, ServerResult, Tool,
 };
 
+use bulwark_actors::cache::CacheKind;
 use bulwark_actors::guardrail::Guardrails;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::gateway_tools::GatewayTool;
 use super::naming::Naming;
 
 /// One kind of MCP list result.
-pub trait Listing: Sized {
+pub trait Listing: Sized + Serialize + DeserializeOwned + Send + 'static {
+    /// Where this kind is cached.
+    const CACHE_KIND: CacheKind;
     /// The listed item.
     type Item;
     /// The upstream request for one page.
@@ -49,8 +54,9 @@ fn optional<M: Default, P>(params: Option<P>) -> RequestOptionalParam<M, P> {
 }
 
 macro_rules! listing {
-    ($result:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr $(, own: |$own_naming:ident| $own:expr)? $(, screen: |$list:ident, $screen_server:ident, $guardrails:ident| $screen:expr)?) => {
+    ($result:ident, $kind:ident, $request:ident, $items:ident: $item_ty:ty, |$item:ident, $server:ident, $naming:ident| $rename:expr $(, own: |$own_naming:ident| $own:expr)? $(, screen: |$list:ident, $screen_server:ident, $guardrails:ident| $screen:expr)?) => {
         impl Listing for $result {
+            const CACHE_KIND: CacheKind = CacheKind::$kind;
             type Item = $item_ty;
 
             fn request(params: Option<PaginatedRequestParams>) -> ClientRequest {
@@ -94,7 +100,7 @@ macro_rules! listing {
     };
 }
 
-listing!(ListToolsResult, ListToolsRequest, tools: Tool, |tool, server, naming| {
+listing!(ListToolsResult, Tools, ListToolsRequest, tools: Tool, |tool, server, naming| {
     tool.name = naming.join(server, &tool.name).into();
 }, own: |naming| {
     GatewayTool::ALL.iter().map(|tool| tool.definition(naming)).collect()
@@ -103,14 +109,15 @@ listing!(ListToolsResult, ListToolsRequest, tools: Tool, |tool, server, naming| 
     list.tools = guardrails.scan_tools(server, std::mem::take(&mut list.tools)).tools;
     list
 });
-listing!(ListPromptsResult, ListPromptsRequest, prompts: Prompt, |prompt, server, naming| {
+listing!(ListPromptsResult, Prompts, ListPromptsRequest, prompts: Prompt, |prompt, server, naming| {
     prompt.name = naming.join(server, &prompt.name);
 });
-listing!(ListResourcesResult, ListResourcesRequest, resources: Resource, |resource, server, naming| {
+listing!(ListResourcesResult, Resources, ListResourcesRequest, resources: Resource, |resource, server, naming| {
     resource.uri = naming.join_uri(server, &resource.uri);
 });
 listing!(
     ListResourceTemplatesResult,
+    ResourceTemplates,
     ListResourceTemplatesRequest,
     resource_templates: ResourceTemplate,
     |template, server, naming| {

@@ -20,16 +20,22 @@ pub mod gateway_tools;
 pub mod guard;
 pub mod handler;
 pub mod listing;
+mod lists;
 pub mod meta;
 pub mod naming;
+pub mod observer;
 pub mod owners;
 pub mod sessions;
 
 use std::sync::Arc;
 
 use axum::Router;
+use bulwark_actors::cache::{CacheHandle, Scope as CacheScope};
 use bulwark_actors::guardrail::Guardrails;
+use bulwark_actors::timeout::Escalation;
 use bulwark_supervisors::registry::Registry;
+use dashmap::DashMap;
+use rmcp::model::{Tool, ToolAnnotations};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
@@ -56,6 +62,27 @@ pub struct Gateway {
     pub guardrails: Guardrails,
     /// Client authentication, grants and rate limits.
     pub auth: Arc<Auth>,
+    /// Cached lists and tool results.
+    pub cache: CacheHandle,
+    /// Deadlines of calls in flight.
+    pub deadlines: Escalation,
+    /// Each tool's annotations from its server's latest list: whether its
+    /// results may be cached.
+    annotations: DashMap<(Arc<str>, String), Option<ToolAnnotations>>,
+    /// Restart count of each server when its lists were last cached.
+    restarts_seen: DashMap<Arc<str>, u32>,
+}
+
+/// The shared services the request path uses next to the upstreams.
+pub struct Services {
+    /// Input, output and tool-list checks.
+    pub guardrails: Guardrails,
+    /// Client authentication, grants and rate limits.
+    pub auth: Arc<Auth>,
+    /// Cached lists and tool results.
+    pub cache: CacheHandle,
+    /// Deadlines of calls in flight.
+    pub deadlines: Escalation,
 }
 
 impl Gateway {
@@ -64,17 +91,58 @@ impl Gateway {
         registry: Arc<Registry>,
         naming: Naming,
         gateway_tools: bool,
-        guardrails: Guardrails,
-        auth: Arc<Auth>,
+        services: Services,
     ) -> Arc<Self> {
         Arc::new(Self {
             registry,
             sessions: Sessions::new(naming.clone()),
             naming,
             gateway_tools,
-            guardrails,
-            auth,
+            guardrails: services.guardrails,
+            auth: services.auth,
+            cache: services.cache,
+            deadlines: services.deadlines,
+            annotations: DashMap::new(),
+            restarts_seen: DashMap::new(),
         })
+    }
+
+    /// Drops `server`'s cached entries when it restarted since they were
+    /// cached: a new instance may list other things.
+    pub async fn forget_if_restarted(&self, server: &str) {
+        let Some(entry) = self.registry.get(server) else {
+            return;
+        };
+        let restarts = entry.status.restarts();
+        let seen = self.restarts_seen.insert(Arc::from(server), restarts);
+        if seen.is_some_and(|seen| seen != restarts) {
+            self.cache
+                .invalidate(CacheScope::Upstream(Arc::from(server)));
+            // Rare, and the next read must not see the old instance's lists.
+            self.cache.flush().await;
+        }
+    }
+
+    /// Records the annotations of `server`'s tools from a list.
+    pub fn remember_tools(&self, server: &str, tools: &[Tool]) {
+        let server: Arc<str> = Arc::from(server);
+        for tool in tools {
+            self.annotations.insert(
+                (server.clone(), tool.name.to_string()),
+                tool.annotations.clone(),
+            );
+        }
+    }
+
+    /// How long a result of `server`'s `tool` may be cached, if at all.
+    pub fn result_ttl(&self, server: &str, tool: &str) -> Option<std::time::Duration> {
+        let annotations = self
+            .annotations
+            .get(&(Arc::from(server), tool.to_owned()))
+            .and_then(|entry| entry.value().clone());
+        self.cache
+            .config()
+            .result_ttl(&self.naming.join(server, tool), annotations.as_ref())
     }
 }
 

@@ -159,7 +159,9 @@ async fn spawn_server(
         mailbox: entry.supervisor_mailbox.clone(),
         observer: state.observer.clone(),
     };
-    let (child, _) = Actor::spawn_linked(None, ServerSupervisor, args, myself.get_cell()).await?;
+    let name = crate::server::actor_name(&entry.spec.name);
+    let (child, _) =
+        Actor::spawn_linked(Some(name), ServerSupervisor, args, myself.get_cell()).await?;
     state.children.push((child, entry));
     Ok(())
 }

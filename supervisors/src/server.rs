@@ -44,6 +44,15 @@ pub enum ServerMsg {
     Probe,
     /// Stop the instance and report when it is gone.
     Shutdown(RpcReplyPort<()>),
+    /// The instance stopped answering (the escalation actor's verdict): kill
+    /// it and restart under the policy, as if it had crashed.
+    Hung(String),
+}
+
+/// The registered name of `server`'s supervisor, so the escalation actor can
+/// reach it without holding a handle that a restart would make stale.
+pub fn actor_name(server: &str) -> String {
+    format!("bulwark.server.{server}")
 }
 
 /// State of a server supervisor.
@@ -54,6 +63,8 @@ pub struct ServerState {
     observer: Arc<dyn UpstreamObserver>,
     tracker: RestartTracker,
     instance: Option<ActorRef<UpstreamMsg>>,
+    /// Why the running instance is being killed as hung, until it is gone.
+    hung: Option<String>,
     /// The running instance is a probe of a failed server.
     probing: bool,
     stopping: bool,
@@ -88,6 +99,7 @@ impl Actor for ServerSupervisor {
             mailbox: args.mailbox,
             observer: args.observer,
             instance: None,
+            hung: None,
             probing: false,
             stopping: false,
         })
@@ -107,6 +119,15 @@ impl Actor for ServerSupervisor {
                 tracing::info!(server = %state.spec.name, "probing failed upstream");
                 state.probing = true;
                 start_instance(&myself, state).await;
+            }
+            ServerMsg::Hung(reason) => {
+                if let Some(instance) = &state.instance
+                    && state.hung.is_none()
+                {
+                    tracing::error!(server = %state.spec.name, %reason, "killing hung upstream");
+                    state.hung = Some(reason);
+                    instance.stop(Some("hung".into()));
+                }
             }
             ServerMsg::Shutdown(reply) => {
                 state.stopping = true;
@@ -144,7 +165,9 @@ impl Actor for ServerSupervisor {
         if state.stopping {
             return Ok(());
         }
-        if let Some(panic) = panic {
+        if let Some(reason) = state.hung.take() {
+            state.status.set_exit(ExitReason::Hung(reason));
+        } else if let Some(panic) = panic {
             state.status.set_exit(ExitReason::SessionFailed(panic));
         }
         on_instance_failed(&myself, state);

@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod cache;
 mod common;
 mod gateway;
 mod gateway_smoke;
 mod guardrails;
 mod harness;
+mod timeouts;

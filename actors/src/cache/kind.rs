@@ -43,6 +43,11 @@ impl CacheKind {
         }
     }
 
+    /// The kind called `name` (as [`CacheKind::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
     /// Position in [`CacheKind::ALL`], for per-kind arrays.
     pub(crate) fn index(self) -> usize {
         self as usize

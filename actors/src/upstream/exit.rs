@@ -15,6 +15,8 @@ pub enum ExitReason {
     SessionFailed(String),
     /// The gateway stopped it on purpose.
     Stopped,
+    /// It stopped answering and was killed (the escalation actor's verdict).
+    Hung(String),
 }
 
 impl ExitReason {
@@ -42,6 +44,7 @@ impl fmt::Display for ExitReason {
             Self::Signaled(sig) => write!(f, "process killed by {sig}"),
             Self::SpawnFailed(err) => write!(f, "process could not start: {err}"),
             Self::SessionFailed(err) => write!(f, "MCP session failed: {err}"),
+            Self::Hung(reason) => write!(f, "declared hung and killed: {reason}"),
             Self::Stopped => f.write_str("stopped by the gateway"),
         }
     }

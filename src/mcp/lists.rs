@@ -1,0 +1,74 @@
+//! One upstream's list for this session: the cache first (first pages only),
+//! the upstream under a discovery deadline on a miss. The cached list is the
+//! upstream's own; grants and guardrails are applied per caller afterwards.
+use std::any::Any;
+use std::sync::Arc;
+
+use bulwark_actors::cache::{CacheKey, Scope as CacheScope};
+use bulwark_actors::timeout::OpKind;
+use rmcp::model::{ListToolsResult, PaginatedRequestParams};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+
+use super::error::GatewayError;
+use super::handler::GatewayHandler;
+use super::listing::Listing;
+
+impl GatewayHandler {
+    /// `server`'s list of kind `L`; `fresh` skips (and refills) the cache.
+    pub(super) async fn upstream_list<L: Listing + Any>(
+        &self,
+        server: &str,
+        request: Option<PaginatedRequestParams>,
+        fresh: bool,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<L, ErrorData> {
+        let gateway = self.gateway();
+        let first_page = request.as_ref().is_none_or(|r| r.cursor.is_none());
+        if !first_page {
+            return self.fetch_list(server, request, context).await;
+        }
+        gateway.forget_if_restarted(server).await;
+        let key = CacheKey::list(L::CACHE_KIND, server.to_owned());
+        if fresh {
+            gateway.cache.invalidate(CacheScope::Key(key.clone()));
+            gateway.cache.flush().await;
+        }
+        let value = gateway
+            .cache
+            .get_or_fetch(key, async {
+                let list: L = self.fetch_list(server, request, context).await?;
+                serde_json::to_value(&list).map_err(|err| {
+                    ErrorData::from(GatewayError::Internal(format!("list of '{server}': {err}")))
+                })
+            })
+            .await
+            .map_err(|err| (*err).clone())?;
+        let list: L = serde_json::from_value((*value).clone()).map_err(|err| {
+            ErrorData::from(GatewayError::Internal(format!(
+                "cached list of '{server}': {err}"
+            )))
+        })?;
+        if let Some(tools) = (&list as &dyn Any).downcast_ref::<ListToolsResult>() {
+            gateway.remember_tools(server, &tools.tools);
+        }
+        Ok(list)
+    }
+
+    async fn fetch_list<L: Listing>(
+        &self,
+        server: &str,
+        request: Option<PaginatedRequestParams>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<L, ErrorData> {
+        let op = self
+            .gateway()
+            .deadlines
+            .track(OpKind::Discovery, Arc::from(server), None);
+        let result = self
+            .forward_tracked(server, L::request(request), context, Some(Arc::new(op)))
+            .await?;
+        L::from_result(result)
+            .ok_or_else(|| GatewayError::UnexpectedResult(server.to_owned()).into())
+    }
+}
