@@ -1,6 +1,7 @@
 //! Bulwark: a secure MCP gateway built as a supervised actor system.
 //!
 //! - [`config`]: layered configuration and `mcpServers` files.
+//! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
 //! - [`runtime`]: starts and stops the supervision tree.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
@@ -9,6 +10,7 @@
 //! - [`mask`]: secret masking for operator-facing text.
 pub mod api;
 pub mod config;
+pub mod connect;
 pub mod demo;
 pub mod mask;
 pub mod mcp;

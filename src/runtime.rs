@@ -1,6 +1,7 @@
 //! Starting and stopping the supervision tree under a front door.
 use std::sync::Arc;
 
+use bulwark_actors::oauth::Tokens;
 use bulwark_actors::upstream::UpstreamObserver;
 use bulwark_supervisors::registry::Registry;
 use bulwark_supervisors::root::{self, RootArgs, RootMsg, RootSupervisor};
@@ -27,6 +28,8 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     /// The MCP front's shared state.
     pub gateway: Arc<Gateway>,
+    /// Upstream OAuth tokens and their counters.
+    pub tokens: Arc<Tokens>,
     root: ActorRef<RootMsg>,
 }
 
@@ -36,18 +39,21 @@ impl Runtime {
         let registry = Arc::new(Registry::new(config::upstream_specs(config)?));
         let gateway = Gateway::new(registry.clone(), Naming::new(&config.server.tool_separator));
         let observer: Arc<dyn UpstreamObserver> = gateway.sessions.clone();
+        let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,
             RootSupervisor,
             RootArgs {
                 registry: registry.clone(),
                 observer,
+                tokens: tokens.clone(),
             },
         )
         .await?;
         Ok(Self {
             registry,
             gateway,
+            tokens,
             root,
         })
     }

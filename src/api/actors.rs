@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use bulwark_actors::oauth::TokenMetricsSnapshot;
 use bulwark_actors::upstream::UpstreamState;
 use bulwark_supervisors::registry::{Registry, ServerEntry};
 use serde::Serialize;
@@ -28,6 +29,9 @@ pub struct ActorNode {
     mailbox_depth: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     calls_in_flight: Option<usize>,
+    /// The token actor's counters (never a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<TokenMetricsSnapshot>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     children: Vec<ActorNode>,
 }
@@ -44,18 +48,37 @@ pub(super) async fn tree(State(registry): State<Arc<Registry>>) -> Json<ActorNod
         messages_handled: registry.root_mailbox.handled_total(),
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
+        tokens: None,
         children: registry
             .servers()
             .iter()
             .map(|entry| server_node(entry))
+            .chain(std::iter::once(token_node(&registry)))
             .collect(),
     })
+}
+
+fn token_node(registry: &Registry) -> ActorNode {
+    ActorNode {
+        name: "oauth".into(),
+        kind: "token_actor",
+        state: UpstreamState::Ready,
+        restarts: None,
+        uptime_secs: None,
+        last_exit: None,
+        stderr_tail: None,
+        messages_handled: 0,
+        mailbox_depth: 0,
+        calls_in_flight: None,
+        tokens: Some(registry.tokens.metrics.snapshot()),
+        children: Vec::new(),
+    }
 }
 
 fn server_node(entry: &ServerEntry) -> ActorNode {
     let status = &entry.status;
     let state = status.state();
-    let secrets: Vec<&str> = entry.spec.env.values().map(String::as_str).collect();
+    let secrets = entry.spec.secrets();
     let last_exit = status
         .last_exit()
         .map(|r| mask(&r.to_string(), secrets.iter().copied()));
@@ -77,6 +100,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: status.mailbox.handled_total(),
         mailbox_depth: status.mailbox.depth(),
         calls_in_flight: Some(status.in_flight()),
+        tokens: None,
         children: Vec::new(),
     };
     ActorNode {
@@ -90,6 +114,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: entry.supervisor_mailbox.handled_total(),
         mailbox_depth: entry.supervisor_mailbox.depth(),
         calls_in_flight: None,
+        tokens: None,
         children: vec![upstream],
     }
 }

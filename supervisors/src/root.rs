@@ -1,12 +1,16 @@
 //! `RootSupervisor`: the top of the tree.
 //!
-//! Supervision: it starts one `ServerSupervisor` per configured upstream. A
-//! server supervisor only dies by a bug (a panic); the root then starts a
-//! fresh one for that upstream, and the others never notice. `Shutdown` stops
-//! every server supervisor in parallel and replies when all upstream
-//! processes are gone.
+//! Supervision: it starts the shared `TokenActor`, then one
+//! `ServerSupervisor` per configured upstream. A server supervisor only dies
+//! by a bug (a panic); the root then starts a fresh one for that upstream,
+//! and the others never notice. A dead token actor is started again on the
+//! same shared cache, so no token is lost. `Shutdown` stops every server
+//! supervisor in parallel, revokes the upstream tokens where the
+//! authorization server supports it, and replies when all upstream processes
+//! are gone.
 use std::sync::Arc;
 
+use bulwark_actors::oauth::{TokenMsg, Tokens};
 use bulwark_actors::upstream::{UpstreamObserver, UpstreamState};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -19,6 +23,8 @@ pub struct RootArgs {
     pub registry: Arc<Registry>,
     /// Where upstream announcements go.
     pub observer: Arc<dyn UpstreamObserver>,
+    /// The upstream token cache the token actor fills.
+    pub tokens: Arc<Tokens>,
 }
 
 /// Messages of the root supervisor.
@@ -31,9 +37,14 @@ pub enum RootMsg {
 pub struct RootState {
     registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
+    tokens: Arc<Tokens>,
+    token_actor: Option<ActorRef<TokenMsg>>,
     children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     stopping: bool,
 }
+
+/// Longest wait for token revocation at shutdown.
+const REVOKE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The root of the supervision tree.
 pub struct RootSupervisor;
@@ -51,9 +62,12 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             registry: args.registry,
             observer: args.observer,
+            tokens: args.tokens,
+            token_actor: None,
             children: Vec::new(),
             stopping: false,
         };
+        state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
         for entry in state.registry.servers().to_vec() {
             spawn_server(&myself, &mut state, entry).await?;
         }
@@ -80,6 +94,13 @@ impl Actor for RootSupervisor {
                     }
                 });
                 futures::future::join_all(stops).await;
+                let revoke = state.tokens.revoke_all();
+                if tokio::time::timeout(REVOKE_WAIT, revoke).await.is_err() {
+                    tracing::warn!("token revocation did not finish in time");
+                }
+                if let Some(actor) = state.token_actor.take() {
+                    actor.stop(None);
+                }
                 let _ = reply.send(());
             }
         }
@@ -100,6 +121,18 @@ impl Actor for RootSupervisor {
             SupervisionEvent::ActorTerminated(cell, ..) => cell,
             _ => return Ok(()),
         };
+        let is_token_actor = state
+            .token_actor
+            .as_ref()
+            .is_some_and(|actor| actor.get_id() == cell.get_id());
+        if is_token_actor {
+            if state.stopping {
+                return Ok(());
+            }
+            tracing::warn!("restarting the token actor");
+            state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
+            return Ok(());
+        }
         let Some(index) = state
             .children
             .iter()
@@ -128,6 +161,7 @@ async fn spawn_server(
         status: entry.status.clone(),
         mailbox: entry.supervisor_mailbox.clone(),
         observer: state.observer.clone(),
+        tokens: Some(state.tokens.clone()),
     };
     let (child, _) = Actor::spawn_linked(None, ServerSupervisor, args, myself.get_cell()).await?;
     state.children.push((child, entry));

@@ -11,8 +11,11 @@ pub enum ExitReason {
     Signaled(String),
     /// The process could not be started at all.
     SpawnFailed(String),
-    /// The process is alive but its MCP session ended or never started.
+    /// The process is alive (or the remote server answers) but its MCP
+    /// session ended or never started.
     SessionFailed(String),
+    /// The connection to a remote upstream was refused or broke.
+    ConnectionLost(String),
     /// The gateway stopped it on purpose.
     Stopped,
 }
@@ -42,6 +45,7 @@ impl fmt::Display for ExitReason {
             Self::Signaled(sig) => write!(f, "process killed by {sig}"),
             Self::SpawnFailed(err) => write!(f, "process could not start: {err}"),
             Self::SessionFailed(err) => write!(f, "MCP session failed: {err}"),
+            Self::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Self::Stopped => f.write_str("stopped by the gateway"),
         }
     }
