@@ -10,3 +10,4 @@ mod common;
 mod gateway;
 mod gateway_smoke;
 mod harness;
+mod remote;
