@@ -42,6 +42,9 @@ pub type CacheKey = (Arc<str>, [u8; 32]);
 pub struct Tokens {
     cache: DashMap<CacheKey, AccessToken>,
     clients: DashMap<CacheKey, Arc<TokenClient>>,
+    /// Bumped when a key's token changes, for stdio upstreams that carry it
+    /// in their environment and must restart to take the new one.
+    rotations: DashMap<CacheKey, tokio::sync::watch::Sender<u64>>,
     /// The running actor; replaced when the root restarts it.
     actor: RwLock<Option<ActorRef<TokenMsg>>>,
     /// Counters for `/api/v1/actors`.
@@ -166,6 +169,15 @@ impl TokenSource {
         if removed.is_some() {
             tracing::info!(server = %self.key.0, "upstream refused its token; fetching a new one");
         }
+    }
+
+    /// Changes each time a new token replaces this upstream's cached one.
+    pub fn rotations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tokens
+            .rotations
+            .entry(self.key.clone())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
     }
 
     /// Revokes this upstream's token (RFC 7009) where the server supports it.
@@ -297,7 +309,12 @@ impl Actor for TokenActor {
                             schedule_refresh(&state.tokens, key.clone(), at);
                         }
                         let value = token.value.clone();
-                        state.tokens.cache.insert(key.clone(), token);
+                        let replaced = state.tokens.cache.insert(key.clone(), token);
+                        if replaced.is_some_and(|old| old.value != value)
+                            && let Some(rotations) = state.tokens.rotations.get(&key)
+                        {
+                            rotations.send_modify(|generation| *generation += 1);
+                        }
                         tracing::info!(server = %key.0, refresh, "upstream token acquired");
                         Ok(value)
                     }

@@ -39,6 +39,7 @@ struct AuthServer {
     expires_in: AtomicUsize,
     forms: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
     base: Mutex<String>,
+    revoked: Mutex<Vec<Vec<(String, String)>>>,
 }
 
 async fn token(
@@ -61,6 +62,14 @@ async fn token(
         "expires_in": server.expires_in.load(Ordering::SeqCst),
     }))
     .into_response()
+}
+
+async fn revoke(
+    State(server): State<Arc<AuthServer>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> StatusCode {
+    server.revoked.lock().unwrap().push(form);
+    StatusCode::OK
 }
 
 async fn protected(State(server): State<Arc<AuthServer>>) -> Response {
@@ -95,6 +104,7 @@ async fn start_server(expires_in: usize) -> (Arc<AuthServer>, String) {
     let app = Router::new()
         .route("/token", post(token))
         .route("/as/token", post(token))
+        .route("/revoke", post(revoke))
         .route("/mcp", post(protected))
         .route(
             "/.well-known/oauth-protected-resource/mcp",
@@ -279,4 +289,22 @@ async fn plain_http_token_endpoints_are_refused_off_loopback() {
     let (_tokens, source) = source_for(spec, None).await;
     let err = source.bearer().await.unwrap_err().to_string();
     assert!(err.contains("must use https"), "{err}");
+}
+
+#[tokio::test]
+async fn tokens_are_revoked_at_shutdown_where_supported() {
+    let (server, base) = start_server(3600).await;
+    let mut spec = basic(&base);
+    spec.auth = ClientAuth::SecretPost(Secret::new("post-secret"));
+    spec.revocation_url = Some(format!("{base}/revoke"));
+    let (tokens, source) = source_for(spec, None).await;
+    let token = source.bearer().await.unwrap();
+    tokens.revoke_all().await;
+    let revoked = server.revoked.lock().unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert!(revoked[0].contains(&("token".into(), token.to_string())));
+    assert!(revoked[0].contains(&("client_secret".into(), "post-secret".into())));
+    drop(revoked);
+    // Revoked tokens leave the cache: the next call fetches a new one.
+    assert_eq!(&*source.bearer().await.unwrap(), "token-2");
 }

@@ -18,6 +18,8 @@ pub enum ExitReason {
     ConnectionLost(String),
     /// The gateway stopped it on purpose.
     Stopped,
+    /// Its OAuth token changed; it restarts to take the new one.
+    TokenRotated,
 }
 
 impl ExitReason {
@@ -47,6 +49,7 @@ impl fmt::Display for ExitReason {
             Self::SessionFailed(err) => write!(f, "MCP session failed: {err}"),
             Self::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Self::Stopped => f.write_str("stopped by the gateway"),
+            Self::TokenRotated => f.write_str("restarted to take a new OAuth token"),
         }
     }
 }

@@ -36,7 +36,7 @@ pub use spec::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
 pub use status::{UpstreamState, UpstreamStatus};
 pub use stderr_tail::TAIL_LINES;
 
-use crate::oauth::Tokens;
+use crate::oauth::{TokenError, TokenSource, Tokens};
 use client::UpstreamClient;
 use link::CallRegistry;
 use process::{TERM_GRACE, signal_group};
@@ -67,6 +67,10 @@ pub enum UpstreamMsg {
     ProcessExited(ExitReason),
     /// The connection to a remote upstream broke or was refused.
     ConnectionLost(String),
+    /// The token a stdio upstream starts with is here (or could not be had).
+    TokenReady(Result<Arc<str>, TokenError>),
+    /// A new token replaced the one the process was started with.
+    TokenRotated,
 }
 
 /// How long a process whose session closed gets to exit on its own, so the
@@ -75,10 +79,19 @@ const SESSION_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_milli
 
 /// What the instance runs on.
 enum Backend {
+    /// A stdio upstream waiting for its token before its process starts.
+    AwaitingToken(Box<AwaitingToken>),
     /// A child process: its process group id.
     Process(i32),
     /// A remote session: nothing to reap.
     Remote,
+}
+
+/// What a stdio upstream with OAuth needs to start once its token is here.
+struct AwaitingToken {
+    stdio: StdioSpec,
+    client: UpstreamClient,
+    tokens: TokenSource,
 }
 
 /// State of one running instance.
@@ -95,6 +108,8 @@ pub struct Instance {
     /// We killed the process because its session broke: report the session
     /// error rather than our own SIGKILL.
     killed_for_session: bool,
+    /// We are ending the process because its token rotated.
+    rotating: bool,
 }
 
 /// The actor; stateless itself, everything lives in [`Instance`].
@@ -138,12 +153,31 @@ impl Actor for UpstreamActor {
             reason.to_string().into()
         };
         let backend = match &spec.transport {
-            Transport::Stdio(stdio) => {
-                let spawned = process::spawn(stdio).map_err(fail)?;
-                let pgid = spawned.pgid;
-                watch_process(&myself, &status, &server, spawned, client);
-                Backend::Process(pgid)
-            }
+            Transport::Stdio(stdio) => match (&spec.oauth, &tokens, &stdio.token_env) {
+                (Some(oauth), Some(tokens), Some(_)) => {
+                    // The process starts once its token is here, off the actor.
+                    let source = tokens
+                        .source(&spec.name, oauth.clone(), None)
+                        .map_err(|err| fail(ExitReason::SessionFailed(err.to_string())))?;
+                    let (to, token_status, fetch) =
+                        (myself.clone(), status.clone(), source.clone());
+                    tokio::spawn(async move {
+                        let token = fetch.bearer().await;
+                        Self::cast(&to, &token_status, UpstreamMsg::TokenReady(token));
+                    });
+                    Backend::AwaitingToken(Box::new(AwaitingToken {
+                        stdio: stdio.clone(),
+                        client,
+                        tokens: source,
+                    }))
+                }
+                _ => {
+                    let spawned = process::spawn(stdio).map_err(fail)?;
+                    let pgid = spawned.pgid;
+                    watch_process(&myself, &status, &server, spawned, client);
+                    Backend::Process(pgid)
+                }
+            },
             Transport::Http(http) => {
                 let token_source = match (&spec.oauth, &tokens) {
                     (Some(oauth), Some(tokens)) => Some(
@@ -180,6 +214,7 @@ impl Actor for UpstreamActor {
             session: None,
             session_error: None,
             killed_for_session: false,
+            rotating: false,
         })
     }
 
@@ -197,8 +232,8 @@ impl Actor for UpstreamActor {
                 let err = format!("handshake failed: {err}");
                 state.session_error = Some(err.clone());
                 match state.backend {
-                    Backend::Process(_) => schedule_grace(&myself, &state.status),
                     Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
+                    _ => schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE),
                 }
             }
             UpstreamMsg::SessionClosed => {
@@ -206,7 +241,9 @@ impl Actor for UpstreamActor {
                     state.session_error = Some("session closed".into());
                 }
                 match state.backend {
-                    Backend::Process(_) => schedule_grace(&myself, &state.status),
+                    Backend::AwaitingToken(_) | Backend::Process(_) => {
+                        schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE);
+                    }
                     Backend::Remote => {
                         let err = state.session_error.clone().unwrap_or_default();
                         finish(&myself, state, ExitReason::SessionFailed(err));
@@ -223,10 +260,20 @@ impl Actor for UpstreamActor {
             }
             UpstreamMsg::ProcessExited(reason) => {
                 let reason = match state.session_error.take() {
+                    _ if state.rotating => ExitReason::TokenRotated,
                     Some(err) if state.killed_for_session => ExitReason::SessionFailed(err),
                     _ => reason,
                 };
                 finish(&myself, state, reason);
+            }
+            UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token),
+            UpstreamMsg::TokenRotated => {
+                if let Backend::Process(pgid) = state.backend {
+                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process");
+                    state.rotating = true;
+                    signal_group(pgid, Signal::SIGTERM);
+                    schedule_grace(&myself, &state.status, TERM_GRACE);
+                }
             }
             UpstreamMsg::ConnectionLost(reason) => {
                 finish(&myself, state, ExitReason::ConnectionLost(reason));
@@ -259,6 +306,7 @@ impl Actor for UpstreamActor {
                 // Always: grandchildren may outlive the group leader.
                 signal_group(pgid, Signal::SIGKILL);
             }
+            Backend::AwaitingToken(_) => {}
             Backend::Remote => {
                 // Cancelling ends the transport, which deletes the session upstream.
                 if let Some(session) = state.session.take() {
@@ -286,6 +334,47 @@ fn finish(myself: &ActorRef<UpstreamMsg>, state: &mut Instance, reason: ExitReas
     state.status.set_exit(reason.clone());
     state.exit_tx.send_replace(Some(reason.clone()));
     myself.stop(Some(reason.to_string()));
+}
+
+/// Starts a stdio upstream's process with its token in the configured
+/// variable, and restarts it when the token rotates.
+fn start_with_token(
+    myself: &ActorRef<UpstreamMsg>,
+    state: &mut Instance,
+    token: Result<Arc<str>, TokenError>,
+) {
+    // Nothing to kill until a process runs; `Remote` holds no resource.
+    let Backend::AwaitingToken(waiting) = std::mem::replace(&mut state.backend, Backend::Remote)
+    else {
+        return;
+    };
+    let AwaitingToken {
+        mut stdio,
+        client,
+        tokens,
+    } = *waiting;
+    let token = match token {
+        Ok(token) => token,
+        Err(err) => return finish(myself, state, ExitReason::SessionFailed(err.to_string())),
+    };
+    if let Some(var) = &stdio.token_env {
+        stdio.env.insert(var.clone(), token.to_string());
+    }
+    // Subscribe before spawning, so a rotation in between is not missed.
+    let mut rotations = tokens.rotations();
+    rotations.mark_unchanged();
+    let spawned = match process::spawn(&stdio) {
+        Ok(spawned) => spawned,
+        Err(reason) => return finish(myself, state, reason),
+    };
+    state.backend = Backend::Process(spawned.pgid);
+    watch_process(myself, &state.status, &state.server, spawned, client);
+    let (to, status) = (myself.clone(), state.status.clone());
+    tokio::spawn(async move {
+        if rotations.changed().await.is_ok() {
+            UpstreamActor::cast(&to, &status, UpstreamMsg::TokenRotated);
+        }
+    });
 }
 
 /// Tails stderr, reaps the process, and starts the handshake over its pipes.
@@ -334,10 +423,14 @@ fn handshake<T, E, A>(
     });
 }
 
-fn schedule_grace(myself: &ActorRef<UpstreamMsg>, status: &Arc<UpstreamStatus>) {
+fn schedule_grace(
+    myself: &ActorRef<UpstreamMsg>,
+    status: &Arc<UpstreamStatus>,
+    grace: std::time::Duration,
+) {
     let (to, status) = (myself.clone(), status.clone());
     tokio::spawn(async move {
-        tokio::time::sleep(SESSION_CLOSE_GRACE).await;
+        tokio::time::sleep(grace).await;
         UpstreamActor::cast(&to, &status, UpstreamMsg::SessionGraceOver);
     });
 }

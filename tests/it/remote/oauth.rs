@@ -180,3 +180,55 @@ async fn invalid_client_is_not_retried_and_the_error_says_why() {
     assert_eq!(endpoint.requests.load(Ordering::SeqCst), 2, "{node}");
     assert!(!gw.logs().contains(SECRET));
 }
+
+/// The variables of a live process.
+fn environ(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', "\n"))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdio_upstream_gets_its_token_in_env_and_restarts_on_rotation() {
+    let (endpoint, token_url) = token_endpoint(3, Vec::new()).await;
+    let toml = format!(
+        "{HEAD}{}token_env = \"UPSTREAM_TOKEN\"\n{}",
+        crate::gateway::demo_upstream("tool", "\"echo\""),
+        oauth_table(&token_url, "refresh_before_secs = 2").replace("remote", "tool"),
+    );
+    let gw = Gateway::builder(&toml)
+        .env("BULWARK_TEST_SECRET", SECRET)
+        .start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let first = crate::gateway::demo_pid(&gw, "tool").await;
+    assert!(environ(first).contains("UPSTREAM_TOKEN=gateway-token-1"));
+
+    // The token is refreshed a second after issue; the process restarts with it.
+    let node = wait_for_upstream(&gw, "tool", Duration::from_secs(15), |n| {
+        n["state"] == "ready" && n["restarts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    assert!(
+        node["last_exit"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("new OAuth token"),
+        "{node}"
+    );
+    let second = crate::gateway::demo_pid(&gw, "tool").await;
+    assert_ne!(first, second);
+    let env = environ(second);
+    assert!(
+        env.contains("UPSTREAM_TOKEN=gateway-token-"),
+        "the new process carries a token"
+    );
+    assert!(
+        !env.contains("UPSTREAM_TOKEN=gateway-token-1\n"),
+        "and it is a new one"
+    );
+    assert!(endpoint.requests.load(Ordering::SeqCst) >= 2);
+    assert!(
+        !gw.logs().contains("gateway-token-"),
+        "no token in the logs"
+    );
+}
