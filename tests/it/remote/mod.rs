@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 
-use crate::common::{Captured, drain, pid_of, wait_until};
+use serde_json::Value;
+
+use crate::common::{Captured, Gateway, drain, pid_of, wait_until};
+use crate::gateway::wait_for_upstream;
 
 /// `bulwark demo-server KIND --http 127.0.0.1:PORT`, in its own process
 /// group, killed on drop; can be killed and started again on the same port.
@@ -120,4 +123,16 @@ impl Drop for DemoHttp {
 /// A `[upstreams.NAME]` table for a remote upstream, plus `extra` lines.
 pub fn remote_upstream(name: &str, url: &str, extra: &str) -> String {
     format!("[upstreams.{name}]\nurl = {url:?}\n{extra}\n")
+}
+
+/// Waits until `server` is ready again after a restart whose recorded
+/// reason mentions `reason`.
+pub async fn restarted_because(gw: &Gateway, server: &str, reason: &str) -> Value {
+    let node = wait_for_upstream(gw, server, Duration::from_secs(30), |n| {
+        n["state"] == "ready" && n["restarts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let last_exit = node["last_exit"].as_str().unwrap_or_default();
+    assert!(last_exit.contains(reason), "{node}");
+    node
 }

@@ -12,7 +12,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{DemoHttp, remote_upstream};
+use super::{DemoHttp, remote_upstream, restarted_because};
 use crate::common::{Gateway, PythonSession, eventually, peers};
 use crate::gateway::{HEAD, wait_for_upstream};
 
@@ -204,17 +204,7 @@ async fn a_stdio_upstream_gets_its_token_in_env_and_restarts_on_rotation() {
     assert!(environ(first).contains("UPSTREAM_TOKEN=gateway-token-1"));
 
     // The token is refreshed a second after issue; the process restarts with it.
-    let node = wait_for_upstream(&gw, "tool", Duration::from_secs(15), |n| {
-        n["state"] == "ready" && n["restarts"].as_u64().unwrap_or(0) >= 1
-    })
-    .await;
-    assert!(
-        node["last_exit"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("new OAuth token"),
-        "{node}"
-    );
+    restarted_because(&gw, "tool", "new OAuth token").await;
     let second = crate::gateway::demo_pid(&gw, "tool").await;
     assert_ne!(first, second);
     let env = environ(second);

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{DemoHttp, remote_upstream};
+use super::{DemoHttp, remote_upstream, restarted_because};
 use crate::common::{Gateway, PythonSession, peers};
 use crate::gateway::{HEAD, upstream_node, wait_for_upstream};
 
@@ -53,17 +53,7 @@ async fn a_restarted_server_is_reconnected_and_only_in_flight_calls_fail() {
     }
 
     upstream.start_again();
-    let node = wait_for_upstream(&gw, "remote", Duration::from_secs(30), |n| {
-        n["state"] == "ready" && n["restarts"].as_u64().unwrap_or(0) >= 1
-    })
-    .await;
-    assert!(
-        node["last_exit"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("connection"),
-        "{node}"
-    );
+    restarted_because(&gw, "remote", "connection").await;
     // The same client session goes on as if nothing happened.
     let after = session.call("remote__echo", json!({"message": "after"}));
     assert_eq!(after["result"]["text"], "after", "{after}");
