@@ -7,8 +7,6 @@
 //! Prints its figures; asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,48 +16,10 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+mod support;
+
+use support::{BIN, spawn};
 const RUN_FOR: Duration = Duration::from_secs(4);
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
-    use std::os::unix::process::CommandExt;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    // The gateway prints its URL on stdout, the demo server on stderr.
-    let (tx, rx) = std::sync::mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
-                    let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_owned());
-                }
-            }
-        });
-    }
-    let url = rx.recv_timeout(Duration::from_secs(60)).expect("url line");
-    (Proc(child), url)
-}
 
 async fn client(url: &str) -> RunningService<RoleClient, ()> {
     keyed_client(url, None).await

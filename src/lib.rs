@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: client authentication (API keys, JWT), grants, rate limits.
 //! - [`config`]: layered configuration and `mcpServers` files.
+//! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
 //! - [`runtime`]: starts and stops the supervision tree.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
@@ -11,6 +12,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod connect;
 pub mod demo;
 pub mod mask;
 pub mod mcp;

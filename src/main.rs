@@ -22,6 +22,8 @@ enum Command {
     Serve(ConfigArgs),
     /// Serve the federated gateway over stdio (for clients that launch it).
     Stdio(ConfigArgs),
+    /// Connect to a remote MCP server as the gateway would; list (and call) its tools.
+    Connect(Box<bulwark::connect::ConnectArgs>),
     /// Run a built-in demo MCP server (stdio by default).
     DemoServer(bulwark::demo::DemoServerArgs),
     /// Manage API keys (only their hashes are stored, in the keys file).
@@ -129,6 +131,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Stdio(args) => {
             init_tracing();
             bulwark::stdio::run(args.load()?).await
+        }
+        Command::Connect(args) => {
+            init_tracing();
+            bulwark::connect::run(*args).await
         }
         Command::DemoServer(args) => bulwark::demo::run(args).await,
         Command::Key { command } => key(command),

@@ -27,10 +27,10 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
-/// Masks `text` from upstream `entry`: its configured environment values
-/// (where its secrets live) and anything credential-shaped.
+/// Masks `text` from upstream `entry`: its configured secrets (environment
+/// values, headers, OAuth credentials) and anything credential-shaped.
 pub fn mask_upstream(entry: &bulwark_supervisors::registry::ServerEntry, text: &str) -> String {
-    mask(text, entry.spec.env.values().map(String::as_str))
+    mask(text, entry.spec.secrets())
 }
 
 /// Masks `secrets` (exact values) and credential-shaped text in `text`.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use bulwark_actors::cache::{CacheActor, CacheArgs, CacheError, CacheHandle};
 use bulwark_actors::guardrail::{GuardrailActor, GuardrailArgs, GuardrailConfigError, Guardrails};
 use bulwark_actors::mailbox::MailboxStats;
+use bulwark_actors::oauth::Tokens;
 use bulwark_actors::timeout::{
     Escalation, EscalationActor, EscalationArgs, InstanceProbe, TimeoutConfigError,
 };
@@ -48,6 +49,8 @@ pub struct Runtime {
     pub registry: Arc<Registry>,
     /// The MCP front's shared state.
     pub gateway: Arc<Gateway>,
+    /// Upstream OAuth tokens and their counters.
+    pub tokens: Arc<Tokens>,
     root: ActorRef<RootMsg>,
 }
 
@@ -82,18 +85,21 @@ impl Runtime {
             sessions: gateway.sessions.clone(),
             cache,
         });
+        let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,
             RootSupervisor,
             RootArgs {
                 registry: registry.clone(),
                 observer,
+                tokens: tokens.clone(),
             },
         )
         .await?;
         Ok(Self {
             registry,
             gateway,
+            tokens,
             root,
         })
     }

@@ -1,8 +1,10 @@
 //! Bulwark's actors. Each module owns one kind of actor and its messages.
 //!
-//! - [`upstream`]: `UpstreamActor`, which owns one upstream MCP server process
-//!   and the single MCP client session to it, plus the shared handles the
-//!   request path uses to call it without hopping through the actor.
+//! - [`upstream`]: `UpstreamActor`, which owns one upstream MCP server (a
+//!   child process or a remote streamable HTTP session) and the single MCP
+//!   client session to it, plus the shared handles the request path uses to
+//!   call it without hopping through the actor.
+//! - [`oauth`]: `TokenActor`, OAuth client-credentials tokens for upstreams.
 //! - [`cache`]: `CacheActor` and the `CacheHandle` readers use (memory or Redis).
 //! - [`timeout`]: `EscalationActor`, deadlines of operations in flight.
 //! - [`guardrail`]: `GuardrailActor` and the shared [`guardrail::Guardrails`]
@@ -12,6 +14,7 @@ mod actor_slot;
 pub mod cache;
 pub mod guardrail;
 pub mod mailbox;
+pub mod oauth;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;

@@ -3,8 +3,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use bulwark_actors::oauth::TokenMetricsSnapshot;
 use bulwark_actors::upstream::UpstreamState;
-use bulwark_supervisors::registry::ServerEntry;
+use bulwark_supervisors::registry::{Registry, ServerEntry};
 use bulwark_supervisors::shared::SharedActor;
 use serde::Serialize;
 
@@ -30,6 +31,9 @@ pub struct ActorNode {
     mailbox_depth: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     calls_in_flight: Option<usize>,
+    /// The token actor's counters (never a token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<TokenMetricsSnapshot>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     children: Vec<ActorNode>,
 }
@@ -47,10 +51,12 @@ pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode>
         messages_handled: registry.root_mailbox.handled_total(),
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
+        tokens: None,
         children: registry
             .shared()
             .iter()
             .map(shared_node)
+            .chain(std::iter::once(token_node(registry)))
             .chain(registry.servers().iter().map(|entry| server_node(entry)))
             .collect(),
     })
@@ -68,6 +74,24 @@ fn shared_node(actor: &SharedActor) -> ActorNode {
         messages_handled: actor.mailbox.handled_total(),
         mailbox_depth: actor.mailbox.depth(),
         calls_in_flight: None,
+        tokens: None,
+        children: Vec::new(),
+    }
+}
+
+fn token_node(registry: &Registry) -> ActorNode {
+    ActorNode {
+        name: "oauth".into(),
+        kind: "token_actor",
+        state: UpstreamState::Ready,
+        restarts: None,
+        uptime_secs: None,
+        last_exit: None,
+        stderr_tail: None,
+        messages_handled: 0,
+        mailbox_depth: 0,
+        calls_in_flight: None,
+        tokens: Some(registry.tokens.metrics.snapshot()),
         children: Vec::new(),
     }
 }
@@ -96,6 +120,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: status.mailbox.handled_total(),
         mailbox_depth: status.mailbox.depth(),
         calls_in_flight: Some(status.in_flight()),
+        tokens: None,
         children: Vec::new(),
     };
     ActorNode {
@@ -109,6 +134,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: entry.supervisor_mailbox.handled_total(),
         mailbox_depth: entry.supervisor_mailbox.depth(),
         calls_in_flight: None,
+        tokens: None,
         children: vec![upstream],
     }
 }

@@ -1,5 +1,6 @@
 //! Upstreams from the `mcpServers` JSON that Claude Desktop and Cursor write:
-//! `{"mcpServers": {"name": {"command": "…", "args": […], "env": {…}}}}`.
+//! `{"mcpServers": {"name": {"command": "…", "args": […], "env": {…}}}}`, and
+//! remote ones: `{"name": {"url": "https://…/mcp", "headers": {…}}}`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -27,9 +28,9 @@ struct Entry {
     disabled: bool,
     url: Option<String>,
     #[serde(default, rename = "type")]
-    _kind: Option<String>,
+    kind: Option<String>,
     #[serde(default)]
-    headers: Option<serde_json::Value>,
+    headers: BTreeMap<String, String>,
 }
 
 /// Reads the upstreams of an `mcpServers` file.
@@ -50,14 +51,21 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
             message: format!("mcpServers.{name}: {message}"),
         };
         let entry: Entry = serde_json::from_value(value).map_err(|err| at(err.to_string()))?;
-        if entry.url.is_some() || entry.headers.is_some() {
+        if entry
+            .kind
+            .as_deref()
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("sse"))
+        {
             return Err(at(
-                "remote (url) upstreams are not supported yet; use a stdio command".into(),
+                "legacy SSE (2024-11-05 HTTP+SSE) upstreams are not supported; use the server's streamable HTTP endpoint".into(),
             ));
         }
-        let command = entry
-            .command
-            .ok_or_else(|| at("missing field `command`".into()))?;
+        let command = match (&entry.command, &entry.url) {
+            (Some(command), None) => command.clone(),
+            (None, Some(_)) => String::new(),
+            (Some(_), Some(_)) => return Err(at("`command` and `url` exclude each other".into())),
+            (None, None) => return Err(at("missing field `command` (or `url`)".into())),
+        };
         upstreams.push((
             name.clone(),
             UpstreamConfig {
@@ -67,6 +75,10 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
                 cwd: entry.cwd,
                 enabled: !entry.disabled,
                 restart: None,
+                url: entry.url,
+                headers: entry.headers,
+                oauth: None,
+                token_env: None,
             },
         ));
     }
@@ -93,6 +105,28 @@ mod tests {
         assert_eq!(servers[0].0, "time");
         assert_eq!(servers[0].1.args, vec!["mcp-server-time"]);
         assert_eq!(servers[0].1.env["TZ"], "UTC");
+    }
+
+    #[test]
+    fn reads_remote_servers_with_headers() {
+        let file = write(
+            r#"{"mcpServers": {"remote": {"type": "http", "url": "https://example.com/mcp", "headers": {"X-Api-Key": "${KEY}"}}}}"#,
+        );
+        let servers = load(file.path()).unwrap();
+        assert_eq!(servers[0].1.url.as_deref(), Some("https://example.com/mcp"));
+        assert_eq!(servers[0].1.headers["X-Api-Key"], "${KEY}");
+        assert!(servers[0].1.command.is_empty());
+    }
+
+    #[test]
+    fn refuses_legacy_sse_with_a_reason() {
+        let file =
+            write(r#"{"mcpServers": {"old": {"type": "sse", "url": "http://127.0.0.1:9/sse"}}}"#);
+        let err = load(file.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("mcpServers.old") && err.contains("SSE"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! own configuration is never mixed with the demo.
 pub mod auth;
 mod mcp_servers;
+pub mod oauth;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -117,12 +118,26 @@ impl Default for ServerConfig {
     }
 }
 
-/// One upstream MCP server launched over stdio.
+/// One upstream MCP server: launched over stdio (`command`) or remote (`url`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Program to run; `{self}` is this gateway's own binary (for demo servers).
+    #[serde(default)]
     pub command: String,
+    /// A remote streamable HTTP endpoint, instead of a command.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Static HTTP headers for a remote upstream; values may be `${VAR}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// OAuth client credentials: a bearer token for a remote upstream, or
+    /// the variable `token_env` for a stdio one.
+    #[serde(default)]
+    pub oauth: Option<oauth::OAuthConfig>,
+    /// stdio upstreams with OAuth: the environment variable carrying the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// Its arguments; `${VAR}` is replaced from the gateway's environment.
     #[serde(default)]
     pub args: Vec<String>,

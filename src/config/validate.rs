@@ -1,6 +1,7 @@
 //! Checks a merged configuration and turns it into launch specs. Every error
 //! names the field (`upstreams.NAME.FIELD`) and where the value came from.
-use bulwark_actors::upstream::UpstreamSpec;
+use bulwark_actors::oauth::is_allowed_endpoint;
+use bulwark_actors::upstream::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
 use bulwark_supervisors::policy::RestartPolicy;
 
 use super::{Config, ConfigError};
@@ -44,16 +45,73 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 "upstreams.{name}: the name contains the tool separator {separator:?}"
             )));
         }
-        if upstream.command.trim().is_empty() {
-            return Err(invalid(format!(
-                "upstreams.{name}.command must not be empty"
-            )));
-        }
+        check_transport(name, upstream).map_err(invalid)?;
         if let Some(policy) = &upstream.restart {
             check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
         }
     }
     Ok(())
+}
+
+fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
+    let has_command = !upstream.command.trim().is_empty();
+    match &upstream.url {
+        None if !has_command => Err(format!(
+            "upstreams.{name}: set `command` (stdio) or `url` (remote)"
+        )),
+        None => {
+            if !upstream.headers.is_empty() {
+                return Err(format!(
+                    "upstreams.{name}.headers apply to remote (url) upstreams only"
+                ));
+            }
+            match (&upstream.oauth, &upstream.token_env) {
+                (Some(oauth), _) if oauth.token_url.is_none() => Err(format!(
+                    "upstreams.{name}.oauth.token_url is required for a stdio upstream"
+                )),
+                (Some(_), None) => Err(format!(
+                    "upstreams.{name}.token_env names the variable that carries the token"
+                )),
+                (None, Some(_)) => Err(format!(
+                    "upstreams.{name}.token_env needs an [upstreams.{name}.oauth] table"
+                )),
+                _ => Ok(()),
+            }
+        }
+        Some(_) if has_command => Err(format!(
+            "upstreams.{name}: `command` and `url` exclude each other"
+        )),
+        Some(url) => {
+            let parsed = url::Url::parse(url)
+                .map_err(|err| format!("upstreams.{name}.url = {url:?}: {err}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!("upstreams.{name}.url must be http or https"));
+            }
+            if upstream.token_env.is_some() {
+                return Err(format!(
+                    "upstreams.{name}.token_env applies to stdio upstreams only"
+                ));
+            }
+            if upstream.oauth.is_some() {
+                if upstream
+                    .headers
+                    .keys()
+                    .any(|h| h.eq_ignore_ascii_case("authorization"))
+                {
+                    return Err(format!(
+                        "upstreams.{name}: an Authorization header and oauth exclude each other"
+                    ));
+                }
+                // OAuth 2.1: bearer tokens travel over TLS, loopback excepted.
+                if !is_allowed_endpoint(&parsed) {
+                    return Err(format!(
+                        "upstreams.{name}.url must use https to carry an OAuth token (plain http only on loopback)"
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn check_policy(policy: &RestartPolicy, at: &str) -> Result<(), String> {
@@ -79,28 +137,64 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                 message: format!("upstreams.{name}.{field}: environment variable {var} is not set"),
             })
         };
-        let command = if upstream.command == "{self}" {
-            own_binary.clone()
-        } else {
-            expand("command", &upstream.command)?
+        let transport = match &upstream.url {
+            Some(url) => Transport::Http(HttpSpec {
+                url: expand("url", url)?,
+                headers: upstream
+                    .headers
+                    .iter()
+                    .map(|(key, value)| {
+                        Ok((key.clone(), expand(&format!("headers.{key}"), value)?))
+                    })
+                    .collect::<Result<_, ConfigError>>()?,
+            }),
+            None => {
+                let command = if upstream.command == "{self}" {
+                    own_binary.clone()
+                } else {
+                    expand("command", &upstream.command)?
+                };
+                let args = upstream
+                    .args
+                    .iter()
+                    .map(|arg| expand("args", arg))
+                    .collect::<Result<_, _>>()?;
+                let env = upstream
+                    .env
+                    .iter()
+                    .map(|(key, value)| Ok((key.clone(), expand(&format!("env.{key}"), value)?)))
+                    .collect::<Result<_, ConfigError>>()?;
+                Transport::Stdio(StdioSpec {
+                    command,
+                    args,
+                    env,
+                    cwd: upstream.cwd.clone(),
+                    token_env: upstream.token_env.clone(),
+                })
+            }
         };
-        let args = upstream
-            .args
-            .iter()
-            .map(|arg| expand("args", arg))
-            .collect::<Result<_, _>>()?;
-        let env = upstream
-            .env
-            .iter()
-            .map(|(key, value)| Ok((key.clone(), expand(&format!("env.{key}"), value)?)))
-            .collect::<Result<_, ConfigError>>()?;
+        let oauth = match &upstream.oauth {
+            None => None,
+            Some(oauth) => {
+                let expand_field = |field: &str, value: &str| {
+                    expand_env(value)
+                        .map_err(|var| format!("{field}: environment variable {var} is not set"))
+                };
+                Some(
+                    oauth
+                        .to_spec(&expand_field)
+                        .map_err(|message| ConfigError::Invalid {
+                            origin: "environment".into(),
+                            message: format!("upstreams.{name}.{message}"),
+                        })?,
+                )
+            }
+        };
         specs.push((
             UpstreamSpec {
                 name: name.clone(),
-                command,
-                args,
-                env,
-                cwd: upstream.cwd.clone(),
+                transport,
+                oauth,
             },
             upstream
                 .restart

@@ -151,12 +151,22 @@ async fn serve_http<H>(handler: H, addr: SocketAddr) -> anyhow::Result<()>
 where
     H: ServerHandler + Clone,
 {
+    let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
-        Arc::new(LocalSessionManager::default()),
+        sessions.clone(),
         StreamableHttpServerConfig::default(),
     );
-    let router = axum::Router::new().nest_service("/mcp", service);
+    // Tests of session expiry: forget every session, as a server that
+    // restarted or expired them would; the next request of each gets a 404.
+    let drop_sessions = axum::routing::post(move || async move {
+        let dropped = sessions.sessions.write().await.drain().count();
+        eprintln!("demo-server: dropped {dropped} sessions");
+        dropped.to_string()
+    });
+    let router = axum::Router::new()
+        .nest_service("/mcp", service)
+        .route("/demo/drop-sessions", drop_sessions);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

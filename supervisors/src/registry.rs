@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bulwark_actors::mailbox::MailboxStats;
+use bulwark_actors::oauth::Tokens;
 use bulwark_actors::upstream::{UpstreamSpec, UpstreamStatus};
 
 use crate::policy::RestartPolicy;
@@ -30,6 +31,8 @@ pub struct Registry {
     shared: Vec<SharedActor>,
     /// Mailbox counters of the root supervisor.
     pub root_mailbox: MailboxStats,
+    /// Upstream OAuth tokens (the token actor's shared state and counters).
+    pub tokens: Arc<Tokens>,
 }
 
 impl Registry {

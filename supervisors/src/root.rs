@@ -1,13 +1,16 @@
 //! `RootSupervisor`: the top of the tree.
 //!
-//! Supervision: it starts the shared actors (guardrails, cache, deadlines)
-//! first, then one `ServerSupervisor` per configured upstream. A shared actor
-//! or a server supervisor only dies by a bug (a panic); the root then starts
-//! a fresh one in its place, and the others never notice. `Shutdown` stops
-//! every server supervisor in parallel and replies when all upstream
+//! Supervision: it starts the shared actors (guardrails, cache, deadlines,
+//! and the `TokenActor`) first, then one `ServerSupervisor` per configured
+//! upstream. A shared actor or a server supervisor only dies by a bug (a
+//! panic); the root then starts a fresh one in its place on the same shared
+//! state, and the others never notice. `Shutdown` stops every server
+//! supervisor in parallel, revokes the upstream tokens where the
+//! authorization server supports it, and replies when all upstream
 //! processes are gone.
 use std::sync::Arc;
 
+use bulwark_actors::oauth::{TokenMsg, Tokens};
 use bulwark_actors::upstream::{UpstreamObserver, UpstreamState};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -24,6 +27,8 @@ pub struct RootArgs {
     pub registry: Arc<Registry>,
     /// Where upstream announcements go.
     pub observer: Arc<dyn UpstreamObserver>,
+    /// The upstream token cache the token actor fills.
+    pub tokens: Arc<Tokens>,
 }
 
 /// Messages of the root supervisor.
@@ -36,10 +41,15 @@ pub enum RootMsg {
 pub struct RootState {
     registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
+    tokens: Arc<Tokens>,
+    token_actor: Option<ActorRef<TokenMsg>>,
     children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     shared: Vec<(ActorCell, SharedActor)>,
     stopping: bool,
 }
+
+/// Longest wait for token revocation at shutdown.
+const REVOKE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The root of the supervision tree.
 pub struct RootSupervisor;
@@ -57,6 +67,8 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             registry: args.registry,
             observer: args.observer,
+            tokens: args.tokens,
+            token_actor: None,
             children: Vec::new(),
             shared: Vec::new(),
             stopping: false,
@@ -65,6 +77,7 @@ impl Actor for RootSupervisor {
             let cell = actor.start(myself.get_cell()).await?;
             state.shared.push((cell, actor));
         }
+        state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
         for entry in state.registry.servers().to_vec() {
             spawn_server(&myself, &mut state, entry).await?;
         }
@@ -91,6 +104,13 @@ impl Actor for RootSupervisor {
                     }
                 });
                 futures::future::join_all(stops).await;
+                let revoke = state.tokens.revoke_all();
+                if tokio::time::timeout(REVOKE_WAIT, revoke).await.is_err() {
+                    tracing::warn!("token revocation did not finish in time");
+                }
+                if let Some(actor) = state.token_actor.take() {
+                    actor.stop(None);
+                }
                 // Shared actors last: upstreams may still have used them while stopping.
                 for (cell, _) in &state.shared {
                     cell.stop(None);
@@ -130,6 +150,18 @@ impl Actor for RootSupervisor {
             }
             return Ok(());
         }
+        let is_token_actor = state
+            .token_actor
+            .as_ref()
+            .is_some_and(|actor| actor.get_id() == cell.get_id());
+        if is_token_actor {
+            if state.stopping {
+                return Ok(());
+            }
+            tracing::warn!("restarting the token actor");
+            state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
+            return Ok(());
+        }
         let Some(index) = state
             .children
             .iter()
@@ -158,6 +190,7 @@ async fn spawn_server(
         status: entry.status.clone(),
         mailbox: entry.supervisor_mailbox.clone(),
         observer: state.observer.clone(),
+        tokens: Some(state.tokens.clone()),
     };
     let name = crate::server::actor_name(&entry.spec.name);
     let (child, _) =

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use bulwark_actors::mailbox::MailboxStats;
+use bulwark_actors::oauth::Tokens;
 use bulwark_actors::upstream::{
     ExitReason, UpstreamActor, UpstreamArgs, UpstreamMsg, UpstreamObserver, UpstreamSpec,
     UpstreamState, UpstreamStatus,
@@ -34,6 +35,8 @@ pub struct ServerArgs {
     pub mailbox: Arc<MailboxStats>,
     /// Where upstream announcements go.
     pub observer: Arc<dyn UpstreamObserver>,
+    /// The shared token cache, for upstreams with OAuth.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// Messages of the server supervisor.
@@ -61,6 +64,7 @@ pub struct ServerState {
     status: Arc<UpstreamStatus>,
     mailbox: Arc<MailboxStats>,
     observer: Arc<dyn UpstreamObserver>,
+    tokens: Option<Arc<Tokens>>,
     tracker: RestartTracker,
     instance: Option<ActorRef<UpstreamMsg>>,
     /// Why the running instance is being killed as hung, until it is gone.
@@ -98,6 +102,7 @@ impl Actor for ServerSupervisor {
             status: args.status,
             mailbox: args.mailbox,
             observer: args.observer,
+            tokens: args.tokens,
             instance: None,
             hung: None,
             probing: false,
@@ -180,6 +185,7 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
         spec: state.spec.clone(),
         status: state.status.clone(),
         observer: state.observer.clone(),
+        tokens: state.tokens.clone(),
     };
     match Actor::spawn_linked(None, UpstreamActor, args, myself.get_cell()).await {
         Ok((instance, _)) => state.instance = Some(instance),

@@ -13,4 +13,5 @@ mod gateway;
 mod gateway_smoke;
 mod guardrails;
 mod harness;
+mod remote;
 mod timeouts;

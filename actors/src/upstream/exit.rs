@@ -11,12 +11,17 @@ pub enum ExitReason {
     Signaled(String),
     /// The process could not be started at all.
     SpawnFailed(String),
-    /// The process is alive but its MCP session ended or never started.
+    /// The process is alive (or the remote server answers) but its MCP
+    /// session ended or never started.
     SessionFailed(String),
+    /// The connection to a remote upstream was refused or broke.
+    ConnectionLost(String),
     /// The gateway stopped it on purpose.
     Stopped,
     /// It stopped answering and was killed (the escalation actor's verdict).
     Hung(String),
+    /// Its OAuth token changed; it restarts to take the new one.
+    TokenRotated,
 }
 
 impl ExitReason {
@@ -45,7 +50,9 @@ impl fmt::Display for ExitReason {
             Self::SpawnFailed(err) => write!(f, "process could not start: {err}"),
             Self::SessionFailed(err) => write!(f, "MCP session failed: {err}"),
             Self::Hung(reason) => write!(f, "declared hung and killed: {reason}"),
+            Self::ConnectionLost(err) => write!(f, "connection lost: {err}"),
             Self::Stopped => f.write_str("stopped by the gateway"),
+            Self::TokenRotated => f.write_str("restarted to take a new OAuth token"),
         }
     }
 }

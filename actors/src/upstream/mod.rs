@@ -1,18 +1,21 @@
-//! `UpstreamActor`: owns one upstream MCP server process and the one MCP
-//! client session to it.
+//! `UpstreamActor`: owns one upstream MCP server — a child process or a
+//! remote streamable HTTP session — and the one MCP client session to it.
 //!
-//! Lifecycle: `pre_start` spawns the process (a missing command fails the
-//! start, which the supervisor counts like a crash); the MCP handshake runs in
-//! a task and reports back, so the actor never awaits a slow thing in a
-//! handler. When ready it publishes an [`UpstreamLink`] in the shared
-//! [`UpstreamStatus`]; calls then go straight to the session. When the process
-//! exits or the session breaks, the actor records why, wakes every call in
-//! flight with that reason, and stops; its supervisor decides what next.
-//! Stopping always kills the whole process group.
+//! Lifecycle: `pre_start` spawns the process or builds the HTTP transport (a
+//! missing command fails the start, which the supervisor counts like a
+//! crash); the MCP handshake runs in a task and reports back, so the actor
+//! never awaits a slow thing in a handler. When ready it publishes an
+//! [`UpstreamLink`] in the shared [`UpstreamStatus`]; calls then go straight
+//! to the session. When the process exits, the connection to a remote server
+//! is lost or the session breaks, the actor records why, wakes every call in
+//! flight with that reason (the same exit watch for both transports), and
+//! stops; its supervisor decides what next. Stopping always kills the whole
+//! process group, or closes the remote session.
 mod client;
 mod exit;
 mod link;
 mod process;
+pub mod remote;
 mod spec;
 mod status;
 mod stderr_tail;
@@ -29,10 +32,11 @@ use tokio::sync::watch;
 pub use client::{NoObserver, UpstreamObserver};
 pub use exit::ExitReason;
 pub use link::{CallError, Caller, UpstreamLink};
-pub use spec::UpstreamSpec;
+pub use spec::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
 pub use status::{UpstreamState, UpstreamStatus};
 pub use stderr_tail::TAIL_LINES;
 
+use crate::oauth::{TokenError, TokenSource, Tokens};
 use client::UpstreamClient;
 use link::CallRegistry;
 use process::{TERM_GRACE, signal_group};
@@ -45,6 +49,8 @@ pub struct UpstreamArgs {
     pub status: Arc<UpstreamStatus>,
     /// Where announcements for everyone go.
     pub observer: Arc<dyn UpstreamObserver>,
+    /// The shared token cache, for upstreams with OAuth.
+    pub tokens: Option<Arc<Tokens>>,
 }
 
 /// Messages of the upstream actor. All are events from its own tasks.
@@ -59,16 +65,39 @@ pub enum UpstreamMsg {
     SessionGraceOver,
     /// The process was reaped.
     ProcessExited(ExitReason),
+    /// The connection to a remote upstream broke or was refused.
+    ConnectionLost(String),
+    /// The token a stdio upstream starts with is here (or could not be had).
+    TokenReady(Result<Arc<str>, TokenError>),
+    /// A new token replaced the one the process was started with.
+    TokenRotated,
 }
 
 /// How long a process whose session closed gets to exit on its own, so the
 /// reason reported is its real exit status or signal, not our SIGKILL.
 const SESSION_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// What the instance runs on.
+enum Backend {
+    /// A stdio upstream waiting for its token before its process starts.
+    AwaitingToken(Box<AwaitingToken>),
+    /// A child process: its process group id.
+    Process(i32),
+    /// A remote session: nothing to reap.
+    Remote,
+}
+
+/// What a stdio upstream with OAuth needs to start once its token is here.
+struct AwaitingToken {
+    stdio: StdioSpec,
+    client: UpstreamClient,
+    tokens: TokenSource,
+}
+
 /// State of one running instance.
 pub struct Instance {
     server: Arc<str>,
-    pgid: i32,
+    backend: Backend,
     status: Arc<UpstreamStatus>,
     calls: Arc<CallRegistry>,
     observer: Arc<dyn UpstreamObserver>,
@@ -79,6 +108,8 @@ pub struct Instance {
     /// We killed the process because its session broke: report the session
     /// error rather than our own SIGKILL.
     killed_for_session: bool,
+    /// We are ending the process because its token rotated.
+    rotating: bool,
 }
 
 /// The actor; stateless itself, everything lives in [`Instance`].
@@ -106,54 +137,76 @@ impl Actor for UpstreamActor {
             spec,
             status,
             observer,
+            tokens,
         } = args;
         status.set_state(UpstreamState::Starting);
-        let spawned = match process::spawn(&spec) {
-            Ok(spawned) => spawned,
-            Err(reason) => {
-                tracing::warn!(server = %spec.name, %reason, "upstream failed to start");
-                status.set_exit(reason.clone());
-                return Err(reason.to_string().into());
-            }
-        };
         let server: Arc<str> = spec.name.as_str().into();
-        tracing::info!(server = %server, pid = spawned.pgid, "upstream process started");
-
-        let tail_status = status.clone();
-        let tail_server = server.clone();
-        let stderr = spawned.stderr;
-        tokio::spawn(async move { tail_status.stderr.capture(&tail_server, stderr).await });
-
-        let mut child = spawned.child;
-        let (reap_ref, reap_status) = (myself.clone(), status.clone());
-        tokio::spawn(async move {
-            let reason = match child.wait().await {
-                Ok(exit) => ExitReason::from_status(exit),
-                Err(err) => ExitReason::SessionFailed(format!("could not wait for process: {err}")),
-            };
-            Self::cast(&reap_ref, &reap_status, UpstreamMsg::ProcessExited(reason));
-        });
-
         let calls = Arc::new(CallRegistry::default());
         let client = UpstreamClient {
             server: server.clone(),
             calls: calls.clone(),
             observer: observer.clone(),
         };
-        let transport = (spawned.stdout, spawned.stdin);
-        let (hs_ref, hs_status) = (myself.clone(), status.clone());
-        tokio::spawn(async move {
-            let msg = match serve_client(client, transport).await {
-                Ok(service) => UpstreamMsg::Connected(Box::new(service)),
-                Err(err) => UpstreamMsg::HandshakeFailed(err.to_string()),
-            };
-            Self::cast(&hs_ref, &hs_status, msg);
-        });
-
+        let fail = |reason: ExitReason| -> ActorProcessingErr {
+            tracing::warn!(server = %spec.name, %reason, "upstream failed to start");
+            status.set_exit(reason.clone());
+            reason.to_string().into()
+        };
+        let backend = match &spec.transport {
+            Transport::Stdio(stdio) => match (&spec.oauth, &tokens, &stdio.token_env) {
+                (Some(oauth), Some(tokens), Some(_)) => {
+                    // The process starts once its token is here, off the actor.
+                    let source = tokens
+                        .source(&spec.name, oauth.clone(), None)
+                        .map_err(|err| fail(ExitReason::SessionFailed(err.to_string())))?;
+                    let (to, token_status, fetch) =
+                        (myself.clone(), status.clone(), source.clone());
+                    tokio::spawn(async move {
+                        let token = fetch.bearer().await;
+                        Self::cast(&to, &token_status, UpstreamMsg::TokenReady(token));
+                    });
+                    Backend::AwaitingToken(Box::new(AwaitingToken {
+                        stdio: stdio.clone(),
+                        client,
+                        tokens: source,
+                    }))
+                }
+                _ => {
+                    let spawned = process::spawn(stdio).map_err(fail)?;
+                    let pgid = spawned.pgid;
+                    watch_process(&myself, &status, &server, spawned, client);
+                    Backend::Process(pgid)
+                }
+            },
+            Transport::Http(http) => {
+                let token_source = match (&spec.oauth, &tokens) {
+                    (Some(oauth), Some(tokens)) => Some(
+                        tokens
+                            .source(&spec.name, oauth.clone(), Some(http.url.clone()))
+                            .map_err(|err| fail(ExitReason::SessionFailed(err.to_string())))?,
+                    ),
+                    (Some(_), None) => {
+                        return Err(fail(ExitReason::SessionFailed(
+                            "OAuth is configured but no token service runs".into(),
+                        )));
+                    }
+                    _ => None,
+                };
+                let (lost_ref, lost_status) = (myself.clone(), status.clone());
+                let lost: remote::LostHook = Arc::new(move |reason| {
+                    Self::cast(&lost_ref, &lost_status, UpstreamMsg::ConnectionLost(reason));
+                });
+                let transport = remote::transport(http, token_source, lost)
+                    .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
+                tracing::info!(server = %server, url = %http.url, "connecting to remote upstream");
+                handshake(&myself, &status, client, transport);
+                Backend::Remote
+            }
+        };
         let (exit_tx, _) = watch::channel(None);
         Ok(Instance {
             server,
-            pgid: spawned.pgid,
+            backend,
             status,
             calls,
             observer,
@@ -161,6 +214,7 @@ impl Actor for UpstreamActor {
             session: None,
             session_error: None,
             killed_for_session: false,
+            rotating: false,
         })
     }
 
@@ -175,30 +229,54 @@ impl Actor for UpstreamActor {
             UpstreamMsg::Connected(service) => on_connected(&myself, state, *service),
             UpstreamMsg::HandshakeFailed(err) => {
                 tracing::warn!(server = %state.server, %err, "upstream MCP handshake failed");
-                state.session_error = Some(format!("handshake failed: {err}"));
-                schedule_grace(&myself, &state.status);
+                let err = format!("handshake failed: {err}");
+                state.session_error = Some(err.clone());
+                match state.backend {
+                    Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
+                    _ => schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE),
+                }
             }
             UpstreamMsg::SessionClosed => {
                 if state.session_error.is_none() {
                     state.session_error = Some("session closed".into());
                 }
-                schedule_grace(&myself, &state.status);
+                match state.backend {
+                    Backend::AwaitingToken(_) | Backend::Process(_) => {
+                        schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE);
+                    }
+                    Backend::Remote => {
+                        let err = state.session_error.clone().unwrap_or_default();
+                        finish(&myself, state, ExitReason::SessionFailed(err));
+                    }
+                }
             }
             UpstreamMsg::SessionGraceOver => {
                 // The process lingers without its session: end it; the reaper
                 // then reports and we stop.
-                state.killed_for_session = true;
-                signal_group(state.pgid, Signal::SIGKILL);
+                if let Backend::Process(pgid) = state.backend {
+                    state.killed_for_session = true;
+                    signal_group(pgid, Signal::SIGKILL);
+                }
             }
             UpstreamMsg::ProcessExited(reason) => {
                 let reason = match state.session_error.take() {
+                    _ if state.rotating => ExitReason::TokenRotated,
                     Some(err) if state.killed_for_session => ExitReason::SessionFailed(err),
                     _ => reason,
                 };
-                tracing::warn!(server = %state.server, %reason, "upstream instance ended");
-                state.status.set_exit(reason.clone());
-                state.exit_tx.send_replace(Some(reason.clone()));
-                myself.stop(Some(reason.to_string()));
+                finish(&myself, state, reason);
+            }
+            UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token),
+            UpstreamMsg::TokenRotated => {
+                if let Backend::Process(pgid) = state.backend {
+                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process");
+                    state.rotating = true;
+                    signal_group(pgid, Signal::SIGTERM);
+                    schedule_grace(&myself, &state.status, TERM_GRACE);
+                }
+            }
+            UpstreamMsg::ConnectionLost(reason) => {
+                finish(&myself, state, ExitReason::ConnectionLost(reason));
             }
         }
         Ok(())
@@ -209,22 +287,37 @@ impl Actor for UpstreamActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if state.exit_tx.borrow().is_none() {
-            // Stopped from outside while running: close politely, then by force.
-            if let Some(session) = state.session.take() {
-                session.cancel();
+        let running = state.exit_tx.borrow().is_none();
+        match state.backend {
+            Backend::Process(pgid) => {
+                if running {
+                    // Stopped from outside while running: close politely, then by force.
+                    if let Some(session) = state.session.take() {
+                        session.cancel();
+                    }
+                    signal_group(pgid, Signal::SIGTERM);
+                    let mut exit = state.exit_tx.subscribe();
+                    let exited =
+                        tokio::time::timeout(TERM_GRACE, exit.wait_for(Option::is_some)).await;
+                    if exited.is_err() {
+                        tracing::warn!(server = %state.server, "upstream ignored SIGTERM; killing its group");
+                    }
+                }
+                // Always: grandchildren may outlive the group leader.
+                signal_group(pgid, Signal::SIGKILL);
             }
-            signal_group(state.pgid, Signal::SIGTERM);
-            let mut exit = state.exit_tx.subscribe();
-            let exited = tokio::time::timeout(TERM_GRACE, exit.wait_for(Option::is_some)).await;
-            if exited.is_err() {
-                tracing::warn!(server = %state.server, "upstream ignored SIGTERM; killing its group");
+            Backend::AwaitingToken(_) => {}
+            Backend::Remote => {
+                // Cancelling ends the transport, which deletes the session upstream.
+                if let Some(session) = state.session.take() {
+                    session.cancel();
+                }
             }
+        }
+        if running {
             state.status.set_exit(ExitReason::Stopped);
             state.exit_tx.send_replace(Some(ExitReason::Stopped));
         }
-        // Always: grandchildren may outlive the group leader.
-        signal_group(state.pgid, Signal::SIGKILL);
         if let Some(session) = state.session.take() {
             session.cancel();
         }
@@ -232,10 +325,112 @@ impl Actor for UpstreamActor {
     }
 }
 
-fn schedule_grace(myself: &ActorRef<UpstreamMsg>, status: &Arc<UpstreamStatus>) {
+/// Records why the instance ended, wakes its calls in flight, and stops.
+fn finish(myself: &ActorRef<UpstreamMsg>, state: &mut Instance, reason: ExitReason) {
+    if state.exit_tx.borrow().is_some() {
+        return;
+    }
+    tracing::warn!(server = %state.server, %reason, "upstream instance ended");
+    state.status.set_exit(reason.clone());
+    state.exit_tx.send_replace(Some(reason.clone()));
+    myself.stop(Some(reason.to_string()));
+}
+
+/// Starts a stdio upstream's process with its token in the configured
+/// variable, and restarts it when the token rotates.
+fn start_with_token(
+    myself: &ActorRef<UpstreamMsg>,
+    state: &mut Instance,
+    token: Result<Arc<str>, TokenError>,
+) {
+    // Nothing to kill until a process runs; `Remote` holds no resource.
+    let Backend::AwaitingToken(waiting) = std::mem::replace(&mut state.backend, Backend::Remote)
+    else {
+        return;
+    };
+    let AwaitingToken {
+        mut stdio,
+        client,
+        tokens,
+    } = *waiting;
+    let token = match token {
+        Ok(token) => token,
+        Err(err) => return finish(myself, state, ExitReason::SessionFailed(err.to_string())),
+    };
+    if let Some(var) = &stdio.token_env {
+        stdio.env.insert(var.clone(), token.to_string());
+    }
+    // Subscribe before spawning, so a rotation in between is not missed.
+    let mut rotations = tokens.rotations();
+    rotations.mark_unchanged();
+    let spawned = match process::spawn(&stdio) {
+        Ok(spawned) => spawned,
+        Err(reason) => return finish(myself, state, reason),
+    };
+    state.backend = Backend::Process(spawned.pgid);
+    watch_process(myself, &state.status, &state.server, spawned, client);
+    let (to, status) = (myself.clone(), state.status.clone());
+    tokio::spawn(async move {
+        if rotations.changed().await.is_ok() {
+            UpstreamActor::cast(&to, &status, UpstreamMsg::TokenRotated);
+        }
+    });
+}
+
+/// Tails stderr, reaps the process, and starts the handshake over its pipes.
+fn watch_process(
+    myself: &ActorRef<UpstreamMsg>,
+    status: &Arc<UpstreamStatus>,
+    server: &Arc<str>,
+    spawned: process::Spawned,
+    client: UpstreamClient,
+) {
+    tracing::info!(server = %server, pid = spawned.pgid, "upstream process started");
+    let tail_status = status.clone();
+    let tail_server = server.clone();
+    let stderr = spawned.stderr;
+    tokio::spawn(async move { tail_status.stderr.capture(&tail_server, stderr).await });
+
+    let mut child = spawned.child;
+    let (reap_ref, reap_status) = (myself.clone(), status.clone());
+    tokio::spawn(async move {
+        let reason = match child.wait().await {
+            Ok(exit) => ExitReason::from_status(exit),
+            Err(err) => ExitReason::SessionFailed(format!("could not wait for process: {err}")),
+        };
+        UpstreamActor::cast(&reap_ref, &reap_status, UpstreamMsg::ProcessExited(reason));
+    });
+    handshake(myself, status, client, (spawned.stdout, spawned.stdin));
+}
+
+/// Runs the MCP handshake in a task that reports back.
+fn handshake<T, E, A>(
+    myself: &ActorRef<UpstreamMsg>,
+    status: &Arc<UpstreamStatus>,
+    client: UpstreamClient,
+    transport: T,
+) where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let (hs_ref, hs_status) = (myself.clone(), status.clone());
+    tokio::spawn(async move {
+        let msg = match serve_client(client, transport).await {
+            Ok(service) => UpstreamMsg::Connected(Box::new(service)),
+            Err(err) => UpstreamMsg::HandshakeFailed(err.to_string()),
+        };
+        UpstreamActor::cast(&hs_ref, &hs_status, msg);
+    });
+}
+
+fn schedule_grace(
+    myself: &ActorRef<UpstreamMsg>,
+    status: &Arc<UpstreamStatus>,
+    grace: std::time::Duration,
+) {
     let (to, status) = (myself.clone(), status.clone());
     tokio::spawn(async move {
-        tokio::time::sleep(SESSION_CLOSE_GRACE).await;
+        tokio::time::sleep(grace).await;
         UpstreamActor::cast(&to, &status, UpstreamMsg::SessionGraceOver);
     });
 }

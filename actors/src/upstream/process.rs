@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use super::exit::ExitReason;
-use super::spec::UpstreamSpec;
+use super::spec::StdioSpec;
 
 /// Variables every upstream gets from the gateway; nothing else is inherited.
 const INHERITED_ENV: [&str; 2] = ["PATH", "HOME"];
@@ -29,7 +29,7 @@ pub struct Spawned {
 
 /// Starts the process in a new process group, so that killing the group also
 /// reaches grandchildren (`npx` → `node`).
-pub fn spawn(spec: &UpstreamSpec) -> Result<Spawned, ExitReason> {
+pub fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
     let mut command = Command::new(&spec.command);
     command
         .args(&spec.args)

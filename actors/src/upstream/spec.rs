@@ -2,11 +2,31 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// How to launch one stdio upstream MCP server.
+use crate::oauth::OAuthSpec;
+
+/// One upstream MCP server: its name, how to reach it, and how to get it a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSpec {
     /// The server's name, unique in the gateway; prefixes its federated names.
     pub name: String,
+    /// A child process over stdio, or a remote streamable HTTP endpoint.
+    pub transport: Transport,
+    /// OAuth client credentials for this upstream, when it wants a token.
+    pub oauth: Option<OAuthSpec>,
+}
+
+/// How the gateway talks to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// A child process speaking MCP on stdin/stdout.
+    Stdio(StdioSpec),
+    /// A remote server speaking streamable HTTP.
+    Http(HttpSpec),
+}
+
+/// How to launch one stdio upstream MCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StdioSpec {
     /// Program to run (a path, or a name looked up on `PATH`).
     pub command: String,
     /// Arguments passed to the program.
@@ -16,4 +36,68 @@ pub struct UpstreamSpec {
     pub env: BTreeMap<String, String>,
     /// Working directory; the gateway's own when unset.
     pub cwd: Option<PathBuf>,
+    /// With OAuth: the variable that carries the access token into the
+    /// process (it is restarted when the token changes).
+    pub token_env: Option<String>,
+}
+
+/// Where a remote upstream lives.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpSpec {
+    /// The streamable HTTP endpoint, e.g. `https://example.com/mcp`.
+    pub url: String,
+    /// Static headers sent with every request (values may be secrets).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for HttpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are often API keys.
+        f.debug_struct("HttpSpec")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl UpstreamSpec {
+    /// A stdio upstream without OAuth.
+    pub fn stdio(name: impl Into<String>, command: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            transport: Transport::Stdio(StdioSpec {
+                command: command.into(),
+                args,
+                env: BTreeMap::new(),
+                cwd: None,
+                token_env: None,
+            }),
+            oauth: None,
+        }
+    }
+
+    /// A remote streamable HTTP upstream without OAuth.
+    pub fn http(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            transport: Transport::Http(HttpSpec {
+                url: url.into(),
+                headers: BTreeMap::new(),
+            }),
+            oauth: None,
+        }
+    }
+
+    /// Configured values that must never reach an operator's screen: env
+    /// values, header values and OAuth secrets.
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut secrets: Vec<&str> = match &self.transport {
+            Transport::Stdio(stdio) => stdio.env.values().map(String::as_str).collect(),
+            Transport::Http(http) => http.headers.values().map(String::as_str).collect(),
+        };
+        if let Some(oauth) = &self.oauth {
+            secrets.extend(oauth.secrets());
+        }
+        secrets
+    }
 }

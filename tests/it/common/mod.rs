@@ -274,11 +274,11 @@ fn drain_lines<R: Read + Send + 'static>(
     captured
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Captured {
+pub fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Captured {
     drain_lines(pipe, None)
 }
 
-fn pid_of(child: &Child) -> Pid {
+pub fn pid_of(child: &Child) -> Pid {
     Pid::from_raw(i32::try_from(child.id()).expect("pid fits i32"))
 }
 

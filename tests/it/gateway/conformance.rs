@@ -9,7 +9,7 @@ use crate::common::{Gateway, repo_root, run_with_timeout, skip};
 
 /// `$BULWARK_CONFORMANCE_TOOL`, else the shared tool next to the checkout,
 /// else the workplace's shared copy.
-fn tool() -> Option<PathBuf> {
+pub(crate) fn tool() -> Option<PathBuf> {
     let candidates: Vec<PathBuf> = match std::env::var_os("BULWARK_CONFORMANCE_TOOL") {
         Some(path) => vec![PathBuf::from(path)],
         None => vec![
@@ -48,7 +48,7 @@ async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
 }
 
 /// Scenario lines of the summary: (name, passed).
-fn summary(output: &str) -> Vec<(String, bool)> {
+pub(crate) fn summary(output: &str) -> Vec<(String, bool)> {
     output
         .lines()
         .filter_map(|line| {

@@ -1,6 +1,6 @@
 //! End-to-end tests of the gateway: the real binary, real upstream processes,
 //! real MCP clients (the official Python SDK).
-mod conformance;
+pub mod conformance;
 mod crash;
 mod federation;
 mod own_tools;

@@ -1,0 +1,245 @@
+//! The remote side of an upstream: rmcp's streamable HTTP client transport
+//! over our own [`StreamableHttpClient`], which adds three things rmcp's
+//! plain reqwest client lacks:
+//!
+//! - the current OAuth token on every request, read from the token cache
+//!   (no actor hop); a `401` drops that token and the request is sent once
+//!   more with a fresh one;
+//! - connection loss reported to the `UpstreamActor` (a refused or broken
+//!   connection means the server is gone, the way EOF does for a process),
+//!   so it stops and its supervisor reconnects under the restart policy;
+//! - errors that never carry a token.
+//!
+//! Session expiry (`404` on a session request) is rmcp's: it re-initialises
+//! transparently and retries the request once
+//! (`reinit_on_expired_session`).
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::SseRetryPolicy;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpPostResponse,
+};
+use sse_stream::Sse;
+
+use super::spec::HttpSpec;
+use crate::oauth::{TokenError, TokenSource, describe_network_error};
+
+/// Called with a reason when the connection to the upstream is lost.
+pub type LostHook = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Why a request to a remote upstream failed, without secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The HTTP exchange failed (connection, timeout, body).
+    #[error("{0}")]
+    Http(String),
+    /// No token could be had for the upstream.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+type HttpResult<T> = Result<T, StreamableHttpError<RemoteError>>;
+
+/// A reqwest client that injects the upstream's token and reports loss.
+#[derive(Clone)]
+pub struct RemoteClient {
+    http: reqwest::Client,
+    tokens: Option<TokenSource>,
+    lost: LostHook,
+}
+
+/// Reconnect attempts of the standalone SSE stream: quick, and few, since a
+/// refused reconnect already tells the actor the server is gone.
+#[derive(Debug)]
+struct QuickRetry;
+
+impl SseRetryPolicy for QuickRetry {
+    fn retry(&self, current_times: usize) -> Option<Duration> {
+        (current_times < 3).then(|| Duration::from_millis(100 << current_times.min(4)))
+    }
+}
+
+/// Builds the transport for one session to `spec`.
+pub fn transport(
+    spec: &HttpSpec,
+    tokens: Option<TokenSource>,
+    lost: LostHook,
+) -> Result<StreamableHttpClientTransport<RemoteClient>, String> {
+    let mut headers = HashMap::new();
+    for (name, value) in &spec.headers {
+        let name =
+            HeaderName::try_from(name.as_str()).map_err(|err| format!("header {name:?}: {err}"))?;
+        let mut value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| format!("header {name}: the value is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    let http = reqwest::Client::builder()
+        // rmcp's own default: pooled idle connections stall on delayed ACKs.
+        .pool_max_idle_per_host(0)
+        // Never replay headers or tokens to another origin.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| format!("HTTP client: {err}"))?;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
+        .custom_headers(headers)
+        .reinit_on_expired_session(true);
+    config.retry_config = Arc::new(QuickRetry);
+    Ok(StreamableHttpClientTransport::with_client(
+        RemoteClient { http, tokens, lost },
+        config,
+    ))
+}
+
+impl RemoteClient {
+    async fn token(&self) -> HttpResult<Option<Arc<str>>> {
+        match &self.tokens {
+            None => Ok(None),
+            Some(tokens) => tokens
+                .bearer()
+                .await
+                .map(Some)
+                .map_err(|err| StreamableHttpError::Client(RemoteError::Token(err))),
+        }
+    }
+
+    /// Runs `op` with the current token; on a `401`, once more with a new one.
+    async fn authorized<T, F, Fut>(&self, op: F) -> HttpResult<T>
+    where
+        F: Fn(Option<String>) -> Fut,
+        Fut: Future<Output = Result<T, StreamableHttpError<reqwest::Error>>>,
+    {
+        let token = self.token().await?;
+        let mut result = op(token.as_deref().map(str::to_owned)).await;
+        if let (Some(tokens), Some(stale)) = (&self.tokens, &token)
+            && is_unauthorized(&result)
+        {
+            tokens.invalidate(stale);
+            let fresh = self.token().await?;
+            result = op(fresh.as_deref().map(str::to_owned)).await;
+        }
+        result.map_err(|err| self.convert(err))
+    }
+
+    /// Converts reqwest's error, reporting a lost connection on the way.
+    fn convert(
+        &self,
+        err: StreamableHttpError<reqwest::Error>,
+    ) -> StreamableHttpError<RemoteError> {
+        use StreamableHttpError as E;
+        match err {
+            E::Client(err) => {
+                let reason = describe_network_error(&err);
+                if err.is_connect() || err.is_request() {
+                    (self.lost)(reason.clone());
+                }
+                E::Client(RemoteError::Http(reason))
+            }
+            E::Sse(err) => E::Sse(err),
+            E::Io(err) => E::Io(err),
+            E::HttpStatus(err) => E::HttpStatus(err),
+            E::UnexpectedEndOfStream => E::UnexpectedEndOfStream,
+            E::UnexpectedServerResponse(text) => E::UnexpectedServerResponse(text),
+            E::ResponseBodyTooLarge { max_size } => E::ResponseBodyTooLarge { max_size },
+            E::UnexpectedContentType(kind) => E::UnexpectedContentType(kind),
+            E::ServerDoesNotSupportSse => E::ServerDoesNotSupportSse,
+            E::ServerDoesNotSupportDeleteSession => E::ServerDoesNotSupportDeleteSession,
+            E::TokioJoinError(err) => E::TokioJoinError(err),
+            E::Deserialize(err) => E::Deserialize(err),
+            E::TransportChannelClosed => E::TransportChannelClosed,
+            E::MissingSessionIdInResponse => E::MissingSessionIdInResponse,
+            E::AuthRequired(err) => E::AuthRequired(err),
+            E::InsufficientScope(err) => E::InsufficientScope(err),
+            E::ReservedHeaderConflict(name) => E::ReservedHeaderConflict(name),
+            E::SessionExpired => E::SessionExpired,
+            E::SessionRecoveryTimeout => E::SessionRecoveryTimeout,
+            E::ReinitializationFailed(err) => E::ReinitializationFailed(err),
+            E::ControlRequestTimeout => E::ControlRequestTimeout,
+            other => E::UnexpectedServerResponse(other.to_string().into()),
+        }
+    }
+}
+
+/// A `401`, with or without a challenge.
+fn is_unauthorized<T>(result: &Result<T, StreamableHttpError<reqwest::Error>>) -> bool {
+    match result {
+        Err(StreamableHttpError::AuthRequired(_)) => true,
+        Err(StreamableHttpError::UnexpectedServerResponse(text)) => text.starts_with("HTTP 401"),
+        _ => false,
+    }
+}
+
+impl StreamableHttpClient for RemoteClient {
+    type Error = RemoteError;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<StreamableHttpPostResponse> {
+        self.authorized(|token| {
+            self.http.post_message(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                token,
+                custom_headers.clone(),
+            )
+        })
+        .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<()> {
+        // A session being deleted is ending anyway: no token fetch for it,
+        // and a refused connection is not news.
+        let token = match &self.tokens {
+            Some(tokens) => tokens.bearer().await.ok().map(|t| t.to_string()),
+            None => None,
+        };
+        self.http
+            .delete_session(uri, session_id, token, custom_headers)
+            .await
+            .map_err(|err| match err {
+                StreamableHttpError::Client(err) => {
+                    StreamableHttpError::Client(RemoteError::Http(describe_network_error(&err)))
+                }
+                other => self.convert(other),
+            })
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
+        self.authorized(|token| {
+            self.http.get_stream(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                token,
+                custom_headers.clone(),
+            )
+        })
+        .await
+    }
+}

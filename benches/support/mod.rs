@@ -1,0 +1,52 @@
+//! What the load scenarios share: the `bulwark` binary as a child process in
+//! its own process group, killed with its group on drop.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+
+/// A child process group, SIGKILLed on drop.
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns the binary and returns the first `http://…` it prints (the
+/// gateway on stdout, a demo server on stderr).
+pub fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // The gateway prints its URL on stdout, the demo server on stderr.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_owned());
+                }
+            }
+        });
+    }
+    let url = rx.recv_timeout(Duration::from_secs(60)).expect("url line");
+    (Proc(child), url)
+}
