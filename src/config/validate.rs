@@ -334,4 +334,69 @@ mod tests {
             "BULWARK_SURELY_UNSET_VAR"
         );
     }
+
+    fn parse(upstreams: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(upstreams).map_err(|err| ConfigError::Invalid {
+            origin: "test".into(),
+            message: err.to_string(),
+        })?;
+        check(&config, "test")?;
+        Ok(config)
+    }
+
+    #[test]
+    fn remote_upstreams_resolve_with_headers_and_oauth() {
+        let config = parse(
+            r#"
+            [upstreams.remote]
+            url = "https://mcp.example.com/mcp"
+            headers = { "X-Home" = "${HOME}" }
+            [upstreams.remote.oauth]
+            client_id = "gw"
+            client_secret = "${HOME}"
+            auth_method = "client_secret_post"
+            scopes = ["read"]
+            "#,
+        )
+        .unwrap();
+        let (spec, _) = resolve_specs(&config).unwrap().remove(0);
+        let home = std::env::var("HOME").unwrap();
+        let Transport::Http(http) = &spec.transport else {
+            panic!("not remote: {spec:?}");
+        };
+        assert_eq!(http.url, "https://mcp.example.com/mcp");
+        assert_eq!(http.headers["X-Home"], home);
+        let oauth = spec.oauth.as_ref().unwrap();
+        assert_eq!(oauth.scopes, ["read"]);
+        assert!(spec.secrets().contains(&home.as_str()));
+        assert!(!format!("{spec:?}").contains(&home), "no secret in Debug");
+    }
+
+    #[test]
+    fn remote_upstream_mistakes_name_the_field() {
+        let cases = [
+            (
+                "[upstreams.a]\ncommand = \"x\"\nurl = \"https://e.com/mcp\"",
+                "exclude each other",
+            ),
+            ("[upstreams.a]\nurl = \"ftp://e.com/mcp\"", "http or https"),
+            (
+                "[upstreams.a]\nurl = \"http://e.com/mcp\"\n[upstreams.a.oauth]\nclient_id = \"c\"\nclient_secret = \"s\"",
+                "must use https",
+            ),
+            (
+                "[upstreams.a]\ncommand = \"x\"\n[upstreams.a.oauth]\nclient_id = \"c\"\nclient_secret = \"s\"",
+                "token_url is required",
+            ),
+            (
+                "[upstreams.a]\ncommand = \"x\"\nheaders = { A = \"b\" }",
+                "headers",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = parse(toml).unwrap_err().to_string();
+            assert!(err.contains("upstreams.a"), "{err}");
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+    }
 }

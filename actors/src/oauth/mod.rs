@@ -24,6 +24,8 @@ use std::sync::{Arc, RwLock};
 
 use dashmap::DashMap;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use crate::mailbox::MailboxStats;
 use tokio::time::Instant;
 
 pub use client::{AccessToken, TokenClient};
@@ -49,6 +51,8 @@ pub struct Tokens {
     actor: RwLock<Option<ActorRef<TokenMsg>>>,
     /// Counters for `/api/v1/actors`.
     pub metrics: TokenMetrics,
+    /// The actor's mailbox counters (ractor keeps none).
+    pub mailbox: MailboxStats,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -154,6 +158,7 @@ impl TokenSource {
         self.tokens.metrics.miss();
         let actor = self.tokens.actor().ok_or(TokenError::ActorDown)?;
         let (key, client) = (self.key.clone(), self.client.clone());
+        self.tokens.mailbox.enqueued();
         match ractor::call!(actor, |reply| TokenMsg::GetToken { key, client, reply }) {
             Ok(result) => result,
             Err(_) => Err(TokenError::ActorDown),
@@ -259,6 +264,7 @@ impl Actor for TokenActor {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        state.tokens.mailbox.handled();
         match message {
             TokenMsg::GetToken { key, client, reply } => {
                 if let Some(token) = state.tokens.cache.get(&key)
@@ -272,7 +278,7 @@ impl Actor for TokenActor {
                     return Ok(());
                 }
                 state.flights.insert(key.clone(), vec![reply]);
-                start_flight(&myself, key, client, false);
+                start_flight(&myself, &state.tokens, key, client, false);
             }
             TokenMsg::Refresh(key) => {
                 let due = state
@@ -290,7 +296,7 @@ impl Actor for TokenActor {
                 };
                 tracing::debug!(server = %key.0, "refreshing upstream token before it expires");
                 state.flights.insert(key.clone(), Vec::new());
-                start_flight(&myself, key, client, true);
+                start_flight(&myself, &state.tokens, key, client, true);
             }
             TokenMsg::Fetched {
                 key,
@@ -336,14 +342,16 @@ impl Actor for TokenActor {
 /// Runs one token request in a task and reports back.
 fn start_flight(
     myself: &ActorRef<TokenMsg>,
+    tokens: &Arc<Tokens>,
     key: CacheKey,
     client: Arc<TokenClient>,
     refresh: bool,
 ) {
-    let to = myself.clone();
+    let (to, tokens) = (myself.clone(), tokens.clone());
     tokio::spawn(async move {
         let started = Instant::now();
         let result = client.fetch().await;
+        tokens.mailbox.enqueued();
         let _ = to.cast(TokenMsg::Fetched {
             key,
             refresh,
@@ -358,7 +366,11 @@ fn schedule_refresh(tokens: &Arc<Tokens>, key: CacheKey, at: Instant) {
     let tokens = Arc::downgrade(tokens);
     tokio::spawn(async move {
         tokio::time::sleep_until(at).await;
-        if let Some(actor) = tokens.upgrade().and_then(|tokens| tokens.actor()) {
+        let Some(tokens) = tokens.upgrade() else {
+            return;
+        };
+        if let Some(actor) = tokens.actor() {
+            tokens.mailbox.enqueued();
             let _ = actor.cast(TokenMsg::Refresh(key));
         }
     });
