@@ -306,4 +306,3 @@ impl Guardrails {
         self.inner.counters.snapshot()
     }
 }
-#[cfg(test)]
