@@ -302,9 +302,14 @@ async fn a_slow_check_does_not_hold_up_others() {
         .await
         .unwrap();
     for _ in 0..10 {
-        input(&g, "fast", json!({"msg": "ada@example.com"})).await.unwrap();
+        input(&g, "fast", json!({"msg": "ada@example.com"}))
+            .await
+            .unwrap();
     }
-    assert!(!slow.is_finished(), "the gated provider cannot have answered yet");
+    assert!(
+        !slow.is_finished(),
+        "the gated provider cannot have answered yet"
+    );
     fake.open_gate();
     slow.await.unwrap().unwrap();
 }
