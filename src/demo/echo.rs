@@ -120,8 +120,12 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
             .enable_resources()
             .enable_prompts()
             .build();
-        if let Some(tools) = capabilities.tools.as_mut() {
-            tools.list_changed = Some(self.extras.tool_list_changes());
+        if let Some(tools) = capabilities
+            .tools
+            .as_mut()
+            .filter(|_| self.extras.tool_list_changes())
+        {
+            tools.list_changed = Some(true);
         }
         ServerConfig::new(capabilities).with_server_info(Implementation::new(
             self.extras.server_name(),

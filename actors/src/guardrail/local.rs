@@ -2,7 +2,7 @@
 //! lists over every string of a JSON value, offline, then redacts or masks PII.
 use serde_json::Value;
 
-use super::detect::{injection, names, pii, secrets};
+use super::detect::{Span, injection, names, pii, secrets};
 use super::policy::Policy;
 use super::redact::{self, Redactions};
 use super::walk;
@@ -27,25 +27,32 @@ pub fn scan(
 ) -> Result<Vec<&'static str>, &'static str> {
     let mut flagged: Vec<&'static str> = Vec::new();
     if policy.local {
-        walk::try_each_str(value, &mut |text| detect(policy, text, &mut flagged))?;
+        // One pass per pattern over all strings (keys included): a regex
+        // search costs more to start than to run over a short string.
+        let text = walk::joined_text(value, '\0');
+        detect(policy, value, &text, &mut flagged)?;
     }
+    let rewrite = |value: &mut Value, apply: &mut dyn FnMut(&mut String, &[Span])| {
+        walk::rewrite_values(
+            value,
+            pii::find,
+            |span: &Span| span.range.clone(),
+            |span, by| Span {
+                range: span.range.start - by..span.range.end - by,
+                entity: span.entity,
+            },
+            apply,
+        );
+    };
     match pii {
         PiiAction::Keep => {}
         PiiAction::Redact(redactions) => {
-            let _ = walk::try_each_string_mut::<()>(value, &mut |text| {
-                let spans = pii::find(text);
-                redactions.redact(text, &spans);
-                Ok(())
-            });
+            rewrite(value, &mut |text, spans| redactions.redact(text, spans));
         }
-        PiiAction::Mask(masked) => {
-            let _ = walk::try_each_string_mut::<()>(value, &mut |text| {
-                let spans = pii::find(text);
-                *masked += spans.len();
-                redact::mask(text, &spans);
-                Ok(())
-            });
-        }
+        PiiAction::Mask(masked) => rewrite(value, &mut |text, spans| {
+            *masked += spans.len();
+            redact::mask(text, spans);
+        }),
     }
     Ok(flagged)
 }
@@ -53,10 +60,11 @@ pub fn scan(
 /// A detector's test of one string.
 type Fires<'a> = dyn Fn(&str) -> bool + 'a;
 
-/// Checks one string. A detector that already fired without blocking is
-/// not run again: the answer would not change.
+/// Runs each detector once over `text` (the strings of `value` joined):
+/// the first that blocks is the error, the others that fire are flagged.
 fn detect(
     policy: &Policy,
+    value: &Value,
     text: &str,
     flagged: &mut Vec<&'static str>,
 ) -> Result<(), &'static str> {
@@ -66,7 +74,14 @@ fn detect(
         }),
         (names::INJECTION, &injection::is_match),
         (names::KEYWORD, &|t| policy.lists.keyword_match(t)),
-        (names::REGEX, &|t| policy.lists.regex_match(t)),
+        // Per string, so `^` and `$` anchor to each value as users expect.
+        (names::REGEX, &|_| {
+            walk::try_each_str(value, &mut |s| match policy.lists.regex_match(s) {
+                true => Err(()),
+                false => Ok(()),
+            })
+            .is_err()
+        }),
         // PII found here only matters when it blocks; redaction runs later.
         (names::PII, &|t| {
             policy.blocks(names::PII) && !pii::find(t).is_empty()
@@ -74,9 +89,6 @@ fn detect(
     ];
     for (detector, fires) in checks {
         let blocking = policy.blocks(detector);
-        if !blocking && flagged.contains(&detector) {
-            continue;
-        }
         if fires(text) {
             if blocking {
                 return Err(detector);

@@ -5,8 +5,6 @@
 //! masked for good (`<EMAIL_REDACTED>`).
 use std::collections::HashMap;
 
-use aho_corasick::AhoCorasick;
-
 use super::detect::Span;
 
 /// The placeholders of one call and the values they stand for.
@@ -69,31 +67,58 @@ impl Redactions {
         });
     }
 
-    /// A matcher for restoring, or `None` when there is nothing to restore.
+    /// A restorer, or `None` when there is nothing to restore.
     pub fn restorer(&self) -> Option<Restorer<'_>> {
         if self.pairs.is_empty() {
             return None;
         }
-        let matcher = AhoCorasick::new(self.pairs.iter().map(|(p, _)| p.as_str())).ok()?;
         Some(Restorer {
-            matcher,
-            originals: self.pairs.iter().map(|(_, v)| v.as_str()).collect(),
+            originals: self
+                .pairs
+                .iter()
+                .map(|(p, v)| (p.as_str(), v.as_str()))
+                .collect(),
         })
     }
 }
 
 /// Puts the original values back in place of their placeholders.
 pub struct Restorer<'a> {
-    matcher: AhoCorasick,
-    originals: Vec<&'a str>,
+    originals: HashMap<&'a str, &'a str>,
 }
+
+/// The longest placeholder: `<` + entity + `_` + count + `>`.
+const MAX_PLACEHOLDER: usize = 40;
 
 impl Restorer<'_> {
     /// Restores every placeholder in `text`; returns how many it replaced.
     pub fn restore(&self, text: &mut String) -> usize {
-        let count = self.matcher.find_iter(text.as_str()).count();
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut count = 0;
+        let mut from = 0;
+        while let Some(open) = text[from..].find('<').map(|i| from + i) {
+            let rest = &text[open..];
+            // `>` is ASCII, so its byte position is a char boundary.
+            let Some(close) = rest.bytes().take(MAX_PLACEHOLDER).position(|b| b == b'>') else {
+                from = open + 1;
+                continue;
+            };
+            let token = &rest[..=close];
+            match self.originals.get(token) {
+                Some(original) => {
+                    out.push_str(&text[copied..open]);
+                    out.push_str(original);
+                    copied = open + token.len();
+                    from = copied;
+                    count += 1;
+                }
+                None => from = open + 1,
+            }
+        }
         if count > 0 {
-            *text = self.matcher.replace_all(text, &self.originals);
+            out.push_str(&text[copied..]);
+            *text = out;
         }
         count
     }
@@ -149,6 +174,22 @@ mod tests {
             echoed,
             "to ada@example.com and bob@example.org / cc ada@example.com, card 4111111111111111"
         );
+    }
+
+    #[test]
+    fn restore_skips_lookalikes_and_handles_edges() {
+        let mut r = Redactions::default();
+        redact(&mut r, "ada@example.com");
+        let restorer = r.restorer().unwrap();
+        let mut text = "<<EMAIL_1><EMAIL_2> <EMAIL_1 <EMAIL_1>ééééééééééééééééééééééééé".to_owned();
+        assert_eq!(restorer.restore(&mut text), 2);
+        assert_eq!(
+            text,
+            "<ada@example.com<EMAIL_2> <EMAIL_1 ada@example.comééééééééééééééééééééééééé"
+        );
+        let mut plain = "a < b > c, <éééééééééééééééééééééééééééé> <".to_owned();
+        assert_eq!(restorer.restore(&mut plain), 0);
+        assert_eq!(plain, "a < b > c, <éééééééééééééééééééééééééééé> <");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The shared handle end to end: policies, redaction round trips, remote
 //! providers over loopback HTTP, tool scans, and the actor.
+use std::time::Duration;
+
 use rmcp::model::Tool;
 use serde_json::{Value, json};
 
@@ -285,7 +287,7 @@ async fn provider_timeout_blocks_or_allows_per_on_error() {
     assert_eq!(report.flagged, [provider_error]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_check_does_not_hold_up_others() {
     let fake = FakeProvider::start().await;
     let mut config = remote_config(&fake, "/gated/guardrails/detect", "block", 30_000);
@@ -295,6 +297,10 @@ async fn a_slow_check_does_not_hold_up_others() {
 
     let slow_g = g.clone();
     let slow = tokio::spawn(async move { input(&slow_g, "slow", json!({"msg": "hello"})).await });
+    // The slow check is in flight: its provider holds the request.
+    tokio::time::timeout(Duration::from_secs(10), fake.gated_requests(1))
+        .await
+        .unwrap();
     for _ in 0..10 {
         input(&g, "fast", json!({"msg": "ada@example.com"}))
             .await

@@ -49,13 +49,13 @@ const HIDDEN: &[&str] = &[
     r"\b(?:do\s+not|don't|never)\s+(?:tell|inform|mention|reveal|show|alert|notify)\s+(?:this\s+)?(?:to\s+)?(?:the\s+)?user",
     r"\bwithout\s+(?:telling|informing|notifying|alerting|asking)\s+(?:the\s+)?user",
     r"\bthe\s+user\s+(?:must|should)\s+(?:not|never)\s+(?:know|see|be\s+told)",
-    r"\b(?:before|after|when)\s+(?:using|calling|invoking|running)\s+(?:this|any|the|other)\s+(?:tools?|functions?)\b[^.]{0,40}?\b(?:you\s+)?(?:must|should|need\s+to|have\s+to|always)\b",
+    r"\b(?:before|after|when)\s+(?:using|calling|invoking|running)\s+(?:this|any|the|other)\s+(?:tools?|functions?)\b[^.\x00]{0,40}?\b(?:you\s+)?(?:must|should|need\s+to|have\s+to|always)\b",
     r"\b(?:secretly|silently|covertly|quietly)\s+\w+",
 ];
 
 const EXFILTRATION: &[&str] = &[
     r"~/\.ssh|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\.aws/credentials|/etc/(?:passwd|shadow)|\.git-credentials|\.netrc\b|\.kube/config|\.docker/config\.json|claude_desktop_config|\bmcp\.json\b",
-    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|copy|e-?mail)\b[^.\n]{0,120}?\b(?:to|into|via)\s+(?:https?://|[\w.+-]+@[\w-]+\.|(?:an?\s+|the\s+)?(?:webhook|remote\s+server|external\s+server|this\s+url))",
+    r"\b(?:send|post|upload|forward|transmit|exfiltrate|leak|copy|e-?mail)\b[^.\n\x00]{0,120}?\b(?:to|into|via)\s+(?:https?://|[\w.+-]+@[\w-]+\.|(?:an?\s+|the\s+)?(?:webhook|remote\s+server|external\s+server|this\s+url))",
     r"\bcurl\s+(?:-{1,2}[\w-]+\s+(?:\S+\s+)?)*https?://",
     r"\b(?:contents?\s+of|read)\s+(?:the\s+)?(?:user'?s\s+)?(?:private\s+keys?|ssh\s+keys?|credentials|api\s+keys?|\.env\b)",
 ];
@@ -87,29 +87,24 @@ pub fn is_invisible(c: char) -> bool {
 
 /// The flags of one tool definition (as its wire JSON), sorted, no repeats.
 pub fn scan(definition: &Value) -> Vec<ToolFlag> {
+    // Every string at once (NUL-separated, which no pattern crosses): one
+    // search per pattern instead of one per pattern and string.
+    let text = walk::joined_text(definition, '\0');
     let mut flags = Vec::new();
-    let _ = walk::try_each_str::<()>(definition, &mut |text| {
-        let mut add = |flag| {
-            if !flags.contains(&flag) {
-                flags.push(flag);
-            }
-        };
-        if text.chars().any(is_invisible) {
-            add(ToolFlag::InvisibleUnicode);
+    if text.chars().any(is_invisible) {
+        flags.push(ToolFlag::InvisibleUnicode);
+    }
+    if injection::is_match(&text) {
+        flags.push(ToolFlag::Injection);
+    }
+    if let Some((hidden, exfiltration)) = SETS.as_ref() {
+        if hidden.is_match(&text) {
+            flags.push(ToolFlag::HiddenInstructions);
         }
-        if injection::is_match(text) {
-            add(ToolFlag::Injection);
+        if exfiltration.is_match(&text) {
+            flags.push(ToolFlag::Exfiltration);
         }
-        if let Some((hidden, exfiltration)) = SETS.as_ref() {
-            if hidden.is_match(text) {
-                add(ToolFlag::HiddenInstructions);
-            }
-            if exfiltration.is_match(text) {
-                add(ToolFlag::Exfiltration);
-            }
-        }
-        Ok(())
-    });
+    }
     flags.sort();
     flags
 }

@@ -51,18 +51,60 @@ pub fn try_each_string_mut<E>(
     }
 }
 
-/// Every string of `value` (keys included), joined by newlines: the text a
-/// remote provider is asked about.
-pub fn joined_text(value: &Value) -> String {
+/// Every string of `value` (keys included), joined by `separator`: the
+/// text a remote provider is asked about (newlines), or the local detectors
+/// scan in one pass per pattern (NUL, which no pattern crosses).
+pub fn joined_text(value: &Value, separator: char) -> String {
     let mut text = String::new();
     let _ = try_each_str::<()>(value, &mut |s| {
         if !text.is_empty() {
-            text.push('\n');
+            text.push(separator);
         }
         text.push_str(s);
         Ok(())
     });
     text
+}
+
+/// Rewrites string values from spans found in one pass over all of them:
+/// `find` runs once on the values joined by NUL (patterns that cannot cross
+/// a NUL see each value whole), and `apply` gets each value that has spans,
+/// with the spans made relative to it.
+pub fn rewrite_values<S>(
+    value: &mut Value,
+    find: impl FnOnce(&str) -> Vec<S>,
+    range: impl Fn(&S) -> std::ops::Range<usize>,
+    shift: impl Fn(S, usize) -> S,
+    mut apply: impl FnMut(&mut String, &[S]),
+) {
+    let mut joined = String::new();
+    let mut ends = Vec::new();
+    let _ = try_each_string_mut::<()>(value, &mut |s| {
+        joined.push_str(s);
+        ends.push(joined.len());
+        joined.push('\0');
+        Ok(())
+    });
+    let mut spans = find(&joined).into_iter().peekable();
+    if spans.peek().is_none() {
+        return;
+    }
+    let mut index = 0;
+    let _ = try_each_string_mut::<()>(value, &mut |s| {
+        let end = ends[index];
+        let start = end - s.len();
+        index += 1;
+        let mut own = Vec::new();
+        while let Some(span) = spans.next_if(|span| range(span).start < end) {
+            if range(&span).end <= end {
+                own.push(shift(span, start));
+            }
+        }
+        if !own.is_empty() {
+            apply(s, &own);
+        }
+        Ok(())
+    });
 }
 
 /// Length of `value` serialized as compact JSON, without building the string.
@@ -118,7 +160,7 @@ mod tests {
                 "y"
             ]
         );
-        assert!(!joined_text(&value).contains("QUJD"));
+        assert!(!joined_text(&value, '\n').contains("QUJD"));
     }
 
     #[test]
@@ -130,6 +172,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(value, json!({"key": "V", "list": ["W"], "blob": "B"}));
+    }
+
+    #[test]
+    fn rewrite_values_maps_spans_back_to_their_strings() {
+        let mut value = json!({"a": "xx ab", "b": ["ab", "no"], "c": {"d": "abab"}});
+        rewrite_values(
+            &mut value,
+            |joined| joined.match_indices("ab").map(|(i, _)| i..i + 2).collect(),
+            |range| range.clone(),
+            |range, by| range.start - by..range.end - by,
+            |text, ranges| {
+                for range in ranges.iter().rev() {
+                    text.replace_range(range.clone(), "X");
+                }
+            },
+        );
+        assert_eq!(
+            value,
+            json!({"a": "xx X", "b": ["X", "no"], "c": {"d": "XX"}})
+        );
     }
 
     #[test]

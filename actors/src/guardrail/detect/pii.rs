@@ -25,48 +25,78 @@ pub mod entity {
     pub const IP: &str = "IP_ADDRESS";
 }
 
-/// Confirms a candidate; gets the whole text and the candidate's range so it can look around it.
-type Check = fn(&str, Range<usize>) -> bool;
+/// Confirms a candidate and gives its final range; gets the whole text so
+/// it can look around the candidate.
+type Check = fn(&str, Range<usize>) -> Option<Range<usize>>;
+
+/// Whether a pattern can match `text` at all: a cheap test that spares a
+/// search.
+type Gate = fn(&str) -> bool;
 
 struct Pattern {
     regex: Regex,
     entity: &'static str,
     check: Check,
+    gate: Gate,
 }
 
+// ASCII classes and word boundaries keep the lazy DFA small and fast; the
+// values these patterns find are ASCII anyway.
 static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
-    let table: [(&str, &'static str, Check); 7] = [
+    let table: [(&str, &'static str, Check, Gate); 7] = [
         (
-            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
+            r"(?-u:\b)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?-u:\b)",
             entity::EMAIL,
             always,
+            any,
         ),
-        (r"\b\d(?:[ -]?\d){12,18}\b", entity::CARD, luhn_check),
-        (r"\b\d{3}-\d{2}-\d{4}\b", entity::SSN, ssn_check),
         (
-            r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)",
+            entity::CARD,
+            luhn_check,
+            any,
+        ),
+        (
+            r"(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)",
+            entity::SSN,
+            ssn_check,
+            any,
+        ),
+        (
+            r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
             entity::IBAN,
             iban_check,
+            any,
         ),
         (
-            r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)|\b\d{3})[ .-]\d{3}[ .-]\d{4}\b|\+\d{10,14}\b",
+            // The country code is added by `widen`: an optional prefix here
+            // would make every digit a match start.
+            r"(?:\([0-9]{3}\)|(?-u:\b)[0-9]{3})[ .-][0-9]{3}[ .-][0-9]{4}(?-u:\b)|\+[0-9]{10,14}(?-u:\b)",
             entity::PHONE,
-            always,
+            with_country_code,
+            any,
         ),
-        (r"\b\d{1,3}(?:\.\d{1,3}){3}\b", entity::IP, ipv4_valid),
         (
-            r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?:%\w+)?",
+            r"(?-u:\b)[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?-u:\b)",
+            entity::IP,
+            ipv4_valid,
+            any,
+        ),
+        (
+            r"(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}",
             entity::IP,
             ipv6_valid,
+            two_colons,
         ),
     ];
     table
         .into_iter()
-        .filter_map(|(pattern, entity, check)| match Regex::new(pattern) {
+        .filter_map(|(pattern, entity, check, gate)| match Regex::new(pattern) {
             Ok(regex) => Some(Pattern {
                 regex,
                 entity,
                 check,
+                gate,
             }),
             Err(err) => {
                 tracing::error!(%err, entity, "built-in PII pattern does not compile");
@@ -79,25 +109,55 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 /// Every PII value in `text`, disjoint and in order.
 pub fn find(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
-    for pattern in PATTERNS.iter() {
+    for pattern in PATTERNS.iter().filter(|p| (p.gate)(text)) {
         for m in pattern.regex.find_iter(text) {
-            if (pattern.check)(text, m.range()) {
-                spans.push(Span::new(m.range(), pattern.entity));
+            if let Some(range) = (pattern.check)(text, m.range()) {
+                spans.push(Span::new(range, pattern.entity));
             }
         }
     }
     disjoint(spans)
 }
 
-fn always(_: &str, _: Range<usize>) -> bool {
+fn any(_: &str) -> bool {
     true
+}
+
+/// An IPv6 address has two colons at least; most text has fewer.
+fn two_colons(text: &str) -> bool {
+    text.bytes().filter(|&b| b == b':').nth(1).is_some()
+}
+
+/// Widens a phone number to take in a `+1 `-style country code before it.
+fn with_country_code(text: &str, range: Range<usize>) -> Option<Range<usize>> {
+    let before = &text.as_bytes()[..range.start];
+    let mut start = range.start;
+    if matches!(before.last(), Some(b' ' | b'.' | b'-')) {
+        start -= 1;
+    }
+    let digits = before[..start]
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    Some(
+        if (1..=3).contains(&digits) && before[..start - digits].last() == Some(&b'+') {
+            start - digits - 1..range.end
+        } else {
+            range
+        },
+    )
+}
+
+fn always(_: &str, range: Range<usize>) -> Option<Range<usize>> {
+    Some(range)
 }
 
 /// Adapts a check of the candidate alone.
 macro_rules! on_candidate {
     ($name:ident, $inner:path) => {
-        fn $name(text: &str, range: Range<usize>) -> bool {
-            $inner(&text[range])
+        fn $name(text: &str, range: Range<usize>) -> Option<Range<usize>> {
+            $inner(&text[range.clone()]).then_some(range)
         }
     };
 }
@@ -175,18 +235,19 @@ pub fn iban_valid(candidate: &str) -> bool {
     remainder == 1
 }
 
-fn ipv4_valid(text: &str, range: Range<usize>) -> bool {
-    stands_alone(text, &range, &['.']) && text[range].parse::<Ipv4Addr>().is_ok()
+fn ipv4_valid(text: &str, range: Range<usize>) -> Option<Range<usize>> {
+    let valid =
+        stands_alone(text, &range, &['.']) && text[range.clone()].parse::<Ipv4Addr>().is_ok();
+    valid.then_some(range)
 }
 
-fn ipv6_valid(text: &str, range: Range<usize>) -> bool {
-    if !stands_alone(text, &range, &[':', '.']) {
-        return false;
-    }
-    let candidate = &text[range];
-    let address = candidate.split('%').next().unwrap_or(candidate);
+fn ipv6_valid(text: &str, range: Range<usize>) -> Option<Range<usize>> {
+    let address = &text[range.clone()];
     // `::` alone and clock times like 12:30:45 are not worth a placeholder.
-    address.len() > 2 && address.parse::<Ipv6Addr>().is_ok()
+    let valid = stands_alone(text, &range, &[':', '.'])
+        && address.len() > 2
+        && address.parse::<Ipv6Addr>().is_ok();
+    valid.then_some(range)
 }
 
 #[cfg(test)]
@@ -226,6 +287,14 @@ mod tests {
         assert!(found("ssn 000-12-3456 or 666-12-3456 or 912-12-3456").is_empty());
         assert!(found("version 1.2.300.4 at 12:30:45").is_empty());
         assert!(found("v1.2.3.4.5 in std::net and Foo::Bar::abc, deadbeef::").is_empty());
+        assert_eq!(
+            found("call 415-555-0132, +44 020 555 0199 or (415) 555-0100"),
+            [
+                ("415-555-0132", entity::PHONE),
+                ("+44 020 555 0199", entity::PHONE),
+                ("(415) 555-0100", entity::PHONE)
+            ]
+        );
     }
 
     #[test]

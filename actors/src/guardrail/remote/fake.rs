@@ -23,6 +23,8 @@ pub const KEY: &str = "test-key-7f3a9c1e5b2d";
 struct FakeState {
     requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
     gate: watch::Receiver<bool>,
+    /// How many gated requests are waiting at the gate.
+    waiting: watch::Sender<usize>,
 }
 
 /// A running fake provider.
@@ -31,6 +33,7 @@ pub struct FakeProvider {
     pub base: String,
     requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
     gate: watch::Sender<bool>,
+    waiting: watch::Sender<usize>,
 }
 
 impl FakeProvider {
@@ -38,9 +41,11 @@ impl FakeProvider {
     pub async fn start() -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (gate, gate_rx) = watch::channel(false);
+        let waiting = watch::Sender::new(0);
         let state = FakeState {
             requests: requests.clone(),
             gate: gate_rx,
+            waiting: waiting.clone(),
         };
         let app = Router::new()
             .route("/guardrails/detect", post(enkrypt))
@@ -55,7 +60,13 @@ impl FakeProvider {
             base,
             requests,
             gate,
+            waiting,
         }
+    }
+
+    /// Waits until `n` gated requests are waiting at the gate.
+    pub async fn gated_requests(&self, n: usize) {
+        let _ = self.waiting.subscribe().wait_for(|w| *w >= n).await;
     }
 
     /// Lets gated requests answer.
@@ -120,6 +131,7 @@ async fn gated_enkrypt(
     body: Json<Value>,
 ) -> Response {
     let mut gate = state.gate.clone();
+    state.waiting.send_modify(|w| *w += 1);
     let _ = gate.wait_for(|open| *open).await;
     enkrypt(State(state), headers, body).await
 }
