@@ -2,8 +2,9 @@
 //! against the same demo echo served directly over streamable HTTP (the
 //! floor), at concurrency 1 and 32; plus the gateway's RSS idle and with 100
 //! upstreams, the time from an upstream crash to its first successful call,
-//! and the cost of the security plane (API key + rate limits + local
-//! guardrails on, against all of them off).
+//! the cost of the security plane (API key + rate limits + local guardrails
+//! on, against all of them off), and `tools/list` over five upstreams with a
+//! warm list cache against a cold one.
 //! Prints its figures; asserts nothing about speed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +88,30 @@ async fn load_with(url: &str, key: Option<&str>, tool: &str, concurrency: usize)
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
     Figures {
         calls_per_sec: all.len() as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+/// `tools/list` on `url` for `RUN_FOR`, one call at a time.
+async fn list_load(url: &str) -> Figures {
+    let client = client(url).await;
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < RUN_FOR {
+        let t = Instant::now();
+        let tools = client.peer().list_tools(None).await.unwrap();
+        assert!(tools.tools.len() >= 15, "five upstreams' tools");
+        latencies.push(t.elapsed());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1e6
+    };
+    Figures {
+        calls_per_sec: latencies.len() as f64 / elapsed,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
     }
@@ -315,6 +340,30 @@ async fn main() {
         );
     }
     drop(secure);
+
+    // tools/list over five upstreams: warm cache vs none (a zero TTL).
+    let five = config(dir.path(), 5, Security::Off, &hash);
+    let cold_path = dir.path().join("bench-5-cold.toml");
+    let cold_toml = std::fs::read_to_string(&five).unwrap().replace(
+        "[supervision]",
+        "[cache.ttl_secs]\ntools = 0\n[supervision]",
+    );
+    std::fs::write(&cold_path, cold_toml).unwrap();
+    let (warm_gw, warm_url) = spawn(&["serve", "--config", &five], dir.path());
+    wait_ready(warm_url.trim_end_matches("/mcp")).await;
+    let warm = list_load(&warm_url).await;
+    drop(warm_gw);
+    let (cold_gw, cold_url) = spawn(
+        &["serve", "--config", &cold_path.display().to_string()],
+        dir.path(),
+    );
+    wait_ready(cold_url.trim_end_matches("/mcp")).await;
+    let cold = list_load(&cold_url).await;
+    drop(cold_gw);
+    println!(
+        "tools/list, 5 upstreams: warm cache {:.0}/s (p50 {:.0} µs, p99 {:.0} µs), cold {:.0}/s (p50 {:.0} µs, p99 {:.0} µs)",
+        warm.calls_per_sec, warm.p50_us, warm.p99_us, cold.calls_per_sec, cold.p50_us, cold.p99_us
+    );
 
     let (gateway100, url100) = spawn(
         &[
