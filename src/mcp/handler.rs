@@ -114,12 +114,10 @@ impl GatewayHandler {
             .status
             .link()
             .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
-        let progress_token = context.meta.get_progress_token();
-        let wants_progress = progress_token.is_some();
         let caller = Arc::new(SessionCaller {
             peer: context.peer.clone(),
             request_id: context.id.clone(),
-            progress_token,
+            progress_token: context.meta.get_progress_token(),
             op: op.clone(),
         });
         let result = match &op {
@@ -145,14 +143,6 @@ impl GatewayHandler {
             return Err(GatewayError::Timeout(info));
         }
         let mut result = result?;
-        if wants_progress {
-            // rmcp hands each upstream notification to its own task, while the
-            // response wakes us directly: let those tasks deliver progress
-            // before the response overtakes it on the client's stream.
-            for _ in 0..3 {
-                tokio::task::yield_now().await;
-            }
-        }
         super::meta::mark_complete(&mut result);
         Ok(result)
     }

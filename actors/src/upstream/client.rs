@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, ErrorData, Implementation, ListRootsResult,
-    ProgressNotification, ServerNotification, ServerRequest,
+    ServerNotification, ServerRequest,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleClient, Service};
 
@@ -66,24 +66,9 @@ impl Service<RoleClient> for UpstreamClient {
         _context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
         match notification {
-            ServerNotification::ProgressNotification(progress) => {
-                let Some(caller) = self
-                    .calls
-                    .caller_for_progress(&progress.params.progress_token)
-                else {
-                    return Ok(());
-                };
-                // The client only wants progress when it asked for it, under its own token.
-                if let Some(token) = caller.progress_token() {
-                    let mut params = progress.params;
-                    params.progress_token = token;
-                    caller
-                        .notify(ServerNotification::ProgressNotification(
-                            ProgressNotification::new(params),
-                        ))
-                        .await;
-                }
-            }
+            // Progress of calls in flight is routed in read order by the
+            // transport (`progress_order`); what reaches here belongs to none.
+            ServerNotification::ProgressNotification(_) => {}
             ServerNotification::LoggingMessageNotification(_) => match self.calls.latest_caller() {
                 Some(caller) => caller.notify(notification).await,
                 None => self.observer.notification(&self.server, notification),

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rmcp::model::{
-    ClientRequest, ClientResult, ErrorData, ProgressToken, ServerNotification, ServerRequest,
-    ServerResult,
+    ClientRequest, ClientResult, ErrorData, ProgressNotification, ProgressNotificationParam,
+    ProgressToken, ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::{Peer, RoleClient};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::exit::ExitReason;
@@ -67,6 +67,8 @@ struct InFlight {
     seq: u64,
     upstream_token: ProgressToken,
     caller: Arc<dyn Caller>,
+    /// The call's progress, in the order it was read (see `progress_order`).
+    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
 }
 
 /// The calls in flight on one session that have a client to route traffic to.
@@ -79,15 +81,21 @@ pub(crate) struct CallRegistry {
 }
 
 impl CallRegistry {
-    fn register(&self, upstream_token: ProgressToken, caller: Arc<dyn Caller>) -> u64 {
+    fn register(
+        &self,
+        upstream_token: ProgressToken,
+        caller: Arc<dyn Caller>,
+    ) -> (u64, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let (progress, queue) = mpsc::unbounded_channel();
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
             upstream_token,
             caller,
+            progress,
         });
-        seq
+        (seq, queue)
     }
 
     fn remove(&self, seq: u64) {
@@ -95,13 +103,14 @@ impl CallRegistry {
         calls.retain(|call| call.seq != seq);
     }
 
-    /// The caller whose upstream request carries this progress token.
-    pub(crate) fn caller_for_progress(&self, token: &ProgressToken) -> Option<Arc<dyn Caller>> {
+    /// Queues progress on the call whose upstream request carries its token;
+    /// false when no call in flight does.
+    pub(crate) fn route_progress(&self, progress: &ProgressNotificationParam) -> bool {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls
             .iter()
-            .find(|call| &call.upstream_token == token)
-            .map(|call| call.caller.clone())
+            .find(|call| call.upstream_token == progress.progress_token)
+            .is_some_and(|call| call.progress.send(progress.clone()).is_ok())
     }
 
     /// The caller that most recently started a call still in flight. stdio
@@ -199,26 +208,43 @@ impl UpstreamLink {
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
             .map_err(|err| self.lost(err))?;
-        if let Some(caller) = caller {
-            guard.seq = link.calls.register(handle.progress_token.clone(), caller);
-        }
-        let result = tokio::select! {
-            biased;
-            response = &mut handle.rx => response.unwrap_or(Err(ServiceError::TransportClosed)),
-            reason = wait_for_exit(link.exit.clone()) => {
-                let reason = reason.map(|r| r.to_string());
-                return Err(CallError::Lost {
-                    server: link.server.clone(),
-                    reason: reason.unwrap_or_else(|| "session closed".into()),
-                });
-            }
-            () = cancel.cancelled() => {
-                let server = link.server.clone();
-                // Best effort: the upstream may already be gone.
-                let _ = handle.cancel(Some("cancelled by the client".into())).await;
-                return Err(CallError::Cancelled { server });
+        let mut progress = caller.map(|caller| {
+            let (seq, queue) = link
+                .calls
+                .register(handle.progress_token.clone(), caller.clone());
+            guard.seq = seq;
+            (caller, queue)
+        });
+        let result = loop {
+            tokio::select! {
+                biased;
+                response = &mut handle.rx => {
+                    break response.unwrap_or(Err(ServiceError::TransportClosed));
+                }
+                Some((caller, params)) = next_progress(&mut progress) => {
+                    forward_progress(&caller, params).await;
+                }
+                reason = wait_for_exit(link.exit.clone()) => {
+                    let reason = reason.map(|r| r.to_string());
+                    return Err(CallError::Lost {
+                        server: link.server.clone(),
+                        reason: reason.unwrap_or_else(|| "session closed".into()),
+                    });
+                }
+                () = cancel.cancelled() => {
+                    let server = link.server.clone();
+                    // Best effort: the upstream may already be gone.
+                    let _ = handle.cancel(Some("cancelled by the client".into())).await;
+                    return Err(CallError::Cancelled { server });
+                }
             }
         };
+        // Progress read before the response reaches the client before the result.
+        if let Some((caller, queue)) = &mut progress {
+            while let Ok(params) = queue.try_recv() {
+                forward_progress(caller, params).await;
+            }
+        }
         drop(guard);
         match result {
             Ok(result) => Ok(result),
@@ -246,6 +272,33 @@ impl UpstreamLink {
             server: self.inner.server.clone(),
             reason: reason.map_or_else(|| err.to_string(), |r| r.to_string()),
         }
+    }
+}
+
+/// The next queued progress of a call, with its caller; never resolves for a
+/// call without a client.
+async fn next_progress(
+    progress: &mut Option<(
+        Arc<dyn Caller>,
+        mpsc::UnboundedReceiver<ProgressNotificationParam>,
+    )>,
+) -> Option<(Arc<dyn Caller>, ProgressNotificationParam)> {
+    match progress {
+        Some((caller, queue)) => queue.recv().await.map(|params| (caller.clone(), params)),
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the upstream's progress to the client under the client's own token,
+/// and only when the client asked for progress.
+async fn forward_progress(caller: &Arc<dyn Caller>, mut params: ProgressNotificationParam) {
+    if let Some(token) = caller.progress_token() {
+        params.progress_token = token;
+        caller
+            .notify(ServerNotification::ProgressNotification(
+                ProgressNotification::new(params),
+            ))
+            .await;
     }
 }
 

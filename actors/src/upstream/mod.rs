@@ -15,6 +15,7 @@ mod client;
 mod exit;
 mod link;
 mod process;
+mod progress_order;
 pub mod remote;
 mod spec;
 mod status;
@@ -414,6 +415,10 @@ fn handshake<T, E, A>(
     E: std::error::Error + Send + Sync + 'static,
 {
     let (hs_ref, hs_status) = (myself.clone(), status.clone());
+    let transport = progress_order::ProgressRouting {
+        inner: rmcp::transport::IntoTransport::into_transport(transport),
+        calls: client.calls.clone(),
+    };
     tokio::spawn(async move {
         let msg = match serve_client(client, transport).await {
             Ok(service) => UpstreamMsg::Connected(Box::new(service)),
