@@ -64,7 +64,10 @@ impl Runtime {
         let auth = crate::auth::Auth::from_config(config)?;
         let registry = Arc::new_cyclic(|registry: &std::sync::Weak<Registry>| {
             let probe = Arc::new(UpstreamProbe::new(registry.clone()));
-            Registry::new(specs).with_shared(vec![
+            let registry = Registry::new(specs);
+            let tokens = token_actor(&registry.tokens);
+            registry.with_shared(vec![
+                tokens,
                 guardrail_actor(&guardrails),
                 cache_actor(&cache),
                 escalation_actor(&deadlines, probe),
@@ -92,7 +95,6 @@ impl Runtime {
             RootArgs {
                 registry: registry.clone(),
                 observer,
-                tokens: tokens.clone(),
             },
         )
         .await?;
@@ -116,6 +118,7 @@ fn guardrail_actor(guardrails: &Guardrails) -> SharedActor {
     let (handle, stats) = (guardrails.clone(), mailbox.clone());
     SharedActor::new(
         "guardrails",
+        "guardrail_actor",
         mailbox,
         Arc::new(move |supervisor| {
             let args = GuardrailArgs {
@@ -131,11 +134,26 @@ fn guardrail_actor(guardrails: &Guardrails) -> SharedActor {
     )
 }
 
+/// The `TokenActor`: fetches, refreshes and revokes upstream OAuth tokens.
+fn token_actor(tokens: &Arc<Tokens>) -> SharedActor {
+    let shared = tokens.clone();
+    SharedActor::new(
+        "oauth",
+        "token_actor",
+        tokens.mailbox.clone(),
+        Arc::new(move |supervisor| {
+            let tokens = shared.clone();
+            Box::pin(async move { Ok(tokens.spawn(Some(supervisor)).await?.get_cell()) })
+        }),
+    )
+}
+
 /// The `CacheActor`: owns writes, expiry and the Redis connection.
 fn cache_actor(cache: &CacheHandle) -> SharedActor {
     let handle = cache.clone();
     SharedActor::new(
         "cache",
+        "cache_actor",
         Arc::default(),
         Arc::new(move |supervisor| {
             let args = CacheArgs {
@@ -154,6 +172,7 @@ fn escalation_actor(deadlines: &Escalation, probe: Arc<dyn InstanceProbe>) -> Sh
     let handle = deadlines.clone();
     SharedActor::new(
         "escalation",
+        "escalation_actor",
         Arc::default(),
         Arc::new(move |supervisor| {
             let args = EscalationArgs::new(handle.clone(), probe.clone());

@@ -55,17 +55,16 @@ pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode>
         children: registry
             .shared()
             .iter()
-            .map(shared_node)
-            .chain(std::iter::once(token_node(registry)))
+            .map(|actor| shared_node(actor, registry))
             .chain(registry.servers().iter().map(|entry| server_node(entry)))
             .collect(),
     })
 }
 
-fn shared_node(actor: &SharedActor) -> ActorNode {
+fn shared_node(actor: &SharedActor, registry: &Registry) -> ActorNode {
     ActorNode {
         name: actor.name.to_owned(),
-        kind: "shared_actor",
+        kind: actor.kind,
         state: UpstreamState::Ready,
         restarts: Some(actor.restart_count()),
         uptime_secs: None,
@@ -74,24 +73,7 @@ fn shared_node(actor: &SharedActor) -> ActorNode {
         messages_handled: actor.mailbox.handled_total(),
         mailbox_depth: actor.mailbox.depth(),
         calls_in_flight: None,
-        tokens: None,
-        children: Vec::new(),
-    }
-}
-
-fn token_node(registry: &Registry) -> ActorNode {
-    ActorNode {
-        name: "oauth".into(),
-        kind: "token_actor",
-        state: UpstreamState::Ready,
-        restarts: None,
-        uptime_secs: None,
-        last_exit: None,
-        stderr_tail: None,
-        messages_handled: registry.tokens.mailbox.handled_total(),
-        mailbox_depth: registry.tokens.mailbox.depth(),
-        calls_in_flight: None,
-        tokens: Some(registry.tokens.metrics.snapshot()),
+        tokens: (actor.kind == "token_actor").then(|| registry.tokens.metrics.snapshot()),
         children: Vec::new(),
     }
 }

@@ -243,6 +243,43 @@ impl GatewayHandler {
         }
     }
 
+    /// (Un)subscribes this session to a resource; the upstream is asked only
+    /// when the first session subscribes or the last one leaves, since one
+    /// upstream session serves them all.
+    async fn subscription(
+        &self,
+        uri: &str,
+        subscribe: bool,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let (server, original) = self.route_uri(uri)?;
+        self.authorize_server(server, context)?;
+        let sessions = &self.gateway.sessions;
+        let request = if subscribe {
+            if !sessions.subscribe(self.session.id, server, original) {
+                return Ok(());
+            }
+            ClientRequest::SubscribeRequest(Request::new(SubscribeRequestParams::new(original)))
+        } else {
+            if !sessions.unsubscribe(self.session.id, server, original) {
+                return Ok(());
+            }
+            ClientRequest::UnsubscribeRequest(Request::new(UnsubscribeRequestParams::new(original)))
+        };
+        self.forward(server, request, context).await?;
+        Ok(())
+    }
+
+    /// Authorizes the calling client for `server` (its grant, its call budgets).
+    fn authorize_server(
+        &self,
+        server: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let identity = self.access.caller(context)?;
+        Ok(self.access.authorize(&identity, server, None)?)
+    }
+
     fn route_uri<'a>(&'a self, uri: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
         match &self.scope {
             Scope::Server(server) => Ok((server, uri)),
@@ -417,10 +454,9 @@ impl ServerHandler for GatewayHandler {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let identity = self.access.caller(&context)?;
         let name = request.name.clone();
         let (server, prompt) = self.route(&name)?;
-        self.access.authorize(&identity, server, None)?;
+        self.authorize_server(server, &context)?;
         request.name = prompt.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -470,10 +506,9 @@ impl ServerHandler for GatewayHandler {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let identity = self.access.caller(&context)?;
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
-        self.access.authorize(&identity, server, None)?;
+        self.authorize_server(server, &context)?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -505,54 +540,18 @@ impl ServerHandler for GatewayHandler {
 
     async fn subscribe(
         &self,
-        mut request: SubscribeRequestParams,
+        request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let identity = self.access.caller(&context)?;
-        let uri = request.uri.clone();
-        let (server, original) = self.route_uri(&uri)?;
-        self.access.authorize(&identity, server, None)?;
-        if self
-            .gateway
-            .sessions
-            .subscribe(self.session.id, server, original)
-        {
-            request.uri = original.to_owned();
-            request.meta = None;
-            self.forward(
-                server,
-                ClientRequest::SubscribeRequest(Request::new(request)),
-                &context,
-            )
-            .await?;
-        }
-        Ok(())
+        self.subscription(&request.uri, true, &context).await
     }
 
     async fn unsubscribe(
         &self,
-        mut request: UnsubscribeRequestParams,
+        request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let identity = self.access.caller(&context)?;
-        let uri = request.uri.clone();
-        let (server, original) = self.route_uri(&uri)?;
-        self.access.authorize(&identity, server, None)?;
-        if self
-            .gateway
-            .sessions
-            .unsubscribe(self.session.id, server, original)
-        {
-            request.uri = original.to_owned();
-            request.meta = None;
-            self.forward(
-                server,
-                ClientRequest::UnsubscribeRequest(Request::new(request)),
-                &context,
-            )
-            .await?;
-        }
-        Ok(())
+        self.subscription(&request.uri, false, &context).await
     }
 
     async fn complete(
@@ -580,8 +579,7 @@ impl ServerHandler for GatewayHandler {
                 ));
             }
         };
-        let identity = self.access.caller(&context)?;
-        self.access.authorize(&identity, &server, None)?;
+        self.authorize_server(&server, &context)?;
         request.meta = None;
         match self
             .forward(

@@ -10,7 +10,6 @@
 //! processes are gone.
 use std::sync::Arc;
 
-use bulwark_actors::oauth::{TokenMsg, Tokens};
 use bulwark_actors::upstream::{UpstreamObserver, UpstreamState};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -27,8 +26,6 @@ pub struct RootArgs {
     pub registry: Arc<Registry>,
     /// Where upstream announcements go.
     pub observer: Arc<dyn UpstreamObserver>,
-    /// The upstream token cache the token actor fills.
-    pub tokens: Arc<Tokens>,
 }
 
 /// Messages of the root supervisor.
@@ -41,8 +38,6 @@ pub enum RootMsg {
 pub struct RootState {
     registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
-    tokens: Arc<Tokens>,
-    token_actor: Option<ActorRef<TokenMsg>>,
     children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     shared: Vec<(ActorCell, SharedActor)>,
     stopping: bool,
@@ -67,8 +62,6 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             registry: args.registry,
             observer: args.observer,
-            tokens: args.tokens,
-            token_actor: None,
             children: Vec::new(),
             shared: Vec::new(),
             stopping: false,
@@ -77,7 +70,6 @@ impl Actor for RootSupervisor {
             let cell = actor.start(myself.get_cell()).await?;
             state.shared.push((cell, actor));
         }
-        state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
         for entry in state.registry.servers().to_vec() {
             spawn_server(&myself, &mut state, entry).await?;
         }
@@ -104,12 +96,9 @@ impl Actor for RootSupervisor {
                     }
                 });
                 futures::future::join_all(stops).await;
-                let revoke = state.tokens.revoke_all();
+                let revoke = state.registry.tokens.revoke_all();
                 if tokio::time::timeout(REVOKE_WAIT, revoke).await.is_err() {
                     tracing::warn!("token revocation did not finish in time");
-                }
-                if let Some(actor) = state.token_actor.take() {
-                    actor.stop(None);
                 }
                 // Shared actors last: upstreams may still have used them while stopping.
                 for (cell, _) in &state.shared {
@@ -150,18 +139,6 @@ impl Actor for RootSupervisor {
             }
             return Ok(());
         }
-        let is_token_actor = state
-            .token_actor
-            .as_ref()
-            .is_some_and(|actor| actor.get_id() == cell.get_id());
-        if is_token_actor {
-            if state.stopping {
-                return Ok(());
-            }
-            tracing::warn!("restarting the token actor");
-            state.token_actor = Some(state.tokens.spawn(Some(myself.get_cell())).await?);
-            return Ok(());
-        }
         let Some(index) = state
             .children
             .iter()
@@ -190,7 +167,7 @@ async fn spawn_server(
         status: entry.status.clone(),
         mailbox: entry.supervisor_mailbox.clone(),
         observer: state.observer.clone(),
-        tokens: Some(state.tokens.clone()),
+        tokens: Some(state.registry.tokens.clone()),
     };
     let name = crate::server::actor_name(&entry.spec.name);
     let (child, _) =

@@ -18,8 +18,10 @@ pub type SpawnLinked =
 /// One shared actor the root keeps running.
 #[derive(Clone)]
 pub struct SharedActor {
-    /// Name in the supervision tree (`guardrails`, `cache`, `escalation`).
+    /// Name in the supervision tree (`oauth`, `guardrails`, `cache`, `escalation`).
     pub name: &'static str,
+    /// What it is (`token_actor`, `guardrail_actor`, …), for operators.
+    pub kind: &'static str,
     /// Its mailbox counters, kept across restarts.
     pub mailbox: Arc<MailboxStats>,
     /// Restarts since the gateway started.
@@ -37,9 +39,15 @@ impl std::fmt::Debug for SharedActor {
 
 impl SharedActor {
     /// A shared actor started by `spawn`, which receives the root's cell to link to.
-    pub fn new(name: &'static str, mailbox: Arc<MailboxStats>, spawn: SpawnLinked) -> Self {
+    pub fn new(
+        name: &'static str,
+        kind: &'static str,
+        mailbox: Arc<MailboxStats>,
+        spawn: SpawnLinked,
+    ) -> Self {
         Self {
             name,
+            kind,
             mailbox,
             restarts: Arc::default(),
             spawn,

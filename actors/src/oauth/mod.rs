@@ -51,8 +51,8 @@ pub struct Tokens {
     actor: RwLock<Option<ActorRef<TokenMsg>>>,
     /// Counters for `/api/v1/actors`.
     pub metrics: TokenMetrics,
-    /// The actor's mailbox counters (ractor keeps none).
-    pub mailbox: MailboxStats,
+    /// The actor's mailbox counters (ractor keeps none); shared with the tree.
+    pub mailbox: Arc<MailboxStats>,
 }
 
 impl std::fmt::Debug for Tokens {
