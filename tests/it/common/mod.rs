@@ -910,6 +910,37 @@ impl PythonSession {
         self.command(json!({"ping": true}), SESSION_ANSWER_TIMEOUT)
     }
 
+    /// Waits until an event line satisfying `pred` arrives (events already
+    /// seen count); false after `timeout`. Answers read meanwhile are kept.
+    pub fn wait_event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.events.iter().any(&pred) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                        continue;
+                    };
+                    if v.get("event").is_some() {
+                        self.events.push(v);
+                    } else {
+                        let id = v.get("id").map(Value::to_string).unwrap_or_default();
+                        self.stash.insert(id, v);
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Forgets the events seen so far (to wait for the next one).
+    pub fn clear_events(&mut self) {
+        self.events.retain(|e| e["event"] != "notification");
+    }
+
     /// True once the session printed a `fatal` event.
     pub fn is_dead(&self) -> bool {
         self.events.iter().any(|e| e["event"] == "fatal")
