@@ -84,10 +84,8 @@ impl Runtime {
                 deadlines,
             },
         );
-        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver {
-            sessions: gateway.sessions.clone(),
-            cache,
-        });
+        let observer: Arc<dyn UpstreamObserver> =
+            Arc::new(GatewayObserver::new(gateway.sessions.clone(), cache));
         let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,
