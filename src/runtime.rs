@@ -52,6 +52,7 @@ pub struct Runtime {
     /// Upstream OAuth tokens and their counters.
     pub tokens: Arc<Tokens>,
     root: ActorRef<RootMsg>,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Runtime {
@@ -101,7 +102,14 @@ impl Runtime {
             gateway,
             tokens,
             root,
+            shutdown_grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
         })
+    }
+
+    /// Waits (up to `server.shutdown_grace_secs`) for calls in flight to finish.
+    pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (registry, grace) = (self.registry.clone(), self.shutdown_grace);
+        async move { crate::drain::in_flight_calls(&registry, grace).await }
     }
 
     /// Stops every upstream and waits until their processes are gone.

@@ -88,6 +88,8 @@ pub struct ServerConfig {
     /// Where the gateway keeps its state (the keys file); default
     /// `$XDG_DATA_HOME/bulwark` or `~/.local/share/bulwark`.
     pub data_dir: Option<PathBuf>,
+    /// At SIGTERM, how long calls in flight get to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServerConfig {
@@ -114,6 +116,7 @@ impl Default for ServerConfig {
             tool_separator: "__".into(),
             gateway_tools: true,
             data_dir: None,
+            shutdown_grace_secs: 30,
         }
     }
 }

@@ -114,6 +114,9 @@ impl GatewayHandler {
             .registry
             .get(server)
             .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
+        if self.gateway.registry.is_closing() {
+            return Err(GatewayError::shutting_down(server));
+        }
         let link = entry
             .status
             .link()

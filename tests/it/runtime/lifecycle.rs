@@ -120,3 +120,39 @@ async fn an_upstream_ignoring_sigterm_is_killed_after_the_grace() {
     assert!(gw.logs().contains("ignored SIGTERM"), "{}", gw.logs());
     assert!(!alive(pid), "the stubborn upstream survived");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_a_call_in_flight_finish() {
+    let Some(peers) = crate::common::peers() else {
+        return;
+    };
+    let toml = format!(
+        "{HEAD}shutdown_grace_secs = 20\n{}",
+        demo_upstream("slow", "\"slow\", \"--delay-ms\", \"2000\""),
+    );
+    let mut gw = Gateway::start(&toml, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut session = crate::common::PythonSession::start(&peers, &[gw.mcp_url()]);
+    let call = session.send(serde_json::json!({"call": "slow__slow", "args": {}}));
+    crate::gateway::wait_for_upstream(&gw, "slow", Duration::from_secs(10), |n| {
+        n["calls_in_flight"] == 1
+    })
+    .await;
+    gw.sigterm();
+    let answer = session.recv(&call, Duration::from_secs(20));
+    assert_eq!(
+        answer["ok"],
+        true,
+        "the call in flight was cut:{answer}{}",
+        gw.logs()
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("gateway exits");
+    assert!(status.success(), "{status:?}{}", gw.logs());
+    assert!(
+        gw.logs().contains("calls in flight drained"),
+        "{}",
+        gw.logs()
+    );
+}
