@@ -66,6 +66,7 @@ pub struct Runtime {
     /// The admin key made on a first start, to be shown once.
     pub admin_key: Option<NewKey>,
     root: ActorRef<RootMsg>,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Runtime {
@@ -109,10 +110,8 @@ impl Runtime {
                 deadlines,
             },
         );
-        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver {
-            sessions: gateway.sessions.clone(),
-            cache,
-        });
+        let observer: Arc<dyn UpstreamObserver> =
+            Arc::new(GatewayObserver::new(gateway.sessions.clone(), cache));
         let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,
@@ -138,7 +137,14 @@ impl Runtime {
             control,
             admin_key,
             root,
+            shutdown_grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
         })
+    }
+
+    /// Waits (up to `server.shutdown_grace_secs`) for calls in flight to finish.
+    pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (registry, grace) = (self.registry.clone(), self.shutdown_grace);
+        async move { crate::drain::in_flight_calls(&registry, grace).await }
     }
 
     /// Stops every upstream and waits until their processes are gone.

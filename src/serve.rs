@@ -59,11 +59,14 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     stdout.flush()?;
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
-    let server_shutdown = shutdown.clone();
+    // SIGTERM: refuse new calls and let those in flight drain (their
+    // streams stay open), then end open sessions and SSE streams so
+    // graceful shutdown can finish.
+    let drain = runtime.drain();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
-        // Ends open SSE streams so graceful shutdown does not wait on them.
-        server_shutdown.cancel();
+        drain.await;
+        shutdown.cancel();
     });
     let result = server.await;
     runtime.shutdown().await;

@@ -95,6 +95,8 @@ pub struct ServerConfig {
     /// A second address that serves `/api` (and `/health`, `/ready`); when
     /// set, the main address no longer serves `/api`.
     pub admin_listen: Option<String>,
+    /// At SIGTERM, how long calls in flight get to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServerConfig {
@@ -122,6 +124,7 @@ impl Default for ServerConfig {
             gateway_tools: true,
             data_dir: None,
             admin_listen: None,
+            shutdown_grace_secs: 30,
         }
     }
 }

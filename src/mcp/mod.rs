@@ -26,6 +26,7 @@ pub mod naming;
 pub mod observer;
 pub mod owners;
 pub mod sessions;
+pub mod subscriptions;
 
 use std::sync::Arc;
 

@@ -81,6 +81,8 @@ pub struct Registry {
     pub root_mailbox: MailboxStats,
     /// Upstream OAuth tokens (the token actor's shared state and counters).
     pub tokens: Arc<Tokens>,
+    /// Set at shutdown: calls in flight drain, new ones are refused.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Registry {
@@ -120,6 +122,17 @@ impl Registry {
             .collect();
         self.servers.store(Arc::new(Servers::from_list(list)));
         Some(entry)
+    }
+
+    /// From now on no new upstream call starts (shutdown is draining).
+    pub fn begin_closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Adds the shared actors the root starts before any upstream.

@@ -15,4 +15,5 @@ mod gateway_smoke;
 mod guardrails;
 mod harness;
 mod remote;
+mod runtime;
 mod timeouts;
