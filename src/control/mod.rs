@@ -172,7 +172,7 @@ impl ControlPlane {
             self.add(entry.clone()).await?;
         }
         for name in applied.removed.iter().chain(&applied.updated) {
-            notify::forget(&self.gateway, name);
+            notify::forget(&self.gateway, name).await;
         }
         if !applied.is_empty() {
             tracing::info!(added = ?applied.added, removed = ?applied.removed, updated = ?applied.updated, "applied upstream changes");
@@ -188,7 +188,7 @@ impl ControlPlane {
         self.send(Command::Restart(name.to_owned(), tx.into()))?;
         let restarted = rx.await.map_err(|_| ControlError::TreeGone)?;
         if restarted {
-            notify::forget(&self.gateway, name);
+            notify::forget(&self.gateway, name).await;
             if let Some(entry) = self.registry.get(name) {
                 notify::when_settled(&self.gateway, vec![entry], SETTLE_WAIT).await;
             }

@@ -20,11 +20,12 @@ const READY_WATCH: Duration = Duration::from_secs(120);
 /// How often its state is looked at meanwhile.
 const READY_POLL: Duration = Duration::from_millis(10);
 
-/// Drops `server`'s cached lists and results.
-pub fn forget(gateway: &Gateway, server: &str) {
+/// Drops `server`'s cached lists and results before anyone is told.
+pub async fn forget(gateway: &Gateway, server: &str) {
     gateway
         .cache
-        .invalidate(CacheScope::Upstream(Arc::from(server)));
+        .invalidate_now(CacheScope::Upstream(Arc::from(server)))
+        .await;
 }
 
 /// Sends `list_changed` (tools, prompts, resources) to every session that
@@ -56,8 +57,7 @@ pub async fn when_settled(gateway: &Arc<Gateway>, entries: Vec<Arc<ServerEntry>>
                 tokio::time::sleep(READY_POLL).await;
             }
             // The cache may have been filled between the change and readiness.
-            forget(&gateway, &entry.spec.name);
-            gateway.cache.flush().await;
+            forget(&gateway, &entry.spec.name).await;
             list_changed(&gateway, [entry.spec.name.as_str()]);
         })
     });

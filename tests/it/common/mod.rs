@@ -290,6 +290,23 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// Everything the SQLite store in `data_dir` holds, as lossy text (the
+/// database and its WAL), to check what is and is not stored.
+pub fn store_text(data_dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("bulwark.db")
+        {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
 // ---------------------------------------------------------------------------
 // Gateway
 
