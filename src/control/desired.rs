@@ -97,3 +97,25 @@ pub fn specs(
     }
     config::upstream_specs(&merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = parse_upstream(json!({"command": "x", "args": "no"})).unwrap_err();
+        assert_eq!(err.field, "args");
+        let err = parse_upstream(json!({"command": "x", "oauth": {"client_id": 5}})).unwrap_err();
+        assert_eq!(err.field, "oauth.client_id");
+        let file: Config = toml::from_str("").unwrap();
+        let upstream = parse_upstream(json!({"url": "http://x", "command": "y"})).unwrap();
+        let err = check_upstream(&file, "both", &upstream).unwrap_err();
+        assert!(err.message.contains("exclude"), "{err:?}");
+        let upstream = parse_upstream(json!({"command": "x"})).unwrap();
+        assert!(check_upstream(&file, "ok", &upstream).is_ok());
+        assert_eq!(check_upstream(&file, "bad name", &upstream).unwrap_err().field, "name");
+    }
+}

@@ -71,11 +71,11 @@ pub(crate) async fn handle(
             }
         }
         Command::Restart(name, reply) => {
-            let Some(child) = take_child(state, &name) else {
+            let Some(entry) = state.registry.get(&name) else {
                 let _ = reply.send(false);
                 return Ok(());
             };
-            let Some(entry) = state.registry.get(&name) else {
+            let Some(child) = take_child(state, &name) else {
                 let _ = reply.send(false);
                 return Ok(());
             };
