@@ -200,6 +200,14 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
 
 fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
     let name = &state.spec.name;
+    if matches!(state.status.last_exit(), Some(ExitReason::TokenRotated)) {
+        // Planned: not a crash, so neither the limit nor the backoff apply.
+        tracing::info!(server = %name, "starting upstream with its new token");
+        state.status.set_state(UpstreamState::Restarting);
+        state.status.count_restart();
+        send(myself, &state.mailbox, ServerMsg::Start);
+        return;
+    }
     // The instance's last state tells whether it ever served.
     let reached_ready = state.status.state() == UpstreamState::Ready;
     if state.probing && !reached_ready {
