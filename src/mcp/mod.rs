@@ -208,7 +208,7 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
             .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
     };
     let mut router = guarded(Scope::Federated);
-    for entry in gateway.registry.servers() {
+    for entry in gateway.registry.servers().iter() {
         router = router.merge(guarded(Scope::Server(entry.spec.name.as_str().into())));
     }
     router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))

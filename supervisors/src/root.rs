@@ -35,6 +35,8 @@ pub struct RootArgs {
 pub enum RootMsg {
     /// Stop every upstream; reply when all are gone.
     Shutdown(RpcReplyPort<()>),
+    /// Add, remove or restart one server (the control plane's commands).
+    Control(crate::control::Command),
     /// Try again to start a shared actor whose restart failed.
     RestartShared(SharedActor),
     /// Try again to start a server supervisor whose restart failed.
@@ -43,11 +45,11 @@ pub enum RootMsg {
 
 /// State of the root supervisor.
 pub struct RootState {
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
-    children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
+    pub(crate) children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     shared: Vec<(ActorCell, SharedActor)>,
-    stopping: bool,
+    pub(crate) stopping: bool,
 }
 
 /// Longest wait for token revocation at shutdown.
@@ -77,7 +79,7 @@ impl Actor for RootSupervisor {
             let cell = actor.start(myself.get_cell()).await?;
             state.shared.push((cell, actor));
         }
-        for entry in state.registry.servers().to_vec() {
+        for entry in state.registry.servers().iter().cloned() {
             spawn_server(&myself, &mut state, entry).await?;
         }
         Ok(state)
@@ -91,6 +93,7 @@ impl Actor for RootSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.registry.root_mailbox.handled();
         match message {
+            RootMsg::Control(command) => crate::control::handle(&myself, state, command).await?,
             RootMsg::Shutdown(reply) => {
                 state.stopping = true;
                 let stops = state.children.iter().map(|(child, entry)| {
@@ -116,7 +119,14 @@ impl Actor for RootSupervisor {
             RootMsg::RestartShared(actor) if !state.stopping => {
                 restart_shared(&myself, state, actor).await;
             }
-            RootMsg::RestartServer(entry) if !state.stopping => {
+            RootMsg::RestartServer(entry)
+                if !state.stopping
+                    // Not removed meanwhile by the control plane.
+                    && state
+                        .registry
+                        .get(&entry.spec.name)
+                        .is_some_and(|current| Arc::ptr_eq(&current, &entry)) =>
+            {
                 if let Err(err) = spawn_server(&myself, state, entry.clone()).await {
                     tracing::error!(server = %entry.spec.name, %err, "server supervisor did not restart; retrying");
                     retry_later(&myself, &state.registry, RootMsg::RestartServer(entry));
@@ -201,7 +211,7 @@ fn retry_later(myself: &ActorRef<RootMsg>, registry: &Arc<Registry>, msg: RootMs
     });
 }
 
-async fn spawn_server(
+pub(crate) async fn spawn_server(
     myself: &ActorRef<RootMsg>,
     state: &mut RootState,
     entry: Arc<ServerEntry>,
@@ -219,6 +229,20 @@ async fn spawn_server(
         Actor::spawn_linked(Some(name), ServerSupervisor, args, myself.get_cell()).await?;
     state.children.push((child, entry));
     Ok(())
+}
+
+/// Sends the root a control command, counting its mailbox depth.
+pub fn control(
+    root: &ActorRef<RootMsg>,
+    registry: &Registry,
+    command: crate::control::Command,
+) -> bool {
+    registry.root_mailbox.enqueued();
+    let sent = root.cast(RootMsg::Control(command)).is_ok();
+    if !sent {
+        registry.root_mailbox.handled();
+    }
+    sent
 }
 
 /// Asks the root to stop everything and waits until it has.

@@ -9,6 +9,7 @@
 mod auth;
 mod cache;
 mod common;
+mod control;
 mod gateway;
 mod gateway_smoke;
 mod guardrails;

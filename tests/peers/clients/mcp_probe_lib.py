@@ -97,7 +97,9 @@ async def open_session(
         # The SDK gives the server a minimal environment; `env` is merged over it.
         params = StdioServerParameters(command=command[0], args=command[1:], env=env or None)
         async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write, read_timeout_seconds=read_timeout) as session:
+            async with ClientSession(
+                    read, write, read_timeout_seconds=read_timeout, message_handler=message_handler
+                ) as session:
                 yield session
     else:
         raise ValueError("need a URL or a command")
