@@ -136,6 +136,8 @@ struct LinkInner {
     status: Arc<UpstreamStatus>,
     server: Arc<str>,
     calls: Arc<CallRegistry>,
+    /// Which instance's session this is (see [`UpstreamLink::session`]).
+    session: u64,
 }
 
 /// Cheap-to-clone handle on one ready upstream session.
@@ -182,6 +184,7 @@ impl UpstreamLink {
                 peer,
                 exit,
                 server: status.name_arc(),
+                session: status.next_session(),
                 status,
                 calls,
             }),
@@ -191,6 +194,12 @@ impl UpstreamLink {
     /// The server's name.
     pub fn server(&self) -> &str {
         &self.inner.server
+    }
+
+    /// The number of the instance session behind this link, unique per
+    /// upstream: a verdict about one instance must not hit its successor.
+    pub fn session(&self) -> u64 {
+        self.inner.session
     }
 
     /// What the upstream said about itself at initialisation.
