@@ -45,6 +45,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
     let server_shutdown = shutdown.clone();
+    // Without TCP_NODELAY a keep-alive client stalls ~40 ms per response on delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         // Ends open SSE streams so graceful shutdown does not wait on them.

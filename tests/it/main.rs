@@ -13,5 +13,6 @@ mod gateway;
 mod gateway_smoke;
 mod guardrails;
 mod harness;
+mod keep_alive;
 mod remote;
 mod timeouts;
