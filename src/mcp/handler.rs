@@ -37,6 +37,8 @@ use super::sessions::Scope;
 struct SessionGuard {
     gateway: Arc<Gateway>,
     id: u64,
+    /// Set once the session's peer is registered (its first request).
+    registered: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for SessionGuard {
@@ -61,6 +63,7 @@ impl GatewayHandler {
             session: SessionGuard {
                 gateway: gateway.clone(),
                 id,
+                registered: std::sync::atomic::AtomicBool::new(false),
             },
             gateway,
             scope,
@@ -79,6 +82,10 @@ impl GatewayHandler {
     }
 
     fn track(&self, context: &RequestContext<RoleServer>) {
+        use std::sync::atomic::Ordering;
+        if self.session.registered.swap(true, Ordering::Relaxed) {
+            return;
+        }
         self.gateway
             .sessions
             .register(self.session.id, context.peer.clone(), self.scope.clone());
@@ -171,11 +178,15 @@ impl GatewayHandler {
         {
             return Ok(ServerResult::CallToolResult(hit));
         }
-        let op = self.gateway.deadlines.track(
-            OpKind::ToolExecution,
-            Arc::from(server),
-            Some(Arc::from(tool)),
-        );
+        let server_name = self
+            .gateway
+            .registry
+            .get(server)
+            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
+        let op =
+            self.gateway
+                .deadlines
+                .track(OpKind::ToolExecution, server_name, Some(Arc::from(tool)));
         let result = self
             .forward_tracked(
                 server,
@@ -410,7 +421,11 @@ impl ServerHandler for GatewayHandler {
                 .await
                 .map(CallToolResponse::Complete);
         }
-        let federated = self.gateway.naming.join(server, tool);
+        // Federated, the client's name already is the federated name.
+        let federated = match &self.scope {
+            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
+            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
+        };
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
         let guardrails = &self.gateway.guardrails;
@@ -431,7 +446,7 @@ impl ServerHandler for GatewayHandler {
             .await?;
         match result {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::output(guardrails, server, result, &redactions).await?,
+                guard::tool_output(guardrails, server, result, &redactions).await?,
             )),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))

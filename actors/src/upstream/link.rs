@@ -67,8 +67,9 @@ struct InFlight {
     seq: u64,
     upstream_token: ProgressToken,
     caller: Arc<dyn Caller>,
-    /// The call's progress, in the order it was read (see `progress_order`).
-    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
+    /// The call's progress, in the order it was read (see `progress_order`);
+    /// `None` when the client asked for none (it would be dropped anyway).
+    progress: Option<mpsc::UnboundedSender<ProgressNotificationParam>>,
 }
 
 /// The calls in flight on one session that have a client to route traffic to.
@@ -85,9 +86,18 @@ impl CallRegistry {
         &self,
         upstream_token: ProgressToken,
         caller: Arc<dyn Caller>,
-    ) -> (u64, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
+    ) -> (
+        u64,
+        Option<mpsc::UnboundedReceiver<ProgressNotificationParam>>,
+    ) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (progress, queue) = mpsc::unbounded_channel();
+        let (progress, queue) = match caller.progress_token() {
+            Some(_) => {
+                let (progress, queue) = mpsc::unbounded_channel();
+                (Some(progress), Some(queue))
+            }
+            None => (None, None),
+        };
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
@@ -100,7 +110,10 @@ impl CallRegistry {
 
     fn remove(&self, seq: u64) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|call| call.seq != seq);
+        // Calls mostly end in the order they started: search from the newest.
+        if let Some(at) = calls.iter().rposition(|call| call.seq == seq) {
+            calls.remove(at);
+        }
     }
 
     /// Queues progress on the call whose upstream request carries its token;
@@ -110,7 +123,12 @@ impl CallRegistry {
         calls
             .iter()
             .find(|call| call.upstream_token == progress.progress_token)
-            .is_some_and(|call| call.progress.send(progress.clone()).is_ok())
+            .is_some_and(|call| {
+                // A call whose client wants no progress takes it and drops it.
+                call.progress
+                    .as_ref()
+                    .is_none_or(|queue| queue.send(progress.clone()).is_ok())
+            })
     }
 
     /// The caller that most recently started a call still in flight. stdio
@@ -208,12 +226,12 @@ impl UpstreamLink {
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
             .map_err(|err| self.lost(err))?;
-        let mut progress = caller.map(|caller| {
+        let mut progress = caller.and_then(|caller| {
             let (seq, queue) = link
                 .calls
                 .register(handle.progress_token.clone(), caller.clone());
             guard.seq = seq;
-            (caller, queue)
+            queue.map(|queue| (caller, queue))
         });
         let result = loop {
             tokio::select! {
