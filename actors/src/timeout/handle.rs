@@ -22,6 +22,11 @@ struct Shared {
     inbox: Receiver<OpEvent>,
     /// Whether an actor drains `inbox`; without one nothing is queued.
     watched: AtomicBool,
+    /// Whether the actor holds operations in flight; while it holds none its
+    /// ticker sleeps until `wake` (no 10 ms ticks on an idle gateway).
+    busy: AtomicBool,
+    /// Rung when an operation starts.
+    wake: tokio::sync::Notify,
     next_id: AtomicU64,
 }
 
@@ -50,6 +55,8 @@ impl Escalation {
                 events,
                 inbox,
                 watched: AtomicBool::new(false),
+                busy: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -65,6 +72,9 @@ impl Escalation {
         let events = self.shared.watched.load(Ordering::Acquire).then(|| {
             // Cannot fail: the handle holds the receiving end.
             let _ = self.shared.events.send(OpEvent::Started(op.clone()));
+            if !self.shared.busy.load(Ordering::Acquire) {
+                self.shared.wake.notify_one();
+            }
             self.shared.events.clone()
         });
         OpGuard { op, events }
@@ -87,6 +97,21 @@ impl Escalation {
     /// Marks the queue as drained (or no longer) by a running actor.
     pub(crate) fn set_watched(&self, watched: bool) {
         self.shared.watched.store(watched, Ordering::Release);
+    }
+
+    /// Records whether the actor holds operations in flight.
+    pub(crate) fn set_busy(&self, busy: bool) {
+        self.shared.busy.store(busy, Ordering::Release);
+    }
+
+    /// Waits, while the actor holds no operation and none is queued, until
+    /// one starts.
+    pub(crate) async fn idle_until_work(&self) {
+        let woken = self.shared.wake.notified();
+        if self.shared.busy.load(Ordering::Acquire) || !self.shared.inbox.is_empty() {
+            return;
+        }
+        woken.await;
     }
 
     /// Events queued since the last drain.
