@@ -165,11 +165,15 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let cache = &self.gateway.cache;
+        let server_name = self
+            .gateway
+            .registry
+            .get(server)
+            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
         let key = self.gateway.result_ttl(server, tool).map(|ttl| {
-            let arguments =
-                serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+            let arguments = request.arguments.as_ref();
             (
-                CacheKey::tool_result(server.to_owned(), tool, &arguments),
+                CacheKey::tool_result_of(server_name.clone(), tool, arguments),
                 ttl,
             )
         });
@@ -178,11 +182,6 @@ impl GatewayHandler {
         {
             return Ok(ServerResult::CallToolResult(hit));
         }
-        let server_name = self
-            .gateway
-            .registry
-            .get(server)
-            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
         let op =
             self.gateway
                 .deadlines
