@@ -3,7 +3,8 @@
 //! - [`auth`]: client authentication (API keys, JWT), grants, rate limits.
 //! - [`config`]: layered configuration and `mcpServers` files.
 //! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
-//! - [`runtime`]: starts and stops the supervision tree.
+//! - [`runtime`]: starts and stops the supervision tree; [`drain`]: calls
+//!   in flight finish before shutdown cancels them.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
@@ -13,10 +14,13 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connect;
+pub mod control;
 pub mod demo;
+pub mod drain;
 pub mod mask;
 pub mod mcp;
 pub mod probe;
 pub mod runtime;
 pub mod serve;
 pub mod stdio;
+pub mod store;

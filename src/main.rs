@@ -93,15 +93,27 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(&Sources {
+    fn sources(&self) -> Sources {
+        Sources {
             config_file: self.config.clone(),
             mcp_servers: self.mcp_servers.clone(),
-        })?;
-        if let Some(listen) = &self.listen {
-            config.server.listen.clone_from(listen);
         }
-        config.auth.allow_insecure |= self.insecure;
+    }
+
+    /// What the command line changes in a loaded config (again on reload).
+    fn overrides(&self) -> bulwark::control::watch::Overrides {
+        let (listen, insecure) = (self.listen.clone(), self.insecure);
+        std::sync::Arc::new(move |config: &mut Config| {
+            if let Some(listen) = &listen {
+                config.server.listen.clone_from(listen);
+            }
+            config.auth.allow_insecure |= insecure;
+        })
+    }
+
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(&self.sources())?;
+        self.overrides()(&mut config);
         Ok(config)
     }
 }
@@ -126,7 +138,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_tracing();
-            bulwark::serve::run(args.load()?).await
+            bulwark::serve::run(args.load()?, args.sources(), args.overrides()).await
         }
         Command::Stdio(args) => {
             init_tracing();
@@ -137,11 +149,11 @@ async fn main() -> anyhow::Result<()> {
             bulwark::connect::run(*args).await
         }
         Command::DemoServer(args) => bulwark::demo::run(args).await,
-        Command::Key { command } => key(command),
+        Command::Key { command } => key(command).await,
     }
 }
 
-fn key(command: KeyCommand) -> anyhow::Result<()> {
+async fn key(command: KeyCommand) -> anyhow::Result<()> {
     use bulwark::auth::manage;
     use std::io::Write;
     let mut stdout = std::io::stdout();
@@ -151,7 +163,7 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
             user,
             config,
         } => {
-            let key = manage::create(&config.load()?, &project, &user)?;
+            let key = manage::create(&config.load()?, &project, &user).await?;
             eprintln!(
                 "Created key {} for user '{user}' in project '{project}'. It is shown only now:",
                 key.id
@@ -159,7 +171,7 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
             writeln!(stdout, "{}", key.secret)?;
         }
         KeyCommand::Revoke { id, config } => {
-            manage::revoke(&config.load()?, &id)?;
+            manage::revoke(&config.load()?, &id).await?;
             eprintln!("Revoked key {id}.");
         }
         KeyCommand::List { config } => {
@@ -168,7 +180,7 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
                 "{:<12} {:<16} {:<16} STATUS",
                 "ID", "USER", "PROJECT"
             )?;
-            for key in manage::list(&config.load()?)? {
+            for key in manage::list(&config.load()?).await? {
                 let status = if key.revoked { "revoked" } else { "active" };
                 writeln!(
                     stdout,

@@ -17,6 +17,7 @@ use bulwark_actors::guardrail::GuardrailConfig;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
+pub use validate::check as validate;
 pub(crate) use validate::expand_env;
 pub use validate::resolve_specs as upstream_specs;
 
@@ -69,6 +70,9 @@ pub struct Config {
     /// Deadlines and escalation thresholds.
     #[serde(default)]
     pub timeouts: bulwark_actors::timeout::TimeoutsConfig,
+    /// The management store (SQLite by default, PostgreSQL by URL).
+    #[serde(default)]
+    pub store: crate::store::StoreConfig,
 }
 
 /// Settings of the HTTP front.
@@ -88,6 +92,11 @@ pub struct ServerConfig {
     /// Where the gateway keeps its state (the keys file); default
     /// `$XDG_DATA_HOME/bulwark` or `~/.local/share/bulwark`.
     pub data_dir: Option<PathBuf>,
+    /// A second address that serves `/api` (and `/health`, `/ready`); when
+    /// set, the main address no longer serves `/api`.
+    pub admin_listen: Option<String>,
+    /// At SIGTERM, how long calls in flight get to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServerConfig {
@@ -114,12 +123,14 @@ impl Default for ServerConfig {
             tool_separator: "__".into(),
             gateway_tools: true,
             data_dir: None,
+            admin_listen: None,
+            shutdown_grace_secs: 30,
         }
     }
 }
 
 /// One upstream MCP server: launched over stdio (`command`) or remote (`url`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Program to run; `{self}` is this gateway's own binary (for demo servers).

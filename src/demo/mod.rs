@@ -7,7 +7,8 @@
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
-//!   misbehave the way attacks do, for the guardrails.
+//!   misbehave the way attacks do, for the guardrails; `chaos`, which breaks
+//!   the transport and process contract, for the runtime.
 //!
 //! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
@@ -50,6 +51,8 @@ pub enum DemoKind {
     Injector,
     /// Returns outputs of `--size-bytes` bytes.
     Huge,
+    /// Breaks the transport or process contract (`--chaos MODE`), stdio only.
+    Chaos,
 }
 
 impl DemoKind {
@@ -65,6 +68,7 @@ impl DemoKind {
             Self::Rugpull => "rugpull",
             Self::Injector => "injector",
             Self::Huge => "huge",
+            Self::Chaos => "chaos",
         }
     }
 }
@@ -90,6 +94,9 @@ pub struct DemoServerArgs {
     /// `huge`: size of `big_output`'s result in bytes.
     #[arg(long, default_value_t = hostile::huge::DEFAULT_SIZE_BYTES)]
     pub size_bytes: usize,
+    /// `chaos`: how to misbehave.
+    #[arg(long, value_enum, default_value = "stderr-garbage")]
+    pub chaos: hostile::chaos::ChaosMode,
 }
 
 /// Runs a demo server until its transport closes (stdio) or the process is stopped (HTTP).
@@ -123,6 +130,7 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
             let server = hostile::huge::HugeServer::with_size_bytes(args.size_bytes);
             serve(server, args.http).await
         }
+        DemoKind::Chaos => hostile::chaos::run(args.chaos).await,
     }
 }
 

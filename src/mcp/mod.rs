@@ -26,6 +26,7 @@ pub mod naming;
 pub mod observer;
 pub mod owners;
 pub mod sessions;
+pub mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -215,7 +216,7 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
             .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
     };
     let mut router = guarded(Scope::Federated);
-    for entry in gateway.registry.servers() {
+    for entry in gateway.registry.servers().iter() {
         router = router.merge(guarded(Scope::Server(entry.spec.name.as_str().into())));
     }
     router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))

@@ -32,15 +32,17 @@ pub struct RootArgs {
 pub enum RootMsg {
     /// Stop every upstream; reply when all are gone.
     Shutdown(RpcReplyPort<()>),
+    /// Add, remove or restart one server (the control plane's commands).
+    Control(crate::control::Command),
 }
 
 /// State of the root supervisor.
 pub struct RootState {
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
-    children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
+    pub(crate) children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     shared: Vec<(ActorCell, SharedActor)>,
-    stopping: bool,
+    pub(crate) stopping: bool,
 }
 
 /// Longest wait for token revocation at shutdown.
@@ -70,7 +72,7 @@ impl Actor for RootSupervisor {
             let cell = actor.start(myself.get_cell()).await?;
             state.shared.push((cell, actor));
         }
-        for entry in state.registry.servers().to_vec() {
+        for entry in state.registry.servers().iter().cloned() {
             spawn_server(&myself, &mut state, entry).await?;
         }
         Ok(state)
@@ -78,12 +80,13 @@ impl Actor for RootSupervisor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.registry.root_mailbox.handled();
         match message {
+            RootMsg::Control(command) => crate::control::handle(&myself, state, command).await?,
             RootMsg::Shutdown(reply) => {
                 state.stopping = true;
                 let stops = state.children.iter().map(|(child, entry)| {
@@ -156,7 +159,7 @@ impl Actor for RootSupervisor {
     }
 }
 
-async fn spawn_server(
+pub(crate) async fn spawn_server(
     myself: &ActorRef<RootMsg>,
     state: &mut RootState,
     entry: Arc<ServerEntry>,
@@ -174,6 +177,20 @@ async fn spawn_server(
         Actor::spawn_linked(Some(name), ServerSupervisor, args, myself.get_cell()).await?;
     state.children.push((child, entry));
     Ok(())
+}
+
+/// Sends the root a control command, counting its mailbox depth.
+pub fn control(
+    root: &ActorRef<RootMsg>,
+    registry: &Registry,
+    command: crate::control::Command,
+) -> bool {
+    registry.root_mailbox.enqueued();
+    let sent = root.cast(RootMsg::Control(command)).is_ok();
+    if !sent {
+        registry.root_mailbox.handled();
+    }
+    sent
 }
 
 /// Asks the root to stop everything and waits until it has.

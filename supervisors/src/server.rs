@@ -186,6 +186,7 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
         status: state.status.clone(),
         observer: state.observer.clone(),
         tokens: state.tokens.clone(),
+        handshake_timeout: state.tracker.policy().handshake_timeout(),
     };
     match Actor::spawn_linked(None, UpstreamActor, args, myself.get_cell()).await {
         Ok((instance, _)) => state.instance = Some(instance),

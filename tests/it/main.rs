@@ -9,10 +9,12 @@
 mod auth;
 mod cache;
 mod common;
+mod control;
 mod gateway;
 mod gateway_smoke;
 mod guardrails;
 mod harness;
 mod keep_alive;
 mod remote;
+mod runtime;
 mod timeouts;

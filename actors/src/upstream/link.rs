@@ -26,6 +26,11 @@ use super::status::UpstreamStatus;
 /// so its error can say why the upstream died rather than just "closed".
 const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
 
+/// Progress notifications queued per call while its client is slow to take
+/// them; past this, newer ones are dropped (progress is advisory, and an
+/// upstream flooding it must not grow the gateway's memory).
+pub const PROGRESS_QUEUE: usize = 256;
+
 /// The client side of a call in flight: where the upstream's mid-call traffic
 /// goes. Implemented by the front door for each client session.
 pub trait Caller: Send + Sync + 'static {
@@ -71,7 +76,7 @@ struct InFlight {
     caller: Arc<dyn Caller>,
     /// The call's progress, in the order it was read (see `progress_order`);
     /// `None` when the client asked for none (it would be dropped anyway).
-    progress: Option<mpsc::UnboundedSender<ProgressNotificationParam>>,
+    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
 }
 
 /// The calls in flight on one session that have a client to route traffic to.
@@ -87,14 +92,11 @@ impl CallRegistry {
     fn register(
         &self,
         caller: Arc<dyn Caller>,
-    ) -> (
-        u64,
-        Option<mpsc::UnboundedReceiver<ProgressNotificationParam>>,
-    ) {
+    ) -> (u64, Option<mpsc::Receiver<ProgressNotificationParam>>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let (progress, queue) = match caller.progress_token() {
             Some(_) => {
-                let (progress, queue) = mpsc::unbounded_channel();
+                let (progress, queue) = mpsc::channel(PROGRESS_QUEUE);
                 (Some(progress), Some(queue))
             }
             None => (None, None),
@@ -126,17 +128,19 @@ impl CallRegistry {
     }
 
     /// Queues progress on the call whose upstream request carries its token;
-    /// false when no call in flight does.
+    /// false when no call in flight does. A full queue drops it.
     pub(crate) fn route_progress(&self, progress: &ProgressNotificationParam) -> bool {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls
             .iter()
             .find(|call| call.upstream_token.as_ref() == Some(&progress.progress_token))
-            .is_some_and(|call| {
+            .is_some_and(|call| match &call.progress {
                 // A call whose client wants no progress takes it and drops it.
-                call.progress
-                    .as_ref()
-                    .is_none_or(|queue| queue.send(progress.clone()).is_ok())
+                None => true,
+                Some(queue) => match queue.try_send(progress.clone()) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                },
             })
     }
 
@@ -306,10 +310,7 @@ impl UpstreamLink {
 /// The next queued progress of a call, with its caller; never resolves for a
 /// call without a client.
 async fn next_progress(
-    progress: &mut Option<(
-        Arc<dyn Caller>,
-        mpsc::UnboundedReceiver<ProgressNotificationParam>,
-    )>,
+    progress: &mut Option<(Arc<dyn Caller>, mpsc::Receiver<ProgressNotificationParam>)>,
 ) -> Option<(Arc<dyn Caller>, ProgressNotificationParam)> {
     match progress {
         Some((caller, queue)) => queue.recv().await.map(|params| (caller.clone(), params)),

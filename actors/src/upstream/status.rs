@@ -117,6 +117,11 @@ impl UpstreamStatus {
         lifecycle.link = Some(link);
     }
 
+    /// Withdraws the link: calls fail fast from now on.
+    pub(crate) fn withdraw_link(&self) {
+        self.write().link = None;
+    }
+
     /// Records why the current instance ended and withdraws its link, so no
     /// new call is sent to a dead session.
     pub fn set_exit(&self, reason: ExitReason) {
