@@ -8,6 +8,8 @@ use bulwark_supervisors::registry::Registry;
 
 /// How often the count of calls in flight is looked at.
 const POLL: Duration = Duration::from_millis(20);
+/// Time for the answers of the last drained calls to reach their clients.
+const FLUSH: Duration = Duration::from_millis(250);
 
 /// Calls in flight on every upstream.
 fn in_flight(registry: &Registry) -> usize {
@@ -32,6 +34,10 @@ pub async fn in_flight_calls(registry: &Registry, grace: Duration) {
     loop {
         let left = in_flight(registry);
         if left == 0 {
+            // The last answers leave the upstream side now; give them the
+            // moment it takes to be written to their clients' streams
+            // before the sessions close.
+            tokio::time::sleep(FLUSH).await;
             tracing::info!("calls in flight drained");
             return;
         }

@@ -13,8 +13,9 @@
 //! tasks, one per upstream at a time, so the actor never waits on one.
 //!
 //! Restarted by the root: the queue lives in the handle, so the new actor
-//! takes in what the old one had not; operations the old one had taken in
-//! are no longer escalated (their callers still have their own deadlines).
+//! takes in what the old one had not, and the handle also lists what the old
+//! one had taken in and not seen end: the new actor adopts those, so no
+//! operation loses its deadline when the actor dies.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -105,16 +106,23 @@ impl Actor for EscalationActor {
         myself: ActorRef<Self::Msg>,
         args: EscalationArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let ticker = myself.send_interval(args.tick, || EscalationMsg::Tick);
         args.handle.set_watched(true);
-        Ok(EscalationState {
+        let ticker = spawn_ticker(myself, args.handle.clone(), args.tick);
+        let mut state = EscalationState {
             handle: args.handle,
             probe: args.probe,
             ops: HashMap::new(),
             due: BinaryHeap::new(),
             probing: HashSet::new(),
             ticker: Some(ticker),
-        })
+        };
+        for op in state.handle.taken() {
+            state.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
+            state.ops.insert(op.id, op);
+        }
+        // Adopted operations keep the ticker awake until they end.
+        state.handle.set_busy(!state.ops.is_empty());
+        Ok(state)
     }
 
     async fn post_stop(
@@ -140,6 +148,7 @@ impl Actor for EscalationActor {
             EscalationMsg::Tick => {
                 state.take_events();
                 state.run_due(&myself);
+                state.handle.set_busy(!state.ops.is_empty());
             }
             EscalationMsg::ProbeAnswered {
                 upstream,
@@ -161,6 +170,26 @@ impl Actor for EscalationActor {
     }
 }
 
+/// Sends `Tick` every `tick` while operations are in flight; idle, it waits
+/// for one to start instead of waking the actor for nothing.
+fn spawn_ticker(
+    myself: ActorRef<EscalationMsg>,
+    handle: Escalation,
+    tick: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            handle.idle_until_work().await;
+            if myself.cast(EscalationMsg::Tick).is_err() {
+                return;
+            }
+        }
+    })
+}
+
 impl EscalationState {
     /// Applies the operations that started and ended since the last tick.
     fn take_events(&mut self) {
@@ -170,6 +199,7 @@ impl EscalationState {
                 OpEvent::Started(op) => {
                     metrics.record(op.kind, &op.upstream, Event::Tracked);
                     self.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
+                    self.handle.set_taken(op.id, Some(op.clone()));
                     self.ops.insert(op.id, op);
                 }
                 OpEvent::Finished {
@@ -178,6 +208,7 @@ impl EscalationState {
                     completed,
                 } => {
                     metrics.finished(op.kind, &op.upstream, op.tool.as_ref(), elapsed, completed);
+                    self.handle.set_taken(op.id, None);
                     self.ops.remove(&op.id);
                 }
             }

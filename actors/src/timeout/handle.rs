@@ -3,8 +3,9 @@
 //! queues it for the actor; dropping the guard queues its end. The actor
 //! drains the queue on every tick (a lock-free channel send costs the caller
 //! far less than a ractor cast, and the first stage is seconds away).
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -22,6 +23,14 @@ struct Shared {
     inbox: Receiver<OpEvent>,
     /// Whether an actor drains `inbox`; without one nothing is queued.
     watched: AtomicBool,
+    /// Operations an actor has taken in and not seen end: a restarted actor
+    /// adopts them, so none loses its deadline when the actor dies.
+    taken: Mutex<HashMap<u64, Arc<OpState>>>,
+    /// Whether the actor holds operations in flight; while it holds none its
+    /// ticker sleeps until `wake` (no 10 ms ticks on an idle gateway).
+    busy: AtomicBool,
+    /// Rung when an operation starts.
+    wake: tokio::sync::Notify,
     next_id: AtomicU64,
 }
 
@@ -50,6 +59,9 @@ impl Escalation {
                 events,
                 inbox,
                 watched: AtomicBool::new(false),
+                taken: Mutex::default(),
+                busy: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -65,6 +77,9 @@ impl Escalation {
         let events = self.shared.watched.load(Ordering::Acquire).then(|| {
             // Cannot fail: the handle holds the receiving end.
             let _ = self.shared.events.send(OpEvent::Started(op.clone()));
+            if !self.shared.busy.load(Ordering::Acquire) {
+                self.shared.wake.notify_one();
+            }
             self.shared.events.clone()
         });
         OpGuard { op, events }
@@ -87,6 +102,37 @@ impl Escalation {
     /// Marks the queue as drained (or no longer) by a running actor.
     pub(crate) fn set_watched(&self, watched: bool) {
         self.shared.watched.store(watched, Ordering::Release);
+    }
+
+    /// Records that the running actor has taken `op` in (`Some`) or seen it
+    /// end (`None` for `id`).
+    pub(crate) fn set_taken(&self, id: u64, op: Option<Arc<OpState>>) {
+        let mut taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
+        match op {
+            Some(op) => taken.insert(id, op),
+            None => taken.remove(&id),
+        };
+    }
+
+    /// The operations a previous actor had taken in and not seen end.
+    pub(crate) fn taken(&self) -> Vec<Arc<OpState>> {
+        let taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
+        taken.values().cloned().collect()
+    }
+
+    /// Records whether the actor holds operations in flight.
+    pub(crate) fn set_busy(&self, busy: bool) {
+        self.shared.busy.store(busy, Ordering::Release);
+    }
+
+    /// Waits, while the actor holds no operation and none is queued, until
+    /// one starts.
+    pub(crate) async fn idle_until_work(&self) {
+        let woken = self.shared.wake.notified();
+        if self.shared.busy.load(Ordering::Acquire) || !self.shared.inbox.is_empty() {
+            return;
+        }
+        woken.await;
     }
 
     /// Events queued since the last drain.

@@ -79,11 +79,16 @@ pub enum UpstreamMsg {
     TokenReady(Result<Arc<str>, TokenError>),
     /// A new token replaced the one the process was started with.
     TokenRotated,
+    /// The calls in flight when the token rotated are done (or took too long).
+    RotationDrained,
 }
 
 /// How long a process whose session closed gets to exit on its own, so the
 /// reason reported is its real exit status or signal, not our SIGKILL.
 const SESSION_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long calls in flight may keep a process whose token rotated.
+const ROTATION_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the instance runs on.
 enum Backend {
@@ -286,9 +291,23 @@ impl Actor for UpstreamActor {
             }
             UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token),
             UpstreamMsg::TokenRotated => {
-                if let Backend::Process(group, _) = &state.backend {
-                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process");
+                if let Backend::Process(..) = &state.backend {
+                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process once its calls are done");
                     state.rotating = true;
+                    // New calls wait for the next instance; those in flight finish first.
+                    state.status.withdraw_link();
+                    let (to, status) = (myself.clone(), state.status.clone());
+                    tokio::spawn(async move {
+                        let deadline = tokio::time::Instant::now() + ROTATION_DRAIN;
+                        while status.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        UpstreamActor::cast(&to, &status, UpstreamMsg::RotationDrained);
+                    });
+                }
+            }
+            UpstreamMsg::RotationDrained => {
+                if let Backend::Process(group, _) = &state.backend {
                     group.signal(Signal::SIGTERM);
                     schedule_grace(&myself, &state.status, TERM_GRACE);
                 }

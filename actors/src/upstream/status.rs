@@ -47,6 +47,8 @@ pub struct UpstreamStatus {
     /// Hash of the last tool list seen, to tell clients when a restart changed it.
     tools_fingerprint: AtomicU64,
     in_flight: AtomicUsize,
+    /// Sessions published so far; numbers each instance's link.
+    sessions: AtomicU64,
     /// The stderr of every instance, newest last.
     pub stderr: StderrTail,
     /// Counters of the upstream actor's mailbox.
@@ -67,6 +69,7 @@ impl UpstreamStatus {
             restarts: AtomicU32::new(0),
             tools_fingerprint: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            sessions: AtomicU64::new(0),
             stderr: StderrTail::default(),
             mailbox: MailboxStats::default(),
         })
@@ -77,7 +80,9 @@ impl UpstreamStatus {
         &self.name
     }
 
-    pub(crate) fn name_arc(&self) -> Arc<str> {
+    /// The name as a shared string: the request path reuses it instead of
+    /// allocating one per call.
+    pub fn name_arc(&self) -> Arc<str> {
         self.name.clone()
     }
 
@@ -151,6 +156,11 @@ impl UpstreamStatus {
     /// Restarts since the gateway started.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// A number for a new instance's session, unique for this upstream.
+    pub(crate) fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Calls currently waiting on this upstream.

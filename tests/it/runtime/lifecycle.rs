@@ -156,3 +156,47 @@ async fn sigterm_lets_a_call_in_flight_finish() {
         gw.logs()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_verdict_never_kills_the_instance_that_replaced_the_hung_one() {
+    let Some(peers) = crate::common::peers() else {
+        return;
+    };
+    // Timeout at 4 s, hung verdict at 8 s: room to replace the instance between.
+    let toml = format!(
+        "{HEAD}[timeouts.thresholds]\nfail = 2.0\n[timeouts.tools.\"slow__hang\"]\ndeadline_secs = 4\n{}",
+        demo_upstream("slow", "\"slow\""),
+    );
+    let gw = Gateway::start(&toml, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut session = crate::common::PythonSession::start(&peers, &[gw.mcp_url()]);
+    let hung = demo_pid(&gw, "slow").await;
+    let call = session.send(serde_json::json!({"call": "slow__hang", "args": {}}));
+    assert!(
+        gw.wait_for_log("timed out; cancelled", Duration::from_secs(20)),
+        "{}",
+        gw.logs()
+    );
+    // The probe is pinging the hung instance; it dies and a new one starts.
+    kill9(hung);
+    let answer = session.recv(&call, Duration::from_secs(20));
+    assert_eq!(answer["ok"], false, "{answer}");
+    crate::gateway::wait_for_upstream(&gw, "slow", Duration::from_secs(20), |n| {
+        n["state"] == "ready" && n["restarts"] == 1
+    })
+    .await;
+    assert!(
+        gw.wait_for_log(
+            "hung verdict about a previous instance",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        gw.logs()
+    );
+    let node = crate::gateway::upstream_node(&gw, "slow").await;
+    assert_eq!(node["restarts"], 1, "the new instance was killed: {node}");
+    assert_eq!(node["state"], "ready", "{node}");
+    let again = session.call("slow__echo", serde_json::json!({"message": "alive"}));
+    assert_eq!(again["result"]["text"], "alive", "{again}");
+    session.quit();
+}
