@@ -116,6 +116,11 @@ mod tests {
         assert!(err.message.contains("exclude"), "{err:?}");
         let upstream = parse_upstream(json!({"command": "x"})).unwrap();
         assert!(check_upstream(&file, "ok", &upstream).is_ok());
-        assert_eq!(check_upstream(&file, "bad name", &upstream).unwrap_err().field, "name");
+        assert_eq!(
+            check_upstream(&file, "bad name", &upstream)
+                .unwrap_err()
+                .field,
+            "name"
+        );
     }
 }
