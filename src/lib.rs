@@ -12,6 +12,7 @@
 //! - [`mask`]: secret masking for operator-facing text.
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod control;

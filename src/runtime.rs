@@ -83,6 +83,7 @@ impl Runtime {
         let deadlines = Escalation::new(&config.timeouts, &config.server.tool_separator)?;
         let store = Store::open(&config.store, &config.server.data_dir()).await?;
         store::import::keys_file_once(&store, &crate::auth::keys_file(config)).await?;
+        crate::control::pins::keep(&guardrails, &store).await?;
         let credentials = LiveCredentials::load(&config.auth, &store).await?;
         let admin_key = credentials::bootstrap_admin(config, &store, &credentials).await?;
         let stored = store::named::UPSTREAMS.all(&store).await?;

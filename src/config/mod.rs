@@ -17,6 +17,7 @@ use bulwark_actors::guardrail::GuardrailConfig;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
+pub use mcp_servers::load as load_mcp_servers;
 pub use validate::check as validate;
 pub(crate) use validate::expand_env;
 pub use validate::resolve_specs as upstream_specs;

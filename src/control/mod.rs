@@ -4,6 +4,7 @@
 //! - [`credentials`]: keys and grants from the file and the store, swapped whole.
 //! - [`desired`]: what should run: file upstreams plus enabled stored ones.
 //! - [`notify`]: telling client sessions that lists changed.
+//! - [`pins`]: guardrail pins and approvals kept in the store.
 //! - [`watch`]: the config file watch and SIGHUP.
 //!
 //! Every change (an API write, a saved config file, SIGHUP) ends in
@@ -14,6 +15,7 @@
 pub mod credentials;
 pub mod desired;
 mod notify;
+pub mod pins;
 pub mod watch;
 
 use std::collections::BTreeSet;

@@ -65,9 +65,11 @@ pub async fn when_settled(gateway: &Arc<Gateway>, entries: Vec<Arc<ServerEntry>>
     let _ = tokio::time::timeout(wait, all).await;
 }
 
+/// Ready, failed for good, or failed once: its state is worth showing
+/// (a missing command need not hold up the answer through its backoff).
 fn settled(entry: &ServerEntry) -> bool {
     matches!(
         entry.status.state(),
         UpstreamState::Ready | UpstreamState::Failed
-    )
+    ) || entry.status.last_exit().is_some()
 }

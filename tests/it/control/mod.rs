@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod durability;
 mod live;
+mod pins;
 mod watch;
 
 use std::time::Duration;
