@@ -119,10 +119,12 @@ pub struct Instance {
     session: Option<RunningServiceCancellationToken>,
     /// Why the session ended, when it ended before the process did.
     session_error: Option<String>,
-    /// The session's failure is why the instance ends (a failed handshake,
-    /// or we killed the process because its session broke): report it rather
-    /// than the exit status or our own SIGKILL.
+    /// We killed the process because its session broke: report the session
+    /// error rather than our own SIGKILL.
     session_is_cause: bool,
+    /// The handshake failed: a process that then exits cleanly (on stdin
+    /// EOF) is reported by that failure, one that crashed by its status.
+    handshake_failed: bool,
     /// We are ending the process because its token rotated.
     rotating: bool,
 }
@@ -236,6 +238,7 @@ impl Actor for UpstreamActor {
             session: None,
             session_error: None,
             session_is_cause: false,
+            handshake_failed: false,
             rotating: false,
         })
     }
@@ -253,7 +256,7 @@ impl Actor for UpstreamActor {
                 tracing::warn!(server = %state.server, %err, "upstream MCP handshake failed");
                 let err = format!("handshake failed: {err}");
                 state.session_error = Some(err.clone());
-                state.session_is_cause = true;
+                state.handshake_failed = true;
                 match state.backend {
                     Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
                     _ => schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE),
@@ -284,7 +287,13 @@ impl Actor for UpstreamActor {
             UpstreamMsg::ProcessExited(reason) => {
                 let reason = match state.session_error.take() {
                     _ if state.rotating => ExitReason::TokenRotated,
-                    Some(err) if state.session_is_cause => ExitReason::SessionFailed(err),
+                    Some(err)
+                        if state.session_is_cause
+                            || (state.handshake_failed
+                                && matches!(reason, ExitReason::Exited(0))) =>
+                    {
+                        ExitReason::SessionFailed(err)
+                    }
                     _ => reason,
                 };
                 finish(&myself, state, reason);

@@ -1,0 +1,441 @@
+//! The chaos soak, shared by `benches/chaos_soak.rs` (10 minutes, or
+//! `--short`: 2) and the integration test that runs its short form in CI.
+//!
+//! 32 clients call through `/mcp` against a mix of healthy and hostile
+//! upstreams (`demo-server chaos`) while one upstream process is `kill -9`ed
+//! every 2 s. Then the gateway is stopped with SIGTERM, and a second one is
+//! started and `kill -9`ed itself. Figures: gateway crashes, calls without
+//! an answer by their deadline + 1 s, orphan processes after each stop, and
+//! the gateway's RSS at start, peak and end.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+const CLIENTS: usize = 32;
+const KILL_EVERY: Duration = Duration::from_secs(2);
+/// The deadline every upstream operation runs under in the soak.
+const DEADLINE: Duration = Duration::from_secs(3);
+
+/// What one soak measured.
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub calls: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// Calls without an answer by their deadline + 1 s.
+    pub unanswered: u64,
+    /// The same, per upstream.
+    pub unanswered_by_server: std::collections::BTreeMap<&'static str, u64>,
+    pub upstream_kills: u64,
+    /// 1 if the gateway died during the run.
+    pub gateway_crashes: u64,
+    /// Upstream processes (grandchildren included) alive after SIGTERM.
+    pub orphans_after_sigterm: usize,
+    /// Upstream processes alive after `kill -9` of a second gateway.
+    pub orphans_after_kill9: usize,
+    pub rss_start_kib: u64,
+    pub rss_peak_kib: u64,
+    pub rss_end_kib: u64,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "calls {} (ok {}, error answers {}), unanswered by deadline+1s {}, upstream kill -9s {}, \
+             gateway crashes {}, orphans after SIGTERM {}, orphans after kill -9 of the gateway {}, \
+             RSS start {} KiB / peak {} KiB / end {} KiB; unanswered per upstream {:?}",
+            self.calls,
+            self.ok,
+            self.errors,
+            self.unanswered,
+            self.upstream_kills,
+            self.gateway_crashes,
+            self.orphans_after_sigterm,
+            self.orphans_after_kill9,
+            self.rss_start_kib,
+            self.rss_peak_kib,
+            self.rss_end_kib,
+            self.unanswered_by_server
+        )
+    }
+}
+
+/// The upstreams of the soak: `(name, demo-server arguments)`.
+const UPSTREAMS: [(&str, &str); 10] = [
+    ("echo", r#""echo""#),
+    ("echo2", r#""echo""#),
+    ("slow", r#""slow", "--delay-ms", "200""#),
+    ("noisy", r#""chaos", "--chaos", "stderr-garbage""#),
+    ("stubborn", r#""chaos", "--chaos", "ignore-sigterm""#),
+    ("forker", r#""chaos", "--chaos", "fork-grandchildren""#),
+    ("garbage", r#""chaos", "--chaos", "stdout-garbage""#),
+    ("huge", r#""chaos", "--chaos", "huge-line""#),
+    ("flood", r#""chaos", "--chaos", "notify-flood""#),
+    ("liar", r#""chaos", "--chaos", "wrong-ids""#),
+];
+
+fn config(dir: &std::path::Path) -> String {
+    let mut toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 5\n\
+         [supervision]\nmax_restarts = 100000\nwindow_secs = 1\nbackoff_min_ms = 10\nbackoff_max_ms = 200\n\
+         probe_interval_secs = 1\nhandshake_timeout_secs = 2\n\
+         [timeouts.deadlines]\ndefault = {s}\ntool_execution = {s}\ndiscovery = {s}\n",
+        dir.join("data"),
+        s = DEADLINE.as_secs(),
+    );
+    for (name, args) in UPSTREAMS {
+        toml.push_str(&format!(
+            "[upstreams.{name}]\ncommand = {BIN:?}\nargs = [\"demo-server\", {args}]\n"
+        ));
+    }
+    // Never answers `initialize`: restarted by its handshake deadline.
+    toml.push_str(&format!(
+        "[upstreams.mute]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"chaos\", \"--chaos\", \"no-initialize\"]\n"
+    ));
+    toml
+}
+
+/// The gateway process, in its own process group.
+struct GatewayProc {
+    child: Child,
+    url: String,
+}
+
+impl GatewayProc {
+    fn start(dir: &std::path::Path) -> Self {
+        let path = dir.join("bulwark.toml");
+        std::fs::write(&path, config(dir)).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .current_dir(dir)
+            .env("BULWARK__AUTH__ENABLED", "false")
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("gateway URL");
+        Self { child, url }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for GatewayProc {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// `(ppid, start time)` of a live, non-zombie process.
+fn stat(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Live descendants of `root` with their start times.
+fn descendants(root: i32) -> HashMap<i32, u64> {
+    let mut children: HashMap<i32, Vec<(i32, u64)>> = HashMap::new();
+    for pid in all_pids() {
+        if let Some((ppid, start)) = stat(pid) {
+            children.entry(ppid).or_default().push((pid, start));
+        }
+    }
+    let mut out = HashMap::new();
+    let mut todo = vec![root];
+    while let Some(p) = todo.pop() {
+        for &(c, start) in children.get(&p).map(Vec::as_slice).unwrap_or_default() {
+            out.insert(c, start);
+            todo.push(c);
+        }
+    }
+    out
+}
+
+/// Of the processes seen, those still alive (the same process: same start time).
+fn survivors(seen: &HashMap<i32, u64>) -> usize {
+    seen.iter()
+        .filter(|(pid, start)| stat(**pid).is_some_and(|(_, s)| s == **start))
+        .count()
+}
+
+/// Waits up to `timeout` for every seen process to be gone; the survivors.
+fn survivors_after(seen: &HashMap<i32, u64>, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = survivors(seen);
+        if left == 0 || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+async fn connect(url: &str) -> Option<RunningService<RoleClient, ()>> {
+    let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    tokio::time::timeout(Duration::from_secs(10), ().serve(transport))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// A small xorshift: the soak needs variety, not quality.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    unanswered: AtomicU64,
+    unanswered_by_server: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Counters>) {
+    let mut seed = seed | 1;
+    let mut client = None;
+    while Instant::now() < until {
+        if client.is_none() {
+            client = connect(&url).await;
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        let Some(session) = &client else { continue };
+        let (server, _) = UPSTREAMS[(next(&mut seed) % UPSTREAMS.len() as u64) as usize];
+        let tool = if server == "slow" {
+            "slow__slow".to_owned()
+        } else {
+            format!("{server}__echo")
+        };
+        let mut params = CallToolRequestParams::new(tool);
+        params.arguments = serde_json::json!({"message": "soak", "ms": 100})
+            .as_object()
+            .cloned();
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        let answer = tokio::time::timeout(
+            DEADLINE + Duration::from_secs(1),
+            session.peer().call_tool(params),
+        )
+        .await;
+        match answer {
+            Ok(Ok(result)) if result.is_error != Some(true) => {
+                counters.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Ok(_)) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(rmcp::ServiceError::McpError(_))) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => {
+                // The client's own session broke: an answer, but start afresh.
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                client = None;
+            }
+            Err(_) => {
+                counters.unanswered.fetch_add(1, Ordering::Relaxed);
+                let mut by = counters.unanswered_by_server.lock().unwrap();
+                *by.entry(server).or_default() += 1;
+            }
+        }
+    }
+    if let Some(client) = client {
+        let _ = client.cancel().await;
+    }
+}
+
+/// Runs the soak for `duration` and returns its figures.
+pub async fn run(duration: Duration) -> Figures {
+    let dir = tempfile::tempdir().unwrap();
+    let mut figures = Figures::default();
+    let mut gateway = GatewayProc::start(dir.path());
+    let url = gateway.url.clone();
+    // Wait for a healthy upstream before starting the clock.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the echo upstream never answered"
+        );
+        if let Some(client) = connect(&url).await {
+            let mut params = CallToolRequestParams::new("echo__echo");
+            params.arguments = serde_json::json!({"message": "warm"}).as_object().cloned();
+            let ok = client
+                .peer()
+                .call_tool(params)
+                .await
+                .is_ok_and(|r| r.is_error != Some(true));
+            let _ = client.cancel().await;
+            if ok {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    figures.rss_start_kib = rss_kib(gateway.pid());
+    figures.rss_peak_kib = figures.rss_start_kib;
+
+    let counters = Arc::new(Counters::default());
+    let until = Instant::now() + duration;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            tokio::spawn(client_loop(
+                url.clone(),
+                until,
+                0x9E37_79B9_7F4A_7C15 ^ i as u64,
+                counters.clone(),
+            ))
+        })
+        .collect();
+    let mut seen: HashMap<i32, u64> = HashMap::new();
+    let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+    let mut next_kill = Instant::now() + KILL_EVERY;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !gateway.alive() {
+            figures.gateway_crashes = 1;
+            break;
+        }
+        let live = descendants(gateway.pid());
+        figures.rss_peak_kib = figures.rss_peak_kib.max(rss_kib(gateway.pid()));
+        if Instant::now() >= next_kill {
+            next_kill += KILL_EVERY;
+            // Direct children only: the upstream processes (and the watchdog, spared).
+            let upstreams: Vec<i32> = live
+                .keys()
+                .copied()
+                .filter(|pid| stat(*pid).is_some_and(|(ppid, _)| ppid == gateway.pid()))
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| c.contains("demo-server"))
+                })
+                .collect();
+            if !upstreams.is_empty() {
+                let victim = upstreams[(next(&mut seed) % upstreams.len() as u64) as usize];
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(victim),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                figures.upstream_kills += 1;
+            }
+        }
+        seen.extend(live);
+    }
+    for client in clients {
+        let _ = client.await;
+    }
+    figures.calls = counters.calls.load(Ordering::Relaxed);
+    figures.ok = counters.ok.load(Ordering::Relaxed);
+    figures.errors = counters.errors.load(Ordering::Relaxed);
+    figures.unanswered = counters.unanswered.load(Ordering::Relaxed);
+    figures.unanswered_by_server = counters.unanswered_by_server.lock().unwrap().clone();
+    if gateway.alive() {
+        figures.rss_end_kib = rss_kib(gateway.pid());
+        seen.extend(descendants(gateway.pid()));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(gateway.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gateway.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    } else {
+        figures.gateway_crashes = 1;
+    }
+    figures.orphans_after_sigterm = survivors_after(&seen, Duration::from_secs(5));
+    drop(gateway);
+
+    // A second gateway, killed with kill -9 once its upstreams run.
+    let mut second = GatewayProc::start(dir.path());
+    let mut seen = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        seen = descendants(second.pid());
+        // Every upstream plus the forker's two grandchildren and the watchdog.
+        if seen.len() >= UPSTREAMS.len() + 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = second.child.wait();
+    assert!(!second.alive());
+    figures.orphans_after_kill9 = survivors_after(&seen, Duration::from_secs(5));
+    figures
+}
