@@ -4,6 +4,7 @@
 //! - [`config`]: layered configuration and `mcpServers` files.
 //! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
 //! - [`runtime`]: starts and stops the supervision tree.
+//! - [`front`]: the HTTP front below it: accept loop, timeouts, body bounds, Host/Origin.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod connect;
 pub mod demo;
+pub mod front;
 pub mod mask;
 pub mod mcp;
 pub mod probe;

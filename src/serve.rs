@@ -5,6 +5,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::front::{self, origin::OriginPolicy};
 use crate::mcp::{self, HttpSettings};
 use crate::runtime::{Runtime, shutdown_signal};
 
@@ -30,7 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
-        allowed_origins: config.server.allowed_origins.clone(),
+        limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
     };
     let app = mcp::routes(&runtime.gateway, &settings)
@@ -38,6 +39,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .layer(axum::middleware::from_fn_with_state(
             runtime.gateway.auth.clone(),
             crate::auth::middleware::management,
+        ))
+        // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
+        .layer(axum::middleware::from_fn_with_state(
+            OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+            crate::front::origin::layer,
         ));
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
@@ -45,15 +51,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
     let server_shutdown = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    front::listener::serve(listener, app, &config.server.limits, async move {
         shutdown_signal().await;
         // Ends open SSE streams so graceful shutdown does not wait on them.
         server_shutdown.cancel();
-    });
-    let result = server.await;
+    })
+    .await;
     runtime.shutdown().await;
     tracing::info!("gateway stopped");
-    result.context("HTTP server failed")
+    Ok(())
 }
 
 /// Refuses to serve without authentication beyond loopback unless forced.
