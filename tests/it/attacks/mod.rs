@@ -75,9 +75,10 @@ pub async fn post_raw(
 pub fn message(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|_| {
         body.lines()
+            .rev()
             .filter_map(|line| line.strip_prefix("data:"))
             .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
-            .last()
+            .next()
             .unwrap_or_else(|| panic!("no JSON-RPC message in {body:?}"))
     })
 }
