@@ -7,9 +7,11 @@
 //!   Unicode, injections and exfiltration cues, next to clean tools.
 //! - [`rugpull`]: a tool whose definition turns malicious when `mutate` is called.
 //! - [`injector`]: prompt-injection text in tool output.
+//! - [`chatty`]: logs, elicits and samples mid-call.
 //! - [`huge`]: outputs of a chosen size.
 //!
 //! Every secret here is fake but shaped to pass the detectors' checksums.
+pub mod chatty;
 pub mod huge;
 pub mod injector;
 pub mod leaky;

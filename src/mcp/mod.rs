@@ -8,6 +8,7 @@
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
+//! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod handler;
 pub mod listing;
 mod lists;
+pub mod log_levels;
 pub mod meta;
 pub mod naming;
 pub mod observer;

@@ -10,6 +10,7 @@ use dashmap::DashMap;
 use rmcp::model::{ResourceUpdatedNotificationParam, ServerNotification};
 use rmcp::{Peer, RoleServer};
 
+use super::log_levels::{Audience, UpstreamLevels};
 use super::naming::Naming;
 
 /// What a session sees: every upstream, or one.
@@ -42,6 +43,10 @@ pub struct Sessions {
     live: DashMap<u64, Session>,
     /// (server, upstream URI) → subscribed session ids.
     subscriptions: DashMap<(Arc<str>, String), HashSet<u64>>,
+    /// Who may receive log lines sent outside any call, per session.
+    audience: DashMap<u64, Audience>,
+    /// The level each upstream runs at.
+    pub levels: UpstreamLevels,
 }
 
 impl Sessions {
@@ -52,6 +57,8 @@ impl Sessions {
             next_id: AtomicU64::new(1),
             live: DashMap::new(),
             subscriptions: DashMap::new(),
+            audience: DashMap::new(),
+            levels: UpstreamLevels::default(),
         })
     }
 
@@ -65,9 +72,15 @@ impl Sessions {
         self.live.entry(id).or_insert(Session { peer, scope });
     }
 
+    /// Records whose grant and log level the session's log lines follow.
+    pub fn set_audience(&self, id: u64, audience: Audience) {
+        self.audience.insert(id, audience);
+    }
+
     /// Forgets a session and its subscriptions.
     pub fn remove(&self, id: u64) {
         self.live.remove(&id);
+        self.audience.remove(&id);
         self.subscriptions.retain(|_, ids| {
             ids.remove(&id);
             !ids.is_empty()
@@ -110,6 +123,8 @@ impl Sessions {
 }
 
 impl UpstreamObserver for Sessions {
+    // Logging is deprecated by SEP-2577; clients still use it.
+    #[allow(deprecated)]
     fn notification(&self, server: &str, notification: ServerNotification) {
         match notification {
             ServerNotification::ResourceUpdatedNotification(updated) => {
@@ -133,6 +148,21 @@ impl UpstreamObserver for Sessions {
                             rmcp::model::Notification::new(params),
                         ),
                     );
+                }
+            }
+            ServerNotification::LoggingMessageNotification(log) => {
+                // Only sessions whose caller may see the server, at their level.
+                for session in self.live.iter() {
+                    let admitted = self.audience.get(session.key()).is_some_and(|audience| {
+                        audience.grant.allows_server(server)
+                            && audience.level.admits(log.params.level)
+                    });
+                    if admitted && session.scope.sees(server) {
+                        self.deliver(
+                            session.peer.clone(),
+                            ServerNotification::LoggingMessageNotification(log.clone()),
+                        );
+                    }
                 }
             }
             other => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rmcp::model::{
     ClientRequest, ClientResult, ErrorData, ProgressNotification, ProgressNotificationParam,
-    ProgressToken, ServerNotification, ServerRequest, ServerResult,
+    ProgressToken, RequestId, ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::{Peer, RoleClient};
@@ -39,6 +39,11 @@ pub trait Caller: Send + Sync + 'static {
     fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()>;
     /// The progress token the client put on its request, if any.
     fn progress_token(&self) -> Option<ProgressToken>;
+    /// The tenant (project) the call was made for: traffic that cannot be
+    /// tied to one call goes only to calls of a single tenant.
+    fn tenant(&self) -> Option<Arc<str>> {
+        None
+    }
 }
 
 /// A failed upstream call.
@@ -65,6 +70,9 @@ pub enum CallError {
 
 struct InFlight {
     seq: u64,
+    /// The id of the request sent upstream: remote upstreams tie their
+    /// mid-call requests to it.
+    upstream_id: RequestId,
     upstream_token: ProgressToken,
     caller: Arc<dyn Caller>,
     /// The call's progress, in the order it was read (see `progress_order`).
@@ -78,11 +86,25 @@ struct InFlight {
 pub(crate) struct CallRegistry {
     calls: Mutex<Vec<InFlight>>,
     next_seq: AtomicU64,
+    /// Mid-call messages that could not be tied to one tenant's call.
+    unrouted: AtomicU64,
+}
+
+/// What an upstream's mid-call message says about the call it belongs to.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RouteHint {
+    /// The upstream request whose response stream carried it (remote).
+    pub(crate) upstream_id: Option<RequestId>,
+    /// A progress token or related request id in its `_meta`.
+    pub(crate) meta_token: Option<ProgressToken>,
+    /// A related request id in its `_meta`.
+    pub(crate) related_id: Option<RequestId>,
 }
 
 impl CallRegistry {
     fn register(
         &self,
+        upstream_id: RequestId,
         upstream_token: ProgressToken,
         caller: Arc<dyn Caller>,
     ) -> (u64, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
@@ -91,6 +113,7 @@ impl CallRegistry {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
+            upstream_id,
             upstream_token,
             caller,
             progress,
@@ -113,13 +136,47 @@ impl CallRegistry {
             .is_some_and(|call| call.progress.send(progress.clone()).is_ok())
     }
 
-    /// The caller that most recently started a call still in flight. stdio
-    /// carries no request association, so mid-call requests and logs go to
-    /// the newest call: exact when calls do not overlap.
-    pub(crate) fn latest_caller(&self) -> Option<Arc<dyn Caller>> {
+    /// The call a mid-call message belongs to: the one `hint` names, else
+    /// the newest call when every call in flight is one tenant's, else none
+    /// (counted in [`Self::unrouted`]): a message is never delivered to a
+    /// tenant that may not have caused it.
+    pub(crate) fn route(&self, hint: &RouteHint) -> Routed {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.last().map(|call| call.caller.clone())
+        let named = calls.iter().find(|call| {
+            hint.upstream_id.as_ref() == Some(&call.upstream_id)
+                || hint.related_id.as_ref() == Some(&call.upstream_id)
+                || hint.meta_token.as_ref() == Some(&call.upstream_token)
+        });
+        if let Some(call) = named {
+            return Routed::Call(call.caller.clone());
+        }
+        let Some(newest) = calls.last() else {
+            return Routed::Idle;
+        };
+        let tenant = newest.caller.tenant();
+        if calls.iter().all(|call| call.caller.tenant() == tenant) {
+            return Routed::Call(newest.caller.clone());
+        }
+        drop(calls);
+        self.unrouted.fetch_add(1, Ordering::Relaxed);
+        Routed::Ambiguous
     }
+
+    /// Mid-call messages dropped because calls of several tenants were in
+    /// flight and nothing tied the message to one.
+    pub(crate) fn unrouted(&self) -> u64 {
+        self.unrouted.load(Ordering::Relaxed)
+    }
+}
+
+/// Where [`CallRegistry::route`] sends a mid-call message.
+pub(crate) enum Routed {
+    /// To this call's client.
+    Call(Arc<dyn Caller>),
+    /// No call is in flight.
+    Idle,
+    /// Calls of several tenants are in flight and none was named: dropped.
+    Ambiguous,
 }
 
 struct LinkInner {
@@ -185,6 +242,12 @@ impl UpstreamLink {
         &self.inner.server
     }
 
+    /// Mid-call messages of this session dropped as not attributable to one
+    /// tenant's call.
+    pub fn unrouted(&self) -> u64 {
+        self.inner.calls.unrouted()
+    }
+
     /// What the upstream said about itself at initialisation.
     pub fn peer_info(&self) -> Option<Arc<rmcp::model::ServerPeerInfo>> {
         self.inner.peer.peer_info()
@@ -209,9 +272,11 @@ impl UpstreamLink {
             .await
             .map_err(|err| self.lost(err))?;
         let mut progress = caller.map(|caller| {
-            let (seq, queue) = link
-                .calls
-                .register(handle.progress_token.clone(), caller.clone());
+            let (seq, queue) = link.calls.register(
+                handle.id.clone(),
+                handle.progress_token.clone(),
+                caller.clone(),
+            );
             guard.seq = seq;
             (caller, queue)
         });
@@ -307,5 +372,63 @@ async fn wait_for_exit(mut exit: watch::Receiver<Option<ExitReason>>) -> Option<
     match exit.wait_for(Option::is_some).await {
         Ok(reason) => reason.clone(),
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tenant(&'static str);
+
+    impl Caller for Tenant {
+        fn request(&self, _: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
+            Box::pin(async { Err(ErrorData::internal_error("unused", None)) })
+        }
+        fn notify(&self, _: ServerNotification) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn progress_token(&self) -> Option<ProgressToken> {
+            None
+        }
+        fn tenant(&self) -> Option<Arc<str>> {
+            Some(self.0.into())
+        }
+    }
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(RequestId::Number(n))
+    }
+
+    #[test]
+    fn routes_by_id_then_single_tenant_else_drops_and_counts() {
+        let calls = CallRegistry::default();
+        assert!(matches!(calls.route(&RouteHint::default()), Routed::Idle));
+        let _a = calls.register(RequestId::Number(1), token(10), Arc::new(Tenant("a")));
+        let _a2 = calls.register(RequestId::Number(2), token(11), Arc::new(Tenant("a")));
+        let routed = |hint: &RouteHint| match calls.route(hint) {
+            Routed::Call(caller) => caller.tenant().map(|t| t.to_string()),
+            Routed::Idle => Some("idle".into()),
+            Routed::Ambiguous => None,
+        };
+        assert_eq!(routed(&RouteHint::default()).as_deref(), Some("a"));
+        let _b = calls.register(RequestId::Number(3), token(12), Arc::new(Tenant("b")));
+        assert_eq!(routed(&RouteHint::default()), None);
+        assert_eq!(calls.unrouted(), 1);
+        let by_origin = RouteHint {
+            upstream_id: Some(RequestId::Number(1)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_origin).as_deref(), Some("a"));
+        let by_related = RouteHint {
+            related_id: Some(RequestId::Number(3)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_related).as_deref(), Some("b"));
+        let by_token = RouteHint {
+            meta_token: Some(token(11)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_token).as_deref(), Some("a"));
     }
 }

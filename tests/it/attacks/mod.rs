@@ -5,6 +5,7 @@ mod body;
 mod connections;
 mod paths;
 mod sessions;
+mod tenants;
 
 use std::time::Duration;
 
