@@ -176,6 +176,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
             status: status.clone(),
             observer: Arc::new(NoObserver),
             tokens: Some(tokens.clone()),
+            handshake_timeout: Duration::from_secs(30),
         },
     )
     .await

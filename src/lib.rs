@@ -5,6 +5,8 @@
 //! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
 //! - [`runtime`]: starts and stops the supervision tree.
 //! - [`front`]: the HTTP front below it: accept loop, timeouts, body bounds, Host/Origin.
+//! - [`runtime`]: starts and stops the supervision tree; [`drain`]: calls
+//!   in flight finish before shutdown cancels them.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
@@ -12,9 +14,12 @@
 //! - [`mask`]: secret masking for operator-facing text.
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod control;
 pub mod demo;
+pub mod drain;
 pub mod front;
 pub mod mask;
 pub mod mcp;
@@ -22,3 +27,4 @@ pub mod probe;
 pub mod runtime;
 pub mod serve;
 pub mod stdio;
+pub mod store;

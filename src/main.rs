@@ -3,6 +3,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use bulwark::cli::client::{CliError, Remote};
+use bulwark::cli::key::RemoteKeyCommand;
 use bulwark::config::{Config, Sources};
 
 #[derive(Parser)]
@@ -26,10 +28,27 @@ enum Command {
     Connect(Box<bulwark::connect::ConnectArgs>),
     /// Run a built-in demo MCP server (stdio by default).
     DemoServer(bulwark::demo::DemoServerArgs),
-    /// Manage API keys (only their hashes are stored, in the keys file).
+    /// Manage API keys: on a running gateway with --url / BULWARK_URL,
+    /// else directly in the store (bootstrapping). Only hashes are stored.
     Key {
+        #[command(flatten)]
+        remote: Remote,
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Manage upstreams on a running gateway (--url / BULWARK_URL).
+    Upstream {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: bulwark::cli::upstream::UpstreamCommand,
+    },
+    /// Manage projects on a running gateway (--url / BULWARK_URL).
+    Project {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: bulwark::cli::project::ProjectCommand,
     },
 }
 
@@ -57,7 +76,38 @@ enum KeyCommand {
     List {
         #[command(flatten)]
         config: ConfigFile,
+        /// Only keys of this project (with --url).
+        #[arg(long)]
+        project: Option<String>,
+        /// `active` or `revoked` (with --url).
+        #[arg(long)]
+        status: Option<String>,
     },
+    /// Show one key (with --url).
+    Show {
+        /// The key id.
+        id: String,
+    },
+    /// Delete a key (with --url).
+    Remove {
+        /// The key id.
+        id: String,
+    },
+}
+
+impl KeyCommand {
+    /// The same verb against a running gateway.
+    fn remote(self) -> RemoteKeyCommand {
+        match self {
+            Self::Create { project, user, .. } => RemoteKeyCommand::Create { project, user },
+            Self::Revoke { id, .. } => RemoteKeyCommand::Revoke { id },
+            Self::List {
+                project, status, ..
+            } => RemoteKeyCommand::List { project, status },
+            Self::Show { id } => RemoteKeyCommand::Show { id },
+            Self::Remove { id } => RemoteKeyCommand::Remove { id },
+        }
+    }
 }
 
 #[derive(Args)]
@@ -93,15 +143,27 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(&Sources {
+    fn sources(&self) -> Sources {
+        Sources {
             config_file: self.config.clone(),
             mcp_servers: self.mcp_servers.clone(),
-        })?;
-        if let Some(listen) = &self.listen {
-            config.server.listen.clone_from(listen);
         }
-        config.auth.allow_insecure |= self.insecure;
+    }
+
+    /// What the command line changes in a loaded config (again on reload).
+    fn overrides(&self) -> bulwark::control::watch::Overrides {
+        let (listen, insecure) = (self.listen.clone(), self.insecure);
+        std::sync::Arc::new(move |config: &mut Config| {
+            if let Some(listen) = &listen {
+                config.server.listen.clone_from(listen);
+            }
+            config.auth.allow_insecure |= insecure;
+        })
+    }
+
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(&self.sources())?;
+        self.overrides()(&mut config);
         Ok(config)
     }
 }
@@ -129,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_tracing();
-            bulwark::serve::run(args.load()?).await
+            bulwark::serve::run(args.load()?, args.sources(), args.overrides()).await
         }
         Command::Stdio(args) => {
             init_tracing();
@@ -140,11 +202,29 @@ async fn main() -> anyhow::Result<()> {
             bulwark::connect::run(*args).await
         }
         Command::DemoServer(args) => bulwark::demo::run(args).await,
-        Command::Key { command } => key(command),
+        Command::Key { remote, command } if remote.url.is_some() => {
+            exit_on(bulwark::cli::key::run(&remote, command.remote()).await)
+        }
+        Command::Key { command, .. } => key(command).await,
+        Command::Upstream { remote, command } => {
+            exit_on(bulwark::cli::upstream::run(&remote, command).await)
+        }
+        Command::Project { remote, command } => {
+            exit_on(bulwark::cli::project::run(&remote, command).await)
+        }
     }
 }
 
-fn key(command: KeyCommand) -> anyhow::Result<()> {
+/// A management command's error: printed alone, exit status 1.
+fn exit_on(result: Result<(), CliError>) -> anyhow::Result<()> {
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn key(command: KeyCommand) -> anyhow::Result<()> {
     use bulwark::auth::manage;
     use std::io::Write;
     let mut stdout = std::io::stdout();
@@ -154,7 +234,7 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
             user,
             config,
         } => {
-            let key = manage::create(&config.load()?, &project, &user)?;
+            let key = manage::create(&config.load()?, &project, &user).await?;
             eprintln!(
                 "Created key {} for user '{user}' in project '{project}'. It is shown only now:",
                 key.id
@@ -162,16 +242,19 @@ fn key(command: KeyCommand) -> anyhow::Result<()> {
             writeln!(stdout, "{}", key.secret)?;
         }
         KeyCommand::Revoke { id, config } => {
-            manage::revoke(&config.load()?, &id)?;
+            manage::revoke(&config.load()?, &id).await?;
             eprintln!("Revoked key {id}.");
         }
-        KeyCommand::List { config } => {
+        KeyCommand::Show { .. } | KeyCommand::Remove { .. } => {
+            anyhow::bail!("this key command needs a running gateway: pass --url or set BULWARK_URL")
+        }
+        KeyCommand::List { config, .. } => {
             writeln!(
                 stdout,
                 "{:<12} {:<16} {:<16} STATUS",
                 "ID", "USER", "PROJECT"
             )?;
-            for key in manage::list(&config.load()?)? {
+            for key in manage::list(&config.load()?).await? {
                 let status = if key.revoked { "revoked" } else { "active" };
                 writeln!(
                     stdout,

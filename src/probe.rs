@@ -1,7 +1,10 @@
 //! How the escalation actor pings an upstream whose call timed out, and how
 //! it has a hung one killed and restarted: over the registry's live links and
-//! the upstream's `ServerSupervisor`.
-use std::sync::{Arc, Weak};
+//! the upstream's `ServerSupervisor`. The verdict names the instance session
+//! that was pinged, so an instance started since is never killed for its
+//! predecessor's timeout.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 
 use bulwark_actors::timeout::InstanceProbe;
 use bulwark_supervisors::registry::Registry;
@@ -14,12 +17,17 @@ use tokio_util::sync::CancellationToken;
 pub struct UpstreamProbe {
     /// Weak: the registry holds the escalation actor that holds this probe.
     registry: Weak<Registry>,
+    /// The session last pinged per configured upstream (bounded by the registry).
+    pinged: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 impl UpstreamProbe {
     /// A probe over `registry`'s upstreams.
     pub fn new(registry: Weak<Registry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            pinged: Mutex::default(),
+        }
     }
 }
 
@@ -30,6 +38,10 @@ impl InstanceProbe for UpstreamProbe {
                 .get(&upstream)
                 .and_then(|entry| entry.status.link())
         });
+        if let Some(link) = &link {
+            let mut pinged = self.pinged.lock().unwrap_or_else(|e| e.into_inner());
+            pinged.insert(upstream, link.session());
+        }
         Box::pin(async move {
             let Some(link) = link else {
                 // No live session: nothing to kill; the supervisor already acts.
@@ -48,17 +60,28 @@ impl InstanceProbe for UpstreamProbe {
             reason,
             "upstream declared hung; restarting it"
         );
+        let session = {
+            let pinged = self.pinged.lock().unwrap_or_else(|e| e.into_inner());
+            pinged.get(upstream).copied()
+        };
         let supervisor = ractor::registry::where_is(server::actor_name(upstream));
         let registry = self.registry.upgrade();
-        match (supervisor, registry.as_ref().and_then(|r| r.get(upstream))) {
-            (Some(cell), Some(entry)) => server::send(
+        match (
+            supervisor,
+            registry.as_ref().and_then(|r| r.get(upstream)),
+            session,
+        ) {
+            (Some(cell), Some(entry), Some(session)) => server::send(
                 &cell.into(),
                 &entry.supervisor_mailbox,
-                ServerMsg::Hung(reason.to_owned()),
+                ServerMsg::Hung {
+                    reason: reason.to_owned(),
+                    session,
+                },
             ),
             _ => tracing::warn!(
                 server = upstream,
-                "no supervisor to restart a hung upstream"
+                "no supervisor or instance to restart for a hung upstream"
             ),
         }
     }

@@ -14,11 +14,15 @@ use bulwark_supervisors::root::{self, RootArgs, RootMsg, RootSupervisor};
 use bulwark_supervisors::shared::SharedActor;
 use ractor::{Actor, ActorRef};
 
-use crate::config::{self, Config, ConfigError};
+use crate::auth::keys::NewKey;
+use crate::config::{Config, ConfigError, Sources};
+use crate::control::ControlPlane;
+use crate::control::credentials::{self, LiveCredentials};
 use crate::mcp::naming::Naming;
 use crate::mcp::observer::GatewayObserver;
 use crate::mcp::{Gateway, Services};
 use crate::probe::UpstreamProbe;
+use crate::store::{self, Store};
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,12 @@ pub enum StartError {
     /// Authentication could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::SetupError),
+    /// The management store is unusable.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The first-start admin key could not be made.
+    #[error("admin key: {0}")]
+    AdminKey(#[from] crate::control::credentials::KeyCreateError),
 }
 
 /// A running gateway core: the tree and the MCP front's shared state.
@@ -51,17 +61,34 @@ pub struct Runtime {
     pub gateway: Arc<Gateway>,
     /// Upstream OAuth tokens and their counters.
     pub tokens: Arc<Tokens>,
+    /// The store and the reconcile path.
+    pub control: Arc<ControlPlane>,
+    /// The admin key made on a first start, to be shown once.
+    pub admin_key: Option<NewKey>,
     root: ActorRef<RootMsg>,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Runtime {
     /// Starts one supervised actor per enabled upstream.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
+        Self::start_with(config, Sources::default()).await
+    }
+
+    /// Starts the tree for the file upstreams plus the store's; `sources`
+    /// are where `config` came from (watched by [`crate::control::watch`]).
+    pub async fn start_with(config: &Config, sources: Sources) -> Result<Self, StartError> {
         let guardrails = Guardrails::new(config.guardrails.clone())?;
         let cache = CacheHandle::new(&config.cache)?;
         let deadlines = Escalation::new(&config.timeouts, &config.server.tool_separator)?;
-        let specs = config::upstream_specs(config)?;
-        let auth = crate::auth::Auth::from_config(config)?;
+        let store = Store::open(&config.store, &config.server.data_dir()).await?;
+        store::import::keys_file_once(&store, &crate::auth::keys_file(config)).await?;
+        crate::control::pins::keep(&guardrails, &store).await?;
+        let credentials = LiveCredentials::load(&config.auth, &store).await?;
+        let admin_key = credentials::bootstrap_admin(config, &store, &credentials).await?;
+        let stored = store::named::UPSTREAMS.all(&store).await?;
+        let specs = crate::control::desired::specs(config, &stored)?;
+        let auth = crate::auth::Auth::with_store(config, credentials.clone())?;
         let registry = Arc::new_cyclic(|registry: &std::sync::Weak<Registry>| {
             let probe = Arc::new(UpstreamProbe::new(registry.clone()));
             let registry = Registry::new(specs);
@@ -84,10 +111,8 @@ impl Runtime {
                 deadlines,
             },
         );
-        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver {
-            sessions: gateway.sessions.clone(),
-            cache,
-        });
+        let observer: Arc<dyn UpstreamObserver> =
+            Arc::new(GatewayObserver::new(gateway.sessions.clone(), cache));
         let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,
@@ -98,17 +123,35 @@ impl Runtime {
             },
         )
         .await?;
+        let control = ControlPlane::new(
+            store,
+            credentials,
+            gateway.clone(),
+            root.clone(),
+            config,
+            sources,
+        );
         Ok(Self {
             registry,
             gateway,
             tokens,
+            control,
+            admin_key,
             root,
+            shutdown_grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
         })
+    }
+
+    /// Waits (up to `server.shutdown_grace_secs`) for calls in flight to finish.
+    pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (registry, grace) = (self.registry.clone(), self.shutdown_grace);
+        async move { crate::drain::in_flight_calls(&registry, grace).await }
     }
 
     /// Stops every upstream and waits until their processes are gone.
     pub async fn shutdown(self) {
         root::shutdown(&self.root, &self.registry).await;
+        self.control.store.close().await;
     }
 }
 

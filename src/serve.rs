@@ -4,20 +4,23 @@ use std::io::Write;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Sources};
+use crate::control::watch::Overrides;
 use crate::front::{self, origin::OriginPolicy};
 use crate::mcp::{self, HttpSettings};
 use crate::runtime::{Runtime, shutdown_signal};
 
-/// Runs the gateway over HTTP until a shutdown signal.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the gateway over HTTP until a shutdown signal. `sources` are
+/// watched; `overrides` re-applies the command line to a reloaded config.
+pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     check_exposure(&config, addr)?;
     let mut stdout = std::io::stdout();
-    if let Some(key) = crate::auth::bootstrap::admin_key_if_needed(&config)? {
+    let runtime = Runtime::start_with(&config, sources).await?;
+    if let Some(key) = &runtime.admin_key {
         // Shown once, on its own line, and never logged.
         writeln!(
             stdout,
@@ -26,40 +29,77 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )?;
         writeln!(stdout, "{}", key.secret)?;
     }
-    let runtime = Runtime::start(&config).await?;
     let shutdown = CancellationToken::new();
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
+    let control = runtime.control.clone();
+    control
+        .credentials
+        .spawn_poll(control.store.clone(), shutdown.clone());
+    crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
         limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
     };
-    let app = mcp::routes(&runtime.gateway, &settings)
-        .merge(crate::api::routes(runtime.gateway.clone()))
+    // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
+    let origin_layer = axum::middleware::from_fn_with_state(
+        OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+        crate::front::origin::layer,
+    );
+    let management = crate::api::routes(runtime.gateway.clone())
+        .merge(crate::api::control_routes(control.clone()))
         .layer(axum::middleware::from_fn_with_state(
             runtime.gateway.auth.clone(),
             crate::auth::middleware::management,
         ))
-        // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
-        .layer(axum::middleware::from_fn_with_state(
-            OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
-            crate::front::origin::layer,
-        ));
+        .layer(origin_layer.clone());
+    let mut app = mcp::routes(&runtime.gateway, &settings).layer(origin_layer);
+    match &config.server.admin_listen {
+        Some(admin) => {
+            let admin = admin_server(admin, management, shutdown.clone()).await?;
+            writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
+        }
+        None => app = app.merge(management),
+    }
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
     stdout.flush()?;
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
-    let server_shutdown = shutdown.clone();
+    // SIGTERM: refuse new calls and let those in flight drain (their
+    // streams stay open), then end open sessions and SSE streams so
+    // graceful shutdown can finish.
+    let drain = runtime.drain();
     front::listener::serve(listener, app, &config.server.limits, async move {
         shutdown_signal().await;
-        // Ends open SSE streams so graceful shutdown does not wait on them.
-        server_shutdown.cancel();
+        drain.await;
+        shutdown.cancel();
     })
     .await;
     runtime.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Serves the management routes on `addr` until `shutdown`.
+async fn admin_server(
+    addr: &str,
+    routes: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on server.admin_listen = {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let served = axum::serve(listener, routes)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(err) = served {
+            tracing::error!(%err, "management listener failed");
+        }
+    });
+    Ok(bound)
 }
 
 /// Refuses to serve without authentication beyond loopback unless forced.

@@ -41,7 +41,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         tracing::warn!(%err, "stdio session ended abnormally");
                     }
                 }
-                () = shutdown_signal() => cancel.cancel(),
+                () = shutdown_signal() => {
+                    runtime.drain().await;
+                    cancel.cancel();
+                }
             }
         }
         Err(err) => tracing::error!(%err, "stdio client did not initialise"),

@@ -1,7 +1,14 @@
 //! Operator HTTP endpoints: `/health`, `/ready`, `/api/v1/actors` (the
-//! live supervision tree) and `/api/v1/guardrails`.
+//! live supervision tree), `/api/v1/guardrails`, and the management API
+//! (`/api/v1/upstreams`, `/projects`, `/keys`; errors as RFC 9457
+//! problem+json from [`problem`]).
 mod actors;
 mod guardrails;
+mod keys;
+mod page;
+pub mod problem;
+mod projects;
+mod upstreams;
 
 use std::sync::Arc;
 
@@ -10,6 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use crate::control::ControlPlane;
 use crate::mcp::Gateway;
 use serde_json::json;
 
@@ -22,6 +30,40 @@ pub fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/api/v1/guardrails", get(guardrails::report))
         .route("/api/v1/guardrails/approve", post(guardrails::approve))
         .with_state(gateway)
+}
+
+/// The management routes: upstreams, projects and keys.
+pub fn control_routes(control: Arc<ControlPlane>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/upstreams",
+            get(upstreams::list).post(upstreams::create),
+        )
+        .route(
+            "/api/v1/upstreams/{name}",
+            get(upstreams::get)
+                .put(upstreams::replace)
+                .patch(upstreams::patch)
+                .delete(upstreams::delete),
+        )
+        .route("/api/v1/upstreams/{name}/enable", post(upstreams::enable))
+        .route("/api/v1/upstreams/{name}/disable", post(upstreams::disable))
+        .route("/api/v1/upstreams/{name}/restart", post(upstreams::restart))
+        .route(
+            "/api/v1/projects",
+            get(projects::list).post(projects::create),
+        )
+        .route(
+            "/api/v1/projects/{name}",
+            get(projects::get)
+                .put(projects::replace)
+                .patch(projects::patch)
+                .delete(projects::delete),
+        )
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", get(keys::get).delete(keys::delete))
+        .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
+        .with_state(control)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

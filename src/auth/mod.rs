@@ -138,6 +138,15 @@ pub struct Auth {
 impl Auth {
     /// Authentication as `config` describes it (keys from `[auth]` and the keys file).
     pub fn from_config(config: &Config) -> Result<Arc<Self>, SetupError> {
+        let store = FileStore::open(&config.auth, keys_file(config))?;
+        Self::with_store(config, Arc::new(store))
+    }
+
+    /// Authentication as `config` describes it, with keys and grants from `store`.
+    pub fn with_store(
+        config: &Config,
+        store: Arc<dyn CredentialStore>,
+    ) -> Result<Arc<Self>, SetupError> {
         let auth = &config.auth;
         for key in &auth.keys {
             if key.project != crate::config::auth::ADMIN_PROJECT
@@ -155,7 +164,6 @@ impl Auth {
                 tracing::warn!(%project, %server, "auth project names an upstream that is not configured");
             }
         }
-        let store = FileStore::open(auth, keys_file(config))?;
         let jwt = match &auth.jwt {
             Some(jwt) => {
                 let mut jwt = jwt.clone();
@@ -169,7 +177,7 @@ impl Auth {
         };
         Ok(Arc::new(Self {
             enabled: auth.enabled,
-            store: Arc::new(store),
+            store,
             jwt,
             limits: RateLimits::new(&auth.rate_limits)?,
             oauth: auth.oauth.clone(),

@@ -74,7 +74,7 @@ impl Default for AuthConfig {
 }
 
 /// What one project may use.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectConfig {
     /// Upstream names, or `"*"` for all of them.
@@ -84,7 +84,7 @@ pub struct ProjectConfig {
 }
 
 /// Tool allow and deny lists of one upstream; deny wins.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolRules {
     /// Only these tools (absent: all of them). A trailing `*` matches a prefix.

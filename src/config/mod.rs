@@ -17,6 +17,8 @@ use bulwark_actors::guardrail::GuardrailConfig;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
+pub use mcp_servers::load as load_mcp_servers;
+pub use validate::check as validate;
 pub(crate) use validate::expand_env;
 pub use validate::resolve_specs as upstream_specs;
 
@@ -69,6 +71,9 @@ pub struct Config {
     /// Deadlines and escalation thresholds.
     #[serde(default)]
     pub timeouts: bulwark_actors::timeout::TimeoutsConfig,
+    /// The management store (SQLite by default, PostgreSQL by URL).
+    #[serde(default)]
+    pub store: crate::store::StoreConfig,
 }
 
 /// Settings of the HTTP front.
@@ -91,6 +96,11 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Bounds of the HTTP front: connections, timeouts, bodies, sessions.
     pub limits: crate::front::limits::FrontLimits,
+    /// A second address that serves `/api` (and `/health`, `/ready`); when
+    /// set, the main address no longer serves `/api`.
+    pub admin_listen: Option<String>,
+    /// At SIGTERM, how long calls in flight get to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServerConfig {
@@ -118,12 +128,14 @@ impl Default for ServerConfig {
             gateway_tools: true,
             data_dir: None,
             limits: crate::front::limits::FrontLimits::default(),
+            admin_listen: None,
+            shutdown_grace_secs: 30,
         }
     }
 }
 
 /// One upstream MCP server: launched over stdio (`command`) or remote (`url`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Program to run; `{self}` is this gateway's own binary (for demo servers).

@@ -7,7 +7,7 @@ use bulwark_actors::oauth::{ClientAuth, ClientCert, DEFAULT_REFRESH_BEFORE, OAut
 use serde::Deserialize;
 
 /// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// HTTP Basic with client id and secret (the OAuth default).
@@ -20,7 +20,7 @@ pub enum AuthMethod {
 }
 
 /// OAuth settings of one upstream; string values may be `${VAR}` references.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// The client id.

@@ -121,6 +121,9 @@ fn check_policy(policy: &RestartPolicy, at: &str) -> Result<(), String> {
     if policy.window_secs == 0 {
         return Err(format!("{at}.window_secs must be at least 1"));
     }
+    if policy.handshake_timeout_secs == 0 {
+        return Err(format!("{at}.handshake_timeout_secs must be at least 1"));
+    }
     Ok(())
 }
 

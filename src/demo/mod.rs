@@ -7,7 +7,8 @@
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
-//!   misbehave the way attacks do, for the guardrails.
+//!   misbehave the way attacks do, for the guardrails; `chaos`, which breaks
+//!   the transport and process contract, for the runtime.
 //!
 //! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
@@ -52,6 +53,8 @@ pub enum DemoKind {
     Huge,
     /// Logs, elicits and samples in the middle of a call.
     Chatty,
+    /// Breaks the transport or process contract (`--chaos MODE`), stdio only.
+    Chaos,
 }
 
 impl DemoKind {
@@ -68,6 +71,7 @@ impl DemoKind {
             Self::Injector => "injector",
             Self::Huge => "huge",
             Self::Chatty => "chatty",
+            Self::Chaos => "chaos",
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct DemoServerArgs {
     /// `huge`: size of `big_output`'s result in bytes.
     #[arg(long, default_value_t = hostile::huge::DEFAULT_SIZE_BYTES)]
     pub size_bytes: usize,
+    /// `chaos`: how to misbehave.
+    #[arg(long, value_enum, default_value = "stderr-garbage")]
+    pub chaos: hostile::chaos::ChaosMode,
 }
 
 /// Runs a demo server until its transport closes (stdio) or the process is stopped (HTTP).
@@ -127,6 +134,7 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
             let server = hostile::huge::HugeServer::with_size_bytes(args.size_bytes);
             serve(server, args.http).await
         }
+        DemoKind::Chaos => hostile::chaos::run(args.chaos).await,
     }
 }
 

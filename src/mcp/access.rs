@@ -67,7 +67,11 @@ impl Access {
                 );
                 return Err(GatewayError::SessionOwner);
             }
-            (Some(presented), _) => self.bound.get_or_init(|| presented.clone()).clone(),
+            // The presented identity carries the project's grant as of now.
+            (Some(presented), _) => {
+                self.bound.get_or_init(|| presented.clone());
+                presented.clone()
+            }
             (None, Some(bound)) => bound.clone(),
             // Fail closed: a request that skipped the HTTP layer.
             (None, None) => return Err(AuthError::Missing.into()),

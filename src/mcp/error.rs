@@ -87,6 +87,15 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The error for a call that arrives while shutdown drains.
+    pub fn shutting_down(server: &str) -> Self {
+        Self::Unavailable {
+            server: server.to_owned(),
+            state: "gateway shutting down",
+            reason: None,
+        }
+    }
+
     /// The error for a server that has no ready session.
     pub fn unavailable(status: &UpstreamStatus) -> Self {
         let state = match status.state() {

@@ -83,7 +83,7 @@ impl GatewayHandler {
         visible
             .iter()
             .filter_map(|name| self.gateway().registry.get(name))
-            .map(|entry| ServerSummary::of(entry))
+            .map(|entry| ServerSummary::of(&entry))
             .collect()
     }
 
@@ -98,7 +98,7 @@ impl GatewayHandler {
             .find(|name| &***name == server)
             .and_then(|name| self.gateway().registry.get(name))
             .ok_or_else(|| ErrorData::invalid_params(format!("unknown server '{server}'"), None))?;
-        let summary = ServerSummary::of(entry);
+        let summary = ServerSummary::of(&entry);
         let tools = match self.upstream_tools(server, false, context).await {
             Ok(tools) => json!(tools),
             Err(err) => json!({ "error": err.message }),
@@ -108,7 +108,7 @@ impl GatewayHandler {
             "state": summary.state,
             "restarts": summary.restarts,
             "calls_in_flight": summary.calls_in_flight,
-            "last_error": entry.status.last_exit().map(|exit| mask_upstream(entry, &exit.to_string())),
+            "last_error": entry.status.last_exit().map(|exit| mask_upstream(&entry, &exit.to_string())),
             "tools": tools,
         }))
     }

@@ -42,7 +42,8 @@ struct SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        self.gateway.sessions.remove(self.id);
+        let gateway = &self.gateway;
+        super::subscriptions::session_closed(&gateway.sessions, &gateway.registry, self.id);
     }
 }
 
@@ -99,14 +100,17 @@ impl GatewayHandler {
         identity
     }
 
-    /// Sends `request` to `server` on behalf of this client request.
+    /// Sends `request` to `server` on behalf of this client request, under
+    /// the `default` deadline (prompts, resources, completion, subscribe,
+    /// setLevel): no upstream operation waits for ever.
     pub(super) async fn forward(
         &self,
         server: &str,
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
-        self.forward_tracked(server, request, context, None).await
+        let op = (self.gateway.deadlines).track(OpKind::Default, Arc::from(server), None);
+        (self.forward_tracked(server, request, context, Some(Arc::new(op)))).await
     }
 
     /// Like [`Self::forward`], under the deadline `op` is tracked with: when
@@ -125,6 +129,9 @@ impl GatewayHandler {
             .registry
             .get(server)
             .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
+        if self.gateway.registry.is_closing() {
+            return Err(GatewayError::shutting_down(server));
+        }
         let link = entry
             .status
             .link()
@@ -285,7 +292,13 @@ impl GatewayHandler {
             }
             ClientRequest::UnsubscribeRequest(Request::new(UnsubscribeRequestParams::new(original)))
         };
-        self.forward(server, request, context).await?;
+        if let Err(err) = self.forward(server, request, context).await {
+            if subscribe {
+                // Not subscribed upstream: neither is the session.
+                sessions.unsubscribe(self.session.id, server, original);
+            }
+            return Err(err.into());
+        }
         Ok(())
     }
 
@@ -404,6 +417,8 @@ impl ServerHandler for GatewayHandler {
         // Binds the session to the caller that opens it.
         self.access.caller(&context)?;
         context.peer.set_peer_info(request.clone());
+        // From now on it hears list changes, even if it never calls anything.
+        self.track(&context);
         self.negotiate_initialize(&request)
     }
 

@@ -28,6 +28,7 @@ pub mod naming;
 pub mod observer;
 pub mod owners;
 pub mod sessions;
+pub mod subscriptions;
 
 use std::sync::Arc;
 

@@ -1,36 +1,82 @@
 //! What the gateway does with an upstream's announcements: a `list_changed`
-//! drops that upstream's cached list of that kind, then every session that
-//! can see the upstream is told.
-use std::sync::Arc;
+//! drops that upstream's cached list of that kind, and only then is every
+//! session that can see the upstream told, so a client re-listing at once
+//! gets the new list. A new instance drops everything cached of its
+//! predecessor and gets the live resource subscriptions replayed.
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use bulwark_actors::cache::{CacheHandle, CacheKind, Scope as CacheScope};
-use bulwark_actors::upstream::UpstreamObserver;
+use bulwark_actors::upstream::{UpstreamLink, UpstreamObserver};
 use rmcp::model::ServerNotification;
 
 use super::sessions::Sessions;
+use super::subscriptions;
 
 /// The observer every upstream actor reports to.
 pub struct GatewayObserver {
-    /// Live client sessions.
-    pub sessions: Arc<Sessions>,
-    /// The list cache to invalidate.
-    pub cache: CacheHandle,
+    sessions: Arc<Sessions>,
+    cache: CacheHandle,
+    /// `(server, kinds)` whose invalidation is on its way: a flood of
+    /// `list_changed` costs one cache scan and one notice per session at a time.
+    pending: Arc<Mutex<HashSet<ListChange>>>,
+}
+
+/// An upstream and the cached list kinds one `list_changed` of it drops.
+type ListChange = (Arc<str>, &'static [CacheKind]);
+
+impl GatewayObserver {
+    /// An observer telling `sessions` and invalidating `cache`.
+    pub fn new(sessions: Arc<Sessions>, cache: CacheHandle) -> Self {
+        Self {
+            sessions,
+            cache,
+            pending: Arc::default(),
+        }
+    }
 }
 
 impl UpstreamObserver for GatewayObserver {
     fn notification(&self, server: &str, notification: ServerNotification) {
-        let kinds: &[CacheKind] = match &notification {
+        let kinds: &'static [CacheKind] = match &notification {
             ServerNotification::ToolListChangedNotification(_) => &[CacheKind::Tools],
             ServerNotification::PromptListChangedNotification(_) => &[CacheKind::Prompts],
             ServerNotification::ResourceListChangedNotification(_) => {
                 &[CacheKind::Resources, CacheKind::ResourceTemplates]
             }
-            _ => &[],
+            _ => return self.sessions.notification(server, notification),
         };
-        for kind in kinds {
-            self.cache
-                .invalidate(CacheScope::KindOf(*kind, Arc::from(server)));
+        let key = (Arc::<str>::from(server), kinds);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.insert(key.clone()) {
+            // The one on its way has not invalidated yet: it covers this one.
+            return;
         }
-        self.sessions.notification(server, notification);
+        drop(pending);
+        let (sessions, cache, pending) = (
+            self.sessions.clone(),
+            self.cache.clone(),
+            self.pending.clone(),
+        );
+        tokio::spawn(async move {
+            // Before invalidating: a change after this point starts a new round.
+            pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            let (server, kinds) = key;
+            for kind in kinds {
+                cache
+                    .invalidate_now(CacheScope::KindOf(*kind, server.clone()))
+                    .await;
+            }
+            sessions.notification(&server, notification);
+        });
+    }
+
+    fn instance_ready(&self, server: &str, link: &UpstreamLink) {
+        // Tool results and lists of the previous instance are not this one's.
+        self.cache.invalidate(CacheScope::Upstream(server.into()));
+        subscriptions::replay(&self.sessions, server, link);
     }
 }

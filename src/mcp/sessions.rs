@@ -9,6 +9,7 @@ use bulwark_actors::upstream::UpstreamObserver;
 use dashmap::DashMap;
 use rmcp::model::{ResourceUpdatedNotificationParam, ServerNotification};
 use rmcp::{Peer, RoleServer};
+use tokio::sync::mpsc;
 
 use super::log_levels::{Audience, UpstreamLevels};
 use super::naming::Naming;
@@ -32,9 +33,14 @@ impl Scope {
 }
 
 struct Session {
-    peer: Peer<RoleServer>,
     scope: Scope,
+    /// Notifications on their way to the client, sent by one task per
+    /// session; full means the client is not keeping up and it loses some.
+    outbox: mpsc::Sender<ServerNotification>,
 }
+
+/// Notifications queued per session (see [`Session::outbox`]).
+pub const OUTBOX: usize = 256;
 
 /// Registry of live sessions and their resource subscriptions.
 pub struct Sessions {
@@ -69,7 +75,17 @@ impl Sessions {
 
     /// Records the session's peer once it is known (its first request).
     pub fn register(&self, id: u64, peer: Peer<RoleServer>, scope: Scope) {
-        self.live.entry(id).or_insert(Session { peer, scope });
+        self.live.entry(id).or_insert_with(|| {
+            let (outbox, mut queue) = mpsc::channel(OUTBOX);
+            tokio::spawn(async move {
+                // Ends when the session is removed (its sender dropped).
+                while let Some(notification) = queue.recv().await {
+                    // A session that went away is dropped on its own.
+                    let _ = peer.send_notification(notification).await;
+                }
+            });
+            Session { scope, outbox }
+        });
     }
 
     /// Records whose grant and log level the session's log lines follow.
@@ -77,14 +93,29 @@ impl Sessions {
         self.audience.insert(id, audience);
     }
 
-    /// Forgets a session and its subscriptions.
-    pub fn remove(&self, id: u64) {
+    /// Forgets a session and its subscriptions; returns the `(server, URI)`
+    /// pairs it was the last subscriber of, to withdraw upstream.
+    pub fn remove(&self, id: u64) -> Vec<(Arc<str>, String)> {
         self.live.remove(&id);
         self.audience.remove(&id);
-        self.subscriptions.retain(|_, ids| {
-            ids.remove(&id);
-            !ids.is_empty()
+        let mut orphaned = Vec::new();
+        self.subscriptions.retain(|key, ids| {
+            let kept = !(ids.remove(&id) && ids.is_empty());
+            if !kept {
+                orphaned.push(key.clone());
+            }
+            kept
         });
+        orphaned
+    }
+
+    /// URIs of `server` some session is subscribed to.
+    pub fn subscribed_uris(&self, server: &str) -> Vec<String> {
+        self.subscriptions
+            .iter()
+            .filter(|entry| &*entry.key().0 == server)
+            .map(|entry| entry.key().1.clone())
+            .collect()
     }
 
     /// Subscribes a session; true when it is the first subscriber of the URI,
@@ -114,11 +145,10 @@ impl Sessions {
         last
     }
 
-    fn deliver(&self, peer: Peer<RoleServer>, notification: ServerNotification) {
-        tokio::spawn(async move {
-            // A session that went away is dropped on its own; nothing to do.
-            let _ = peer.send_notification(notification).await;
-        });
+    fn deliver(&self, session: &Session, notification: ServerNotification) {
+        if session.outbox.try_send(notification).is_err() {
+            tracing::debug!("session not keeping up with notifications; one dropped");
+        }
     }
 }
 
@@ -143,7 +173,7 @@ impl UpstreamObserver for Sessions {
                     let mut params = ResourceUpdatedNotificationParam::new(uri);
                     params.meta = updated.params.meta.clone();
                     self.deliver(
-                        session.peer.clone(),
+                        &session,
                         ServerNotification::ResourceUpdatedNotification(
                             rmcp::model::Notification::new(params),
                         ),
@@ -159,7 +189,7 @@ impl UpstreamObserver for Sessions {
                     });
                     if admitted && session.scope.sees(server) {
                         self.deliver(
-                            session.peer.clone(),
+                            &session,
                             ServerNotification::LoggingMessageNotification(log.clone()),
                         );
                     }
@@ -168,7 +198,7 @@ impl UpstreamObserver for Sessions {
             other => {
                 for session in self.live.iter() {
                     if session.scope.sees(server) {
-                        self.deliver(session.peer.clone(), other.clone());
+                        self.deliver(&session, other.clone());
                     }
                 }
             }

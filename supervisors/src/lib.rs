@@ -14,10 +14,12 @@
 //! - [`server`]: `ServerSupervisor`, restarts one upstream's instance.
 //! - [`root`]: `RootSupervisor`, starts and restarts server supervisors.
 //! - [`registry`]: configured upstreams and their live status.
+//! - [`control`]: the typed add/remove/restart commands of the control plane.
 //! - [`shared`]: how the root starts and restarts the shared actors.
 //!
 //! Supervisors know neither HTTP nor MCP wire details; they start actors,
 //! watch them die, and decide what happens next.
+pub mod control;
 pub mod policy;
 pub mod registry;
 pub mod root;

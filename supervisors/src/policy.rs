@@ -23,6 +23,9 @@ pub struct RestartPolicy {
     pub backoff_max_ms: u64,
     /// How often a `failed` server is probed (half-open), in seconds.
     pub probe_interval_secs: u64,
+    /// How long an instance may take to finish the MCP handshake before it
+    /// counts as failed, in seconds.
+    pub handshake_timeout_secs: u64,
 }
 
 impl Default for RestartPolicy {
@@ -33,6 +36,7 @@ impl Default for RestartPolicy {
             backoff_min_ms: 100,
             backoff_max_ms: 30_000,
             probe_interval_secs: 30,
+            handshake_timeout_secs: 30,
         }
     }
 }
@@ -46,6 +50,11 @@ impl RestartPolicy {
     /// Time between probes of a failed server.
     pub fn probe_interval(&self) -> Duration {
         Duration::from_secs(self.probe_interval_secs)
+    }
+
+    /// How long the MCP handshake may take.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
     }
 
     fn backoff(&self) -> ExponentialBackoff {
@@ -139,6 +148,7 @@ mod tests {
             backoff_min_ms: 100,
             backoff_max_ms: 1_000,
             probe_interval_secs: 5,
+            handshake_timeout_secs: 30,
         }
     }
 

@@ -4,7 +4,8 @@
 //! and the `TokenActor`) first, then one `ServerSupervisor` per configured
 //! upstream. A shared actor or a server supervisor only dies by a bug (a
 //! panic); the root then starts a fresh one in its place on the same shared
-//! state, and the others never notice. `Shutdown` stops every server
+//! state, and the others never notice. A restart that fails is retried every
+//! second: it never takes the root down. `Shutdown` stops every server
 //! supervisor in parallel, revokes the upstream tokens where the
 //! authorization server supports it, and replies when all upstream
 //! processes are gone.
@@ -19,6 +20,8 @@ use crate::shared::SharedActor;
 
 /// Pause before restarting a shared actor that died, so a panic loop cannot spin.
 const SHARED_RESTART_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Pause before retrying a restart that failed.
+const RESTART_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the root starts with.
 pub struct RootArgs {
@@ -32,15 +35,21 @@ pub struct RootArgs {
 pub enum RootMsg {
     /// Stop every upstream; reply when all are gone.
     Shutdown(RpcReplyPort<()>),
+    /// Add, remove or restart one server (the control plane's commands).
+    Control(crate::control::Command),
+    /// Try again to start a shared actor whose restart failed.
+    RestartShared(SharedActor),
+    /// Try again to start a server supervisor whose restart failed.
+    RestartServer(Arc<ServerEntry>),
 }
 
 /// State of the root supervisor.
 pub struct RootState {
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     observer: Arc<dyn UpstreamObserver>,
-    children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
+    pub(crate) children: Vec<(ActorRef<ServerMsg>, Arc<ServerEntry>)>,
     shared: Vec<(ActorCell, SharedActor)>,
-    stopping: bool,
+    pub(crate) stopping: bool,
 }
 
 /// Longest wait for token revocation at shutdown.
@@ -70,7 +79,7 @@ impl Actor for RootSupervisor {
             let cell = actor.start(myself.get_cell()).await?;
             state.shared.push((cell, actor));
         }
-        for entry in state.registry.servers().to_vec() {
+        for entry in state.registry.servers().iter().cloned() {
             spawn_server(&myself, &mut state, entry).await?;
         }
         Ok(state)
@@ -78,12 +87,13 @@ impl Actor for RootSupervisor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         state.registry.root_mailbox.handled();
         match message {
+            RootMsg::Control(command) => crate::control::handle(&myself, state, command).await?,
             RootMsg::Shutdown(reply) => {
                 state.stopping = true;
                 let stops = state.children.iter().map(|(child, entry)| {
@@ -106,6 +116,23 @@ impl Actor for RootSupervisor {
                 }
                 let _ = reply.send(());
             }
+            RootMsg::RestartShared(actor) if !state.stopping => {
+                restart_shared(&myself, state, actor).await;
+            }
+            RootMsg::RestartServer(entry)
+                if !state.stopping
+                    // Not removed meanwhile by the control plane.
+                    && state
+                        .registry
+                        .get(&entry.spec.name)
+                        .is_some_and(|current| Arc::ptr_eq(&current, &entry)) =>
+            {
+                if let Err(err) = spawn_server(&myself, state, entry.clone()).await {
+                    tracing::error!(server = %entry.spec.name, %err, "server supervisor did not restart; retrying");
+                    retry_later(&myself, &state.registry, RootMsg::RestartServer(entry));
+                }
+            }
+            RootMsg::RestartShared(_) | RootMsg::RestartServer(_) => {}
         }
         Ok(())
     }
@@ -134,8 +161,7 @@ impl Actor for RootSupervisor {
                 tracing::warn!(actor = actor.name, "restarting shared actor");
                 actor.count_restart();
                 tokio::time::sleep(SHARED_RESTART_DELAY).await;
-                let cell = actor.start(myself.get_cell()).await?;
-                state.shared.push((cell, actor));
+                restart_shared(&myself, state, actor).await;
             }
             return Ok(());
         }
@@ -152,11 +178,40 @@ impl Actor for RootSupervisor {
         }
         tracing::warn!(server = %entry.spec.name, "restarting server supervisor");
         entry.status.set_state(UpstreamState::Restarting);
-        spawn_server(&myself, state, entry).await
+        if let Err(err) = spawn_server(&myself, state, entry.clone()).await {
+            // Never the root's own failure: the other servers keep running.
+            tracing::error!(server = %entry.spec.name, %err, "server supervisor did not restart; retrying");
+            retry_later(&myself, &state.registry, RootMsg::RestartServer(entry));
+        }
+        Ok(())
     }
 }
 
-async fn spawn_server(
+/// Starts a shared actor again; one that fails to start is retried after a
+/// pause instead of taking the root, and with it every upstream, down.
+async fn restart_shared(myself: &ActorRef<RootMsg>, state: &mut RootState, actor: SharedActor) {
+    match actor.start(myself.get_cell()).await {
+        Ok(cell) => state.shared.push((cell, actor)),
+        Err(err) => {
+            tracing::error!(actor = actor.name, %err, "shared actor did not restart; retrying");
+            retry_later(myself, &state.registry, RootMsg::RestartShared(actor));
+        }
+    }
+}
+
+fn retry_later(myself: &ActorRef<RootMsg>, registry: &Arc<Registry>, msg: RootMsg) {
+    let (to, registry) = (myself.clone(), registry.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(RESTART_RETRY_DELAY).await;
+        registry.root_mailbox.enqueued();
+        // Fails only when the root is gone, and then nothing needs restarting.
+        if to.cast(msg).is_err() {
+            registry.root_mailbox.handled();
+        }
+    });
+}
+
+pub(crate) async fn spawn_server(
     myself: &ActorRef<RootMsg>,
     state: &mut RootState,
     entry: Arc<ServerEntry>,
@@ -176,9 +231,27 @@ async fn spawn_server(
     Ok(())
 }
 
+/// Sends the root a control command, counting its mailbox depth.
+pub fn control(
+    root: &ActorRef<RootMsg>,
+    registry: &Registry,
+    command: crate::control::Command,
+) -> bool {
+    registry.root_mailbox.enqueued();
+    let sent = root.cast(RootMsg::Control(command)).is_ok();
+    if !sent {
+        registry.root_mailbox.handled();
+    }
+    sent
+}
+
 /// Asks the root to stop everything and waits until it has.
 pub async fn shutdown(root: &ActorRef<RootMsg>, registry: &Registry) {
     registry.root_mailbox.enqueued();
     let _ = ractor::call!(root, RootMsg::Shutdown);
     root.stop(None);
 }
+
+#[cfg(test)]
+#[path = "root_tests.rs"]
+mod tests;

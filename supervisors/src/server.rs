@@ -49,7 +49,15 @@ pub enum ServerMsg {
     Shutdown(RpcReplyPort<()>),
     /// The instance stopped answering (the escalation actor's verdict): kill
     /// it and restart under the policy, as if it had crashed.
-    Hung(String),
+    Hung {
+        /// Why it was declared hung.
+        reason: String,
+        /// The session the verdict is about ([`UpstreamLink::session`]); a
+        /// later instance is left alone.
+        ///
+        /// [`UpstreamLink::session`]: bulwark_actors::upstream::UpstreamLink::session
+        session: u64,
+    },
 }
 
 /// The registered name of `server`'s supervisor, so the escalation actor can
@@ -125,8 +133,11 @@ impl Actor for ServerSupervisor {
                 state.probing = true;
                 start_instance(&myself, state).await;
             }
-            ServerMsg::Hung(reason) => {
-                if let Some(instance) = &state.instance
+            ServerMsg::Hung { reason, session } => {
+                let current = state.status.link().map(|link| link.session());
+                if current != Some(session) {
+                    tracing::info!(server = %state.spec.name, %reason, "hung verdict about a previous instance; ignored");
+                } else if let Some(instance) = &state.instance
                     && state.hung.is_none()
                 {
                     tracing::error!(server = %state.spec.name, %reason, "killing hung upstream");
@@ -186,6 +197,7 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
         status: state.status.clone(),
         observer: state.observer.clone(),
         tokens: state.tokens.clone(),
+        handshake_timeout: state.tracker.policy().handshake_timeout(),
     };
     match Actor::spawn_linked(None, UpstreamActor, args, myself.get_cell()).await {
         Ok((instance, _)) => state.instance = Some(instance),
@@ -199,6 +211,14 @@ async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
 
 fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
     let name = &state.spec.name;
+    if matches!(state.status.last_exit(), Some(ExitReason::TokenRotated)) {
+        // Planned: not a crash, so neither the limit nor the backoff apply.
+        tracing::info!(server = %name, "starting upstream with its new token");
+        state.status.set_state(UpstreamState::Restarting);
+        state.status.count_restart();
+        send(myself, &state.mailbox, ServerMsg::Start);
+        return;
+    }
     // The instance's last state tells whether it ever served.
     let reached_ready = state.status.state() == UpstreamState::Ready;
     if state.probing && !reached_ready {

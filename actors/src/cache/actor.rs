@@ -111,7 +111,7 @@ impl Actor for CacheActor {
                 ttl,
                 epoch,
             } => {
-                if epoch.is_some_and(|e| e != state.handle.epoch()) {
+                if epoch.is_some_and(|e| e != state.handle.epoch(key.upstream())) {
                     tracing::debug!(kind = %key.kind(), "stale fill dropped after invalidation");
                 } else {
                     // Bounded by op_timeout on Redis; instant in memory.

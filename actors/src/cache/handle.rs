@@ -1,7 +1,6 @@
 //! `CacheHandle`: what the request path holds. Reads go straight to the
 //! backend; writes and invalidations are casts to the `CacheActor`.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
@@ -12,6 +11,7 @@ use serde_json::Value;
 
 use super::actor::CacheMsg;
 use super::config::{BackendKind, CacheConfig};
+use super::epochs::Epochs;
 use super::key::CacheKey;
 use super::kind::CacheKind;
 use super::memory::{Entry, MemoryBackend};
@@ -41,9 +41,10 @@ pub(crate) struct Shared {
     pub(crate) config: CacheConfig,
     /// The running actor; replaced when the root restarts it.
     actor: ActorSlot<CacheMsg>,
-    /// Bumped by every invalidation; a fill that started before one is dropped,
-    /// so a list fetched before `list_changed` can't be stored after it.
-    epoch: AtomicU64,
+    /// Bumped by every invalidation of an upstream; a fill that started
+    /// before one is dropped, so a list fetched before `list_changed` can't
+    /// be stored after it.
+    epochs: Epochs,
 }
 
 /// The cache as the request path sees it: cheap to clone, reads without
@@ -86,7 +87,7 @@ impl CacheHandle {
                 stats,
                 config: config.clone(),
                 actor: ActorSlot::default(),
-                epoch: AtomicU64::new(0),
+                epochs: Epochs::default(),
             }),
         })
     }
@@ -170,13 +171,13 @@ impl CacheHandle {
     {
         let kind = key.kind();
         let ttl = self.ttl(kind);
-        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        let epoch = self.shared.epochs.of(key.upstream());
         match &self.shared.backend {
             Backend::Memory(memory) => {
                 let (value, fresh) = memory.get_or_fetch(key.clone(), ttl, fetch).await?;
                 if fresh {
                     self.shared.stats.miss(kind);
-                    if self.shared.epoch.load(Ordering::Acquire) != epoch {
+                    if self.shared.epochs.of(key.upstream()) != epoch {
                         self.cast(CacheMsg::Invalidate(Scope::Key(key)));
                     }
                 } else {
@@ -203,12 +204,22 @@ impl CacheHandle {
     /// Removes every entry in `scope` (through the actor). Fills already under
     /// way are not stored.
     pub fn invalidate(&self, scope: Scope) {
-        self.shared.epoch.fetch_add(1, Ordering::AcqRel);
+        self.shared.epochs.bump(&scope);
         self.cast(CacheMsg::Invalidate(scope));
     }
 
-    pub(crate) fn epoch(&self) -> u64 {
-        self.shared.epoch.load(Ordering::Acquire)
+    /// Removes every entry in `scope` and returns once they are gone (on
+    /// Redis: or its operation timed out). For `list_changed`: clients are
+    /// told only after this, so a re-list never reads the stale entry.
+    pub async fn invalidate_now(&self, scope: Scope) {
+        self.shared.epochs.bump(&scope);
+        self.shared.invalidate(&scope).await;
+        tracing::debug!(%scope, "cache invalidated");
+    }
+
+    /// The invalidation epoch of `upstream`.
+    pub(crate) fn epoch(&self, upstream: &str) -> u64 {
+        self.shared.epochs.of(upstream)
     }
 
     /// Waits until the actor has applied every write and invalidation sent

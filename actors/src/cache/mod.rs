@@ -2,7 +2,8 @@
 //! in memory (moka) or in Redis shared by several gateway replicas.
 //!
 //! - [`CacheHandle`]: what the request path holds; `get` reads the backend
-//!   directly, `put`/`invalidate` are casts to the actor.
+//!   directly, `put`/`invalidate` are casts to the actor; `invalidate_now`
+//!   is awaited (before clients hear of a `list_changed`).
 //! - [`CacheActor`]: owns writes, invalidation, expiry housekeeping and the
 //!   Redis connection.
 //! - [`CacheKey`]: namespaced, hashed keys ([`CacheKind`] + upstream + SHA-256).
@@ -14,6 +15,7 @@
 //! A backend failure is never an error to the caller: it is a miss.
 mod actor;
 mod config;
+mod epochs;
 mod handle;
 mod key;
 mod kind;

@@ -283,6 +283,11 @@ impl Guardrails {
         self.inner.tools.allowed(server, tool, set.pin_tools)
     }
 
+    /// The rug-pull pins (to load and keep them in a store).
+    pub fn pins(&self) -> &pins::PinStore {
+        self.inner.tools.pins()
+    }
+
     /// Approves the changed definition of `tool` (re-pins it); `false` when
     /// no change was pending. Clients should then be sent `tools/list_changed`.
     pub fn approve_tool(&self, server: &str, tool: &str) -> bool {

@@ -3,7 +3,7 @@
 //! pending until an operator approves it (re-pinning) or the upstream
 //! reverts to the pinned one.
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -25,18 +25,50 @@ struct Pin {
     current: String,
 }
 
+/// Where pins outlive the process (the gateway's management store), so an
+/// approved or withheld rug pull survives a restart. A callback, so this
+/// crate knows nothing of databases.
+pub trait PinSink: Send + Sync + std::fmt::Debug {
+    /// `tool` of `server` is now pinned to `hash` (first sight or approval).
+    fn pinned(&self, server: &str, tool: &str, hash: &str);
+}
+
 /// Pins of every upstream's tools; keyed by (server, tool name).
 #[derive(Debug, Default)]
 pub struct PinStore {
     pins: Mutex<HashMap<(String, String), Pin>>,
+    sink: OnceLock<Arc<dyn PinSink>>,
 }
 
 impl PinStore {
+    /// Loads pins kept from earlier runs and reports every new pin to `sink`.
+    pub fn persist(
+        &self,
+        kept: impl IntoIterator<Item = (String, String, String)>,
+        sink: Arc<dyn PinSink>,
+    ) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        for (server, tool, hash) in kept {
+            pins.entry((server, tool)).or_insert(Pin {
+                pinned: hash.clone(),
+                current: hash,
+            });
+        }
+        let _ = self.sink.set(sink);
+    }
+
+    fn report(&self, server: &str, tool: &str, hash: &str) {
+        if let Some(sink) = self.sink.get() {
+            sink.pinned(server, tool, hash);
+        }
+    }
+
     /// Records the latest definition hash of a tool and compares it to the pin.
     pub fn observe(&self, server: &str, tool: &str, hash: String) -> PinCheck {
         let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
         match pins.get_mut(&(server.to_owned(), tool.to_owned())) {
             None => {
+                self.report(server, tool, &hash);
                 pins.insert(
                     (server.to_owned(), tool.to_owned()),
                     Pin {
@@ -63,6 +95,7 @@ impl PinStore {
         match pins.get_mut(&(server.to_owned(), tool.to_owned())) {
             Some(pin) if pin.current != pin.pinned => {
                 pin.pinned = pin.current.clone();
+                self.report(server, tool, &pin.pinned);
                 true
             }
             _ => false,

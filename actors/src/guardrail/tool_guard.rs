@@ -74,6 +74,10 @@ fn action(flags: &[ToolFlag], pin_tools: PinMode, poisoning: PoisoningMode) -> T
 }
 
 impl ToolGuard {
+    /// The rug-pull pins.
+    pub fn pins(&self) -> &PinStore {
+        &self.pins
+    }
     /// Scans `tools` of `server`, pins new definitions, and keeps the ones to show.
     pub fn scan(
         &self,

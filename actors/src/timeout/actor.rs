@@ -13,8 +13,9 @@
 //! tasks, one per upstream at a time, so the actor never waits on one.
 //!
 //! Restarted by the root: the queue lives in the handle, so the new actor
-//! takes in what the old one had not; operations the old one had taken in
-//! are no longer escalated (their callers still have their own deadlines).
+//! takes in what the old one had not, and the handle also lists what the old
+//! one had taken in and not seen end: the new actor adopts those, so no
+//! operation loses its deadline when the actor dies.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -107,14 +108,19 @@ impl Actor for EscalationActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let ticker = myself.send_interval(args.tick, || EscalationMsg::Tick);
         args.handle.set_watched(true);
-        Ok(EscalationState {
+        let mut state = EscalationState {
             handle: args.handle,
             probe: args.probe,
             ops: HashMap::new(),
             due: BinaryHeap::new(),
             probing: HashSet::new(),
             ticker: Some(ticker),
-        })
+        };
+        for op in state.handle.taken() {
+            state.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
+            state.ops.insert(op.id, op);
+        }
+        Ok(state)
     }
 
     async fn post_stop(
@@ -170,6 +176,7 @@ impl EscalationState {
                 OpEvent::Started(op) => {
                     metrics.record(op.kind, &op.upstream, Event::Tracked);
                     self.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
+                    self.handle.set_taken(op.id, Some(op.clone()));
                     self.ops.insert(op.id, op);
                 }
                 OpEvent::Finished {
@@ -178,6 +185,7 @@ impl EscalationState {
                     completed,
                 } => {
                     metrics.finished(op.kind, &op.upstream, op.tool.as_ref(), elapsed, completed);
+                    self.handle.set_taken(op.id, None);
                     self.ops.remove(&op.id);
                 }
             }

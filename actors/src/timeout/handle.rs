@@ -3,8 +3,9 @@
 //! queues it for the actor; dropping the guard queues its end. The actor
 //! drains the queue on every tick (a lock-free channel send costs the caller
 //! far less than a ractor cast, and the first stage is seconds away).
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -22,6 +23,9 @@ struct Shared {
     inbox: Receiver<OpEvent>,
     /// Whether an actor drains `inbox`; without one nothing is queued.
     watched: AtomicBool,
+    /// Operations an actor has taken in and not seen end: a restarted actor
+    /// adopts them, so none loses its deadline when the actor dies.
+    taken: Mutex<HashMap<u64, Arc<OpState>>>,
     next_id: AtomicU64,
 }
 
@@ -50,6 +54,7 @@ impl Escalation {
                 events,
                 inbox,
                 watched: AtomicBool::new(false),
+                taken: Mutex::default(),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -87,6 +92,22 @@ impl Escalation {
     /// Marks the queue as drained (or no longer) by a running actor.
     pub(crate) fn set_watched(&self, watched: bool) {
         self.shared.watched.store(watched, Ordering::Release);
+    }
+
+    /// Records that the running actor has taken `op` in (`Some`) or seen it
+    /// end (`None` for `id`).
+    pub(crate) fn set_taken(&self, id: u64, op: Option<Arc<OpState>>) {
+        let mut taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
+        match op {
+            Some(op) => taken.insert(id, op),
+            None => taken.remove(&id),
+        };
+    }
+
+    /// The operations a previous actor had taken in and not seen end.
+    pub(crate) fn taken(&self) -> Vec<Arc<OpState>> {
+        let taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
+        taken.values().cloned().collect()
     }
 
     /// Events queued since the last drain.

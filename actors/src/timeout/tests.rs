@@ -330,3 +330,29 @@ async fn operations_tracked_without_an_actor_are_never_cancelled() {
     assert!(!op.token().is_cancelled());
     assert_eq!(op.timed_out(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn operations_survive_the_death_of_the_actor_that_took_them_in() {
+    let rig = rig(json!({"deadlines": {"tool_execution": 10}}), Answer::Yes).await;
+    let start = Instant::now();
+    let op = tool_op(&rig, "slow", "hang");
+    let escalation = rig.escalation.clone();
+    // Taken in by the first actor (it counted the operation)…
+    when(start, || {
+        escalation.metrics().kind(OpKind::ToolExecution).active == 1
+    })
+    .await;
+    // …which dies without a chance to clean up; the root starts another.
+    rig.actor.kill();
+    let (second, _) = Actor::spawn(
+        None,
+        EscalationActor,
+        EscalationArgs::new(rig.escalation.clone(), rig.probe.clone()),
+    )
+    .await
+    .unwrap();
+    op.token().cancelled().await;
+    around(start.elapsed(), 10.0);
+    assert!(op.timed_out().is_some());
+    second.stop(None);
+}

@@ -21,6 +21,11 @@ use super::link::{CallRegistry, RouteHint, Routed};
 pub trait UpstreamObserver: Send + Sync + 'static {
     /// An upstream sent a notification that no single call owns.
     fn notification(&self, server: &str, notification: ServerNotification);
+
+    /// A new instance of `server` is ready on `link` (first start or
+    /// restart): what the previous one knew (cached results, resource
+    /// subscriptions) must be dropped or replayed.
+    fn instance_ready(&self, _server: &str, _link: &super::UpstreamLink) {}
 }
 
 /// An observer that drops everything; for tools like `bulwark connect`.

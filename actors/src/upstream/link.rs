@@ -26,6 +26,11 @@ use super::status::UpstreamStatus;
 /// so its error can say why the upstream died rather than just "closed".
 const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
 
+/// Progress notifications queued per call while its client is slow to take
+/// them; past this, newer ones are dropped (progress is advisory, and an
+/// upstream flooding it must not grow the gateway's memory).
+pub const PROGRESS_QUEUE: usize = 256;
+
 /// The client side of a call in flight: where the upstream's mid-call traffic
 /// goes. Implemented by the front door for each client session.
 pub trait Caller: Send + Sync + 'static {
@@ -76,7 +81,7 @@ struct InFlight {
     upstream_token: ProgressToken,
     caller: Arc<dyn Caller>,
     /// The call's progress, in the order it was read (see `progress_order`).
-    progress: mpsc::UnboundedSender<ProgressNotificationParam>,
+    progress: mpsc::Sender<ProgressNotificationParam>,
 }
 
 /// The calls in flight on one session that have a client to route traffic to.
@@ -107,9 +112,9 @@ impl CallRegistry {
         upstream_id: RequestId,
         upstream_token: ProgressToken,
         caller: Arc<dyn Caller>,
-    ) -> (u64, mpsc::UnboundedReceiver<ProgressNotificationParam>) {
+    ) -> (u64, mpsc::Receiver<ProgressNotificationParam>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (progress, queue) = mpsc::unbounded_channel();
+        let (progress, queue) = mpsc::channel(PROGRESS_QUEUE);
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
@@ -127,13 +132,16 @@ impl CallRegistry {
     }
 
     /// Queues progress on the call whose upstream request carries its token;
-    /// false when no call in flight does.
+    /// false when no call in flight does. A full queue drops it.
     pub(crate) fn route_progress(&self, progress: &ProgressNotificationParam) -> bool {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls
             .iter()
             .find(|call| call.upstream_token == progress.progress_token)
-            .is_some_and(|call| call.progress.send(progress.clone()).is_ok())
+            .is_some_and(|call| match call.progress.try_send(progress.clone()) {
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            })
     }
 
     /// The call a mid-call message belongs to: the one `hint` names, else
@@ -185,6 +193,8 @@ struct LinkInner {
     status: Arc<UpstreamStatus>,
     server: Arc<str>,
     calls: Arc<CallRegistry>,
+    /// Which instance's session this is (see [`UpstreamLink::session`]).
+    session: u64,
 }
 
 /// Cheap-to-clone handle on one ready upstream session.
@@ -231,6 +241,7 @@ impl UpstreamLink {
                 peer,
                 exit,
                 server: status.name_arc(),
+                session: status.next_session(),
                 status,
                 calls,
             }),
@@ -246,6 +257,12 @@ impl UpstreamLink {
     /// tenant's call.
     pub fn unrouted(&self) -> u64 {
         self.inner.calls.unrouted()
+    }
+
+    /// The number of the instance session behind this link, unique per
+    /// upstream: a verdict about one instance must not hit its successor.
+    pub fn session(&self) -> u64 {
+        self.inner.session
     }
 
     /// What the upstream said about itself at initialisation.
@@ -343,10 +360,7 @@ impl UpstreamLink {
 /// The next queued progress of a call, with its caller; never resolves for a
 /// call without a client.
 async fn next_progress(
-    progress: &mut Option<(
-        Arc<dyn Caller>,
-        mpsc::UnboundedReceiver<ProgressNotificationParam>,
-    )>,
+    progress: &mut Option<(Arc<dyn Caller>, mpsc::Receiver<ProgressNotificationParam>)>,
 ) -> Option<(Arc<dyn Caller>, ProgressNotificationParam)> {
     match progress {
         Some((caller, queue)) => queue.recv().await.map(|params| (caller.clone(), params)),

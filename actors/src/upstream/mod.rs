@@ -9,10 +9,16 @@
 //! to the session. When the process exits, the connection to a remote server
 //! is lost or the session breaks, the actor records why, wakes every call in
 //! flight with that reason (the same exit watch for both transports), and
-//! stops; its supervisor decides what next. Stopping always kills the whole
-//! process group, or closes the remote session.
+//! stops; its supervisor decides what next. A handshake that does not finish
+//! within its deadline fails the instance like a crash.
+//!
+//! Stopping withdraws the link first, so no new call reaches a dying
+//! session, then closes the session and ends the process group: SIGTERM,
+//! SIGKILL only if it has not exited within the grace. The process group
+//! lives in a guard whose drop kills it, for the stops that skip `post_stop`.
 mod client;
 mod exit;
+mod fingerprint;
 mod link;
 mod process;
 mod progress_order;
@@ -20,13 +26,12 @@ pub mod remote;
 mod spec;
 mod status;
 mod stderr_tail;
+mod watchdog;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rmcp::model::ServerNotification;
 use rmcp::service::{RoleClient, RunningService, RunningServiceCancellationToken, serve_client};
 use tokio::sync::watch;
 
@@ -40,7 +45,7 @@ pub use stderr_tail::TAIL_LINES;
 use crate::oauth::{TokenError, TokenSource, Tokens};
 use client::UpstreamClient;
 use link::CallRegistry;
-use process::{TERM_GRACE, signal_group};
+use process::{ProcessGroup, TERM_GRACE};
 
 /// What an `UpstreamActor` starts with.
 pub struct UpstreamArgs {
@@ -52,6 +57,8 @@ pub struct UpstreamArgs {
     pub observer: Arc<dyn UpstreamObserver>,
     /// The shared token cache, for upstreams with OAuth.
     pub tokens: Option<Arc<Tokens>>,
+    /// How long the MCP handshake may take before the instance fails.
+    pub handshake_timeout: std::time::Duration,
 }
 
 /// Messages of the upstream actor. All are events from its own tasks.
@@ -72,18 +79,23 @@ pub enum UpstreamMsg {
     TokenReady(Result<Arc<str>, TokenError>),
     /// A new token replaced the one the process was started with.
     TokenRotated,
+    /// The calls in flight when the token rotated are done (or took too long).
+    RotationDrained,
 }
 
 /// How long a process whose session closed gets to exit on its own, so the
 /// reason reported is its real exit status or signal, not our SIGKILL.
 const SESSION_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How long calls in flight may keep a process whose token rotated.
+const ROTATION_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the instance runs on.
 enum Backend {
     /// A stdio upstream waiting for its token before its process starts.
     AwaitingToken(Box<AwaitingToken>),
-    /// A child process: its process group id.
-    Process(i32),
+    /// A child process: its process group, and whether it has been reaped.
+    Process(ProcessGroup, watch::Receiver<bool>),
     /// A remote session: nothing to reap.
     Remote,
 }
@@ -93,6 +105,7 @@ struct AwaitingToken {
     stdio: StdioSpec,
     client: UpstreamClient,
     tokens: TokenSource,
+    handshake_timeout: std::time::Duration,
 }
 
 /// State of one running instance.
@@ -106,9 +119,10 @@ pub struct Instance {
     session: Option<RunningServiceCancellationToken>,
     /// Why the session ended, when it ended before the process did.
     session_error: Option<String>,
-    /// We killed the process because its session broke: report the session
-    /// error rather than our own SIGKILL.
-    killed_for_session: bool,
+    /// The session's failure is why the instance ends (a failed handshake,
+    /// or we killed the process because its session broke): report it rather
+    /// than the exit status or our own SIGKILL.
+    session_is_cause: bool,
     /// We are ending the process because its token rotated.
     rotating: bool,
 }
@@ -139,6 +153,7 @@ impl Actor for UpstreamActor {
             status,
             observer,
             tokens,
+            handshake_timeout,
         } = args;
         status.set_state(UpstreamState::Starting);
         let server: Arc<str> = spec.name.as_str().into();
@@ -170,13 +185,19 @@ impl Actor for UpstreamActor {
                         stdio: stdio.clone(),
                         client,
                         tokens: source,
+                        handshake_timeout,
                     }))
                 }
                 _ => {
                     let spawned = process::spawn(stdio).map_err(fail)?;
-                    let pgid = spawned.pgid;
-                    watch_process(&myself, &status, &server, spawned, client);
-                    Backend::Process(pgid)
+                    watch_process(
+                        &myself,
+                        &status,
+                        &server,
+                        spawned,
+                        client,
+                        handshake_timeout,
+                    )
                 }
             },
             Transport::Http(http) => {
@@ -200,7 +221,7 @@ impl Actor for UpstreamActor {
                 let transport = remote::transport(http, token_source, lost)
                     .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
                 tracing::info!(server = %server, url = %http.url, "connecting to remote upstream");
-                handshake(&myself, &status, client, transport);
+                handshake(&myself, &status, client, transport, handshake_timeout);
                 Backend::Remote
             }
         };
@@ -214,7 +235,7 @@ impl Actor for UpstreamActor {
             exit_tx,
             session: None,
             session_error: None,
-            killed_for_session: false,
+            session_is_cause: false,
             rotating: false,
         })
     }
@@ -232,6 +253,7 @@ impl Actor for UpstreamActor {
                 tracing::warn!(server = %state.server, %err, "upstream MCP handshake failed");
                 let err = format!("handshake failed: {err}");
                 state.session_error = Some(err.clone());
+                state.session_is_cause = true;
                 match state.backend {
                     Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
                     _ => schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE),
@@ -242,7 +264,7 @@ impl Actor for UpstreamActor {
                     state.session_error = Some("session closed".into());
                 }
                 match state.backend {
-                    Backend::AwaitingToken(_) | Backend::Process(_) => {
+                    Backend::AwaitingToken(_) | Backend::Process(..) => {
                         schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE);
                     }
                     Backend::Remote => {
@@ -254,25 +276,39 @@ impl Actor for UpstreamActor {
             UpstreamMsg::SessionGraceOver => {
                 // The process lingers without its session: end it; the reaper
                 // then reports and we stop.
-                if let Backend::Process(pgid) = state.backend {
-                    state.killed_for_session = true;
-                    signal_group(pgid, Signal::SIGKILL);
+                if let Backend::Process(group, _) = &state.backend {
+                    state.session_is_cause = true;
+                    group.signal(Signal::SIGKILL);
                 }
             }
             UpstreamMsg::ProcessExited(reason) => {
                 let reason = match state.session_error.take() {
                     _ if state.rotating => ExitReason::TokenRotated,
-                    Some(err) if state.killed_for_session => ExitReason::SessionFailed(err),
+                    Some(err) if state.session_is_cause => ExitReason::SessionFailed(err),
                     _ => reason,
                 };
                 finish(&myself, state, reason);
             }
             UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token),
             UpstreamMsg::TokenRotated => {
-                if let Backend::Process(pgid) = state.backend {
-                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process");
+                if let Backend::Process(..) = &state.backend {
+                    tracing::info!(server = %state.server, "upstream token rotated; restarting the process once its calls are done");
                     state.rotating = true;
-                    signal_group(pgid, Signal::SIGTERM);
+                    // New calls wait for the next instance; those in flight finish first.
+                    state.status.withdraw_link();
+                    let (to, status) = (myself.clone(), state.status.clone());
+                    tokio::spawn(async move {
+                        let deadline = tokio::time::Instant::now() + ROTATION_DRAIN;
+                        while status.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                        UpstreamActor::cast(&to, &status, UpstreamMsg::RotationDrained);
+                    });
+                }
+            }
+            UpstreamMsg::RotationDrained => {
+                if let Backend::Process(group, _) = &state.backend {
+                    group.signal(Signal::SIGTERM);
                     schedule_grace(&myself, &state.status, TERM_GRACE);
                 }
             }
@@ -288,39 +324,29 @@ impl Actor for UpstreamActor {
         _myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // Before anything else: no new call may reach this session.
+        state.status.withdraw_link();
         let running = state.exit_tx.borrow().is_none();
-        match state.backend {
-            Backend::Process(pgid) => {
-                if running {
-                    // Stopped from outside while running: close politely, then by force.
-                    if let Some(session) = state.session.take() {
-                        session.cancel();
-                    }
-                    signal_group(pgid, Signal::SIGTERM);
-                    let mut exit = state.exit_tx.subscribe();
-                    let exited =
-                        tokio::time::timeout(TERM_GRACE, exit.wait_for(Option::is_some)).await;
-                    if exited.is_err() {
-                        tracing::warn!(server = %state.server, "upstream ignored SIGTERM; killing its group");
-                    }
-                }
-                // Always: grandchildren may outlive the group leader.
-                signal_group(pgid, Signal::SIGKILL);
-            }
-            Backend::AwaitingToken(_) => {}
-            Backend::Remote => {
-                // Cancelling ends the transport, which deletes the session upstream.
-                if let Some(session) = state.session.take() {
-                    session.cancel();
+        // Closing the session closes the process's stdin (most servers exit
+        // on EOF) or deletes the remote session.
+        if let Some(session) = state.session.take() {
+            session.cancel();
+        }
+        if let Backend::Process(group, reaped) = &mut state.backend {
+            if running && !*reaped.borrow() {
+                group.signal(Signal::SIGTERM);
+                let exited =
+                    tokio::time::timeout(TERM_GRACE, reaped.wait_for(|reaped| *reaped)).await;
+                if exited.is_err() {
+                    tracing::warn!(server = %state.server, "upstream ignored SIGTERM; killing its group");
                 }
             }
+            // Always: grandchildren may outlive the group leader.
+            group.signal(Signal::SIGKILL);
         }
         if running {
             state.status.set_exit(ExitReason::Stopped);
             state.exit_tx.send_replace(Some(ExitReason::Stopped));
-        }
-        if let Some(session) = state.session.take() {
-            session.cancel();
         }
         Ok(())
     }
@@ -353,6 +379,7 @@ fn start_with_token(
         mut stdio,
         client,
         tokens,
+        handshake_timeout,
     } = *waiting;
     let token = match token {
         Ok(token) => token,
@@ -368,8 +395,14 @@ fn start_with_token(
         Ok(spawned) => spawned,
         Err(reason) => return finish(myself, state, reason),
     };
-    state.backend = Backend::Process(spawned.pgid);
-    watch_process(myself, &state.status, &state.server, spawned, client);
+    state.backend = watch_process(
+        myself,
+        &state.status,
+        &state.server,
+        spawned,
+        client,
+        handshake_timeout,
+    );
     let (to, status) = (myself.clone(), state.status.clone());
     tokio::spawn(async move {
         if rotations.changed().await.is_ok() {
@@ -385,8 +418,9 @@ fn watch_process(
     server: &Arc<str>,
     spawned: process::Spawned,
     client: UpstreamClient,
-) {
-    tracing::info!(server = %server, pid = spawned.pgid, "upstream process started");
+    handshake_timeout: std::time::Duration,
+) -> Backend {
+    tracing::info!(server = %server, pid = spawned.group.id(), "upstream process started");
     let tail_status = status.clone();
     let tail_server = server.clone();
     let stderr = spawned.stderr;
@@ -394,22 +428,35 @@ fn watch_process(
 
     let mut child = spawned.child;
     let (reap_ref, reap_status) = (myself.clone(), status.clone());
+    // Told straight to `post_stop` too: a stopping actor handles no messages.
+    let (reaped_tx, reaped) = watch::channel(false);
     tokio::spawn(async move {
         let reason = match child.wait().await {
             Ok(exit) => ExitReason::from_status(exit),
             Err(err) => ExitReason::SessionFailed(format!("could not wait for process: {err}")),
         };
+        reaped_tx.send_replace(true);
         UpstreamActor::cast(&reap_ref, &reap_status, UpstreamMsg::ProcessExited(reason));
     });
-    handshake(myself, status, client, (spawned.stdout, spawned.stdin));
+    handshake(
+        myself,
+        status,
+        client,
+        (spawned.stdout, spawned.stdin),
+        handshake_timeout,
+    );
+    Backend::Process(spawned.group, reaped)
 }
 
-/// Runs the MCP handshake in a task that reports back.
+/// Runs the MCP handshake in a task that reports back; one that does not
+/// finish within `deadline` fails (a server that never answers `initialize`
+/// would otherwise stay `starting` for ever).
 fn handshake<T, E, A>(
     myself: &ActorRef<UpstreamMsg>,
     status: &Arc<UpstreamStatus>,
     client: UpstreamClient,
     transport: T,
+    deadline: std::time::Duration,
 ) where
     T: rmcp::transport::IntoTransport<RoleClient, E, A> + Send + 'static,
     E: std::error::Error + Send + Sync + 'static,
@@ -420,9 +467,13 @@ fn handshake<T, E, A>(
         calls: client.calls.clone(),
     };
     tokio::spawn(async move {
-        let msg = match serve_client(client, transport).await {
-            Ok(service) => UpstreamMsg::Connected(Box::new(service)),
-            Err(err) => UpstreamMsg::HandshakeFailed(err.to_string()),
+        let msg = match tokio::time::timeout(deadline, serve_client(client, transport)).await {
+            Ok(Ok(service)) => UpstreamMsg::Connected(Box::new(service)),
+            Ok(Err(err)) => UpstreamMsg::HandshakeFailed(err.to_string()),
+            Err(_) => UpstreamMsg::HandshakeFailed(format!(
+                "no answer to initialize within {}s",
+                deadline.as_secs_f32()
+            )),
         };
         UpstreamActor::cast(&hs_ref, &hs_status, msg);
     });
@@ -458,33 +509,13 @@ fn on_connected(
         state.status.clone(),
         state.calls.clone(),
     );
+    state.observer.instance_ready(&state.server, &link);
     state.status.set_ready(link);
     tracing::info!(server = %state.server, "upstream ready");
-    let (server, status) = (state.server.clone(), state.status.clone());
-    let observer = state.observer.clone();
-    // Fingerprint the tool list off the actor: a restart that changed it must
-    // tell clients (`notifications/tools/list_changed`).
-    tokio::spawn(async move {
-        let has_tools = peer
-            .peer_info()
-            .is_some_and(|info| info.capabilities.tools.is_some());
-        if !has_tools {
-            return;
-        }
-        let Ok(tools) = peer.list_all_tools().await else {
-            return;
-        };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(&tools)
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        let fingerprint = hasher.finish().max(1);
-        if status.replace_tools_fingerprint(fingerprint) {
-            tracing::debug!(server = %server, "tool list changed");
-            observer.notification(
-                &server,
-                ServerNotification::ToolListChangedNotification(Default::default()),
-            );
-        }
-    });
+    fingerprint::spawn(
+        peer,
+        state.server.clone(),
+        state.status.clone(),
+        state.observer.clone(),
+    );
 }

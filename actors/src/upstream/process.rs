@@ -1,5 +1,14 @@
 //! The upstream's OS process: spawned alone in its own process group with only
 //! the environment its config names, and killed with its whole group.
+//!
+//! Three layers make sure no upstream outlives what owns it: the actor ends
+//! the group politely in `post_stop`; a [`ProcessGroup`] guard SIGKILLs it
+//! when dropped (ractor skips `post_stop` for a killed actor, but still drops
+//! its state); and the child carries a parent-death signal, so even a
+//! `kill -9` of the gateway takes it down, while the group [`watchdog`]
+//! takes down the rest of its group.
+//!
+//! [`watchdog`]: super::watchdog
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -17,8 +26,8 @@ const INHERITED_ENV: [&str; 2] = ["PATH", "HOME"];
 pub struct Spawned {
     /// The child; awaiting it reaps the process.
     pub child: Child,
-    /// Process id, equal to the process group id.
-    pub pgid: i32,
+    /// The process group; dropping it kills the group.
+    pub group: ProcessGroup,
     /// The child's stdin (our MCP writes).
     pub stdin: ChildStdin,
     /// The child's stdout (our MCP reads).
@@ -40,6 +49,7 @@ pub fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
         .process_group(0)
         // A backstop only: the actor kills the whole group itself.
         .kill_on_drop(true);
+    die_with_parent(&mut command);
     for name in INHERITED_ENV {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -63,17 +73,62 @@ pub fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
     else {
         return Err(ExitReason::SpawnFailed("stdio pipes missing".into()));
     };
+    super::watchdog::watch(pgid);
     Ok(Spawned {
         child,
-        pgid,
+        group: ProcessGroup(pgid),
         stdin,
         stdout,
         stderr,
     })
 }
 
+/// An upstream's process group, SIGKILLed when the guard is dropped.
+#[derive(Debug)]
+pub struct ProcessGroup(i32);
+
+impl ProcessGroup {
+    /// The group id (the leader's pid).
+    pub fn id(&self) -> i32 {
+        self.0
+    }
+
+    /// Sends `signal` to every process in the group.
+    pub fn signal(&self, signal: Signal) {
+        signal_group(self.0, signal);
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // Grandchildren may outlive the leader; a group already gone is fine.
+        signal_group(self.0, Signal::SIGKILL);
+        super::watchdog::release(self.0);
+    }
+}
+
+/// Asks the kernel to SIGKILL the child when the gateway dies, however it
+/// dies. The signal follows the thread that forked the child; upstreams are
+/// spawned from tokio's worker threads, which live as long as the runtime.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The gateway died before the prctl: nobody would kill us later.
+            if std::os::unix::process::parent_id() != parent {
+                return Err(std::io::Error::other("the gateway exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Sends `signal` to every process in the group; a group already gone is fine.
-pub fn signal_group(pgid: i32, signal: Signal) {
+fn signal_group(pgid: i32, signal: Signal) {
     match killpg(Pid::from_raw(pgid), signal) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(err) => tracing::warn!(pgid, %err, ?signal, "could not signal process group"),

@@ -47,6 +47,8 @@ pub struct UpstreamStatus {
     /// Hash of the last tool list seen, to tell clients when a restart changed it.
     tools_fingerprint: AtomicU64,
     in_flight: AtomicUsize,
+    /// Sessions published so far; numbers each instance's link.
+    sessions: AtomicU64,
     /// The stderr of every instance, newest last.
     pub stderr: StderrTail,
     /// Counters of the upstream actor's mailbox.
@@ -67,6 +69,7 @@ impl UpstreamStatus {
             restarts: AtomicU32::new(0),
             tools_fingerprint: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            sessions: AtomicU64::new(0),
             stderr: StderrTail::default(),
             mailbox: MailboxStats::default(),
         })
@@ -115,6 +118,11 @@ impl UpstreamStatus {
         lifecycle.link = Some(link);
     }
 
+    /// Withdraws the link: calls fail fast from now on.
+    pub(crate) fn withdraw_link(&self) {
+        self.write().link = None;
+    }
+
     /// Records why the current instance ended and withdraws its link, so no
     /// new call is sent to a dead session.
     pub fn set_exit(&self, reason: ExitReason) {
@@ -146,6 +154,11 @@ impl UpstreamStatus {
     /// Restarts since the gateway started.
     pub fn restarts(&self) -> u32 {
         self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// A number for a new instance's session, unique for this upstream.
+    pub(crate) fn next_session(&self) -> u64 {
+        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Calls currently waiting on this upstream.

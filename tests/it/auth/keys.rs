@@ -116,7 +116,7 @@ async fn key_cli_round_trip_and_revocation_takes_effect_while_running() {
         .next()
         .unwrap()
         .to_owned();
-    let stored = std::fs::read_to_string(data.join("keys.toml")).unwrap();
+    let stored = crate::common::store_text(&data);
     assert!(
         !stored.contains(&secret) && stored.contains("sha256:"),
         "{stored}"

@@ -290,6 +290,23 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// Everything the SQLite store in `data_dir` holds, as lossy text (the
+/// database and its WAL), to check what is and is not stored.
+pub fn store_text(data_dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("bulwark.db")
+        {
+            let bytes = std::fs::read(entry.path()).unwrap_or_default();
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
+}
+
 // ---------------------------------------------------------------------------
 // Gateway
 
@@ -908,6 +925,37 @@ impl PythonSession {
 
     pub fn ping(&mut self) -> Value {
         self.command(json!({"ping": true}), SESSION_ANSWER_TIMEOUT)
+    }
+
+    /// Waits until an event line satisfying `pred` arrives (events already
+    /// seen count); false after `timeout`. Answers read meanwhile are kept.
+    pub fn wait_event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.events.iter().any(&pred) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                        continue;
+                    };
+                    if v.get("event").is_some() {
+                        self.events.push(v);
+                    } else {
+                        let id = v.get("id").map(Value::to_string).unwrap_or_default();
+                        self.stash.insert(id, v);
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Forgets the events seen so far (to wait for the next one).
+    pub fn clear_events(&mut self) {
+        self.events.retain(|e| e["event"] != "notification");
     }
 
     /// True once the session printed a `fatal` event.

@@ -222,3 +222,50 @@ async fn a_stdio_upstream_gets_its_token_in_env_and_restarts_on_rotation() {
         "no token in the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_rotations_are_not_crashes_and_let_calls_in_flight_finish() {
+    let Some(peers) = peers() else { return };
+    let (_endpoint, token_url) = token_endpoint(3, Vec::new()).await;
+    // One crash allowed: counted as crashes, the rotations would open the circuit.
+    let toml = format!(
+        "{HEAD}{}token_env = \"UPSTREAM_TOKEN\"\n[upstreams.tool.restart]\nmax_restarts = 1\nwindow_secs = 600\n{}",
+        crate::gateway::demo_upstream("tool", "\"slow\", \"--delay-ms\", \"1500\""),
+        oauth_table(&token_url, "refresh_before_secs = 2").replace("remote", "tool"),
+    );
+    let gw = Gateway::builder(&toml)
+        .env("BULWARK_TEST_SECRET", SECRET)
+        .start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+    // The token rotates about every second: each 1.5 s call spans a rotation.
+    let mut done = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while done < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", gw.logs());
+        wait_for_upstream(&gw, "tool", Duration::from_secs(30), |n| {
+            n["state"] == "ready"
+        })
+        .await;
+        let answer = session.call_timeout("tool__slow", json!({}), Duration::from_secs(30));
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        // Refused at the door while a rotation drains: not a call in flight.
+        if message.contains("unavailable") {
+            continue;
+        }
+        assert_eq!(answer["ok"], true, "a call in flight failed: {answer}");
+        done += 1;
+    }
+    let node = wait_for_upstream(&gw, "tool", Duration::from_secs(30), |n| {
+        n["restarts"].as_u64().unwrap_or(0) >= 3 && n["state"] == "ready"
+    })
+    .await;
+    assert!(
+        node["last_exit"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("new OAuth token"),
+        "{node}"
+    );
+    session.quit();
+}

@@ -76,6 +76,7 @@ async def open_session(
     read_timeout: float | None = None,
     env: dict[str, str] | None = None,
     callbacks: dict[str, Any] | None = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[ClientSession]:
     """Connect over streamable HTTP (url) or stdio (command) and yield an open session.
 
@@ -90,14 +91,20 @@ async def open_session(
         async with http:
             async with streamable_http_client(url, http_client=http) as (read, write):
                 async with ClientSession(
-                    read, write, read_timeout_seconds=read_timeout, **(callbacks or {})
+                    read,
+                    write,
+                    read_timeout_seconds=read_timeout,
+                    message_handler=message_handler,
+                    **(callbacks or {}),
                 ) as session:
                     yield session
     elif command:
         # The SDK gives the server a minimal environment; `env` is merged over it.
         params = StdioServerParameters(command=command[0], args=command[1:], env=env or None)
         async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write, read_timeout_seconds=read_timeout) as session:
+            async with ClientSession(
+                    read, write, read_timeout_seconds=read_timeout, message_handler=message_handler
+                ) as session:
                 yield session
     else:
         raise ValueError("need a URL or a command")

@@ -12,6 +12,8 @@ line, flushed at once:
                                                      commands still in flight are first
                                                      answered with that error
   {"event": "bye"}                                   after `quit` / EOF (exit 0)
+  {"event": "notification", "method": "notifications/tools/list_changed"}
+                                                     a server notification arrived
 
 REPL mode (default). Each stdin line is a JSON command; each command is run in
 its own task (so commands overlap) and answered by exactly ONE line that echoes
@@ -248,13 +250,23 @@ async def run_loop(session: Any, args: argparse.Namespace) -> None:
         await anyio.sleep(args.interval_ms / 1000.0)
 
 
+async def report_notification(message: Any) -> None:
+    """Surfaces every server notification as an event line."""
+    if isinstance(message, Exception):
+        return
+    method = getattr(message, "method", None) or getattr(getattr(message, "root", None), "method", None)
+    emit({"event": "notification", "method": method, "ts": time.time()})
+
+
 async def main_async(args: argparse.Namespace, url: str | None, command: list[str] | None) -> int:
     headers = parse_json_arg(args.headers, "--headers") if url is not None else None
     env = parse_json_arg(args.env, "--env") if url is None else None
     started = False
     repl: Repl | None = None
     try:
-        async with open_session(url, command, headers, args.request_timeout, env) as session:
+        async with open_session(
+            url, command, headers, args.request_timeout, env, message_handler=report_notification
+        ) as session:
             try:
                 with anyio.fail_after(args.connect_timeout):
                     init = await session.initialize()

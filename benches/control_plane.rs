@@ -1,0 +1,246 @@
+//! Load scenario for the control plane. Prints its figures; asserts nothing
+//! about speed.
+//! - p50/p99 of `tools/call` to a busy upstream alone, then while 100 other
+//!   upstreams are added and removed through the API (one live at a time);
+//! - reconcile of a config file saved with 500 upstreams: time until all
+//!   500 server supervisors run (their command is missing, so this is the
+//!   control plane's cost, not 500 process starts);
+//! - API create and list throughput on SQLite and PostgreSQL (when reachable).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::{Value, json};
+
+mod support;
+
+use support::{BIN, spawn};
+
+const RUN_FOR: Duration = Duration::from_secs(3);
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn head(dir: &std::path::Path, store: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\nenabled = false\n{store}\
+         [upstreams.echo]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n",
+        dir.join("data")
+    )
+}
+
+fn start(dir: &std::path::Path, config: &str) -> (support::Proc, String) {
+    let path = dir.join("bulwark.toml");
+    std::fs::write(&path, config).unwrap();
+    let (proc, url) = spawn(&["serve", "--config", path.to_str().unwrap()], dir);
+    (proc, url.trim_end_matches("/mcp").to_owned())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1e6
+}
+
+/// Echo calls for RUN_FOR: (calls, p50 µs, p99 µs).
+async fn calls(base: &str) -> (usize, f64, f64) {
+    let client = ()
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "{base}/mcp"
+        )))
+        .await
+        .unwrap();
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < RUN_FOR {
+        let mut params = CallToolRequestParams::new("echo__echo".to_owned());
+        params.arguments = json!({"message": "bench"}).as_object().cloned();
+        let t = Instant::now();
+        let ok = client.peer().call_tool(params).await.is_ok();
+        assert!(ok, "echo call failed");
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    (
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    )
+}
+
+async fn p99_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_gw, base) = start(dir.path(), &head(dir.path(), ""));
+    let http = reqwest::Client::new();
+    let _ = calls(&base).await; // warm-up
+    let (n, p50, p99) = calls(&base).await;
+    println!("tools/call alone:                  {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs");
+    let churn = {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            let start = Instant::now();
+            while start.elapsed() < RUN_FOR && rounds < 100 {
+                let name = format!("churn{rounds}");
+                let body = json!({"name": name, "command": BIN, "args": ["demo-server", "echo"]});
+                let created = http
+                    .post(format!("{base}/api/v1/upstreams"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(created.status(), 201);
+                let removed = http
+                    .delete(format!("{base}/api/v1/upstreams/{name}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(removed.status(), 204);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let (n, p50, p99) = calls(&base).await;
+    let rounds = churn.await.unwrap();
+    println!(
+        "tools/call during churn:           {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile)"
+    );
+}
+
+async fn reconcile_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let base_config = head(dir.path(), "");
+    let (_gw, base) = start(dir.path(), &base_config);
+    let http = reqwest::Client::new();
+    let mut big = base_config.clone();
+    for i in 0..500 {
+        big.push_str(&format!(
+            "[upstreams.u{i}]\ncommand = \"/nonexistent/bulwark-bench\"\n"
+        ));
+    }
+    let started = Instant::now();
+    std::fs::write(dir.path().join("bulwark.toml"), &big).unwrap();
+    loop {
+        let tree: Value = http
+            .get(format!("{base}/api/v1/actors"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let servers = tree["children"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter(|n| n["kind"] == "server_supervisor")
+                    .count()
+            })
+            .unwrap_or(0);
+        if servers >= 501 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "reconcile did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "reconcile of 500 upstreams (file save → 500 supervisors running): {:.0} ms (includes the 250 ms file poll)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+async fn api_throughput(label: &str, store: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_gw, base) = start(dir.path(), &head(dir.path(), store));
+    let http = reqwest::Client::new();
+    let created = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (http, base, created) = (http.clone(), base.clone(), created.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while start.elapsed() < RUN_FOR {
+                    let body = json!({"name": format!("p{w}x{n}"), "upstreams": ["echo"]});
+                    let r = http
+                        .post(format!("{base}/api/v1/projects"))
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                    n += 1;
+                    created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let creates =
+        created.load(std::sync::atomic::Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut lists = 0;
+    while start.elapsed() < RUN_FOR {
+        let r = http
+            .get(format!("{base}/api/v1/projects?limit=50"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        lists += 1;
+    }
+    let lists = lists as f64 / start.elapsed().as_secs_f64();
+    println!("API on {label:<10} create {creates:>7.0}/s (4 writers), list of 50 {lists:>7.0}/s");
+}
+
+async fn postgres_database() -> Option<(String, String)> {
+    use sqlx::Executor;
+    let pool = sqlx::PgPool::connect(PG_ADMIN).await.ok()?;
+    let name = format!("bulwark_bench_{}", std::process::id());
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .ok()?;
+    pool.close().await;
+    Some((
+        name.clone(),
+        format!("postgres://postgres@127.0.0.1:5432/{name}"),
+    ))
+}
+
+async fn drop_database(name: &str) {
+    use sqlx::Executor;
+    if let Ok(pool) = sqlx::PgPool::connect(PG_ADMIN).await {
+        let _ = pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await;
+        pool.close().await;
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        p99_under_churn().await;
+        reconcile_500().await;
+        api_throughput("SQLite", "").await;
+        match postgres_database().await {
+            Some((name, url)) => {
+                api_throughput("PostgreSQL", &format!("[store]\nurl = {url:?}\n")).await;
+                drop_database(&name).await;
+            }
+            None => println!("SKIP: PostgreSQL not reachable at 127.0.0.1:5432"),
+        }
+    });
+}

@@ -1,0 +1,147 @@
+//! `/api/v1/keys`: API keys. Creating one answers the key once; nothing
+//! else ever shows it (the store keeps its hash). A revocation holds on the
+//! key's very next request.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::page::ListQuery;
+use super::problem::{Problem, json_object, take_string};
+use crate::config::auth::{ADMIN_PROJECT, KeyEntry};
+use crate::control::ControlPlane;
+use crate::control::credentials::{self, KeyCreateError};
+use crate::store::keys;
+use crate::store::named::PROJECTS;
+
+type Answer = Result<(StatusCode, Json<Value>), Problem>;
+
+fn shown(key: &KeyEntry, source: &str) -> Value {
+    json!({
+        "id": key.id,
+        "user": key.user,
+        "project": key.project,
+        "revoked": key.revoked,
+        "status": if key.revoked { "revoked" } else { "active" },
+        "created_at": key.created_at,
+        "source": source,
+    })
+}
+
+async fn applied(control: &ControlPlane) -> Result<(), Problem> {
+    control.credentials.reload(&control.store).await?;
+    Ok(())
+}
+
+/// `GET /api/v1/keys?project=&status=active|revoked&limit=&offset=`
+pub(super) async fn list(
+    State(control): State<Arc<ControlPlane>>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    let file = control.credentials.file();
+    let mut items: Vec<Value> = file.keys.iter().map(|key| shown(key, "file")).collect();
+    items.extend(
+        keys::all(&control.store)
+            .await?
+            .iter()
+            .map(|key| shown(key, "api")),
+    );
+    items.retain(|item| {
+        ListQuery::keeps(
+            query.project.as_ref(),
+            item["project"].as_str().unwrap_or_default(),
+        ) && ListQuery::keeps(
+            query.status.as_ref(),
+            item["status"].as_str().unwrap_or_default(),
+        ) && ListQuery::keeps(
+            query.source.as_ref(),
+            item["source"].as_str().unwrap_or_default(),
+        )
+    });
+    Ok((StatusCode::OK, Json(query.page(items)?)))
+}
+
+/// `GET /api/v1/keys/{id}`
+pub(super) async fn get(
+    State(control): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Answer {
+    if let Some(key) = control.credentials.file().keys.iter().find(|k| k.id == id) {
+        return Ok((StatusCode::OK, Json(shown(key, "file"))));
+    }
+    let key = keys::get(&control.store, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("key", &id))?;
+    Ok((StatusCode::OK, Json(shown(&key, "api"))))
+}
+
+/// `POST /api/v1/keys` with `{"user", "project"}`: `201` with the key in
+/// `key`, shown this once.
+pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
+    let mut body = json_object(&body)?;
+    let user = take_string(&mut body, "user")?;
+    let project = take_string(&mut body, "project")?;
+    if let Some(field) = body.keys().next() {
+        return Err(Problem::invalid(
+            field.clone(),
+            format!("unknown field `{field}`; expected `user` and `project`"),
+        ));
+    }
+    let known = project == ADMIN_PROJECT
+        || control.credentials.file().projects.contains_key(&project)
+        || PROJECTS.get(&control.store, &project).await?.is_some();
+    if !known {
+        return Err(Problem::invalid(
+            "project",
+            format!("project '{project}' does not exist"),
+        ));
+    }
+    let (key, entry) = credentials::create_key(&control.store, &user, &project)
+        .await
+        .map_err(|err| match err {
+            KeyCreateError::Store(store) => Problem::from(store),
+            other => Problem::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        })?;
+    applied(&control).await?;
+    let mut item = shown(&entry, "api");
+    item["key"] = json!(key.secret);
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+fn from_file(control: &ControlPlane, id: &str) -> Result<(), Problem> {
+    if control.credentials.file().keys.iter().any(|k| k.id == id) {
+        return Err(Problem::conflict(format!(
+            "key '{id}' is declared in the config file (source: file): set `revoked = true` on it there"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/keys/{id}/revoke`
+pub(super) async fn revoke(
+    State(control): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Answer {
+    from_file(&control, &id)?;
+    if !keys::revoke(&control.store, &id).await? {
+        return Err(Problem::not_found("key", &id));
+    }
+    applied(&control).await?;
+    get(State(control), Path(id)).await
+}
+
+/// `DELETE /api/v1/keys/{id}`
+pub(super) async fn delete(
+    State(control): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    from_file(&control, &id)?;
+    if !keys::delete(&control.store, &id).await? {
+        return Err(Problem::not_found("key", &id));
+    }
+    applied(&control).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,188 @@
+//! `/api/v1/projects`: which upstreams and tools a project's keys may use.
+//! A change holds on the next request (the credential index is swapped
+//! before the answer). Projects from the config file are read-only here.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::page::ListQuery;
+use super::problem::{Problem, json_object, take_string};
+use crate::config::auth::{ADMIN_PROJECT, ProjectConfig};
+use crate::control::ControlPlane;
+use crate::store::keys;
+use crate::store::named::{PROJECTS, Record};
+
+type Answer = Result<(StatusCode, Json<Value>), Problem>;
+
+fn shown(name: &str, source: &str, project: &Value, enabled: bool) -> Value {
+    let mut shown = project.clone();
+    if let Value::Object(map) = &mut shown {
+        map.insert("name".into(), json!(name));
+        map.insert("source".into(), json!(source));
+        map.insert("enabled".into(), json!(enabled));
+    }
+    shown
+}
+
+fn stored_resource(record: &Record) -> Value {
+    let mut item = shown(&record.name, "api", &record.definition, record.enabled);
+    item["created_at"] = json!(record.created_at);
+    item["updated_at"] = json!(record.updated_at);
+    item
+}
+
+fn file_resource(control: &ControlPlane, name: &str) -> Option<Value> {
+    let file = control.credentials.file();
+    let project = file.projects.get(name)?;
+    Some(shown(
+        name,
+        "file",
+        &serde_json::to_value(project).unwrap_or_default(),
+        true,
+    ))
+}
+
+fn parse(body: Map<String, Value>) -> Result<Value, Problem> {
+    let project: ProjectConfig = serde_path_to_error::deserialize(Value::Object(body))
+        .map_err(|err| Problem::invalid(err.path().to_string(), err.inner().to_string()))?;
+    Ok(serde_json::to_value(project).unwrap_or_default())
+}
+
+async fn applied(control: &ControlPlane) -> Result<(), Problem> {
+    control.credentials.reload(&control.store).await?;
+    Ok(())
+}
+
+/// `GET /api/v1/projects?source=&limit=&offset=`
+pub(super) async fn list(
+    State(control): State<Arc<ControlPlane>>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    let file = control.credentials.file();
+    let mut items: Vec<Value> = file
+        .projects
+        .keys()
+        .filter_map(|name| file_resource(&control, name))
+        .collect();
+    for record in PROJECTS.all(&control.store).await? {
+        if !file.projects.contains_key(&record.name) {
+            items.push(stored_resource(&record));
+        }
+    }
+    items.retain(|item| {
+        ListQuery::keeps(
+            query.source.as_ref(),
+            item["source"].as_str().unwrap_or_default(),
+        )
+    });
+    Ok((StatusCode::OK, Json(query.page(items)?)))
+}
+
+/// `GET /api/v1/projects/{name}`
+pub(super) async fn get(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Answer {
+    if let Some(item) = file_resource(&control, &name) {
+        return Ok((StatusCode::OK, Json(item)));
+    }
+    let record = PROJECTS
+        .get(&control.store, &name)
+        .await?
+        .ok_or_else(|| Problem::not_found("project", &name))?;
+    Ok((StatusCode::OK, Json(stored_resource(&record))))
+}
+
+/// `POST /api/v1/projects` with `{"name", "upstreams": [...], "tools": {...}}`.
+pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
+    let mut body = json_object(&body)?;
+    let name = take_string(&mut body, "name")?;
+    if name == ADMIN_PROJECT || control.credentials.file().projects.contains_key(&name) {
+        return Err(Problem::conflict(format!(
+            "project '{name}' already exists in the config file"
+        )));
+    }
+    let enabled = body
+        .remove("enabled")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    let definition = parse(body)?;
+    let record = PROJECTS
+        .insert(&control.store, &name, &definition, enabled)
+        .await?;
+    applied(&control).await?;
+    Ok((StatusCode::CREATED, Json(stored_resource(&record))))
+}
+
+async fn stored(control: &ControlPlane, name: &str) -> Result<Record, Problem> {
+    if name == ADMIN_PROJECT || control.credentials.file().projects.contains_key(name) {
+        return Err(Problem::from_file("project", name));
+    }
+    PROJECTS
+        .get(&control.store, name)
+        .await?
+        .ok_or_else(|| Problem::not_found("project", name))
+}
+
+async fn update(control: &ControlPlane, name: &str, body: &[u8], merge: bool) -> Answer {
+    let current = stored(control, name).await?;
+    let mut body = json_object(body)?;
+    for read_only in ["name", "source", "created_at", "updated_at"] {
+        body.remove(read_only);
+    }
+    let enabled = body
+        .remove("enabled")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(current.enabled);
+    if merge {
+        let mut merged = current.definition.as_object().cloned().unwrap_or_default();
+        merged.extend(body);
+        body = merged;
+    }
+    let definition = parse(body)?;
+    PROJECTS
+        .update(&control.store, name, &definition, enabled)
+        .await?;
+    applied(control).await?;
+    let record = stored(control, name).await?;
+    Ok((StatusCode::OK, Json(stored_resource(&record))))
+}
+
+/// `PUT /api/v1/projects/{name}`: replaces the grant.
+pub(super) async fn replace(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    update(&control, &name, &body, false).await
+}
+
+/// `PATCH /api/v1/projects/{name}`: merges top-level fields.
+pub(super) async fn patch(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    update(&control, &name, &body, true).await
+}
+
+/// `DELETE /api/v1/projects/{name}`: `409` while keys still belong to it.
+pub(super) async fn delete(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    stored(&control, &name).await?;
+    let keys = keys::count_in_project(&control.store, &name).await?;
+    if keys > 0 {
+        return Err(Problem::conflict(format!(
+            "project '{name}' still has {keys} key(s): delete them first"
+        )));
+    }
+    PROJECTS.delete(&control.store, &name).await?;
+    applied(&control).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,279 @@
+//! `/api/v1/upstreams`: create, list, get, update, delete, enable, disable
+//! and restart upstreams. Entries from the config file are listed with
+//! `source: file` and are read-only here; entries created here live in the
+//! store. Every change goes through the one reconcile path; secrets are
+//! masked in every answer.
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::page::ListQuery;
+use super::problem::{Problem, json_object, take_string};
+use crate::control::ControlPlane;
+use crate::control::desired::{self, FieldError};
+use crate::store::named::{Record, UPSTREAMS};
+use crate::store::secrets;
+
+type Answer = Result<(StatusCode, Json<Value>), Problem>;
+
+/// One upstream as the API shows it: its table (secrets masked) plus
+/// `name`, `source`, `enabled` and the live `status`.
+fn resource(
+    control: &ControlPlane,
+    name: &str,
+    source: &str,
+    definition: &Value,
+    enabled: bool,
+) -> Value {
+    let mut shown = secrets::mask_upstream(definition);
+    let status = match control.registry().get(name) {
+        Some(entry) => json!(entry.status.state()),
+        None if !enabled => json!("disabled"),
+        None => json!("invalid"),
+    };
+    if let Value::Object(map) = &mut shown {
+        map.insert("name".into(), json!(name));
+        map.insert("source".into(), json!(source));
+        map.insert("enabled".into(), json!(enabled));
+        map.insert("status".into(), status);
+    }
+    shown
+}
+
+fn stored_resource(control: &ControlPlane, record: &Record) -> Value {
+    let mut shown = resource(
+        control,
+        &record.name,
+        "api",
+        &record.definition,
+        record.enabled,
+    );
+    shown["created_at"] = json!(record.created_at);
+    shown["updated_at"] = json!(record.updated_at);
+    shown
+}
+
+fn file_resource(control: &ControlPlane, name: &str) -> Option<Value> {
+    let file = control.file_config();
+    let upstream = file.upstreams.get(name)?;
+    Some(resource(
+        control,
+        name,
+        "file",
+        &desired::upstream_json(upstream),
+        upstream.enabled,
+    ))
+}
+
+fn invalid(err: FieldError) -> Problem {
+    Problem::invalid(err.field, err.message)
+}
+
+/// `GET /api/v1/upstreams?status=&source=&limit=&offset=`
+pub(super) async fn list(
+    State(control): State<Arc<ControlPlane>>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    let file = control.file_config();
+    let mut items: Vec<Value> = file
+        .upstreams
+        .keys()
+        .filter_map(|name| file_resource(&control, name))
+        .collect();
+    for record in UPSTREAMS.all(&control.store).await? {
+        if !file.upstreams.contains_key(&record.name) {
+            items.push(stored_resource(&control, &record));
+        }
+    }
+    items.retain(|item| {
+        ListQuery::keeps(
+            query.status.as_ref(),
+            item["status"].as_str().unwrap_or_default(),
+        ) && ListQuery::keeps(
+            query.source.as_ref(),
+            item["source"].as_str().unwrap_or_default(),
+        )
+    });
+    Ok((StatusCode::OK, Json(query.page(items)?)))
+}
+
+/// `GET /api/v1/upstreams/{name}`
+pub(super) async fn get(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Answer {
+    if let Some(shown) = file_resource(&control, &name) {
+        return Ok((StatusCode::OK, Json(shown)));
+    }
+    let record = UPSTREAMS
+        .get(&control.store, &name)
+        .await?
+        .ok_or_else(|| Problem::not_found("upstream", &name))?;
+    Ok((StatusCode::OK, Json(stored_resource(&control, &record))))
+}
+
+/// Parses and checks a submitted table, as the config file's would be.
+fn checked(
+    control: &ControlPlane,
+    name: &str,
+    body: Map<String, Value>,
+) -> Result<(Value, bool), Problem> {
+    let upstream = desired::parse_upstream(Value::Object(body)).map_err(invalid)?;
+    desired::check_upstream(&control.file_config(), name, &upstream).map_err(invalid)?;
+    Ok((desired::upstream_json(&upstream), upstream.enabled))
+}
+
+/// `POST /api/v1/upstreams` with `{"name": …, <the fields of an [upstreams.NAME] table>}`:
+/// `201` with the upstream once it is applied (started or failed).
+pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
+    let mut body = json_object(&body)?;
+    let name = take_string(&mut body, "name")?;
+    if control.file_config().upstreams.contains_key(&name) {
+        return Err(Problem::conflict(format!(
+            "upstream '{name}' already exists in the config file"
+        )));
+    }
+    let (definition, enabled) = checked(&control, &name, body)?;
+    let record = UPSTREAMS
+        .insert(&control.store, &name, &definition, enabled)
+        .await?;
+    control.reconcile().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(stored_resource(&control, &record)),
+    ))
+}
+
+/// The stored upstream `name`, or 404 / 409 (file entry).
+async fn stored(control: &ControlPlane, name: &str) -> Result<Record, Problem> {
+    if control.file_config().upstreams.contains_key(name) {
+        return Err(Problem::from_file("upstream", name));
+    }
+    UPSTREAMS
+        .get(&control.store, name)
+        .await?
+        .ok_or_else(|| Problem::not_found("upstream", name))
+}
+
+/// `PUT` (replace the table) or `PATCH` (merge top-level fields) `/api/v1/upstreams/{name}`.
+/// Secrets sent back masked keep their stored value. Only this upstream restarts.
+pub(super) async fn update(
+    control: &Arc<ControlPlane>,
+    name: &str,
+    body: &[u8],
+    merge: bool,
+) -> Answer {
+    let current = stored(control, name).await?;
+    let mut body = json_object(body)?;
+    match body.remove("name") {
+        Some(Value::String(given)) if given != name => {
+            return Err(Problem::invalid(
+                "name",
+                "an upstream cannot be renamed: create a new one",
+            ));
+        }
+        _ => {}
+    }
+    for read_only in ["source", "status", "created_at", "updated_at"] {
+        body.remove(read_only);
+    }
+    let mut next = if merge {
+        let mut merged = current.definition.as_object().cloned().unwrap_or_default();
+        merged.extend(body);
+        Value::Object(merged)
+    } else {
+        Value::Object(body)
+    };
+    secrets::keep_masked(&mut next, &current.definition);
+    let Value::Object(next) = next else {
+        return Err(Problem::invalid("body", "the body must be a JSON object"));
+    };
+    let (definition, enabled) = checked(control, name, next)?;
+    UPSTREAMS
+        .update(&control.store, name, &definition, enabled)
+        .await?;
+    control.reconcile().await?;
+    let record = stored(control, name).await?;
+    Ok((StatusCode::OK, Json(stored_resource(control, &record))))
+}
+
+/// `PUT /api/v1/upstreams/{name}`
+pub(super) async fn replace(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    update(&control, &name, &body, false).await
+}
+
+/// `PATCH /api/v1/upstreams/{name}`
+pub(super) async fn patch(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
+    update(&control, &name, &body, true).await
+}
+
+/// `DELETE /api/v1/upstreams/{name}`: `204` once its calls in flight have
+/// finished (up to the drain timeout) and its processes are gone.
+pub(super) async fn delete(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, Problem> {
+    stored(&control, &name).await?;
+    UPSTREAMS.delete(&control.store, &name).await?;
+    control.reconcile().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_enabled(control: &Arc<ControlPlane>, name: &str, enabled: bool) -> Answer {
+    let current = stored(control, name).await?;
+    let mut definition = current.definition;
+    definition["enabled"] = json!(enabled);
+    UPSTREAMS
+        .update(&control.store, name, &definition, enabled)
+        .await?;
+    control.reconcile().await?;
+    let record = stored(control, name).await?;
+    Ok((StatusCode::OK, Json(stored_resource(control, &record))))
+}
+
+/// `POST /api/v1/upstreams/{name}/enable`
+pub(super) async fn enable(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Answer {
+    set_enabled(&control, &name, true).await
+}
+
+/// `POST /api/v1/upstreams/{name}/disable`: stops it (after draining).
+pub(super) async fn disable(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Answer {
+    set_enabled(&control, &name, false).await
+}
+
+/// `POST /api/v1/upstreams/{name}/restart`: a fresh instance of this one upstream.
+pub(super) async fn restart(
+    State(control): State<Arc<ControlPlane>>,
+    Path(name): Path<String>,
+) -> Answer {
+    if !control.restart(&name).await? {
+        let known = control.file_config().upstreams.contains_key(&name)
+            || UPSTREAMS.get(&control.store, &name).await?.is_some();
+        return Err(if known {
+            Problem::conflict(format!(
+                "upstream '{name}' is not running (disabled or invalid)"
+            ))
+        } else {
+            Problem::not_found("upstream", &name)
+        });
+    }
+    get(State(control), Path(name)).await
+}

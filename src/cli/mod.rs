@@ -1,0 +1,11 @@
+//! The CLI verbs that talk to a running gateway's management API:
+//! `bulwark upstream …`, `bulwark project …`, `bulwark key … --url`.
+//!
+//! - [`client`]: URL, key, output format; API errors as messages.
+//! - [`output`]: table or JSON.
+//! - [`upstream`], [`project`], [`key`]: one module per resource.
+pub mod client;
+pub mod key;
+mod output;
+pub mod project;
+pub mod upstream;

@@ -1,0 +1,99 @@
+//! Desired state: the config file's upstreams plus the store's enabled
+//! ones, validated exactly as the config file is. A stored upstream that no
+//! longer validates (say, a `${VAR}` that is gone) is left out and logged;
+//! it never blocks the others.
+use bulwark_actors::upstream::UpstreamSpec;
+use bulwark_supervisors::policy::RestartPolicy;
+use serde_json::Value;
+
+use crate::config::{self, Config, ConfigError, UpstreamConfig};
+use crate::store::named::Record;
+
+/// A field-level error in a submitted definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The offending field, as a dotted path (`args`, `oauth.client_id`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Reads an upstream table from JSON, naming the field at fault.
+pub fn parse_upstream(definition: Value) -> Result<UpstreamConfig, FieldError> {
+    serde_path_to_error::deserialize(definition).map_err(|err| FieldError {
+        field: err.path().to_string(),
+        message: err.inner().to_string(),
+    })
+}
+
+/// The JSON of an upstream table, every default spelled out.
+pub fn upstream_json(upstream: &UpstreamConfig) -> Value {
+    serde_json::to_value(upstream).unwrap_or(Value::Null)
+}
+
+/// Checks `upstream` as the config file's `[upstreams.NAME]` would be checked
+/// (names, transport, policy, `${VAR}`s), naming the field at fault.
+pub fn check_upstream(
+    file: &Config,
+    name: &str,
+    upstream: &UpstreamConfig,
+) -> Result<(), FieldError> {
+    let mut single = file.clone();
+    single.upstreams = [(name.to_owned(), upstream.clone())].into();
+    let result = config::validate(&single, "request")
+        .and_then(|()| config::upstream_specs(&single).map(drop));
+    result.map_err(|err| field_error(name, &err))
+}
+
+/// Pulls `upstreams.NAME.FIELD` out of a config error message.
+fn field_error(name: &str, err: &ConfigError) -> FieldError {
+    let message = match err {
+        ConfigError::Invalid { message, .. } | ConfigError::File { message, .. } => message.clone(),
+    };
+    let prefix = format!("upstreams.{name}");
+    let field = message
+        .find(&prefix)
+        .map(|at| {
+            message[at + prefix.len()..]
+                .trim_start_matches('.')
+                .split([':', ' ', '='])
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|field| !field.is_empty())
+        .unwrap_or_else(|| "name".to_owned());
+    FieldError { field, message }
+}
+
+/// Launch specs of everything that should run, file entries first.
+pub fn specs(
+    file: &Config,
+    stored: &[Record],
+) -> Result<Vec<(UpstreamSpec, RestartPolicy)>, ConfigError> {
+    let mut merged = file.clone();
+    for record in stored {
+        if file.upstreams.contains_key(&record.name) {
+            tracing::warn!(server = %record.name, "stored upstream shadowed by the config file's entry of the same name");
+            continue;
+        }
+        let upstream = match parse_upstream(record.definition.clone()) {
+            Ok(mut upstream) => {
+                upstream.enabled &= record.enabled;
+                upstream
+            }
+            Err(err) => {
+                tracing::error!(server = %record.name, field = %err.field, error = %err.message, "stored upstream is invalid; not started");
+                continue;
+            }
+        };
+        if upstream.enabled
+            && let Err(err) = check_upstream(file, &record.name, &upstream)
+        {
+            tracing::error!(server = %record.name, field = %err.field, error = %err.message, "stored upstream is invalid; not started");
+            continue;
+        }
+        merged.upstreams.insert(record.name.clone(), upstream);
+    }
+    config::upstream_specs(&merged)
+}

@@ -1,0 +1,200 @@
+//! The management store: upstreams and projects created through the API,
+//! API keys (hashes only) and guardrail pins. SQLite by default (a file in
+//! `server.data_dir`, created on first start), PostgreSQL when
+//! `[store] url = "postgres://…"`. One schema, one set of versioned
+//! migrations (`migrations/`), the same portable SQL on both backends.
+//!
+//! - [`named`]: upstreams and projects (named JSON definitions).
+//! - [`keys`], [`pins`]: API key hashes, guardrail pins.
+//! - [`secrets`]: the one place stored definitions (which hold secrets) are
+//!   written and read, and how they are masked for the API.
+//! - [`import`]: the keys file of earlier versions, imported once.
+pub mod import;
+pub mod keys;
+pub mod named;
+pub mod pins;
+pub mod secrets;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Executor, SqlSafeStr};
+
+/// The schema, oldest first. Never edit a released migration: add one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/0001_initial.sql"),
+)];
+
+/// Connections of a pool; SQLite serialises writes anyway.
+const MAX_CONNECTIONS: u32 = 8;
+/// Longest wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `[store]`: where the management store lives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://…` or `sqlite://…`; default `sqlite://DATA_DIR/bulwark.db`.
+    pub url: Option<String>,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("store: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored definition is not valid JSON (or not what it should be).
+    #[error("store: stored {what} '{name}' is unreadable: {message}")]
+    Corrupt {
+        /// The kind of record.
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The data directory could not be created.
+    #[error("store: cannot create {path}: {message}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The unique name or id is taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// A shared server.
+    Postgres,
+}
+
+/// A connected, migrated store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the store `config` names (creating a SQLite file on first
+    /// start) and brings its schema up to date.
+    pub async fn open(
+        config: &StoreConfig,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StoreError> {
+        let url = match &config.url {
+            Some(url) => crate::config::expand_env(url).unwrap_or_else(|_| url.clone()),
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|err| StoreError::DataDir {
+                    path: data_dir.display().to_string(),
+                    message: err.to_string(),
+                })?;
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    data_dir.join("bulwark.db").display()
+                )
+            }
+        };
+        Self::connect(&url).await
+    }
+
+    /// Connects to `url` and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never block the writer; FULL: a
+                        // committed (acknowledged) write survives a crash.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        migrator().run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Now, in Unix milliseconds (the store's time format).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A page of a listing: `limit` rows from `offset`, and the total.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Most rows to return.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+/// True when `err` is a unique-key violation (on either backend).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
