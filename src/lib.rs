@@ -3,6 +3,8 @@
 //! - [`auth`]: client authentication (API keys, JWT), grants, rate limits.
 //! - [`config`]: layered configuration and `mcpServers` files.
 //! - [`connect`]: `bulwark connect`, a one-shot client of a remote MCP server.
+//! - [`runtime`]: starts and stops the supervision tree.
+//! - [`front`]: the HTTP front below it: accept loop, timeouts, body bounds, Host/Origin.
 //! - [`runtime`]: starts and stops the supervision tree; [`drain`]: calls
 //!   in flight finish before shutdown cancels them.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
@@ -18,6 +20,7 @@ pub mod connect;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod front;
 pub mod mask;
 pub mod mcp;
 pub mod probe;

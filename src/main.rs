@@ -170,7 +170,10 @@ impl ConfigArgs {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // BULWARK_LOG wins; RUST_LOG is the usual fallback.
+    let filter = EnvFilter::try_from_env("BULWARK_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("BULWARK_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Sources};
 use crate::control::watch::Overrides;
+use crate::front::{self, origin::OriginPolicy};
 use crate::mcp::{self, HttpSettings};
 use crate::runtime::{Runtime, shutdown_signal};
 
@@ -37,16 +38,22 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
-        allowed_origins: config.server.allowed_origins.clone(),
+        limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
     };
+    // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
+    let origin_layer = axum::middleware::from_fn_with_state(
+        OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
+        crate::front::origin::layer,
+    );
     let management = crate::api::routes(runtime.gateway.clone())
         .merge(crate::api::control_routes(control.clone()))
         .layer(axum::middleware::from_fn_with_state(
             runtime.gateway.auth.clone(),
             crate::auth::middleware::management,
-        ));
-    let mut app = mcp::routes(&runtime.gateway, &settings);
+        ))
+        .layer(origin_layer.clone());
+    let mut app = mcp::routes(&runtime.gateway, &settings).layer(origin_layer);
     match &config.server.admin_listen {
         Some(admin) => {
             let admin = admin_server(admin, management, shutdown.clone()).await?;
@@ -59,23 +66,19 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     stdout.flush()?;
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
-    // Without TCP_NODELAY a keep-alive client stalls ~40 ms per response on delayed ACKs.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     // SIGTERM: refuse new calls and let those in flight drain (their
     // streams stay open), then end open sessions and SSE streams so
     // graceful shutdown can finish.
     let drain = runtime.drain();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    front::listener::serve(listener, app, &config.server.limits, async move {
         shutdown_signal().await;
         drain.await;
         shutdown.cancel();
-    });
-    let result = server.await;
+    })
+    .await;
     runtime.shutdown().await;
     tracing::info!("gateway stopped");
-    result.context("HTTP server failed")
+    Ok(())
 }
 
 /// Serves the management routes on `addr` until `shutdown`.

@@ -84,7 +84,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Allowed `Host` header values (DNS-rebinding protection).
     pub allowed_hosts: Vec<String>,
-    /// Allowed `Origin` header values; empty skips the check.
+    /// Allowed `Origin` header values; empty admits pages served from an
+    /// allowed host only, `"*"` any origin.
     pub allowed_origins: Vec<String>,
     /// Joins server and tool in federated names.
     pub tool_separator: String,
@@ -93,6 +94,8 @@ pub struct ServerConfig {
     /// Where the gateway keeps its state (the keys file); default
     /// `$XDG_DATA_HOME/bulwark` or `~/.local/share/bulwark`.
     pub data_dir: Option<PathBuf>,
+    /// Bounds of the HTTP front: connections, timeouts, bodies, sessions.
+    pub limits: crate::front::limits::FrontLimits,
     /// A second address that serves `/api` (and `/health`, `/ready`); when
     /// set, the main address no longer serves `/api`.
     pub admin_listen: Option<String>,
@@ -124,6 +127,7 @@ impl Default for ServerConfig {
             tool_separator: "__".into(),
             gateway_tools: true,
             data_dir: None,
+            limits: crate::front::limits::FrontLimits::default(),
             admin_listen: None,
             shutdown_grace_secs: 30,
         }

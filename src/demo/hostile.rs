@@ -7,12 +7,14 @@
 //!   Unicode, injections and exfiltration cues, next to clean tools.
 //! - [`rugpull`]: a tool whose definition turns malicious when `mutate` is called.
 //! - [`injector`]: prompt-injection text in tool output.
+//! - [`chatty`]: logs, elicits and samples mid-call.
 //! - [`huge`]: outputs of a chosen size.
 //! - [`chaos`]: broken transports and processes (stderr garbage, floods,
 //!   wrong ids, no handshake, SIGTERM ignored, grandchildren).
 //!
 //! Every secret here is fake but shaped to pass the detectors' checksums.
 pub mod chaos;
+pub mod chatty;
 pub mod huge;
 pub mod injector;
 pub mod leaky;

@@ -51,6 +51,8 @@ pub enum DemoKind {
     Injector,
     /// Returns outputs of `--size-bytes` bytes.
     Huge,
+    /// Logs, elicits and samples in the middle of a call.
+    Chatty,
     /// Breaks the transport or process contract (`--chaos MODE`), stdio only.
     Chaos,
 }
@@ -68,6 +70,7 @@ impl DemoKind {
             Self::Rugpull => "rugpull",
             Self::Injector => "injector",
             Self::Huge => "huge",
+            Self::Chatty => "chatty",
             Self::Chaos => "chaos",
         }
     }
@@ -126,6 +129,7 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
         DemoKind::Poisoned => serve(hostile::poisoned::PoisonedServer::poisoned(), args.http).await,
         DemoKind::Rugpull => serve(hostile::rugpull::RugPullServer::rugpull(), args.http).await,
         DemoKind::Injector => serve(hostile::injector::InjectorServer::injector(), args.http).await,
+        DemoKind::Chatty => serve(hostile::chatty::ChattyServer::chatty(), args.http).await,
         DemoKind::Huge => {
             let server = hostile::huge::HugeServer::with_size_bytes(args.size_bytes);
             serve(server, args.http).await

@@ -41,6 +41,17 @@ impl Access {
         }
     }
 
+    /// Who this request acts for, without checking or charging anything:
+    /// for routing and screening after [`Self::caller`] admitted it.
+    pub fn current(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
+        context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Identity>())
+            .or_else(|| self.bound.get())
+            .cloned()
+    }
+
     /// The caller of this request; the first one binds the session.
     pub fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Identity, GatewayError> {
         let presented = context

@@ -30,6 +30,7 @@ use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
 use super::guard;
 use super::listing::Listing;
+use super::log_levels::{Audience, SessionLevel};
 use super::meta::{forwardable, strip};
 use super::sessions::Scope;
 
@@ -54,6 +55,8 @@ pub struct GatewayHandler {
     scope: Scope,
     session: SessionGuard,
     access: Access,
+    /// This session's `logging/setLevel`.
+    level: Arc<SessionLevel>,
 }
 
 impl GatewayHandler {
@@ -69,6 +72,7 @@ impl GatewayHandler {
             gateway,
             scope,
             access,
+            level: Arc::default(),
         }
     }
 
@@ -82,14 +86,29 @@ impl GatewayHandler {
         &self.access
     }
 
-    fn track(&self, context: &RequestContext<RoleServer>) {
+    /// Registers the session for notifications (once) and records who its
+    /// current request acts for, so mid-call traffic and logs reach only
+    /// what that caller's grant may see.
+    fn track(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
         use std::sync::atomic::Ordering;
-        if self.session.registered.swap(true, Ordering::Relaxed) {
-            return;
+        if !self.session.registered.swap(true, Ordering::Relaxed) {
+            self.gateway.sessions.register(
+                self.session.id,
+                context.peer.clone(),
+                self.scope.clone(),
+            );
         }
-        self.gateway
-            .sessions
-            .register(self.session.id, context.peer.clone(), self.scope.clone());
+        let identity = self.access.current(context);
+        if let Some(identity) = &identity {
+            let audience = Audience {
+                grant: identity.grant.clone(),
+                level: self.level.clone(),
+            };
+            self.gateway
+                .sessions
+                .set_audience(self.session.id, audience);
+        }
+        identity
     }
 
     /// Sends `request` to `server` on behalf of this client request, under
@@ -115,7 +134,7 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
         op: Option<Arc<OpGuard>>,
     ) -> Result<ServerResult, GatewayError> {
-        self.track(context);
+        let identity = self.track(context);
         let entry = self
             .gateway
             .registry
@@ -133,6 +152,10 @@ impl GatewayHandler {
             request_id: context.id.clone(),
             progress_token: context.meta.get_progress_token(),
             op: op.clone(),
+            tenant: identity.map(|identity| identity.project),
+            server: Arc::from(server),
+            guardrails: self.gateway.guardrails.clone(),
+            level: self.level.clone(),
         });
         let result = match &op {
             None => link.request(request, Some(caller), &context.ct).await,
@@ -629,7 +652,15 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let identity = self.access.caller(&context)?;
-        let servers = self.ready_servers(&identity);
+        self.level.set(request.level);
+        self.track(&context);
+        // The upstream session is shared: it only ever gets more verbose, and
+        // each session filters to its own level (`SessionCaller`, `Sessions`).
+        let servers: Vec<_> = self
+            .ready_servers(&identity)
+            .into_iter()
+            .filter(|server| self.gateway.sessions.levels.lower_to(server, request.level))
+            .collect();
         let results = join_all(servers.iter().map(|server| {
             let mut request = request.clone();
             request.meta = None;

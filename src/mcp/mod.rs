@@ -8,6 +8,7 @@
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
+//! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod handler;
 pub mod listing;
 mod lists;
+pub mod log_levels;
 pub mod meta;
 pub mod naming;
 pub mod observer;
@@ -157,8 +159,8 @@ impl Gateway {
 pub struct HttpSettings {
     /// Allowed `Host` values (DNS-rebinding protection); empty allows any.
     pub allowed_hosts: Vec<String>,
-    /// Allowed `Origin` values; empty accepts requests without checking.
-    pub allowed_origins: Vec<String>,
+    /// Bounds of bodies and sessions.
+    pub limits: crate::front::limits::FrontLimits,
     /// Cancelled at shutdown: ends every session.
     pub shutdown: CancellationToken,
 }
@@ -179,9 +181,10 @@ fn service(
     } else {
         config.with_allowed_hosts(settings.allowed_hosts.clone())
     };
-    if !settings.allowed_origins.is_empty() {
-        config = config.with_allowed_origins(settings.allowed_origins.clone());
-    }
+    // `Origin` is checked for every route by `front::origin`.
+    config = config
+        .disable_allowed_origins()
+        .with_max_request_body_bytes(settings.limits.max_any_body_bytes());
     let gateway = gateway.clone();
     StreamableHttpService::new(
         move || {
@@ -193,9 +196,26 @@ fn service(
     )
 }
 
-/// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer.
+/// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer. Only
+/// these exact paths: `/mcp/nope` or `/mcp/echo/extra` are 404.
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
-    let guarded = |scope: Scope| {
+    let mut scopes = vec![Scope::Federated];
+    scopes.extend(
+        gateway
+            .registry
+            .servers()
+            .iter()
+            .map(|entry| Scope::Server(entry.spec.name.as_str().into())),
+    );
+    let managers: Vec<_> = scopes
+        .iter()
+        .map(|_| Arc::new(LocalSessionManager::default()))
+        .collect();
+    let owners =
+        owners::SessionOwners::new(managers.clone(), settings.limits.max_sessions_per_caller);
+    let screen = crate::front::screen::Screen::new(settings.limits.clone());
+    let mut router = Router::new();
+    for (scope, sessions) in scopes.into_iter().zip(managers) {
         let guard = McpGuard {
             auth: gateway.auth.clone(),
             server: match &scope {
@@ -207,17 +227,21 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
             Scope::Server(name) => format!("/mcp/{name}"),
             Scope::Federated => "/mcp".to_owned(),
         };
-        let sessions = Arc::new(LocalSessionManager::default());
-        let owners = owners::SessionOwners::new(sessions.clone());
-        // Outermost last: authenticate, then check the session's owner.
-        Router::new()
-            .nest_service(&path, service(gateway, scope, settings, sessions))
-            .layer(axum::middleware::from_fn_with_state(owners, owners::layer))
-            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
-    };
-    let mut router = guarded(Scope::Federated);
-    for entry in gateway.registry.servers().iter() {
-        router = router.merge(guarded(Scope::Server(entry.spec.name.as_str().into())));
+        // Outermost last: authenticate, check the session's owner, then
+        // read the body within bounds.
+        router = router.merge(
+            Router::new()
+                .route_service(&path, service(gateway, scope, settings, sessions))
+                .layer(axum::middleware::from_fn_with_state(
+                    screen.clone(),
+                    crate::front::screen::layer,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    owners.clone(),
+                    owners::layer,
+                ))
+                .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp)),
+        );
     }
     router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }

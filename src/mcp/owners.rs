@@ -1,6 +1,7 @@
 //! Each streamable-HTTP session belongs to the caller that opened it. The
 //! handler refuses foreign JSON-RPC requests itself; this layer also covers
 //! what never reaches the handler: the GET stream and DELETE of a session.
+//! It also caps the sessions one caller may hold open across all routes.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -18,22 +19,48 @@ const SESSION_HEADER: &str = "mcp-session-id";
 /// Forgotten sessions are swept after this many new ones.
 const SWEEP_EVERY: usize = 256;
 
-/// Session id → owner subject, for one streamable-HTTP service.
+/// Session id → owner subject, for every streamable-HTTP service.
 pub struct SessionOwners {
     owners: DashMap<Arc<str>, Arc<str>>,
-    /// The service's sessions: entries of sessions that ended are swept.
-    sessions: Arc<LocalSessionManager>,
+    /// Open sessions per owner subject.
+    per_caller: DashMap<Arc<str>, usize>,
+    /// The services' sessions: entries of sessions that ended are swept.
+    managers: Vec<Arc<LocalSessionManager>>,
     recorded: AtomicUsize,
+    /// Sessions one caller may hold open.
+    max_per_caller: usize,
 }
 
 impl SessionOwners {
-    /// Owners of the sessions of `sessions`.
-    pub fn new(sessions: Arc<LocalSessionManager>) -> Arc<Self> {
+    /// Owners of the sessions of `managers`, at most `max_per_caller` each.
+    pub fn new(managers: Vec<Arc<LocalSessionManager>>, max_per_caller: usize) -> Arc<Self> {
         Arc::new(Self {
             owners: DashMap::new(),
-            sessions,
+            per_caller: DashMap::new(),
+            managers,
             recorded: AtomicUsize::new(0),
+            max_per_caller: max_per_caller.max(1),
         })
+    }
+
+    /// Whether `identity` may open another session; sweeps ended sessions
+    /// before saying no.
+    async fn may_open(&self, identity: &Identity) -> bool {
+        let open = |owners: &Self| owners.per_caller.get(&identity.subject).map_or(0, |n| *n);
+        if open(self) < self.max_per_caller {
+            return true;
+        }
+        self.sweep().await;
+        open(self) < self.max_per_caller
+    }
+
+    fn forget(&self, session: &str) {
+        if let Some((_, owner)) = self.owners.remove(session) {
+            self.per_caller.remove_if_mut(&owner, |_, n| {
+                *n = n.saturating_sub(1);
+                *n == 0
+            });
+        }
     }
 
     /// False when `session` belongs to someone other than `identity`.
@@ -44,7 +71,13 @@ impl SessionOwners {
     }
 
     async fn record(&self, session: &str, identity: &Identity) {
-        self.owners.insert(session.into(), identity.subject.clone());
+        if self
+            .owners
+            .insert(session.into(), identity.subject.clone())
+            .is_none()
+        {
+            *self.per_caller.entry(identity.subject.clone()).or_insert(0) += 1;
+        }
         if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep().await;
         }
@@ -52,8 +85,19 @@ impl SessionOwners {
 
     /// Drops the owners of sessions that no longer exist.
     async fn sweep(&self) {
-        let live = self.sessions.sessions.read().await;
-        self.owners.retain(|id, _| live.contains_key(&**id));
+        let mut live = std::collections::HashSet::new();
+        for manager in &self.managers {
+            live.extend(manager.sessions.read().await.keys().cloned());
+        }
+        self.owners.retain(|id, _| live.contains(&**id));
+        let mut counts: std::collections::HashMap<Arc<str>, usize> = Default::default();
+        for owner in &self.owners {
+            *counts.entry(owner.value().clone()).or_insert(0) += 1;
+        }
+        self.per_caller.clear();
+        for (owner, open) in counts {
+            self.per_caller.insert(owner, open);
+        }
     }
 }
 
@@ -72,6 +116,19 @@ pub async fn layer(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let deleting = request.method() == Method::DELETE;
+    if session.is_none() && request.method() == Method::POST && !owners.may_open(&identity).await {
+        tracing::warn!(caller = %identity.subject, max = owners.max_per_caller, "new session refused: too many open sessions");
+        return crate::front::screen::rpc_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::Value::Null,
+            -32000,
+            &format!(
+                "this caller already has {} open sessions (server.limits.max_sessions_per_caller); \
+                 end one (HTTP DELETE) or wait for an idle one to expire",
+                owners.max_per_caller
+            ),
+        );
+    }
     if let Some(session) = &session
         && !owners.admits(session, &identity)
     {
@@ -86,7 +143,7 @@ pub async fn layer(
             if (deleting && response.status().is_success())
                 || response.status() == StatusCode::NOT_FOUND =>
         {
-            owners.owners.remove(session.as_str());
+            owners.forget(&session);
         }
         Some(_) => {}
         None => {
@@ -112,7 +169,7 @@ mod tests {
     async fn owners_admit_only_themselves_and_ended_sessions_are_swept() {
         let sessions = Arc::new(LocalSessionManager::default());
         let (live, _transport) = sessions.create_session().await.unwrap();
-        let owners = SessionOwners::new(sessions);
+        let owners = SessionOwners::new(vec![sessions], 2);
         let alice = Identity {
             subject: "key:alice".into(),
             ..Identity::anonymous()
@@ -129,5 +186,25 @@ mod tests {
         owners.sweep().await;
         assert!(owners.owners.contains_key(&*live));
         assert!(!owners.owners.contains_key("ended"));
+        assert_eq!(*owners.per_caller.get(&alice.subject).unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_caller_over_its_session_cap_is_refused_until_one_ends() {
+        let sessions = Arc::new(LocalSessionManager::default());
+        let (first, _t1) = sessions.create_session().await.unwrap();
+        let (second, _t2) = sessions.create_session().await.unwrap();
+        let owners = SessionOwners::new(vec![sessions.clone()], 2);
+        let alice = Identity {
+            subject: "key:alice".into(),
+            ..Identity::anonymous()
+        };
+        owners.record(&first, &alice).await;
+        assert!(owners.may_open(&alice).await);
+        owners.record(&second, &alice).await;
+        assert!(!owners.may_open(&alice).await);
+        assert!(owners.may_open(&Identity::anonymous()).await);
+        sessions.close_session(&first).await.unwrap();
+        assert!(owners.may_open(&alice).await);
     }
 }

@@ -11,6 +11,7 @@ use rmcp::model::{ResourceUpdatedNotificationParam, ServerNotification};
 use rmcp::{Peer, RoleServer};
 use tokio::sync::mpsc;
 
+use super::log_levels::{Audience, UpstreamLevels};
 use super::naming::Naming;
 
 /// What a session sees: every upstream, or one.
@@ -48,6 +49,10 @@ pub struct Sessions {
     live: DashMap<u64, Session>,
     /// (server, upstream URI) → subscribed session ids.
     subscriptions: DashMap<(Arc<str>, String), HashSet<u64>>,
+    /// Who may receive log lines sent outside any call, per session.
+    audience: DashMap<u64, Audience>,
+    /// The level each upstream runs at.
+    pub levels: UpstreamLevels,
 }
 
 impl Sessions {
@@ -58,6 +63,8 @@ impl Sessions {
             next_id: AtomicU64::new(1),
             live: DashMap::new(),
             subscriptions: DashMap::new(),
+            audience: DashMap::new(),
+            levels: UpstreamLevels::default(),
         })
     }
 
@@ -81,10 +88,16 @@ impl Sessions {
         });
     }
 
+    /// Records whose grant and log level the session's log lines follow.
+    pub fn set_audience(&self, id: u64, audience: Audience) {
+        self.audience.insert(id, audience);
+    }
+
     /// Forgets a session and its subscriptions; returns the `(server, URI)`
     /// pairs it was the last subscriber of, to withdraw upstream.
     pub fn remove(&self, id: u64) -> Vec<(Arc<str>, String)> {
         self.live.remove(&id);
+        self.audience.remove(&id);
         let mut orphaned = Vec::new();
         self.subscriptions.retain(|key, ids| {
             let kept = !(ids.remove(&id) && ids.is_empty());
@@ -140,6 +153,8 @@ impl Sessions {
 }
 
 impl UpstreamObserver for Sessions {
+    // Logging is deprecated by SEP-2577; clients still use it.
+    #[allow(deprecated)]
     fn notification(&self, server: &str, notification: ServerNotification) {
         match notification {
             ServerNotification::ResourceUpdatedNotification(updated) => {
@@ -163,6 +178,21 @@ impl UpstreamObserver for Sessions {
                             rmcp::model::Notification::new(params),
                         ),
                     );
+                }
+            }
+            ServerNotification::LoggingMessageNotification(log) => {
+                // Only sessions whose caller may see the server, at their level.
+                for session in self.live.iter() {
+                    let admitted = self.audience.get(session.key()).is_some_and(|audience| {
+                        audience.grant.allows_server(server)
+                            && audience.level.admits(log.params.level)
+                    });
+                    if admitted && session.scope.sees(server) {
+                        self.deliver(
+                            &session,
+                            ServerNotification::LoggingMessageNotification(log.clone()),
+                        );
+                    }
                 }
             }
             other => {

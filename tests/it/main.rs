@@ -6,6 +6,7 @@
 // Tests may panic freely: unwrap/expect are the point of an assertion here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
 mod auth;
 mod cache;
 mod common;

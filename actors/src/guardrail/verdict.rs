@@ -33,6 +33,9 @@ pub enum InputKind {
     PromptArguments,
     /// `resources/read` URI.
     ResourceUri,
+    /// A client's answer to an upstream's mid-call request (sampling,
+    /// elicitation, roots): it travels upstream like arguments do.
+    ClientAnswer,
 }
 
 /// A refused call. Its `Display` names the policy, the direction, the

@@ -7,12 +7,14 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientResult, ErrorData, Implementation, ListRootsResult,
-    ServerNotification, ServerRequest,
+    ClientCapabilities, ClientConfig, ClientResult, ErrorData, GetExtensions, Implementation,
+    ListRootsResult, MetaObject, ProgressToken, RequestId, ServerNotification, ServerRequest,
 };
-use rmcp::service::{NotificationContext, RequestContext, RoleClient, Service};
+use rmcp::service::{
+    InboundStreamOrigin, NotificationContext, RequestContext, RoleClient, Service,
+};
 
-use super::link::CallRegistry;
+use super::link::{CallRegistry, RouteHint, Routed};
 
 /// Receives what an upstream announces to everyone rather than to one call:
 /// list changes, resource updates, and logs sent while no call is in flight.
@@ -45,10 +47,27 @@ impl Service<RoleClient> for UpstreamClient {
     async fn handle_request(
         &self,
         request: ServerRequest,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
-        if let Some(caller) = self.calls.latest_caller() {
-            return caller.request(request).await;
+        let mut hint = hint_from_meta(&context.meta.0);
+        let origin = request
+            .extensions()
+            .get::<InboundStreamOrigin>()
+            .or_else(|| context.extensions.get::<InboundStreamOrigin>());
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin {
+            hint.upstream_id = Some(id.clone());
+        }
+        match self.calls.route(&hint) {
+            Routed::Call(caller) => return caller.request(request).await,
+            Routed::Ambiguous => {
+                tracing::warn!(server = %self.server, "mid-call request dropped: calls of several tenants in flight and none named");
+                return Err(ErrorData::invalid_request(
+                    "the gateway cannot tell which client call this request belongs to; \
+                     send it on the call's own stream or with its progress token",
+                    None,
+                ));
+            }
+            Routed::Idle => {}
         }
         match request {
             ServerRequest::PingRequest(_) => Ok(ClientResult::empty(())),
@@ -74,10 +93,21 @@ impl Service<RoleClient> for UpstreamClient {
             // Progress of calls in flight is routed in read order by the
             // transport (`progress_order`); what reaches here belongs to none.
             ServerNotification::ProgressNotification(_) => {}
-            ServerNotification::LoggingMessageNotification(_) => match self.calls.latest_caller() {
-                Some(caller) => caller.notify(notification).await,
-                None => self.observer.notification(&self.server, notification),
-            },
+            ServerNotification::LoggingMessageNotification(ref log) => {
+                let hint = log
+                    .params
+                    .meta
+                    .as_ref()
+                    .map(|meta| hint_from_meta(&meta.0))
+                    .unwrap_or_default();
+                match self.calls.route(&hint) {
+                    Routed::Call(caller) => caller.notify(notification).await,
+                    Routed::Idle => self.observer.notification(&self.server, notification),
+                    Routed::Ambiguous => {
+                        tracing::debug!(server = %self.server, "log message dropped: calls of several tenants in flight");
+                    }
+                }
+            }
             ServerNotification::CancelledNotification(_) => {}
             other => self.observer.notification(&self.server, other),
         }
@@ -95,5 +125,25 @@ impl Service<RoleClient> for UpstreamClient {
             capabilities,
             Implementation::new("bulwark", env!("CARGO_PKG_VERSION")),
         )
+    }
+}
+
+/// `_meta` keys by which an upstream may name the call a message belongs to.
+const RELATED_ID_KEYS: [&str; 2] = [
+    "io.modelcontextprotocol/related-request-id",
+    "relatedRequestId",
+];
+
+/// The progress token or related request id an upstream put in `_meta`.
+fn hint_from_meta(meta: &MetaObject) -> RouteHint {
+    let id = |value: &serde_json::Value| match value {
+        serde_json::Value::String(id) => Some(RequestId::String(id.as_str().into())),
+        serde_json::Value::Number(id) => id.as_i64().map(RequestId::Number),
+        _ => None,
+    };
+    RouteHint {
+        upstream_id: None,
+        meta_token: meta.get("progressToken").and_then(id).map(ProgressToken),
+        related_id: RELATED_ID_KEYS.iter().find_map(|key| id(meta.get(*key)?)),
     }
 }

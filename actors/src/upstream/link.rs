@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rmcp::model::{
     ClientRequest, ClientResult, ErrorData, ProgressNotification, ProgressNotificationParam,
-    ProgressToken, ServerNotification, ServerRequest, ServerResult,
+    ProgressToken, RequestId, ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::{Peer, RoleClient};
@@ -44,6 +44,11 @@ pub trait Caller: Send + Sync + 'static {
     fn notify(&self, notification: ServerNotification) -> BoxFuture<'static, ()>;
     /// The progress token the client put on its request, if any.
     fn progress_token(&self) -> Option<ProgressToken>;
+    /// The tenant (project) the call was made for: traffic that cannot be
+    /// tied to one call goes only to calls of a single tenant.
+    fn tenant(&self) -> Option<Arc<str>> {
+        None
+    }
 }
 
 /// A failed upstream call.
@@ -70,8 +75,11 @@ pub enum CallError {
 
 struct InFlight {
     seq: u64,
-    /// Known once the request is sent; the call is registered before, so
-    /// the upstream's requests and logs find their caller at once.
+    /// The id of the request sent upstream (remote upstreams tie their
+    /// mid-call requests to it) and its progress token. Known once the
+    /// request is sent; the call is registered before, so the upstream's
+    /// requests and logs find their caller at once.
+    upstream_id: Option<RequestId>,
     upstream_token: Option<ProgressToken>,
     caller: Arc<dyn Caller>,
     /// The call's progress, in the order it was read (see `progress_order`);
@@ -86,6 +94,19 @@ struct InFlight {
 pub(crate) struct CallRegistry {
     calls: Mutex<Vec<InFlight>>,
     next_seq: AtomicU64,
+    /// Mid-call messages that could not be tied to one tenant's call.
+    unrouted: AtomicU64,
+}
+
+/// What an upstream's mid-call message says about the call it belongs to.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RouteHint {
+    /// The upstream request whose response stream carried it (remote).
+    pub(crate) upstream_id: Option<RequestId>,
+    /// A progress token or related request id in its `_meta`.
+    pub(crate) meta_token: Option<ProgressToken>,
+    /// A related request id in its `_meta`.
+    pub(crate) related_id: Option<RequestId>,
 }
 
 impl CallRegistry {
@@ -104,6 +125,7 @@ impl CallRegistry {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
+            upstream_id: None,
             upstream_token: None,
             caller,
             progress,
@@ -111,10 +133,11 @@ impl CallRegistry {
         (seq, queue)
     }
 
-    /// Records the progress token the call's upstream request carries.
-    fn sent(&self, seq: u64, upstream_token: ProgressToken) {
+    /// Records the id and progress token the call's upstream request carries.
+    fn sent(&self, seq: u64, upstream_id: RequestId, upstream_token: ProgressToken) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = calls.iter_mut().rev().find(|call| call.seq == seq) {
+            call.upstream_id = Some(upstream_id);
             call.upstream_token = Some(upstream_token);
         }
     }
@@ -144,13 +167,52 @@ impl CallRegistry {
             })
     }
 
-    /// The caller that most recently started a call still in flight. stdio
-    /// carries no request association, so mid-call requests and logs go to
-    /// the newest call: exact when calls do not overlap.
-    pub(crate) fn latest_caller(&self) -> Option<Arc<dyn Caller>> {
+    /// The call a mid-call message belongs to: the one `hint` names, else
+    /// the newest call when every call in flight is one tenant's, else none
+    /// (counted in [`Self::unrouted`]): a message is never delivered to a
+    /// tenant that may not have caused it.
+    pub(crate) fn route(&self, hint: &RouteHint) -> Routed {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.last().map(|call| call.caller.clone())
+        let named = calls.iter().find(|call| {
+            same(&hint.upstream_id, &call.upstream_id)
+                || same(&hint.related_id, &call.upstream_id)
+                || same(&hint.meta_token, &call.upstream_token)
+        });
+        if let Some(call) = named {
+            return Routed::Call(call.caller.clone());
+        }
+        let Some(newest) = calls.last() else {
+            return Routed::Idle;
+        };
+        let tenant = newest.caller.tenant();
+        if calls.iter().all(|call| call.caller.tenant() == tenant) {
+            return Routed::Call(newest.caller.clone());
+        }
+        drop(calls);
+        self.unrouted.fetch_add(1, Ordering::Relaxed);
+        Routed::Ambiguous
     }
+
+    /// Mid-call messages dropped because calls of several tenants were in
+    /// flight and nothing tied the message to one.
+    pub(crate) fn unrouted(&self) -> u64 {
+        self.unrouted.load(Ordering::Relaxed)
+    }
+}
+
+/// Both known and equal (an unknown id never matches another unknown one).
+fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a == b)
+}
+
+/// Where [`CallRegistry::route`] sends a mid-call message.
+pub(crate) enum Routed {
+    /// To this call's client.
+    Call(Arc<dyn Caller>),
+    /// No call is in flight.
+    Idle,
+    /// Calls of several tenants are in flight and none was named: dropped.
+    Ambiguous,
 }
 
 struct LinkInner {
@@ -219,6 +281,12 @@ impl UpstreamLink {
         &self.inner.server
     }
 
+    /// Mid-call messages of this session dropped as not attributable to one
+    /// tenant's call.
+    pub fn unrouted(&self) -> u64 {
+        self.inner.calls.unrouted()
+    }
+
     /// The number of the instance session behind this link, unique per
     /// upstream: a verdict about one instance must not hit its successor.
     pub fn session(&self) -> u64 {
@@ -254,7 +322,8 @@ impl UpstreamLink {
             .await
             .map_err(|err| self.lost(err))?;
         if guard.seq != 0 {
-            link.calls.sent(guard.seq, handle.progress_token.clone());
+            link.calls
+                .sent(guard.seq, handle.id.clone(), handle.progress_token.clone());
         }
         let result = loop {
             tokio::select! {
@@ -345,5 +414,67 @@ async fn wait_for_exit(mut exit: watch::Receiver<Option<ExitReason>>) -> Option<
     match exit.wait_for(Option::is_some).await {
         Ok(reason) => reason.clone(),
         Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Tenant(&'static str);
+
+    impl Caller for Tenant {
+        fn request(&self, _: ServerRequest) -> BoxFuture<'static, Result<ClientResult, ErrorData>> {
+            Box::pin(async { Err(ErrorData::internal_error("unused", None)) })
+        }
+        fn notify(&self, _: ServerNotification) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn progress_token(&self) -> Option<ProgressToken> {
+            None
+        }
+        fn tenant(&self) -> Option<Arc<str>> {
+            Some(self.0.into())
+        }
+    }
+
+    fn token(n: i64) -> ProgressToken {
+        ProgressToken(RequestId::Number(n))
+    }
+
+    #[test]
+    fn routes_by_id_then_single_tenant_else_drops_and_counts() {
+        let calls = CallRegistry::default();
+        assert!(matches!(calls.route(&RouteHint::default()), Routed::Idle));
+        let call = |id: i64, progress: i64, tenant: &'static str| {
+            let (seq, _) = calls.register(Arc::new(Tenant(tenant)));
+            calls.sent(seq, RequestId::Number(id), token(progress));
+        };
+        call(1, 10, "a");
+        call(2, 11, "a");
+        let routed = |hint: &RouteHint| match calls.route(hint) {
+            Routed::Call(caller) => caller.tenant().map(|t| t.to_string()),
+            Routed::Idle => Some("idle".into()),
+            Routed::Ambiguous => None,
+        };
+        assert_eq!(routed(&RouteHint::default()).as_deref(), Some("a"));
+        call(3, 12, "b");
+        assert_eq!(routed(&RouteHint::default()), None);
+        assert_eq!(calls.unrouted(), 1);
+        let by_origin = RouteHint {
+            upstream_id: Some(RequestId::Number(1)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_origin).as_deref(), Some("a"));
+        let by_related = RouteHint {
+            related_id: Some(RequestId::Number(3)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_related).as_deref(), Some("b"));
+        let by_token = RouteHint {
+            meta_token: Some(token(11)),
+            ..RouteHint::default()
+        };
+        assert_eq!(routed(&by_token).as_deref(), Some("a"));
     }
 }

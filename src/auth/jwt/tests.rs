@@ -64,6 +64,10 @@ async fn hs256_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
         (with("iss", json!("https://evil.test")), "wrong issuer"),
         (with("aud", json!("someone-else")), "wrong audience"),
         (with("exp", json!(get_current_timestamp() - 60)), "expired"),
+        (
+            with("nbf", json!(get_current_timestamp() + 3600)),
+            "not valid yet",
+        ),
     ];
     for (token, why) in cases {
         let err = verifier.verify(&token).await.unwrap_err();

@@ -75,6 +75,7 @@ async def open_session(
     headers: dict[str, str] | None = None,
     read_timeout: float | None = None,
     env: dict[str, str] | None = None,
+    callbacks: dict[str, Any] | None = None,
     message_handler: Any = None,
 ) -> AsyncIterator[ClientSession]:
     """Connect over streamable HTTP (url) or stdio (command) and yield an open session.
@@ -90,7 +91,11 @@ async def open_session(
         async with http:
             async with streamable_http_client(url, http_client=http) as (read, write):
                 async with ClientSession(
-                    read, write, read_timeout_seconds=read_timeout, message_handler=message_handler
+                    read,
+                    write,
+                    read_timeout_seconds=read_timeout,
+                    message_handler=message_handler,
+                    **(callbacks or {}),
                 ) as session:
                     yield session
     elif command:

@@ -1,0 +1,62 @@
+//! JSON-RPC ids in flight per session: a second request with the id of one
+//! still running is answered with an error, since its answer could never be
+//! told apart (rmcp would leave one of them waiting for ever).
+use std::sync::Arc;
+
+use dashmap::DashSet;
+
+/// `(session, id)` pairs of requests in flight.
+#[derive(Default)]
+pub struct InFlight {
+    ids: DashSet<(Arc<str>, String)>,
+}
+
+/// Held while a request is in flight; frees its id when dropped.
+pub struct Claim {
+    owner: Arc<InFlight>,
+    key: (Arc<str>, String),
+}
+
+impl InFlight {
+    /// Claims `id` on `session`, or `None` when it is already in flight.
+    pub fn claim(self: &Arc<Self>, session: &str, id: &str) -> Option<Claim> {
+        let key: (Arc<str>, String) = (Arc::from(session), id.to_owned());
+        self.ids.insert(key.clone()).then(|| Claim {
+            owner: self.clone(),
+            key,
+        })
+    }
+
+    /// Requests in flight.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.owner.ids.remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_claimed_once_per_session_until_released() {
+        let inflight = Arc::new(InFlight::default());
+        let first = inflight.claim("s1", "1").unwrap();
+        assert!(inflight.claim("s1", "1").is_none());
+        let other = inflight.claim("s2", "1").unwrap();
+        drop(first);
+        assert!(inflight.claim("s1", "1").is_some());
+        drop(other);
+        assert!(inflight.is_empty());
+    }
+}
