@@ -17,6 +17,8 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
+#[path = "hot_path/mod.rs"]
+mod hot_path;
 mod support;
 
 use support::{BIN, spawn};
@@ -26,15 +28,25 @@ async fn client(url: &str) -> RunningService<RoleClient, ()> {
     keyed_client(url, None).await
 }
 
+/// When set, clients speak stateless 2026-07-28 (`server/discover`, no
+/// session) instead of `initialize` and a session.
+static STATELESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A client that sends `key` as `Authorization: Bearer` when given.
 async fn keyed_client(url: &str, key: Option<&str>) -> RunningService<RoleClient, ()> {
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(key) = key {
         config = config.auth_header(key.to_owned());
     }
-    ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .unwrap()
+    let transport = StreamableHttpClientTransport::from_config(config);
+    if STATELESS.load(std::sync::atomic::Ordering::Relaxed) {
+        let lifecycle = ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        };
+        return ().serve_with_lifecycle(transport, lifecycle).await.unwrap();
+    }
+    ().serve(transport).await.unwrap()
 }
 
 async fn echo(client: &RunningService<RoleClient, ()>, tool: &str) -> bool {
@@ -48,20 +60,30 @@ async fn echo(client: &RunningService<RoleClient, ()>, tool: &str) -> bool {
 }
 
 struct Figures {
+    calls: usize,
     calls_per_sec: f64,
     p50_us: f64,
     p99_us: f64,
 }
 
 async fn load(url: &str, tool: &str, concurrency: usize) -> Figures {
-    load_with(url, None, tool, concurrency).await
+    load_with(url, None, tool, concurrency, None).await
 }
 
-async fn load_with(url: &str, key: Option<&str>, tool: &str, concurrency: usize) -> Figures {
+/// Calls `tool` at `concurrency` for `RUN_FOR`; with `cpu`, adds the CPU
+/// clock ticks process `pid` spent during the run.
+async fn load_with(
+    url: &str,
+    key: Option<&str>,
+    tool: &str,
+    concurrency: usize,
+    cpu: Option<(u32, &mut u64)>,
+) -> Figures {
     let client = Arc::new(keyed_client(url, key).await);
     for _ in 0..200 {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
+    let cpu_before = cpu.as_ref().map(|(pid, _)| hot_path::cpu_ticks(*pid));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -83,10 +105,14 @@ async fn load_with(url: &str, key: Option<&str>, tool: &str, concurrency: usize)
         all.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
+    if let (Some((pid, spent)), Some(before)) = (cpu, cpu_before) {
+        *spent += hot_path::cpu_ticks(pid) - before;
+    }
     all.sort();
     let pct =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
     Figures {
+        calls: all.len(),
         calls_per_sec: all.len() as f64 / elapsed,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
@@ -111,6 +137,7 @@ async fn list_load(url: &str) -> Figures {
             * 1e6
     };
     Figures {
+        calls: latencies.len(),
         calls_per_sec: latencies.len() as f64 / elapsed,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
@@ -118,10 +145,15 @@ async fn list_load(url: &str) -> Figures {
 }
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
 }
@@ -223,19 +255,26 @@ async fn upstream_pid(base: &str) -> i32 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let (_floor, floor_url) = spawn(
-        &["demo-server", "echo", "--http", "127.0.0.1:0"],
-        dir.path(),
-    );
+    if std::env::var_os("BULWARK_BENCH_HOT_PATH_ONLY").is_none() {
+        scenario(dir.path()).await;
+    }
+    let key = bulwark::auth::keys::generate().unwrap();
+    let builds = hot_path::builds();
+    let mut reports = Vec::new();
+    for build in &builds {
+        reports.push(hot_path::run(build, &key, dir.path()).await);
+    }
+    hot_path::compare(&builds, &reports);
+}
+
+/// The original scenario (this build only).
+async fn scenario(dir: &std::path::Path) {
+    let (_floor, floor_url) = spawn(&["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
     let key = bulwark::auth::keys::generate().unwrap();
     let hash = key.hash.to_stored();
     let (gateway, gw_url) = spawn(
-        &[
-            "serve",
-            "--config",
-            &config(dir.path(), 1, Security::Off, &hash),
-        ],
-        dir.path(),
+        &["serve", "--config", &config(dir, 1, Security::Off, &hash)],
+        dir,
     );
     let base = gw_url.trim_end_matches("/mcp").to_owned();
     wait_ready(&base).await;
@@ -307,29 +346,28 @@ async fn main() {
 
     // The security plane's cost: the same calls with key, limits and guardrails on.
     let (secure, secure_url) = spawn(
-        &[
-            "serve",
-            "--config",
-            &config(dir.path(), 1, Security::On, &hash),
-        ],
-        dir.path(),
+        &["serve", "--config", &config(dir, 1, Security::On, &hash)],
+        dir,
     );
     wait_ready(secure_url.trim_end_matches("/mcp")).await;
     println!(
         "security plane (API key + rate limits + local guardrails) vs all off, same gateway build:"
     );
     let (_plain, plain_url) = spawn(
-        &[
-            "serve",
-            "--config",
-            &config(dir.path(), 1, Security::Off, &hash),
-        ],
-        dir.path(),
+        &["serve", "--config", &config(dir, 1, Security::Off, &hash)],
+        dir,
     );
     wait_ready(plain_url.trim_end_matches("/mcp")).await;
     for concurrency in [1, 32] {
         let off = load(&plain_url, "echo__echo", concurrency).await;
-        let on = load_with(&secure_url, Some(&key.secret), "echo__echo", concurrency).await;
+        let on = load_with(
+            &secure_url,
+            Some(&key.secret),
+            "echo__echo",
+            concurrency,
+            None,
+        )
+        .await;
         println!(
             "  c={concurrency}: off {:.0} calls/s (p50 {:.0} µs), on {:.0} calls/s (p50 {:.0} µs): {:.2} of off",
             off.calls_per_sec,
@@ -342,20 +380,20 @@ async fn main() {
     drop(secure);
 
     // tools/list over five upstreams: warm cache vs none (a zero TTL).
-    let five = config(dir.path(), 5, Security::Off, &hash);
-    let cold_path = dir.path().join("bench-5-cold.toml");
+    let five = config(dir, 5, Security::Off, &hash);
+    let cold_path = dir.join("bench-5-cold.toml");
     let cold_toml = std::fs::read_to_string(&five).unwrap().replace(
         "[supervision]",
         "[cache.ttl_secs]\ntools = 0\n[supervision]",
     );
     std::fs::write(&cold_path, cold_toml).unwrap();
-    let (warm_gw, warm_url) = spawn(&["serve", "--config", &five], dir.path());
+    let (warm_gw, warm_url) = spawn(&["serve", "--config", &five], dir);
     wait_ready(warm_url.trim_end_matches("/mcp")).await;
     let warm = list_load(&warm_url).await;
     drop(warm_gw);
     let (cold_gw, cold_url) = spawn(
         &["serve", "--config", &cold_path.display().to_string()],
-        dir.path(),
+        dir,
     );
     wait_ready(cold_url.trim_end_matches("/mcp")).await;
     let cold = list_load(&cold_url).await;
@@ -366,12 +404,8 @@ async fn main() {
     );
 
     let (gateway100, url100) = spawn(
-        &[
-            "serve",
-            "--config",
-            &config(dir.path(), 100, Security::Off, &hash),
-        ],
-        dir.path(),
+        &["serve", "--config", &config(dir, 100, Security::Off, &hash)],
+        dir,
     );
     wait_ready(url100.trim_end_matches("/mcp")).await;
     println!(

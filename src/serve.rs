@@ -59,6 +59,10 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     stdout.flush()?;
     tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
 
+    // Without TCP_NODELAY a keep-alive client stalls ~40 ms per response on delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // SIGTERM: refuse new calls and let those in flight drain (their
     // streams stay open), then end open sessions and SSE streams so
     // graceful shutdown can finish.

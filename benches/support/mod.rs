@@ -23,8 +23,13 @@ impl Drop for Proc {
 /// Spawns the binary and returns the first `http://…` it prints (the
 /// gateway on stdout, a demo server on stderr).
 pub fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
+    spawn_bin(BIN, args, dir)
+}
+
+/// Like [`spawn`], for another build of the binary (a baseline to compare with).
+pub fn spawn_bin(bin: &str, args: &[&str], dir: &std::path::Path) -> (Proc, String) {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin)
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())

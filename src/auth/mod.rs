@@ -9,6 +9,7 @@
 //! - [`rate_limit`]: per-caller budgets.
 //! - [`middleware`]: the axum layers that authenticate and answer 401/403/429.
 //! - [`metadata`]: RFC 9728 protected-resource metadata.
+//! - [`verified`]: recently verified credentials, so repeats skip the checks.
 //! - [`bootstrap`]: the admin key of a first start.
 //! - [`manage`]: `bulwark key create/revoke/list`.
 pub mod bootstrap;
@@ -21,6 +22,7 @@ pub mod metadata;
 pub mod middleware;
 pub mod rate_limit;
 pub mod store;
+pub mod verified;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,6 +135,7 @@ pub struct Auth {
     limits: RateLimits,
     oauth: Option<OAuthConfig>,
     prune_every: Duration,
+    verified: verified::Verified,
 }
 
 impl Auth {
@@ -182,6 +185,7 @@ impl Auth {
             limits: RateLimits::new(&auth.rate_limits)?,
             oauth: auth.oauth.clone(),
             prune_every: Duration::from_secs(auth.rate_limits.prune_interval_secs.max(1)),
+            verified: verified::Verified::default(),
         }))
     }
 
@@ -217,14 +221,26 @@ impl Auth {
             Credential::Key(key) => self.identify_key(key),
             Credential::Bearer(token) => {
                 let jwt = self.jwt.as_ref().ok_or(AuthError::JwtOff)?;
+                let digest = KeyHash::of(token);
+                let generation = self.store.generation();
+                if let Some(identity) = self.verified.get(&digest, generation) {
+                    return Ok(identity);
+                }
                 let claims = jwt.verify(token).await?;
-                Ok(Identity {
+                let identity = Identity {
                     grant: self.grant(&claims.project)?,
                     subject: format!("jwt:{}", claims.subject).into(),
                     user: claims.user.into(),
                     project: claims.project.into(),
                     kind: IdentityKind::Jwt,
-                })
+                };
+                self.verified.insert(
+                    digest,
+                    generation,
+                    identity.clone(),
+                    verified::token_ttl(token),
+                );
+                Ok(identity)
             }
         }
     }
@@ -234,20 +250,25 @@ impl Auth {
         if !self.enabled {
             return Ok(Identity::anonymous());
         }
-        let record = self
-            .store
-            .resolve(&KeyHash::of(key))
-            .ok_or(AuthError::InvalidKey)?;
+        let hash = KeyHash::of(key);
+        let generation = self.store.generation();
+        if let Some(identity) = self.verified.get(&hash, generation) {
+            return Ok(identity);
+        }
+        let record = self.store.resolve(&hash).ok_or(AuthError::InvalidKey)?;
         if record.revoked {
             return Err(AuthError::Revoked(record.id));
         }
-        Ok(Identity {
+        let identity = Identity {
             grant: self.grant(&record.project)?,
             subject: format!("key:{}", record.id).into(),
             user: record.user.into(),
             project: record.project.into(),
             kind: IdentityKind::ApiKey,
-        })
+        };
+        self.verified
+            .insert(hash, generation, identity.clone(), verified::KEY_TTL);
+        Ok(identity)
     }
 
     fn grant(&self, project: &str) -> Result<Arc<grants::Grant>, AuthError> {

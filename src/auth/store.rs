@@ -3,8 +3,11 @@
 //! the management store replaces it later without touching the request path.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +66,10 @@ pub trait CredentialStore: Send + Sync {
     fn grant(&self, project: &str) -> Option<Arc<Grant>>;
     /// True when at least one key exists (revoked or not).
     fn has_keys(&self) -> bool;
+    /// Changes whenever keys or grants may have changed: identities cached
+    /// under an older generation are resolved again, so a revocation or a
+    /// grant change holds on the very next request.
+    fn generation(&self) -> u64;
 }
 
 /// The keys file: `[[keys]]` entries, hashes only.
@@ -131,16 +138,45 @@ fn index(entries: &[KeyEntry]) -> Result<KeyIndex, KeyError> {
 /// Keys from the config and the keys file; projects from the config.
 pub struct FileStore {
     config_keys: KeyIndex,
-    path: PathBuf,
-    file: RwLock<FileKeys>,
-    last_check: Mutex<Instant>,
+    file: Arc<KeysFileWatch>,
+    /// When the keys file is next checked, in ms since `epoch`: one atomic
+    /// load per request until then, and the one request that claims the
+    /// check hands it to a blocking thread.
+    next_check_ms: AtomicU64,
+    epoch: Instant,
     grants: HashMap<String, Arc<Grant>>,
+}
+
+/// The keys file and its latest good contents, read without a lock.
+struct KeysFileWatch {
+    path: PathBuf,
+    keys: ArcSwap<FileKeys>,
+    /// Bumped on every reload (see [`CredentialStore::generation`]).
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
 struct FileKeys {
     modified: Option<SystemTime>,
     keys: KeyIndex,
+}
+
+impl KeysFileWatch {
+    /// Reloads the file when its mtime changed. A file that became
+    /// unreadable keeps the last good keys (and says so).
+    fn reload_if_changed(&self) {
+        if modified(&self.path) == self.keys.load().modified {
+            return;
+        }
+        match load_file_keys(&self.path) {
+            Ok(keys) => {
+                self.keys.store(Arc::new(keys));
+                self.generation.fetch_add(1, Ordering::Release);
+                tracing::info!(path = %self.path.display(), "keys file reloaded");
+            }
+            Err(err) => tracing::error!(%err, "keys file not reloaded; keeping the previous keys"),
+        }
+    }
 }
 
 impl FileStore {
@@ -154,44 +190,50 @@ impl FileStore {
         grants
             .entry(ADMIN_PROJECT.to_owned())
             .or_insert_with(|| Arc::new(Grant::all()));
+        let epoch = Instant::now();
         let store = Self {
             config_keys: index(&config.keys)?,
-            file: RwLock::new(load_file_keys(&keys_file)?),
-            path: keys_file,
-            last_check: Mutex::new(Instant::now()),
+            file: Arc::new(KeysFileWatch {
+                keys: ArcSwap::from_pointee(load_file_keys(&keys_file)?),
+                path: keys_file,
+                generation: AtomicU64::new(0),
+            }),
+            next_check_ms: AtomicU64::new(millis(RELOAD_CHECK)),
+            epoch,
             grants,
         };
         Ok(store)
     }
 
-    /// Picks up a changed keys file, at most once per [`RELOAD_CHECK`]. A
-    /// file that became unreadable keeps the last good keys (and says so).
+    /// Picks up a changed keys file, at most once per [`RELOAD_CHECK`]: the
+    /// request that finds the check due hands it to a blocking thread (or
+    /// runs it itself outside a runtime) and goes on with the current keys.
     fn refresh(&self) {
-        let due = self.last_check.lock().is_ok_and(|mut last| {
-            let due = last.elapsed() >= RELOAD_CHECK;
-            if due {
-                *last = Instant::now();
-            }
-            due
-        });
-        if !due {
+        let now = millis(self.epoch.elapsed());
+        let due = self.next_check_ms.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .next_check_ms
+                .compare_exchange(
+                    due,
+                    now + millis(RELOAD_CHECK),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
             return;
         }
-        let modified = modified(&self.path);
-        let current = self.file.read().map(|f| f.modified).unwrap_or_default();
-        if modified == current {
-            return;
-        }
-        match load_file_keys(&self.path) {
-            Ok(keys) => {
-                if let Ok(mut file) = self.file.write() {
-                    *file = keys;
-                }
-                tracing::info!(path = %self.path.display(), "keys file reloaded");
-            }
-            Err(err) => tracing::error!(%err, "keys file not reloaded; keeping the previous keys"),
+        let file = self.file.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || file.reload_if_changed())),
+            Err(_) => file.reload_if_changed(),
         }
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -213,7 +255,7 @@ impl CredentialStore for FileStore {
                 .filter(|(stored, _)| stored.matches(hash))
                 .map(|(_, record)| record.clone())
         };
-        found(&self.config_keys).or_else(|| self.file.read().ok().and_then(|f| found(&f.keys)))
+        found(&self.config_keys).or_else(|| found(&self.file.keys.load().keys))
     }
 
     fn grant(&self, project: &str) -> Option<Arc<Grant>> {
@@ -222,7 +264,11 @@ impl CredentialStore for FileStore {
 
     fn has_keys(&self) -> bool {
         self.refresh();
-        !self.config_keys.is_empty() || self.file.read().is_ok_and(|f| !f.keys.is_empty())
+        !self.config_keys.is_empty() || !self.file.keys.load().keys.is_empty()
+    }
+
+    fn generation(&self) -> u64 {
+        self.file.generation.load(Ordering::Acquire)
     }
 }
 
@@ -276,7 +322,7 @@ mod tests {
         .save(&path)
         .unwrap();
         // Force the next lookup to look at the file again.
-        *store.last_check.lock().unwrap() = Instant::now() - RELOAD_CHECK;
+        store.next_check_ms.store(0, Ordering::Relaxed);
         // mtime granularity may hide a same-second rewrite: make it visibly newer.
         let later = SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options()

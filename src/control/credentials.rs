@@ -6,6 +6,7 @@
 //! offline CLI, another replica on the same PostgreSQL).
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -32,6 +33,11 @@ struct Index {
 pub struct LiveCredentials {
     index: ArcSwap<Index>,
     file: ArcSwap<AuthConfig>,
+    /// Digest of what the index was built from; the generation moves only
+    /// when it changes, so the poll does not flush verified credentials.
+    digest: std::sync::Mutex<[u8; 32]>,
+    /// See [`CredentialStore::generation`].
+    generation: AtomicU64,
 }
 
 impl LiveCredentials {
@@ -40,6 +46,8 @@ impl LiveCredentials {
         let credentials = Arc::new(Self {
             index: ArcSwap::default(),
             file: ArcSwap::from_pointee(file.clone()),
+            digest: std::sync::Mutex::new([0; 32]),
+            generation: AtomicU64::new(0),
         });
         credentials.reload(store).await?;
         Ok(credentials)
@@ -61,6 +69,7 @@ impl LiveCredentials {
         let file = self.file.load_full();
         let stored_keys = keys::all(store).await?;
         let stored_projects = PROJECTS.all(store).await?;
+        let digest = source_digest(&file, &stored_keys, &stored_projects);
         let mut projects: BTreeMap<String, ProjectConfig> = BTreeMap::new();
         for record in stored_projects.into_iter().filter(|r| r.enabled) {
             match serde_json::from_value(record.definition) {
@@ -88,6 +97,11 @@ impl LiveCredentials {
             index_key(&mut index, entry);
         }
         self.index.store(Arc::new(index));
+        let mut last = self.digest.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != digest {
+            *last = digest;
+            self.generation.fetch_add(1, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -139,6 +153,35 @@ impl CredentialStore for LiveCredentials {
     fn has_keys(&self) -> bool {
         self.index.load().any_key
     }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// SHA-256 of everything an index is built from.
+fn source_digest(
+    file: &AuthConfig,
+    stored_keys: &[KeyEntry],
+    stored_projects: &[crate::store::named::Record],
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [
+        serde_json::to_vec(&file.keys),
+        serde_json::to_vec(&file.projects),
+        serde_json::to_vec(stored_keys),
+    ] {
+        hasher.update(part.unwrap_or_default());
+        hasher.update([0]);
+    }
+    for record in stored_projects {
+        hasher.update(record.name.as_bytes());
+        hasher.update([u8::from(record.enabled)]);
+        hasher.update(record.definition.to_string().as_bytes());
+        hasher.update([0]);
+    }
+    hasher.finalize().into()
 }
 
 /// Why a key could not be created.

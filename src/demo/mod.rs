@@ -180,6 +180,10 @@ where
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr().context("reading bound address")?;
     eprintln!("listening on http://{bound}/mcp");
+    // Keep-alive clients would stall on delayed ACKs without TCP_NODELAY.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

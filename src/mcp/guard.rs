@@ -3,7 +3,7 @@
 //! a refusal to one [`GatewayError`] so clients see the policy and detector,
 //! never the matched text.
 use bulwark_actors::guardrail::{Guardrails, InputKind, Redactions};
-use rmcp::model::JsonObject;
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -53,4 +53,55 @@ pub async fn output<T: Serialize + DeserializeOwned>(
         .await?;
     serde_json::from_value(value)
         .map_err(|err| GatewayError::Internal(format!("checked result of '{server}': {err}")))
+}
+
+/// [`output`] for a tool result, without the round trip through a JSON
+/// value in the common case: text blocks (without `_meta`) and structured
+/// content are moved into a list of their strings and values, checked, and
+/// moved back. The wrapper (`content`, `type`, `text` keys) carries nothing a
+/// detector looks for; the size limit counts the checked values. Any other
+/// content takes the full round trip.
+pub async fn tool_output(
+    guardrails: &Guardrails,
+    server: &str,
+    mut result: CallToolResult,
+    redactions: &Redactions,
+) -> Result<CallToolResult, GatewayError> {
+    let plain = result.meta.is_none()
+        && result
+            .content
+            .iter()
+            .all(|block| matches!(block, ContentBlock::Text(text) if text.meta.is_none()));
+    if !plain {
+        return output(guardrails, server, result, redactions).await;
+    }
+    let mut parts: Vec<Value> = result
+        .content
+        .iter_mut()
+        .map(|block| match block {
+            ContentBlock::Text(text) => Value::String(std::mem::take(&mut text.text)),
+            _ => Value::Null,
+        })
+        .collect();
+    if let Some(structured) = result.structured_content.take() {
+        parts.push(structured);
+    }
+    let mut value = Value::Array(parts);
+    let checked = guardrails
+        .check_output(server, &mut value, redactions)
+        .await;
+    let Value::Array(parts) = value else {
+        return Err(GatewayError::Internal(format!(
+            "checked result of '{server}' changed shape"
+        )));
+    };
+    let mut parts = parts.into_iter();
+    for block in &mut result.content {
+        if let (ContentBlock::Text(text), Some(Value::String(checked))) = (block, parts.next()) {
+            text.text = checked;
+        }
+    }
+    result.structured_content = parts.next();
+    checked?;
+    Ok(result)
 }

@@ -37,6 +37,8 @@ use super::sessions::Scope;
 struct SessionGuard {
     gateway: Arc<Gateway>,
     id: u64,
+    /// Set once the session's peer is registered (its first request).
+    registered: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for SessionGuard {
@@ -62,6 +64,7 @@ impl GatewayHandler {
             session: SessionGuard {
                 gateway: gateway.clone(),
                 id,
+                registered: std::sync::atomic::AtomicBool::new(false),
             },
             gateway,
             scope,
@@ -80,6 +83,10 @@ impl GatewayHandler {
     }
 
     fn track(&self, context: &RequestContext<RoleServer>) {
+        use std::sync::atomic::Ordering;
+        if self.session.registered.swap(true, Ordering::Relaxed) {
+            return;
+        }
         self.gateway
             .sessions
             .register(self.session.id, context.peer.clone(), self.scope.clone());
@@ -165,11 +172,15 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let cache = &self.gateway.cache;
+        let server_name = self
+            .gateway
+            .registry
+            .get(server)
+            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
         let key = self.gateway.result_ttl(server, tool).map(|ttl| {
-            let arguments =
-                serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
+            let arguments = request.arguments.as_ref();
             (
-                CacheKey::tool_result(server.to_owned(), tool, &arguments),
+                CacheKey::tool_result_of(server_name.clone(), tool, arguments),
                 ttl,
             )
         });
@@ -178,11 +189,10 @@ impl GatewayHandler {
         {
             return Ok(ServerResult::CallToolResult(hit));
         }
-        let op = self.gateway.deadlines.track(
-            OpKind::ToolExecution,
-            Arc::from(server),
-            Some(Arc::from(tool)),
-        );
+        let op =
+            self.gateway
+                .deadlines
+                .track(OpKind::ToolExecution, server_name, Some(Arc::from(tool)));
         let result = self
             .forward_tracked(
                 server,
@@ -425,7 +435,11 @@ impl ServerHandler for GatewayHandler {
                 .await
                 .map(CallToolResponse::Complete);
         }
-        let federated = self.gateway.naming.join(server, tool);
+        // Federated, the client's name already is the federated name.
+        let federated = match &self.scope {
+            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
+            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
+        };
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
         let guardrails = &self.gateway.guardrails;
@@ -446,7 +460,7 @@ impl ServerHandler for GatewayHandler {
             .await?;
         match result {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::output(guardrails, server, result, &redactions).await?,
+                guard::tool_output(guardrails, server, result, &redactions).await?,
             )),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))

@@ -28,6 +28,7 @@ pub mod owners;
 pub mod sessions;
 pub mod subscriptions;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -69,7 +70,8 @@ pub struct Gateway {
     pub deadlines: Escalation,
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
-    annotations: DashMap<(Arc<str>, String), Option<ToolAnnotations>>,
+    /// Keyed by server, then tool, so a call looks it up without allocating.
+    annotations: DashMap<Arc<str>, HashMap<String, Option<ToolAnnotations>>>,
     /// Restart count of each server when its lists were last cached.
     restarts_seen: DashMap<Arc<str>, u32>,
 }
@@ -126,24 +128,27 @@ impl Gateway {
 
     /// Records the annotations of `server`'s tools from a list.
     pub fn remember_tools(&self, server: &str, tools: &[Tool]) {
-        let server: Arc<str> = Arc::from(server);
+        let mut known = self.annotations.entry(Arc::from(server)).or_default();
         for tool in tools {
-            self.annotations.insert(
-                (server.clone(), tool.name.to_string()),
-                tool.annotations.clone(),
-            );
+            known.insert(tool.name.to_string(), tool.annotations.clone());
         }
     }
 
     /// How long a result of `server`'s `tool` may be cached, if at all.
     pub fn result_ttl(&self, server: &str, tool: &str) -> Option<std::time::Duration> {
-        let annotations = self
-            .annotations
-            .get(&(Arc::from(server), tool.to_owned()))
-            .and_then(|entry| entry.value().clone());
-        self.cache
-            .config()
-            .result_ttl(&self.naming.join(server, tool), annotations.as_ref())
+        let config = self.cache.config();
+        // Per-tool rules are keyed by federated name; without any, skip the join.
+        let federated = if config.tools.is_empty() {
+            String::new()
+        } else {
+            self.naming.join(server, tool)
+        };
+        let known = self.annotations.get(server);
+        let annotations = known
+            .as_ref()
+            .and_then(|tools| tools.get(tool))
+            .and_then(Option::as_ref);
+        config.result_ttl(&federated, annotations)
     }
 }
 
@@ -164,7 +169,10 @@ fn service(
     settings: &HttpSettings,
     sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<GatewayHandler, LocalSessionManager> {
+    // Stateless (2026-07-28) calls that emit nothing before their result are
+    // answered as plain JSON instead of a one-event SSE stream.
     let mut config = StreamableHttpServerConfig::default()
+        .with_json_response(true)
         .with_cancellation_token(settings.shutdown.child_token());
     config = if settings.allowed_hosts.is_empty() {
         config.disable_allowed_hosts()

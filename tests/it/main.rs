@@ -14,6 +14,7 @@ mod gateway;
 mod gateway_smoke;
 mod guardrails;
 mod harness;
+mod keep_alive;
 mod remote;
 mod runtime;
 mod timeouts;

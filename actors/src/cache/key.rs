@@ -55,6 +55,25 @@ impl CacheKey {
         }
     }
 
+    /// [`Self::tool_result`] of an argument object as a request carries it
+    /// (`None` is `{}`), hashed where it lies instead of cloned into a value.
+    pub fn tool_result_of(
+        upstream: Arc<str>,
+        tool: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+    ) -> Self {
+        let mut canonical = Vec::with_capacity(128);
+        match arguments {
+            Some(map) => write_object(map, &mut canonical),
+            None => canonical.extend_from_slice(b"{}"),
+        }
+        Self {
+            kind: CacheKind::ToolResult,
+            upstream,
+            digest: hex_sha256(&[tool.as_bytes(), b"\0", &canonical]).into(),
+        }
+    }
+
     /// The entry's kind.
     pub fn kind(&self) -> CacheKind {
         self.kind
@@ -94,20 +113,7 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 /// keeps (serde_json's `preserve_order` may be on through another crate).
 fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<_> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_json(key, out);
-                out.push(b':');
-                write_canonical(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -120,6 +126,21 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) {
         }
         scalar => write_json(scalar, out),
     }
+}
+
+fn write_object(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(key, out);
+        out.push(b':');
+        write_canonical(item, out);
+    }
+    out.push(b'}');
 }
 
 fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
@@ -144,6 +165,20 @@ pub(crate) fn escape_segment(segment: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn borrowed_arguments_hash_like_a_value() {
+        let args = serde_json::json!({"b": [1, {"d": 2, "c": 3}], "a": "x"});
+        let map = args.as_object().unwrap();
+        assert_eq!(
+            CacheKey::tool_result_of("s".into(), "t", Some(map)),
+            CacheKey::tool_result("s", "t", &args)
+        );
+        assert_eq!(
+            CacheKey::tool_result_of("s".into(), "t", None),
+            CacheKey::tool_result("s", "t", &serde_json::json!({}))
+        );
+    }
+
     use serde_json::json;
 
     use super::*;

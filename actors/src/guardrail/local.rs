@@ -29,7 +29,7 @@ pub fn scan(
     if policy.local {
         // One pass per pattern over all strings (keys included): a regex
         // search costs more to start than to run over a short string.
-        let text = walk::joined_text(value, '\0');
+        let text = walk::text(value, '\0');
         detect(policy, value, &text, &mut flagged)?;
     }
     let rewrite = |value: &mut Value, apply: &mut dyn FnMut(&mut String, &[Span])| {

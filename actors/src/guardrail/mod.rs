@@ -210,7 +210,7 @@ impl Guardrails {
         if policy.remotes.is_empty() {
             return Ok(flagged);
         }
-        let text = walk::joined_text(value, '\n');
+        let text = walk::text(value, '\n');
         let verdicts = join_all(policy.remotes.iter().map(|p| p.check(&text))).await;
         for (provider, verdict) in policy.remotes.iter().zip(verdicts) {
             match verdict {

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use arc_swap::ArcSwap;
+
 use rmcp::model::Tool;
 use serde::Serialize;
 
@@ -49,11 +51,17 @@ pub struct ToolScan {
     pub flagged: Vec<FlaggedTool>,
 }
 
+/// Flagged tools by server.
+type Flagged = HashMap<String, Vec<FlaggedTool>>;
+
 /// Pins and the flagged tools of every upstream's latest list.
 #[derive(Debug, Default)]
 pub struct ToolGuard {
     pins: PinStore,
-    flagged: Mutex<HashMap<String, Vec<FlaggedTool>>>,
+    /// Read on every `tools/call` (lock-free); replaced whole by the rare
+    /// writers (scans, approvals), which `write` serialises.
+    flagged: ArcSwap<Flagged>,
+    write: Mutex<()>,
 }
 
 /// A tool with its flags and its (pinned, latest) hashes.
@@ -136,7 +144,13 @@ impl ToolGuard {
                 shown.push(tool);
             }
         }
-        self.lock().insert(server.to_owned(), flagged.clone());
+        self.update(|all| {
+            if flagged.is_empty() {
+                all.remove(server);
+            } else {
+                all.insert(server.to_owned(), flagged.clone());
+            }
+        });
         ToolScan {
             tools: shown,
             flagged,
@@ -151,7 +165,10 @@ impl ToolGuard {
         tool: &str,
         pin_tools: PinMode,
     ) -> Result<(), GuardrailBlock> {
-        let flagged = self.lock();
+        let flagged = self.flagged.load();
+        if flagged.is_empty() {
+            return Ok(());
+        }
         let Some(entry) = flagged
             .get(server)
             .and_then(|tools| tools.iter().find(|t| t.tool == tool))
@@ -189,30 +206,38 @@ impl ToolGuard {
             return false;
         }
         let hashes = self.pins.hashes(server, tool);
-        let mut flagged = self.lock();
-        if let Some(tools) = flagged.get_mut(server) {
-            for entry in tools.iter_mut().filter(|t| t.tool == tool) {
-                entry.flags.retain(|f| *f != ToolFlag::DefinitionChanged);
-                entry.action = action(&entry.flags, pin_tools, poisoning);
-                if let Some((pinned, current)) = hashes.clone() {
-                    entry.pinned_hash = Some(pinned);
-                    entry.current_hash = Some(current);
+        self.update(|flagged| {
+            if let Some(tools) = flagged.get_mut(server) {
+                for entry in tools.iter_mut().filter(|t| t.tool == tool) {
+                    entry.flags.retain(|f| *f != ToolFlag::DefinitionChanged);
+                    entry.action = action(&entry.flags, pin_tools, poisoning);
+                    if let Some((pinned, current)) = hashes.clone() {
+                        entry.pinned_hash = Some(pinned);
+                        entry.current_hash = Some(current);
+                    }
+                }
+                tools.retain(|t| !t.flags.is_empty());
+                if tools.is_empty() {
+                    flagged.remove(server);
                 }
             }
-            tools.retain(|t| !t.flags.is_empty());
-        }
+        });
         true
     }
 
     /// Every flagged tool, by server then tool.
     pub fn flagged(&self) -> Vec<FlaggedTool> {
-        let mut all: Vec<FlaggedTool> = self.lock().values().flatten().cloned().collect();
+        let mut all: Vec<FlaggedTool> = self.flagged.load().values().flatten().cloned().collect();
         all.sort_by(|a, b| (&a.server, &a.tool).cmp(&(&b.server, &b.tool)));
         all
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<FlaggedTool>>> {
+    /// Applies `change` to a copy of the flagged tools and publishes it.
+    fn update(&self, change: impl FnOnce(&mut Flagged)) {
         // Poisoned only if a holder panicked; the map is still consistent.
-        self.flagged.lock().unwrap_or_else(|e| e.into_inner())
+        let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = Flagged::clone(&self.flagged.load());
+        change(&mut next);
+        self.flagged.store(std::sync::Arc::new(next));
     }
 }

@@ -51,6 +51,33 @@ pub fn try_each_string_mut<E>(
     }
 }
 
+/// The one string of a value that is a string or a list of one (a tool
+/// result's text, as the request path hands it over): checked in place
+/// instead of being copied into a joined text.
+fn single_string_mut(value: &mut Value) -> Option<&mut String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Array(items) if items.len() == 1 => single_string_mut(&mut items[0]),
+        _ => None,
+    }
+}
+
+fn single_string(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Array(items) if items.len() == 1 => single_string(&items[0]),
+        _ => None,
+    }
+}
+
+/// [`joined_text`], borrowing the string when `value` holds just one.
+pub fn text(value: &Value, separator: char) -> std::borrow::Cow<'_, str> {
+    match single_string(value) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(joined_text(value, separator)),
+    }
+}
+
 /// Every string of `value` (keys included), joined by `separator`: the
 /// text a remote provider is asked about (newlines), or the local detectors
 /// scan in one pass per pattern (NUL, which no pattern crosses).
@@ -77,6 +104,13 @@ pub fn rewrite_values<S>(
     shift: impl Fn(S, usize) -> S,
     mut apply: impl FnMut(&mut String, &[S]),
 ) {
+    if let Some(s) = single_string_mut(value) {
+        let spans = find(s);
+        if !spans.is_empty() {
+            apply(s, &spans);
+        }
+        return;
+    }
     let mut joined = String::new();
     let mut ends = Vec::new();
     let _ = try_each_string_mut::<()>(value, &mut |s| {
@@ -174,11 +208,10 @@ mod tests {
         assert_eq!(value, json!({"key": "V", "list": ["W"], "blob": "B"}));
     }
 
-    #[test]
-    fn rewrite_values_maps_spans_back_to_their_strings() {
-        let mut value = json!({"a": "xx ab", "b": ["ab", "no"], "c": {"d": "abab"}});
+    /// Replaces every "ab" in the string values of `value` with "X".
+    fn replace_ab(value: &mut Value) {
         rewrite_values(
-            &mut value,
+            value,
             |joined| joined.match_indices("ab").map(|(i, _)| i..i + 2).collect(),
             |range| range.clone(),
             |range, by| range.start - by..range.end - by,
@@ -188,10 +221,33 @@ mod tests {
                 }
             },
         );
+    }
+
+    #[test]
+    fn rewrite_values_maps_spans_back_to_their_strings() {
+        let mut value = json!({"a": "xx ab", "b": ["ab", "no"], "c": {"d": "abab"}});
+        replace_ab(&mut value);
         assert_eq!(
             value,
             json!({"a": "xx X", "b": ["X", "no"], "c": {"d": "XX"}})
         );
+    }
+
+    #[test]
+    fn a_lone_string_is_checked_in_place() {
+        let value = json!(["one text"]);
+        assert!(matches!(
+            text(&value, '\0'),
+            std::borrow::Cow::Borrowed("one text")
+        ));
+        assert_eq!(text(&json!(["a", "b"]), '\0'), "a\0b");
+        for mut value in [json!(["xx ab ab"]), json!("xx ab ab")] {
+            replace_ab(&mut value);
+            assert!(
+                value == json!(["xx X X"]) || value == json!("xx X X"),
+                "{value}"
+            );
+        }
     }
 
     #[test]

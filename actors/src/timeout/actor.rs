@@ -106,8 +106,8 @@ impl Actor for EscalationActor {
         myself: ActorRef<Self::Msg>,
         args: EscalationArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let ticker = myself.send_interval(args.tick, || EscalationMsg::Tick);
         args.handle.set_watched(true);
+        let ticker = spawn_ticker(myself, args.handle.clone(), args.tick);
         let mut state = EscalationState {
             handle: args.handle,
             probe: args.probe,
@@ -120,6 +120,8 @@ impl Actor for EscalationActor {
             state.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
             state.ops.insert(op.id, op);
         }
+        // Adopted operations keep the ticker awake until they end.
+        state.handle.set_busy(!state.ops.is_empty());
         Ok(state)
     }
 
@@ -146,6 +148,7 @@ impl Actor for EscalationActor {
             EscalationMsg::Tick => {
                 state.take_events();
                 state.run_due(&myself);
+                state.handle.set_busy(!state.ops.is_empty());
             }
             EscalationMsg::ProbeAnswered {
                 upstream,
@@ -165,6 +168,26 @@ impl Actor for EscalationActor {
         }
         Ok(())
     }
+}
+
+/// Sends `Tick` every `tick` while operations are in flight; idle, it waits
+/// for one to start instead of waking the actor for nothing.
+fn spawn_ticker(
+    myself: ActorRef<EscalationMsg>,
+    handle: Escalation,
+    tick: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            handle.idle_until_work().await;
+            if myself.cast(EscalationMsg::Tick).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 impl EscalationState {

@@ -26,6 +26,11 @@ struct Shared {
     /// Operations an actor has taken in and not seen end: a restarted actor
     /// adopts them, so none loses its deadline when the actor dies.
     taken: Mutex<HashMap<u64, Arc<OpState>>>,
+    /// Whether the actor holds operations in flight; while it holds none its
+    /// ticker sleeps until `wake` (no 10 ms ticks on an idle gateway).
+    busy: AtomicBool,
+    /// Rung when an operation starts.
+    wake: tokio::sync::Notify,
     next_id: AtomicU64,
 }
 
@@ -55,6 +60,8 @@ impl Escalation {
                 inbox,
                 watched: AtomicBool::new(false),
                 taken: Mutex::default(),
+                busy: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
                 next_id: AtomicU64::new(1),
             }),
         })
@@ -70,6 +77,9 @@ impl Escalation {
         let events = self.shared.watched.load(Ordering::Acquire).then(|| {
             // Cannot fail: the handle holds the receiving end.
             let _ = self.shared.events.send(OpEvent::Started(op.clone()));
+            if !self.shared.busy.load(Ordering::Acquire) {
+                self.shared.wake.notify_one();
+            }
             self.shared.events.clone()
         });
         OpGuard { op, events }
@@ -108,6 +118,21 @@ impl Escalation {
     pub(crate) fn taken(&self) -> Vec<Arc<OpState>> {
         let taken = self.shared.taken.lock().unwrap_or_else(|e| e.into_inner());
         taken.values().cloned().collect()
+    }
+
+    /// Records whether the actor holds operations in flight.
+    pub(crate) fn set_busy(&self, busy: bool) {
+        self.shared.busy.store(busy, Ordering::Release);
+    }
+
+    /// Waits, while the actor holds no operation and none is queued, until
+    /// one starts.
+    pub(crate) async fn idle_until_work(&self) {
+        let woken = self.shared.wake.notified();
+        if self.shared.busy.load(Ordering::Acquire) || !self.shared.inbox.is_empty() {
+            return;
+        }
+        woken.await;
     }
 
     /// Events queued since the last drain.

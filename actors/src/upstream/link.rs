@@ -70,10 +70,13 @@ pub enum CallError {
 
 struct InFlight {
     seq: u64,
-    upstream_token: ProgressToken,
+    /// Known once the request is sent; the call is registered before, so
+    /// the upstream's requests and logs find their caller at once.
+    upstream_token: Option<ProgressToken>,
     caller: Arc<dyn Caller>,
-    /// The call's progress, in the order it was read (see `progress_order`).
-    progress: mpsc::Sender<ProgressNotificationParam>,
+    /// The call's progress, in the order it was read (see `progress_order`);
+    /// `None` when the client asked for none (it would be dropped anyway).
+    progress: Option<mpsc::Sender<ProgressNotificationParam>>,
 }
 
 /// The calls in flight on one session that have a client to route traffic to.
@@ -88,24 +91,40 @@ pub(crate) struct CallRegistry {
 impl CallRegistry {
     fn register(
         &self,
-        upstream_token: ProgressToken,
         caller: Arc<dyn Caller>,
-    ) -> (u64, mpsc::Receiver<ProgressNotificationParam>) {
+    ) -> (u64, Option<mpsc::Receiver<ProgressNotificationParam>>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let (progress, queue) = mpsc::channel(PROGRESS_QUEUE);
+        let (progress, queue) = match caller.progress_token() {
+            Some(_) => {
+                let (progress, queue) = mpsc::channel(PROGRESS_QUEUE);
+                (Some(progress), Some(queue))
+            }
+            None => (None, None),
+        };
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.push(InFlight {
             seq,
-            upstream_token,
+            upstream_token: None,
             caller,
             progress,
         });
         (seq, queue)
     }
 
+    /// Records the progress token the call's upstream request carries.
+    fn sent(&self, seq: u64, upstream_token: ProgressToken) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(call) = calls.iter_mut().rev().find(|call| call.seq == seq) {
+            call.upstream_token = Some(upstream_token);
+        }
+    }
+
     fn remove(&self, seq: u64) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.retain(|call| call.seq != seq);
+        // Calls mostly end in the order they started: search from the newest.
+        if let Some(at) = calls.iter().rposition(|call| call.seq == seq) {
+            calls.remove(at);
+        }
     }
 
     /// Queues progress on the call whose upstream request carries its token;
@@ -114,10 +133,14 @@ impl CallRegistry {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls
             .iter()
-            .find(|call| call.upstream_token == progress.progress_token)
-            .is_some_and(|call| match call.progress.try_send(progress.clone()) {
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            .find(|call| call.upstream_token.as_ref() == Some(&progress.progress_token))
+            .is_some_and(|call| match &call.progress {
+                // A call whose client wants no progress takes it and drops it.
+                None => true,
+                Some(queue) => match queue.try_send(progress.clone()) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                },
             })
     }
 
@@ -220,18 +243,19 @@ impl UpstreamLink {
             .in_flight_counter()
             .fetch_add(1, Ordering::Relaxed);
         let mut guard = InFlightGuard { link, seq: 0 };
+        let mut progress = caller.and_then(|caller| {
+            let (seq, queue) = link.calls.register(caller.clone());
+            guard.seq = seq;
+            queue.map(|queue| (caller, queue))
+        });
         let mut handle = link
             .peer
             .send_request_with_option(request, PeerRequestOptions::no_options())
             .await
             .map_err(|err| self.lost(err))?;
-        let mut progress = caller.map(|caller| {
-            let (seq, queue) = link
-                .calls
-                .register(handle.progress_token.clone(), caller.clone());
-            guard.seq = seq;
-            (caller, queue)
-        });
+        if guard.seq != 0 {
+            link.calls.sent(guard.seq, handle.progress_token.clone());
+        }
         let result = loop {
             tokio::select! {
                 biased;

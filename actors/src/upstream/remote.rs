@@ -82,8 +82,11 @@ pub fn transport(
         headers.insert(name, value);
     }
     let http = reqwest::Client::builder()
-        // rmcp's own default: pooled idle connections stall on delayed ACKs.
-        .pool_max_idle_per_host(0)
+        // Connections are pooled: a fresh TCP (and TLS) handshake per call
+        // would cost more than the call. Servers must set TCP_NODELAY (ours
+        // do), or a keep-alive connection stalls on delayed ACKs.
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
         // Never replay headers or tokens to another origin.
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -80,7 +80,9 @@ impl UpstreamStatus {
         &self.name
     }
 
-    pub(crate) fn name_arc(&self) -> Arc<str> {
+    /// The name as a shared string: the request path reuses it instead of
+    /// allocating one per call.
+    pub fn name_arc(&self) -> Arc<str> {
         self.name.clone()
     }
 

@@ -1,0 +1,473 @@
+//! The hot-path figures of issue 16, for one build of the binary or, with
+//! `BULWARK_BENCH_BASELINE=/path/to/old/bulwark`, for a baseline build and
+//! this one side by side in the same run (same machine, same load):
+//!
+//! - gateway CPU per `tools/call` (its own utime+stime over the run, so the
+//!   client's cost and the machine's noise drop out) next to the floor's
+//!   (the demo echo served directly over streamable HTTP);
+//! - throughput at c=1 and c=32 against the floor (the rmcp client);
+//! - a keep-alive HTTP/1.1 client at c=1 (one pooled connection, each
+//!   response read to its end): p50 against the floor;
+//! - 1 MB and 10 MB tool results with guardrails on: added p50, peak RSS;
+//! - RSS per idle session;
+//! - 1,000 configured upstreams: start to ready, gateway RSS;
+//! - a remote (HTTP) upstream: added p50 against calling it directly.
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::support::{BIN, Proc, spawn_bin};
+use super::{Figures, Security, config, load_with, rss_kib, wait_ready};
+
+/// A build of the binary under measurement.
+pub struct Build {
+    pub label: &'static str,
+    pub bin: String,
+}
+
+/// The builds to compare: the baseline (when given) first, then this one.
+pub fn builds() -> Vec<Build> {
+    let mut builds = Vec::new();
+    if let Ok(bin) = std::env::var("BULWARK_BENCH_BASELINE") {
+        builds.push(Build {
+            label: "before",
+            bin,
+        });
+    }
+    builds.push(Build {
+        label: "after",
+        bin: BIN.to_owned(),
+    });
+    builds
+}
+
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    super::status_kib(pid, "VmHWM:")
+}
+
+/// A load run with the CPU the process `pid` spent on it.
+struct Measured {
+    figures: Figures,
+    cpu_us_per_call: f64,
+}
+
+async fn measured(
+    pid: u32,
+    url: &str,
+    key: Option<&str>,
+    tool: &str,
+    concurrency: usize,
+) -> Measured {
+    let mut cpu = 0;
+    let figures = load_with(url, key, tool, concurrency, Some((pid, &mut cpu))).await;
+    let calls = figures.calls as f64;
+    Measured {
+        cpu_us_per_call: cpu as f64 / clock_ticks_per_sec() * 1e6 / calls,
+        figures,
+    }
+}
+
+/// A keep-alive MCP client over plain HTTP/1.1: one pooled connection,
+/// every response read to its end (as wrk and most HTTP libraries do).
+struct KeepAlive {
+    http: reqwest::Client,
+    url: String,
+    session: Option<String>,
+    key: Option<String>,
+    next_id: u64,
+}
+
+impl KeepAlive {
+    async fn open(url: &str, key: Option<&str>) -> Self {
+        let mut client = Self {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap(),
+            url: url.to_owned(),
+            session: None,
+            key: key.map(str::to_owned),
+            next_id: 0,
+        };
+        let (session, _) = client
+            .post(json!({
+                "jsonrpc": "2.0", "id": 0, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "keepalive-bench", "version": "1"}}
+            }))
+            .await;
+        client.session = session;
+        client
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        client
+    }
+
+    /// Posts one message; returns the session id header and the whole body.
+    async fn post(&mut self, message: Value) -> (Option<String>, Vec<u8>) {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(message.to_string());
+        if let Some(session) = &self.session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        if let Some(key) = &self.key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (session, response.bytes().await.unwrap().to_vec())
+    }
+
+    async fn call(&mut self, tool: &str, arguments: Value) -> Vec<u8> {
+        self.next_id += 1;
+        let (_, body) = self
+            .post(
+                json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+                         "params": {"name": tool, "arguments": arguments}}),
+            )
+            .await;
+        assert!(
+            !body.windows(8).any(|w| w == b"\"error\":"),
+            "{}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        );
+        body
+    }
+}
+
+fn p50(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1e6
+}
+
+/// p50 of `tool` calls on one keep-alive connection for `run_for`.
+async fn keep_alive_p50(url: &str, key: Option<&str>, tool: &str, run_for: Duration) -> f64 {
+    let mut client = KeepAlive::open(url, key).await;
+    for _ in 0..20 {
+        client.call(tool, json!({"message": "bench"})).await;
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < run_for {
+        let t = Instant::now();
+        client.call(tool, json!({"message": "bench"})).await;
+        samples.push(t.elapsed());
+        // A slow (stalled) connection would otherwise take forever.
+        if samples.len() >= 20_000 {
+            break;
+        }
+    }
+    p50(samples)
+}
+
+fn write_config(dir: &std::path::Path, name: &str, toml: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
+fn head(dir: &std::path::Path, security: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{security}",
+        dir.join("data").display().to_string()
+    )
+}
+
+async fn start(bin: &str, config: &str, dir: &std::path::Path) -> (Proc, String) {
+    let (proc, url) = spawn_bin(bin, &["serve", "--config", config], dir);
+    wait_ready(url.trim_end_matches("/mcp")).await;
+    (proc, url)
+}
+
+/// Everything measured for one build.
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<(String, String)>,
+}
+
+impl Report {
+    fn add(&mut self, what: impl Into<String>, value: impl Into<String>) {
+        let (what, value) = (what.into(), value.into());
+        println!("  {what:<58} {value}");
+        self.rows.push((what, value));
+    }
+}
+
+/// Runs every hot-path measurement for `build`.
+pub async fn run(
+    build: &Build,
+    key: &bulwark::auth::keys::NewKey,
+    dir: &std::path::Path,
+) -> Report {
+    let mut report = Report::default();
+    let bin = build.bin.as_str();
+    println!("hot path, build '{}' ({bin}):", build.label);
+    let hash = key.hash.to_stored();
+
+    // CPU per call and throughput: the floor and the gateway (security on: key,
+    // rate limits, default guardrails).
+    let (floor, floor_url) = spawn_bin(bin, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
+    let secure = config(dir, 1, Security::On, &hash);
+    let (gateway, gw_url) = start(bin, &secure, dir).await;
+    let plain = config(dir, 1, Security::Off, &hash);
+    let (plain_gw, plain_url) = start(bin, &plain, dir).await;
+    for concurrency in [1, 32] {
+        let f = measured(floor.0.id(), &floor_url, None, "echo", concurrency).await;
+        let g = measured(
+            gateway.0.id(),
+            &gw_url,
+            Some(&key.secret),
+            "echo__echo",
+            concurrency,
+        )
+        .await;
+        let o = measured(plain_gw.0.id(), &plain_url, None, "echo__echo", concurrency).await;
+        report.add(
+            format!("c={concurrency} CPU µs/call: floor / gw secure / gw all off"),
+            format!(
+                "{:.0} / {:.0} / {:.0}",
+                f.cpu_us_per_call, g.cpu_us_per_call, o.cpu_us_per_call
+            ),
+        );
+        report.add(
+            format!("c={concurrency} calls/s: floor / gw secure (ratio)"),
+            format!(
+                "{:.0} / {:.0} ({:.2}x)",
+                f.figures.calls_per_sec,
+                g.figures.calls_per_sec,
+                g.figures.calls_per_sec / f.figures.calls_per_sec
+            ),
+        );
+        report.add(
+            format!("c={concurrency} p50 µs: floor / gw secure"),
+            format!("{:.0} / {:.0}", f.figures.p50_us, g.figures.p50_us),
+        );
+    }
+    // The same calls stateless (2026-07-28): no session, one POST per call.
+    super::STATELESS.store(true, std::sync::atomic::Ordering::Relaxed);
+    for concurrency in [1, 32] {
+        let f = measured(floor.0.id(), &floor_url, None, "echo", concurrency).await;
+        let g = measured(
+            gateway.0.id(),
+            &gw_url,
+            Some(&key.secret),
+            "echo__echo",
+            concurrency,
+        )
+        .await;
+        report.add(
+            format!("stateless c={concurrency} CPU µs/call: floor / gw secure"),
+            format!("{:.0} / {:.0}", f.cpu_us_per_call, g.cpu_us_per_call),
+        );
+        report.add(
+            format!("stateless c={concurrency} calls/s: floor / gw secure (ratio)"),
+            format!(
+                "{:.0} / {:.0} ({:.2}x)",
+                f.figures.calls_per_sec,
+                g.figures.calls_per_sec,
+                g.figures.calls_per_sec / f.figures.calls_per_sec
+            ),
+        );
+    }
+    super::STATELESS.store(false, std::sync::atomic::Ordering::Relaxed);
+    let run_for = Duration::from_secs(2);
+    let ka_floor = keep_alive_p50(&floor_url, None, "echo", run_for).await;
+    let ka_gw = keep_alive_p50(&gw_url, Some(&key.secret), "echo__echo", run_for).await;
+    report.add(
+        "keep-alive c=1 p50 µs: floor / gw secure (added)",
+        format!("{ka_floor:.0} / {ka_gw:.0} ({:+.0})", ka_gw - ka_floor),
+    );
+    drop(gateway);
+
+    // Idle sessions: RSS growth per initialized session on the plain gateway.
+    let sessions = 1000;
+    let before = rss_kib(plain_gw.0.id());
+    for _ in 0..sessions {
+        // Dropping the client closes its connection; the session stays.
+        drop(KeepAlive::open(&plain_url, None).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = rss_kib(plain_gw.0.id());
+    report.add(
+        format!("RSS per idle session ({sessions} sessions)"),
+        format!("{:.1} KiB", (after - before) as f64 / sessions as f64),
+    );
+    drop(plain_gw);
+
+    // A remote upstream: the floor's echo through the gateway over HTTP.
+    let remote = write_config(
+        dir,
+        "remote.toml",
+        &format!(
+            "{}[upstreams.echo]\nurl = {floor_url:?}\n",
+            head(
+                dir,
+                "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
+            )
+        ),
+    );
+    let (remote_gw, remote_url) = start(bin, &remote, dir).await;
+    let direct = load_with(&floor_url, None, "echo", 1, None).await;
+    let through = load_with(&remote_url, None, "echo__echo", 1, None).await;
+    report.add(
+        "remote upstream c=1 p50 µs: direct / through (added)",
+        format!(
+            "{:.0} / {:.0} ({:+.0})",
+            direct.p50_us,
+            through.p50_us,
+            through.p50_us - direct.p50_us
+        ),
+    );
+    drop(remote_gw);
+    drop(floor);
+
+    payloads(bin, dir, &mut report).await;
+    if std::env::var_os("BULWARK_BENCH_SKIP_1000").is_none() {
+        thousand_upstreams(bin, dir, &mut report).await;
+    }
+    report
+}
+
+/// 1 MB and 10 MB results through the gateway with guardrails on (no size
+/// limit) against the same `huge` server served directly.
+async fn payloads(bin: &str, dir: &std::path::Path, report: &mut Report) {
+    let (huge, huge_url) = spawn_bin(bin, &["demo-server", "huge", "--http", "127.0.0.1:0"], dir);
+    let toml = format!(
+        "{}[guardrails.output]\nadditional_config = {{ max_bytes = 0 }}\n[upstreams.huge]\ncommand = {bin:?}\nargs = [\"demo-server\", \"huge\"]\n",
+        head(dir, "[auth]\nenabled = false\n")
+    );
+    let path = write_config(dir, "huge.toml", &toml);
+    let (gateway, gw_url) = start(bin, &path, dir).await;
+    let idle = rss_kib(gateway.0.id());
+    for (label, bytes) in [("1 MB", 1_000_000u64), ("10 MB", 10_000_000)] {
+        let sample = |url: String, tool: &'static str| async move {
+            let mut client = KeepAlive::open(&url, None).await;
+            let mut samples = Vec::new();
+            for i in 0..12 {
+                let t = Instant::now();
+                let body = client.call(tool, json!({"bytes": bytes})).await;
+                assert!(body.len() as u64 >= bytes);
+                if i >= 2 {
+                    samples.push(t.elapsed());
+                }
+            }
+            p50(samples)
+        };
+        let direct = sample(huge_url.clone(), "big_output").await;
+        let through = sample(gw_url.clone(), "huge__big_output").await;
+        let peak = peak_rss_kib(gateway.0.id());
+        report.add(
+            format!("{label} result p50 ms: direct / through (added)"),
+            format!(
+                "{:.1} / {:.1} ({:+.1})",
+                direct / 1e3,
+                through / 1e3,
+                (through - direct) / 1e3
+            ),
+        );
+        report.add(
+            format!(
+                "{label} result: gateway peak RSS (idle {:.1} MiB)",
+                idle as f64 / 1024.0
+            ),
+            format!(
+                "{:.1} MiB ({:.1}x payload above idle)",
+                peak as f64 / 1024.0,
+                (peak.saturating_sub(idle) * 1024) as f64 / bytes as f64
+            ),
+        );
+    }
+    drop(gateway);
+    drop(huge);
+}
+
+/// 1,000 configured stdio upstreams: spawn to `/ready`, and the gateway's RSS.
+async fn thousand_upstreams(bin: &str, dir: &std::path::Path, report: &mut Report) {
+    let mut toml = head(dir, "[auth]\nenabled = false\n");
+    for i in 0..1000 {
+        toml.push_str(&format!(
+            "[upstreams.echo{i}]\ncommand = {bin:?}\nargs = [\"demo-server\", \"echo\"]\n"
+        ));
+    }
+    let path = write_config(dir, "thousand.toml", &toml);
+    let t = Instant::now();
+    let (gateway, url) = spawn_bin(bin, &["serve", "--config", &path], dir);
+    let listening = t.elapsed();
+    let http = reqwest::Client::new();
+    let ready = format!("{}/ready", url.trim_end_matches("/mcp"));
+    loop {
+        if http
+            .get(&ready)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "1,000 upstreams never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready_after = t.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.add(
+        "1,000 upstreams: listening / ready after (s)",
+        format!(
+            "{:.2} / {:.2}",
+            listening.as_secs_f64(),
+            ready_after.as_secs_f64()
+        ),
+    );
+    report.add(
+        "1,000 upstreams: gateway RSS",
+        format!("{:.1} MiB", rss_kib(gateway.0.id()) as f64 / 1024.0),
+    );
+    drop(gateway);
+}
+
+/// Prints the builds' figures next to each other.
+pub fn compare(builds: &[Build], reports: &[Report]) {
+    println!("\nhot path summary:");
+    print!("  {:<58}", "");
+    for build in builds {
+        print!(" | {:<30}", build.label);
+    }
+    println!();
+    for (i, (what, _)) in reports[0].rows.iter().enumerate() {
+        print!("  {what:<58}");
+        for report in reports {
+            print!(" | {:<30}", report.rows.get(i).map_or("", |r| r.1.as_str()));
+        }
+        println!();
+    }
+}
