@@ -128,10 +128,16 @@ impl Gateway {
         }
     }
 
-    /// Records the annotations of `server`'s tools from a list.
+    /// Records the annotations of `server`'s tools from a list. At most
+    /// [`MAX_REMEMBERED_TOOLS`] per server: past it the record starts over
+    /// from this list, so an upstream renaming its tools endlessly cannot
+    /// grow it (a forgotten tool's result is just not cached by annotation).
     pub fn remember_tools(&self, server: &str, tools: &[Tool]) {
         let mut known = self.annotations.entry(Arc::from(server)).or_default();
-        for tool in tools {
+        if known.len().saturating_add(tools.len()) > MAX_REMEMBERED_TOOLS {
+            known.clear();
+        }
+        for tool in tools.iter().take(MAX_REMEMBERED_TOOLS) {
             known.insert(tool.name.to_string(), tool.annotations.clone());
         }
     }
@@ -153,6 +159,9 @@ impl Gateway {
         config.result_ttl(&federated, annotations)
     }
 }
+
+/// Most tool annotations remembered per upstream (see [`Gateway::remember_tools`]).
+pub const MAX_REMEMBERED_TOOLS: usize = 10_000;
 
 /// HTTP-level settings of the streamable HTTP front.
 #[derive(Debug, Clone)]

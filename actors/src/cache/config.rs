@@ -6,7 +6,8 @@
 //! backend = "memory"            # or "redis"
 //! redis_url = "redis://127.0.0.1:6379"
 //! key_prefix = "bulwark:v1"
-//! max_entries = 10000           # memory backend bound
+//! max_entries = 10000           # memory backend bounds: entries ...
+//! max_bytes = 67108864          # ... and approximate bytes of values (64 MiB)
 //! op_timeout_ms = 250           # every Redis operation
 //! outage_backoff_ms = 1000      # after a Redis error, skip Redis this long
 //! annotated_results = true      # cache tools annotated readOnly + idempotent
@@ -52,6 +53,9 @@ pub struct CacheConfig {
     pub key_prefix: String,
     /// Most entries the memory backend keeps before evicting.
     pub max_entries: u64,
+    /// Approximate bytes of values the memory backend keeps before evicting
+    /// (large tool results must not grow the gateway without bound).
+    pub max_bytes: u64,
     /// Upper bound of one Redis operation; a slower one counts as a miss.
     pub op_timeout_ms: u64,
     /// After a Redis error, operations skip Redis (as misses) this long, so an
@@ -73,6 +77,7 @@ impl Default for CacheConfig {
             redis_url: None,
             key_prefix: "bulwark:v1".into(),
             max_entries: 10_000,
+            max_bytes: 64 * 1024 * 1024,
             op_timeout_ms: 250,
             outage_backoff_ms: 1_000,
             annotated_results: true,
@@ -120,6 +125,9 @@ impl CacheConfig {
         }
         if self.max_entries == 0 {
             return Err("cache.max_entries must be at least 1".into());
+        }
+        if self.max_bytes < 1024 {
+            return Err("cache.max_bytes must be at least 1024".into());
         }
         Ok(())
     }

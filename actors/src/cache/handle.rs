@@ -79,7 +79,11 @@ impl CacheHandle {
                 )
                 .map_err(|e| CacheError::RedisUrl(format!("{:?}", e.kind())))?,
             ),
-            _ => Backend::Memory(MemoryBackend::new(config.max_entries, stats.clone())),
+            _ => Backend::Memory(MemoryBackend::new(
+                config.max_entries,
+                config.max_bytes,
+                stats.clone(),
+            )),
         };
         Ok(Self {
             shared: Arc::new(Shared {

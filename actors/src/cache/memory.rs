@@ -43,6 +43,23 @@ impl Expiry<CacheKey, Entry> for EntryTtl {
     }
 }
 
+/// Roughly the heap bytes a JSON value holds (strings, keys, and a small
+/// per-node overhead): enough to keep the cache within a byte budget.
+pub(crate) fn approx_size(value: &Value) -> usize {
+    const NODE: usize = 16;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
+        Value::String(text) => NODE + text.len(),
+        Value::Array(items) => NODE + items.iter().map(approx_size).sum::<usize>(),
+        Value::Object(map) => {
+            NODE + map
+                .iter()
+                .map(|(key, item)| NODE + key.len() + approx_size(item))
+                .sum::<usize>()
+        }
+    }
+}
+
 /// The memory backend. Clones share the cache.
 #[derive(Clone)]
 pub(crate) struct MemoryBackend {
@@ -51,11 +68,21 @@ pub(crate) struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// A cache holding at most `max_entries`, reporting into `stats`.
-    pub(crate) fn new(max_entries: u64, stats: Arc<CacheStats>) -> Self {
+    /// A cache holding at most `max_entries` and about `max_bytes` of values,
+    /// reporting into `stats`. One weight serves both bounds: an entry weighs
+    /// its approximate size, but never less than `max_bytes / max_entries`.
+    pub(crate) fn new(max_entries: u64, max_bytes: u64, stats: Arc<CacheStats>) -> Self {
         let listener_stats = stats.clone();
+        let floor = u32::try_from(max_bytes / max_entries.max(1))
+            .unwrap_or(u32::MAX)
+            .max(1);
         let cache = Cache::builder()
-            .max_capacity(max_entries)
+            .max_capacity(max_bytes)
+            .weigher(move |_key: &CacheKey, entry: &Entry| {
+                u32::try_from(approx_size(&entry.value))
+                    .unwrap_or(u32::MAX)
+                    .max(floor)
+            })
             .expire_after(EntryTtl)
             .eviction_listener(move |key: Arc<CacheKey>, _entry, cause| {
                 let kind = key.kind();

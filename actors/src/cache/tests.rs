@@ -179,6 +179,30 @@ async fn memory_evicts_beyond_max_entries_and_counts_evictions() {
 }
 
 #[tokio::test]
+async fn memory_keeps_large_values_within_max_bytes() {
+    let config = CacheConfig {
+        max_entries: 10_000,
+        max_bytes: 1024 * 1024,
+        ..CacheConfig::default()
+    };
+    let (cache, actor) = start(config).await;
+    let big = "x".repeat(100 * 1024);
+    for i in 0..40 {
+        cache.put(
+            CacheKey::tool_result("s", "t", &json!({ "i": i })),
+            json!({ "text": big }),
+        );
+        cache.flush().await;
+    }
+    // 40 values of 100 KiB against a 1 MiB budget: at most 10 stay.
+    let row = cache.stats().kind(CacheKind::ToolResult).clone();
+    let entries = row.entries.unwrap();
+    assert!((1..=10).contains(&entries), "{row:?}");
+    assert_eq!(row.evictions, 40 - entries, "{row:?}");
+    actor.stop(None);
+}
+
+#[tokio::test]
 async fn memory_get_or_fetch_shares_one_fetch_among_concurrent_callers() {
     let (cache, actor) = start(memory(100)).await;
     let fetches = Arc::new(AtomicUsize::new(0));

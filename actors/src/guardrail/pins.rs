@@ -33,11 +33,16 @@ pub trait PinSink: Send + Sync + std::fmt::Debug {
     fn pinned(&self, server: &str, tool: &str, hash: &str);
 }
 
+/// Most tool pins kept (all upstreams together).
+pub const MAX_PINS: usize = 100_000;
+
 /// Pins of every upstream's tools; keyed by (server, tool name).
 #[derive(Debug, Default)]
 pub struct PinStore {
     pins: Mutex<HashMap<(String, String), Pin>>,
     sink: OnceLock<Arc<dyn PinSink>>,
+    /// Whether reaching [`MAX_PINS`] was logged (once, not per tool).
+    full_logged: std::sync::atomic::AtomicBool,
 }
 
 impl PinStore {
@@ -64,9 +69,27 @@ impl PinStore {
     }
 
     /// Records the latest definition hash of a tool and compares it to the pin.
+    /// Past [`MAX_PINS`] pins in all, a new tool is not pinned (and says
+    /// [`PinCheck::New`] each time): pins are never dropped, because a
+    /// removed tool coming back changed must still be caught, so the map is
+    /// bounded by refusing new entries instead.
     pub fn observe(&self, server: &str, tool: &str, hash: String) -> PinCheck {
         let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let full = pins.len() >= MAX_PINS;
         match pins.get_mut(&(server.to_owned(), tool.to_owned())) {
+            None if full => {
+                if !self
+                    .full_logged
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        server,
+                        max = MAX_PINS,
+                        "tool pin limit reached; new tools are not pinned"
+                    );
+                }
+                PinCheck::New
+            }
             None => {
                 self.report(server, tool, &hash);
                 pins.insert(

@@ -8,6 +8,17 @@ use serde::Serialize;
 
 use super::kind::OpKind;
 
+/// Most upstream series kept; beyond it, new names share [`OVERFLOW`].
+/// Upstream names come from configuration, so this only bites after many
+/// upstreams were added and removed.
+pub const MAX_UPSTREAM_SERIES: usize = 1_024;
+/// Most (upstream, tool) series kept; beyond it, new pairs share
+/// [`OVERFLOW`]. Tool names reach here from clients (a call to a tool the
+/// upstream then refuses), so without a cap they would grow without bound.
+pub const MAX_TOOL_SERIES: usize = 4_096;
+/// The name under which series past a cap are counted together.
+pub const OVERFLOW: &str = "(other)";
+
 /// Upper bounds of the latency buckets, in milliseconds (the last is open).
 const BUCKETS_MS: [u64; 13] = [
     5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
@@ -198,6 +209,33 @@ struct Inner {
     tools: HashMap<(Arc<str>, Arc<str>), Histogram>,
 }
 
+impl Inner {
+    /// The series of `upstream`, or the shared overflow series once
+    /// [`MAX_UPSTREAM_SERIES`] names are kept.
+    fn upstream(&mut self, upstream: &Arc<str>) -> &mut (OpCounts, Histogram) {
+        let key = if self.upstreams.contains_key(upstream)
+            || self.upstreams.len() < MAX_UPSTREAM_SERIES
+        {
+            upstream.clone()
+        } else {
+            Arc::from(OVERFLOW)
+        };
+        self.upstreams.entry(key).or_default()
+    }
+
+    /// The latency of `tool` on `upstream`, or the shared overflow series
+    /// once [`MAX_TOOL_SERIES`] pairs are kept.
+    fn tool(&mut self, upstream: &Arc<str>, tool: &Arc<str>) -> &mut Histogram {
+        let key = (upstream.clone(), tool.clone());
+        let key = if self.tools.contains_key(&key) || self.tools.len() < MAX_TOOL_SERIES {
+            key
+        } else {
+            (Arc::from(OVERFLOW), Arc::from(OVERFLOW))
+        };
+        self.tools.entry(key).or_default()
+    }
+}
+
 /// The metrics store shared by the actor (writer) and the handle (reader).
 #[derive(Debug, Default)]
 pub(crate) struct EscalationMetrics {
@@ -212,8 +250,7 @@ impl EscalationMetrics {
     pub(crate) fn record(&self, kind: OpKind, upstream: &Arc<str>, event: Event) {
         let mut inner = self.lock();
         inner.kinds[kind.index()].apply(event);
-        let entry = inner.upstreams.entry(upstream.clone()).or_default();
-        entry.0.apply(event);
+        inner.upstream(upstream).0.apply(event);
     }
 
     pub(crate) fn finished(
@@ -227,15 +264,11 @@ impl EscalationMetrics {
         let mut inner = self.lock();
         let event = Event::Finished { completed };
         inner.kinds[kind.index()].apply(event);
-        let entry = inner.upstreams.entry(upstream.clone()).or_default();
+        let entry = inner.upstream(upstream);
         entry.0.apply(event);
         entry.1.record(latency);
         if let Some(tool) = tool {
-            inner
-                .tools
-                .entry((upstream.clone(), tool.clone()))
-                .or_default()
-                .record(latency);
+            inner.tool(upstream, tool).record(latency);
         }
     }
 
@@ -303,6 +336,56 @@ mod tests {
         let mut h = Histogram::default();
         h.record(Duration::from_micros(5_001));
         assert_eq!(h.snapshot().p50_le_ms, Some(10));
+    }
+
+    #[test]
+    fn client_chosen_tool_names_cannot_grow_the_series_without_bound() {
+        let metrics = EscalationMetrics::default();
+        let upstream: Arc<str> = Arc::from("echo");
+        for n in 0..MAX_TOOL_SERIES + 500 {
+            let tool: Arc<str> = Arc::from(format!("invented-{n}"));
+            metrics.finished(
+                OpKind::ToolExecution,
+                &upstream,
+                Some(&tool),
+                Duration::from_millis(1),
+                true,
+            );
+        }
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.tools.len(), MAX_TOOL_SERIES + 1);
+        let other = snapshot
+            .tools
+            .iter()
+            .find(|t| &*t.tool == OVERFLOW)
+            .unwrap();
+        assert_eq!(other.latency.count, 500);
+        // A series kept before the cap still counts on its own.
+        let first: Arc<str> = Arc::from("invented-0");
+        metrics.finished(
+            OpKind::ToolExecution,
+            &upstream,
+            Some(&first),
+            Duration::ZERO,
+            true,
+        );
+        let snapshot = metrics.snapshot();
+        let first = snapshot
+            .tools
+            .iter()
+            .find(|t| &*t.tool == "invented-0")
+            .unwrap();
+        assert_eq!(first.latency.count, 2);
+    }
+
+    #[test]
+    fn upstream_series_are_capped_too() {
+        let metrics = EscalationMetrics::default();
+        for n in 0..MAX_UPSTREAM_SERIES + 10 {
+            let upstream: Arc<str> = Arc::from(format!("u{n}"));
+            metrics.record(OpKind::ToolExecution, &upstream, Event::Tracked);
+        }
+        assert_eq!(metrics.snapshot().upstreams.len(), MAX_UPSTREAM_SERIES + 1);
     }
 
     #[test]

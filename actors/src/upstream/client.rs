@@ -57,7 +57,7 @@ impl Service<RoleClient> for UpstreamClient {
         if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin {
             hint.upstream_id = Some(id.clone());
         }
-        match self.calls.route(&hint) {
+        match self.calls.route_named(&hint).await {
             Routed::Call(caller) => return caller.request(request).await,
             Routed::Ambiguous => {
                 tracing::warn!(server = %self.server, "mid-call request dropped: calls of several tenants in flight and none named");
@@ -87,20 +87,22 @@ impl Service<RoleClient> for UpstreamClient {
     async fn handle_notification(
         &self,
         notification: ServerNotification,
-        _context: NotificationContext<RoleClient>,
+        context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
         match notification {
             // Progress of calls in flight is routed in read order by the
             // transport (`progress_order`); what reaches here belongs to none.
             ServerNotification::ProgressNotification(_) => {}
             ServerNotification::LoggingMessageNotification(ref log) => {
+                // rmcp lifts a notification's `_meta` into its context.
                 let hint = log
                     .params
                     .meta
                     .as_ref()
                     .map(|meta| hint_from_meta(&meta.0))
-                    .unwrap_or_default();
-                match self.calls.route(&hint) {
+                    .filter(RouteHint::names_a_call)
+                    .unwrap_or_else(|| hint_from_meta(&context.meta.0));
+                match self.calls.route_named(&hint).await {
                     Routed::Call(caller) => caller.notify(notification).await,
                     Routed::Idle => self.observer.notification(&self.server, notification),
                     Routed::Ambiguous => {

@@ -96,7 +96,14 @@ pub(crate) struct CallRegistry {
     next_seq: AtomicU64,
     /// Mid-call messages that could not be tied to one tenant's call.
     unrouted: AtomicU64,
+    /// Rung when a call learns its upstream request id (see [`Self::sent`]).
+    sent: tokio::sync::Notify,
 }
+
+/// How long a mid-call message that names a call waits for a call still
+/// being sent to learn its id: the upstream may answer before the sender
+/// has recorded what it sent.
+const NAMED_CALL_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What an upstream's mid-call message says about the call it belongs to.
 #[derive(Debug, Default, Clone)]
@@ -107,6 +114,13 @@ pub(crate) struct RouteHint {
     pub(crate) meta_token: Option<ProgressToken>,
     /// A related request id in its `_meta`.
     pub(crate) related_id: Option<RequestId>,
+}
+
+impl RouteHint {
+    /// Whether it names a call at all.
+    pub(crate) fn names_a_call(&self) -> bool {
+        self.upstream_id.is_some() || self.related_id.is_some() || self.meta_token.is_some()
+    }
 }
 
 impl CallRegistry {
@@ -140,6 +154,8 @@ impl CallRegistry {
             call.upstream_id = Some(upstream_id);
             call.upstream_token = Some(upstream_token);
         }
+        drop(calls);
+        self.sent.notify_waiters();
     }
 
     fn remove(&self, seq: u64) {
@@ -170,7 +186,28 @@ impl CallRegistry {
     /// The call a mid-call message belongs to: the one `hint` names, else
     /// the newest call when every call in flight is one tenant's, else none
     /// (counted in [`Self::unrouted`]): a message is never delivered to a
-    /// tenant that may not have caused it.
+    /// tenant that may not have caused it. A message that names a call while
+    /// some call is still being sent waits (up to [`NAMED_CALL_WAIT`]) for
+    /// that call to record its id before it is given up.
+    pub(crate) async fn route_named(&self, hint: &RouteHint) -> Routed {
+        let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
+        loop {
+            let sent = self.sent.notified();
+            tokio::pin!(sent);
+            sent.as_mut().enable();
+            match self.try_route(hint) {
+                Err(Pending) if tokio::time::Instant::now() < deadline => {
+                    // Woken by `sent`, or re-checked at the deadline.
+                    let _ = tokio::time::timeout_at(deadline, sent).await;
+                }
+                Err(Pending) => return self.route(hint),
+                Ok(routed) => return routed,
+            }
+        }
+    }
+
+    /// Like [`Self::route_named`] without waiting: a named call not yet sent
+    /// is not waited for.
     pub(crate) fn route(&self, hint: &RouteHint) -> Routed {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let named = calls.iter().find(|call| {
@@ -193,12 +230,32 @@ impl CallRegistry {
         Routed::Ambiguous
     }
 
+    /// [`Self::route`], except that a hint naming a call while some call has
+    /// not recorded its id yet is `Pending` rather than decided.
+    fn try_route(&self, hint: &RouteHint) -> Result<Routed, Pending> {
+        if hint.names_a_call() {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let named = calls.iter().any(|call| {
+                same(&hint.upstream_id, &call.upstream_id)
+                    || same(&hint.related_id, &call.upstream_id)
+                    || same(&hint.meta_token, &call.upstream_token)
+            });
+            if !named && calls.iter().any(|call| call.upstream_id.is_none()) {
+                return Err(Pending);
+            }
+        }
+        Ok(self.route(hint))
+    }
+
     /// Mid-call messages dropped because calls of several tenants were in
     /// flight and nothing tied the message to one.
     pub(crate) fn unrouted(&self) -> u64 {
         self.unrouted.load(Ordering::Relaxed)
     }
 }
+
+/// A named call may still be recording its id.
+struct Pending;
 
 /// Both known and equal (an unknown id never matches another unknown one).
 fn same<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {

@@ -76,10 +76,17 @@ async fn chat(tag: &str, context: &RequestContext<RoleServer>) -> Result<CallToo
         format!("log of {tag}"),
         format!("log of {tag}: key {AWS_ACCESS_KEY}"),
     ] {
-        let log: ServerNotification = message(json!({
+        let mut log: ServerNotification = message(json!({
             "method": "notifications/message",
-            "params": { "level": "info", "logger": "chatty", "data": data, "_meta": meta }
+            "params": { "level": "info", "logger": "chatty", "data": data }
         }))?;
+        // rmcp writes a notification's `_meta` from its extensions, not its params.
+        if let Some(fields) = meta.as_object() {
+            let target = &mut rmcp::model::GetMeta::get_meta_mut(&mut log).0;
+            for (key, value) in fields {
+                target.insert(key.clone(), value.clone());
+            }
+        }
         let _ = context.peer.send_notification(log).await;
     }
     let elicit: ServerRequest = message(json!({

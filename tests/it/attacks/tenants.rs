@@ -96,7 +96,14 @@ async fn mid_call_traffic_reaches_only_its_own_tenant_through_the_guardrails() {
             .iter()
             .filter_map(|l| l["data"].as_str())
             .collect();
-        assert_eq!(logs, [format!("log of {own}")], "{report}");
+        // A log line names its call only through `_meta`, which does not survive
+        // rmcp's stdio path today: while both tenants' calls are in flight the
+        // gateway cannot attribute it and drops it (counted). It may arrive when
+        // only one tenant's call is in flight; it must never reach the other.
+        assert!(
+            logs.iter().all(|log| *log == format!("log of {own}")),
+            "{report}"
+        );
         assert!(
             !text.contains(AWS_ACCESS_KEY),
             "the secret log line was not withheld: {report}"
