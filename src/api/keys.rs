@@ -45,7 +45,7 @@ async fn applied(control: &ControlPlane) -> Result<(), Problem> {
     params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("status" = Option<String>, Query, description = "Only items in this state"), ("project" = Option<String>, Query, description = "Only keys of this project"), ("source" = Option<String>, Query, description = "`file` or `api`")),
     responses(
         (status = 200, description = "A page of keys", body = super::openapi::Page),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn list(
@@ -84,7 +84,7 @@ pub(super) async fn list(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "The key (without its secret)", body = super::openapi::Key),
-        (status = 404, description = "No such key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
     )
 )]
 pub(super) async fn get(
@@ -110,7 +110,7 @@ pub(super) async fn get(
     request_body = super::openapi::KeyBody,
     responses(
         (status = 201, description = "Created; `key` is shown this once", body = super::openapi::Key),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
@@ -162,8 +162,8 @@ fn from_file(control: &ControlPlane, id: &str) -> Result<(), Problem> {
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 200, description = "Revoked", body = super::openapi::Key),
-        (status = 404, description = "No such key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn revoke(
@@ -187,8 +187,8 @@ pub(super) async fn revoke(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn delete(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use axum::Router;
 use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{actors, guardrails, keys, projects, upstreams};
@@ -53,6 +53,7 @@ pub const UI_PATH: &str = "/api/docs";
         keys::delete,
         keys::revoke,
     ),
+    components(schemas(ProblemDetails), responses(NotFound, Conflict, Invalid)),
     modifiers(&BearerKey),
     security(("management_key" = [])),
     tags(
@@ -111,6 +112,31 @@ pub struct ProblemDetails {
     /// Validation errors as `{"field", "detail"}` objects.
     errors: Option<Vec<FieldProblem>>,
 }
+
+/// `404`: no such resource.
+#[derive(ToResponse)]
+#[response(
+    description = "No such resource",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(#[allow(dead_code)] ProblemDetails);
+
+/// `409`: a conflict, or an entry from the config file (read-only here).
+#[derive(ToResponse)]
+#[response(
+    description = "It conflicts with what exists, or it comes from the config file \
+                   (source: file) and is read-only here",
+    content_type = "application/problem+json"
+)]
+pub struct Conflict(#[allow(dead_code)] ProblemDetails);
+
+/// `422`: a field is invalid.
+#[derive(ToResponse)]
+#[response(
+    description = "A field is invalid (named in `field`)",
+    content_type = "application/problem+json"
+)]
+pub struct Invalid(#[allow(dead_code)] ProblemDetails);
 
 /// One invalid field.
 #[derive(ToSchema)]

@@ -66,7 +66,7 @@ async fn applied(control: &ControlPlane) -> Result<(), Problem> {
     params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("source" = Option<String>, Query, description = "`file` or `api`")),
     responses(
         (status = 200, description = "A page of projects", body = super::openapi::Page),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn list(
@@ -102,7 +102,7 @@ pub(super) async fn list(
     params(("name" = String, Path, description = "The project's name")),
     responses(
         (status = 200, description = "The project", body = super::openapi::Project),
-        (status = 404, description = "No such project", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
     )
 )]
 pub(super) async fn get(
@@ -128,8 +128,8 @@ pub(super) async fn get(
     request_body = super::openapi::ProjectBody,
     responses(
         (status = 201, description = "Added", body = super::openapi::Project),
-        (status = 409, description = "It exists (or comes from the config file)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
@@ -196,9 +196,9 @@ async fn update(control: &ControlPlane, name: &str, body: &[u8], merge: bool) ->
     request_body = super::openapi::ProjectBody,
     responses(
         (status = 200, description = "Updated", body = super::openapi::Project),
-        (status = 404, description = "No such project", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn replace(
@@ -219,9 +219,9 @@ pub(super) async fn replace(
     request_body = super::openapi::ProjectBody,
     responses(
         (status = 200, description = "Updated", body = super::openapi::Project),
-        (status = 404, description = "No such project", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn patch(
@@ -241,8 +241,8 @@ pub(super) async fn patch(
     params(("name" = String, Path, description = "The project's name")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "No such project", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "Keys still belong to it, or it comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn delete(

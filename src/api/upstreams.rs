@@ -82,7 +82,7 @@ fn invalid(err: FieldError) -> Problem {
     params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("status" = Option<String>, Query, description = "Only items in this state"), ("source" = Option<String>, Query, description = "`file` or `api`")),
     responses(
         (status = 200, description = "A page of upstreams", body = super::openapi::Page),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn list(
@@ -121,7 +121,7 @@ pub(super) async fn list(
     params(("name" = String, Path, description = "The upstream's name")),
     responses(
         (status = 200, description = "The upstream", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
     )
 )]
 pub(super) async fn get(
@@ -159,8 +159,8 @@ fn checked(
     request_body = super::openapi::UpstreamBody,
     responses(
         (status = 201, description = "Added and applied (started or failed)", body = super::openapi::Upstream),
-        (status = 409, description = "It exists (or comes from the config file)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
@@ -245,9 +245,9 @@ pub(super) async fn update(
     request_body = super::openapi::UpstreamBody,
     responses(
         (status = 200, description = "Updated and applied", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn replace(
@@ -268,9 +268,9 @@ pub(super) async fn replace(
     request_body = super::openapi::UpstreamBody,
     responses(
         (status = 200, description = "Updated and applied", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid (named in `field`)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
     )
 )]
 pub(super) async fn patch(
@@ -291,8 +291,8 @@ pub(super) async fn patch(
     params(("name" = String, Path, description = "The upstream's name")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn delete(
@@ -326,8 +326,8 @@ async fn set_enabled(control: &Arc<ControlPlane>, name: &str, enabled: bool) -> 
     params(("name" = String, Path, description = "The upstream's name")),
     responses(
         (status = 200, description = "Enabled", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn enable(
@@ -346,8 +346,8 @@ pub(super) async fn enable(
     params(("name" = String, Path, description = "The upstream's name")),
     responses(
         (status = 200, description = "Disabled", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 409, description = "It comes from the config file", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
     )
 )]
 pub(super) async fn disable(
@@ -366,7 +366,7 @@ pub(super) async fn disable(
     params(("name" = String, Path, description = "The upstream's name")),
     responses(
         (status = 200, description = "Restarted", body = super::openapi::Upstream),
-        (status = 404, description = "No such upstream", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, response = super::openapi::NotFound),
     )
 )]
 pub(super) async fn restart(

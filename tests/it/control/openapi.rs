@@ -74,6 +74,20 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Every `$ref` in `value`.
+fn collect_refs(value: &Value, refs: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(reference)) = map.get("$ref") {
+                refs.push(reference.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_covers_every_route_and_ui_is_self_hosted() {
     let config = format!("{HEAD}{}", demo_upstream("echo", "\"echo\""));
@@ -120,6 +134,13 @@ async fn document_covers_every_route_and_ui_is_self_hosted() {
         );
     }
     assert!(doc["components"]["schemas"]["ProblemDetails"].is_object());
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let pointer = reference.strip_prefix('#').expect("local $ref");
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {reference}");
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["management_key"]["scheme"],
         "bearer"
