@@ -13,10 +13,12 @@ use crate::mask::mask_upstream;
 use crate::mcp::Gateway;
 
 /// One actor in the tree.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActorNode {
     name: String,
     kind: &'static str,
+    /// `starting`, `ready`, `failed`, `stopped`, …
+    #[schema(value_type = String)]
     state: UpstreamState,
     #[serde(skip_serializing_if = "Option::is_none")]
     restarts: Option<u32>,
@@ -33,11 +35,22 @@ pub struct ActorNode {
     calls_in_flight: Option<usize>,
     /// The token actor's counters (never a token).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     tokens: Option<TokenMetricsSnapshot>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     children: Vec<ActorNode>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/actors",
+    tag = "runtime",
+    summary = "The live supervision tree",
+    responses(
+        (status = 200, description = "The root actor and its children", body = ActorNode),
+    )
+)]
 pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode> {
     let registry = &gateway.registry;
     Json(ActorNode {

@@ -13,6 +13,15 @@ use bulwark_actors::upstream::UpstreamObserver;
 
 use crate::mcp::Gateway;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/guardrails",
+    tag = "runtime",
+    summary = "Flagged tools and guardrail counters",
+    responses(
+        (status = 200, description = "The report", body = Object),
+    )
+)]
 pub(super) async fn report(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
     let guardrails = &gateway.guardrails;
     Json(json!({
@@ -22,7 +31,7 @@ pub(super) async fn report(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
 }
 
 /// Which tool to approve.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Approval {
     server: String,
@@ -31,6 +40,17 @@ pub(super) struct Approval {
 
 /// Re-pins the tool's current definition; clients are told the tool list
 /// changed so they see it again. `404` when no change was pending.
+#[utoipa::path(
+    post,
+    path = "/api/v1/guardrails/approve",
+    tag = "runtime",
+    summary = "Approve a changed tool definition",
+    request_body = Approval,
+    responses(
+        (status = 200, description = "Approved; clients are told the tool list changed", body = Object),
+        (status = 404, description = "No change of that tool is waiting", body = Object),
+    )
+)]
 pub(super) async fn approve(
     State(gateway): State<Arc<Gateway>>,
     Json(approval): Json<Approval>,

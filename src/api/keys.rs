@@ -37,6 +37,17 @@ async fn applied(control: &ControlPlane) -> Result<(), Problem> {
 }
 
 /// `GET /api/v1/keys?project=&status=active|revoked&limit=&offset=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "List API keys (never the keys themselves)",
+    params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("status" = Option<String>, Query, description = "Only items in this state"), ("project" = Option<String>, Query, description = "Only keys of this project"), ("source" = Option<String>, Query, description = "`file` or `api`")),
+    responses(
+        (status = 200, description = "A page of keys", body = super::openapi::Page),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     Query(query): Query<ListQuery>,
@@ -65,6 +76,17 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/keys/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Show an API key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "The key (without its secret)", body = super::openapi::Key),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub(super) async fn get(
     State(control): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
@@ -80,6 +102,17 @@ pub(super) async fn get(
 
 /// `POST /api/v1/keys` with `{"user", "project"}`: `201` with the key in
 /// `key`, shown this once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    summary = "Create an API key",
+    request_body = super::openapi::KeyBody,
+    responses(
+        (status = 201, description = "Created; `key` is shown this once", body = super::openapi::Key),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
     let mut body = json_object(&body)?;
     let user = take_string(&mut body, "user")?;
@@ -121,6 +154,18 @@ fn from_file(control: &ControlPlane, id: &str) -> Result<(), Problem> {
 }
 
 /// `POST /api/v1/keys/{id}/revoke`
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/revoke",
+    tag = "keys",
+    summary = "Revoke an API key (refused on its next request)",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 200, description = "Revoked", body = super::openapi::Key),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn revoke(
     State(control): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
@@ -134,6 +179,18 @@ pub(super) async fn revoke(
 }
 
 /// `DELETE /api/v1/keys/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    summary = "Delete an API key",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn delete(
     State(control): State<Arc<ControlPlane>>,
     Path(id): Path<String>,

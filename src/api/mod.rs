@@ -1,10 +1,12 @@
 //! Operator HTTP endpoints: `/health`, `/ready`, `/api/v1/actors` (the
 //! live supervision tree), `/api/v1/guardrails`, and the management API
 //! (`/api/v1/upstreams`, `/projects`, `/keys`; errors as RFC 9457
-//! problem+json from [`problem`]).
+//! problem+json from [`problem`]), described by the OpenAPI document and
+//! Swagger UI of [`openapi`].
 mod actors;
 mod guardrails;
 mod keys;
+pub mod openapi;
 mod page;
 pub mod problem;
 mod projects;
@@ -29,6 +31,7 @@ pub fn routes(gateway: Arc<Gateway>) -> Router {
         .route("/api/v1/actors", get(actors::tree))
         .route("/api/v1/guardrails", get(guardrails::report))
         .route("/api/v1/guardrails/approve", post(guardrails::approve))
+        .merge(openapi::routes())
         .with_state(gateway)
 }
 

@@ -58,6 +58,17 @@ async fn applied(control: &ControlPlane) -> Result<(), Problem> {
 }
 
 /// `GET /api/v1/projects?source=&limit=&offset=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    summary = "List projects",
+    params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("source" = Option<String>, Query, description = "`file` or `api`")),
+    responses(
+        (status = 200, description = "A page of projects", body = super::openapi::Page),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     Query(query): Query<ListQuery>,
@@ -83,6 +94,17 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/projects/{name}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    summary = "Show a project",
+    params(("name" = String, Path, description = "The project's name")),
+    responses(
+        (status = 200, description = "The project", body = super::openapi::Project),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub(super) async fn get(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -98,6 +120,18 @@ pub(super) async fn get(
 }
 
 /// `POST /api/v1/projects` with `{"name", "upstreams": [...], "tools": {...}}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects",
+    tag = "projects",
+    summary = "Add a project",
+    request_body = super::openapi::ProjectBody,
+    responses(
+        (status = 201, description = "Added", body = super::openapi::Project),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
     let mut body = json_object(&body)?;
     let name = take_string(&mut body, "name")?;
@@ -153,6 +187,20 @@ async fn update(control: &ControlPlane, name: &str, body: &[u8], merge: bool) ->
 }
 
 /// `PUT /api/v1/projects/{name}`: replaces the grant.
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    summary = "Replace a project",
+    params(("name" = String, Path, description = "The project's name")),
+    request_body = super::openapi::ProjectBody,
+    responses(
+        (status = 200, description = "Updated", body = super::openapi::Project),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn replace(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -162,6 +210,20 @@ pub(super) async fn replace(
 }
 
 /// `PATCH /api/v1/projects/{name}`: merges top-level fields.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    summary = "Merge fields into a project",
+    params(("name" = String, Path, description = "The project's name")),
+    request_body = super::openapi::ProjectBody,
+    responses(
+        (status = 200, description = "Updated", body = super::openapi::Project),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn patch(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -171,6 +233,18 @@ pub(super) async fn patch(
 }
 
 /// `DELETE /api/v1/projects/{name}`: `409` while keys still belong to it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{name}",
+    tag = "projects",
+    summary = "Remove a project",
+    params(("name" = String, Path, description = "The project's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn delete(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,

@@ -74,6 +74,17 @@ fn invalid(err: FieldError) -> Problem {
 }
 
 /// `GET /api/v1/upstreams?status=&source=&limit=&offset=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/upstreams",
+    tag = "upstreams",
+    summary = "List upstreams",
+    params(("limit" = Option<usize>, Query, description = "Most items (default 50, at most 500)"), ("offset" = Option<usize>, Query, description = "Items to skip"), ("status" = Option<String>, Query, description = "Only items in this state"), ("source" = Option<String>, Query, description = "`file` or `api`")),
+    responses(
+        (status = 200, description = "A page of upstreams", body = super::openapi::Page),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     Query(query): Query<ListQuery>,
@@ -102,6 +113,17 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/upstreams/{name}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Show an upstream",
+    params(("name" = String, Path, description = "The upstream's name")),
+    responses(
+        (status = 200, description = "The upstream", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub(super) async fn get(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -129,6 +151,18 @@ fn checked(
 
 /// `POST /api/v1/upstreams` with `{"name": …, <the fields of an [upstreams.NAME] table>}`:
 /// `201` with the upstream once it is applied (started or failed).
+#[utoipa::path(
+    post,
+    path = "/api/v1/upstreams",
+    tag = "upstreams",
+    summary = "Add an upstream",
+    request_body = super::openapi::UpstreamBody,
+    responses(
+        (status = 201, description = "Added and applied (started or failed)", body = super::openapi::Upstream),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
     let mut body = json_object(&body)?;
     let name = take_string(&mut body, "name")?;
@@ -202,6 +236,20 @@ pub(super) async fn update(
 }
 
 /// `PUT /api/v1/upstreams/{name}`
+#[utoipa::path(
+    put,
+    path = "/api/v1/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Replace an upstream (restarts only it)",
+    params(("name" = String, Path, description = "The upstream's name")),
+    request_body = super::openapi::UpstreamBody,
+    responses(
+        (status = 200, description = "Updated and applied", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn replace(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -211,6 +259,20 @@ pub(super) async fn replace(
 }
 
 /// `PATCH /api/v1/upstreams/{name}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Merge fields into an upstream (restarts only it)",
+    params(("name" = String, Path, description = "The upstream's name")),
+    request_body = super::openapi::UpstreamBody,
+    responses(
+        (status = 200, description = "Updated and applied", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+    )
+)]
 pub(super) async fn patch(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -221,6 +283,18 @@ pub(super) async fn patch(
 
 /// `DELETE /api/v1/upstreams/{name}`: `204` once its calls in flight have
 /// finished (up to the drain timeout) and its processes are gone.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/upstreams/{name}",
+    tag = "upstreams",
+    summary = "Remove an upstream after draining its calls",
+    params(("name" = String, Path, description = "The upstream's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn delete(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -244,6 +318,18 @@ async fn set_enabled(control: &Arc<ControlPlane>, name: &str, enabled: bool) -> 
 }
 
 /// `POST /api/v1/upstreams/{name}/enable`
+#[utoipa::path(
+    post,
+    path = "/api/v1/upstreams/{name}/enable",
+    tag = "upstreams",
+    summary = "Enable an upstream",
+    params(("name" = String, Path, description = "The upstream's name")),
+    responses(
+        (status = 200, description = "Enabled", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn enable(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -252,6 +338,18 @@ pub(super) async fn enable(
 }
 
 /// `POST /api/v1/upstreams/{name}/disable`: stops it (after draining).
+#[utoipa::path(
+    post,
+    path = "/api/v1/upstreams/{name}/disable",
+    tag = "upstreams",
+    summary = "Disable an upstream (after draining)",
+    params(("name" = String, Path, description = "The upstream's name")),
+    responses(
+        (status = 200, description = "Disabled", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+    )
+)]
 pub(super) async fn disable(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,
@@ -260,6 +358,17 @@ pub(super) async fn disable(
 }
 
 /// `POST /api/v1/upstreams/{name}/restart`: a fresh instance of this one upstream.
+#[utoipa::path(
+    post,
+    path = "/api/v1/upstreams/{name}/restart",
+    tag = "upstreams",
+    summary = "Restart one upstream",
+    params(("name" = String, Path, description = "The upstream's name")),
+    responses(
+        (status = 200, description = "Restarted", body = super::openapi::Upstream),
+        (status = 404, response = super::openapi::NotFound),
+    )
+)]
 pub(super) async fn restart(
     State(control): State<Arc<ControlPlane>>,
     Path(name): Path<String>,

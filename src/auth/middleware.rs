@@ -63,9 +63,12 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
     next.run(request).await
 }
 
-/// Guards `/api/…`: admin callers only. Other paths pass untouched.
+/// Guards `/api/…`: admin callers only. Other paths pass untouched, and so
+/// do the OpenAPI document and Swagger UI (the API's shape, no state), so a
+/// browser can load them and then send the key through "Authorize".
 pub async fn management(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with("/api/") {
+    let path = request.uri().path();
+    if !path.starts_with("/api/") || crate::api::openapi::is_public(path) {
         return next.run(request).await;
     }
     match admit(&auth, request.headers()).await {

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod durability;
 mod live;
+mod openapi;
 mod pins;
 mod watch;
 

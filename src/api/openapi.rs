@@ -1,0 +1,258 @@
+//! The OpenAPI 3.1 document of `/api/v1` (generated from the handlers'
+//! `#[utoipa::path]` attributes) at `/api/v1/openapi.json`, and Swagger UI
+//! at `/api/docs` with its assets compiled into the binary (no CDN). Both
+//! sit behind the same Host/Origin checks as the rest of `/api`, but not the
+//! management key: a browser cannot send one before the page has loaded, and
+//! they hold the API's shape only (no state, no secret). Every operation they
+//! describe still needs the key ("Authorize" in the UI).
+use std::collections::BTreeMap;
+
+use axum::Router;
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use super::{actors, guardrails, keys, projects, upstreams};
+
+/// Where the document is served.
+pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
+/// Where Swagger UI is served.
+pub const UI_PATH: &str = "/api/docs";
+
+/// Every `/api/v1` operation, by handler.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Bulwark management API",
+        description = "Upstreams, projects and API keys of a running Bulwark gateway, \
+                       applied without a restart; errors are RFC 9457 problem+json."
+    ),
+    paths(
+        actors::tree,
+        guardrails::report,
+        guardrails::approve,
+        upstreams::list,
+        upstreams::create,
+        upstreams::get,
+        upstreams::replace,
+        upstreams::patch,
+        upstreams::delete,
+        upstreams::enable,
+        upstreams::disable,
+        upstreams::restart,
+        projects::list,
+        projects::create,
+        projects::get,
+        projects::replace,
+        projects::patch,
+        projects::delete,
+        keys::list,
+        keys::create,
+        keys::get,
+        keys::delete,
+        keys::revoke,
+    ),
+    components(schemas(ProblemDetails), responses(NotFound, Conflict, Invalid)),
+    modifiers(&BearerKey),
+    security(("management_key" = [])),
+    tags(
+        (name = "upstreams", description = "Upstream MCP servers"),
+        (name = "projects", description = "Projects: upstream grants and tool rules"),
+        (name = "keys", description = "API keys (hashes only are stored)"),
+        (name = "runtime", description = "The live supervision tree and guardrails"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the management key as an HTTP bearer token.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "management_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// True for the paths of the document and the UI (served without the key).
+pub fn is_public(path: &str) -> bool {
+    path == DOCUMENT_PATH
+        || path
+            .strip_prefix(UI_PATH)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The document route and the embedded Swagger UI.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    SwaggerUi::new(UI_PATH)
+        .url(DOCUMENT_PATH, ApiDoc::openapi())
+        // The default validator badge would send the document to swagger.io.
+        .config(Config::default().validator_url("none"))
+        .into()
+}
+
+/// An RFC 9457 problem: every error of the management API.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Documentation shape; answers are built as JSON.
+pub struct ProblemDetails {
+    /// Always `about:blank`.
+    r#type: String,
+    /// The status' reason phrase.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong and what to do.
+    detail: String,
+    /// The request field at fault (validation errors).
+    field: Option<String>,
+    /// Validation errors as `{"field", "detail"}` objects.
+    errors: Option<Vec<FieldProblem>>,
+}
+
+/// `404`: no such resource.
+#[derive(ToResponse)]
+#[response(
+    description = "No such resource",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(#[allow(dead_code)] ProblemDetails);
+
+/// `409`: a conflict, or an entry from the config file (read-only here).
+#[derive(ToResponse)]
+#[response(
+    description = "It conflicts with what exists, or it comes from the config file \
+                   (source: file) and is read-only here",
+    content_type = "application/problem+json"
+)]
+pub struct Conflict(#[allow(dead_code)] ProblemDetails);
+
+/// `422`: a field is invalid.
+#[derive(ToResponse)]
+#[response(
+    description = "A field is invalid (named in `field`)",
+    content_type = "application/problem+json"
+)]
+pub struct Invalid(#[allow(dead_code)] ProblemDetails);
+
+/// One invalid field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FieldProblem {
+    field: String,
+    detail: String,
+}
+
+/// One page of a list.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Page {
+    /// The items of this page.
+    items: Vec<Value>,
+    /// How many items match in all.
+    total: usize,
+    /// The page size asked for (default 50, at most 500).
+    limit: usize,
+    /// Items skipped.
+    offset: usize,
+}
+
+/// An upstream as submitted: the fields of an `[upstreams.NAME]` config
+/// table (also `token_env`, `cwd`, `oauth`, `restart`, …). `name` only on create.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UpstreamBody {
+    /// Unique name (create only; the path names it otherwise).
+    name: Option<String>,
+    /// Program to run (stdio upstreams).
+    command: Option<String>,
+    /// Its arguments.
+    args: Option<Vec<String>>,
+    /// Environment for the process; values may be `${VAR}`.
+    env: Option<BTreeMap<String, String>>,
+    /// A remote streamable HTTP endpoint, instead of a command.
+    url: Option<String>,
+    /// Static HTTP headers for a remote upstream.
+    headers: Option<BTreeMap<String, String>>,
+    /// Disabled upstreams are not started.
+    enabled: Option<bool>,
+}
+
+/// An upstream as the API shows it: its table with secrets masked, plus
+/// where it comes from and its live state.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Upstream {
+    name: String,
+    /// `file` (read-only here) or `api`.
+    source: String,
+    enabled: bool,
+    /// `starting`, `ready`, `failed`, `disabled`, …
+    status: String,
+    command: String,
+    args: Vec<String>,
+    /// Values masked.
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+    /// Values masked.
+    headers: BTreeMap<String, String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+/// A project as submitted: which upstreams its keys may use and which tools.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProjectBody {
+    /// Unique name (create only).
+    name: Option<String>,
+    /// Upstreams granted.
+    upstreams: Option<Vec<String>>,
+    /// Tool allow/deny rules.
+    tools: Option<Value>,
+    enabled: Option<bool>,
+}
+
+/// A project as the API shows it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Project {
+    name: String,
+    /// `file` or `api`.
+    source: String,
+    enabled: bool,
+    upstreams: Vec<String>,
+    tools: Value,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+}
+
+/// Asks for a new API key.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct KeyBody {
+    /// Who the key is for.
+    user: String,
+    /// The project it belongs to.
+    project: String,
+}
+
+/// An API key as the API shows it (never the key itself, except `key` once on create).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Key {
+    id: String,
+    user: String,
+    project: String,
+    revoked: bool,
+    /// `active` or `revoked`.
+    status: String,
+    /// `file` or `api`.
+    source: String,
+    created_at: Option<String>,
+    /// The secret: only in the answer to create.
+    key: Option<String>,
+}
