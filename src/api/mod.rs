@@ -10,6 +10,7 @@ pub mod openapi;
 mod page;
 pub mod problem;
 mod projects;
+mod resource;
 mod upstreams;
 
 use std::sync::Arc;

@@ -7,10 +7,11 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::page::ListQuery;
 use super::problem::{Problem, json_object, take_string};
+use super::resource;
 use crate::config::auth::{ADMIN_PROJECT, ProjectConfig};
 use crate::control::ControlPlane;
 use crate::store::keys;
@@ -18,30 +19,23 @@ use crate::store::named::{PROJECTS, Record};
 
 type Answer = Result<(StatusCode, Json<Value>), Problem>;
 
-fn shown(name: &str, source: &str, project: &Value, enabled: bool) -> Value {
-    let mut shown = project.clone();
-    if let Value::Object(map) = &mut shown {
-        map.insert("name".into(), json!(name));
-        map.insert("source".into(), json!(source));
-        map.insert("enabled".into(), json!(enabled));
-    }
-    shown
-}
-
 fn stored_resource(record: &Record) -> Value {
-    let mut item = shown(&record.name, "api", &record.definition, record.enabled);
-    item["created_at"] = json!(record.created_at);
-    item["updated_at"] = json!(record.updated_at);
-    item
+    let shown = resource::shown(
+        record.definition.clone(),
+        &record.name,
+        "api",
+        record.enabled,
+    );
+    resource::stamped(shown, record)
 }
 
 fn file_resource(control: &ControlPlane, name: &str) -> Option<Value> {
     let file = control.credentials.file();
     let project = file.projects.get(name)?;
-    Some(shown(
+    Some(resource::shown(
+        serde_json::to_value(project).unwrap_or_default(),
         name,
         "file",
-        &serde_json::to_value(project).unwrap_or_default(),
         true,
     ))
 }
@@ -153,31 +147,18 @@ pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes
 }
 
 async fn stored(control: &ControlPlane, name: &str) -> Result<Record, Problem> {
-    if name == ADMIN_PROJECT || control.credentials.file().projects.contains_key(name) {
-        return Err(Problem::from_file("project", name));
-    }
-    PROJECTS
-        .get(&control.store, name)
-        .await?
-        .ok_or_else(|| Problem::not_found("project", name))
+    let in_file = name == ADMIN_PROJECT || control.credentials.file().projects.contains_key(name);
+    resource::stored(PROJECTS, &control.store, "project", name, in_file).await
 }
 
 async fn update(control: &ControlPlane, name: &str, body: &[u8], merge: bool) -> Answer {
     let current = stored(control, name).await?;
     let mut body = json_object(body)?;
-    for read_only in ["name", "source", "created_at", "updated_at"] {
-        body.remove(read_only);
-    }
     let enabled = body
         .remove("enabled")
         .and_then(|v| v.as_bool())
         .unwrap_or(current.enabled);
-    if merge {
-        let mut merged = current.definition.as_object().cloned().unwrap_or_default();
-        merged.extend(body);
-        body = merged;
-    }
-    let definition = parse(body)?;
+    let definition = parse(resource::next_definition(&current.definition, body, merge))?;
     PROJECTS
         .update(&control.store, name, &definition, enabled)
         .await?;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::page::ListQuery;
 use super::problem::{Problem, json_object, take_string};
+use super::resource;
 use crate::control::ControlPlane;
 use crate::control::desired::{self, FieldError};
 use crate::store::named::{Record, UPSTREAMS};
@@ -29,32 +30,27 @@ fn resource(
     definition: &Value,
     enabled: bool,
 ) -> Value {
-    let mut shown = secrets::mask_upstream(definition);
     let status = match control.registry().get(name) {
         Some(entry) => json!(entry.status.state()),
         None if !enabled => json!("disabled"),
         None => json!("invalid"),
     };
+    let mut shown = resource::shown(secrets::mask_upstream(definition), name, source, enabled);
     if let Value::Object(map) = &mut shown {
-        map.insert("name".into(), json!(name));
-        map.insert("source".into(), json!(source));
-        map.insert("enabled".into(), json!(enabled));
         map.insert("status".into(), status);
     }
     shown
 }
 
 fn stored_resource(control: &ControlPlane, record: &Record) -> Value {
-    let mut shown = resource(
+    let shown = resource(
         control,
         &record.name,
         "api",
         &record.definition,
         record.enabled,
     );
-    shown["created_at"] = json!(record.created_at);
-    shown["updated_at"] = json!(record.updated_at);
-    shown
+    resource::stamped(shown, record)
 }
 
 fn file_resource(control: &ControlPlane, name: &str) -> Option<Value> {
@@ -184,13 +180,8 @@ pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes
 
 /// The stored upstream `name`, or 404 / 409 (file entry).
 async fn stored(control: &ControlPlane, name: &str) -> Result<Record, Problem> {
-    if control.file_config().upstreams.contains_key(name) {
-        return Err(Problem::from_file("upstream", name));
-    }
-    UPSTREAMS
-        .get(&control.store, name)
-        .await?
-        .ok_or_else(|| Problem::not_found("upstream", name))
+    let in_file = control.file_config().upstreams.contains_key(name);
+    resource::stored(UPSTREAMS, &control.store, "upstream", name, in_file).await
 }
 
 /// `PUT` (replace the table) or `PATCH` (merge top-level fields) `/api/v1/upstreams/{name}`.
@@ -212,16 +203,7 @@ pub(super) async fn update(
         }
         _ => {}
     }
-    for read_only in ["source", "status", "created_at", "updated_at"] {
-        body.remove(read_only);
-    }
-    let mut next = if merge {
-        let mut merged = current.definition.as_object().cloned().unwrap_or_default();
-        merged.extend(body);
-        Value::Object(merged)
-    } else {
-        Value::Object(body)
-    };
+    let mut next = Value::Object(resource::next_definition(&current.definition, body, merge));
     secrets::keep_masked(&mut next, &current.definition);
     let Value::Object(next) = next else {
         return Err(Problem::invalid("body", "the body must be a JSON object"));

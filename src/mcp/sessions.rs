@@ -90,7 +90,13 @@ impl Sessions {
 
     /// Records whose grant and log level the session's log lines follow.
     pub fn set_audience(&self, id: u64, audience: Audience) {
-        self.audience.insert(id, audience);
+        // Called on every request; the grant rarely changes, so skip the write.
+        let unchanged = self.audience.get(&id).is_some_and(|known| {
+            Arc::ptr_eq(&known.grant, &audience.grant) && Arc::ptr_eq(&known.level, &audience.level)
+        });
+        if !unchanged {
+            self.audience.insert(id, audience);
+        }
     }
 
     /// Forgets a session and its subscriptions; returns the `(server, URI)`
