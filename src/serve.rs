@@ -53,10 +53,16 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
             crate::auth::middleware::management,
         ))
         .layer(origin_layer.clone());
-    let mut app = mcp::routes(&runtime.gateway, &settings).layer(origin_layer);
+    let probes = crate::api::probes(runtime.gateway.clone()).layer(origin_layer.clone());
+    let mut app = mcp::routes(&runtime.gateway, &settings)
+        .layer(origin_layer)
+        .merge(probes.clone());
+    // With an admin address, `/api` is served there only: the public port
+    // answers 404 for it, as for any path it does not serve.
     match &config.server.admin_listen {
         Some(admin) => {
-            let admin = admin_server(admin, management, shutdown.clone()).await?;
+            let admin =
+                admin_server(admin, &config, management.merge(probes), shutdown.clone()).await?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
@@ -84,6 +90,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
 /// Serves the management routes on `addr` until `shutdown`.
 async fn admin_server(
     addr: &str,
+    config: &Config,
     routes: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<std::net::SocketAddr> {
@@ -91,6 +98,9 @@ async fn admin_server(
         .await
         .with_context(|| format!("cannot listen on server.admin_listen = {addr}"))?;
     let bound = listener.local_addr()?;
+    // The management API without authentication is as dangerous on the
+    // admin address as on the public one.
+    check_exposure(config, bound)?;
     tokio::spawn(async move {
         let served = axum::serve(listener, routes)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

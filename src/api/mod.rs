@@ -24,11 +24,18 @@ use crate::control::ControlPlane;
 use crate::mcp::Gateway;
 use serde_json::json;
 
-/// The operator routes.
-pub fn routes(gateway: Arc<Gateway>) -> Router {
+/// `/health` and `/ready`: served on the public address and, when there
+/// is one, the admin address too (probes may use either).
+pub fn probes(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .with_state(gateway)
+}
+
+/// The operator routes under `/api`.
+pub fn routes(gateway: Arc<Gateway>) -> Router {
+    Router::new()
         .route("/api/v1/actors", get(actors::tree))
         .route("/api/v1/guardrails", get(guardrails::report))
         .route("/api/v1/guardrails/approve", post(guardrails::approve))

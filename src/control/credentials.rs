@@ -33,9 +33,12 @@ struct Index {
 pub struct LiveCredentials {
     index: ArcSwap<Index>,
     file: ArcSwap<AuthConfig>,
-    /// Digest of what the index was built from; the generation moves only
-    /// when it changes, so the poll does not flush verified credentials.
-    digest: std::sync::Mutex<[u8; 32]>,
+    /// Digest of what the index was built from: an unchanged one skips the
+    /// rebuild, and the generation moves only when it changes, so the poll
+    /// does not flush verified credentials.
+    /// Held through a whole reload: reloads run one after another, so one
+    /// that read the store earlier cannot store its index over a later one.
+    digest: tokio::sync::Mutex<[u8; 32]>,
     /// See [`CredentialStore::generation`].
     generation: AtomicU64,
 }
@@ -46,7 +49,7 @@ impl LiveCredentials {
         let credentials = Arc::new(Self {
             index: ArcSwap::default(),
             file: ArcSwap::from_pointee(file.clone()),
-            digest: std::sync::Mutex::new([0; 32]),
+            digest: tokio::sync::Mutex::new([0; 32]),
             generation: AtomicU64::new(0),
         });
         credentials.reload(store).await?;
@@ -64,12 +67,18 @@ impl LiveCredentials {
         self.file.load_full()
     }
 
-    /// Rebuilds the index from the file and the store.
+    /// Rebuilds the index from the file and the store; nothing to do when
+    /// they read the same as for the current index.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let mut last = self.digest.lock().await;
         let file = self.file.load_full();
         let stored_keys = keys::all(store).await?;
         let stored_projects = PROJECTS.all(store).await?;
         let digest = source_digest(&file, &stored_keys, &stored_projects);
+        if *last == digest {
+            // Same sources, same index: the poll costs two reads, no rebuild.
+            return Ok(());
+        }
         let mut projects: BTreeMap<String, ProjectConfig> = BTreeMap::new();
         for record in stored_projects.into_iter().filter(|r| r.enabled) {
             match serde_json::from_value(record.definition) {
@@ -97,11 +106,8 @@ impl LiveCredentials {
             index_key(&mut index, entry);
         }
         self.index.store(Arc::new(index));
-        let mut last = self.digest.lock().unwrap_or_else(|e| e.into_inner());
-        if *last != digest {
-            *last = digest;
-            self.generation.fetch_add(1, Ordering::Release);
-        }
+        *last = digest;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -230,4 +236,27 @@ pub async fn bootstrap_admin(
     credentials.reload(store).await?;
     tracing::info!(id = %key.id, "created the admin API key");
     Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unchanged_store_is_not_rebuilt_and_a_change_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Default::default(), dir.path()).await.unwrap();
+        let credentials = LiveCredentials::load(&AuthConfig::default(), &store)
+            .await
+            .unwrap();
+        let (index, generation) = (credentials.index.load_full(), credentials.generation());
+        credentials.reload(&store).await.unwrap();
+        assert!(Arc::ptr_eq(&index, &credentials.index.load_full()));
+        assert_eq!(credentials.generation(), generation);
+
+        let (key, _) = create_key(&store, "alice", ADMIN_PROJECT).await.unwrap();
+        credentials.reload(&store).await.unwrap();
+        assert!(credentials.generation() > generation);
+        assert!(credentials.resolve(&key.hash).is_some());
+    }
 }

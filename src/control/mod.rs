@@ -176,6 +176,10 @@ impl ControlPlane {
         for name in applied.removed.iter().chain(&applied.updated) {
             notify::forget(&self.gateway, name).await;
         }
+        // Its `/mcp/{server}` is gone: end the sessions still open there.
+        for name in &applied.removed {
+            self.gateway.server_sessions.forget(name).await;
+        }
         if !applied.is_empty() {
             tracing::info!(added = ?applied.added, removed = ?applied.removed, updated = ?applied.updated, "applied upstream changes");
             notify::list_changed(&self.gateway, applied.removed.iter().map(String::as_str));

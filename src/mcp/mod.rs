@@ -7,6 +7,7 @@
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
+//! - [`server_routes`]: `/mcp/{server}`, looked up per request.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
@@ -27,6 +28,7 @@ pub mod meta;
 pub mod naming;
 pub mod observer;
 pub mod owners;
+pub mod server_routes;
 pub mod sessions;
 pub mod subscriptions;
 
@@ -50,6 +52,7 @@ use crate::auth::middleware::{self, McpGuard};
 use access::Access;
 use handler::GatewayHandler;
 use naming::Naming;
+use server_routes::{ServerFront, ServerSessions};
 use sessions::{Scope, Sessions};
 
 /// Shared state of the MCP front: read by every session, owned by nobody.
@@ -60,6 +63,8 @@ pub struct Gateway {
     pub naming: Naming,
     /// Live sessions (also the observer of upstream announcements).
     pub sessions: Arc<Sessions>,
+    /// The streamable-HTTP sessions of each `/mcp/{server}` route.
+    pub server_sessions: Arc<ServerSessions>,
     /// Whether `/mcp` lists the gateway's own tools.
     pub gateway_tools: bool,
     /// Input, output and tool-list checks.
@@ -101,6 +106,7 @@ impl Gateway {
         Arc::new(Self {
             registry,
             sessions: Sessions::new(naming.clone()),
+            server_sessions: Arc::default(),
             naming,
             gateway_tools,
             guardrails: services.guardrails,
@@ -206,51 +212,42 @@ fn service(
 }
 
 /// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer. Only
-/// these exact paths: `/mcp/nope` or `/mcp/echo/extra` are 404.
+/// these paths: `/mcp/echo/extra` is 404, and so is `/mcp/nope` while no
+/// upstream called `nope` runs (servers are looked up per request, so
+/// upstreams added at run time are routed at once).
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
-    let mut scopes = vec![Scope::Federated];
-    scopes.extend(
-        gateway
-            .registry
-            .servers()
-            .iter()
-            .map(|entry| Scope::Server(entry.spec.name.as_str().into())),
+    let federated = Arc::new(LocalSessionManager::default());
+    let owners = owners::SessionOwners::new(
+        federated.clone(),
+        gateway.server_sessions.clone(),
+        settings.limits.max_sessions_per_caller,
     );
-    let managers: Vec<_> = scopes
-        .iter()
-        .map(|_| Arc::new(LocalSessionManager::default()))
-        .collect();
-    let owners =
-        owners::SessionOwners::new(managers.clone(), settings.limits.max_sessions_per_caller);
     let screen = crate::front::screen::Screen::new(settings.limits.clone());
-    let mut router = Router::new();
-    for (scope, sessions) in scopes.into_iter().zip(managers) {
-        let guard = McpGuard {
-            auth: gateway.auth.clone(),
-            server: match &scope {
-                Scope::Server(name) => Some(name.clone()),
-                Scope::Federated => None,
-            },
-        };
-        let path = match &scope {
-            Scope::Server(name) => format!("/mcp/{name}"),
-            Scope::Federated => "/mcp".to_owned(),
-        };
-        // Outermost last: authenticate, check the session's owner, then
-        // read the body within bounds.
-        router = router.merge(
-            Router::new()
-                .route_service(&path, service(gateway, scope, settings, sessions))
-                .layer(axum::middleware::from_fn_with_state(
-                    screen.clone(),
-                    crate::front::screen::layer,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    owners.clone(),
-                    owners::layer,
-                ))
-                .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp)),
-        );
-    }
-    router.merge(crate::auth::metadata::routes(gateway.auth.oauth()))
+    let guard = McpGuard {
+        auth: gateway.auth.clone(),
+        server: None,
+    };
+    // Outermost last: authenticate, check the session's owner, then read
+    // the body within bounds.
+    let federated = Router::new()
+        .route_service(
+            "/mcp",
+            service(gateway, Scope::Federated, settings, federated),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            screen.clone(),
+            crate::front::screen::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            owners.clone(),
+            owners::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp));
+    let servers = ServerFront::new(gateway.clone(), settings.clone(), screen, owners);
+    let per_server = Router::new()
+        .route("/mcp/{server}", axum::routing::any(server_routes::dispatch))
+        .with_state(servers);
+    federated
+        .merge(per_server)
+        .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }

@@ -13,6 +13,7 @@ use dashmap::DashMap;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::json;
 
+use super::server_routes::ServerSessions;
 use crate::auth::identity::Identity;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -24,20 +25,29 @@ pub struct SessionOwners {
     owners: DashMap<Arc<str>, Arc<str>>,
     /// Open sessions per owner subject.
     per_caller: DashMap<Arc<str>, usize>,
-    /// The services' sessions: entries of sessions that ended are swept.
-    managers: Vec<Arc<LocalSessionManager>>,
+    /// The federated service's sessions; with `servers`', entries of
+    /// sessions that ended are swept.
+    federated: Arc<LocalSessionManager>,
+    /// Each `/mcp/{server}` service's sessions (servers come and go).
+    servers: Arc<ServerSessions>,
     recorded: AtomicUsize,
     /// Sessions one caller may hold open.
     max_per_caller: usize,
 }
 
 impl SessionOwners {
-    /// Owners of the sessions of `managers`, at most `max_per_caller` each.
-    pub fn new(managers: Vec<Arc<LocalSessionManager>>, max_per_caller: usize) -> Arc<Self> {
+    /// Owners of the sessions of `federated` and `servers`, at most
+    /// `max_per_caller` each.
+    pub fn new(
+        federated: Arc<LocalSessionManager>,
+        servers: Arc<ServerSessions>,
+        max_per_caller: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             owners: DashMap::new(),
             per_caller: DashMap::new(),
-            managers,
+            federated,
+            servers,
             recorded: AtomicUsize::new(0),
             max_per_caller: max_per_caller.max(1),
         })
@@ -86,7 +96,9 @@ impl SessionOwners {
     /// Drops the owners of sessions that no longer exist.
     async fn sweep(&self) {
         let mut live = std::collections::HashSet::new();
-        for manager in &self.managers {
+        let mut managers = self.servers.all();
+        managers.push(self.federated.clone());
+        for manager in &managers {
             live.extend(manager.sessions.read().await.keys().cloned());
         }
         self.owners.retain(|id, _| live.contains(&**id));
@@ -169,7 +181,7 @@ mod tests {
     async fn owners_admit_only_themselves_and_ended_sessions_are_swept() {
         let sessions = Arc::new(LocalSessionManager::default());
         let (live, _transport) = sessions.create_session().await.unwrap();
-        let owners = SessionOwners::new(vec![sessions], 2);
+        let owners = SessionOwners::new(sessions, Arc::default(), 2);
         let alice = Identity {
             subject: "key:alice".into(),
             ..Identity::anonymous()
@@ -194,7 +206,7 @@ mod tests {
         let sessions = Arc::new(LocalSessionManager::default());
         let (first, _t1) = sessions.create_session().await.unwrap();
         let (second, _t2) = sessions.create_session().await.unwrap();
-        let owners = SessionOwners::new(vec![sessions.clone()], 2);
+        let owners = SessionOwners::new(sessions.clone(), Arc::default(), 2);
         let alice = Identity {
             subject: "key:alice".into(),
             ..Identity::anonymous()

@@ -2,8 +2,8 @@
 //! resource updates fan out to every session that can see the upstream.
 //! Also the [`UpstreamObserver`] the supervision tree reports to.
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bulwark_actors::upstream::UpstreamObserver;
 use dashmap::DashMap;
@@ -34,9 +34,29 @@ impl Scope {
 
 struct Session {
     scope: Scope,
+    peer: Peer<RoleServer>,
     /// Notifications on their way to the client, sent by one task per
     /// session; full means the client is not keeping up and it loses some.
-    outbox: mpsc::Sender<ServerNotification>,
+    /// Made with its task on the first notification: most sessions (every
+    /// stateless call is one) end before any arrives.
+    outbox: OnceLock<mpsc::Sender<ServerNotification>>,
+}
+
+impl Session {
+    fn outbox(&self) -> &mpsc::Sender<ServerNotification> {
+        self.outbox.get_or_init(|| {
+            let (outbox, mut queue) = mpsc::channel(OUTBOX);
+            let peer = self.peer.clone();
+            tokio::spawn(async move {
+                // Ends when the session is removed (its sender dropped).
+                while let Some(notification) = queue.recv().await {
+                    // A session that went away is dropped on its own.
+                    let _ = peer.send_notification(notification).await;
+                }
+            });
+            outbox
+        })
+    }
 }
 
 /// Notifications queued per session (see [`Session::outbox`]).
@@ -75,16 +95,10 @@ impl Sessions {
 
     /// Records the session's peer once it is known (its first request).
     pub fn register(&self, id: u64, peer: Peer<RoleServer>, scope: Scope) {
-        self.live.entry(id).or_insert_with(|| {
-            let (outbox, mut queue) = mpsc::channel(OUTBOX);
-            tokio::spawn(async move {
-                // Ends when the session is removed (its sender dropped).
-                while let Some(notification) = queue.recv().await {
-                    // A session that went away is dropped on its own.
-                    let _ = peer.send_notification(notification).await;
-                }
-            });
-            Session { scope, outbox }
+        self.live.entry(id).or_insert_with(|| Session {
+            scope,
+            peer,
+            outbox: OnceLock::new(),
         });
     }
 
@@ -152,7 +166,7 @@ impl Sessions {
     }
 
     fn deliver(&self, session: &Session, notification: ServerNotification) {
-        if session.outbox.try_send(notification).is_err() {
+        if session.outbox().try_send(notification).is_err() {
             tracing::debug!("session not keeping up with notifications; one dropped");
         }
     }

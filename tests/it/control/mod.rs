@@ -1,11 +1,13 @@
 //! The live control plane: the management API, the store on SQLite and
 //! PostgreSQL, the reconcile path, the config file watch and the CLI.
+mod admin;
 mod api;
 mod cli;
 mod durability;
 mod live;
 mod openapi;
 mod pins;
+mod routing;
 mod watch;
 
 use std::time::Duration;
