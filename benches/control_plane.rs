@@ -1,7 +1,10 @@
 //! Load scenario for the control plane. Prints its figures; asserts nothing
 //! about speed.
-//! - p50/p99 of `tools/call` to a busy upstream alone, then while 100 other
-//!   upstreams are added and removed through the API (one live at a time);
+//! - p50/p99 of `tools/call` to a busy upstream alone, then while up to 100
+//!   other upstreams are added and removed through the API (one live at a
+//!   time): stdio ones (a process each), remote ones (no process) and ones
+//!   whose command is missing, to tell the gateway's work from the CPU the
+//!   spawned processes take on a small machine;
 //! - reconcile of a config file saved with 500 upstreams: time until all
 //!   500 server supervisors run (their command is missing, so this is the
 //!   control plane's cost, not 500 process starts);
@@ -69,24 +72,84 @@ async fn calls(base: &str) -> (usize, f64, f64) {
     )
 }
 
+/// What the churned upstreams are: the spawned processes' CPU competes
+/// with the busy upstream on a small machine, so the figure is shown with
+/// and without them to tell that apart from the gateway's own work.
+#[derive(Clone, Copy)]
+enum Churn {
+    /// A demo server process each (spawned on add, stopped on remove).
+    Processes,
+    /// Remote upstreams, no process per upstream: all point at one demo
+    /// server over HTTP, so each connects, initializes and lists for real.
+    Remote,
+    /// Upstreams whose command does not exist: only the control plane runs.
+    Failing,
+}
+
+impl Churn {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Processes => "stdio processes",
+            Self::Remote => "remote, no process",
+            Self::Failing => "missing command",
+        }
+    }
+
+    fn body(self, name: &str, remote: &str) -> Value {
+        match self {
+            Self::Processes => {
+                json!({"name": name, "command": BIN, "args": ["demo-server", "echo"]})
+            }
+            Self::Remote => json!({"name": name, "url": remote}),
+            Self::Failing => json!({"name": name, "command": "/nonexistent/bulwark-bench"}),
+        }
+    }
+}
+
 async fn p99_under_churn() {
     let dir = tempfile::tempdir().unwrap();
     let (_gw, base) = start(dir.path(), &head(dir.path(), ""));
     let http = reqwest::Client::new();
+    let (_remote, remote) = spawn(
+        &["demo-server", "echo", "--http", "127.0.0.1:0"],
+        dir.path(),
+    );
     let _ = calls(&base).await; // warm-up
     let (n, p50, p99) = calls(&base).await;
-    println!("tools/call alone:                  {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs");
-    let churn = {
-        let (http, base) = (http.clone(), base.clone());
+    println!(
+        "tools/call alone:                         {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs"
+    );
+    for churn in [Churn::Processes, Churn::Remote, Churn::Failing] {
+        let (n, p50, p99, rounds) = calls_during(&http, &base, &remote, churn).await;
+        println!(
+            "tools/call during churn ({:<18}): {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile)",
+            churn.label()
+        );
+        let (n, p50, p99) = calls(&base).await;
+        println!(
+            "tools/call alone again:                   {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs"
+        );
+    }
+}
+
+/// Echo calls while upstreams of kind `churn` are added and removed through
+/// the API, one live at a time: (calls, p50 µs, p99 µs, rounds).
+async fn calls_during(
+    http: &reqwest::Client,
+    base: &str,
+    remote: &str,
+    churn: Churn,
+) -> (usize, f64, f64, usize) {
+    let worker = {
+        let (http, base, remote) = (http.clone(), base.to_owned(), remote.to_owned());
         tokio::spawn(async move {
             let mut rounds = 0;
             let start = Instant::now();
             while start.elapsed() < RUN_FOR && rounds < 100 {
                 let name = format!("churn{rounds}");
-                let body = json!({"name": name, "command": BIN, "args": ["demo-server", "echo"]});
                 let created = http
                     .post(format!("{base}/api/v1/upstreams"))
-                    .json(&body)
+                    .json(&churn.body(&name, &remote))
                     .send()
                     .await
                     .unwrap();
@@ -102,11 +165,8 @@ async fn p99_under_churn() {
             rounds
         })
     };
-    let (n, p50, p99) = calls(&base).await;
-    let rounds = churn.await.unwrap();
-    println!(
-        "tools/call during churn:           {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile)"
-    );
+    let (n, p50, p99) = calls(base).await;
+    (n, p50, p99, worker.await.unwrap())
 }
 
 async fn reconcile_500() {

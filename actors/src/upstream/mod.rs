@@ -191,7 +191,7 @@ impl Actor for UpstreamActor {
                     }))
                 }
                 _ => {
-                    let spawned = process::spawn(stdio).map_err(fail)?;
+                    let spawned = process::spawn(stdio).await.map_err(fail)?;
                     watch_process(
                         &myself,
                         &status,
@@ -298,7 +298,7 @@ impl Actor for UpstreamActor {
                 };
                 finish(&myself, state, reason);
             }
-            UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token),
+            UpstreamMsg::TokenReady(token) => start_with_token(&myself, state, token).await,
             UpstreamMsg::TokenRotated => {
                 if let Backend::Process(..) = &state.backend {
                     tracing::info!(server = %state.server, "upstream token rotated; restarting the process once its calls are done");
@@ -374,7 +374,7 @@ fn finish(myself: &ActorRef<UpstreamMsg>, state: &mut Instance, reason: ExitReas
 
 /// Starts a stdio upstream's process with its token in the configured
 /// variable, and restarts it when the token rotates.
-fn start_with_token(
+async fn start_with_token(
     myself: &ActorRef<UpstreamMsg>,
     state: &mut Instance,
     token: Result<Arc<str>, TokenError>,
@@ -400,7 +400,7 @@ fn start_with_token(
     // Subscribe before spawning, so a rotation in between is not missed.
     let mut rotations = tokens.rotations();
     rotations.mark_unchanged();
-    let spawned = match process::spawn(&stdio) {
+    let spawned = match process::spawn(&stdio).await {
         Ok(spawned) => spawned,
         Err(reason) => return finish(myself, state, reason),
     };

@@ -37,8 +37,62 @@ pub struct Spawned {
 }
 
 /// Starts the process in a new process group, so that killing the group also
-/// reaches grandchildren (`npx` → `node`).
-pub fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
+/// reaches grandchildren (`npx` → `node`). The fork happens on the
+/// [`forker`] thread, never on a runtime worker.
+pub async fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
+    let runtime = tokio::runtime::Handle::current();
+    let spec = spec.clone();
+    let (reply, spawned) = tokio::sync::oneshot::channel();
+    forker::run(Box::new(move || {
+        // The child's pipes and reaping belong to the caller's runtime.
+        let _entered = runtime.enter();
+        let _ = reply.send(spawn_here(&spec));
+    }))?;
+    spawned
+        .await
+        .map_err(|_| ExitReason::SpawnFailed("the process spawner stopped".into()))?
+}
+
+/// Forks every upstream process from one thread that lives as long as the
+/// gateway. The parent-death signal follows the thread that forked the
+/// child, so that thread must never exit; and a fork copies the gateway's
+/// page tables (the `pre_exec` hook rules out `posix_spawn`), which on a
+/// runtime worker would stall the other upstreams' calls queued there.
+mod forker {
+    use std::sync::OnceLock;
+    use std::sync::mpsc::{Sender, channel};
+
+    use super::ExitReason;
+
+    type Job = Box<dyn FnOnce() + Send>;
+
+    /// Runs `job` on the forker thread (started on first use).
+    pub(super) fn run(job: Job) -> Result<(), ExitReason> {
+        static FORKER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+        let sender = FORKER.get_or_init(|| {
+            let (sender, jobs) = channel::<Job>();
+            let started = std::thread::Builder::new()
+                .name("bulwark-forker".into())
+                .spawn(move || {
+                    for job in jobs {
+                        // One failed spawn must not take the thread (and so
+                        // every later spawn) with it; its caller sees the
+                        // reply dropped.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            started.ok().map(|_| sender)
+        });
+        let unavailable = || ExitReason::SpawnFailed("no process spawner thread".into());
+        sender
+            .as_ref()
+            .ok_or_else(unavailable)?
+            .send(job)
+            .map_err(|_| unavailable())
+    }
+}
+
+fn spawn_here(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
     let mut command = Command::new(&spec.command);
     command
         .args(&spec.args)
@@ -109,7 +163,7 @@ impl Drop for ProcessGroup {
 
 /// Asks the kernel to SIGKILL the child when the gateway dies, however it
 /// dies. The signal follows the thread that forked the child; upstreams are
-/// spawned from tokio's worker threads, which live as long as the runtime.
+/// spawned from the [`forker`] thread, which lives as long as the process.
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
     let parent = std::process::id();

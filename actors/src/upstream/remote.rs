@@ -81,16 +81,7 @@ pub fn transport(
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    let http = reqwest::Client::builder()
-        // Connections are pooled: a fresh TCP (and TLS) handshake per call
-        // would cost more than the call. Servers must set TCP_NODELAY (ours
-        // do), or a keep-alive connection stalls on delayed ACKs.
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true)
-        // Never replay headers or tokens to another origin.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|err| format!("HTTP client: {err}"))?;
+    let http = shared_http()?;
     let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
         .custom_headers(headers)
         .reinit_on_expired_session(true);
@@ -99,6 +90,34 @@ pub fn transport(
         RemoteClient { http, tokens, lost },
         config,
     ))
+}
+
+/// The HTTP client remote upstreams share. Building a client loads and
+/// parses the system's root certificates (milliseconds of CPU), which a
+/// client per session would pay on every add, restart and reconnect, and
+/// nothing in it is specific to one upstream (headers and tokens travel per
+/// request). One per thread, not per process: a client's connections run
+/// on the runtime that opened them, and a thread belongs to one runtime.
+fn shared_http() -> Result<reqwest::Client, String> {
+    thread_local! {
+        static HTTP: std::cell::OnceCell<reqwest::Client> = const { std::cell::OnceCell::new() };
+    }
+    HTTP.with(|cell| {
+        if let Some(http) = cell.get() {
+            return Ok(http.clone());
+        }
+        let http = reqwest::Client::builder()
+            // Connections are pooled: a fresh TCP (and TLS) handshake per call
+            // would cost more than the call. Servers must set TCP_NODELAY (ours
+            // do), or a keep-alive connection stalls on delayed ACKs.
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // Never replay headers or tokens to another origin.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| format!("HTTP client: {err}"))?;
+        Ok(cell.get_or_init(|| http).clone())
+    })
 }
 
 impl RemoteClient {
