@@ -97,7 +97,8 @@ pub struct ServerConfig {
     /// Bounds of the HTTP front: connections, timeouts, bodies, sessions.
     pub limits: crate::front::limits::FrontLimits,
     /// A second address that serves `/api` (and `/health`, `/ready`); when
-    /// set, the main address no longer serves `/api`.
+    /// set, the main address no longer serves `/api` (it keeps `/mcp` and
+    /// the probes).
     pub admin_listen: Option<String>,
     /// At SIGTERM, how long calls in flight get to finish before they are cancelled.
     pub shutdown_grace_secs: u64,

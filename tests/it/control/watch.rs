@@ -1,5 +1,5 @@
 //! Saving the config file applies it through the same reconcile path; a
-//! broken file changes nothing and says why.
+//! broken file changes nothing and says why. SIGHUP reloads it too.
 use std::time::Duration;
 
 use serde_json::json;
@@ -84,4 +84,36 @@ async fn saving_the_config_file_applies_it_and_a_broken_one_changes_nothing() {
     })
     .await;
     assert_eq!(demo_pid(&gw, "echo").await, echo_pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_an_unchanged_config_touches_nothing() {
+    let config = format!("{HEAD}{}", demo_upstream("echo", "\"echo\""));
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let echo_pid = demo_pid(&gw, "echo").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(gw.pid()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    assert!(
+        gw.wait_for_log(
+            "SIGHUP: reloading the configuration",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        gw.logs()
+    );
+    let node = wait_for_upstream(&gw, "echo", Duration::from_secs(5), |n| {
+        n["state"] == "ready"
+    })
+    .await;
+    assert_eq!(node["restarts"], 0, "{node}");
+    assert_eq!(demo_pid(&gw, "echo").await, echo_pid, "echo was restarted");
+    assert!(
+        !gw.logs().contains("applied upstream changes"),
+        "a reload of the same file changed something{}",
+        gw.logs()
+    );
 }
