@@ -32,6 +32,10 @@ async fn saving_the_config_file_applies_it_and_a_broken_one_changes_nothing() {
     );
     let answer = session.call("fresh__echo", json!({"message": "from the file"}));
     assert_eq!(answer["result"]["text"], "from the file", "{answer}");
+    // Its own route is served at once too.
+    let mut own = peers.session(&[gw.url("/mcp/fresh").as_str()]);
+    let answer = own.call("echo", json!({"message": "own route"}));
+    assert_eq!(answer["result"]["text"], "own route", "{answer}");
     assert_eq!(demo_pid(&gw, "echo").await, echo_pid);
     assert_eq!(demo_pid(&gw, "slow").await, slow_pid);
 
@@ -64,6 +68,8 @@ async fn saving_the_config_file_applies_it_and_a_broken_one_changes_nothing() {
     );
     let (status, _) = gw.get_json("/api/v1/upstreams/fresh").await;
     assert_eq!(status.as_u16(), 404);
+    let answer = own.call("echo", json!({"message": "gone"}));
+    assert_eq!(answer["ok"], false, "its session outlived it: {answer}");
     assert_eq!(demo_pid(&gw, "echo").await, echo_pid);
     assert_eq!(demo_pid(&gw, "slow").await, slow_pid);
 
