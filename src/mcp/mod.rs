@@ -227,13 +227,29 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         auth: gateway.auth.clone(),
         server: None,
     };
-    // Outermost last: authenticate, check the session's owner, then read
-    // the body within bounds.
-    let federated = Router::new()
-        .route_service(
-            "/mcp",
-            service(gateway, Scope::Federated, settings, federated),
-        )
+    let federated = Router::new().route_service(
+        "/mcp",
+        service(gateway, Scope::Federated, settings, federated),
+    );
+    let federated = guarded(federated, &screen, &owners, guard);
+    let servers = ServerFront::new(gateway.clone(), settings.clone(), screen, owners);
+    let per_server = Router::new()
+        .route("/mcp/{server}", axum::routing::any(server_routes::dispatch))
+        .with_state(servers);
+    federated
+        .merge(per_server)
+        .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
+}
+
+/// `router` behind the MCP layers. Outermost last: authenticate, check the
+/// session's owner, then read the body within bounds.
+fn guarded(
+    router: Router,
+    screen: &Arc<crate::front::screen::Screen>,
+    owners: &Arc<owners::SessionOwners>,
+    guard: McpGuard,
+) -> Router {
+    router
         .layer(axum::middleware::from_fn_with_state(
             screen.clone(),
             crate::front::screen::layer,
@@ -242,12 +258,5 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
             owners.clone(),
             owners::layer,
         ))
-        .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp));
-    let servers = ServerFront::new(gateway.clone(), settings.clone(), screen, owners);
-    let per_server = Router::new()
-        .route("/mcp/{server}", axum::routing::any(server_routes::dispatch))
-        .with_state(servers);
-    federated
-        .merge(per_server)
-        .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
+        .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
 }

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use super::owners::SessionOwners;
 use super::sessions::Scope;
 use super::{Gateway, HttpSettings};
-use crate::auth::middleware::{self, McpGuard};
+use crate::auth::middleware::McpGuard;
 use crate::front::screen::Screen;
 
 /// The streamable-HTTP sessions of each upstream's `/mcp/{server}`.
@@ -118,8 +118,7 @@ impl ServerFront {
         Some(router)
     }
 
-    /// Outermost last: authenticate, check the session's owner, then read
-    /// the body within bounds.
+    /// The route of `server` over its `sessions`, behind the MCP layers.
     fn build(&self, server: &str, sessions: Arc<LocalSessionManager>) -> Router {
         let name: Arc<str> = Arc::from(server);
         let guard = McpGuard {
@@ -127,17 +126,8 @@ impl ServerFront {
             server: Some(name.clone()),
         };
         let service = super::service(&self.gateway, Scope::Server(name), &self.settings, sessions);
-        Router::new()
-            .route_service("/mcp/{server}", service)
-            .layer(axum::middleware::from_fn_with_state(
-                self.screen.clone(),
-                crate::front::screen::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                self.owners.clone(),
-                super::owners::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+        let router = Router::new().route_service("/mcp/{server}", service);
+        super::guarded(router, &self.screen, &self.owners, guard)
     }
 }
 
