@@ -113,6 +113,10 @@ impl ServerFront {
             return Some(built.1.clone());
         }
         let router = self.build(server, sessions.clone());
+        // Rare (a first request, or one after a re-add): also drop the
+        // routes of upstreams that went away without another request.
+        let registry = &self.gateway.registry;
+        self.routes.retain(|name, _| registry.get(name).is_some());
         self.routes
             .insert(Arc::from(server), (sessions, router.clone()));
         Some(router)
