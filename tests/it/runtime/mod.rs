@@ -3,6 +3,7 @@
 mod hostile;
 mod lifecycle;
 mod notifications;
+mod subscriptions;
 
 use crate::gateway::demo_upstream;
 

@@ -28,6 +28,8 @@ its "id" (a 1-based line counter when the command has none):
   {"id": 4, "read": "demo://..."}
   {"id": 5, "prompt": "name", "args": {...}}
   {"id": 6, "ping": true}
+  {"id": 7, "subscribe": "bulwark://echo/demo://greeting"}   (resources/subscribe)
+  {"id": 8, "unsubscribe": "bulwark://echo/demo://greeting"} (resources/unsubscribe)
   quit        (or {"quit": true}): in-flight commands are cancelled and
               answered with type "Cancelled"; on EOF they are awaited instead
 
@@ -175,6 +177,19 @@ class Repl:
 
             out.update(await timed(prompt))
             return out
+        for op in ("subscribe", "unsubscribe"):
+            if op in cmd:
+                uri = str(cmd[op])
+                out["op"] = op
+                method = self.session.subscribe_resource if op == "subscribe" else self.session.unsubscribe_resource
+
+                async def subscription() -> Json:
+                    with anyio.fail_after(timeout):
+                        await method(uri)
+                    return {}
+
+                out.update(await timed(subscription))
+                return out
         if "ping" in cmd:
             out["op"] = "ping"
 
@@ -190,7 +205,7 @@ class Repl:
 
 
 def _op_of(cmd: Json) -> str:
-    for op in ("call", "list", "read", "prompt", "ping"):
+    for op in ("call", "list", "read", "prompt", "subscribe", "unsubscribe", "ping"):
         if op in cmd:
             return op
     return "unknown"
