@@ -25,6 +25,9 @@ use super::status::UpstreamStatus;
 /// How long a call whose session just closed waits to learn the exit status,
 /// so its error can say why the upstream died rather than just "closed".
 const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
+/// How long the background `notifications/cancelled` of a withdrawn call
+/// may wait for the upstream's pipe before it is given up.
+const CANCEL_NOTICE_WAIT: Duration = Duration::from_secs(5);
 
 /// Progress notifications queued per call while its client is slow to take
 /// them; past this, newer ones are dropped (progress is advisory, and an
@@ -373,11 +376,16 @@ impl UpstreamLink {
             guard.seq = seq;
             queue.map(|queue| (caller, queue))
         });
-        let mut handle = link
-            .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await
-            .map_err(|err| self.lost(err))?;
+        // Queuing the request waits on the session's loop; a deadline or a
+        // client's cancel must not wait with it.
+        let sent = tokio::select! {
+            biased;
+            sent = link.peer.send_request_with_option(request, PeerRequestOptions::no_options()) => sent,
+            () = cancel.cancelled() => {
+                return Err(CallError::Cancelled { server: link.server.clone() });
+            }
+        };
+        let mut handle = sent.map_err(|err| self.lost(err))?;
         if guard.seq != 0 {
             link.calls
                 .sent(guard.seq, handle.id.clone(), handle.progress_token.clone());
@@ -399,10 +407,14 @@ impl UpstreamLink {
                     });
                 }
                 () = cancel.cancelled() => {
-                    let server = link.server.clone();
-                    // Best effort: the upstream may already be gone.
-                    let _ = handle.cancel(Some("cancelled by the client".into())).await;
-                    return Err(CallError::Cancelled { server });
+                    // Told in the background and best effort (the upstream may
+                    // be gone): an upstream not reading its stdin would
+                    // otherwise hold the caller past its deadline.
+                    tokio::spawn(async move {
+                        let notice = handle.cancel(Some("cancelled by the client".into()));
+                        let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
+                    });
+                    return Err(CallError::Cancelled { server: link.server.clone() });
                 }
             }
         };
