@@ -500,7 +500,8 @@ mod tests {
             Box::pin(async {})
         }
         fn progress_token(&self) -> Option<ProgressToken> {
-            None
+            // The "progress" tenant is a client that asked for progress.
+            (self.0 == "progress").then(|| token(-1))
         }
         fn tenant(&self) -> Option<Arc<str>> {
             Some(self.0.into())
@@ -509,6 +510,28 @@ mod tests {
 
     fn token(n: i64) -> ProgressToken {
         ProgressToken(RequestId::Number(n))
+    }
+
+    #[test]
+    fn a_call_queues_at_most_progress_queue_notifications() {
+        let calls = CallRegistry::default();
+        let (seq, queue) = calls.register(Arc::new(Tenant("progress")));
+        let Some(mut queue) = queue else {
+            panic!("a client asking for progress gets a queue");
+        };
+        calls.sent(seq, RequestId::Number(1), token(7));
+        for i in 0..PROGRESS_QUEUE * 4 {
+            let params = ProgressNotificationParam::new(token(7), i as f64);
+            // Taken (and past the bound dropped) while the client is slow.
+            assert!(calls.route_progress(&params));
+        }
+        let mut queued = 0;
+        while queue.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, PROGRESS_QUEUE);
+        // Progress for no call in flight is not taken.
+        assert!(!calls.route_progress(&ProgressNotificationParam::new(token(8), 1.0)));
     }
 
     #[test]
