@@ -103,6 +103,13 @@ async fn every_upstream_operation_has_a_deadline() {
             "resources/subscribe",
             session.subscribe("bulwark://liar/demo://greeting"),
         ),
+        (
+            "completion/complete",
+            session.command(
+                json!({"complete": "liar__greet", "argument": {"name": "name", "value": "A"}}),
+                Duration::from_secs(60),
+            ),
+        ),
     ];
     for (method, answer) in answers {
         assert_eq!(answer["ok"], false, "{method}: {answer}");
