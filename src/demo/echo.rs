@@ -1,7 +1,11 @@
 //! The `echo` demo server, also the base of `slow` and `crash`.
 //!
 //! Tools `echo`, `add`, `request_count` (plus whatever [`ExtraTools`] adds),
-//! resource `demo://greeting` and prompt `greet`.
+//! resource `demo://greeting` (subscribable; a subscribe to any other URI
+//! is refused, and `request_count` counts both) and prompt `greet`.
+
+// Subscriptions are deprecated by SEP-2577; clients still use them.
+#![allow(deprecated)]
 
 use std::future::Future;
 
@@ -12,7 +16,8 @@ use rmcp::{
         GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams,
         InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
         PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+        ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig,
+        SubscribeRequestParams, Tool, UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -118,6 +123,7 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         let mut capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_prompts()
             .build();
         if let Some(tools) = capabilities
@@ -212,6 +218,33 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
             ResourceContents::text(GREETING_TEXT, GREETING_URI).with_mime_type("text/plain"),
         ])
         .into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.extras.gate().await;
+        // Counted even when refused: tests see whether the gateway asked.
+        self.counter.hit("resources/subscribe");
+        if request.uri != GREETING_URI {
+            return Err(McpError::resource_not_found(
+                format!("no resource {} to subscribe to", request.uri),
+                Some(json!({ "uri": request.uri })),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.extras.gate().await;
+        self.counter.hit("resources/unsubscribe");
+        Ok(())
     }
 
     async fn list_prompts(

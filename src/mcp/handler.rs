@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bulwark_actors::cache::CacheKey;
 use bulwark_actors::guardrail::InputKind;
 use bulwark_actors::timeout::{OpGuard, OpKind};
+use bulwark_actors::upstream::CallError;
 use futures::future::join_all;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
@@ -33,6 +34,10 @@ use super::listing::Listing;
 use super::log_levels::{Audience, SessionLevel};
 use super::meta::{forwardable, strip};
 use super::sessions::Scope;
+
+/// How long a call past its deadline may take to withdraw before its client
+/// is answered regardless.
+const WITHDRAW_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Deregisters the session when rmcp drops its handler.
 struct SessionGuard {
@@ -167,12 +172,14 @@ impl GatewayHandler {
                     async move {
                         deadline.cancelled().await;
                         cancel.cancel();
-                        std::future::pending::<std::convert::Infallible>().await
+                        // The call withdraws itself at once; should anything
+                        // on its way still hold it, the client is answered anyway.
+                        tokio::time::sleep(WITHDRAW_GRACE).await;
                     }
                 };
                 tokio::select! {
                     result = link.request(request, Some(caller), &cancel) => result,
-                    never = on_deadline => match never {},
+                    () = on_deadline => Err(CallError::Cancelled { server: Arc::from(server) }),
                 }
             }
         };
@@ -308,8 +315,8 @@ impl GatewayHandler {
         };
         if let Err(err) = self.forward(server, request, context).await {
             if subscribe {
-                // Not subscribed upstream: neither is the session.
-                sessions.unsubscribe(self.session.id, server, original);
+                // Not subscribed upstream: neither is any session.
+                sessions.subscribe_failed(server, original);
             }
             return Err(err.into());
         }

@@ -165,6 +165,13 @@ impl Sessions {
         last
     }
 
+    /// Forgets every subscriber of a URI whose upstream subscribe failed:
+    /// sessions that joined while it was on its way are not subscribed either.
+    pub fn subscribe_failed(&self, server: &str, uri: &str) {
+        self.subscriptions
+            .remove(&(Arc::<str>::from(server), uri.to_owned()));
+    }
+
     fn deliver(&self, session: &Session, notification: ServerNotification) {
         if session.outbox().try_send(notification).is_err() {
             tracing::debug!("session not keeping up with notifications; one dropped");

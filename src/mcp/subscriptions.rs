@@ -43,8 +43,17 @@ pub fn replay(sessions: &Sessions, server: &str, link: &UpstreamLink) {
 pub fn session_closed(sessions: &Sessions, registry: &Arc<Registry>, id: u64) {
     let orphaned = sessions.remove(id);
     if orphaned.is_empty() {
+        tracing::debug!(
+            session = id,
+            "session closed; no upstream subscription to withdraw"
+        );
         return;
     }
+    tracing::debug!(
+        session = id,
+        count = orphaned.len(),
+        "session closed; withdrawing upstream subscriptions"
+    );
     let registry = registry.clone();
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;

@@ -145,6 +145,43 @@ async fn cacheable_results_are_served_from_cache_and_others_are_not() {
     assert_eq!(calls(&mut session), before + 3, "add is not cacheable");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_results_do_not_survive_an_upstream_restart() {
+    let Some(peers) = peers() else { return };
+    let config = format!(
+        "{HEAD}[cache.tools.\"echo__echo\"]\ncacheable = true\nttl_secs = 600\n{}",
+        demo_upstream("echo", "\"echo\""),
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+    let calls = |session: &mut PythonSession| count(&counts(session, "echo"), "tools/call");
+    for _ in 0..2 {
+        let answer = session.call("echo__echo", json!({"message": "kept"}));
+        assert_eq!(answer["result"]["text"], "kept", "{answer}");
+    }
+    // One echo upstream (the second from the cache), plus request_count.
+    assert_eq!(calls(&mut session), 2);
+
+    kill9(demo_pid(&gw, "echo").await);
+    wait_for_upstream(&gw, "echo", Duration::from_secs(20), |n| {
+        n["restarts"] == 1 && n["state"] == "ready"
+    })
+    .await;
+    // The very first call after the restart already reaches the new instance.
+    let answer = session.call("echo__echo", json!({"message": "kept"}));
+    assert_eq!(answer["result"]["text"], "kept", "{answer}");
+    assert_eq!(
+        calls(&mut session),
+        2,
+        "the cached result of the previous instance was served"
+    );
+    // And the new instance's answer is cached in turn.
+    let answer = session.call("echo__echo", json!({"message": "kept"}));
+    assert_eq!(answer["result"]["text"], "kept", "{answer}");
+    assert_eq!(calls(&mut session), 3);
+}
+
 fn redis_config(url: &str, prefix: &str) -> String {
     format!(
         "{HEAD}[cache]\nbackend = \"redis\"\nredis_url = {url:?}\nkey_prefix = {prefix:?}\n\

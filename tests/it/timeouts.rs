@@ -75,3 +75,55 @@ async fn a_slow_call_times_out_and_a_hung_upstream_is_restarted() {
     assert!(slow["escalated"].as_u64().unwrap() >= 1, "{slow}");
     assert!(gw.logs().contains("hung"), "the escalation is logged");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_upstream_operation_has_a_deadline() {
+    let Some(peers) = peers() else { return };
+    // `liar` never answers anything but `initialize` under the right id; the
+    // fail threshold is far off so the probe does not restart it meanwhile.
+    let config = format!(
+        "{HEAD}[timeouts.deadlines]\ndefault = 1\ndiscovery = 1\ntool_execution = 1\n\
+         [timeouts.thresholds]\nfail = 60.0\n{}",
+        crate::runtime::chaos_upstream("liar", "wrong-ids"),
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+    let answers = [
+        (
+            "tools/call",
+            session.call("liar__echo", json!({"message": "x"})),
+        ),
+        ("prompts/get", session.prompt("liar__greet", json!({}))),
+        (
+            "resources/read",
+            session.read("bulwark://liar/demo://greeting"),
+        ),
+        (
+            "resources/subscribe",
+            session.subscribe("bulwark://liar/demo://greeting"),
+        ),
+        (
+            "completion/complete",
+            session.command(
+                json!({"complete": "liar__greet", "argument": {"name": "name", "value": "A"}}),
+                Duration::from_secs(60),
+            ),
+        ),
+    ];
+    for (method, answer) in answers {
+        assert_eq!(answer["ok"], false, "{method}: {answer}");
+        assert_eq!(
+            answer["error"]["code"], DEADLINE_EXCEEDED,
+            "{method}: {answer}"
+        );
+        // Answered by the deadline (1 s) plus slack for a loaded machine, far
+        // below the client's own 30 s.
+        let elapsed = answer["elapsedMs"].as_f64().unwrap_or(f64::MAX);
+        assert!(elapsed < 10_000.0, "{method} took {elapsed} ms: {answer}");
+    }
+    // The subscribe that timed out left no subscription behind: asked again, the
+    // upstream is asked again (and times out again).
+    let again = session.subscribe("bulwark://liar/demo://greeting");
+    assert_eq!(again["error"]["code"], DEADLINE_EXCEEDED, "{again}");
+}

@@ -36,6 +36,9 @@ pub struct Figures {
     pub errors: u64,
     /// Calls without an answer by their deadline + 1 s.
     pub unanswered: u64,
+    /// When those calls were answered after all (ms from their start;
+    /// `u64::MAX`: not within 30 s more).
+    pub late_answers_ms: Vec<u64>,
     /// The same, per upstream.
     pub unanswered_by_server: std::collections::BTreeMap<&'static str, u64>,
     pub upstream_kills: u64,
@@ -48,27 +51,59 @@ pub struct Figures {
     pub rss_start_kib: u64,
     pub rss_peak_kib: u64,
     pub rss_end_kib: u64,
+    /// RSS every [`RSS_EVERY`] of the run: whether it plateaus or climbs.
+    pub rss_samples_kib: Vec<u64>,
+    /// The machine's highest 1-minute load average per CPU seen during the
+    /// run: above 1 the gateway was competing for CPU with other work.
+    pub load_per_cpu: f64,
 }
+
+impl Figures {
+    /// Calls not answered at all, even 30 s after their deadline + 1 s.
+    pub fn lost(&self) -> usize {
+        self.late_answers_ms
+            .iter()
+            .filter(|ms| **ms == u64::MAX)
+            .count()
+    }
+}
+
+/// The 1-minute load average divided by the CPUs available.
+fn load_per_cpu() -> f64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |load| load / cpus)
+}
+
+/// How often the run samples the gateway's RSS.
+const RSS_EVERY: Duration = Duration::from_secs(15);
 
 impl std::fmt::Display for Figures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "calls {} (ok {}, error answers {}), unanswered by deadline+1s {}, upstream kill -9s {}, \
-             gateway crashes {}, orphans after SIGTERM {}, orphans after kill -9 of the gateway {}, \
-             RSS start {} KiB / peak {} KiB / end {} KiB; unanswered per upstream {:?}",
+             lost {}, gateway crashes {}, orphans after SIGTERM {}, orphans after kill -9 of the gateway {}, \
+             RSS start {} KiB / peak {} KiB / end {} KiB (every {}s: {:?}); unanswered per upstream {:?}, answered after all at (ms) {:?}; load per CPU up to {:.1}",
             self.calls,
             self.ok,
             self.errors,
             self.unanswered,
             self.upstream_kills,
+            self.lost(),
             self.gateway_crashes,
             self.orphans_after_sigterm,
             self.orphans_after_kill9,
             self.rss_start_kib,
             self.rss_peak_kib,
             self.rss_end_kib,
-            self.unanswered_by_server
+            RSS_EVERY.as_secs(),
+            self.rss_samples_kib,
+            self.unanswered_by_server,
+            self.late_answers_ms,
+            self.load_per_cpu
         )
     }
 }
@@ -259,7 +294,11 @@ struct Counters {
     errors: AtomicU64,
     unanswered: AtomicU64,
     unanswered_by_server: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    late_answers_ms: std::sync::Mutex<Vec<u64>>,
 }
+
+/// How long an unanswered call is still waited for, to tell late from never.
+const LATE_WAIT: Duration = Duration::from_secs(30);
 
 async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Counters>) {
     let mut seed = seed | 1;
@@ -284,11 +323,19 @@ async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Count
             .as_object()
             .cloned();
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        let answer = tokio::time::timeout(
-            DEADLINE + Duration::from_secs(1),
-            session.peer().call_tool(params),
-        )
-        .await;
+        let started = Instant::now();
+        let answer = {
+            let call = session.peer().call_tool(params);
+            tokio::pin!(call);
+            let answer = tokio::time::timeout(DEADLINE + Duration::from_secs(1), &mut call).await;
+            if answer.is_err() {
+                // Late or never: when (if at all) the answer comes tells which.
+                let late = tokio::time::timeout(LATE_WAIT, &mut call).await;
+                let at = late.map_or(u64::MAX, |_| started.elapsed().as_millis() as u64);
+                counters.late_answers_ms.lock().unwrap().push(at);
+            }
+            answer
+        };
         match answer {
             Ok(Ok(result)) if result.is_error != Some(true) => {
                 counters.ok.fetch_add(1, Ordering::Relaxed);
@@ -362,6 +409,7 @@ pub async fn run(duration: Duration) -> Figures {
     let mut seen: HashMap<i32, u64> = HashMap::new();
     let mut seed = 0x2545_F491_4F6C_DD1D_u64;
     let mut next_kill = Instant::now() + KILL_EVERY;
+    let mut next_sample = Instant::now() + RSS_EVERY;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
         if !gateway.alive() {
@@ -369,7 +417,13 @@ pub async fn run(duration: Duration) -> Figures {
             break;
         }
         let live = descendants(gateway.pid());
-        figures.rss_peak_kib = figures.rss_peak_kib.max(rss_kib(gateway.pid()));
+        let rss = rss_kib(gateway.pid());
+        figures.rss_peak_kib = figures.rss_peak_kib.max(rss);
+        figures.load_per_cpu = figures.load_per_cpu.max(load_per_cpu());
+        if Instant::now() >= next_sample {
+            next_sample += RSS_EVERY;
+            figures.rss_samples_kib.push(rss);
+        }
         if Instant::now() >= next_kill {
             next_kill += KILL_EVERY;
             // Direct children only: the upstream processes (and the watchdog, spared).
@@ -401,6 +455,8 @@ pub async fn run(duration: Duration) -> Figures {
     figures.errors = counters.errors.load(Ordering::Relaxed);
     figures.unanswered = counters.unanswered.load(Ordering::Relaxed);
     figures.unanswered_by_server = counters.unanswered_by_server.lock().unwrap().clone();
+    figures.late_answers_ms = counters.late_answers_ms.lock().unwrap().clone();
+    figures.late_answers_ms.sort_unstable();
     if gateway.alive() {
         figures.rss_end_kib = rss_kib(gateway.pid());
         seen.extend(descendants(gateway.pid()));

@@ -206,9 +206,13 @@ impl CacheHandle {
     }
 
     /// Removes every entry in `scope` (through the actor). Fills already under
-    /// way are not stored.
+    /// way are not stored; on the memory backend reads stop seeing the
+    /// entries before this returns.
     pub fn invalidate(&self, scope: Scope) {
         self.shared.epochs.bump(&scope);
+        if let Backend::Memory(memory) = &self.shared.backend {
+            memory.hide(&scope);
+        }
         self.cast(CacheMsg::Invalidate(scope));
     }
 

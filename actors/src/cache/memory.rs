@@ -84,6 +84,9 @@ impl MemoryBackend {
                     .max(floor)
             })
             .expire_after(EntryTtl)
+            // For `hide`: an invalidation cast to the actor must hold for
+            // reads at once (e.g. a restarted upstream's old results).
+            .support_invalidation_closures()
             .eviction_listener(move |key: Arc<CacheKey>, _entry, cause| {
                 let kind = key.kind();
                 listener_stats.removed(kind);
@@ -135,6 +138,18 @@ impl MemoryBackend {
             self.stats.inserted(kind);
         }
         Ok((entry.into_value().value, fresh))
+    }
+
+    /// Makes every entry in `scope` invisible to reads at once; removing them
+    /// is left to [`invalidate`](Self::invalidate) and the housekeeping.
+    pub(crate) fn hide(&self, scope: &Scope) {
+        let scope = scope.clone();
+        if let Err(err) = self
+            .cache
+            .invalidate_entries_if(move |key, _| scope.matches(key))
+        {
+            tracing::warn!(%err, "cache entries could not be hidden");
+        }
     }
 
     pub(crate) async fn invalidate(&self, scope: &Scope) {

@@ -191,6 +191,23 @@ mod tests {
     }
 
     #[test]
+    fn past_max_pins_new_tools_are_not_pinned_and_old_pins_still_hold() {
+        let pins = PinStore::default();
+        for i in 0..MAX_PINS {
+            assert_eq!(
+                pins.observe("s", &format!("t{i}"), "h".into()),
+                PinCheck::New
+            );
+        }
+        // Full: a new tool is not kept, so it says New every time.
+        assert_eq!(pins.observe("s", "extra", "h".into()), PinCheck::New);
+        assert_eq!(pins.observe("s", "extra", "h2".into()), PinCheck::New);
+        assert_eq!(pins.pins.lock().unwrap().len(), MAX_PINS);
+        // A pinned tool that changes is still caught.
+        assert_eq!(pins.observe("s", "t0", "evil".into()), PinCheck::Changed);
+    }
+
+    #[test]
     fn change_stays_pending_until_approved_or_reverted() {
         let pins = PinStore::default();
         assert_eq!(pins.observe("s", "t", "h1".into()), PinCheck::New);

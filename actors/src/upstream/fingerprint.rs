@@ -64,3 +64,59 @@ async fn list_hash(peer: &Peer<RoleClient>) -> Option<u64> {
     }
     Some(hasher.finish().max(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rmcp::model::{ListToolsResult, ServerCapabilities, ServerConfig, Tool};
+    use rmcp::service::RequestContext;
+    use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+
+    use super::*;
+
+    /// Answers every `tools/list` with one tool and yet another cursor.
+    #[derive(Clone, Default)]
+    struct EndlessCursor(Arc<AtomicUsize>);
+
+    impl ServerHandler for EndlessCursor {
+        fn get_info(&self) -> ServerConfig {
+            ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        }
+
+        async fn list_tools(
+            &self,
+            _request: Option<PaginatedRequestParams>,
+            _context: RequestContext<RoleServer>,
+        ) -> Result<ListToolsResult, ErrorData> {
+            let page = self.0.fetch_add(1, Ordering::Relaxed);
+            let schema = Arc::new(serde_json::Map::new());
+            let mut result = ListToolsResult::with_all_items(vec![Tool::new(
+                format!("tool{page}"),
+                "one more",
+                schema,
+            )]);
+            result.next_cursor = Some(format!("page-{}", page + 1));
+            Ok(result)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hostile_cursor_is_followed_for_max_pages_only() {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        let server = EndlessCursor::default();
+        let pages = server.0.clone();
+        tokio::spawn(async move {
+            if let Ok(running) = server.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = ().serve(client_io).await.expect("handshake");
+        let hash = tokio::time::timeout(Duration::from_secs(30), list_hash(client.peer()))
+            .await
+            .expect("the listing ends");
+        assert!(hash.is_some());
+        assert_eq!(pages.load(Ordering::Relaxed), MAX_PAGES);
+        let _ = client.cancel().await;
+    }
+}

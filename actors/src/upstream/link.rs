@@ -25,6 +25,9 @@ use super::status::UpstreamStatus;
 /// How long a call whose session just closed waits to learn the exit status,
 /// so its error can say why the upstream died rather than just "closed".
 const EXIT_REASON_WAIT: Duration = Duration::from_millis(250);
+/// How long the background `notifications/cancelled` of a withdrawn call
+/// may wait for the upstream's pipe before it is given up.
+const CANCEL_NOTICE_WAIT: Duration = Duration::from_secs(5);
 
 /// Progress notifications queued per call while its client is slow to take
 /// them; past this, newer ones are dropped (progress is advisory, and an
@@ -373,11 +376,16 @@ impl UpstreamLink {
             guard.seq = seq;
             queue.map(|queue| (caller, queue))
         });
-        let mut handle = link
-            .peer
-            .send_request_with_option(request, PeerRequestOptions::no_options())
-            .await
-            .map_err(|err| self.lost(err))?;
+        // Queuing the request waits on the session's loop; a deadline or a
+        // client's cancel must not wait with it.
+        let sent = tokio::select! {
+            biased;
+            sent = link.peer.send_request_with_option(request, PeerRequestOptions::no_options()) => sent,
+            () = cancel.cancelled() => {
+                return Err(CallError::Cancelled { server: link.server.clone() });
+            }
+        };
+        let mut handle = sent.map_err(|err| self.lost(err))?;
         if guard.seq != 0 {
             link.calls
                 .sent(guard.seq, handle.id.clone(), handle.progress_token.clone());
@@ -399,10 +407,14 @@ impl UpstreamLink {
                     });
                 }
                 () = cancel.cancelled() => {
-                    let server = link.server.clone();
-                    // Best effort: the upstream may already be gone.
-                    let _ = handle.cancel(Some("cancelled by the client".into())).await;
-                    return Err(CallError::Cancelled { server });
+                    // Told in the background and best effort (the upstream may
+                    // be gone): an upstream not reading its stdin would
+                    // otherwise hold the caller past its deadline.
+                    tokio::spawn(async move {
+                        let notice = handle.cancel(Some("cancelled by the client".into()));
+                        let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
+                    });
+                    return Err(CallError::Cancelled { server: link.server.clone() });
                 }
             }
         };
@@ -488,7 +500,8 @@ mod tests {
             Box::pin(async {})
         }
         fn progress_token(&self) -> Option<ProgressToken> {
-            None
+            // The "progress" tenant is a client that asked for progress.
+            (self.0 == "progress").then(|| token(-1))
         }
         fn tenant(&self) -> Option<Arc<str>> {
             Some(self.0.into())
@@ -497,6 +510,28 @@ mod tests {
 
     fn token(n: i64) -> ProgressToken {
         ProgressToken(RequestId::Number(n))
+    }
+
+    #[test]
+    fn a_call_queues_at_most_progress_queue_notifications() {
+        let calls = CallRegistry::default();
+        let (seq, queue) = calls.register(Arc::new(Tenant("progress")));
+        let Some(mut queue) = queue else {
+            panic!("a client asking for progress gets a queue");
+        };
+        calls.sent(seq, RequestId::Number(1), token(7));
+        for i in 0..PROGRESS_QUEUE * 4 {
+            let params = ProgressNotificationParam::new(token(7), i as f64);
+            // Taken (and past the bound dropped) while the client is slow.
+            assert!(calls.route_progress(&params));
+        }
+        let mut queued = 0;
+        while queue.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, PROGRESS_QUEUE);
+        // Progress for no call in flight is not taken.
+        assert!(!calls.route_progress(&ProgressNotificationParam::new(token(8), 1.0)));
     }
 
     #[test]

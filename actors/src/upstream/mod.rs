@@ -19,6 +19,7 @@
 mod client;
 mod exit;
 mod fingerprint;
+mod line_rate;
 mod link;
 mod process;
 mod progress_order;
@@ -451,7 +452,7 @@ fn watch_process(
         myself,
         status,
         client,
-        (spawned.stdout, spawned.stdin),
+        (line_rate::LineRate::new(spawned.stdout), spawned.stdin),
         handshake_timeout,
     );
     Backend::Process(spawned.group, reaped)

@@ -191,3 +191,62 @@ fn signal_group(pgid: i32, signal: Signal) {
 
 /// How long a stopping upstream gets between SIGTERM and SIGKILL.
 pub const TERM_GRACE: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use tokio::io::AsyncBufReadExt;
+
+    use super::*;
+
+    /// Whether `pid` is gone or a zombie (dead, not yet reaped).
+    fn dead(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[tokio::test]
+    async fn dropping_the_group_guard_kills_the_process_and_its_grandchildren() {
+        // What a killed actor leaves: its state dropped, `post_stop` skipped.
+        let spec = StdioSpec {
+            command: "sh".into(),
+            args: vec!["-c".into(), "sleep 300 & echo $!; wait".into()],
+            env: Default::default(),
+            cwd: None,
+            token_env: None,
+        };
+        let Ok(mut spawned) = spawn(&spec) else {
+            panic!("sh did not start");
+        };
+        let mut stdout = tokio::io::BufReader::new(spawned.stdout).lines();
+        let grandchild: i32 = stdout
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|line| line.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no grandchild pid"));
+        assert!(!dead(grandchild));
+        drop(spawned.group);
+        let status = tokio::time::timeout(Duration::from_secs(10), spawned.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(Signal::SIGKILL as i32)
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !dead(grandchild) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "grandchild {grandchild} outlived its group"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -927,6 +927,16 @@ impl PythonSession {
         self.command(json!({"ping": true}), SESSION_ANSWER_TIMEOUT)
     }
 
+    /// `resources/subscribe` to `uri`.
+    pub fn subscribe(&mut self, uri: &str) -> Value {
+        self.command(json!({"subscribe": uri}), SESSION_ANSWER_TIMEOUT)
+    }
+
+    /// `resources/unsubscribe` from `uri`.
+    pub fn unsubscribe(&mut self, uri: &str) -> Value {
+        self.command(json!({"unsubscribe": uri}), SESSION_ANSWER_TIMEOUT)
+    }
+
     /// Waits until an event line satisfying `pred` arrives (events already
     /// seen count); false after `timeout`. Answers read meanwhile are kept.
     pub fn wait_event(&mut self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> bool {

@@ -3,6 +3,7 @@
 mod hostile;
 mod lifecycle;
 mod notifications;
+mod subscriptions;
 
 use crate::gateway::demo_upstream;
 
@@ -10,6 +11,9 @@ use crate::gateway::demo_upstream;
 pub fn chaos_upstream(name: &str, mode: &str) -> String {
     demo_upstream(name, &format!("\"chaos\", \"--chaos\", \"{mode}\""))
 }
+
+/// Load per CPU above which the soak's deadline figure is not asserted.
+const OVERSUBSCRIBED: f64 = 1.5;
 
 /// The chaos soak's short form (2 minutes; `BULWARK_SOAK_SECS` overrides).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,10 +28,20 @@ async fn chaos_soak_short() {
     let figures = soak::run(std::time::Duration::from_secs(secs)).await;
     eprintln!("chaos soak ({secs}s): {figures}");
     assert_eq!(figures.gateway_crashes, 0, "{figures}");
-    // The issue's target is 0; on a loaded debug build a few calls to the
-    // upstreams that answer under wrong ids or write a 100 MB line miss the
-    // one second of slack (see the figures), so the test holds the line at 1%.
-    assert!(figures.unanswered * 100 <= figures.calls, "{figures}");
+    // Every call is answered: none waits on a dead instance or a lost deadline.
+    assert_eq!(figures.lost(), 0, "{figures}");
+    // And by its deadline + 1 s, unless the machine was oversubscribed: then
+    // the gateway itself waits for CPU (the late calls' answer times show by
+    // how much), and that is a timing figure for the bench, not a test.
+    if figures.load_per_cpu <= OVERSUBSCRIBED {
+        assert_eq!(figures.unanswered, 0, "{figures}");
+    } else if figures.unanswered > 0 {
+        eprintln!(
+            "NOT ASSERTED: {} calls answered after deadline + 1 s while the machine ran at \
+             {:.1} load per CPU (above {OVERSUBSCRIBED})",
+            figures.unanswered, figures.load_per_cpu
+        );
+    }
     assert_eq!(figures.orphans_after_sigterm, 0, "{figures}");
     assert_eq!(figures.orphans_after_kill9, 0, "{figures}");
     assert!(figures.ok > 0, "{figures}");

@@ -28,6 +28,10 @@ its "id" (a 1-based line counter when the command has none):
   {"id": 4, "read": "demo://..."}
   {"id": 5, "prompt": "name", "args": {...}}
   {"id": 6, "ping": true}
+  {"id": 7, "subscribe": "bulwark://echo/demo://greeting"}   (resources/subscribe)
+  {"id": 8, "unsubscribe": "bulwark://echo/demo://greeting"} (resources/unsubscribe)
+  {"id": 9, "complete": "echo__greet", "argument": {"name": "name", "value": "A"}}
+                                                             (completion/complete of a prompt argument)
   quit        (or {"quit": true}): in-flight commands are cancelled and
               answered with type "Cancelled"; on EOF they are awaited instead
 
@@ -175,6 +179,33 @@ class Repl:
 
             out.update(await timed(prompt))
             return out
+        for op in ("subscribe", "unsubscribe"):
+            if op in cmd:
+                uri = str(cmd[op])
+                out["op"] = op
+                method = self.session.subscribe_resource if op == "subscribe" else self.session.unsubscribe_resource
+
+                async def subscription() -> Json:
+                    with anyio.fail_after(timeout):
+                        await method(uri)
+                    return {}
+
+                out.update(await timed(subscription))
+                return out
+        if "complete" in cmd:
+            prompt = str(cmd["complete"])
+            argument = {str(k): str(v) for k, v in (cmd.get("argument") or {}).items()}
+            out["op"] = "complete"
+
+            async def complete() -> Json:
+                from mcp.types import PromptReference
+
+                with anyio.fail_after(timeout):
+                    result = await self.session.complete(PromptReference(type="ref/prompt", name=prompt), argument)
+                return {"completion": result.completion.model_dump(mode="json", exclude_none=True)}
+
+            out.update(await timed(complete))
+            return out
         if "ping" in cmd:
             out["op"] = "ping"
 
@@ -190,7 +221,7 @@ class Repl:
 
 
 def _op_of(cmd: Json) -> str:
-    for op in ("call", "list", "read", "prompt", "ping"):
+    for op in ("call", "list", "read", "prompt", "subscribe", "unsubscribe", "complete", "ping"):
         if op in cmd:
             return op
     return "unknown"
