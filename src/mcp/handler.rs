@@ -22,6 +22,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::auth::identity::Identity;
+use crate::telemetry::metrics::{Outcome, Target};
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -231,6 +232,78 @@ impl GatewayHandler {
             cache.put_with_ttl(key, value, ttl);
         }
         Ok(result)
+    }
+
+    /// `tools/call` after routing: grant, guardrails, cache, upstream.
+    async fn call_tool_checked(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
+        let name = request.name.to_string();
+        let (server, tool) = self.route(&name)?;
+        if let Some(own) = self.gateway_tool(server, tool) {
+            return self
+                .call_gateway_tool(own, request.arguments, context)
+                .await
+                .map(CallToolResponse::Complete);
+        }
+        // Federated, the client's name already is the federated name.
+        let federated = match &self.scope {
+            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
+            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
+        };
+        self.access
+            .authorize(&identity, server, Some((tool, &federated)))?;
+        let guardrails = &self.gateway.guardrails;
+        guardrails
+            .tool_allowed(server, tool)
+            .map_err(GatewayError::from)?;
+        request.name = tool.to_owned().into();
+        request.meta = request.meta.map(strip);
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::ToolArguments,
+            &mut request.arguments,
+        )
+        .await?;
+        let result = self
+            .call_upstream_tool(server, tool, request, &context)
+            .await?;
+        match result {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
+                guard::tool_output(guardrails, server, result, &redactions).await?,
+            )),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    /// The upstream and tool a federated or proxied tool name aims at, for
+    /// metric labels: each only when the gateway knows it.
+    fn metric_target(&self, name: &str) -> Target {
+        let Ok((server, tool)) = self.route(name) else {
+            return Target::default();
+        };
+        if server == gateway_tools::SERVER {
+            let known = self.gateway_tool(server, tool).is_some();
+            return Target {
+                upstream: None,
+                tool: known.then(|| Arc::from(tool)),
+            };
+        }
+        let Some(entry) = self.gateway.registry.get(server) else {
+            return Target::default();
+        };
+        Target {
+            tool: (self.gateway.knows_tool(server, tool)).then(|| Arc::from(tool)),
+            upstream: Some(entry.status.name_arc()),
+        }
     }
 
     /// Configured servers this caller may see, ready or not, in
@@ -446,51 +519,21 @@ impl ServerHandler for GatewayHandler {
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let identity = self.access.caller(&context)?;
-        let name = request.name.to_string();
-        let (server, tool) = self.route(&name)?;
-        if let Some(own) = self.gateway_tool(server, tool) {
-            return self
-                .call_gateway_tool(own, request.arguments, context)
-                .await
-                .map(CallToolResponse::Complete);
-        }
-        // Federated, the client's name already is the federated name.
-        let federated = match &self.scope {
-            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
-            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
-        };
-        self.access
-            .authorize(&identity, server, Some((tool, &federated)))?;
-        let guardrails = &self.gateway.guardrails;
-        guardrails
-            .tool_allowed(server, tool)
-            .map_err(GatewayError::from)?;
-        request.name = tool.to_owned().into();
-        request.meta = request.meta.map(strip);
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::ToolArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        let result = self
-            .call_upstream_tool(server, tool, request, &context)
-            .await?;
-        match result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::tool_output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(CallToolResponse::InputRequired(result))
+        let started = tokio::time::Instant::now();
+        let target = self.metric_target(&request.name);
+        let result = self.call_tool_checked(request, context).await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
+                Outcome::ToolError
             }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(unexpected(server)),
-        }
+            Ok(_) => Outcome::Ok,
+            Err(err) => Outcome::Error(err),
+        };
+        (self.gateway.metrics).record("tools/call", target, started, outcome);
+        result
     }
 
     async fn list_prompts(

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub cache: CacheHandle,
     /// Deadlines of calls in flight.
     pub deadlines: Escalation,
+    /// The request path's metrics.
+    pub metrics: crate::telemetry::RequestMetrics,
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
@@ -88,6 +90,8 @@ pub struct Services {
     pub cache: CacheHandle,
     /// Deadlines of calls in flight.
     pub deadlines: Escalation,
+    /// The request path's metrics.
+    pub metrics: crate::telemetry::RequestMetrics,
 }
 
 impl Gateway {
@@ -107,6 +111,7 @@ impl Gateway {
             auth: services.auth,
             cache: services.cache,
             deadlines: services.deadlines,
+            metrics: services.metrics,
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
         })
@@ -140,6 +145,14 @@ impl Gateway {
         for tool in tools.iter().take(MAX_REMEMBERED_TOOLS) {
             known.insert(tool.name.to_string(), tool.annotations.clone());
         }
+    }
+
+    /// Whether `server` listed `tool` lately: only such names become metric
+    /// labels, so a name a client invents never creates a series.
+    pub fn knows_tool(&self, server: &str, tool: &str) -> bool {
+        self.annotations
+            .get(server)
+            .is_some_and(|tools| tools.contains_key(tool))
     }
 
     /// How long a result of `server`'s `tool` may be cached, if at all.

@@ -1,7 +1,11 @@
 //! Guardrail counters for operators.
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
+
+use super::verdict::{Direction, GuardrailBlock};
 
 /// A snapshot of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -22,8 +26,32 @@ pub struct GuardrailStats {
     pub tools_flagged: u64,
 }
 
+/// Blocks of one (policy, direction, detector).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockCount {
+    /// The policy's name (`pin_tools`/`tool_poisoning` for tool blocks).
+    pub policy: String,
+    /// `input`, `output` or `tools`.
+    pub direction: &'static str,
+    /// The detector that fired.
+    pub detector: String,
+    /// Blocks since start.
+    pub count: u64,
+}
+
+/// Most (policy, direction, detector) rows kept; later ones share
+/// [`OVERFLOW`]. Policies come from configuration and detectors from a
+/// fixed set plus remote providers' categories, so this is a safety net.
+pub const MAX_BLOCK_SERIES: usize = 256;
+/// The policy and detector name of rows past [`MAX_BLOCK_SERIES`].
+pub const OVERFLOW: &str = "(other)";
+
+type BlockKey = (String, &'static str, String);
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Blocks by (policy, direction, detector): the breakdown of `blocked`.
+    blocks: Mutex<BTreeMap<BlockKey, u64>>,
     inputs: AtomicU64,
     outputs: AtomicU64,
     blocked: AtomicU64,
@@ -44,8 +72,32 @@ impl Counters {
     pub(crate) fn output(&self) {
         add(&self.outputs, 1);
     }
-    pub(crate) fn block(&self) {
+    pub(crate) fn block(&self, block: &GuardrailBlock) {
         add(&self.blocked, 1);
+        let direction = match block.direction {
+            Direction::Input => "input",
+            Direction::Output => "output",
+            Direction::Tools => "tools",
+        };
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut key = (block.policy_name.clone(), direction, block.detector.clone());
+        if blocks.len() >= MAX_BLOCK_SERIES && !blocks.contains_key(&key) {
+            key = (OVERFLOW.to_owned(), direction, OVERFLOW.to_owned());
+        }
+        *blocks.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn block_counts(&self) -> Vec<BlockCount> {
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks
+            .iter()
+            .map(|((policy, direction, detector), count)| BlockCount {
+                policy: policy.clone(),
+                direction,
+                detector: detector.clone(),
+                count: *count,
+            })
+            .collect()
     }
     pub(crate) fn redacted(&self, n: usize) {
         add(&self.redacted, n);
