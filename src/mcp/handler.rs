@@ -285,8 +285,9 @@ impl GatewayHandler {
     }
 
     /// The upstream and tool a federated or proxied tool name aims at, for
-    /// metric labels: each only when the gateway knows it.
-    fn metric_target(&self, name: &str) -> Target {
+    /// metric labels: each only when the gateway knows it (the tool: its
+    /// server listed it lately, or just `answered` a call of it with a result).
+    fn metric_target(&self, name: &str, answered: bool) -> Target {
         let Ok((server, tool)) = self.route(name) else {
             return Target::default();
         };
@@ -301,7 +302,7 @@ impl GatewayHandler {
             return Target::default();
         };
         Target {
-            tool: (self.gateway.knows_tool(server, tool)).then(|| Arc::from(tool)),
+            tool: (answered || self.gateway.knows_tool(server, tool)).then(|| Arc::from(tool)),
             upstream: Some(entry.status.name_arc()),
         }
     }
@@ -523,7 +524,7 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let started = tokio::time::Instant::now();
-        let target = self.metric_target(&request.name);
+        let name = request.name.clone();
         let result = self.call_tool_checked(request, context).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
@@ -532,6 +533,8 @@ impl ServerHandler for GatewayHandler {
             Ok(_) => Outcome::Ok,
             Err(err) => Outcome::Error(err),
         };
+        // A tool error may be an upstream's answer to a name it does not know.
+        let target = self.metric_target(&name, matches!(outcome, Outcome::Ok));
         (self.gateway.metrics).record("tools/call", target, started, outcome);
         result
     }
