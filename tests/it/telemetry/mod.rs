@@ -1,6 +1,7 @@
 //! Telemetry end to end: `/metrics` of the real binary read as Prometheus
 //! text, and scraped by a real Prometheus server.
 mod metrics;
+mod otlp;
 mod prometheus;
 
 use crate::common::Gateway;
