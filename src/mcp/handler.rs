@@ -22,7 +22,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::auth::identity::Identity;
-use crate::telemetry::metrics::{Outcome, Target};
+use crate::telemetry::metrics::Outcome;
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -80,6 +80,11 @@ impl GatewayHandler {
     /// The shared gateway state.
     pub(super) fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// Federated, or one upstream.
+    pub(super) fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// Who this session acts for.
@@ -196,11 +201,14 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let cache = &self.gateway.cache;
+        // An unknown server fails here, before a deadline (and its metric
+        // series) is opened under a name the client made up.
         let server_name = self
             .gateway
             .registry
             .get(server)
-            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
+            .map(|entry| entry.status.name_arc())
+            .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
         let key = self.gateway.result_ttl(server, tool).map(|ttl| {
             let arguments = request.arguments.as_ref();
             (
@@ -284,26 +292,78 @@ impl GatewayHandler {
         }
     }
 
-    /// The upstream and tool a federated or proxied tool name aims at, for
-    /// metric labels: each only when the gateway knows it (the tool: its
-    /// server listed it lately, or just `answered` a call of it with a result).
-    fn metric_target(&self, name: &str, answered: bool) -> Target {
-        let Ok((server, tool)) = self.route(name) else {
-            return Target::default();
-        };
-        if server == gateway_tools::SERVER {
-            let known = self.gateway_tool(server, tool).is_some();
-            return Target {
-                upstream: None,
-                tool: known.then(|| Arc::from(tool)),
-            };
+    /// `prompts/get` after routing.
+    async fn get_prompt_checked(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let name = request.name.clone();
+        let (server, prompt) = self.route(&name)?;
+        self.authorize_server(server, &context)?;
+        request.name = prompt.to_owned();
+        request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::PromptArguments,
+            &mut request.arguments,
+        )
+        .await?;
+        match self
+            .forward(
+                server,
+                ClientRequest::GetPromptRequest(Request::new(request)),
+                &context,
+            )
+            .await?
+        {
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
+                guard::output(guardrails, server, result, &redactions).await?,
+            )),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(GetPromptResponse::InputRequired(result))
+            }
+            _ => Err(unexpected(server)),
         }
-        let Some(entry) = self.gateway.registry.get(server) else {
-            return Target::default();
-        };
-        Target {
-            tool: (answered || self.gateway.knows_tool(server, tool)).then(|| Arc::from(tool)),
-            upstream: Some(entry.status.name_arc()),
+    }
+
+    /// `resources/read` after routing.
+    async fn read_resource_checked(
+        &self,
+        mut request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let (server, original) = self.route_uri(&uri)?;
+        self.authorize_server(server, &context)?;
+        request.uri = original.to_owned();
+        request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        guard::uri(guardrails, server, original).await?;
+        match self
+            .forward(
+                server,
+                ClientRequest::ReadResourceRequest(Request::new(request)),
+                &context,
+            )
+            .await?
+        {
+            ServerResult::ReadResourceResult(result) => {
+                let mut result =
+                    guard::output(guardrails, server, result, &Default::default()).await?;
+                if matches!(self.scope, Scope::Federated) {
+                    for content in &mut result.contents {
+                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
+                    }
+                }
+                Ok(ReadResourceResponse::Complete(result))
+            }
+            ServerResult::InputRequiredResult(result) => {
+                Ok(ReadResourceResponse::InputRequired(result))
+            }
+            _ => Err(unexpected(server)),
         }
     }
 
@@ -342,7 +402,7 @@ impl GatewayHandler {
     }
 
     /// The gateway tool `server`/`tool` names, if it names one this session sees.
-    fn gateway_tool(&self, server: &str, tool: &str) -> Option<GatewayTool> {
+    pub(super) fn gateway_tool(&self, server: &str, tool: &str) -> Option<GatewayTool> {
         let federated = matches!(self.scope, Scope::Federated);
         (federated && self.gateway.gateway_tools && server == gateway_tools::SERVER)
             .then(|| GatewayTool::from_name(tool))
@@ -350,7 +410,7 @@ impl GatewayHandler {
     }
 
     /// Resolves a client-facing name to (server, upstream name).
-    fn route<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+    pub(super) fn route<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
         match &self.scope {
             Scope::Server(server) => Ok((server, name)),
             Scope::Federated => self.gateway.naming.split(name),
@@ -515,7 +575,9 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("tools/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn call_tool(
@@ -544,43 +606,20 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("prompts/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn get_prompt(
         &self,
-        mut request: GetPromptRequestParams,
+        request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let name = request.name.clone();
-        let (server, prompt) = self.route(&name)?;
-        self.authorize_server(server, &context)?;
-        request.name = prompt.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::PromptArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::GetPromptRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
-                guard::output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(GetPromptResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+        let upstream =
+            self.known_upstream(self.route(&request.name).ok().map(|(server, _)| server));
+        let measured = self.get_prompt_checked(request, context);
+        self.measured("prompts/get", upstream, measured).await
     }
 
     async fn list_resources(
@@ -588,7 +627,9 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("resources/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn list_resource_templates(
@@ -596,44 +637,20 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("resources/templates/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn read_resource(
         &self,
-        mut request: ReadResourceRequestParams,
+        request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        let (server, original) = self.route_uri(&uri)?;
-        self.authorize_server(server, &context)?;
-        request.uri = original.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        guard::uri(guardrails, server, original).await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::ReadResourceRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::ReadResourceResult(result) => {
-                let mut result =
-                    guard::output(guardrails, server, result, &Default::default()).await?;
-                if matches!(self.scope, Scope::Federated) {
-                    for content in &mut result.contents {
-                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
-                    }
-                }
-                Ok(ReadResourceResponse::Complete(result))
-            }
-            ServerResult::InputRequiredResult(result) => {
-                Ok(ReadResourceResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+        let upstream =
+            self.known_upstream(self.route_uri(&request.uri).ok().map(|(server, _)| server));
+        let measured = self.read_resource_checked(request, context);
+        self.measured("resources/read", upstream, measured).await
     }
 
     async fn subscribe(

@@ -13,6 +13,7 @@
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
 //! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
+//! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 pub mod caller;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod handler;
 pub mod listing;
 mod lists;
 pub mod log_levels;
+mod measure;
 pub mod meta;
 pub mod naming;
 pub mod observer;

@@ -353,22 +353,31 @@ fn deadlines(meter: &Meter, gateway: &Arc<Gateway>) {
     ];
     for (name, description, read) in events {
         counter(meter, gateway, name, description, move |g, o| {
-            each_op_count(&g.deadlines.metrics(), |c, attrs| o.observe(read(c), attrs));
+            each_op_count(g, &g.deadlines.metrics(), |c, attrs| {
+                o.observe(read(c), attrs)
+            });
         });
     }
 }
 
-/// Each upstream's counts (labelled by upstream) and each kind's (by
-/// `op_kind`), as the escalation actor keeps them.
-fn each_op_count(snapshot: &MetricsSnapshot, mut visit: impl FnMut(&OpCounts, &[KeyValue])) {
+/// Each configured upstream's counts (labelled by upstream) and each
+/// kind's (by `op_kind`), as the escalation actor keeps them. Rows under
+/// names no longer (or never) configured are left out.
+fn each_op_count(
+    g: &Gateway,
+    snapshot: &MetricsSnapshot,
+    mut visit: impl FnMut(&OpCounts, &[KeyValue]),
+) {
     for row in &snapshot.kinds {
         visit(&row.counts, &[KeyValue::new("op_kind", row.kind.name())]);
     }
     for row in &snapshot.upstreams {
-        visit(
-            &row.counts,
-            &[KeyValue::new(UPSTREAM, row.upstream.clone())],
-        );
+        if g.registry.get(&row.upstream).is_some() {
+            visit(
+                &row.counts,
+                &[KeyValue::new(UPSTREAM, row.upstream.clone())],
+            );
+        }
     }
 }
 

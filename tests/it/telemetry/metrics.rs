@@ -50,6 +50,8 @@ async fn counters_move_with_calls_crashes_blocks_and_timeouts() {
     ];
     let samples = scrape(&gw).await;
     assert_eq!(value(&samples, DURATION_COUNT, &echo_calls), 3.0);
+    let lists = [("mcp_method_name", "tools/list")];
+    assert_eq!(value(&samples, DURATION_COUNT, &lists), 1.0);
     assert!(
         samples
             .iter()
