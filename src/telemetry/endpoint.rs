@@ -33,6 +33,11 @@ pub fn routes(telemetry: &Arc<Telemetry>, auth: &Arc<Auth>) -> Router {
     if !telemetry.enabled() {
         return Router::new();
     }
+    if telemetry.config().metrics_access == MetricsAccess::Open {
+        tracing::warn!(
+            "/metrics is open (telemetry.metrics_access = \"open\"): anyone who reaches its listener can read it"
+        );
+    }
     let token = (telemetry.config().metrics_token.as_ref())
         .map(|token| Sha256::digest(token.expose().as_bytes()).into());
     Router::new()
