@@ -92,3 +92,28 @@ impl std::fmt::Debug for MetricsToken {
         f.write_str("MetricsToken(***)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_never_printed_and_bad_values_are_refused() {
+        let config = TelemetryConfig {
+            metrics_token: Some(MetricsToken("s3cret-value".into())),
+            ..TelemetryConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret-value"));
+        assert!(config.validate().is_ok());
+        let zero = TelemetryConfig {
+            metrics_interval_secs: 0,
+            ..TelemetryConfig::default()
+        };
+        assert!(zero.validate().is_err());
+        let ftp = TelemetryConfig {
+            otlp_endpoint: Some("ftp://collector".into()),
+            ..TelemetryConfig::default()
+        };
+        assert!(ftp.validate().is_err());
+    }
+}

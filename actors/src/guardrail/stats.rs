@@ -125,3 +125,41 @@ impl Counters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(policy: &str, detector: &str) -> GuardrailBlock {
+        GuardrailBlock {
+            policy_name: policy.into(),
+            direction: Direction::Input,
+            detector: detector.into(),
+            provider: "local".into(),
+        }
+    }
+
+    #[test]
+    fn blocks_are_counted_by_policy_direction_and_detector_within_a_cap() {
+        let counters = Counters::default();
+        counters.block(&block("p", "secrets"));
+        counters.block(&block("p", "secrets"));
+        for i in 0..MAX_BLOCK_SERIES + 10 {
+            counters.block(&block("many", &format!("d{i}")));
+        }
+        let rows = counters.block_counts();
+        assert_eq!(
+            rows.len(),
+            MAX_BLOCK_SERIES + 1,
+            "capped, plus one overflow row"
+        );
+        let secrets = rows.iter().find(|r| r.detector == "secrets").unwrap();
+        assert_eq!(
+            (secrets.policy.as_str(), secrets.direction, secrets.count),
+            ("p", "input", 2)
+        );
+        let overflow = rows.iter().find(|r| r.policy == OVERFLOW).unwrap();
+        assert_eq!(overflow.count, 11);
+        assert_eq!(counters.snapshot().blocked, (MAX_BLOCK_SERIES + 12) as u64);
+    }
+}

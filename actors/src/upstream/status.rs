@@ -244,3 +244,31 @@ impl UpstreamStatus {
         self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed) != fingerprint
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_counted_by_the_reason_the_instance_before_ended() {
+        let status = UpstreamStatus::new("s");
+        status.set_exit(ExitReason::Signaled("SIGKILL".into()));
+        status.count_restart();
+        status.set_exit(ExitReason::Hung("no pong".into()));
+        status.count_restart();
+        status.count_restart();
+        status.count_requested_restart();
+        status.set_exit(ExitReason::TokenRotated);
+        status.count_restart();
+        assert_eq!(status.restarts(), 5);
+        assert_eq!(
+            status.restarts_by_reason(),
+            vec![
+                ("signal", 1),
+                ("hung", 2),
+                ("token_rotation", 1),
+                ("requested", 1)
+            ]
+        );
+    }
+}
