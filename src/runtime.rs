@@ -48,6 +48,9 @@ pub enum StartError {
     /// The management store is unusable.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The metrics pipeline could not be built.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The first-start admin key could not be made.
     #[error("admin key: {0}")]
     AdminKey(#[from] crate::control::credentials::KeyCreateError),
@@ -65,6 +68,8 @@ pub struct Runtime {
     pub control: Arc<ControlPlane>,
     /// The admin key made on a first start, to be shown once.
     pub admin_key: Option<NewKey>,
+    /// Metrics: `/metrics` and the OTLP push.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     root: ActorRef<RootMsg>,
     shutdown_grace: std::time::Duration,
 }
@@ -78,6 +83,7 @@ impl Runtime {
     /// Starts the tree for the file upstreams plus the store's; `sources`
     /// are where `config` came from (watched by [`crate::control::watch`]).
     pub async fn start_with(config: &Config, sources: Sources) -> Result<Self, StartError> {
+        let telemetry = crate::telemetry::Telemetry::new(&config.telemetry)?;
         let guardrails = Guardrails::new(config.guardrails.clone())?;
         let cache = CacheHandle::new(&config.cache)?;
         let deadlines = Escalation::new(&config.timeouts, &config.server.tool_separator)?;
@@ -109,8 +115,10 @@ impl Runtime {
                 auth,
                 cache: cache.clone(),
                 deadlines,
+                metrics: telemetry.requests(),
             },
         );
+        telemetry.observe(&gateway);
         let observer: Arc<dyn UpstreamObserver> =
             Arc::new(GatewayObserver::new(gateway.sessions.clone(), cache));
         let tokens = registry.tokens.clone();
@@ -137,6 +145,7 @@ impl Runtime {
             tokens,
             control,
             admin_key,
+            telemetry,
             root,
             shutdown_grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
         })
@@ -152,6 +161,7 @@ impl Runtime {
     pub async fn shutdown(self) {
         root::shutdown(&self.root, &self.registry).await;
         self.control.store.close().await;
+        self.telemetry.shutdown().await;
     }
 }
 

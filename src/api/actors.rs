@@ -22,6 +22,11 @@ pub struct ActorNode {
     state: UpstreamState,
     #[serde(skip_serializing_if = "Option::is_none")]
     restarts: Option<u32>,
+    /// Restarts by why the instance before ended (`exit`, `signal`, `hung`,
+    /// `token_rotation`, `requested`, …); the same counters `/metrics` reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    restarts_by_reason: Option<std::collections::BTreeMap<&'static str, u32>>,
     /// Seconds since the actor last became ready; absent when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_secs: Option<f64>,
@@ -58,6 +63,7 @@ pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode>
         kind: "root_supervisor",
         state: UpstreamState::Ready,
         restarts: None,
+        restarts_by_reason: None,
         uptime_secs: None,
         last_exit: None,
         stderr_tail: None,
@@ -80,6 +86,7 @@ fn shared_node(actor: &SharedActor, registry: &Registry) -> ActorNode {
         kind: actor.kind,
         state: UpstreamState::Ready,
         restarts: Some(actor.restart_count()),
+        restarts_by_reason: None,
         uptime_secs: None,
         last_exit: None,
         stderr_tail: None,
@@ -102,6 +109,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         kind: "upstream",
         state,
         restarts: Some(status.restarts()),
+        restarts_by_reason: None,
         uptime_secs: (state == UpstreamState::Ready).then(|| status.state_age().as_secs_f64()),
         last_exit: last_exit.clone(),
         stderr_tail: Some(
@@ -123,6 +131,7 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         kind: "server_supervisor",
         state,
         restarts: Some(status.restarts()),
+        restarts_by_reason: Some(status.restarts_by_reason().into_iter().collect()),
         uptime_secs: None,
         last_exit,
         stderr_tail: None,

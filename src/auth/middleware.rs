@@ -90,6 +90,7 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> 
 
 /// 401 (with `WWW-Authenticate`), 403 or 429 (with `Retry-After`).
 fn refuse(auth: &Auth, err: &AuthError) -> Response {
+    auth.failures.count(err);
     let message = err.to_string();
     if let AuthError::RateLimited(limited) = err {
         tracing::info!(

@@ -13,6 +13,7 @@
 //! - [`bootstrap`]: the admin key of a first start.
 //! - [`manage`]: `bulwark key create/revoke/list`.
 pub mod bootstrap;
+pub mod failures;
 pub mod grants;
 pub mod identity;
 pub mod jwt;
@@ -136,6 +137,8 @@ pub struct Auth {
     oauth: Option<OAuthConfig>,
     prune_every: Duration,
     verified: verified::Verified,
+    /// Refusals by reason (for the metrics).
+    pub failures: failures::AuthFailures,
 }
 
 impl Auth {
@@ -186,6 +189,7 @@ impl Auth {
             oauth: auth.oauth.clone(),
             prune_every: Duration::from_secs(auth.rate_limits.prune_interval_secs.max(1)),
             verified: verified::Verified::default(),
+            failures: failures::AuthFailures::default(),
         }))
     }
 

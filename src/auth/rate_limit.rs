@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -26,6 +27,9 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// Every limit, in the order [`RateLimits::refusals`] reports them.
+    pub const ALL: [Self; 3] = [Self::PerKey, Self::PerUpstream, Self::PerTool];
+
     /// The name clients see (`limit` in error data).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +70,8 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     per_upstream: Option<Keyed<CallerServer, C>>,
     /// By federated tool name.
     per_tool: HashMap<String, Keyed<Arc<str>, C>>,
+    /// Refusals by [`Limit`], in [`Limit::ALL`] order (read by the metrics).
+    refused: [AtomicU64; 3],
 }
 
 impl RateLimits {
@@ -100,6 +106,7 @@ impl<C: Clock + Clone> RateLimits<C> {
                 })
                 .collect::<Result<_, BadRate>>()?,
             clock,
+            refused: Default::default(),
         })
     }
 
@@ -131,12 +138,20 @@ impl<C: Clock + Clone> RateLimits<C> {
         limit: Limit,
     ) -> Result<(), RateLimited> {
         match limiter.map(|l| l.check_key(key)) {
-            Some(Err(not_until)) => Err(RateLimited {
-                limit,
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            }),
+            Some(Err(not_until)) => {
+                self.refused[limit as usize].fetch_add(1, Ordering::Relaxed);
+                Err(RateLimited {
+                    limit,
+                    retry_after: not_until.wait_time_from(self.clock.now()),
+                })
+            }
             _ => Ok(()),
         }
+    }
+
+    /// Requests refused since start, per limit.
+    pub fn refusals(&self) -> [(Limit, u64); 3] {
+        Limit::ALL.map(|limit| (limit, self.refused[limit as usize].load(Ordering::Relaxed)))
     }
 
     /// Drops buckets that are full again (idle callers), so keys do not pile up.

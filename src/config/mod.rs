@@ -8,6 +8,7 @@
 pub mod auth;
 mod mcp_servers;
 pub mod oauth;
+pub mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -74,6 +75,9 @@ pub struct Config {
     /// The management store (SQLite by default, PostgreSQL by URL).
     #[serde(default)]
     pub store: crate::store::StoreConfig,
+    /// Metrics: `/metrics` and OTLP push.
+    #[serde(default)]
+    pub telemetry: telemetry::TelemetryConfig,
 }
 
 /// Settings of the HTTP front.
@@ -255,6 +259,12 @@ impl Config {
         }
         validate::check(&config, &origin)?;
         validate::resolve_guardrail_env(&mut config, &origin)?;
+        if let Some(token) = &mut config.telemetry.metrics_token {
+            token.expand().map_err(|message| ConfigError::Invalid {
+                origin: origin.clone(),
+                message,
+            })?;
+        }
         Ok(config)
     }
 }

@@ -23,6 +23,7 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
     }
     check_policy(&config.supervision, "supervision").map_err(invalid)?;
     config.cache.validate().map_err(invalid)?;
+    config.telemetry.validate().map_err(invalid)?;
     bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, separator)
         .map_err(|err| invalid(err.to_string()))?;
     for (name, upstream) in &config.upstreams {

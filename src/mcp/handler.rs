@@ -23,6 +23,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::auth::identity::Identity;
+use crate::telemetry::metrics::Outcome;
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -84,6 +85,11 @@ impl GatewayHandler {
     /// The shared gateway state.
     pub(super) fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// Federated, or one upstream.
+    pub(super) fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// Who this session acts for.
@@ -202,11 +208,14 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
         let cache = &self.gateway.cache;
+        // An unknown server fails here, before a deadline (and its metric
+        // series) is opened under a name the client made up.
         let server_name = self
             .gateway
             .registry
             .get(server)
-            .map_or_else(|| Arc::from(server), |entry| entry.status.name_arc());
+            .map(|entry| entry.status.name_arc())
+            .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
         let key = self.gateway.result_ttl(server, tool).map(|ttl| {
             let arguments = request.arguments.as_ref();
             (
@@ -238,6 +247,131 @@ impl GatewayHandler {
             cache.put_with_ttl(key, value, ttl);
         }
         Ok(result)
+    }
+
+    /// `tools/call` after routing: grant, guardrails, cache, upstream.
+    async fn call_tool_checked(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let identity = self.access.caller(&context)?;
+        let name = request.name.to_string();
+        let (server, tool) = self.route(&name)?;
+        if let Some(own) = self.gateway_tool(server, tool) {
+            return self
+                .call_gateway_tool(own, request.arguments, context)
+                .await
+                .map(CallToolResponse::Complete);
+        }
+        // Federated, the client's name already is the federated name.
+        let federated = match &self.scope {
+            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
+            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
+        };
+        self.access
+            .authorize(&identity, server, Some((tool, &federated)))?;
+        let guardrails = &self.gateway.guardrails;
+        guardrails
+            .tool_allowed(server, tool)
+            .map_err(GatewayError::from)?;
+        request.name = tool.to_owned().into();
+        request.meta = request.meta.map(strip);
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::ToolArguments,
+            &mut request.arguments,
+        )
+        .await?;
+        let result = self
+            .call_upstream_tool(server, tool, request, &context)
+            .await?;
+        match result {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
+                guard::tool_output(guardrails, server, result, &redactions).await?,
+            )),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    /// `prompts/get` after routing.
+    async fn get_prompt_checked(
+        &self,
+        mut request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let name = request.name.clone();
+        let (server, prompt) = self.route(&name)?;
+        self.authorize_server(server, &context)?;
+        request.name = prompt.to_owned();
+        request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::PromptArguments,
+            &mut request.arguments,
+        )
+        .await?;
+        match self
+            .forward(
+                server,
+                ClientRequest::GetPromptRequest(Request::new(request)),
+                &context,
+            )
+            .await?
+        {
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
+                guard::output(guardrails, server, result, &redactions).await?,
+            )),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(GetPromptResponse::InputRequired(result))
+            }
+            _ => Err(unexpected(server)),
+        }
+    }
+
+    /// `resources/read` after routing.
+    async fn read_resource_checked(
+        &self,
+        mut request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let (server, original) = self.route_uri(&uri)?;
+        self.authorize_server(server, &context)?;
+        request.uri = original.to_owned();
+        request.meta = request.meta.map(strip);
+        let guardrails = &self.gateway.guardrails;
+        guard::uri(guardrails, server, original).await?;
+        match self
+            .forward(
+                server,
+                ClientRequest::ReadResourceRequest(Request::new(request)),
+                &context,
+            )
+            .await?
+        {
+            ServerResult::ReadResourceResult(result) => {
+                let mut result =
+                    guard::output(guardrails, server, result, &Default::default()).await?;
+                if matches!(self.scope, Scope::Federated) {
+                    for content in &mut result.contents {
+                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
+                    }
+                }
+                Ok(ReadResourceResponse::Complete(result))
+            }
+            ServerResult::InputRequiredResult(result) => {
+                Ok(ReadResourceResponse::InputRequired(result))
+            }
+            _ => Err(unexpected(server)),
+        }
     }
 
     /// Configured servers this caller may see, ready or not, in
@@ -275,7 +409,7 @@ impl GatewayHandler {
     }
 
     /// The gateway tool `server`/`tool` names, if it names one this session sees.
-    fn gateway_tool(&self, server: &str, tool: &str) -> Option<GatewayTool> {
+    pub(super) fn gateway_tool(&self, server: &str, tool: &str) -> Option<GatewayTool> {
         let federated = matches!(self.scope, Scope::Federated);
         (federated && self.gateway.gateway_tools && server == gateway_tools::SERVER)
             .then(|| GatewayTool::from_name(tool))
@@ -283,7 +417,7 @@ impl GatewayHandler {
     }
 
     /// Resolves a client-facing name to (server, upstream name).
-    fn route<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
+    pub(super) fn route<'a>(&'a self, name: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
         match &self.scope {
             Scope::Server(server) => Ok((server, name)),
             Scope::Federated => self.gateway.naming.split(name),
@@ -448,56 +582,30 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("tools/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let identity = self.access.caller(&context)?;
-        let name = request.name.to_string();
-        let (server, tool) = self.route(&name)?;
-        if let Some(own) = self.gateway_tool(server, tool) {
-            return self
-                .call_gateway_tool(own, request.arguments, context)
-                .await
-                .map(CallToolResponse::Complete);
-        }
-        // Federated, the client's name already is the federated name.
-        let federated = match &self.scope {
-            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
-            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
-        };
-        self.access
-            .authorize(&identity, server, Some((tool, &federated)))?;
-        let guardrails = &self.gateway.guardrails;
-        guardrails
-            .tool_allowed(server, tool)
-            .map_err(GatewayError::from)?;
-        request.name = tool.to_owned().into();
-        request.meta = request.meta.map(strip);
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::ToolArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        let result = self
-            .call_upstream_tool(server, tool, request, &context)
-            .await?;
-        match result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::tool_output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(CallToolResponse::InputRequired(result))
+        let started = tokio::time::Instant::now();
+        let name = request.name.clone();
+        let result = self.call_tool_checked(request, context).await;
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
+                Outcome::ToolError
             }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(unexpected(server)),
-        }
+            Ok(_) => Outcome::Ok,
+            Err(err) => Outcome::Error(err),
+        };
+        // A tool error may be an upstream's answer to a name it does not know.
+        let target = self.metric_target(&name, matches!(outcome, Outcome::Ok));
+        (self.gateway.metrics).record("tools/call", target, started, outcome);
+        result
     }
 
     async fn list_prompts(
@@ -505,43 +613,20 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("prompts/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn get_prompt(
         &self,
-        mut request: GetPromptRequestParams,
+        request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let name = request.name.clone();
-        let (server, prompt) = self.route(&name)?;
-        self.authorize_server(server, &context)?;
-        request.name = prompt.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::PromptArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::GetPromptRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
-                guard::output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(GetPromptResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+        let upstream =
+            self.known_upstream(self.route(&request.name).ok().map(|(server, _)| server));
+        let measured = self.get_prompt_checked(request, context);
+        self.measured("prompts/get", upstream, measured).await
     }
 
     async fn list_resources(
@@ -549,7 +634,9 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("resources/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn list_resource_templates(
@@ -557,44 +644,20 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.list(request, &context).await
+        let listed = self.list(request, &context);
+        self.measured("resources/templates/list", self.scope_upstream(), listed)
+            .await
     }
 
     async fn read_resource(
         &self,
-        mut request: ReadResourceRequestParams,
+        request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        let (server, original) = self.route_uri(&uri)?;
-        self.authorize_server(server, &context)?;
-        request.uri = original.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        guard::uri(guardrails, server, original).await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::ReadResourceRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::ReadResourceResult(result) => {
-                let mut result =
-                    guard::output(guardrails, server, result, &Default::default()).await?;
-                if matches!(self.scope, Scope::Federated) {
-                    for content in &mut result.contents {
-                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
-                    }
-                }
-                Ok(ReadResourceResponse::Complete(result))
-            }
-            ServerResult::InputRequiredResult(result) => {
-                Ok(ReadResourceResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+        let upstream =
+            self.known_upstream(self.route_uri(&request.uri).ok().map(|(server, _)| server));
+        let measured = self.read_resource_checked(request, context);
+        self.measured("resources/read", upstream, measured).await
     }
 
     async fn subscribe(

@@ -14,6 +14,7 @@
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
 //! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
+//! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 pub mod caller;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod handler;
 pub mod listing;
 mod lists;
 pub mod log_levels;
+mod measure;
 pub mod meta;
 pub mod naming;
 pub mod observer;
@@ -75,6 +77,8 @@ pub struct Gateway {
     pub cache: CacheHandle,
     /// Deadlines of calls in flight.
     pub deadlines: Escalation,
+    /// The request path's metrics.
+    pub metrics: crate::telemetry::RequestMetrics,
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
@@ -93,6 +97,8 @@ pub struct Services {
     pub cache: CacheHandle,
     /// Deadlines of calls in flight.
     pub deadlines: Escalation,
+    /// The request path's metrics.
+    pub metrics: crate::telemetry::RequestMetrics,
 }
 
 impl Gateway {
@@ -113,6 +119,7 @@ impl Gateway {
             auth: services.auth,
             cache: services.cache,
             deadlines: services.deadlines,
+            metrics: services.metrics,
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
         })
@@ -146,6 +153,14 @@ impl Gateway {
         for tool in tools.iter().take(MAX_REMEMBERED_TOOLS) {
             known.insert(tool.name.to_string(), tool.annotations.clone());
         }
+    }
+
+    /// Whether `server` listed `tool` lately: only such names become metric
+    /// labels, so a name a client invents never creates a series.
+    pub fn knows_tool(&self, server: &str, tool: &str) -> bool {
+        self.annotations
+            .get(server)
+            .is_some_and(|tools| tools.contains_key(tool))
     }
 
     /// How long a result of `server`'s `tool` may be cached, if at all.

@@ -88,6 +88,11 @@ impl Sessions {
         })
     }
 
+    /// Sessions registered and not yet closed.
+    pub fn open(&self) -> usize {
+        self.live.len()
+    }
+
     /// A fresh session id.
     pub fn allocate(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -81,7 +81,7 @@ pub(crate) async fn handle(
             };
             stop_child(&child, &entry).await;
             entry.status.set_state(UpstreamState::Restarting);
-            entry.status.count_restart();
+            entry.status.count_requested_restart();
             crate::root::spawn_server(myself, state, entry).await?;
             let _ = reply.send(true);
         }

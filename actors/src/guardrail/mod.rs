@@ -41,7 +41,7 @@ pub use actor::{GuardrailActor, GuardrailArgs, GuardrailMsg};
 pub use config::{GuardrailConfig, OnError, PinMode, PoisoningMode, PolicyConfig};
 pub use policy::GuardrailConfigError;
 pub use redact::Redactions;
-pub use stats::GuardrailStats;
+pub use stats::{BlockCount, GuardrailStats};
 pub use tool_guard::{FlaggedTool, ToolAction, ToolScan};
 pub use tools::ToolFlag;
 pub use verdict::{Direction, Flag, GuardrailBlock, InputKind, OutputReport};
@@ -247,7 +247,7 @@ impl Guardrails {
     }
 
     fn blocked(&self, server: &str, block: &GuardrailBlock) {
-        self.inner.counters.block();
+        self.inner.counters.block(block);
         tracing::warn!(server, policy = %block.policy_name, direction = %block.direction,
             detector = %block.detector, provider = %block.provider, "guardrail blocked");
     }
@@ -310,5 +310,10 @@ impl Guardrails {
     /// Counters since start.
     pub fn stats(&self) -> GuardrailStats {
         self.inner.counters.snapshot()
+    }
+
+    /// Blocks since start by policy, direction and detector.
+    pub fn block_counts(&self) -> Vec<BlockCount> {
+        self.inner.counters.block_counts()
     }
 }

@@ -1,7 +1,11 @@
 //! Guardrail counters for operators.
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
+
+use super::verdict::{Direction, GuardrailBlock};
 
 /// A snapshot of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -22,8 +26,32 @@ pub struct GuardrailStats {
     pub tools_flagged: u64,
 }
 
+/// Blocks of one (policy, direction, detector).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockCount {
+    /// The policy's name (`pin_tools`/`tool_poisoning` for tool blocks).
+    pub policy: String,
+    /// `input`, `output` or `tools`.
+    pub direction: &'static str,
+    /// The detector that fired.
+    pub detector: String,
+    /// Blocks since start.
+    pub count: u64,
+}
+
+/// Most (policy, direction, detector) rows kept; later ones share
+/// [`OVERFLOW`]. Policies come from configuration and detectors from a
+/// fixed set plus remote providers' categories, so this is a safety net.
+pub const MAX_BLOCK_SERIES: usize = 256;
+/// The policy and detector name of rows past [`MAX_BLOCK_SERIES`].
+pub const OVERFLOW: &str = "(other)";
+
+type BlockKey = (String, &'static str, String);
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Blocks by (policy, direction, detector): the breakdown of `blocked`.
+    blocks: Mutex<BTreeMap<BlockKey, u64>>,
     inputs: AtomicU64,
     outputs: AtomicU64,
     blocked: AtomicU64,
@@ -44,8 +72,32 @@ impl Counters {
     pub(crate) fn output(&self) {
         add(&self.outputs, 1);
     }
-    pub(crate) fn block(&self) {
+    pub(crate) fn block(&self, block: &GuardrailBlock) {
         add(&self.blocked, 1);
+        let direction = match block.direction {
+            Direction::Input => "input",
+            Direction::Output => "output",
+            Direction::Tools => "tools",
+        };
+        let mut blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut key = (block.policy_name.clone(), direction, block.detector.clone());
+        if blocks.len() >= MAX_BLOCK_SERIES && !blocks.contains_key(&key) {
+            key = (OVERFLOW.to_owned(), direction, OVERFLOW.to_owned());
+        }
+        *blocks.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn block_counts(&self) -> Vec<BlockCount> {
+        let blocks = self.blocks.lock().unwrap_or_else(PoisonError::into_inner);
+        blocks
+            .iter()
+            .map(|((policy, direction, detector), count)| BlockCount {
+                policy: policy.clone(),
+                direction,
+                detector: detector.clone(),
+                count: *count,
+            })
+            .collect()
     }
     pub(crate) fn redacted(&self, n: usize) {
         add(&self.redacted, n);
@@ -71,5 +123,43 @@ impl Counters {
             provider_errors: get(&self.provider_errors),
             tools_flagged: get(&self.tools_flagged),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(policy: &str, detector: &str) -> GuardrailBlock {
+        GuardrailBlock {
+            policy_name: policy.into(),
+            direction: Direction::Input,
+            detector: detector.into(),
+            provider: "local".into(),
+        }
+    }
+
+    #[test]
+    fn blocks_are_counted_by_policy_direction_and_detector_within_a_cap() {
+        let counters = Counters::default();
+        counters.block(&block("p", "secrets"));
+        counters.block(&block("p", "secrets"));
+        for i in 0..MAX_BLOCK_SERIES + 10 {
+            counters.block(&block("many", &format!("d{i}")));
+        }
+        let rows = counters.block_counts();
+        assert_eq!(
+            rows.len(),
+            MAX_BLOCK_SERIES + 1,
+            "capped, plus one overflow row"
+        );
+        let secrets = rows.iter().find(|r| r.detector == "secrets").unwrap();
+        assert_eq!(
+            (secrets.policy.as_str(), secrets.direction, secrets.count),
+            ("p", "input", 2)
+        );
+        let overflow = rows.iter().find(|r| r.policy == OVERFLOW).unwrap();
+        assert_eq!(overflow.count, 11);
+        assert_eq!(counters.snapshot().blocked, (MAX_BLOCK_SERIES + 12) as u64);
     }
 }

@@ -42,6 +42,22 @@ impl ExitReason {
     }
 }
 
+impl ExitReason {
+    /// A bounded label for counting restarts (`exit`, `signal`, `hung`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Exited(_) => "exit",
+            Self::Signaled(_) => "signal",
+            Self::SpawnFailed(_) => "spawn_failed",
+            Self::SessionFailed(_) => "session_failed",
+            Self::ConnectionLost(_) => "connection_lost",
+            Self::Stopped => "stopped",
+            Self::Hung(_) => "hung",
+            Self::TokenRotated => "token_rotation",
+        }
+    }
+}
+
 impl fmt::Display for ExitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -40,7 +40,7 @@ pub use client::{NoObserver, UpstreamObserver};
 pub use exit::ExitReason;
 pub use link::{CallError, Caller, UpstreamLink};
 pub use spec::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
-pub use status::{UpstreamState, UpstreamStatus};
+pub use status::{RESTART_REASONS, UpstreamState, UpstreamStatus};
 pub use stderr_tail::TAIL_LINES;
 
 use crate::oauth::{TokenError, TokenSource, Tokens};

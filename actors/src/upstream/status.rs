@@ -14,6 +14,21 @@ use super::link::UpstreamLink;
 use super::stderr_tail::StderrTail;
 use crate::mailbox::MailboxStats;
 
+/// Why upstreams restart: [`ExitReason::kind`] of the instance before, or
+/// `requested` (an operator's restart); the last is the catch-all.
+pub const RESTART_REASONS: [&str; 10] = [
+    "exit",
+    "signal",
+    "hung",
+    "token_rotation",
+    "session_failed",
+    "connection_lost",
+    "spawn_failed",
+    "stopped",
+    "requested",
+    "unknown",
+];
+
 /// Lifecycle states an operator sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,6 +45,28 @@ pub enum UpstreamState {
     Stopped,
 }
 
+impl UpstreamState {
+    /// Every state, for reporting one series per state.
+    pub const ALL: [Self; 5] = [
+        Self::Starting,
+        Self::Ready,
+        Self::Restarting,
+        Self::Failed,
+        Self::Stopped,
+    ];
+
+    /// The name operators see (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Restarting => "restarting",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Lifecycle {
     state: UpstreamState,
@@ -44,6 +81,8 @@ pub struct UpstreamStatus {
     name: Arc<str>,
     lifecycle: RwLock<Lifecycle>,
     restarts: AtomicU32,
+    /// Restarts by why the instance before ended, in [`RESTART_REASONS`] order.
+    restart_reasons: [AtomicU32; RESTART_REASONS.len()],
     /// Hash of the last tool list seen, to tell clients when a restart changed it.
     tools_fingerprint: AtomicU64,
     in_flight: AtomicUsize,
@@ -67,6 +106,7 @@ impl UpstreamStatus {
                 link: None,
             }),
             restarts: AtomicU32::new(0),
+            restart_reasons: Default::default(),
             tools_fingerprint: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             sessions: AtomicU64::new(0),
@@ -148,9 +188,34 @@ impl UpstreamStatus {
         self.read().since.elapsed()
     }
 
-    /// Counts one restart.
+    /// Counts one restart, by why the last instance ended.
     pub fn count_restart(&self) {
+        let kind = self.last_exit().map_or("unknown", |reason| reason.kind());
+        self.count_restart_as(kind);
+    }
+
+    /// Counts one restart an operator asked for.
+    pub fn count_requested_restart(&self) {
+        self.count_restart_as("requested");
+    }
+
+    fn count_restart_as(&self, kind: &str) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
+        let slot = RESTART_REASONS
+            .iter()
+            .position(|known| *known == kind)
+            .unwrap_or(RESTART_REASONS.len() - 1);
+        self.restart_reasons[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Restarts by reason (only reasons that happened), in [`RESTART_REASONS`] order.
+    pub fn restarts_by_reason(&self) -> Vec<(&'static str, u32)> {
+        RESTART_REASONS
+            .iter()
+            .zip(&self.restart_reasons)
+            .map(|(kind, count)| (*kind, count.load(Ordering::Relaxed)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
     }
 
     /// Restarts since the gateway started.
@@ -177,5 +242,33 @@ impl UpstreamStatus {
     /// the upstream was still starting then learn of its tools.
     pub(crate) fn replace_tools_fingerprint(&self, fingerprint: u64) -> bool {
         self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed) != fingerprint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_are_counted_by_the_reason_the_instance_before_ended() {
+        let status = UpstreamStatus::new("s");
+        status.set_exit(ExitReason::Signaled("SIGKILL".into()));
+        status.count_restart();
+        status.set_exit(ExitReason::Hung("no pong".into()));
+        status.count_restart();
+        status.count_restart();
+        status.count_requested_restart();
+        status.set_exit(ExitReason::TokenRotated);
+        status.count_restart();
+        assert_eq!(status.restarts(), 5);
+        assert_eq!(
+            status.restarts_by_reason(),
+            vec![
+                ("signal", 1),
+                ("hung", 2),
+                ("token_rotation", 1),
+                ("requested", 1)
+            ]
+        );
     }
 }

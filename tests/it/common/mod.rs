@@ -450,8 +450,11 @@ impl GatewayBuilder {
             .find("/mcp")
             .map(|i| mcp_url[..i].to_owned())
             .unwrap_or_else(|| mcp_url.clone());
+        // Idle pooled connections are dropped before the gateway's 10 s
+        // keep-alive limit closes them, so a request never races that close.
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| format!("reqwest client: {e}"))?;
         Ok(Gateway {
