@@ -9,6 +9,8 @@
 //! - [`secrets`]: the one place stored definitions (which hold secrets) are
 //!   written and read, and how they are masked for the API.
 //! - [`import`]: the keys file of earlier versions, imported once.
+//! - [`backup`]: the whole store as one checked JSON document; restore, reset.
+pub mod backup;
 pub mod import;
 pub mod keys;
 pub mod named;
@@ -167,6 +169,12 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Closes every connection.

@@ -125,6 +125,22 @@ impl PinStore {
         }
     }
 
+    /// Replaces every pin with `kept` (a restored or reset store); new pins
+    /// are still reported to the sink.
+    pub fn replace(&self, kept: impl IntoIterator<Item = (String, String, String)>) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        pins.clear();
+        for (server, tool, hash) in kept.into_iter().take(MAX_PINS) {
+            pins.insert(
+                (server, tool),
+                Pin {
+                    pinned: hash.clone(),
+                    current: hash,
+                },
+            );
+        }
+    }
+
     /// The pinned and latest hashes of a tool.
     pub fn hashes(&self, server: &str, tool: &str) -> Option<(String, String)> {
         let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
