@@ -151,7 +151,15 @@ pub async fn import(config: &Config, path: &Path, dry_run: bool) -> Result<Repor
     }
     let mut plan = plan(config, &file);
     if dry_run {
-        return Ok(plan.report);
+        let mut report = plan.report;
+        report.upstreams = plan.upstreams.into_iter().map(|(name, _)| name).collect();
+        report.projects = plan.projects.into_iter().map(|(name, _)| name).collect();
+        report.keys = plan
+            .keys
+            .into_iter()
+            .map(|(_, user, project)| format!("(new) user '{user}', project '{project}'"))
+            .collect();
+        return Ok(report);
     }
     let store = Store::open(&config.store, &config.server.data_dir()).await?;
     apply(&store, &mut plan).await?;
@@ -172,7 +180,7 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
     }
     // Servers by config id, under their Bulwark upstream names.
     let mut servers: BTreeMap<&str, Vec<(String, &EnkryptServer)>> = BTreeMap::new();
-    let mut taken: BTreeMap<String, UpstreamConfig> = BTreeMap::new();
+    let mut taken: BTreeMap<String, Value> = BTreeMap::new();
     for (config_id, mcp) in &file.mcp_configs {
         let label = mcp.mcp_config_name.as_deref().unwrap_or(config_id);
         for server in &mcp.mcp_config {
@@ -186,15 +194,17 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
                 }
             };
             let mut name = clean_name(&server.server_name);
+            let shape = desired::upstream_json(&upstream);
             match taken.get(&name) {
-                Some(existing) if *existing == upstream => {}
+                Some(existing) if *existing == shape => {}
                 Some(_) => {
+                    // The same server name with another definition.
                     name = clean_name(&format!("{}-{label}", server.server_name));
-                    taken.insert(name.clone(), upstream.clone());
+                    taken.insert(name.clone(), shape);
                     plan.upstreams.push((name.clone(), upstream));
                 }
                 None => {
-                    taken.insert(name.clone(), upstream.clone());
+                    taken.insert(name.clone(), shape);
                     plan.upstreams.push((name.clone(), upstream));
                 }
             }
@@ -297,6 +307,11 @@ fn upstream(server: &EnkryptServer, not_mapped: &mut Vec<String>) -> Result<Upst
                 definition.insert(field.clone(), value.clone());
             }
             "transport" if value == "streamable_http" || value == "http" => {}
+            "transport" => {
+                return Err(format!(
+                    "transport {value}: Bulwark reaches remote servers over streamable HTTP"
+                ));
+            }
             other => not_mapped.push(format!("server '{name}': config.{other} = {value}")),
         }
     }

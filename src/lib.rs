@@ -12,6 +12,7 @@
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
+//! - [`enkrypt`]: importing an Enkrypt Secure MCP Gateway config.
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod connect;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod enkrypt;
 pub mod front;
 pub mod mask;
 pub mod mcp;
