@@ -187,13 +187,21 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
             let upstream = match upstream(server, &mut plan.report.not_mapped) {
                 Ok(upstream) => upstream,
                 Err(why) => {
-                    plan.report
-                        .not_mapped
-                        .push(format!("server '{}' of '{label}': {why}", server.server_name));
+                    plan.report.not_mapped.push(format!(
+                        "server '{}' of '{label}': {why}",
+                        server.server_name
+                    ));
                     continue;
                 }
             };
             let mut name = clean_name(&server.server_name);
+            if let Err(err) = desired::check_upstream(config, &name, &upstream) {
+                plan.report.not_mapped.push(format!(
+                    "server '{}' of '{label}': {}",
+                    server.server_name, err.message
+                ));
+                continue;
+            }
             let shape = desired::upstream_json(&upstream);
             match taken.get(&name) {
                 Some(existing) if *existing == shape => {}
@@ -258,10 +266,9 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
     }
     for (secret, key) in &file.apikeys {
         let Some(project) = project_names.get(key.project_id.as_str()) else {
-            plan.report.not_mapped.push(format!(
-                "a key of unknown project '{}'",
-                key.project_id
-            ));
+            plan.report
+                .not_mapped
+                .push(format!("a key of unknown project '{}'", key.project_id));
             continue;
         };
         let user = key
@@ -274,7 +281,8 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
                     .unwrap_or_else(|| id.to_owned())
             })
             .unwrap_or_else(|| "imported".into());
-        plan.keys.push((KeyHash::of(secret).to_stored(), user, project.clone()));
+        plan.keys
+            .push((KeyHash::of(secret).to_stored(), user, project.clone()));
     }
     for (name, _) in plan.upstreams.iter() {
         if config.upstreams.contains_key(name) {
@@ -298,7 +306,10 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
 }
 
 /// The Bulwark upstream of one Enkrypt server entry.
-fn upstream(server: &EnkryptServer, not_mapped: &mut Vec<String>) -> Result<UpstreamConfig, String> {
+fn upstream(
+    server: &EnkryptServer,
+    not_mapped: &mut Vec<String>,
+) -> Result<UpstreamConfig, String> {
     let name = &server.server_name;
     let mut definition = Map::new();
     for (field, value) in &server.config {
@@ -335,7 +346,11 @@ fn upstream(server: &EnkryptServer, not_mapped: &mut Vec<String>) -> Result<Upst
                     .unwrap_or("?");
                 format!(
                     "{field} (policy '{policy}', {}): an Enkrypt cloud guardrail; use Bulwark's [guardrails] rules",
-                    if enabled == Some(true) { "enabled" } else { "disabled" }
+                    if enabled == Some(true) {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
                 )
             }
             "sandbox" => "sandbox: Bulwark runs stdio servers as plain child processes".into(),

@@ -326,7 +326,11 @@ async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import_enkrypt(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+async fn import_enkrypt(
+    config: &Config,
+    file: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let report = bulwark::enkrypt::import(config, file, dry_run).await?;
     let verb = if dry_run { "Would import" } else { "Imported" };
     println!(

@@ -59,7 +59,9 @@ pub(super) async fn health(State(system): State<System>) -> (StatusCode, Json<Va
     let control = &system.control;
     let mut problems = Vec::new();
     let store = match control.store.ping().await {
-        Ok(()) => json!({ "ok": true, "backend": format!("{:?}", control.store.backend()).to_lowercase() }),
+        Ok(()) => {
+            json!({ "ok": true, "backend": format!("{:?}", control.store.backend()).to_lowercase() })
+        }
         Err(err) => {
             problems.push(format!("store: {err}"));
             json!({ "ok": false, "error": err.to_string() })
@@ -250,7 +252,10 @@ pub(super) async fn reset(State(system): State<System>, Query(query): Query<Conf
 }
 
 /// Writes `document` to `DATA_DIR/backups/reset-MILLIS.json`, mode 0600.
-fn write_backup(data_dir: &std::path::Path, document: &Value) -> Result<std::path::PathBuf, Problem> {
+fn write_backup(
+    data_dir: &std::path::Path,
+    document: &Value,
+) -> Result<std::path::PathBuf, Problem> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let failed = |err: std::io::Error| {

@@ -15,7 +15,8 @@ pub async fn backup(remote: &Remote, out: &Path) -> Result<(), CliError> {
     let document = Client::new(remote)?
         .call(Method::POST, "system/backup", None)
         .await?;
-    let failed = |err: std::io::Error| CliError::Usage(format!("cannot write {}: {err}", out.display()));
+    let failed =
+        |err: std::io::Error| CliError::Usage(format!("cannot write {}: {err}", out.display()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

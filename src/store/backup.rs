@@ -351,9 +351,7 @@ fn check_references(
             let name = row["name"].as_str().unwrap_or_default();
             // Every sealed secret must open under this store's key.
             let definition = secrets::unseal(store.master_key(), &row["definition"].to_string())
-                .map_err(|err| {
-                    BackupError::Reference(format!("{table} '{name}': {err}"))
-                })?;
+                .map_err(|err| BackupError::Reference(format!("{table} '{name}': {err}")))?;
             if table != "projects" {
                 continue;
             }

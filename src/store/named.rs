@@ -46,11 +46,12 @@ impl Named {
     fn record(&self, store: &Store, row: &AnyRow) -> Result<Record, StoreError> {
         let name: String = row.try_get("name")?;
         let text: String = row.try_get("definition")?;
-        let definition = secrets::unseal(store.master_key(), &text).map_err(|err| StoreError::Corrupt {
-            what: self.what,
-            name: name.clone(),
-            message: err.to_string(),
-        })?;
+        let definition =
+            secrets::unseal(store.master_key(), &text).map_err(|err| StoreError::Corrupt {
+                what: self.what,
+                name: name.clone(),
+                message: err.to_string(),
+            })?;
         Ok(Record {
             name,
             definition,

@@ -487,7 +487,7 @@ pub async fn rotate(
             })?;
             None
         }
-        None if new_key.is_none() => Some(Zeroizing::new(STANDARD.encode(&*bytes))),
+        None if new_key.is_none() => Some(Zeroizing::new(STANDARD.encode(bytes.as_slice()))),
         None => None,
     };
     tracing::info!(from = %store.key.id(), to = %new.id(), records, "rotated the master key");
@@ -626,7 +626,11 @@ mod tests {
         let flipped = format!(
             "{}{}",
             &sealed[..sealed.len() - 3],
-            if sealed.ends_with("AAA") { "BBB" } else { "AAA" }
+            if sealed.ends_with("AAA") {
+                "BBB"
+            } else {
+                "AAA"
+            }
         );
         tampered["headers"]["Authorization"] = json!(flipped);
         assert!(matches!(
@@ -655,6 +659,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(write_key_file(&path, &bytes).is_err(), "never overwritten");
         let read = read_key_file(&path).unwrap().unwrap();
-        assert_eq!(read.id(), MasterKey::from_bytes(&bytes, KeySource::Given).id());
+        assert_eq!(
+            read.id(),
+            MasterKey::from_bytes(&bytes, KeySource::Given).id()
+        );
     }
 }

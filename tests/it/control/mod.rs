@@ -3,9 +3,12 @@
 mod api;
 mod cli;
 mod durability;
+mod enkrypt;
 mod live;
 mod openapi;
 mod pins;
+mod secrets;
+mod system;
 mod watch;
 
 use std::time::Duration;
