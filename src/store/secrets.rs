@@ -350,10 +350,23 @@ pub(super) async fn prepare(store: &mut Store, data_dir: &Path) -> Result<(), St
     set_key_id(&mut tx, store.key.id(), recorded.is_some()).await?;
     tx.commit().await?;
     if sealed > 0 {
+        forget_old_pages(store).await?;
         tracing::info!(
             records = sealed,
             "sealed clear-text secrets under the master key"
         );
+    }
+    Ok(())
+}
+
+/// On SQLite, moves the write-ahead log into the database and empties it, so
+/// the pages a re-sealing replaced (clear text, or the old key's) are gone
+/// from disk; `secure_delete` already zeroed them in the database file.
+async fn forget_old_pages(store: &Store) -> Result<(), sqlx::Error> {
+    if store.backend() == super::Backend::Sqlite {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await?;
     }
     Ok(())
 }
@@ -413,7 +426,8 @@ async fn set_key_id(
     let sql = if exists {
         "UPDATE store_meta SET value = $2 WHERE name = $1"
     } else {
-        "INSERT INTO store_meta (name, value) VALUES ($1, $2)"
+        // Two replicas starting at once on one database.
+        "INSERT INTO store_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
     };
     sqlx::query(sql)
         .bind(KEY_ID_META)
@@ -479,6 +493,7 @@ pub async fn rotate(
     }
     set_key_id(&mut tx, new.id(), true).await?;
     tx.commit().await?;
+    forget_old_pages(store).await?;
     let new_env_key = match file {
         Some(path) => {
             std::fs::rename(&pending, &path).map_err(|err| SecretsError::KeyFile {
