@@ -219,3 +219,29 @@ async fn backup_reset_restore_round_trip(store: StoreUnderTest) {
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["upstreams"]["ready"], ready_at_start + 1, "{health}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_names_a_failed_upstream_and_checks_redis() {
+    if crate::common::require_redis().is_none() {
+        return;
+    }
+    let config = format!(
+        "{HEAD}[cache]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n\
+         [upstreams.ghost]\ncommand = \"/nonexistent/mcp-server\"\n\
+         [upstreams.ghost.restart]\nmax_restarts = 1\nwindow_secs = 60\nbackoff_min_ms = 10\n\
+         backoff_max_ms = 20\nprobe_interval_secs = 3600\n"
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(std::time::Duration::from_secs(60)).await;
+    let (status, health) = send(&gw, Method::GET, "/api/v1/system/health", None, None).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "unhealthy");
+    assert_eq!(
+        health["upstreams"]["failed_names"],
+        json!(["ghost"]),
+        "{health}"
+    );
+    assert!(health["problems"].to_string().contains("ghost"), "{health}");
+    assert_eq!(health["redis"]["ok"], true, "{health}");
+    assert_eq!(health["store"]["ok"], true, "{health}");
+}
