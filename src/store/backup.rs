@@ -441,3 +441,83 @@ pub async fn reset(store: &Store) -> Result<(), StoreError> {
 pub fn content(document: &Value) -> &Value {
     &document["tables"]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::named::{PROJECTS, UPSTREAMS};
+
+    async fn store(dir: &std::path::Path) -> Store {
+        Store::open(&Default::default(), dir).await.unwrap()
+    }
+
+    /// `document` with its checksum made right again (to reach later checks).
+    fn resigned(mut document: Value) -> Vec<u8> {
+        document["checksum"] = json!(checksum(&document));
+        document.to_string().into_bytes()
+    }
+
+    fn refused(store: &Store, document: Value) -> String {
+        match validate(store, &resigned(document), &Known::default()) {
+            Ok(_) => panic!("accepted"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn validation_refuses_bad_references_keys_and_tables_and_apply_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let upstream = json!({"command": "x", "env": {"TOKEN": "in-the-clear?"}});
+        UPSTREAMS
+            .insert(&store, "u", &upstream, true)
+            .await
+            .unwrap();
+        PROJECTS
+            .insert(&store, "p", &json!({"upstreams": ["u"]}), true)
+            .await
+            .unwrap();
+        let document = dump(&store).await.unwrap();
+        assert!(!document.to_string().contains("in-the-clear?"));
+        let known = Known::default();
+        let backup = validate(&store, document.to_string().as_bytes(), &known).unwrap();
+
+        let mut broken = document.clone();
+        broken["tables"]["upstreams"] = json!([]);
+        assert!(refused(&store, broken).contains("grants upstream 'u'"));
+        let mut broken = document.clone();
+        broken["tables"]["api_keys"] = json!([{
+            "id": "k", "hash": "sha256:00", "user_name": "bob", "project": "nope",
+            "revoked": 0, "created_at": 1
+        }]);
+        assert!(refused(&store, broken).contains("project 'nope'"));
+        let mut broken = document.clone();
+        broken["tables"]["users"] = json!([]);
+        assert!(refused(&store, broken).contains("table 'users'"));
+        let mut broken = document.clone();
+        broken["tables"]["projects"][0]["enabled"] = json!("yes");
+        assert!(refused(&store, broken).contains("`enabled`"));
+        let mut broken = document.clone();
+        broken["master_key_id"] = json!("0000000000000000");
+        assert!(refused(&store, broken).contains("master key 0000000000000000"));
+        let mut broken = document.clone();
+        broken["tables"]["upstreams"][0]["definition"]["env"]["TOKEN"] =
+            json!("bulwark:sealed:v1:zz");
+        assert!(refused(&store, broken).contains("upstreams 'u'"));
+        assert!(matches!(
+            validate(&store, b"[1, 2", &known),
+            Err(BackupError::NotJson(_))
+        ));
+
+        reset(&store).await.unwrap();
+        assert!(UPSTREAMS.all(&store).await.unwrap().is_empty());
+        apply(&store, &backup).await.unwrap();
+        let again = dump(&store).await.unwrap();
+        assert_eq!(content(&again), content(&document));
+        let restored = UPSTREAMS.get(&store, "u").await.unwrap().unwrap();
+        assert_eq!(restored.definition, upstream);
+        store.close().await;
+    }
+}
