@@ -207,6 +207,16 @@ mod tests {
     }
 
     #[test]
+    fn replace_swaps_every_pin() {
+        let pins = PinStore::default();
+        pins.observe("s", "old", "h1".into());
+        pins.replace([("s".into(), "t".into(), "h2".into())]);
+        assert_eq!(pins.hashes("s", "old"), None);
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Unchanged);
+        assert_eq!(pins.observe("s", "t", "h3".into()), PinCheck::Changed);
+    }
+
+    #[test]
     fn change_stays_pending_until_approved_or_reverted() {
         let pins = PinStore::default();
         assert_eq!(pins.observe("s", "t", "h1".into()), PinCheck::New);
