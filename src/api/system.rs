@@ -9,6 +9,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -24,6 +25,9 @@ use crate::store::pins;
 
 type Answer = Result<(StatusCode, Json<Value>), Problem>;
 
+/// Largest backup a restore accepts (other `/api` bodies keep axum's 2 MiB).
+const MAX_BACKUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// The system routes' state: the control plane and when it started.
 #[derive(Clone)]
 pub(super) struct System {
@@ -36,7 +40,10 @@ pub(super) fn routes(control: Arc<ControlPlane>) -> Router {
     Router::new()
         .route("/api/v1/system/health", get(health))
         .route("/api/v1/system/backup", post(backup))
-        .route("/api/v1/system/restore", post(restore))
+        .route(
+            "/api/v1/system/restore",
+            post(restore).layer(DefaultBodyLimit::max(MAX_BACKUP_BYTES)),
+        )
         .route("/api/v1/system/reset", post(reset))
         .with_state(System {
             control,
