@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use super::{PgDatabase, StoreUnderTest};
 use crate::common::{Gateway, peers, repo_root, store_text};
 use crate::gateway::HEAD;
 
@@ -30,12 +31,26 @@ fn import(config: &Path, data_dir: &Path, file: &Path) -> (bool, String, String)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enkrypt_config_imports_servers_projects_and_working_keys() {
+async fn enkrypt_config_imports_servers_projects_and_working_keys_on_sqlite() {
+    enkrypt_config_imports(StoreUnderTest::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enkrypt_config_imports_servers_projects_and_working_keys_on_postgres() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    enkrypt_config_imports(StoreUnderTest::Postgres(db)).await;
+}
+
+async fn enkrypt_config_imports(store: StoreUnderTest) {
     let Some(peers) = peers() else { return };
+    let sqlite = matches!(store, StoreUnderTest::Sqlite);
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = dir.path().join("bulwark.toml");
-    std::fs::write(&config, HEAD).unwrap();
+    let head = format!("{HEAD}{}", store.config());
+    std::fs::write(&config, &head).unwrap();
 
     // Unreadable files change nothing (the store is not even created).
     let (ok, _, stderr) = import(&config, &data_dir, &dir.path().join("missing.json"));
@@ -55,6 +70,18 @@ async fn enkrypt_config_imports_servers_projects_and_working_keys() {
             .replace("BULWARK_BIN", env!("CARGO_BIN_EXE_bulwark"));
     let file = dir.path().join("enkrypt_mcp_config.json");
     std::fs::write(&file, fixture).unwrap();
+    let mut dry = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    dry.args(["import", "enkrypt", "--dry-run", "--config"])
+        .arg(&config)
+        .arg(&file)
+        .env("BULWARK__SERVER__DATA_DIR", &data_dir);
+    let out = dry.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Would import 3 upstream(s), 2 project(s), 2 key(s)"),
+        "{stdout}"
+    );
+    assert!(!data_dir.join("bulwark.db").exists(), "a dry run wrote");
     let (ok, stdout, stderr) = import(&config, &data_dir, &file);
     assert!(ok, "{stderr}");
     assert!(
@@ -82,7 +109,7 @@ async fn enkrypt_config_imports_servers_projects_and_working_keys() {
         ALICE,
     ] {
         assert!(
-            !store_text(&data_dir).contains(secret),
+            !sqlite || !store_text(&data_dir).contains(secret),
             "{secret} stored in clear"
         );
     }
@@ -94,7 +121,7 @@ async fn enkrypt_config_imports_servers_projects_and_working_keys() {
     );
 
     // The gateway serves the imported upstreams to the imported keys.
-    let gw = Gateway::builder(HEAD)
+    let gw = Gateway::builder(&head)
         .with_auth()
         .env("BULWARK__SERVER__DATA_DIR", data_dir.display().to_string())
         .start();
