@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{PgDatabase, StoreUnderTest, demo_body, send};
-use crate::common::{Gateway, peers, store_text};
+use crate::common::{Gateway, peers};
 use crate::gateway::HEAD;
 
 const SECRET: &str = "sup3r-secret-token-8c1f";
@@ -51,28 +51,6 @@ fn cli(gw: &Gateway, key: &str, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// Every stored definition's text, straight from the database.
-async fn raw_definitions(store: &StoreUnderTest, gw: &Gateway) -> String {
-    match store {
-        StoreUnderTest::Sqlite => store_text(&gw.data_dir()),
-        StoreUnderTest::Postgres(db) => {
-            use sqlx::Row;
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            let rows = sqlx::query(
-                "SELECT definition FROM upstreams UNION ALL SELECT definition FROM projects",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-            rows.iter()
-                .map(|r| r.get::<String, _>("definition"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-    }
-}
-
 async fn backup_reset_restore_round_trip(store: StoreUnderTest) {
     let Some(peers) = peers() else { return };
     let config = format!("{HEAD}{}", store.config());
@@ -106,7 +84,7 @@ async fn backup_reset_restore_round_trip(store: StoreUnderTest) {
     assert_eq!(answer["result"]["text"], "before", "{answer}");
     drop(session);
 
-    let raw = raw_definitions(&store, &gw).await;
+    let raw = store.raw_text(&gw.data_dir()).await;
     assert!(raw.contains("bulwark:sealed:v1:"), "{raw}");
     assert!(
         !raw.contains(SECRET),
