@@ -352,7 +352,18 @@ fn check_references(
             // Every sealed secret must open under this store's key.
             let definition = secrets::unseal(store.master_key(), &row["definition"].to_string())
                 .map_err(|err| BackupError::Reference(format!("{table} '{name}': {err}")))?;
-            if table != "projects" {
+            if table == "upstreams" {
+                if known.upstreams.contains(name) {
+                    return Err(BackupError::Reference(format!(
+                        "upstream '{name}' is now defined in the config file: remove it there first"
+                    )));
+                }
+                crate::control::desired::parse_upstream(definition).map_err(|err| {
+                    BackupError::Shape(format!(
+                        "upstream '{name}' is not an upstream: {}: {}",
+                        err.field, err.message
+                    ))
+                })?;
                 continue;
             }
             let project: ProjectConfig = serde_json::from_value(definition).map_err(|err| {
@@ -493,6 +504,15 @@ mod tests {
             "revoked": 0, "created_at": 1
         }]);
         assert!(refused(&store, broken).contains("project 'nope'"));
+        let in_file = Known {
+            upstreams: ["u".to_owned()].into(),
+            ..Known::default()
+        };
+        let taken = validate(&store, document.to_string().as_bytes(), &in_file);
+        assert!(matches!(taken, Err(BackupError::Reference(m)) if m.contains("config file")));
+        let mut broken = document.clone();
+        broken["tables"]["upstreams"][0]["definition"]["args"] = json!("not a list");
+        assert!(refused(&store, broken).contains("is not an upstream"));
         let mut broken = document.clone();
         broken["tables"]["users"] = json!([]);
         assert!(refused(&store, broken).contains("table 'users'"));
