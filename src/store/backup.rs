@@ -28,6 +28,10 @@ pub enum Kind {
     Int,
     /// JSON text, kept in the document as JSON.
     Json,
+    /// A string or NULL.
+    OptText,
+    /// An integer or NULL.
+    OptInt,
 }
 
 /// One table a backup covers.
@@ -44,7 +48,7 @@ pub struct Table {
     pub reset: bool,
 }
 
-use Kind::{Int, Json, Text};
+use Kind::{Int, Json, OptInt, OptText, Text};
 
 const NAMED: &[(&str, Kind)] = &[
     ("name", Text),
@@ -197,6 +201,8 @@ fn row_json(table: &Table, row: &AnyRow) -> Result<Value, StoreError> {
         let value = match kind {
             Text => json!(row.try_get::<String, _>(column)?),
             Int => json!(row.try_get::<i64, _>(column)?),
+            OptText => json!(row.try_get::<Option<String>, _>(column)?),
+            OptInt => json!(row.try_get::<Option<i64>, _>(column)?),
             Json => {
                 let text: String = row.try_get(column)?;
                 serde_json::from_str(&text).map_err(|err| StoreError::Corrupt {
@@ -299,6 +305,8 @@ fn check_rows(table: &Table, rows: Option<&Value>) -> Result<(), BackupError> {
                 (Text, Some(Value::String(_))) => true,
                 (Int, Some(value)) => value.is_i64(),
                 (Json, Some(value)) => value.is_object(),
+                (OptText, Some(value)) => value.is_null() || value.is_string(),
+                (OptInt, Some(value)) => value.is_null() || value.is_i64(),
                 _ => false,
             };
             if !fits {
@@ -309,6 +317,8 @@ fn check_rows(table: &Table, rows: Option<&Value>) -> Result<(), BackupError> {
                         Text => "a string",
                         Int => "an integer",
                         Json => "an object",
+                        OptText => "a string or null",
+                        OptInt => "an integer or null",
                     }
                 )));
             }
@@ -427,6 +437,8 @@ pub async fn apply(store: &Store, backup: &Backup) -> Result<(), StoreError> {
                     Text => query.bind(row[column].as_str().unwrap_or_default().to_owned()),
                     Int => query.bind(row[column].as_i64().unwrap_or_default()),
                     Json => query.bind(row[column].to_string()),
+                    OptText => query.bind(row[column].as_str().map(str::to_owned)),
+                    OptInt => query.bind(row[column].as_i64()),
                 };
             }
             query.execute(&mut *tx).await?;
