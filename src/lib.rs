@@ -13,6 +13,7 @@
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
 //! - [`telemetry`]: metrics (`/metrics`, OTLP push).
+//! - [`enkrypt`]: importing an Enkrypt Secure MCP Gateway config.
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod connect;
 pub mod control;
 pub mod demo;
 pub mod drain;
+pub mod enkrypt;
 pub mod front;
 pub mod mask;
 pub mod mcp;

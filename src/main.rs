@@ -50,6 +50,70 @@ enum Command {
         #[command(subcommand)]
         command: bulwark::cli::project::ProjectCommand,
     },
+    /// Write a running gateway's whole store to FILE (secrets stay sealed).
+    Backup {
+        /// Where to write the backup (mode 0600).
+        #[arg(long = "out", short = 'o')]
+        out: PathBuf,
+        #[command(flatten)]
+        gateway: Gateway,
+    },
+    /// Replace a running gateway's store with a backup (validated first;
+    /// a bad file changes nothing).
+    Restore {
+        /// A file written by `bulwark backup`.
+        file: PathBuf,
+        #[command(flatten)]
+        gateway: Gateway,
+    },
+    /// Re-seal every stored secret under a new master key, in one
+    /// transaction. Stop the gateway first. A new key comes from
+    /// BULWARK_NEW_MASTER_KEY, else it is generated.
+    RotateMasterKey {
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Import another gateway's configuration into the store.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// An Enkrypt Secure MCP Gateway config (enkrypt_mcp_config.json):
+    /// servers, projects and API keys; prints what was and was not mapped.
+    Enkrypt {
+        /// The Enkrypt config file.
+        file: PathBuf,
+        /// Report what would be imported; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+}
+
+/// A running gateway (for commands whose `-o` names a file).
+#[derive(Args)]
+struct Gateway {
+    /// The gateway's base URL, e.g. http://127.0.0.1:8000.
+    #[arg(long, env = "BULWARK_URL")]
+    url: Option<String>,
+    /// An admin API key.
+    #[arg(long = "api-key", env = "BULWARK_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+impl Gateway {
+    fn remote(self) -> Remote {
+        Remote {
+            url: self.url,
+            api_key: self.api_key,
+            output: bulwark::cli::client::Output::Table,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -212,7 +276,85 @@ async fn main() -> anyhow::Result<()> {
         Command::Project { remote, command } => {
             exit_on(bulwark::cli::project::run(&remote, command).await)
         }
+        Command::Backup { out, gateway } => {
+            exit_on(bulwark::cli::system::backup(&gateway.remote(), &out).await)
+        }
+        Command::Restore { file, gateway } => {
+            exit_on(bulwark::cli::system::restore(&gateway.remote(), &file).await)
+        }
+        Command::RotateMasterKey { config } => rotate_master_key(&config.load()?).await,
+        Command::Import {
+            source:
+                ImportSource::Enkrypt {
+                    file,
+                    dry_run,
+                    config,
+                },
+        } => import_enkrypt(&config.load()?, &file, dry_run).await,
     }
+}
+
+async fn rotate_master_key(config: &Config) -> anyhow::Result<()> {
+    use bulwark::store::{Store, secrets};
+    let data_dir = config.server.data_dir();
+    let store = Store::open(&config.store, &data_dir).await?;
+    let given = std::env::var("BULWARK_NEW_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let rotated = secrets::rotate(&store, &data_dir, given.as_deref()).await?;
+    store.close().await;
+    eprintln!(
+        "Re-sealed {} record(s) under the new master key {}.",
+        rotated.records, rotated.id
+    );
+    match (&rotated.new_env_key, store.master_key().source()) {
+        (Some(key), _) => {
+            eprintln!(
+                "The key came from {}: set it to this new key before the next start. It is shown only now:",
+                secrets::KEY_ENV
+            );
+            println!("{}", key.as_str());
+        }
+        (None, secrets::KeySource::File(path)) => {
+            eprintln!("The new key is in {}.", path.display());
+        }
+        (None, _) => eprintln!(
+            "Set {} to the value of BULWARK_NEW_MASTER_KEY before the next start.",
+            secrets::KEY_ENV
+        ),
+    }
+    Ok(())
+}
+
+async fn import_enkrypt(
+    config: &Config,
+    file: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let report = bulwark::enkrypt::import(config, file, dry_run).await?;
+    let verb = if dry_run { "Would import" } else { "Imported" };
+    println!(
+        "{verb} {} upstream(s), {} project(s), {} key(s) from {}.",
+        report.upstreams.len(),
+        report.projects.len(),
+        report.keys.len(),
+        file.display()
+    );
+    for (title, items) in [
+        ("Upstreams", &report.upstreams),
+        ("Projects", &report.projects),
+        ("Keys (ids)", &report.keys),
+        ("Skipped", &report.skipped),
+        ("Not mapped", &report.not_mapped),
+    ] {
+        if !items.is_empty() {
+            println!("{title}:");
+            for item in items {
+                println!("  - {item}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A management command's error: printed alone, exit status 1.

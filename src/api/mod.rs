@@ -1,6 +1,6 @@
 //! Operator HTTP endpoints: `/health`, `/ready`, `/api/v1/actors` (the
 //! live supervision tree), `/api/v1/guardrails`, and the management API
-//! (`/api/v1/upstreams`, `/projects`, `/keys`; errors as RFC 9457
+//! (`/api/v1/upstreams`, `/projects`, `/keys`, `/system`; errors as RFC 9457
 //! problem+json from [`problem`]), described by the OpenAPI document and
 //! Swagger UI of [`openapi`].
 mod actors;
@@ -11,6 +11,7 @@ mod page;
 pub mod problem;
 mod projects;
 mod resource;
+mod system;
 mod upstreams;
 
 use std::sync::Arc;
@@ -74,7 +75,8 @@ pub fn control_routes(control: Arc<ControlPlane>) -> Router {
         .route("/api/v1/keys", get(keys::list).post(keys::create))
         .route("/api/v1/keys/{id}", get(keys::get).delete(keys::delete))
         .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
-        .with_state(control)
+        .with_state(control.clone())
+        .merge(system::routes(control))
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{actors, guardrails, keys, projects, upstreams};
+use super::{actors, guardrails, keys, projects, system, upstreams};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -52,6 +52,10 @@ pub const UI_PATH: &str = "/api/docs";
         keys::get,
         keys::delete,
         keys::revoke,
+        system::health,
+        system::backup,
+        system::restore,
+        system::reset,
     ),
     components(schemas(ProblemDetails), responses(NotFound, Conflict, Invalid)),
     modifiers(&BearerKey),
@@ -61,6 +65,7 @@ pub const UI_PATH: &str = "/api/docs";
         (name = "projects", description = "Projects: upstream grants and tool rules"),
         (name = "keys", description = "API keys (hashes only are stored)"),
         (name = "runtime", description = "The live supervision tree and guardrails"),
+        (name = "system", description = "Health, backup, restore and reset"),
     )
 )]
 pub struct ApiDoc;

@@ -4,8 +4,10 @@
 //! - [`client`]: URL, key, output format; API errors as messages.
 //! - [`output`]: table or JSON.
 //! - [`upstream`], [`project`], [`key`]: one module per resource.
+//! - [`system`]: `bulwark backup` and `bulwark restore`.
 pub mod client;
 pub mod key;
 mod output;
 pub mod project;
+pub mod system;
 pub mod upstream;

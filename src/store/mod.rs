@@ -9,6 +9,8 @@
 //! - [`secrets`]: the one place stored definitions (which hold secrets) are
 //!   written and read, and how they are masked for the API.
 //! - [`import`]: the keys file of earlier versions, imported once.
+//! - [`backup`]: the whole store as one checked JSON document; restore, reset.
+pub mod backup;
 pub mod import;
 pub mod keys;
 pub mod named;
@@ -74,6 +76,9 @@ pub enum StoreError {
     /// The unique name or id is taken.
     #[error("{0} already exists")]
     Conflict(String),
+    /// The master key is unusable, or a sealed secret cannot be opened.
+    #[error("store secrets: {0}")]
+    Secrets(#[from] secrets::SecretsError),
 }
 
 /// Which database the store runs on.
@@ -90,33 +95,37 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    key: std::sync::Arc<secrets::MasterKey>,
 }
 
 impl Store {
     /// Opens the store `config` names (creating a SQLite file on first
-    /// start) and brings its schema up to date.
+    /// start), brings its schema up to date, loads the master key
+    /// ([`secrets::MasterKey::load`]) and seals any clear-text secrets.
     pub async fn open(
         config: &StoreConfig,
         data_dir: &std::path::Path,
     ) -> Result<Self, StoreError> {
+        // The key file lives here whatever the backend.
+        std::fs::create_dir_all(data_dir).map_err(|err| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            message: err.to_string(),
+        })?;
         let url = match &config.url {
             Some(url) => crate::config::expand_env(url).unwrap_or_else(|_| url.clone()),
-            None => {
-                std::fs::create_dir_all(data_dir).map_err(|err| StoreError::DataDir {
-                    path: data_dir.display().to_string(),
-                    message: err.to_string(),
-                })?;
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    data_dir.join("bulwark.db").display()
-                )
-            }
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("bulwark.db").display()
+            ),
         };
-        Self::connect(&url).await
+        let key = secrets::MasterKey::load(data_dir)?;
+        let mut store = Self::connect(&url, key).await?;
+        secrets::prepare(&mut store, data_dir).await?;
+        Ok(store)
     }
 
-    /// Connects to `url` and migrates.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Connects to `url` and migrates; secrets are sealed under `key`.
+    pub async fn connect(url: &str, key: secrets::MasterKey) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -134,6 +143,9 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Deleted and rewritten content is zeroed, so an
+                        // old clear-text secret does not linger in free space.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     }
                     Ok(())
                 })
@@ -141,7 +153,16 @@ impl Store {
             .connect(url)
             .await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            key: std::sync::Arc::new(key),
+        })
+    }
+
+    /// The master key secrets are sealed under.
+    pub fn master_key(&self) -> &secrets::MasterKey {
+        &self.key
     }
 
     /// The database this store runs on.
@@ -151,6 +172,12 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Closes every connection.

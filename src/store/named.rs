@@ -43,14 +43,15 @@ pub const PROJECTS: Named = Named {
 const COLUMNS: &str = "name, definition, enabled, created_at, updated_at";
 
 impl Named {
-    fn record(&self, row: &AnyRow) -> Result<Record, StoreError> {
+    fn record(&self, store: &Store, row: &AnyRow) -> Result<Record, StoreError> {
         let name: String = row.try_get("name")?;
         let text: String = row.try_get("definition")?;
-        let definition = secrets::unseal(&text).map_err(|err| StoreError::Corrupt {
-            what: self.what,
-            name: name.clone(),
-            message: err.to_string(),
-        })?;
+        let definition =
+            secrets::unseal(store.master_key(), &text).map_err(|err| StoreError::Corrupt {
+                what: self.what,
+                name: name.clone(),
+                message: err.to_string(),
+            })?;
         Ok(Record {
             name,
             definition,
@@ -66,7 +67,7 @@ impl Named {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(store.pool())
             .await?;
-        rows.iter().map(|row| self.record(row)).collect()
+        rows.iter().map(|row| self.record(store, row)).collect()
     }
 
     /// One page of records by name, and the total count.
@@ -87,7 +88,7 @@ impl Named {
             .try_get("n")?;
         let records = rows
             .iter()
-            .map(|row| self.record(row))
+            .map(|row| self.record(store, row))
             .collect::<Result<_, _>>()?;
         Ok((records, total))
     }
@@ -99,7 +100,7 @@ impl Named {
             .bind(name.to_owned())
             .fetch_optional(store.pool())
             .await?;
-        row.as_ref().map(|row| self.record(row)).transpose()
+        row.as_ref().map(|row| self.record(store, row)).transpose()
     }
 
     /// Stores a new record; [`StoreError::Conflict`] when the name is taken.
@@ -117,7 +118,7 @@ impl Named {
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(name.to_owned())
-            .bind(secrets::seal(definition))
+            .bind(secrets::seal(store.master_key(), definition)?)
             .bind(i64::from(enabled))
             .bind(now)
             .execute(store.pool())
@@ -151,7 +152,7 @@ impl Named {
             self.table
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(secrets::seal(definition))
+            .bind(secrets::seal(store.master_key(), definition)?)
             .bind(i64::from(enabled))
             .bind(now_ms())
             .bind(name.to_owned())

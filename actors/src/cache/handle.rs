@@ -246,6 +246,14 @@ impl CacheHandle {
         self.shared.stats.snapshot(count_entries)
     }
 
+    /// Whether the backend answers: always in memory; a PING to Redis.
+    pub async fn ping(&self) -> Result<(), String> {
+        match &self.shared.backend {
+            Backend::Memory(_) => Ok(()),
+            Backend::Redis(redis) => redis.ping().await,
+        }
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> BackendKind {
         self.shared.config.backend

@@ -113,6 +113,23 @@ impl RedisBackend {
             .clone()
     }
 
+    /// PING within the op timeout: whether Redis answers now.
+    pub(crate) async fn ping(&self) -> Result<(), String> {
+        let mut conn = self
+            .conn()
+            .ok_or("unavailable (not connected, or backing off after an error)")?;
+        match tokio::time::timeout(
+            self.op_timeout,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.op_timeout)),
+        }
+    }
+
     pub(crate) async fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
         let mut conn = self.conn()?;
         let redis_key = key.redis_key(&self.prefix);

@@ -125,6 +125,22 @@ impl PinStore {
         }
     }
 
+    /// Replaces every pin with `kept` (a restored or reset store); new pins
+    /// are still reported to the sink.
+    pub fn replace(&self, kept: impl IntoIterator<Item = (String, String, String)>) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        pins.clear();
+        for (server, tool, hash) in kept.into_iter().take(MAX_PINS) {
+            pins.insert(
+                (server, tool),
+                Pin {
+                    pinned: hash.clone(),
+                    current: hash,
+                },
+            );
+        }
+    }
+
     /// The pinned and latest hashes of a tool.
     pub fn hashes(&self, server: &str, tool: &str) -> Option<(String, String)> {
         let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,6 +221,16 @@ mod tests {
         assert_eq!(pins.pins.lock().unwrap().len(), MAX_PINS);
         // A pinned tool that changes is still caught.
         assert_eq!(pins.observe("s", "t0", "evil".into()), PinCheck::Changed);
+    }
+
+    #[test]
+    fn replace_swaps_every_pin() {
+        let pins = PinStore::default();
+        pins.observe("s", "old", "h1".into());
+        pins.replace([("s".into(), "t".into(), "h2".into())]);
+        assert_eq!(pins.hashes("s", "old"), None);
+        assert_eq!(pins.observe("s", "t", "h2".into()), PinCheck::Unchanged);
+        assert_eq!(pins.observe("s", "t", "h3".into()), PinCheck::Changed);
     }
 
     #[test]

@@ -4,10 +4,13 @@ mod admin;
 mod api;
 mod cli;
 mod durability;
+mod enkrypt;
 mod live;
 mod openapi;
 mod pins;
 mod routing;
+mod secrets;
+mod system;
 mod watch;
 
 use std::time::Duration;
@@ -30,6 +33,57 @@ impl StoreUnderTest {
         match self {
             Self::Sqlite => String::new(),
             Self::Postgres(db) => format!("[store]\nurl = {:?}\n", db.url),
+        }
+    }
+}
+
+impl StoreUnderTest {
+    /// What the database holds, as text: the SQLite files, or on PostgreSQL
+    /// every stored definition (to check what is and is not in clear).
+    pub async fn raw_text(&self, data_dir: &std::path::Path) -> String {
+        match self {
+            Self::Sqlite => common::store_text(data_dir),
+            Self::Postgres(db) => {
+                use sqlx::Row;
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                let rows = sqlx::query(
+                    "SELECT definition FROM upstreams UNION ALL SELECT definition FROM projects",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                rows.iter()
+                    .map(|r| r.get::<String, _>("definition"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
+
+    /// Runs one statement straight on the database (what an earlier version
+    /// or another tool wrote).
+    pub async fn raw_execute(&self, data_dir: &std::path::Path, sql: &str, value: &str) {
+        match self {
+            Self::Sqlite => {
+                let url = format!("sqlite://{}", data_dir.join("bulwark.db").display());
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.replace("$1", "?")))
+                    .bind(value.to_owned())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            Self::Postgres(db) => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .bind(value.to_owned())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
         }
     }
 }
