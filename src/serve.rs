@@ -46,11 +46,29 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
         crate::front::origin::layer,
     );
-    let management = crate::api::routes(runtime.gateway.clone())
+    let governance = crate::govern::Governance::new(
+        control.store.clone(),
+        runtime.gateway.auth.clone(),
+        config.login.clone(),
+    )
+    .await?;
+    crate::govern::audit::spawn_retention(
+        control.store.clone(),
+        config.audit.retention_days,
+        shutdown.clone(),
+    );
+    let routes = crate::api::routes(runtime.gateway.clone())
         .merge(crate::api::control_routes(control.clone()))
+        .merge(crate::api::governance_routes(governance.clone()));
+    // Every /api/v1 route: authenticated, authorized by role, audited.
+    let guard = crate::govern::guard::GuardState {
+        governance,
+        inner: routes.clone(),
+    };
+    let management = routes
         .layer(axum::middleware::from_fn_with_state(
-            runtime.gateway.auth.clone(),
-            crate::auth::middleware::management,
+            guard,
+            crate::govern::guard::layer,
         ))
         .layer(origin_layer.clone());
     let mut app = mcp::routes(&runtime.gateway, &settings).layer(origin_layer);
@@ -92,9 +110,12 @@ async fn admin_server(
         .with_context(|| format!("cannot listen on server.admin_listen = {addr}"))?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        let served = axum::serve(listener, routes)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
         if let Err(err) = served {
             tracing::error!(%err, "management listener failed");
         }

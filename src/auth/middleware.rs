@@ -1,7 +1,8 @@
-//! The axum layers in front of `/mcp`, `/mcp/{server}` and `/api/v1`: find
-//! the credential, authenticate, check the server grant and the per-key
-//! budget, and put the [`Identity`] into the request extensions. Refusals
-//! are answered here, so nothing reaches an upstream.
+//! The axum layer in front of `/mcp` and `/mcp/{server}`: find the
+//! credential, authenticate, check the server grant and the per-key budget,
+//! and put the [`Identity`] into the request extensions. Refusals are
+//! answered here, so nothing reaches an upstream. (`/api/v1` has its own
+//! guard, [`crate::govern::guard`], which uses [`credential`] and [`refuse`].)
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -63,24 +64,6 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
     next.run(request).await
 }
 
-/// Guards `/api/…`: admin callers only. Other paths pass untouched, and so
-/// do the OpenAPI document and Swagger UI (the API's shape, no state), so a
-/// browser can load them and then send the key through "Authorize".
-pub async fn management(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if !path.starts_with("/api/") || crate::api::openapi::is_public(path) {
-        return next.run(request).await;
-    }
-    match admit(&auth, request.headers()).await {
-        Ok(identity) if identity.is_admin() => next.run(request).await,
-        Ok(identity) => {
-            tracing::warn!(subject = %identity.subject, "management API refused: not an admin");
-            refuse(&auth, &AuthError::NotAdmin)
-        }
-        Err(err) => refuse(&auth, &err),
-    }
-}
-
 async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> {
     let identity = auth.authenticate(credential(headers)).await?;
     auth.limits().check_key(&identity.subject)?;
@@ -89,7 +72,7 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> 
 }
 
 /// 401 (with `WWW-Authenticate`), 403 or 429 (with `Retry-After`).
-fn refuse(auth: &Auth, err: &AuthError) -> Response {
+pub(crate) fn refuse(auth: &Auth, err: &AuthError) -> Response {
     let message = err.to_string();
     if let AuthError::RateLimited(limited) = err {
         tracing::info!(

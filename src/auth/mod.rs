@@ -87,9 +87,6 @@ pub enum AuthError {
         /// The server asked for.
         server: String,
     },
-    /// `/api/v1` needs the admin project.
-    #[error("the management API requires an admin key")]
-    NotAdmin,
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -100,7 +97,7 @@ impl AuthError {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            Self::UnknownProject(_) | Self::ServerNotGranted { .. } | Self::NotAdmin
+            Self::UnknownProject(_) | Self::ServerNotGranted { .. }
         )
     }
 }

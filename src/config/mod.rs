@@ -74,6 +74,12 @@ pub struct Config {
     /// The management store (SQLite by default, PostgreSQL by URL).
     #[serde(default)]
     pub store: crate::store::StoreConfig,
+    /// Management logins: session token lifetime, lockout.
+    #[serde(default)]
+    pub login: crate::govern::LoginConfig,
+    /// The audit trail: retention.
+    #[serde(default)]
+    pub audit: crate::govern::AuditConfig,
 }
 
 /// Settings of the HTTP front.
