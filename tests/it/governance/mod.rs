@@ -94,3 +94,11 @@ where
         test(StoreUnderTest::Postgres(db)).await;
     }
 }
+
+/// Now, in Unix milliseconds (the audit trail's time).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap())
+        .unwrap()
+}
