@@ -46,10 +46,21 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
         crate::front::origin::layer,
     );
+    let calls = config.audit.mcp_calls.then(|| {
+        let calls = crate::govern::calls::CallAudit::start(
+            control.store.clone(),
+            config.audit.queue,
+            config.audit.include_payloads,
+        );
+        // Set once, here, before any request is served.
+        let _ = runtime.gateway.call_audit.set(calls.clone());
+        calls
+    });
     let governance = crate::govern::Governance::new(
         control.store.clone(),
         runtime.gateway.auth.clone(),
         config.login.clone(),
+        calls,
     )
     .await?;
     crate::govern::audit::spawn_retention(

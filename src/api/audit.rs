@@ -1,4 +1,5 @@
-//! `GET /api/v1/audit`: the audit trail, newest first, filtered and paged.
+//! `GET /api/v1/audit`: the audit trail, newest first, filtered and paged,
+//! with the per-call audit's state (`mcp_calls`: on, records dropped).
 //! Read-only: no route changes or deletes an entry.
 use std::sync::Arc;
 
@@ -71,8 +72,15 @@ pub(super) async fn list(
         until: query.until,
     };
     let (entries, total) = audit::page(&governance.store, &filter, Page { limit, offset }).await?;
+    let mcp_calls = json!({
+        "enabled": governance.calls.is_some(),
+        "dropped": governance.calls.as_ref().map_or(0, |calls| calls.dropped()),
+    });
     Ok((
         StatusCode::OK,
-        Json(json!({ "items": entries, "total": total, "limit": limit, "offset": offset })),
+        Json(json!({
+            "items": entries, "total": total, "limit": limit, "offset": offset,
+            "mcp_calls": mcp_calls,
+        })),
     ))
 }

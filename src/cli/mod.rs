@@ -3,9 +3,12 @@
 //!
 //! - [`client`]: URL, key, output format; API errors as messages.
 //! - [`output`]: table or JSON.
-//! - [`upstream`], [`project`], [`key`]: one module per resource.
+//! - [`upstream`], [`project`], [`key`], [`user`]: one module per resource;
+//!   [`audit`]: the audit trail.
+pub mod audit;
 pub mod client;
 pub mod key;
 mod output;
 pub mod project;
 pub mod upstream;
+pub mod user;

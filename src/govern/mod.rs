@@ -7,7 +7,9 @@
 //! - [`login`]: session tokens and the failed-login windows.
 //! - [`password`]: argon2id hashes.
 //! - [`audit`]: masking, action and target names, retention.
+//! - [`calls`]: the optional per-call audit of MCP traffic, off the request path.
 pub mod audit;
+pub mod calls;
 pub mod guard;
 pub mod login;
 pub mod password;
@@ -58,11 +60,25 @@ impl Default for LoginConfig {
 pub struct AuditConfig {
     /// Entries older than this many days are deleted (0: kept forever).
     pub retention_days: u64,
+    /// Also audit every MCP tool call (identity, project, server, tool,
+    /// outcome, latency).
+    pub mcp_calls: bool,
+    /// With `mcp_calls`: record arguments and results too (after the
+    /// guardrails' redaction, masked again).
+    pub include_payloads: bool,
+    /// With `mcp_calls`: records waiting to be written; beyond it they are
+    /// dropped and counted, never waited for.
+    pub queue: usize,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { retention_days: 90 }
+        Self {
+            retention_days: 90,
+            mcp_calls: false,
+            include_payloads: false,
+            queue: 10_000,
+        }
     }
 }
 
@@ -106,6 +122,8 @@ pub struct Governance {
     pub failures: FailureWindows,
     /// Lockout and token settings.
     pub login: LoginConfig,
+    /// The per-call MCP audit, when on (its drop counter is reported).
+    pub calls: Option<Arc<calls::CallAudit>>,
 }
 
 impl Governance {
@@ -114,6 +132,7 @@ impl Governance {
         store: Store,
         auth: Arc<Auth>,
         login: LoginConfig,
+        calls: Option<Arc<calls::CallAudit>>,
     ) -> Result<Arc<Self>, TokenError> {
         let sessions =
             Sessions::load(&store, Duration::from_secs(login.token_ttl_secs.max(1))).await?;
@@ -123,6 +142,7 @@ impl Governance {
             sessions,
             failures: FailureWindows::new(Duration::from_secs(60)),
             login,
+            calls,
         }))
     }
 }

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub cache: CacheHandle,
     /// Deadlines of calls in flight.
     pub deadlines: Escalation,
+    /// The per-call audit, when `[audit] mcp_calls` is on (set once at start).
+    pub call_audit: std::sync::OnceLock<Arc<crate::govern::calls::CallAudit>>,
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
@@ -107,6 +109,7 @@ impl Gateway {
             auth: services.auth,
             cache: services.cache,
             deadlines: services.deadlines,
+            call_audit: std::sync::OnceLock::new(),
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
         })

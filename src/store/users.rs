@@ -65,10 +65,11 @@ pub async fn get(store: &Store, name: &str) -> Result<Option<UserRecord>, StoreE
     row.as_ref().map(record).transpose()
 }
 
-/// Stores a new user; [`StoreError::Conflict`] when the name is taken.
-pub async fn insert(store: &Store, user: &UserRecord) -> Result<(), StoreError> {
-    let sql = format!("INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// `query` with `$1`…`$7` bound to the fields from `name` to `locked_until`.
+fn bind_fields<'q>(query: AnyQuery<'q>, user: &UserRecord) -> AnyQuery<'q> {
+    query
         .bind(user.name.clone())
         .bind(user.email.clone())
         .bind(user.role.clone())
@@ -76,6 +77,12 @@ pub async fn insert(store: &Store, user: &UserRecord) -> Result<(), StoreError> 
         .bind(user.password.clone())
         .bind(user.failed_logins)
         .bind(user.locked_until)
+}
+
+/// Stores a new user; [`StoreError::Conflict`] when the name is taken.
+pub async fn insert(store: &Store, user: &UserRecord) -> Result<(), StoreError> {
+    let sql = format!("INSERT INTO users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    bind_fields(sqlx::query(sqlx::AssertSqlSafe(sql)), user)
         .bind(user.created_at)
         .bind(user.updated_at)
         .execute(store.pool())
@@ -93,20 +100,12 @@ pub async fn insert(store: &Store, user: &UserRecord) -> Result<(), StoreError> 
 /// Writes every field of `user` but its name and creation time; false when
 /// there is no such user.
 pub async fn update(store: &Store, user: &UserRecord) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE users SET email = $2, role = $3, status = $4, password = $5, \
-         failed_logins = $6, locked_until = $7, updated_at = $8 WHERE name = $1",
-    )
-    .bind(user.name.clone())
-    .bind(user.email.clone())
-    .bind(user.role.clone())
-    .bind(user.status.clone())
-    .bind(user.password.clone())
-    .bind(user.failed_logins)
-    .bind(user.locked_until)
-    .bind(now_ms())
-    .execute(store.pool())
-    .await?;
+    let sql = "UPDATE users SET email = $2, role = $3, status = $4, password = $5, \
+               failed_logins = $6, locked_until = $7, updated_at = $8 WHERE name = $1";
+    let done = bind_fields(sqlx::query(sql), user)
+        .bind(now_ms())
+        .execute(store.pool())
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -3,6 +3,8 @@
 //! documented route, logins with lockout and password reset, and audit
 //! entries for every kind of mutation with secrets masked.
 mod audit;
+mod calls;
+mod cli;
 mod login;
 mod roles;
 
