@@ -59,6 +59,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let governance = crate::govern::Governance::new(
         control.store.clone(),
         runtime.gateway.auth.clone(),
+        control.credentials.clone(),
         config.login.clone(),
         calls,
     )

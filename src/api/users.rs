@@ -250,6 +250,10 @@ pub(super) async fn patch(
     if !users::update(&governance.store, &user).await? {
         return Err(Problem::not_found("user", &name));
     }
+    if user.status != before.status {
+        // Their keys stop (or work again) from the very next request.
+        governance.credentials.reload(&governance.store).await?;
+    }
     get(State(governance), Path(name)).await
 }
 
@@ -308,6 +312,9 @@ pub(super) async fn delete(
     keeps_an_admin(&governance, &before, None).await?;
     if !users::delete(&governance.store, &name).await? {
         return Err(Problem::not_found("user", &name));
+    }
+    if before.status != "active" {
+        governance.credentials.reload(&governance.store).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,7 +17,7 @@ use crate::auth::keys::KeyHash;
 use crate::auth::store::{CredentialStore, KeyRecord};
 use crate::config::auth::{ADMIN_PROJECT, AuthConfig, KeyEntry, ProjectConfig};
 use crate::store::named::PROJECTS;
-use crate::store::{Store, StoreError, keys};
+use crate::store::{Store, StoreError, keys, users};
 
 /// How often writes made outside this process are picked up.
 const POLL: Duration = Duration::from_secs(1);
@@ -69,7 +69,14 @@ impl LiveCredentials {
         let file = self.file.load_full();
         let stored_keys = keys::all(store).await?;
         let stored_projects = PROJECTS.all(store).await?;
-        let digest = source_digest(&file, &stored_keys, &stored_projects);
+        // A disabled management user's keys are refused everywhere, as revoked.
+        let disabled: Vec<String> = users::all(store)
+            .await?
+            .into_iter()
+            .filter(|user| user.status != "active")
+            .map(|user| user.name)
+            .collect();
+        let digest = source_digest(&file, &stored_keys, &stored_projects, &disabled);
         let mut projects: BTreeMap<String, ProjectConfig> = BTreeMap::new();
         for record in stored_projects.into_iter().filter(|r| r.enabled) {
             match serde_json::from_value(record.definition) {
@@ -94,7 +101,17 @@ impl LiveCredentials {
             any_key: false,
         };
         for entry in file.keys.iter().chain(&stored_keys) {
-            index_key(&mut index, entry);
+            if disabled.contains(&entry.user) && !entry.revoked {
+                index_key(
+                    &mut index,
+                    &KeyEntry {
+                        revoked: true,
+                        ..entry.clone()
+                    },
+                );
+            } else {
+                index_key(&mut index, entry);
+            }
         }
         self.index.store(Arc::new(index));
         let mut last = self.digest.lock().unwrap_or_else(|e| e.into_inner());
@@ -164,6 +181,7 @@ fn source_digest(
     file: &AuthConfig,
     stored_keys: &[KeyEntry],
     stored_projects: &[crate::store::named::Record],
+    disabled_users: &[String],
 ) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -171,6 +189,7 @@ fn source_digest(
         serde_json::to_vec(&file.keys),
         serde_json::to_vec(&file.projects),
         serde_json::to_vec(stored_keys),
+        serde_json::to_vec(disabled_users),
     ] {
         hasher.update(part.unwrap_or_default());
         hasher.update([0]);

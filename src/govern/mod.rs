@@ -124,6 +124,8 @@ pub struct Governance {
     pub login: LoginConfig,
     /// The per-call MCP audit, when on (its drop counter is reported).
     pub calls: Option<Arc<calls::CallAudit>>,
+    /// Rebuilt after a user changes, so a disabled user's keys stop at once.
+    pub credentials: Arc<crate::control::credentials::LiveCredentials>,
 }
 
 impl Governance {
@@ -131,6 +133,7 @@ impl Governance {
     pub async fn new(
         store: Store,
         auth: Arc<Auth>,
+        credentials: Arc<crate::control::credentials::LiveCredentials>,
         login: LoginConfig,
         calls: Option<Arc<calls::CallAudit>>,
     ) -> Result<Arc<Self>, TokenError> {
@@ -143,6 +146,7 @@ impl Governance {
             failures: FailureWindows::new(Duration::from_secs(60)),
             login,
             calls,
+            credentials,
         }))
     }
 }

@@ -208,3 +208,85 @@ pub async fn prune(store: &Store, before: i64) -> Result<u64, StoreError> {
         .await?;
     Ok(done.rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: &str, at: i64, action: &str, target: &str) -> AuditEntry {
+        AuditEntry {
+            id: id.into(),
+            at,
+            actor: "root".into(),
+            action: action.into(),
+            target: target.into(),
+            outcome: "success".into(),
+            ..AuditEntry::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_pages_and_retention_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        for entry in [
+            at("1", 1_000, "upstreams.create", "upstreams/a_b"),
+            at("2", 2_000, "upstreams.delete", "upstreams/axb"),
+            at("3", 3_000, "users.create", "users/ann"),
+        ] {
+            append(&store, &entry).await.unwrap();
+        }
+        let everything = Page {
+            limit: 10,
+            offset: 0,
+        };
+        let list = |filter: AuditFilter| {
+            let store = store.clone();
+            async move { page(&store, &filter, everything).await.unwrap() }
+        };
+        let (newest_first, total) = list(AuditFilter::default()).await;
+        assert_eq!(total, 3);
+        assert_eq!(newest_first[0].id, "3");
+        let (prefixed, _) = list(AuditFilter {
+            action: Some("upstreams.".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(prefixed.len(), 2);
+        // `_` is literal in a prefix, not a wildcard.
+        let (literal, _) = list(AuditFilter {
+            target: Some("upstreams/a_*".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            literal.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["1"]
+        );
+        let (window, _) = list(AuditFilter {
+            since: Some(1_500),
+            until: Some(3_000),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            window.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["2"]
+        );
+        let (second_page, total) = page(
+            &store,
+            &AuditFilter::default(),
+            Page {
+                limit: 1,
+                offset: 1,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((second_page[0].id.as_str(), total), ("2", 3));
+        // Retention deletes what is older than its cut-off, nothing else.
+        assert_eq!(prune(&store, 2_500).await.unwrap(), 2);
+        assert_eq!(list(AuditFilter::default()).await.1, 1);
+    }
+}

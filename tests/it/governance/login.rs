@@ -104,7 +104,27 @@ async fn login_lockout_reset(store: StoreUnderTest) {
     let (status, _) = login(&gw, "banshee", "whatever it may be").await;
     assert_eq!(status, 429, "the address is over its limit");
 
-    // Disabling a user ends their session at once.
+    // Disabling a user ends their session at once, and their keys stop
+    // everywhere (/mcp too) until they are enabled again.
+    let (status, created) = send(
+        &gw,
+        Method::POST,
+        "/api/v1/keys",
+        Some(&json!({"user": "alice", "project": "demo"})),
+        Some(&admin.secret),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let alice_key = created["key"].as_str().unwrap().to_owned();
+    let mcp_status = |key: String| {
+        let gw = &gw;
+        async move {
+            crate::auth::initialize(gw, "/mcp", &[("X-API-Key", key.as_str())])
+                .await
+                .status()
+        }
+    };
+    assert_eq!(mcp_status(alice_key.clone()).await, 200);
     let (status, _) = send(
         &gw,
         Method::PATCH,
@@ -116,6 +136,25 @@ async fn login_lockout_reset(store: StoreUnderTest) {
     assert_eq!(status, 200);
     let (status, _) = send(&gw, Method::GET, "/api/v1/upstreams", None, Some(&alice)).await;
     assert_eq!(status, 403);
+    assert_eq!(
+        mcp_status(alice_key.clone()).await,
+        401,
+        "a disabled user's key is refused on /mcp"
+    );
+    let (status, _) = send(
+        &gw,
+        Method::PATCH,
+        "/api/v1/users/alice",
+        Some(&json!({"status": "active"})),
+        Some(&admin.secret),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        mcp_status(alice_key).await,
+        200,
+        "enabled again, the key works again"
+    );
 
     // Every attempt is in the audit trail, with its outcome and address.
     let logins = audit(&gw, &admin, "action=auth.login").await;
