@@ -46,22 +46,24 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
         crate::front::origin::layer,
     );
-    let calls = config.audit.mcp_calls.then(|| {
-        let calls = crate::govern::calls::CallAudit::start(
-            control.store.clone(),
-            config.audit.queue,
-            config.audit.include_payloads,
-        );
-        // Set once, here, before any request is served.
+    // The MCP side's audit queue: /mcp refusals always, tool calls when
+    // `[audit] mcp_calls` is on. Set once, here, before any request is served.
+    let calls = crate::govern::calls::CallAudit::start(
+        control.store.clone(),
+        config.audit.queue,
+        config.audit.include_payloads,
+    );
+    let _ = runtime.gateway.auth.audit.set(calls.clone());
+    if config.audit.mcp_calls {
         let _ = runtime.gateway.call_audit.set(calls.clone());
-        calls
-    });
+    }
     let governance = crate::govern::Governance::new(
         control.store.clone(),
         runtime.gateway.auth.clone(),
         control.credentials.clone(),
         config.login.clone(),
         calls,
+        config.audit.mcp_calls,
     )
     .await?;
     crate::govern::audit::spawn_retention(

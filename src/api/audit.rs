@@ -73,8 +73,8 @@ pub(super) async fn list(
     };
     let (entries, total) = audit::page(&governance.store, &filter, Page { limit, offset }).await?;
     let mcp_calls = json!({
-        "enabled": governance.calls.is_some(),
-        "dropped": governance.calls.as_ref().map_or(0, |calls| calls.dropped()),
+        "enabled": governance.mcp_calls,
+        "dropped": governance.calls.dropped(),
     });
     Ok((
         StatusCode::OK,

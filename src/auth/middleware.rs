@@ -49,7 +49,7 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
 pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next) -> Response {
     let identity = match admit(&guard.auth, request.headers()).await {
         Ok(identity) => identity,
-        Err(err) => return refuse(&guard.auth, &err),
+        Err(err) => return refused(&guard.auth, &request, None, &err),
     };
     if let Some(server) = &guard.server
         && !identity.grant.allows_server(server)
@@ -58,10 +58,37 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
             project: identity.project.to_string(),
             server: server.to_string(),
         };
-        return refuse(&guard.auth, &err);
+        return refused(&guard.auth, &request, Some(&identity), &err);
     }
     request.extensions_mut().insert(identity);
     next.run(request).await
+}
+
+/// [`refuse`], and the refusal handed to the audit trail's queue (when the
+/// gateway has one; it never waits for it).
+fn refused(
+    auth: &Auth,
+    request: &Request,
+    identity: Option<&Identity>,
+    err: &AuthError,
+) -> Response {
+    let response = refuse(auth, err);
+    if let Some(audit) = auth.audit.get() {
+        let client = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default();
+        audit.refusal(crate::govern::calls::Refusal {
+            actor: identity.map(|i| i.user.to_string()),
+            credential: identity.map(|i| i.subject.to_string()),
+            target: format!("{} {}", request.method(), request.uri().path()),
+            status: response.status().as_u16(),
+            client,
+            detail: err.to_string(),
+        });
+    }
+    response
 }
 
 async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> {

@@ -133,6 +133,8 @@ pub struct Auth {
     oauth: Option<OAuthConfig>,
     prune_every: Duration,
     verified: verified::Verified,
+    /// Where `/mcp` refusals are queued for the audit trail (set once at start).
+    pub audit: std::sync::OnceLock<Arc<crate::govern::calls::CallAudit>>,
 }
 
 impl Auth {
@@ -183,6 +185,7 @@ impl Auth {
             oauth: auth.oauth.clone(),
             prune_every: Duration::from_secs(auth.rate_limits.prune_interval_secs.max(1)),
             verified: verified::Verified::default(),
+            audit: std::sync::OnceLock::new(),
         }))
     }
 

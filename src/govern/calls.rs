@@ -1,4 +1,5 @@
-//! Per-call audit of MCP traffic (`[audit] mcp_calls = true`): who called
+//! The audit trail's queue for the MCP side: refusals of `/mcp` requests
+//! (always), and the per-call audit (`[audit] mcp_calls = true`): who called
 //! which tool of which server for which project, the outcome and latency;
 //! arguments and results only with `include_payloads = true`, and then as
 //! the guardrails left them (redacted), masked once more.
@@ -44,6 +45,30 @@ pub struct CallRecord {
     pub result: Option<Value>,
 }
 
+/// A refused `/mcp` request, as audited.
+#[derive(Debug, Clone, Default)]
+pub struct Refusal {
+    /// The caller's user, when the credential was valid.
+    pub actor: Option<String>,
+    /// Their credential id, when valid.
+    pub credential: Option<String>,
+    /// `METHOD /path`.
+    pub target: String,
+    /// 401, 403 or 429.
+    pub status: u16,
+    /// The peer address.
+    pub client: String,
+    /// Why (never the credential).
+    pub detail: String,
+}
+
+/// What the queue carries.
+#[derive(Debug)]
+enum Record {
+    Call(CallRecord),
+    Refusal(Refusal),
+}
+
 /// Where records end up: the store, or a test's slow stand-in.
 pub trait CallSink: Send + Sync + 'static {
     /// Writes one entry.
@@ -58,7 +83,7 @@ impl CallSink for Store {
 
 /// The hand-off point of the request path.
 pub struct CallAudit {
-    queue: mpsc::Sender<CallRecord>,
+    queue: mpsc::Sender<Record>,
     dropped: Arc<AtomicU64>,
     include_payloads: bool,
 }
@@ -84,6 +109,15 @@ impl CallAudit {
 
     /// Queues `record`, or counts it dropped when the queue is full. Never waits.
     pub fn record(&self, record: CallRecord) {
+        self.offer(Record::Call(record));
+    }
+
+    /// Queues a refused `/mcp` request, like [`record`](Self::record).
+    pub fn refusal(&self, refusal: Refusal) {
+        self.offer(Record::Refusal(refusal));
+    }
+
+    fn offer(&self, record: Record) {
         if self.queue.try_send(record).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -97,14 +131,18 @@ impl CallAudit {
 
 async fn write_all(
     sink: impl CallSink,
-    mut records: mpsc::Receiver<CallRecord>,
+    mut records: mpsc::Receiver<Record>,
     dropped: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut reported = 0;
     while records.recv_many(&mut batch, BATCH).await > 0 {
         for record in batch.drain(..) {
-            sink.write(entry(record)).await;
+            let entry = match record {
+                Record::Call(call) => entry(call),
+                Record::Refusal(refusal) => refusal_entry(refusal),
+            };
+            sink.write(entry).await;
         }
         let now = dropped.load(Ordering::Relaxed);
         if now > reported {
@@ -128,6 +166,26 @@ async fn write_all(
             .await;
             reported = now;
         }
+    }
+}
+
+fn refusal_entry(refusal: Refusal) -> AuditEntry {
+    let (action, outcome) = match refusal.status {
+        401 => ("auth.failed", "failure"),
+        429 => ("auth.rate_limited", "rate_limited"),
+        _ => ("auth.refused", "refused"),
+    };
+    AuditEntry {
+        at: crate::store::now_ms(),
+        actor: refusal.actor.unwrap_or_else(|| "unknown".into()),
+        credential: refusal.credential.unwrap_or_default(),
+        action: action.into(),
+        target: refusal.target,
+        outcome: outcome.into(),
+        status: i64::from(refusal.status),
+        client: refusal.client,
+        detail: crate::mask::mask(&refusal.detail, []),
+        ..AuditEntry::default()
     }
 }
 

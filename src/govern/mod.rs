@@ -122,8 +122,10 @@ pub struct Governance {
     pub failures: FailureWindows,
     /// Lockout and token settings.
     pub login: LoginConfig,
-    /// The per-call MCP audit, when on (its drop counter is reported).
-    pub calls: Option<Arc<calls::CallAudit>>,
+    /// The MCP side's audit queue (its drop counter is reported).
+    pub calls: Arc<calls::CallAudit>,
+    /// Whether every MCP tool call is audited.
+    pub mcp_calls: bool,
     /// Rebuilt after a user changes, so a disabled user's keys stop at once.
     pub credentials: Arc<crate::control::credentials::LiveCredentials>,
 }
@@ -135,7 +137,8 @@ impl Governance {
         auth: Arc<Auth>,
         credentials: Arc<crate::control::credentials::LiveCredentials>,
         login: LoginConfig,
-        calls: Option<Arc<calls::CallAudit>>,
+        calls: Arc<calls::CallAudit>,
+        mcp_calls: bool,
     ) -> Result<Arc<Self>, TokenError> {
         let sessions =
             Sessions::load(&store, Duration::from_secs(login.token_ttl_secs.max(1))).await?;
@@ -146,6 +149,7 @@ impl Governance {
             failures: FailureWindows::new(Duration::from_secs(60)),
             login,
             calls,
+            mcp_calls,
             credentials,
         }))
     }

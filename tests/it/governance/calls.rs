@@ -110,3 +110,42 @@ async fn mcp_calls_are_audited_without_payloads_by_default() {
 async fn mcp_call_payloads_are_recorded_masked_when_asked() {
     audited_calls(true).await;
 }
+
+/// `/mcp` refusals reach the audit trail through the same queue, with the
+/// client address and never the credential, per-call audit on or off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_refusals_are_audited_off_the_request_path() {
+    let (gw, admin) = start(&StoreUnderTest::Sqlite, "").await;
+    let forged = "bk_forgedforgedforgedforgedforgedforgedforge";
+    let response = crate::auth::initialize(&gw, "/mcp", &[("X-API-Key", forged)]).await;
+    assert_eq!(response.status(), 401);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let (_, page) = send(
+            &gw,
+            Method::GET,
+            "/api/v1/audit?action=auth.failed&target=POST%20/mcp",
+            None,
+            Some(&admin.secret),
+        )
+        .await;
+        if let Some(entry) = page["items"].as_array().and_then(|items| items.first()) {
+            break entry.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no auth.failed entry for /mcp: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (
+            entry["status"].as_i64(),
+            entry["client"].as_str(),
+            entry["actor"].as_str()
+        ),
+        (Some(401), Some("127.0.0.1"), Some("unknown")),
+        "{entry}"
+    );
+    assert!(!entry.to_string().contains(forged), "{entry}");
+}
