@@ -17,6 +17,8 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
+#[path = "gateway_load_audit/mod.rs"]
+mod gateway_load_audit;
 #[path = "hot_path/mod.rs"]
 mod hot_path;
 mod support;
@@ -255,6 +257,10 @@ async fn upstream_pid(base: &str) -> i32 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("BULWARK_BENCH_AUDIT_ONLY").is_some() {
+        audit_cost(dir.path()).await;
+        return;
+    }
     if std::env::var_os("BULWARK_BENCH_HOT_PATH_ONLY").is_none() {
         scenario(dir.path()).await;
     }
@@ -265,6 +271,66 @@ async fn main() {
         reports.push(hot_path::run(build, &key, dir.path()).await);
     }
     hot_path::compare(&builds, &reports);
+}
+
+/// The per-call audit's cost: keyed calls (security plane on) with
+/// `[audit] mcp_calls` on and off, interleaved so drift hits both alike;
+/// then the drop counter under a slow sink.
+async fn audit_cost(dir: &std::path::Path) {
+    let key = bulwark::auth::keys::generate().unwrap();
+    let secure = config(dir, 1, Security::On, &key.hash.to_stored());
+    let audited_path = dir.join("bench-audited.toml");
+    let mut audited = std::fs::read_to_string(&secure).unwrap();
+    audited.push_str("[audit]\nmcp_calls = true\n");
+    std::fs::write(&audited_path, audited).unwrap();
+    let (_off_gw, off_url) = spawn(&["serve", "--config", &secure], dir);
+    wait_ready(off_url.trim_end_matches("/mcp")).await;
+    let (_on_gw, on_url) = spawn(
+        &["serve", "--config", &audited_path.display().to_string()],
+        dir,
+    );
+    let on_base = on_url.trim_end_matches("/mcp").to_owned();
+    wait_ready(&on_base).await;
+    println!(
+        "per-call audit on vs off (API key + limits + guardrails on in both), {} s runs:",
+        RUN_FOR.as_secs()
+    );
+    for concurrency in [1, 32] {
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            off.push(
+                load_with(&off_url, Some(&key.secret), "echo__echo", concurrency, None)
+                    .await
+                    .calls_per_sec,
+            );
+            on.push(
+                load_with(&on_url, Some(&key.secret), "echo__echo", concurrency, None)
+                    .await
+                    .calls_per_sec,
+            );
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: on is {:.3} of off (runs off {off:.0?}, on {on:.0?})",
+            mean(&off),
+            mean(&on),
+            mean(&on) / mean(&off)
+        );
+    }
+    let audit: serde_json::Value = reqwest::Client::new()
+        .get(format!("{on_base}/api/v1/audit?action=mcp.call&limit=1"))
+        .bearer_auth(&key.secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "  audited calls stored: {}, dropped: {}",
+        audit["total"], audit["mcp_calls"]["dropped"]
+    );
+    gateway_load_audit::slow_sink(1024, Duration::from_secs(2)).await;
 }
 
 /// The original scenario (this build only).

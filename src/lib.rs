@@ -9,6 +9,7 @@
 //!   in flight finish before shutdown cancels them.
 //! - [`mcp`]: the MCP front door (federation, proxying, sessions).
 //! - [`api`]: operator endpoints (health, readiness, the actor tree).
+//! - [`govern`]: users, roles, logins and the audit trail of `/api/v1`.
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod drain;
 pub mod enkrypt;
 pub mod front;
+pub mod govern;
 pub mod mask;
 pub mod mcp;
 pub mod probe;

@@ -78,6 +78,20 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Manage management users on a running gateway (--url / BULWARK_URL; admin only).
+    User {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: bulwark::cli::user::UserCommand,
+    },
+    /// Print the audit trail of a running gateway (--url / BULWARK_URL).
+    Audit {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        args: bulwark::cli::audit::AuditArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,6 +305,10 @@ async fn main() -> anyhow::Result<()> {
                     config,
                 },
         } => import_enkrypt(&config.load()?, &file, dry_run).await,
+        Command::User { remote, command } => {
+            exit_on(bulwark::cli::user::run(&remote, command).await)
+        }
+        Command::Audit { remote, args } => exit_on(bulwark::cli::audit::run(&remote, args).await),
     }
 }
 

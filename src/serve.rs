@@ -46,15 +46,47 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
         crate::front::origin::layer,
     );
-    let management = crate::api::routes(runtime.gateway.clone())
+    // The MCP side's audit queue: /mcp refusals always, tool calls when
+    // `[audit] mcp_calls` is on. Set once, here, before any request is served.
+    let calls = crate::govern::calls::CallAudit::start(
+        control.store.clone(),
+        config.audit.queue,
+        config.audit.include_payloads,
+    );
+    let _ = runtime.gateway.auth.audit.set(calls.clone());
+    if config.audit.mcp_calls {
+        let _ = runtime.gateway.call_audit.set(calls.clone());
+    }
+    let governance = crate::govern::Governance::new(
+        control.store.clone(),
+        runtime.gateway.auth.clone(),
+        control.credentials.clone(),
+        config.login.clone(),
+        calls,
+        config.audit.mcp_calls,
+    )
+    .await?;
+    crate::govern::audit::spawn_retention(
+        control.store.clone(),
+        config.audit.retention_days,
+        shutdown.clone(),
+    );
+    let routes = crate::api::routes(runtime.gateway.clone())
         .merge(crate::api::control_routes(control.clone()))
+        .merge(crate::api::governance_routes(governance.clone()))
         .merge(crate::telemetry::endpoint::routes(
             &runtime.telemetry,
             &runtime.gateway.auth,
-        ))
+        ));
+    // Every /api/v1 route: authenticated, authorized by role, audited.
+    let guard = crate::govern::guard::GuardState {
+        governance,
+        inner: routes.clone(),
+    };
+    let management = routes
         .layer(axum::middleware::from_fn_with_state(
-            runtime.gateway.auth.clone(),
-            crate::auth::middleware::management,
+            guard,
+            crate::govern::guard::layer,
         ))
         .layer(origin_layer.clone());
     let probes = crate::api::probes(runtime.gateway.clone()).layer(origin_layer.clone());
@@ -106,9 +138,12 @@ async fn admin_server(
     // admin address as on the public one.
     check_exposure(config, bound)?;
     tokio::spawn(async move {
-        let served = axum::serve(listener, routes)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
         if let Err(err) = served {
             tracing::error!(%err, "management listener failed");
         }

@@ -1,12 +1,13 @@
 //! `/api/v1/keys`: API keys. Creating one answers the key once; nothing
 //! else ever shows it (the store keeps its hash). A revocation holds on the
-//! key's very next request.
+//! key's very next request. Admins see and touch every key; other roles
+//! only their own (another user's key answers 404, as if absent).
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::page::ListQuery;
@@ -14,10 +15,34 @@ use super::problem::{Problem, json_object, take_string};
 use crate::config::auth::{ADMIN_PROJECT, KeyEntry};
 use crate::control::ControlPlane;
 use crate::control::credentials::{self, KeyCreateError};
+use crate::govern::Caller;
 use crate::store::keys;
 use crate::store::named::PROJECTS;
 
 type Answer = Result<(StatusCode, Json<Value>), Problem>;
+type Who = Option<Extension<Caller>>;
+
+/// True when `caller` may see `key` (no caller: an internal request).
+fn owns(caller: &Who, key: &KeyEntry) -> bool {
+    caller
+        .as_ref()
+        .is_none_or(|Extension(caller)| caller.is_admin() || caller.actor == key.user)
+}
+
+/// The key `id` when `caller` may see it, with its source.
+async fn visible(
+    control: &ControlPlane,
+    caller: &Who,
+    id: &str,
+) -> Result<(KeyEntry, &'static str), Problem> {
+    let found = match control.credentials.file().keys.iter().find(|k| k.id == id) {
+        Some(key) => Some((key.clone(), "file")),
+        None => keys::get(&control.store, id).await?.map(|key| (key, "api")),
+    };
+    found
+        .filter(|(key, _)| owns(caller, key))
+        .ok_or_else(|| Problem::not_found("key", id))
+}
 
 fn shown(key: &KeyEntry, source: &str) -> Value {
     json!({
@@ -50,14 +75,21 @@ async fn applied(control: &ControlPlane) -> Result<(), Problem> {
 )]
 pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
+    caller: Who,
     Query(query): Query<ListQuery>,
 ) -> Answer {
     let file = control.credentials.file();
-    let mut items: Vec<Value> = file.keys.iter().map(|key| shown(key, "file")).collect();
+    let mut items: Vec<Value> = file
+        .keys
+        .iter()
+        .filter(|key| owns(&caller, key))
+        .map(|key| shown(key, "file"))
+        .collect();
     items.extend(
         keys::all(&control.store)
             .await?
             .iter()
+            .filter(|key| owns(&caller, key))
             .map(|key| shown(key, "api")),
     );
     items.retain(|item| {
@@ -89,15 +121,11 @@ pub(super) async fn list(
 )]
 pub(super) async fn get(
     State(control): State<Arc<ControlPlane>>,
+    caller: Who,
     Path(id): Path<String>,
 ) -> Answer {
-    if let Some(key) = control.credentials.file().keys.iter().find(|k| k.id == id) {
-        return Ok((StatusCode::OK, Json(shown(key, "file"))));
-    }
-    let key = keys::get(&control.store, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found("key", &id))?;
-    Ok((StatusCode::OK, Json(shown(&key, "api"))))
+    let (key, source) = visible(&control, &caller, &id).await?;
+    Ok((StatusCode::OK, Json(shown(&key, source))))
 }
 
 /// `POST /api/v1/keys` with `{"user", "project"}`: `201` with the key in
@@ -113,10 +141,33 @@ pub(super) async fn get(
         (status = 422, response = super::openapi::Invalid),
     )
 )]
-pub(super) async fn create(State(control): State<Arc<ControlPlane>>, body: Bytes) -> Answer {
+pub(super) async fn create(
+    State(control): State<Arc<ControlPlane>>,
+    caller: Who,
+    body: Bytes,
+) -> Answer {
     let mut body = json_object(&body)?;
-    let user = take_string(&mut body, "user")?;
+    let restricted = caller.as_ref().filter(|Extension(c)| !c.is_admin());
+    // Non-admins make keys for themselves: `user` defaults to them.
+    let user = match (restricted, body.contains_key("user")) {
+        (Some(Extension(caller)), false) => caller.actor.clone(),
+        _ => take_string(&mut body, "user")?,
+    };
     let project = take_string(&mut body, "project")?;
+    if let Some(Extension(caller)) = restricted {
+        if user != caller.actor {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                format!("role '{}' may create keys for itself only", caller.role),
+            ));
+        }
+        if project == ADMIN_PROJECT {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "only admins may create keys in the admin project",
+            ));
+        }
+    }
     if let Some(field) = body.keys().next() {
         return Err(Problem::invalid(
             field.clone(),
@@ -168,14 +219,16 @@ fn from_file(control: &ControlPlane, id: &str) -> Result<(), Problem> {
 )]
 pub(super) async fn revoke(
     State(control): State<Arc<ControlPlane>>,
+    caller: Who,
     Path(id): Path<String>,
 ) -> Answer {
+    visible(&control, &caller, &id).await?;
     from_file(&control, &id)?;
     if !keys::revoke(&control.store, &id).await? {
         return Err(Problem::not_found("key", &id));
     }
     applied(&control).await?;
-    get(State(control), Path(id)).await
+    get(State(control), caller, Path(id)).await
 }
 
 /// `DELETE /api/v1/keys/{id}`
@@ -193,8 +246,10 @@ pub(super) async fn revoke(
 )]
 pub(super) async fn delete(
     State(control): State<Arc<ControlPlane>>,
+    caller: Who,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
+    visible(&control, &caller, &id).await?;
     from_file(&control, &id)?;
     if !keys::delete(&control.store, &id).await? {
         return Err(Problem::not_found("key", &id));

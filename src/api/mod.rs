@@ -2,10 +2,14 @@
 //! live supervision tree), `/api/v1/guardrails`, and the management API
 //! (`/api/v1/upstreams`, `/projects`, `/keys`, `/system`; errors as RFC 9457
 //! problem+json from [`problem`]), described by the OpenAPI document and
-//! Swagger UI of [`openapi`].
+//! Swagger UI of [`openapi`]. Users, logins and the audit trail
+//! (`/api/v1/users`, `/auth/login`, `/audit`) sit on [`governance_routes`];
+//! every `/api/v1` route is guarded by [`crate::govern::guard`].
 mod actors;
+mod audit;
 mod guardrails;
 mod keys;
+mod login;
 pub mod openapi;
 mod page;
 pub mod problem;
@@ -13,6 +17,7 @@ mod projects;
 mod resource;
 mod system;
 mod upstreams;
+mod users;
 
 use std::sync::Arc;
 
@@ -77,6 +82,23 @@ pub fn control_routes(control: Arc<ControlPlane>) -> Router {
         .route("/api/v1/keys/{id}/revoke", post(keys::revoke))
         .with_state(control.clone())
         .merge(system::routes(control))
+}
+
+/// The governance routes: users, login, the audit trail.
+pub fn governance_routes(governance: Arc<crate::govern::Governance>) -> Router {
+    Router::new()
+        .route("/api/v1/auth/login", post(login::login))
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route(
+            "/api/v1/users/{name}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        .route(
+            "/api/v1/users/{name}/reset-password",
+            post(users::reset_password),
+        )
+        .route("/api/v1/audit", get(audit::list))
+        .with_state(governance)
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

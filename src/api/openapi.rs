@@ -13,7 +13,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{actors, guardrails, keys, projects, system, upstreams};
+use super::{actors, audit, guardrails, keys, login, projects, system, upstreams, users};
+use crate::govern::roles;
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -56,9 +57,17 @@ pub const UI_PATH: &str = "/api/docs";
         system::backup,
         system::restore,
         system::reset,
+        login::login,
+        users::list,
+        users::create,
+        users::get,
+        users::patch,
+        users::delete,
+        users::reset_password,
+        audit::list,
     ),
     components(schemas(ProblemDetails), responses(NotFound, Conflict, Invalid)),
-    modifiers(&BearerKey),
+    modifiers(&BearerKey, &Permissions),
     security(("management_key" = [])),
     tags(
         (name = "upstreams", description = "Upstream MCP servers"),
@@ -66,6 +75,9 @@ pub const UI_PATH: &str = "/api/docs";
         (name = "keys", description = "API keys (hashes only are stored)"),
         (name = "runtime", description = "The live supervision tree and guardrails"),
         (name = "system", description = "Health, backup, restore and reset"),
+        (name = "users", description = "Management users and their roles (admin only)"),
+        (name = "auth", description = "Logging in for a session token"),
+        (name = "audit", description = "The audit trail (read-only)"),
     )
 )]
 pub struct ApiDoc;
@@ -80,6 +92,60 @@ impl Modify for BearerKey {
             "management_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Shows each operation's permission and allowed roles, from the one
+/// table the guard enforces: `x-bulwark-permission`, `x-bulwark-roles`,
+/// and a line in the description.
+struct Permissions;
+
+impl Modify for Permissions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::extensions::ExtensionsBuilder;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("GET", item.get.as_mut()),
+                ("POST", item.post.as_mut()),
+                ("PUT", item.put.as_mut()),
+                ("PATCH", item.patch.as_mut()),
+                ("DELETE", item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                // Unclassified operations get no extension: the role
+                // matrix test fails on them, and the guard refuses them.
+                let Some(permission) = roles::of_template(method, path) else {
+                    continue;
+                };
+                let allowed: Vec<&str> = permission
+                    .roles()
+                    .into_iter()
+                    .map(roles::Role::as_str)
+                    .collect();
+                let extensions = ExtensionsBuilder::new()
+                    .add("x-bulwark-permission", permission.as_str())
+                    .add("x-bulwark-roles", allowed.clone())
+                    .build();
+                operation
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .merge(extensions);
+                let line = if permission == roles::Permission::Public {
+                    "Needs no credential.".to_owned()
+                } else {
+                    format!(
+                        "Permission `{}`: roles {}.",
+                        permission.as_str(),
+                        allowed.join(", ")
+                    )
+                };
+                operation.description = Some(match operation.description.take() {
+                    Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                    _ => line,
+                });
+            }
+        }
     }
 }
 
@@ -233,6 +299,75 @@ pub struct Project {
     tools: Value,
     created_at: Option<String>,
     updated_at: Option<String>,
+}
+
+/// A new management user.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserBody {
+    /// Unique login name.
+    username: String,
+    /// At least 12 characters; stored as an argon2id hash, never shown.
+    password: String,
+    /// `admin`, `operator`, `user` or `viewer`.
+    role: String,
+    email: Option<String>,
+}
+
+/// Changes to a user (the password has its own route).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserPatch {
+    email: Option<String>,
+    /// `admin`, `operator`, `user` or `viewer`.
+    role: Option<String>,
+    /// `active` or `disabled`.
+    status: Option<String>,
+}
+
+/// A new password.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PasswordBody {
+    /// At least 12 characters.
+    password: String,
+}
+
+/// A user as the API shows it (never the password).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct User {
+    username: String,
+    email: String,
+    role: String,
+    /// `active` or `disabled`.
+    status: String,
+    /// True during a lockout after repeated failed logins.
+    locked: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// User name and password.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+/// A session token for the management API.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Session {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Unix seconds.
+    expires_at: u64,
+    username: String,
+    role: String,
 }
 
 /// Asks for a new API key.

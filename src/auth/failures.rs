@@ -34,10 +34,16 @@ impl AuthFailures {
             AuthError::Jwt(_) => "invalid_token",
             AuthError::UnknownProject(_) => "unknown_project",
             AuthError::ServerNotGranted { .. } => "server_not_granted",
-            AuthError::NotAdmin => "not_admin",
             AuthError::RateLimited(_) => return,
         };
         if let Some(slot) = REASONS.iter().position(|known| *known == reason) {
+            self.counts[slot].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a caller who is known but whose role does not allow the route.
+    pub fn count_forbidden(&self) {
+        if let Some(slot) = REASONS.iter().position(|known| *known == "not_admin") {
             self.counts[slot].fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -1,7 +1,8 @@
-//! The axum layers in front of `/mcp`, `/mcp/{server}` and `/api/v1`: find
-//! the credential, authenticate, check the server grant and the per-key
-//! budget, and put the [`Identity`] into the request extensions. Refusals
-//! are answered here, so nothing reaches an upstream.
+//! The axum layer in front of `/mcp` and `/mcp/{server}`: find the
+//! credential, authenticate, check the server grant and the per-key budget,
+//! and put the [`Identity`] into the request extensions. Refusals are
+//! answered here, so nothing reaches an upstream. (`/api/v1` has its own
+//! guard, [`crate::govern::guard`], which uses [`credential`] and [`refuse`].)
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -48,7 +49,7 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
 pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next) -> Response {
     let identity = match admit(&guard.auth, request.headers()).await {
         Ok(identity) => identity,
-        Err(err) => return refuse(&guard.auth, &err),
+        Err(err) => return refused(&guard.auth, &request, None, &err),
     };
     if let Some(server) = &guard.server
         && !identity.grant.allows_server(server)
@@ -57,28 +58,37 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
             project: identity.project.to_string(),
             server: server.to_string(),
         };
-        return refuse(&guard.auth, &err);
+        return refused(&guard.auth, &request, Some(&identity), &err);
     }
     request.extensions_mut().insert(identity);
     next.run(request).await
 }
 
-/// Guards `/api/…`: admin callers only. Other paths pass untouched, and so
-/// do the OpenAPI document and Swagger UI (the API's shape, no state), so a
-/// browser can load them and then send the key through "Authorize".
-pub async fn management(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if !path.starts_with("/api/") || crate::api::openapi::is_public(path) {
-        return next.run(request).await;
+/// [`refuse`], and the refusal handed to the audit trail's queue (when the
+/// gateway has one; it never waits for it).
+fn refused(
+    auth: &Auth,
+    request: &Request,
+    identity: Option<&Identity>,
+    err: &AuthError,
+) -> Response {
+    let response = refuse(auth, err);
+    if let Some(audit) = auth.audit.get() {
+        let client = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default();
+        audit.refusal(crate::govern::calls::Refusal {
+            actor: identity.map(|i| i.user.to_string()),
+            credential: identity.map(|i| i.subject.to_string()),
+            target: format!("{} {}", request.method(), request.uri().path()),
+            status: response.status().as_u16(),
+            client,
+            detail: err.to_string(),
+        });
     }
-    match admit(&auth, request.headers()).await {
-        Ok(identity) if identity.is_admin() => next.run(request).await,
-        Ok(identity) => {
-            tracing::warn!(subject = %identity.subject, "management API refused: not an admin");
-            refuse(&auth, &AuthError::NotAdmin)
-        }
-        Err(err) => refuse(&auth, &err),
-    }
+    response
 }
 
 async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> {
@@ -89,7 +99,7 @@ async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> 
 }
 
 /// 401 (with `WWW-Authenticate`), 403 or 429 (with `Retry-After`).
-fn refuse(auth: &Auth, err: &AuthError) -> Response {
+pub(crate) fn refuse(auth: &Auth, err: &AuthError) -> Response {
     auth.failures.count(err);
     let message = err.to_string();
     if let AuthError::RateLimited(limited) = err {

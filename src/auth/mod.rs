@@ -88,9 +88,6 @@ pub enum AuthError {
         /// The server asked for.
         server: String,
     },
-    /// `/api/v1` needs the admin project.
-    #[error("the management API requires an admin key")]
-    NotAdmin,
     /// Over a rate limit.
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
@@ -101,7 +98,7 @@ impl AuthError {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            Self::UnknownProject(_) | Self::ServerNotGranted { .. } | Self::NotAdmin
+            Self::UnknownProject(_) | Self::ServerNotGranted { .. }
         )
     }
 }
@@ -139,6 +136,8 @@ pub struct Auth {
     verified: verified::Verified,
     /// Refusals by reason (for the metrics).
     pub failures: failures::AuthFailures,
+    /// Where `/mcp` refusals are queued for the audit trail (set once at start).
+    pub audit: std::sync::OnceLock<Arc<crate::govern::calls::CallAudit>>,
 }
 
 impl Auth {
@@ -190,6 +189,7 @@ impl Auth {
             prune_every: Duration::from_secs(auth.rate_limits.prune_interval_secs.max(1)),
             verified: verified::Verified::default(),
             failures: failures::AuthFailures::default(),
+            audit: std::sync::OnceLock::new(),
         }))
     }
 

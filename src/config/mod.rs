@@ -78,6 +78,12 @@ pub struct Config {
     /// Metrics: `/metrics` and OTLP push.
     #[serde(default)]
     pub telemetry: telemetry::TelemetryConfig,
+    /// Management logins: session token lifetime, lockout.
+    #[serde(default)]
+    pub login: crate::govern::LoginConfig,
+    /// The audit trail: retention.
+    #[serde(default)]
+    pub audit: crate::govern::AuditConfig,
 }
 
 /// Settings of the HTTP front.

@@ -17,7 +17,7 @@ use crate::auth::keys::KeyHash;
 use crate::auth::store::{CredentialStore, KeyRecord};
 use crate::config::auth::{ADMIN_PROJECT, AuthConfig, KeyEntry, ProjectConfig};
 use crate::store::named::PROJECTS;
-use crate::store::{Store, StoreError, keys};
+use crate::store::{Store, StoreError, keys, users};
 
 /// How often writes made outside this process are picked up.
 const POLL: Duration = Duration::from_secs(1);
@@ -74,9 +74,16 @@ impl LiveCredentials {
         let file = self.file.load_full();
         let stored_keys = keys::all(store).await?;
         let stored_projects = PROJECTS.all(store).await?;
-        let digest = source_digest(&file, &stored_keys, &stored_projects);
+        // A disabled management user's keys are refused everywhere, as revoked.
+        let disabled: Vec<String> = users::all(store)
+            .await?
+            .into_iter()
+            .filter(|user| user.status != "active")
+            .map(|user| user.name)
+            .collect();
+        let digest = source_digest(&file, &stored_keys, &stored_projects, &disabled);
         if *last == digest {
-            // Same sources, same index: the poll costs two reads, no rebuild.
+            // Same sources, same index: the poll costs three reads, no rebuild.
             return Ok(());
         }
         let mut projects: BTreeMap<String, ProjectConfig> = BTreeMap::new();
@@ -103,7 +110,17 @@ impl LiveCredentials {
             any_key: false,
         };
         for entry in file.keys.iter().chain(&stored_keys) {
-            index_key(&mut index, entry);
+            if disabled.contains(&entry.user) && !entry.revoked {
+                index_key(
+                    &mut index,
+                    &KeyEntry {
+                        revoked: true,
+                        ..entry.clone()
+                    },
+                );
+            } else {
+                index_key(&mut index, entry);
+            }
         }
         self.index.store(Arc::new(index));
         *last = digest;
@@ -170,6 +187,7 @@ fn source_digest(
     file: &AuthConfig,
     stored_keys: &[KeyEntry],
     stored_projects: &[crate::store::named::Record],
+    disabled_users: &[String],
 ) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -177,6 +195,7 @@ fn source_digest(
         serde_json::to_vec(&file.keys),
         serde_json::to_vec(&file.projects),
         serde_json::to_vec(stored_keys),
+        serde_json::to_vec(disabled_users),
     ] {
         hasher.update(part.unwrap_or_default());
         hasher.update([0]);

@@ -197,6 +197,48 @@ impl GatewayHandler {
         Ok(result)
     }
 
+    /// A `tools/call` after authorization: guardrails on the arguments,
+    /// the upstream call, guardrails on the result. With `arguments`, the
+    /// arguments as the guardrails left them are copied there (per-call audit).
+    async fn call_checked(
+        &self,
+        server: &str,
+        tool: &str,
+        mut request: CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+        arguments: Option<&mut Option<Option<serde_json::Value>>>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let guardrails = &self.gateway.guardrails;
+        guardrails
+            .tool_allowed(server, tool)
+            .map_err(GatewayError::from)?;
+        request.name = tool.to_owned().into();
+        request.meta = request.meta.map(strip);
+        let redactions = guard::arguments(
+            guardrails,
+            server,
+            InputKind::ToolArguments,
+            &mut request.arguments,
+        )
+        .await?;
+        if let Some(arguments) = arguments {
+            *arguments = Some(request.arguments.clone().map(serde_json::Value::Object));
+        }
+        let result = self
+            .call_upstream_tool(server, tool, request, context)
+            .await?;
+        match result {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
+                guard::tool_output(guardrails, server, result, &redactions).await?,
+            )),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected(server)),
+        }
+    }
+
     /// A `tools/call` to `server` after the checks: served from the result
     /// cache when the tool is cacheable, else run under its deadline (and
     /// cached when it succeeds).
@@ -249,10 +291,11 @@ impl GatewayHandler {
         Ok(result)
     }
 
-    /// `tools/call` after routing: grant, guardrails, cache, upstream.
+    /// `tools/call` after routing: grant, then [`Self::call_checked`], with the
+    /// per-call audit record when that is on.
     async fn call_tool_checked(
         &self,
-        mut request: CallToolRequestParams,
+        request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
@@ -271,32 +314,35 @@ impl GatewayHandler {
         };
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
-        let guardrails = &self.gateway.guardrails;
-        guardrails
-            .tool_allowed(server, tool)
-            .map_err(GatewayError::from)?;
-        request.name = tool.to_owned().into();
-        request.meta = request.meta.map(strip);
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::ToolArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        let result = self
-            .call_upstream_tool(server, tool, request, &context)
-            .await?;
-        match result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::tool_output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(CallToolResponse::InputRequired(result))
-            }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(unexpected(server)),
-        }
+        let Some(audit) = self.gateway.call_audit.get() else {
+            return self
+                .call_checked(server, tool, request, &context, None)
+                .await;
+        };
+        let started = std::time::Instant::now();
+        let mut arguments = None;
+        let payloads = audit.include_payloads().then_some(&mut arguments);
+        let answer = self
+            .call_checked(server, tool, request, &context, payloads)
+            .await;
+        audit.record(crate::govern::calls::CallRecord {
+            at: crate::store::now_ms(),
+            actor: identity.user.to_string(),
+            credential: identity.subject.to_string(),
+            project: identity.project.to_string(),
+            server: server.to_owned(),
+            tool: tool.to_owned(),
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error: answer.as_ref().err().map(|err| err.message.to_string()),
+            arguments: arguments.flatten(),
+            result: match &answer {
+                Ok(CallToolResponse::Complete(result)) if audit.include_payloads() => {
+                    serde_json::to_value(result).ok()
+                }
+                _ => None,
+            },
+        });
+        answer
     }
 
     /// `prompts/get` after routing.

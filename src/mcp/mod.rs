@@ -79,6 +79,8 @@ pub struct Gateway {
     pub deadlines: Escalation,
     /// The request path's metrics.
     pub metrics: crate::telemetry::RequestMetrics,
+    /// The per-call audit, when `[audit] mcp_calls` is on (set once at start).
+    pub call_audit: std::sync::OnceLock<Arc<crate::govern::calls::CallAudit>>,
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
@@ -120,6 +122,7 @@ impl Gateway {
             cache: services.cache,
             deadlines: services.deadlines,
             metrics: services.metrics,
+            call_audit: std::sync::OnceLock::new(),
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
         })

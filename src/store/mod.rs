@@ -8,14 +8,18 @@
 //! - [`keys`], [`pins`]: API key hashes, guardrail pins.
 //! - [`secrets`]: the one place stored definitions (which hold secrets) are
 //!   written and read, and how they are masked for the API.
+//! - [`users`], [`audit`]: management users (argon2id hashes) and the
+//!   append-only audit trail.
 //! - [`import`]: the keys file of earlier versions, imported once.
 //! - [`backup`]: the whole store as one checked JSON document; restore, reset.
+pub mod audit;
 pub mod backup;
 pub mod import;
 pub mod keys;
 pub mod named;
 pub mod pins;
 pub mod secrets;
+pub mod users;
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -27,11 +31,18 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Executor, SqlSafeStr};
 
 /// The schema, oldest first. Never edit a released migration: add one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "users_audit",
+        include_str!("../../migrations/0002_users_audit.sql"),
+    ),
+];
 
 /// Connections of a pool; SQLite serialises writes anyway.
 const MAX_CONNECTIONS: u32 = 8;

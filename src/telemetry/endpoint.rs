@@ -76,10 +76,7 @@ async fn admit(scrape: &Scrape, headers: &HeaderMap) -> Result<(), Response> {
         Ok(identity) if identity.is_admin() => Ok(()),
         Ok(identity) => {
             tracing::info!(subject = %identity.subject, "/metrics refused: not an admin");
-            scrape
-                .auth
-                .failures
-                .count(&crate::auth::AuthError::NotAdmin);
+            scrape.auth.failures.count_forbidden();
             Err(refusal(StatusCode::FORBIDDEN))
         }
         Err(err) => {

@@ -13,6 +13,7 @@ mod common;
 mod control;
 mod gateway;
 mod gateway_smoke;
+mod governance;
 mod guardrails;
 mod harness;
 mod keep_alive;

@@ -219,7 +219,7 @@ mod tests {
             cwd: None,
             token_env: None,
         };
-        let Ok(mut spawned) = spawn(&spec) else {
+        let Ok(mut spawned) = spawn(&spec).await else {
             panic!("sh did not start");
         };
         let mut stdout = tokio::io::BufReader::new(spawned.stdout).lines();
