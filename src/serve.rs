@@ -56,11 +56,18 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let mut app = mcp::routes(&runtime.gateway, &settings).layer(origin_layer);
     match &config.server.admin_listen {
         Some(admin) => {
+            let management = management.layer(axum::middleware::from_fn(
+                crate::telemetry::traces::http::layer,
+            ));
             let admin = admin_server(admin, management, shutdown.clone()).await?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
     }
+    // Outermost of all: every request gets its span and request id first.
+    let app = app.layer(axum::middleware::from_fn(
+        crate::telemetry::traces::http::layer,
+    ));
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
     stdout.flush()?;

@@ -74,6 +74,9 @@ pub struct Config {
     /// The management store (SQLite by default, PostgreSQL by URL).
     #[serde(default)]
     pub store: crate::store::StoreConfig,
+    /// Traces export; absent, nothing is exported.
+    #[serde(default)]
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
 }
 
 /// Settings of the HTTP front.

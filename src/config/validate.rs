@@ -22,6 +22,9 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
         return Err(invalid("server.tool_separator must not be empty".into()));
     }
     check_policy(&config.supervision, "supervision").map_err(invalid)?;
+    if let Some(telemetry) = &config.telemetry {
+        telemetry.validate().map_err(invalid)?;
+    }
     config.cache.validate().map_err(invalid)?;
     bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, separator)
         .map_err(|err| invalid(err.to_string()))?;

@@ -10,6 +10,7 @@ use bulwark_actors::cache::CacheKey;
 use bulwark_actors::guardrail::InputKind;
 use bulwark_actors::timeout::{OpGuard, OpKind};
 use futures::future::join_all;
+use rmcp::model::GetMeta;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
     CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
@@ -20,8 +21,11 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::auth::identity::Identity;
+use crate::telemetry::traces::service::RequestTrace;
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -130,6 +134,29 @@ impl GatewayHandler {
     pub(super) async fn forward_tracked(
         &self,
         server: &str,
+        mut request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+        op: Option<Arc<OpGuard>>,
+    ) -> Result<ServerResult, GatewayError> {
+        let span = tracing::debug_span!(
+            "upstream.call",
+            otel.name = %format_args!("{} {server}", request.method()),
+            otel.kind = "client",
+            mcp.method.name = request.method(),
+            bulwark.upstream = server,
+        );
+        // The upstream's request is a child of this span: stdio upstreams
+        // read `_meta.traceparent`, remote ones also get the header from it.
+        bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());
+        self.forward_link(server, request, context, op)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::forward_tracked`] without its span: through the upstream's link.
+    async fn forward_link(
+        &self,
+        server: &str,
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
         op: Option<Arc<OpGuard>>,
@@ -207,10 +234,20 @@ impl GatewayHandler {
                 ttl,
             )
         });
-        if let Some((key, _)) = &key
-            && let Some(hit) = cache.get_as::<CallToolResult>(key).await
-        {
-            return Ok(ServerResult::CallToolResult(hit));
+        if let Some((key, _)) = &key {
+            let span = tracing::debug_span!(
+                "cache.lookup",
+                cache.kind = "tool_result",
+                cache.hit = Empty
+            );
+            let hit = cache
+                .get_as::<CallToolResult>(key)
+                .instrument(span.clone())
+                .await;
+            span.record("cache.hit", hit.is_some());
+            if let Some(hit) = hit {
+                return Ok(ServerResult::CallToolResult(hit));
+            }
         }
         let op =
             self.gateway
@@ -428,12 +465,17 @@ impl ServerHandler for GatewayHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        // Binds the session to the caller that opens it.
-        self.access.caller(&context)?;
-        context.peer.set_peer_info(request.clone());
-        // From now on it hears list changes, even if it never calls anything.
-        self.track(&context);
-        self.negotiate_initialize(&request)
+        let trace = RequestTrace::start(&context, "initialize");
+        trace
+            .run(async move {
+                // Binds the session to the caller that opens it.
+                self.access.caller(&context)?;
+                context.peer.set_peer_info(request.clone());
+                // From now on it hears list changes, even if it never calls anything.
+                self.track(&context);
+                self.negotiate_initialize(&request)
+            })
+            .await
     }
 
     async fn list_tools(
@@ -441,7 +483,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.list(request, &context).await
+        let trace = RequestTrace::start(&context, "tools/list");
+        trace
+            .run(async move { self.list(request, &context).await })
+            .await
     }
 
     async fn call_tool(
@@ -449,48 +494,63 @@ impl ServerHandler for GatewayHandler {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let identity = self.access.caller(&context)?;
-        let name = request.name.to_string();
-        let (server, tool) = self.route(&name)?;
-        if let Some(own) = self.gateway_tool(server, tool) {
-            return self
-                .call_gateway_tool(own, request.arguments, context)
-                .await
-                .map(CallToolResponse::Complete);
+        let trace = RequestTrace::start(&context, "tools/call");
+        let span = trace.span().clone();
+        let result = trace
+            .run(async move {
+                let identity = self.access.caller(&context)?;
+                let name = request.name.to_string();
+                let (server, tool) = self.route(&name)?;
+                if let Some(own) = self.gateway_tool(server, tool) {
+                    return self
+                        .call_gateway_tool(own, request.arguments, context)
+                        .await
+                        .map(CallToolResponse::Complete);
+                }
+                // Federated, the client's name already is the federated name.
+                let federated = match &self.scope {
+                    Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
+                    Scope::Server(_) => {
+                        std::borrow::Cow::Owned(self.gateway.naming.join(server, tool))
+                    }
+                };
+                self.access
+                    .authorize(&identity, server, Some((tool, &federated)))?;
+                crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
+                let guardrails = &self.gateway.guardrails;
+                guardrails
+                    .tool_allowed(server, tool)
+                    .map_err(GatewayError::from)?;
+                request.name = tool.to_owned().into();
+                request.meta = request.meta.map(strip);
+                let redactions = guard::arguments(
+                    guardrails,
+                    server,
+                    InputKind::ToolArguments,
+                    &mut request.arguments,
+                )
+                .await?;
+                let result = self
+                    .call_upstream_tool(server, tool, request, &context)
+                    .await?;
+                match result {
+                    ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
+                        guard::tool_output(guardrails, server, result, &redactions).await?,
+                    )),
+                    ServerResult::InputRequiredResult(result) => {
+                        Ok(CallToolResponse::InputRequired(result))
+                    }
+                    ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+                    _ => Err(unexpected(server)),
+                }
+            })
+            .await;
+        if let Ok(CallToolResponse::Complete(done)) = &result
+            && done.is_error == Some(true)
+        {
+            span.record("bulwark.outcome", "tool_error");
         }
-        // Federated, the client's name already is the federated name.
-        let federated = match &self.scope {
-            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
-            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
-        };
-        self.access
-            .authorize(&identity, server, Some((tool, &federated)))?;
-        let guardrails = &self.gateway.guardrails;
-        guardrails
-            .tool_allowed(server, tool)
-            .map_err(GatewayError::from)?;
-        request.name = tool.to_owned().into();
-        request.meta = request.meta.map(strip);
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::ToolArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        let result = self
-            .call_upstream_tool(server, tool, request, &context)
-            .await?;
-        match result {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(
-                guard::tool_output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(CallToolResponse::InputRequired(result))
-            }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
-            _ => Err(unexpected(server)),
-        }
+        result
     }
 
     async fn list_prompts(
@@ -498,7 +558,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.list(request, &context).await
+        let trace = RequestTrace::start(&context, "prompts/list");
+        trace
+            .run(async move { self.list(request, &context).await })
+            .await
     }
 
     async fn get_prompt(
@@ -506,35 +569,40 @@ impl ServerHandler for GatewayHandler {
         mut request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let name = request.name.clone();
-        let (server, prompt) = self.route(&name)?;
-        self.authorize_server(server, &context)?;
-        request.name = prompt.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        let redactions = guard::arguments(
-            guardrails,
-            server,
-            InputKind::PromptArguments,
-            &mut request.arguments,
-        )
-        .await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::GetPromptRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
-                guard::output(guardrails, server, result, &redactions).await?,
-            )),
-            ServerResult::InputRequiredResult(result) => {
-                Ok(GetPromptResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+        let trace = RequestTrace::start(&context, "prompts/get");
+        trace
+            .run(async move {
+                let name = request.name.clone();
+                let (server, prompt) = self.route(&name)?;
+                self.authorize_server(server, &context)?;
+                request.name = prompt.to_owned();
+                request.meta = request.meta.map(strip);
+                let guardrails = &self.gateway.guardrails;
+                let redactions = guard::arguments(
+                    guardrails,
+                    server,
+                    InputKind::PromptArguments,
+                    &mut request.arguments,
+                )
+                .await?;
+                match self
+                    .forward(
+                        server,
+                        ClientRequest::GetPromptRequest(Request::new(request)),
+                        &context,
+                    )
+                    .await?
+                {
+                    ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(
+                        guard::output(guardrails, server, result, &redactions).await?,
+                    )),
+                    ServerResult::InputRequiredResult(result) => {
+                        Ok(GetPromptResponse::InputRequired(result))
+                    }
+                    _ => Err(unexpected(server)),
+                }
+            })
+            .await
     }
 
     async fn list_resources(
@@ -542,7 +610,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.list(request, &context).await
+        let trace = RequestTrace::start(&context, "resources/list");
+        trace
+            .run(async move { self.list(request, &context).await })
+            .await
     }
 
     async fn list_resource_templates(
@@ -550,7 +621,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.list(request, &context).await
+        let trace = RequestTrace::start(&context, "resources/templates/list");
+        trace
+            .run(async move { self.list(request, &context).await })
+            .await
     }
 
     async fn read_resource(
@@ -558,36 +632,43 @@ impl ServerHandler for GatewayHandler {
         mut request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        let (server, original) = self.route_uri(&uri)?;
-        self.authorize_server(server, &context)?;
-        request.uri = original.to_owned();
-        request.meta = request.meta.map(strip);
-        let guardrails = &self.gateway.guardrails;
-        guard::uri(guardrails, server, original).await?;
-        match self
-            .forward(
-                server,
-                ClientRequest::ReadResourceRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::ReadResourceResult(result) => {
-                let mut result =
-                    guard::output(guardrails, server, result, &Default::default()).await?;
-                if matches!(self.scope, Scope::Federated) {
-                    for content in &mut result.contents {
-                        rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
+        let trace = RequestTrace::start(&context, "resources/read");
+        trace
+            .run(async move {
+                let uri = request.uri.clone();
+                let (server, original) = self.route_uri(&uri)?;
+                self.authorize_server(server, &context)?;
+                request.uri = original.to_owned();
+                request.meta = request.meta.map(strip);
+                let guardrails = &self.gateway.guardrails;
+                guard::uri(guardrails, server, original).await?;
+                match self
+                    .forward(
+                        server,
+                        ClientRequest::ReadResourceRequest(Request::new(request)),
+                        &context,
+                    )
+                    .await?
+                {
+                    ServerResult::ReadResourceResult(result) => {
+                        let mut result =
+                            guard::output(guardrails, server, result, &Default::default()).await?;
+                        if matches!(self.scope, Scope::Federated) {
+                            for content in &mut result.contents {
+                                rename_content_uri(content, |u| {
+                                    self.gateway.naming.join_uri(server, u)
+                                });
+                            }
+                        }
+                        Ok(ReadResourceResponse::Complete(result))
                     }
+                    ServerResult::InputRequiredResult(result) => {
+                        Ok(ReadResourceResponse::InputRequired(result))
+                    }
+                    _ => Err(unexpected(server)),
                 }
-                Ok(ReadResourceResponse::Complete(result))
-            }
-            ServerResult::InputRequiredResult(result) => {
-                Ok(ReadResourceResponse::InputRequired(result))
-            }
-            _ => Err(unexpected(server)),
-        }
+            })
+            .await
     }
 
     async fn subscribe(
@@ -595,7 +676,10 @@ impl ServerHandler for GatewayHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscription(&request.uri, true, &context).await
+        let trace = RequestTrace::start(&context, "resources/subscribe");
+        trace
+            .run(async move { self.subscription(&request.uri, true, &context).await })
+            .await
     }
 
     async fn unsubscribe(
@@ -603,7 +687,10 @@ impl ServerHandler for GatewayHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscription(&request.uri, false, &context).await
+        let trace = RequestTrace::start(&context, "resources/unsubscribe");
+        trace
+            .run(async move { self.subscription(&request.uri, false, &context).await })
+            .await
     }
 
     async fn complete(
@@ -611,39 +698,44 @@ impl ServerHandler for GatewayHandler {
         mut request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let server = match &mut request.r#ref {
-            Reference::Prompt(prompt) => {
-                let name = prompt.name.clone();
-                let (server, original) = self.route(&name)?;
-                prompt.name = original.to_owned();
-                server.to_owned()
-            }
-            Reference::Resource(resource) => {
-                let uri = resource.uri.clone();
-                let (server, original) = self.route_uri(&uri)?;
-                resource.uri = original.to_owned();
-                server.to_owned()
-            }
-            _ => {
-                return Err(ErrorData::invalid_params(
-                    "unsupported completion reference",
-                    None,
-                ));
-            }
-        };
-        self.authorize_server(&server, &context)?;
-        request.meta = None;
-        match self
-            .forward(
-                &server,
-                ClientRequest::CompleteRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::CompleteResult(result) => Ok(result),
-            _ => Err(unexpected(&server)),
-        }
+        let trace = RequestTrace::start(&context, "completion/complete");
+        trace
+            .run(async move {
+                let server = match &mut request.r#ref {
+                    Reference::Prompt(prompt) => {
+                        let name = prompt.name.clone();
+                        let (server, original) = self.route(&name)?;
+                        prompt.name = original.to_owned();
+                        server.to_owned()
+                    }
+                    Reference::Resource(resource) => {
+                        let uri = resource.uri.clone();
+                        let (server, original) = self.route_uri(&uri)?;
+                        resource.uri = original.to_owned();
+                        server.to_owned()
+                    }
+                    _ => {
+                        return Err(ErrorData::invalid_params(
+                            "unsupported completion reference",
+                            None,
+                        ));
+                    }
+                };
+                self.authorize_server(&server, &context)?;
+                request.meta = None;
+                match self
+                    .forward(
+                        &server,
+                        ClientRequest::CompleteRequest(Request::new(request)),
+                        &context,
+                    )
+                    .await?
+                {
+                    ServerResult::CompleteResult(result) => Ok(result),
+                    _ => Err(unexpected(&server)),
+                }
+            })
+            .await
     }
 
     async fn set_level(
@@ -651,32 +743,39 @@ impl ServerHandler for GatewayHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let identity = self.access.caller(&context)?;
-        self.level.set(request.level);
-        self.track(&context);
-        // The upstream session is shared: it only ever gets more verbose, and
-        // each session filters to its own level (`SessionCaller`, `Sessions`).
-        let servers: Vec<_> = self
-            .ready_servers(&identity)
-            .into_iter()
-            .filter(|server| self.gateway.sessions.levels.lower_to(server, request.level))
-            .collect();
-        let results = join_all(servers.iter().map(|server| {
-            let mut request = request.clone();
-            request.meta = None;
-            self.forward(
-                server,
-                ClientRequest::SetLevelRequest(Request::new(request)),
-                &context,
-            )
-        }))
-        .await;
-        // One upstream is one scope: its error is the client's error. Federated,
-        // an upstream without logging must not fail the others.
-        if let (Scope::Server(_), Some(Err(err))) = (&self.scope, results.into_iter().next()) {
-            return Err(err.into());
-        }
-        Ok(())
+        let trace = RequestTrace::start(&context, "logging/setLevel");
+        trace
+            .run(async move {
+                let identity = self.access.caller(&context)?;
+                self.level.set(request.level);
+                self.track(&context);
+                // The upstream session is shared: it only ever gets more verbose, and
+                // each session filters to its own level (`SessionCaller`, `Sessions`).
+                let servers: Vec<_> = self
+                    .ready_servers(&identity)
+                    .into_iter()
+                    .filter(|server| self.gateway.sessions.levels.lower_to(server, request.level))
+                    .collect();
+                let results = join_all(servers.iter().map(|server| {
+                    let mut request = request.clone();
+                    request.meta = None;
+                    self.forward(
+                        server,
+                        ClientRequest::SetLevelRequest(Request::new(request)),
+                        &context,
+                    )
+                }))
+                .await;
+                // One upstream is one scope: its error is the client's error. Federated,
+                // an upstream without logging must not fail the others.
+                if let (Scope::Server(_), Some(Err(err))) =
+                    (&self.scope, results.into_iter().next())
+                {
+                    return Err(err.into());
+                }
+                Ok(())
+            })
+            .await
     }
 }
 
