@@ -148,7 +148,7 @@ impl GatewayHandler {
         // The upstream's request is a child of this span: stdio upstreams
         // read `_meta.traceparent`, remote ones also get the header from it.
         bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());
-        self.forward_link(server, request, context, op)
+        Box::pin(self.forward_link(server, request, context, op))
             .instrument(span)
             .await
     }
@@ -516,7 +516,10 @@ impl ServerHandler for GatewayHandler {
                 };
                 self.access
                     .authorize(&identity, server, Some((tool, &federated)))?;
-                crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
+                // Only names the gateway knows become span attributes.
+                if self.gateway.registry.get(server).is_some() {
+                    crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
+                }
                 let guardrails = &self.gateway.guardrails;
                 guardrails
                     .tool_allowed(server, tool)

@@ -178,8 +178,15 @@ fn for_traces(metadata: &Metadata<'_>) -> bool {
 /// Names the current request span after its route, once it is known:
 /// `tools/call echo__echo`, with the upstream and its tool as attributes.
 pub fn record_tool(method: &str, federated: &str, server: &str, tool: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
     let span = tracing::Span::current();
-    span.record("otel.name", format!("{method} {federated}"));
+    // The OpenTelemetry span has started (it was entered): `otel.name` would
+    // no longer apply, so rename the started span itself.
+    let cx = span.context();
+    if cx.span().span_context().is_valid() {
+        cx.span().update_name(format!("{method} {federated}"));
+    }
     span.record("gen_ai.tool.name", tool);
     span.record("bulwark.upstream", server);
 }

@@ -18,4 +18,5 @@ mod harness;
 mod keep_alive;
 mod remote;
 mod runtime;
+mod telemetry;
 mod timeouts;

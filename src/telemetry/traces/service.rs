@@ -74,7 +74,9 @@ impl RequestTrace {
         work: impl Future<Output = Result<T, ErrorData>>,
     ) -> Result<T, ErrorData> {
         let Self { span, id } = self;
-        match work.instrument(span.clone()).await {
+        // Boxed: the handler's futures are large, and one more layer of
+        // them moved by value overflows a worker's stack in debug builds.
+        match Box::pin(work).instrument(span.clone()).await {
             Ok(result) => {
                 span.record("bulwark.outcome", "ok");
                 Ok(result)
@@ -85,7 +87,7 @@ impl RequestTrace {
                     .record("error.type", code)
                     .record("otel.status_code", "ERROR");
                 span.in_scope(|| {
-                    tracing::info!(request_id = %id, code, message = %err.message, "request failed");
+                    tracing::info!(request_id = %id, code, error = %err.message, "request failed");
                 });
                 Err(with_request_id(err, &id))
             }
