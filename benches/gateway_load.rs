@@ -20,6 +20,8 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 #[path = "hot_path/mod.rs"]
 mod hot_path;
 mod support;
+#[path = "tracing_cost/mod.rs"]
+mod tracing_cost;
 
 use support::{BIN, spawn};
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -255,6 +257,9 @@ async fn upstream_pid(base: &str) -> i32 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("BULWARK_BENCH_TRACING_ONLY").is_some() {
+        return tracing_cost::run(dir.path()).await;
+    }
     if std::env::var_os("BULWARK_BENCH_HOT_PATH_ONLY").is_none() {
         scenario(dir.path()).await;
     }

@@ -120,8 +120,9 @@ pub fn init(format: LogFormat, telemetry: Option<&TelemetryConfig>) -> Result<Tr
         .with(spans)
         .try_init()
         .map_err(|err| TraceError::Subscriber(err.to_string()))?;
-    if let Some(endpoint) = &endpoint {
-        tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+    if endpoint.is_some() {
+        // The URL stays out of the line: scripts look for the first URL printed.
+        tracing::info!("exporting traces over OTLP/HTTP to telemetry.otlp_endpoint");
     }
     Ok(Tracing { provider, export })
 }
