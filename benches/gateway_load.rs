@@ -22,6 +22,8 @@ mod gateway_load_audit;
 #[path = "hot_path/mod.rs"]
 mod hot_path;
 mod support;
+#[path = "tracing_cost/mod.rs"]
+mod tracing_cost;
 
 use support::{BIN, spawn};
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -260,6 +262,9 @@ async fn main() {
     if std::env::var_os("BULWARK_BENCH_AUDIT_ONLY").is_some() {
         audit_cost(dir.path()).await;
         return;
+    }
+    if std::env::var_os("BULWARK_BENCH_TRACING_ONLY").is_some() {
+        return tracing_cost::run(dir.path()).await;
     }
     if std::env::var_os("BULWARK_BENCH_HOT_PATH_ONLY").is_none() {
         scenario(dir.path()).await;

@@ -13,7 +13,8 @@
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
-//! - [`telemetry`]: metrics (`/metrics`, OTLP push).
+//! - [`telemetry`]: metrics (`/metrics`, OTLP push), traces (OTLP export,
+//!   W3C trace context) and the log format.
 //! - [`enkrypt`]: importing an Enkrypt Secure MCP Gateway config.
 pub mod api;
 pub mod auth;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use bulwark::cli::client::{CliError, Remote};
 use bulwark::cli::key::RemoteKeyCommand;
 use bulwark::config::{Config, Sources};
+use bulwark::telemetry::traces::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -16,6 +17,16 @@ use bulwark::config::{Config, Sources};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr: `text`, or `json` (one object per line, with
+    /// `trace_id` and `span_id` inside a request).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "BULWARK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -246,37 +257,27 @@ impl ConfigArgs {
     }
 }
 
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    // BULWARK_LOG wins; RUST_LOG is the usual fallback.
-    let filter = EnvFilter::try_from_env("BULWARK_LOG")
-        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("BULWARK_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let format = cli.log_format;
     match cli.command {
         Command::Serve(args) => {
-            init_tracing();
-            bulwark::serve::run(args.load()?, args.sources(), args.overrides()).await
+            let config = args.load()?;
+            let tracing = traces::init(format, Some(&config.telemetry))?;
+            let served = bulwark::serve::run(config, args.sources(), args.overrides()).await;
+            tracing.shutdown().await;
+            served
         }
         Command::Stdio(args) => {
-            init_tracing();
-            bulwark::stdio::run(args.load()?).await
+            let config = args.load()?;
+            let tracing = traces::init(format, Some(&config.telemetry))?;
+            let served = bulwark::stdio::run(config).await;
+            tracing.shutdown().await;
+            served
         }
         Command::Connect(args) => {
-            init_tracing();
+            let _tracing = traces::init(format, None)?;
             bulwark::connect::run(*args).await
         }
         Command::DemoServer(args) => bulwark::demo::run(args).await,

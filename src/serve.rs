@@ -97,12 +97,18 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     // answers 404 for it, as for any path it does not serve.
     match &config.server.admin_listen {
         Some(admin) => {
-            let admin =
-                admin_server(admin, &config, management.merge(probes), shutdown.clone()).await?;
+            let management = management.merge(probes).layer(axum::middleware::from_fn(
+                crate::telemetry::traces::http::layer,
+            ));
+            let admin = admin_server(admin, &config, management, shutdown.clone()).await?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
     }
+    // Outermost of all: every request gets its span and request id first.
+    let app = app.layer(axum::middleware::from_fn(
+        crate::telemetry::traces::http::layer,
+    ));
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
     stdout.flush()?;

@@ -10,6 +10,7 @@
 //! - [`guardrail`]: `GuardrailActor` and the shared [`guardrail::Guardrails`]
 //!   handle: input/output checks, PII redaction, tool poisoning and rug pulls.
 //! - [`mailbox`]: mailbox-depth and message counters ractor does not keep.
+//! - [`trace_context`]: W3C trace context in HTTP headers and MCP `_meta`.
 mod actor_slot;
 pub mod cache;
 pub mod guardrail;
@@ -18,4 +19,5 @@ pub mod oauth;
 #[cfg(test)]
 mod test_support;
 pub mod timeout;
+pub mod trace_context;
 pub mod upstream;

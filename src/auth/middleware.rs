@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::identity::Identity;
 use super::keys::looks_like_key;
@@ -47,9 +48,24 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
 
 /// Authenticates an MCP request and checks its server grant and key budget.
 pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next) -> Response {
-    let identity = match admit(&guard.auth, request.headers()).await {
-        Ok(identity) => identity,
-        Err(err) => return refused(&guard.auth, &request, None, &err),
+    let span = tracing::debug_span!(
+        "authenticate",
+        auth.outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let admitted = admit(&guard.auth, request.headers())
+        .instrument(span.clone())
+        .await;
+    let identity = match admitted {
+        Ok(identity) => {
+            span.record("auth.outcome", "admitted");
+            identity
+        }
+        Err(err) => {
+            span.record("auth.outcome", "refused")
+                .record("otel.status_code", "ERROR");
+            return refused(&guard.auth, &request, None, &err);
+        }
     };
     if let Some(server) = &guard.server
         && !identity.grant.allows_server(server)

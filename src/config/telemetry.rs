@@ -30,6 +30,16 @@ pub struct TelemetryConfig {
     /// A credential only for scrapers (`Authorization: Bearer …`), accepted
     /// besides admin credentials when `metrics_access = "admin"`; may be `${VAR}`.
     pub metrics_token: Option<MetricsToken>,
+    /// Export traces to `{otlp_endpoint}/v1/traces` (when `otlp_endpoint` is set).
+    pub traces: bool,
+    /// Fraction of new traces sampled, 0.0..=1.0; a client's sampled flag
+    /// (`traceparent`) is honoured either way.
+    pub sampling_ratio: f64,
+    /// Spans waiting for export at most; beyond it spans are dropped (and
+    /// counted) rather than slowing calls.
+    pub trace_queue_size: usize,
+    /// `service.name` of the exported traces' resource.
+    pub service_name: String,
 }
 
 impl Default for TelemetryConfig {
@@ -40,13 +50,26 @@ impl Default for TelemetryConfig {
             metrics_interval_secs: 15,
             metrics_access: MetricsAccess::Admin,
             metrics_token: None,
+            traces: true,
+            sampling_ratio: 1.0,
+            trace_queue_size: 4096,
+            service_name: "bulwark".into(),
         }
     }
 }
 
 impl TelemetryConfig {
     /// Checks the values a type cannot.
-    pub(super) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            return Err(format!(
+                "telemetry.sampling_ratio = {} must be between 0.0 and 1.0",
+                self.sampling_ratio
+            ));
+        }
+        if self.trace_queue_size == 0 {
+            return Err("telemetry.trace_queue_size must be at least 1".into());
+        }
         if self.metrics_interval_secs == 0 {
             return Err("telemetry.metrics_interval_secs must be at least 1".into());
         }
@@ -65,6 +88,19 @@ impl TelemetryConfig {
             return Err("telemetry.metrics_token must not be empty".into());
         }
         Ok(())
+    }
+}
+
+impl TelemetryConfig {
+    /// Where traces are posted, when they are exported at all.
+    pub fn traces_endpoint(&self) -> Option<String> {
+        let base = self.otlp_endpoint.as_deref().filter(|_| self.traces)?;
+        let base = base.trim_end_matches('/');
+        Some(if base.ends_with("/v1/traces") {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/traces")
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
 //!   misbehave the way attacks do, for the guardrails; `chaos`, which breaks
 //!   the transport and process contract, for the runtime.
+//! - [`traced`]: a `trace_context` tool reporting the W3C trace context it got.
 //!
 //! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
@@ -18,6 +19,7 @@ pub mod crash;
 pub mod echo;
 pub mod hostile;
 pub mod slow;
+pub mod traced;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -55,6 +57,8 @@ pub enum DemoKind {
     Chatty,
     /// Breaks the transport or process contract (`--chaos MODE`), stdio only.
     Chaos,
+    /// Reports the trace context (`_meta.traceparent`, `traceparent` header) it got.
+    Traced,
 }
 
 impl DemoKind {
@@ -72,6 +76,7 @@ impl DemoKind {
             Self::Huge => "huge",
             Self::Chatty => "chatty",
             Self::Chaos => "chaos",
+            Self::Traced => "traced",
         }
     }
 }
@@ -135,6 +140,7 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
             serve(server, args.http).await
         }
         DemoKind::Chaos => hostile::chaos::run(args.chaos).await,
+        DemoKind::Traced => serve(traced::TracedServer::traced(), args.http).await,
     }
 }
 

@@ -11,6 +11,7 @@ use bulwark_actors::guardrail::InputKind;
 use bulwark_actors::timeout::{OpGuard, OpKind};
 use bulwark_actors::upstream::CallError;
 use futures::future::join_all;
+use rmcp::model::GetMeta;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
     CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
@@ -21,9 +22,12 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::auth::identity::Identity;
 use crate::telemetry::metrics::Outcome;
+use crate::telemetry::traces::service::RequestTrace;
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -139,6 +143,29 @@ impl GatewayHandler {
     /// the escalation actor times it out, the upstream call is cancelled
     /// (`notifications/cancelled`) and the client gets a timeout error.
     pub(super) async fn forward_tracked(
+        &self,
+        server: &str,
+        mut request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+        op: Option<Arc<OpGuard>>,
+    ) -> Result<ServerResult, GatewayError> {
+        let span = tracing::debug_span!(
+            "upstream.call",
+            otel.name = %format_args!("{} {server}", request.method()),
+            otel.kind = "client",
+            mcp.method.name = request.method(),
+            bulwark.upstream = server,
+        );
+        // The upstream's request is a child of this span: stdio upstreams
+        // read `_meta.traceparent`, remote ones also get the header from it.
+        bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());
+        Box::pin(self.forward_link(server, request, context, op))
+            .instrument(span)
+            .await
+    }
+
+    /// [`Self::forward_tracked`] without its span: through the upstream's link.
+    async fn forward_link(
         &self,
         server: &str,
         request: ClientRequest,
@@ -265,10 +292,20 @@ impl GatewayHandler {
                 ttl,
             )
         });
-        if let Some((key, _)) = &key
-            && let Some(hit) = cache.get_as::<CallToolResult>(key).await
-        {
-            return Ok(ServerResult::CallToolResult(hit));
+        if let Some((key, _)) = &key {
+            let span = tracing::debug_span!(
+                "cache.lookup",
+                cache.kind = "tool_result",
+                cache.hit = Empty
+            );
+            let hit = cache
+                .get_as::<CallToolResult>(key)
+                .instrument(span.clone())
+                .await;
+            span.record("cache.hit", hit.is_some());
+            if let Some(hit) = hit {
+                return Ok(ServerResult::CallToolResult(hit));
+            }
         }
         let op =
             self.gateway
@@ -314,6 +351,10 @@ impl GatewayHandler {
         };
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
+        // Only names the gateway knows become span attributes.
+        if self.gateway.registry.get(server).is_some() {
+            crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
+        }
         let Some(audit) = self.gateway.call_audit.get() else {
             return self
                 .call_checked(server, tool, request, &context, None)
@@ -615,12 +656,17 @@ impl ServerHandler for GatewayHandler {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
-        // Binds the session to the caller that opens it.
-        self.access.caller(&context)?;
-        context.peer.set_peer_info(request.clone());
-        // From now on it hears list changes, even if it never calls anything.
-        self.track(&context);
-        self.negotiate_initialize(&request)
+        let trace = RequestTrace::start(&context, "initialize");
+        trace
+            .run(async move {
+                // Binds the session to the caller that opens it.
+                self.access.caller(&context)?;
+                context.peer.set_peer_info(request.clone());
+                // From now on it hears list changes, even if it never calls anything.
+                self.track(&context);
+                self.negotiate_initialize(&request)
+            })
+            .await
     }
 
     async fn list_tools(
@@ -628,8 +674,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "tools/list");
         let listed = self.list(request, &context);
-        self.measured("tools/list", self.scope_upstream(), listed)
+        trace
+            .run(self.measured("tools/list", self.scope_upstream(), listed))
             .await
     }
 
@@ -638,11 +686,14 @@ impl ServerHandler for GatewayHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let trace = RequestTrace::start(&context, "tools/call");
+        let span = trace.span().clone();
         let started = tokio::time::Instant::now();
         let name = request.name.clone();
-        let result = self.call_tool_checked(request, context).await;
+        let result = trace.run(self.call_tool_checked(request, context)).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
+                span.record("bulwark.outcome", "tool_error");
                 Outcome::ToolError
             }
             Ok(_) => Outcome::Ok,
@@ -659,8 +710,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "prompts/list");
         let listed = self.list(request, &context);
-        self.measured("prompts/list", self.scope_upstream(), listed)
+        trace
+            .run(self.measured("prompts/list", self.scope_upstream(), listed))
             .await
     }
 
@@ -669,10 +722,13 @@ impl ServerHandler for GatewayHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let trace = RequestTrace::start(&context, "prompts/get");
         let upstream =
             self.known_upstream(self.route(&request.name).ok().map(|(server, _)| server));
         let measured = self.get_prompt_checked(request, context);
-        self.measured("prompts/get", upstream, measured).await
+        trace
+            .run(self.measured("prompts/get", upstream, measured))
+            .await
     }
 
     async fn list_resources(
@@ -680,8 +736,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "resources/list");
         let listed = self.list(request, &context);
-        self.measured("resources/list", self.scope_upstream(), listed)
+        trace
+            .run(self.measured("resources/list", self.scope_upstream(), listed))
             .await
     }
 
@@ -690,8 +748,10 @@ impl ServerHandler for GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "resources/templates/list");
         let listed = self.list(request, &context);
-        self.measured("resources/templates/list", self.scope_upstream(), listed)
+        trace
+            .run(self.measured("resources/templates/list", self.scope_upstream(), listed))
             .await
     }
 
@@ -700,10 +760,13 @@ impl ServerHandler for GatewayHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let trace = RequestTrace::start(&context, "resources/read");
         let upstream =
             self.known_upstream(self.route_uri(&request.uri).ok().map(|(server, _)| server));
         let measured = self.read_resource_checked(request, context);
-        self.measured("resources/read", upstream, measured).await
+        trace
+            .run(self.measured("resources/read", upstream, measured))
+            .await
     }
 
     async fn subscribe(
@@ -711,7 +774,10 @@ impl ServerHandler for GatewayHandler {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscription(&request.uri, true, &context).await
+        let trace = RequestTrace::start(&context, "resources/subscribe");
+        trace
+            .run(async move { self.subscription(&request.uri, true, &context).await })
+            .await
     }
 
     async fn unsubscribe(
@@ -719,7 +785,10 @@ impl ServerHandler for GatewayHandler {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.subscription(&request.uri, false, &context).await
+        let trace = RequestTrace::start(&context, "resources/unsubscribe");
+        trace
+            .run(async move { self.subscription(&request.uri, false, &context).await })
+            .await
     }
 
     async fn complete(
@@ -727,39 +796,44 @@ impl ServerHandler for GatewayHandler {
         mut request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let server = match &mut request.r#ref {
-            Reference::Prompt(prompt) => {
-                let name = prompt.name.clone();
-                let (server, original) = self.route(&name)?;
-                prompt.name = original.to_owned();
-                server.to_owned()
-            }
-            Reference::Resource(resource) => {
-                let uri = resource.uri.clone();
-                let (server, original) = self.route_uri(&uri)?;
-                resource.uri = original.to_owned();
-                server.to_owned()
-            }
-            _ => {
-                return Err(ErrorData::invalid_params(
-                    "unsupported completion reference",
-                    None,
-                ));
-            }
-        };
-        self.authorize_server(&server, &context)?;
-        request.meta = None;
-        match self
-            .forward(
-                &server,
-                ClientRequest::CompleteRequest(Request::new(request)),
-                &context,
-            )
-            .await?
-        {
-            ServerResult::CompleteResult(result) => Ok(result),
-            _ => Err(unexpected(&server)),
-        }
+        let trace = RequestTrace::start(&context, "completion/complete");
+        trace
+            .run(async move {
+                let server = match &mut request.r#ref {
+                    Reference::Prompt(prompt) => {
+                        let name = prompt.name.clone();
+                        let (server, original) = self.route(&name)?;
+                        prompt.name = original.to_owned();
+                        server.to_owned()
+                    }
+                    Reference::Resource(resource) => {
+                        let uri = resource.uri.clone();
+                        let (server, original) = self.route_uri(&uri)?;
+                        resource.uri = original.to_owned();
+                        server.to_owned()
+                    }
+                    _ => {
+                        return Err(ErrorData::invalid_params(
+                            "unsupported completion reference",
+                            None,
+                        ));
+                    }
+                };
+                self.authorize_server(&server, &context)?;
+                request.meta = None;
+                match self
+                    .forward(
+                        &server,
+                        ClientRequest::CompleteRequest(Request::new(request)),
+                        &context,
+                    )
+                    .await?
+                {
+                    ServerResult::CompleteResult(result) => Ok(result),
+                    _ => Err(unexpected(&server)),
+                }
+            })
+            .await
     }
 
     async fn set_level(
@@ -767,32 +841,39 @@ impl ServerHandler for GatewayHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let identity = self.access.caller(&context)?;
-        self.level.set(request.level);
-        self.track(&context);
-        // The upstream session is shared: it only ever gets more verbose, and
-        // each session filters to its own level (`SessionCaller`, `Sessions`).
-        let servers: Vec<_> = self
-            .ready_servers(&identity)
-            .into_iter()
-            .filter(|server| self.gateway.sessions.levels.lower_to(server, request.level))
-            .collect();
-        let results = join_all(servers.iter().map(|server| {
-            let mut request = request.clone();
-            request.meta = None;
-            self.forward(
-                server,
-                ClientRequest::SetLevelRequest(Request::new(request)),
-                &context,
-            )
-        }))
-        .await;
-        // One upstream is one scope: its error is the client's error. Federated,
-        // an upstream without logging must not fail the others.
-        if let (Scope::Server(_), Some(Err(err))) = (&self.scope, results.into_iter().next()) {
-            return Err(err.into());
-        }
-        Ok(())
+        let trace = RequestTrace::start(&context, "logging/setLevel");
+        trace
+            .run(async move {
+                let identity = self.access.caller(&context)?;
+                self.level.set(request.level);
+                self.track(&context);
+                // The upstream session is shared: it only ever gets more verbose, and
+                // each session filters to its own level (`SessionCaller`, `Sessions`).
+                let servers: Vec<_> = self
+                    .ready_servers(&identity)
+                    .into_iter()
+                    .filter(|server| self.gateway.sessions.levels.lower_to(server, request.level))
+                    .collect();
+                let results = join_all(servers.iter().map(|server| {
+                    let mut request = request.clone();
+                    request.meta = None;
+                    self.forward(
+                        server,
+                        ClientRequest::SetLevelRequest(Request::new(request)),
+                        &context,
+                    )
+                }))
+                .await;
+                // One upstream is one scope: its error is the client's error. Federated,
+                // an upstream without logging must not fail the others.
+                if let (Scope::Server(_), Some(Err(err))) =
+                    (&self.scope, results.into_iter().next())
+                {
+                    return Err(err.into());
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

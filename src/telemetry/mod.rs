@@ -8,10 +8,14 @@
 //!   deadlines, sessions, auth).
 //! - [`endpoint`]: the `/metrics` route and who may read it.
 //! - `export`: the OTLP push.
+//! - [`traces`]: spans of the request path, W3C trace context in and out,
+//!   OTLP/HTTP export, and the log format (`--log-format json` carries trace
+//!   and span ids).
 pub mod endpoint;
 mod export;
 pub mod metrics;
 pub mod observed;
+pub mod traces;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -36,6 +36,7 @@ use arc_swap::ArcSwap;
 use futures::future::join_all;
 use rmcp::model::Tool;
 use serde_json::Value;
+use tracing::Instrument;
 
 pub use actor::{GuardrailActor, GuardrailArgs, GuardrailMsg};
 pub use config::{GuardrailConfig, OnError, PinMode, PoisoningMode, PolicyConfig};
@@ -181,9 +182,38 @@ impl Guardrails {
         Ok(report)
     }
 
+    /// [`Self::checks`] in a span of its own, which records the verdict.
+    async fn run(
+        &self,
+        policy: &Policy,
+        direction: Direction,
+        value: &mut Value,
+        pii: PiiAction<'_>,
+    ) -> Result<Vec<Flag>, GuardrailBlock> {
+        let span = tracing::debug_span!(
+            "guardrail.check",
+            guardrail.policy = %policy.name,
+            guardrail.direction = %direction,
+            guardrail.verdict = tracing::field::Empty,
+            guardrail.detector = tracing::field::Empty,
+        );
+        let result = self
+            .checks(policy, direction, value, pii)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(flagged) if flagged.is_empty() => span.record("guardrail.verdict", "allow"),
+            Ok(_) => span.record("guardrail.verdict", "flag"),
+            Err(block) => span
+                .record("guardrail.verdict", "block")
+                .record("guardrail.detector", block.detector.as_str()),
+        };
+        result
+    }
+
     /// Size limit, local detectors and PII handling, then the remote
     /// providers concurrently on the already redacted text.
-    async fn run(
+    async fn checks(
         &self,
         policy: &Policy,
         direction: Direction,
@@ -211,7 +241,11 @@ impl Guardrails {
             return Ok(flagged);
         }
         let text = walk::text(value, '\n');
-        let verdicts = join_all(policy.remotes.iter().map(|p| p.check(&text))).await;
+        let verdicts = join_all(policy.remotes.iter().map(|p| {
+            let span = tracing::debug_span!("guardrail.provider", guardrail.provider = p.name());
+            p.check(&text).instrument(span)
+        }))
+        .await;
         for (provider, verdict) in policy.remotes.iter().zip(verdicts) {
             match verdict {
                 Ok(fired) => {

@@ -27,6 +27,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::mailbox::MailboxStats;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use client::{AccessToken, TokenClient};
 pub use discovery::is_allowed_endpoint;
@@ -156,13 +157,20 @@ impl TokenSource {
             return Ok(token.value.clone());
         }
         self.tokens.metrics.miss();
-        let actor = self.tokens.actor().ok_or(TokenError::ActorDown)?;
-        let (key, client) = (self.key.clone(), self.client.clone());
-        self.tokens.mailbox.enqueued();
-        match ractor::call!(actor, |reply| TokenMsg::GetToken { key, client, reply }) {
-            Ok(result) => result,
-            Err(_) => Err(TokenError::ActorDown),
+        // Only a miss is worth a span: it waits for the token endpoint. The
+        // actor hop keeps it as parent (ractor's span propagation).
+        let span = tracing::debug_span!("oauth.token", server = %self.key.0);
+        async {
+            let actor = self.tokens.actor().ok_or(TokenError::ActorDown)?;
+            let (key, client) = (self.key.clone(), self.client.clone());
+            self.tokens.mailbox.enqueued();
+            match ractor::call!(actor, |reply| TokenMsg::GetToken { key, client, reply }) {
+                Ok(result) => result,
+                Err(_) => Err(TokenError::ActorDown),
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// The upstream refused `stale`: drop it so the next call fetches anew.

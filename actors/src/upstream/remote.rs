@@ -28,8 +28,12 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use super::spec::HttpSpec;
 use crate::oauth::{TokenError, TokenSource, describe_network_error};
+use crate::trace_context;
 
 /// Called with a reason when the connection to the upstream is lost.
 pub type LostHook = Arc<dyn Fn(String) + Send + Sync>;
@@ -189,6 +193,15 @@ impl RemoteClient {
     }
 }
 
+/// The trace context a request to be posted carries in its `_meta`.
+fn trace_parent(message: &ClientJsonRpcMessage) -> Option<opentelemetry::Context> {
+    use rmcp::model::{GetMeta, JsonRpcMessage};
+    match message {
+        JsonRpcMessage::Request(request) => trace_context::from_meta(request.request.get_meta()),
+        _ => None,
+    }
+}
+
 /// A `401`, with or without a challenge.
 fn is_unauthorized<T>(result: &Result<T, StreamableHttpError<reqwest::Error>>) -> bool {
     match result {
@@ -207,8 +220,19 @@ impl StreamableHttpClient for RemoteClient {
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         _auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<StreamableHttpPostResponse> {
+        // rmcp posts from its own task: the span of the call is not current
+        // here, but the call's context rides in `_meta.traceparent`.
+        let span = tracing::debug_span!(
+            "upstream.http",
+            otel.kind = "client",
+            http.request.method = "POST"
+        );
+        if let Some(cx) = trace_parent(&message) {
+            let _ = span.set_parent(cx);
+            trace_context::to_headers(&span, &mut custom_headers);
+        }
         self.authorized(|token| {
             self.http.post_message(
                 uri.clone(),
@@ -218,6 +242,7 @@ impl StreamableHttpClient for RemoteClient {
                 custom_headers.clone(),
             )
         })
+        .instrument(span)
         .await
     }
 

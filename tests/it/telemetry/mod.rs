@@ -1,8 +1,12 @@
 //! Telemetry end to end: `/metrics` of the real binary read as Prometheus
-//! text, and scraped by a real Prometheus server.
+//! text, and scraped by a real Prometheus server; traces decoded by a real
+//! OTLP/HTTP receiver (the traced demo server reports the trace context it
+//! was sent: stdio `_meta`, remote header).
 mod metrics;
 mod otlp;
 mod prometheus;
+mod trace_collector;
+mod traces;
 
 use crate::common::Gateway;
 

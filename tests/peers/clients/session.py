@@ -19,6 +19,7 @@ REPL mode (default). Each stdin line is a JSON command; each command is run in
 its own task (so commands overlap) and answered by exactly ONE line that echoes
 its "id" (a 1-based line counter when the command has none):
   {"id": 1, "call": "echo", "args": {"message": "hi"}, "timeout": 5}
+     (optional "meta": {...} is sent as the request's params._meta, e.g. a traceparent)
      -> {"id": 1, "op": "call", "ok": true, "result": {"isError": false, "text": ..., "content": [...]},
          "ts": <unix start>, "elapsedMs": 3.1}
      -> {"id": 1, "op": "call", "ok": false, "error": {"code": -32603, "message": ..., "type": ...}, ...}
@@ -115,19 +116,22 @@ class Repl:
             emit({**entry, "ok": False, "error": error})
         self.pending.clear()
 
-    async def _call(self, tool: str, arguments: Any, timeout: float) -> Json:
+    async def _call(self, tool: str, arguments: Any, timeout: float, meta: Any = None) -> Json:
         with anyio.fail_after(timeout):
-            return call_result_json(await self.session.call_tool(tool, arguments, read_timeout_seconds=timeout))
+            return call_result_json(
+                await self.session.call_tool(tool, arguments, read_timeout_seconds=timeout, meta=meta)
+            )
 
     async def handle(self, cmd: Json, cmd_id: Any) -> Json:
         timeout = float(cmd.get("timeout", self.default_timeout))
         out: Json = {"id": cmd_id}
         if "call" in cmd:
             tool, arguments = str(cmd["call"]), cmd.get("args") or {}
+            meta = cmd.get("meta")
             out["op"] = "call"
             n = int(cmd.get("concurrent", 0))
             if n <= 0:
-                out.update(await timed(lambda: self._call(tool, arguments, timeout)))
+                out.update(await timed(lambda: self._call(tool, arguments, timeout, meta)))
                 return out
             results: list[Json | None] = [None] * n
 

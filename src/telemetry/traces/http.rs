@@ -1,0 +1,84 @@
+//! The outermost HTTP layer: one span and one request id per HTTP request.
+//!
+//! The span's parent is the client's `traceparent` header, if valid. The
+//! span and the id go into the request extensions, where rmcp hands them to
+//! the MCP handler (inside `http::request::Parts`) so the MCP span nests
+//! under this one; the id also goes back in the `x-request-id` response
+//! header of every answer, refusals included.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use bulwark_actors::trace_context;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// The response header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of one client request: in every error the client sees and in the
+/// log lines written for it (a field of its span).
+#[derive(Debug, Clone)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// A new id: 16 hex digits, random (a counter if the OS has no randomness).
+    pub fn new() -> Self {
+        static FALLBACK: AtomicU64 = AtomicU64::new(1);
+        let n = getrandom::u64().unwrap_or_else(|_| FALLBACK.fetch_add(1, Ordering::Relaxed));
+        Self(Arc::from(format!("{n:016x}")))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The span of one HTTP request, for the MCP span to nest under.
+#[derive(Debug, Clone)]
+pub struct RequestSpan(pub tracing::Span);
+
+/// The layer: wraps every route (MCP and API) in a request span.
+pub async fn layer(mut request: Request, next: Next) -> Response {
+    let id = RequestId::new();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        request.id = %id,
+        http.response.status_code = Empty,
+    );
+    if let Some(cx) = trace_context::from_headers(request.headers()) {
+        let _ = span.set_parent(cx);
+    }
+    request.extensions_mut().insert(id.clone());
+    request.extensions_mut().insert(RequestSpan(span.clone()));
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,145 @@
+//! [`RequestTrace`]: one span per client request to the MCP server.
+//!
+//! The span is `mcp.request` with `mcp.method.name`, the JSON-RPC id, the
+//! session id (hashed: the id is a bearer of the session), the request id
+//! and the outcome. Its parent is the client's `_meta.traceparent` when
+//! valid, else the HTTP request's span (which carries the header's). A
+//! failed request answers with its request id in the error's `data`
+//! (`requestId`) and writes one log line with the same id.
+use rmcp::RoleServer;
+use rmcp::model::ErrorData;
+use rmcp::service::RequestContext;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::http::{RequestId, RequestSpan};
+use bulwark_actors::trace_context;
+
+/// The session header of streamable HTTP.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The span and request id of one MCP request.
+pub struct RequestTrace {
+    span: tracing::Span,
+    id: RequestId,
+}
+
+impl RequestTrace {
+    /// Opens the span of a `method` request arriving with `context`.
+    pub fn start(context: &RequestContext<RoleServer>, method: &'static str) -> Self {
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let id = parts
+            .and_then(|parts| parts.extensions.get::<RequestId>())
+            .cloned()
+            .unwrap_or_default();
+        let session = parts
+            .and_then(|parts| parts.headers.get(SESSION_HEADER))
+            .map(|value| hashed(value.as_bytes()));
+        let parent = parts
+            .and_then(|parts| parts.extensions.get::<RequestSpan>())
+            .and_then(|parent| parent.0.id());
+        let span = tracing::info_span!(
+            parent: parent,
+            "mcp.request",
+            otel.name = method,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            mcp.method.name = method,
+            jsonrpc.request.id = %context.id,
+            mcp.session.id = session.as_deref(),
+            request.id = %id,
+            gen_ai.tool.name = Empty,
+            bulwark.upstream = Empty,
+            bulwark.outcome = Empty,
+            error.type = Empty,
+        );
+        if let Some(cx) = trace_context::from_meta(&context.meta) {
+            let _ = span.set_parent(cx);
+        }
+        Self { span, id }
+    }
+
+    /// The request's span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Runs the request's work in its span and records how it ended; an
+    /// error gets the request id.
+    pub async fn run<T>(
+        self,
+        work: impl Future<Output = Result<T, ErrorData>>,
+    ) -> Result<T, ErrorData> {
+        let Self { span, id } = self;
+        // Boxed: the handler's futures are large, and one more layer of
+        // them moved by value overflows a worker's stack in debug builds.
+        match Box::pin(work).instrument(span.clone()).await {
+            Ok(result) => {
+                span.record("bulwark.outcome", "ok");
+                Ok(result)
+            }
+            Err(err) => {
+                let code = err.code.0;
+                span.record("bulwark.outcome", "error")
+                    .record("error.type", code)
+                    .record("otel.status_code", "ERROR");
+                span.in_scope(|| {
+                    tracing::info!(request_id = %id, code, error = %err.message, "request failed");
+                });
+                Err(with_request_id(err, &id))
+            }
+        }
+    }
+}
+
+/// `err` with `requestId` in its `data` (an object; made one when absent).
+fn with_request_id(mut err: ErrorData, id: &RequestId) -> ErrorData {
+    let id = Value::String(id.as_str().to_owned());
+    match &mut err.data {
+        Some(Value::Object(data)) => {
+            data.insert("requestId".into(), id);
+        }
+        None => {
+            let mut data = serde_json::Map::new();
+            data.insert("requestId".into(), id);
+            err.data = Some(Value::Object(data));
+        }
+        // Some other shape the client may rely on: left alone.
+        Some(_) => {}
+    }
+    err
+}
+
+/// The first 8 bytes of SHA-256, in hex: enough to tell sessions apart in
+/// a trace without handing the session id itself to the collector.
+fn hashed(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_joins_the_error_data() {
+        let id = RequestId::new();
+        let err = with_request_id(ErrorData::invalid_params("bad", None), &id);
+        assert_eq!(err.data.unwrap()["requestId"], id.as_str());
+        let data = serde_json::json!({"limit": "per_key"});
+        let err = with_request_id(ErrorData::invalid_params("bad", Some(data)), &id);
+        let data = err.data.unwrap();
+        assert_eq!(data["limit"], "per_key");
+        assert_eq!(data["requestId"], id.as_str());
+    }
+
+    #[test]
+    fn session_ids_are_hashed() {
+        let hash = hashed(b"session-1");
+        assert_eq!(hash.len(), 16);
+        assert_ne!(hash, hashed(b"session-2"));
+    }
+}
