@@ -12,6 +12,7 @@
 //! - [`serve`] / [`stdio`]: the two ways to run the gateway.
 //! - [`demo`]: built-in demo upstream MCP servers.
 //! - [`mask`]: secret masking for operator-facing text.
+//! - [`ui`]: the live dashboard at `/ui` and its event stream.
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -28,3 +29,4 @@ pub mod runtime;
 pub mod serve;
 pub mod stdio;
 pub mod store;
+pub mod ui;

@@ -48,6 +48,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     );
     let management = crate::api::routes(runtime.gateway.clone())
         .merge(crate::api::control_routes(control.clone()))
+        .merge(crate::ui::routes(control.clone(), shutdown.clone()))
         .layer(axum::middleware::from_fn_with_state(
             runtime.gateway.auth.clone(),
             crate::auth::middleware::management,

@@ -3,9 +3,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use bulwark_actors::cache::StatsSnapshot;
 use bulwark_actors::oauth::TokenMetricsSnapshot;
+use bulwark_actors::timeout::MetricsSnapshot;
 use bulwark_actors::upstream::UpstreamState;
-use bulwark_supervisors::registry::{Registry, ServerEntry};
+use bulwark_supervisors::registry::ServerEntry;
 use bulwark_supervisors::shared::SharedActor;
 use serde::Serialize;
 
@@ -33,6 +35,19 @@ pub struct ActorNode {
     mailbox_depth: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     calls_in_flight: Option<usize>,
+    /// Operations finished by the upstream since start (the dashboard's
+    /// calls/s is the rate of this counter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls_finished: Option<u64>,
+    /// Latency bucket bound (ms) at or under which half of them finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_le_ms: Option<u64>,
+    /// The same for 99 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_le_ms: Option<u64>,
+    /// The cache actor's reads, all kinds together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<CacheReads>,
     /// The token actor's counters (never a token).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -40,6 +55,29 @@ pub struct ActorNode {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(no_recursion)]
     children: Vec<ActorNode>,
+}
+
+/// Cache reads of every kind together.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CacheReads {
+    hits: u64,
+    misses: u64,
+    /// `hits / (hits + misses)`; absent before the first read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hit_ratio: Option<f64>,
+}
+
+impl CacheReads {
+    fn of(stats: &StatsSnapshot) -> Self {
+        let hits = stats.kinds.iter().map(|k| k.hits).sum::<u64>();
+        let misses = stats.kinds.iter().map(|k| k.misses).sum::<u64>();
+        let reads = hits + misses;
+        Self {
+            hits,
+            misses,
+            hit_ratio: (reads > 0).then(|| hits as f64 / reads as f64),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -52,8 +90,14 @@ pub struct ActorNode {
     )
 )]
 pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode> {
+    Json(snapshot(&gateway))
+}
+
+/// The tree as it is now (also what the dashboard's stream pushes).
+pub(crate) fn snapshot(gateway: &Gateway) -> ActorNode {
     let registry = &gateway.registry;
-    Json(ActorNode {
+    let latency = gateway.deadlines.metrics();
+    ActorNode {
         name: "root".into(),
         kind: "root_supervisor",
         state: UpstreamState::Ready,
@@ -64,17 +108,27 @@ pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode>
         messages_handled: registry.root_mailbox.handled_total(),
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: None,
         tokens: None,
         children: registry
             .shared()
             .iter()
-            .map(|actor| shared_node(actor, registry))
-            .chain(registry.servers().iter().map(|entry| server_node(entry)))
+            .map(|actor| shared_node(actor, gateway))
+            .chain(
+                registry
+                    .servers()
+                    .iter()
+                    .map(|entry| server_node(entry, &latency)),
+            )
             .collect(),
-    })
+    }
 }
 
-fn shared_node(actor: &SharedActor, registry: &Registry) -> ActorNode {
+fn shared_node(actor: &SharedActor, gateway: &Gateway) -> ActorNode {
+    let registry = &gateway.registry;
     ActorNode {
         name: actor.name.to_owned(),
         kind: actor.kind,
@@ -86,13 +140,18 @@ fn shared_node(actor: &SharedActor, registry: &Registry) -> ActorNode {
         messages_handled: actor.mailbox.handled_total(),
         mailbox_depth: actor.mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: (actor.name == "cache").then(|| CacheReads::of(&gateway.cache.stats())),
         tokens: (actor.kind == "token_actor").then(|| registry.tokens.metrics.snapshot()),
         children: Vec::new(),
     }
 }
 
-fn server_node(entry: &ServerEntry) -> ActorNode {
+fn server_node(entry: &ServerEntry, latency: &MetricsSnapshot) -> ActorNode {
     let status = &entry.status;
+    let measured = latency.upstream(&entry.spec.name).map(|m| &m.latency);
     let state = status.state();
     let last_exit = status
         .last_exit()
@@ -115,6 +174,10 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: status.mailbox.handled_total(),
         mailbox_depth: status.mailbox.depth(),
         calls_in_flight: Some(status.in_flight()),
+        calls_finished: Some(measured.map_or(0, |m| m.count)),
+        p50_le_ms: measured.and_then(|m| m.p50_le_ms),
+        p99_le_ms: measured.and_then(|m| m.p99_le_ms),
+        cache: None,
         tokens: None,
         children: Vec::new(),
     };
@@ -129,6 +192,10 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: entry.supervisor_mailbox.handled_total(),
         mailbox_depth: entry.supervisor_mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: None,
         tokens: None,
         children: vec![upstream],
     }

@@ -13,6 +13,10 @@ mod projects;
 mod resource;
 mod upstreams;
 
+pub(crate) use actors::{ActorNode, snapshot as actor_tree};
+pub(crate) use guardrails::report_of as guardrail_report;
+pub(crate) use upstreams::all as all_upstreams;
+
 use std::sync::Arc;
 
 use axum::Router;
