@@ -64,7 +64,8 @@ pub(crate) async fn events(
     let mut ticks = tokio::time::interval(PERIOD);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let Feed { control, shutdown } = feed;
-    let stream = futures::stream::unfold((control, ticks), next).take_until(shutdown.cancelled_owned());
+    let stream =
+        futures::stream::unfold((control, ticks), next).take_until(shutdown.cancelled_owned());
     Sse::new(stream)
 }
 
@@ -94,6 +95,8 @@ async fn snapshot_event(control: &ControlPlane) -> Event {
         .json_data(&snapshot)
         .unwrap_or_else(|err| {
             tracing::warn!(%err, "dashboard stream: cannot encode a snapshot");
-            Event::default().event("error").data("snapshot not encodable")
+            Event::default()
+                .event("error")
+                .data("snapshot not encodable")
         })
 }

@@ -19,3 +19,4 @@ mod keep_alive;
 mod remote;
 mod runtime;
 mod timeouts;
+mod ui;
