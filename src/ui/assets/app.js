@@ -135,17 +135,25 @@ function render(snapshot) {
   const nodes = [];
   const root = snapshot.actors;
   nodes.push([root, 0]);
+  const listed = new Map((snapshot.upstreams || []).map((u) => [u.name, u]));
   const inTree = new Set();
   for (const child of root.children || []) {
+    if (child.kind === "server_supervisor") {
+      inTree.add(child.name);
+      const upstream = listed.get(child.name);
+      child.source = upstream && upstream.source;
+    }
     nodes.push([child, 1]);
-    if (child.kind === "server_supervisor") inTree.add(child.name);
     for (const grandchild of child.children || []) nodes.push([grandchild, 2]);
   }
   // Upstreams the tree does not hold (disabled ones): still listed, to enable them.
-  for (const upstream of snapshot.upstreams || []) {
+  for (const upstream of listed.values()) {
     if (inTree.has(upstream.name)) continue;
     const state = upstream.enabled ? upstream.status : "disabled";
-    nodes.push([{ name: upstream.name, kind: "server_supervisor", state, enabled: upstream.enabled }, 1]);
+    nodes.push([
+      { name: upstream.name, kind: "server_supervisor", state, enabled: upstream.enabled, source: upstream.source },
+      1,
+    ]);
   }
   const rows = nodes.map(([node, depth]) => actorRow(node, depth, now));
   keepRows($("tree-body"), treeRows, rows);
@@ -208,9 +216,12 @@ function actorRow(node, depth, now) {
   texts.forEach((text, i) => setText(i === 2 ? badge : row.children[i], text === null ? node.state : text));
   if (node.kind === "server_supervisor") {
     const enabled = node.enabled !== false && node.state !== "disabled";
-    if (row.dataset.enabled !== String(enabled)) {
+    const fromFile = node.source === "file";
+    const shape = enabled + "/" + fromFile;
+    if (row.dataset.actions !== shape) {
+      row.dataset.actions = shape;
       row.dataset.enabled = String(enabled);
-      row.children[12].replaceWith(actions(node.name, enabled));
+      row.children[12].replaceWith(actions(node.name, enabled, fromFile));
     }
   }
   return row;
@@ -273,14 +284,19 @@ function noteChange(rowKey, node, logged) {
   while (list.children.length > MAX_EVENTS) list.lastChild.remove();
 }
 
-function actions(name, enabled) {
+// Upstreams from the config file are read-only through the API (409):
+// their Disable/Enable button is shown off, with the reason.
+function actions(name, enabled, fromFile) {
   const td = cell("", "actions");
-  if (enabled) {
-    td.append(button("Restart", "restart", name, () => upstreamAction(name, "restart")));
-    td.append(button("Disable", "disable", name, () => upstreamAction(name, "disable")));
-  } else {
-    td.append(button("Enable", "enable", name, () => upstreamAction(name, "enable")));
+  if (enabled) td.append(button("Restart", "restart", name, () => upstreamAction(name, "restart")));
+  const verb = enabled ? "disable" : "enable";
+  const toggle = button(enabled ? "Disable" : "Enable", verb, name, () => upstreamAction(name, verb));
+  if (fromFile) {
+    toggle.disabled = true;
+    toggle.dataset.readOnly = "true";
+    toggle.title = "From the config file: change `enabled` there";
   }
+  td.append(toggle);
   return td;
 }
 
@@ -291,6 +307,7 @@ function button(label, action, name, onClick) {
   b.dataset.action = action;
   b.dataset.name = name;
   b.addEventListener("click", async () => {
+    if (b.dataset.readOnly) return;
     b.disabled = true;
     try {
       await onClick();

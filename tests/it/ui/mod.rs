@@ -188,11 +188,7 @@ async fn dashboard_in_chromium_shows_a_killed_upstream_come_back_and_restarts_it
     std::fs::create_dir_all(&shot_dir).unwrap();
 
     // Log in: the key goes to sessionStorage, never into the URL.
-    browser.goto(&gw.url("/ui")).await;
-    let key_field = browser.find("#key").await;
-    browser.type_into(&key_field, &admin.secret).await;
-    let submit = browser.find("#login-submit").await;
-    browser.click(&submit).await;
+    log_in(&browser, &gw, &admin.secret).await;
     browser
         .wait_for("echo ready", wait, ECHO_ROW, |v| v["state"] == "ready")
         .await;
@@ -228,6 +224,12 @@ async fn dashboard_in_chromium_shows_a_killed_upstream_come_back_and_restarts_it
         std::fs::write(shot_dir.join("ui-calls.png"), browser.screenshot().await).unwrap();
         drop(session);
     }
+
+    // `echo` comes from the config file: its Disable button is off.
+    let read_only = browser
+        .eval(r#"return document.querySelector('button[data-action="disable"][data-name="echo"]').disabled;"#)
+        .await;
+    assert_eq!(read_only, true);
 
     // First SIGKILL: restarted at once (restarts 1).
     let first = echo_pid(&gw).expect("echo process");
@@ -300,5 +302,135 @@ async fn dashboard_in_chromium_shows_a_killed_upstream_come_back_and_restarts_it
         browser.screenshot().await,
     )
     .unwrap();
+    browser.close().await;
+}
+
+/// Logs `browser` in at `/ui` with `key` and waits for the first snapshot.
+async fn log_in(browser: &webdriver::Session, gw: &Gateway, key: &str) {
+    browser.goto(&gw.url("/ui")).await;
+    let field = browser.find("#key").await;
+    browser.type_into(&field, key).await;
+    let submit = browser.find("#login-submit").await;
+    browser.click(&submit).await;
+    browser
+        .wait_for(
+            "the first snapshot",
+            Duration::from_secs(30),
+            "return document.querySelectorAll('#tree-body tr').length;",
+            |n| n.as_u64().is_some_and(|n| n > 0),
+        )
+        .await;
+}
+
+/// `state` of the server row `name` and the actions it offers.
+fn server_row(name: &str) -> String {
+    format!(
+        r#"const row = document.querySelector('tr[data-kind="server_supervisor"][data-name="{name}"]');
+           return row && {{ state: row.dataset.state,
+               actions: Array.from(row.querySelectorAll('button')).map((b) => b.dataset.action) }};"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let Some(peers) = peers() else {
+        return;
+    };
+    let admin = TestKey::new();
+    let config = format!(
+        "{HEAD}[guardrails]\npin_tools = \"block\"\ntool_poisoning = \"flag\"\n{}\n{}",
+        demo_upstream("rug", "\"rugpull\""),
+        admin.entry("root", "admin", false),
+    );
+    let gw = Gateway::builder(&config).with_auth().start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+    // An upstream made through the API (file ones are read-only there).
+    let created = gw
+        .http()
+        .post(gw.url("/api/v1/upstreams"))
+        .bearer_auth(&admin.secret)
+        .json(&json!({
+            "name": "spare",
+            "command": env!("CARGO_BIN_EXE_bulwark"),
+            "args": ["demo-server", "echo"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let browser = driver.session(1400, 900).await;
+    let wait = Duration::from_secs(30);
+    log_in(&browser, &gw, &admin.secret).await;
+
+    // Disable, then Enable, from the buttons.
+    browser
+        .wait_for("spare ready", wait, &server_row("spare"), |v| {
+            v["state"] == "ready"
+        })
+        .await;
+    let disable = browser
+        .find(r#"button[data-action="disable"][data-name="spare"]"#)
+        .await;
+    browser.click(&disable).await;
+    browser
+        .wait_for("spare disabled", wait, &server_row("spare"), |v| {
+            v["state"] == "disabled" && v["actions"] == json!(["enable"])
+        })
+        .await;
+    assert!(
+        wait_until(wait, || !descendants(gw.pid()).into_iter().any(|pid| {
+            cmdline(pid).is_some_and(|c| c.contains("demo-server echo"))
+        })),
+        "the disabled upstream's process still runs"
+    );
+    let enable = browser
+        .find(r#"button[data-action="enable"][data-name="spare"]"#)
+        .await;
+    browser.click(&enable).await;
+    browser
+        .wait_for("spare back", wait, &server_row("spare"), |v| {
+            v["state"] == "ready"
+        })
+        .await;
+
+    // A rug pull: the changed tool is flagged and its call blocked; Approve
+    // from the page brings it back.
+    let mut session = peers.session_with_headers(gw.mcp_url(), &admin.headers());
+    session.list("tools"); // pins the definitions
+    let answer = session.call("rug__mutate", json!({}));
+    assert_eq!(answer["ok"], true, "{answer}");
+    session.list("tools");
+    let blocked = session.call("rug__fetch_url", json!({"url": "https://example.com"}));
+    assert_ne!(blocked["ok"], true, "{blocked}");
+    let flagged_row = r#"const row = document.querySelector('#flagged-body tr[data-server="rug"][data-tool="fetch_url"]');
+        return { row: !!row, approve: !!(row && row.querySelector('button[data-action="approve"]')) };"#;
+    browser
+        .wait_for("the changed tool, flagged", wait, flagged_row, |v| {
+            v["approve"] == true
+        })
+        .await;
+    std::fs::create_dir_all(repo_root().join("target/test-artifacts")).unwrap();
+    std::fs::write(
+        repo_root().join("target/test-artifacts/ui-flagged.png"),
+        browser.screenshot().await,
+    )
+    .unwrap();
+    let approve = browser
+        .find(r#"#flagged-body button[data-action="approve"]"#)
+        .await;
+    browser.click(&approve).await;
+    browser
+        // Still flagged for its poisoned text (`tool_poisoning = "flag"`),
+        // but no change is waiting any more.
+        .wait_for("the approval", wait, flagged_row, |v| v["approve"] == false)
+        .await;
+    let listed = session.list("tools").to_string();
+    assert!(
+        listed.contains("rug__fetch_url"),
+        "approved tool listed again: {listed}"
+    );
     browser.close().await;
 }
