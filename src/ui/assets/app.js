@@ -176,21 +176,28 @@ function keepRows(body, byKey, rows) {
   }
 }
 
-function actorRow(node, depth, now) {
-  const rowKey = node.kind + "/" + node.name;
-  let row = treeRows.get(rowKey);
+// The row kept under `rowKey` in `byKey`; made (with `data` attributes and
+// `build`) the first time.
+function keyedRow(byKey, rowKey, data, build) {
+  let row = byKey.get(rowKey);
   if (!row) {
     row = document.createElement("tr");
     row.dataset.key = rowKey;
-    row.dataset.kind = node.kind;
-    row.dataset.name = node.name;
-    row.dataset.depth = String(depth);
-    for (let i = 0; i < 13; i++) row.append(document.createElement("td"));
-    row.children[5].className = "exit";
-    row.children[2].append(document.createElement("span"));
-    row.children[2].firstChild.className = "state";
-    treeRows.set(rowKey, row);
+    Object.assign(row.dataset, data);
+    build(row);
+    byKey.set(rowKey, row);
   }
+  return row;
+}
+
+function actorRow(node, depth, now) {
+  const rowKey = node.kind + "/" + node.name;
+  const row = keyedRow(treeRows, rowKey, { kind: node.kind, name: node.name, depth: String(depth) }, (tr) => {
+    for (let i = 0; i < 13; i++) tr.append(document.createElement("td"));
+    tr.children[5].className = "exit";
+    tr.children[2].append(document.createElement("span"));
+    tr.children[2].firstChild.className = "state";
+  });
   const isUpstream = node.kind === "upstream";
   noteChange(rowKey, node, isUpstream || node.kind === "server_supervisor");
   row.dataset.state = node.state;
@@ -328,15 +335,9 @@ function renderGuardrails(report) {
   $("flagged-none").hidden = flagged.length > 0;
   const rows = flagged.map((tool) => {
     const rowKey = tool.server + "/" + tool.tool;
-    let row = flaggedRows.get(rowKey);
-    if (!row) {
-      row = document.createElement("tr");
-      row.dataset.key = rowKey;
-      row.dataset.server = tool.server;
-      row.dataset.tool = tool.tool;
-      row.append(cell(tool.server), cell(tool.tool), cell(""), cell(""), cell(""));
-      flaggedRows.set(rowKey, row);
-    }
+    const row = keyedRow(flaggedRows, rowKey, { server: tool.server, tool: tool.tool }, (tr) =>
+      tr.append(cell(tool.server), cell(tool.tool), cell(""), cell(""), cell("")),
+    );
     const flags = tool.flags || [];
     setText(row.children[2], flags.join(", "));
     setText(row.children[3], tool.action);

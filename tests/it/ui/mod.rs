@@ -275,10 +275,9 @@ async fn dashboard_in_chromium_shows_a_killed_upstream_come_back_and_restarts_it
 
     // The Restart button: the API restarts it (a new process, ready again).
     let third = echo_pid(&gw).expect("echo process after the backoff");
-    let restart = browser
-        .find(r#"button[data-action="restart"][data-name="echo"]"#)
+    browser
+        .click_on(r#"button[data-action="restart"][data-name="echo"]"#)
         .await;
-    browser.click(&restart).await;
     browser
         .wait_for("the restart answer", wait, ECHO_ROW, |v| {
             v["notice"]
@@ -310,8 +309,7 @@ async fn log_in(browser: &webdriver::Session, gw: &Gateway, key: &str) {
     browser.goto(&gw.url("/ui")).await;
     let field = browser.find("#key").await;
     browser.type_into(&field, key).await;
-    let submit = browser.find("#login-submit").await;
-    browser.click(&submit).await;
+    browser.click_on("#login-submit").await;
     browser
         .wait_for(
             "the first snapshot",
@@ -371,10 +369,9 @@ async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
             v["state"] == "ready"
         })
         .await;
-    let disable = browser
-        .find(r#"button[data-action="disable"][data-name="spare"]"#)
+    browser
+        .click_on(r#"button[data-action="disable"][data-name="spare"]"#)
         .await;
-    browser.click(&disable).await;
     browser
         .wait_for("spare disabled", wait, &server_row("spare"), |v| {
             v["state"] == "disabled" && v["actions"] == json!(["enable"])
@@ -386,10 +383,9 @@ async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
         })),
         "the disabled upstream's process still runs"
     );
-    let enable = browser
-        .find(r#"button[data-action="enable"][data-name="spare"]"#)
+    browser
+        .click_on(r#"button[data-action="enable"][data-name="spare"]"#)
         .await;
-    browser.click(&enable).await;
     browser
         .wait_for("spare back", wait, &server_row("spare"), |v| {
             v["state"] == "ready"
@@ -418,10 +414,9 @@ async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
         browser.screenshot().await,
     )
     .unwrap();
-    let approve = browser
-        .find(r#"#flagged-body button[data-action="approve"]"#)
+    browser
+        .click_on(r#"#flagged-body button[data-action="approve"]"#)
         .await;
-    browser.click(&approve).await;
     browser
         // Still flagged for its poisoned text (`tool_poisoning = "flag"`),
         // but no change is waiting any more.

@@ -170,6 +170,12 @@ impl Session {
             .await;
     }
 
+    /// Clicks the element matching `css`.
+    pub async fn click_on(&self, css: &str) {
+        let element = self.find(css).await;
+        self.click(&element).await;
+    }
+
     /// Runs `script` (a function body) in the page and returns its value.
     pub async fn eval(&self, script: &str) -> Value {
         let body = json!({ "script": script, "args": [] });
