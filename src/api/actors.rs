@@ -200,3 +200,37 @@ fn server_node(entry: &ServerEntry, latency: &MetricsSnapshot) -> ActorNode {
         children: vec![upstream],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bulwark_actors::cache::{CacheKind, KindStats, StatsSnapshot};
+
+    use super::CacheReads;
+
+    fn stats(reads: &[(u64, u64)]) -> StatsSnapshot {
+        StatsSnapshot {
+            kinds: CacheKind::ALL
+                .iter()
+                .zip(reads.iter().chain(std::iter::repeat(&(0, 0))))
+                .map(|(&kind, &(hits, misses))| KindStats {
+                    kind,
+                    hits,
+                    misses,
+                    entries: None,
+                    evictions: 0,
+                    expirations: 0,
+                    errors: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hit_ratio_sums_every_kind_and_is_absent_before_any_read() {
+        let none = CacheReads::of(&stats(&[]));
+        assert_eq!((none.hits, none.misses, none.hit_ratio), (0, 0, None));
+        let some = CacheReads::of(&stats(&[(3, 1), (0, 4)]));
+        assert_eq!((some.hits, some.misses), (3, 5));
+        assert_eq!(some.hit_ratio, Some(3.0 / 8.0));
+    }
+}
