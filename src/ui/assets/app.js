@@ -12,7 +12,7 @@ const MAX_EVENTS = 200;
 const $ = (id) => document.getElementById(id);
 let session = null; // AbortController of the open stream
 const samples = new Map(); // upstream -> [{t, calls}] within RATE_WINDOW_MS
-const lastState = new Map(); // actor row key -> state, for the change log
+const lastState = new Map(); // actor row key -> {state, restarts}, for the change log
 
 // ---- login ----------------------------------------------------------------
 
@@ -274,18 +274,23 @@ function callRate(name, calls, now) {
   return seconds > 0 ? Math.max(0, calls - first.calls) / seconds : 0;
 }
 
-// Logs each state change of a server or upstream, as the stream saw it.
+// Logs each state change of a server or upstream, as the stream saw it, and
+// restarts quick enough to fall between two snapshots.
 function noteChange(rowKey, node, logged) {
-  const before = lastState.get(rowKey);
-  lastState.set(rowKey, node.state);
-  if (!logged || before === undefined || before === node.state) return;
+  const previous = lastState.get(rowKey);
+  lastState.set(rowKey, { state: node.state, restarts: node.restarts });
+  if (!logged || previous === undefined) return;
+  const before = previous.state;
+  let change;
+  if (before !== node.state) change = before + " → " + node.state;
+  else if (node.restarts > previous.restarts) change = "restarted (" + node.restarts + " restarts)";
+  else return;
   const item = document.createElement("li");
   item.dataset.name = node.name;
   item.dataset.kind = node.kind;
   item.dataset.from = before;
   item.dataset.to = node.state;
-  item.textContent =
-    new Date().toLocaleTimeString() + "  " + node.kind + " " + node.name + ": " + before + " → " + node.state;
+  item.textContent = new Date().toLocaleTimeString() + "  " + node.kind + " " + node.name + ": " + change;
   const list = $("events");
   list.prepend(item);
   while (list.children.length > MAX_EVENTS) list.lastChild.remove();

@@ -236,7 +236,10 @@ async fn dashboard_in_chromium_shows_a_killed_upstream_come_back_and_restarts_it
     kill9(first);
     browser
         .wait_for("restart after the first kill", wait, ECHO_ROW, |v| {
-            v["restarts"] == 1 && v["state"] == "ready"
+            // Logged even when it fell between two snapshots.
+            v["restarts"] == 1
+                && v["state"] == "ready"
+                && v["log"].as_array().is_some_and(|l| !l.is_empty())
         })
         .await;
 
@@ -361,6 +364,26 @@ async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
     assert_eq!(created.status(), 201);
     let browser = driver.session(1400, 900).await;
     let wait = Duration::from_secs(30);
+
+    // A wrong key: refused, forgotten, the form shown again.
+    browser.goto(&gw.url("/ui")).await;
+    let field = browser.find("#key").await;
+    browser.type_into(&field, &TestKey::new().secret).await;
+    browser.click_on("#login-submit").await;
+    let refused = r#"return { error: document.getElementById('login-error').textContent,
+        form: !document.getElementById('login').hidden,
+        stored: sessionStorage.getItem('bulwark.key') };"#;
+    let shown = browser
+        .wait_for("the refusal", wait, refused, |v| {
+            v["error"].as_str().is_some_and(|e| e.contains("refused"))
+        })
+        .await;
+    assert_eq!(
+        (&shown["form"], &shown["stored"]),
+        (&json!(true), &Value::Null),
+        "{shown}"
+    );
+
     log_in(&browser, &gw, &admin.secret).await;
 
     // Disable, then Enable, from the buttons.
