@@ -24,7 +24,8 @@ pub struct ActorNode {
     state: UpstreamState,
     #[serde(skip_serializing_if = "Option::is_none")]
     restarts: Option<u32>,
-    /// Seconds since the actor last became ready; absent when not ready.
+    /// Seconds since the actor last became ready (an upstream) or was last
+    /// (re)started (a shared actor); absent when not running.
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,7 +135,7 @@ fn shared_node(actor: &SharedActor, gateway: &Gateway) -> ActorNode {
         kind: actor.kind,
         state: UpstreamState::Ready,
         restarts: Some(actor.restart_count()),
-        uptime_secs: None,
+        uptime_secs: actor.uptime().map(|up| up.as_secs_f64()),
         last_exit: None,
         stderr_tail: None,
         messages_handled: actor.mailbox.handled_total(),

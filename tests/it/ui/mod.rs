@@ -135,6 +135,7 @@ async fn stream_needs_the_key_pushes_snapshots_and_ends_at_shutdown() {
         .find(|c| c["name"] == "cache")
         .unwrap_or_else(|| panic!("no cache actor in {first}"));
     assert!(cache["cache"]["hits"].is_u64(), "{cache}");
+    assert!(cache["uptime_secs"].is_f64(), "{cache}");
     assert!(first["guardrails"]["stats"]["blocked"].is_u64(), "{first}");
     assert_eq!(first["upstreams"][0]["name"], "echo", "{first}");
     // Three snapshots: the first at once, then at least one a second.
