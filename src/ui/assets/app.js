@@ -221,6 +221,9 @@ function actorRow(node, depth, now) {
     show(node.messages_handled),
   ];
   texts.forEach((text, i) => setText(i === 2 ? badge : row.children[i], text === null ? node.state : text));
+  // The stderr tail (masked by the server) on hover of the last exit.
+  const tail = (node.stderr_tail || []).join("\n");
+  if (row.children[5].title !== tail) row.children[5].title = tail;
   if (node.kind === "server_supervisor") {
     const enabled = node.enabled !== false && node.state !== "disabled";
     const fromFile = node.source === "file";
