@@ -60,13 +60,17 @@ struct Snapshot {
 )]
 pub(crate) async fn events(
     State(feed): State<Feed>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> (
+    [(&'static str, &'static str); 1],
+    Sse<impl Stream<Item = Result<Event, Infallible>>>,
+) {
     let mut ticks = tokio::time::interval(PERIOD);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let Feed { control, shutdown } = feed;
     let stream =
         futures::stream::unfold((control, ticks), next).take_until(shutdown.cancelled_owned());
-    Sse::new(stream)
+    // A reverse proxy (nginx) would otherwise hold events back in its buffer.
+    ([("x-accel-buffering", "no")], Sse::new(stream))
 }
 
 async fn next(

@@ -109,6 +109,7 @@ async fn stream_needs_the_key_pushes_snapshots_and_ends_at_shutdown() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    assert_eq!(stream.headers()["x-accel-buffering"], "no");
     let snapshots = read_snapshots(&mut stream, 3).await;
     let first = &snapshots[0];
     let server = first["actors"]["children"]
