@@ -454,3 +454,38 @@ async fn dashboard_in_chromium_disables_enables_and_approves_a_changed_tool() {
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_listen_the_dashboard_moves_there() {
+    let admin_port = crate::common::free_port();
+    let config = format!(
+        "{HEAD}admin_listen = \"127.0.0.1:{admin_port}\"\n{}",
+        demo_upstream("echo", "\"echo\"")
+    );
+    // `/ready` moves too: the admin listener is bound before the MCP URL is printed.
+    let gw = Gateway::start(&config, &[]);
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    for path in ["/ui", "/ui/app.js"] {
+        let on_admin = gw
+            .http()
+            .get(format!("{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(on_admin.status(), 200, "{path} on admin_listen");
+        assert_eq!(
+            gw.get(path).await.status(),
+            404,
+            "{path} on the MCP listener"
+        );
+    }
+    let mut stream = gw
+        .http()
+        .get(format!("{admin}/api/v1/actors/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let snapshot = &read_snapshots(&mut stream, 1).await[0];
+    assert_eq!(snapshot["upstreams"][0]["name"], "echo", "{snapshot}");
+}
