@@ -16,6 +16,7 @@
 //! - [`telemetry`]: metrics (`/metrics`, OTLP push), traces (OTLP export,
 //!   W3C trace context) and the log format.
 //! - [`enkrypt`]: importing an Enkrypt Secure MCP Gateway config.
+//! - [`ui`]: the live dashboard at `/ui` and its event stream.
 pub mod api;
 pub mod auth;
 pub mod cli;
@@ -35,3 +36,4 @@ pub mod serve;
 pub mod stdio;
 pub mod store;
 pub mod telemetry;
+pub mod ui;

@@ -74,6 +74,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let routes = crate::api::routes(runtime.gateway.clone())
         .merge(crate::api::control_routes(control.clone()))
         .merge(crate::api::governance_routes(governance.clone()))
+        .merge(crate::ui::routes(control.clone(), shutdown.clone()))
         .merge(crate::telemetry::endpoint::routes(
             &runtime.telemetry,
             &runtime.gateway.auth,

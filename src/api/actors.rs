@@ -3,9 +3,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use bulwark_actors::cache::StatsSnapshot;
 use bulwark_actors::oauth::TokenMetricsSnapshot;
+use bulwark_actors::timeout::MetricsSnapshot;
 use bulwark_actors::upstream::UpstreamState;
-use bulwark_supervisors::registry::{Registry, ServerEntry};
+use bulwark_supervisors::registry::ServerEntry;
 use bulwark_supervisors::shared::SharedActor;
 use serde::Serialize;
 
@@ -27,7 +29,8 @@ pub struct ActorNode {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     restarts_by_reason: Option<std::collections::BTreeMap<&'static str, u32>>,
-    /// Seconds since the actor last became ready; absent when not ready.
+    /// Seconds since the actor last became ready (an upstream) or was last
+    /// (re)started (a shared actor); absent when not running.
     #[serde(skip_serializing_if = "Option::is_none")]
     uptime_secs: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +41,19 @@ pub struct ActorNode {
     mailbox_depth: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     calls_in_flight: Option<usize>,
+    /// Operations finished by the upstream since start (the dashboard's
+    /// calls/s is the rate of this counter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calls_finished: Option<u64>,
+    /// Latency bucket bound (ms) at or under which half of them finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p50_le_ms: Option<u64>,
+    /// The same for 99 %.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p99_le_ms: Option<u64>,
+    /// The cache actor's reads, all kinds together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<CacheReads>,
     /// The token actor's counters (never a token).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -45,6 +61,29 @@ pub struct ActorNode {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(no_recursion)]
     children: Vec<ActorNode>,
+}
+
+/// Cache reads of every kind together.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CacheReads {
+    hits: u64,
+    misses: u64,
+    /// `hits / (hits + misses)`; absent before the first read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hit_ratio: Option<f64>,
+}
+
+impl CacheReads {
+    fn of(stats: &StatsSnapshot) -> Self {
+        let hits = stats.kinds.iter().map(|k| k.hits).sum::<u64>();
+        let misses = stats.kinds.iter().map(|k| k.misses).sum::<u64>();
+        let reads = hits + misses;
+        Self {
+            hits,
+            misses,
+            hit_ratio: (reads > 0).then(|| hits as f64 / reads as f64),
+        }
+    }
 }
 
 #[utoipa::path(
@@ -57,8 +96,14 @@ pub struct ActorNode {
     )
 )]
 pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode> {
+    Json(snapshot(&gateway))
+}
+
+/// The tree as it is now (also what the dashboard's stream pushes).
+pub(crate) fn snapshot(gateway: &Gateway) -> ActorNode {
     let registry = &gateway.registry;
-    Json(ActorNode {
+    let latency = gateway.deadlines.metrics();
+    ActorNode {
         name: "root".into(),
         kind: "root_supervisor",
         state: UpstreamState::Ready,
@@ -70,36 +115,51 @@ pub(super) async fn tree(State(gateway): State<Arc<Gateway>>) -> Json<ActorNode>
         messages_handled: registry.root_mailbox.handled_total(),
         mailbox_depth: registry.root_mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: None,
         tokens: None,
         children: registry
             .shared()
             .iter()
-            .map(|actor| shared_node(actor, registry))
-            .chain(registry.servers().iter().map(|entry| server_node(entry)))
+            .map(|actor| shared_node(actor, gateway))
+            .chain(
+                registry
+                    .servers()
+                    .iter()
+                    .map(|entry| server_node(entry, &latency)),
+            )
             .collect(),
-    })
+    }
 }
 
-fn shared_node(actor: &SharedActor, registry: &Registry) -> ActorNode {
+fn shared_node(actor: &SharedActor, gateway: &Gateway) -> ActorNode {
+    let registry = &gateway.registry;
     ActorNode {
         name: actor.name.to_owned(),
         kind: actor.kind,
         state: UpstreamState::Ready,
         restarts: Some(actor.restart_count()),
         restarts_by_reason: None,
-        uptime_secs: None,
+        uptime_secs: actor.uptime().map(|up| up.as_secs_f64()),
         last_exit: None,
         stderr_tail: None,
         messages_handled: actor.mailbox.handled_total(),
         mailbox_depth: actor.mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: (actor.name == "cache").then(|| CacheReads::of(&gateway.cache.stats())),
         tokens: (actor.kind == "token_actor").then(|| registry.tokens.metrics.snapshot()),
         children: Vec::new(),
     }
 }
 
-fn server_node(entry: &ServerEntry) -> ActorNode {
+fn server_node(entry: &ServerEntry, latency: &MetricsSnapshot) -> ActorNode {
     let status = &entry.status;
+    let measured = latency.upstream(&entry.spec.name).map(|m| &m.latency);
     let state = status.state();
     let last_exit = status
         .last_exit()
@@ -123,6 +183,10 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: status.mailbox.handled_total(),
         mailbox_depth: status.mailbox.depth(),
         calls_in_flight: Some(status.in_flight()),
+        calls_finished: Some(measured.map_or(0, |m| m.count)),
+        p50_le_ms: measured.and_then(|m| m.p50_le_ms),
+        p99_le_ms: measured.and_then(|m| m.p99_le_ms),
+        cache: None,
         tokens: None,
         children: Vec::new(),
     };
@@ -138,7 +202,45 @@ fn server_node(entry: &ServerEntry) -> ActorNode {
         messages_handled: entry.supervisor_mailbox.handled_total(),
         mailbox_depth: entry.supervisor_mailbox.depth(),
         calls_in_flight: None,
+        calls_finished: None,
+        p50_le_ms: None,
+        p99_le_ms: None,
+        cache: None,
         tokens: None,
         children: vec![upstream],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark_actors::cache::{CacheKind, KindStats, StatsSnapshot};
+
+    use super::CacheReads;
+
+    fn stats(reads: &[(u64, u64)]) -> StatsSnapshot {
+        StatsSnapshot {
+            kinds: CacheKind::ALL
+                .iter()
+                .zip(reads.iter().chain(std::iter::repeat(&(0, 0))))
+                .map(|(&kind, &(hits, misses))| KindStats {
+                    kind,
+                    hits,
+                    misses,
+                    entries: None,
+                    evictions: 0,
+                    expirations: 0,
+                    errors: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn hit_ratio_sums_every_kind_and_is_absent_before_any_read() {
+        let none = CacheReads::of(&stats(&[]));
+        assert_eq!((none.hits, none.misses, none.hit_ratio), (0, 0, None));
+        let some = CacheReads::of(&stats(&[(3, 1), (0, 4)]));
+        assert_eq!((some.hits, some.misses), (3, 5));
+        assert_eq!(some.hit_ratio, Some(3.0 / 8.0));
     }
 }

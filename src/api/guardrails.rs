@@ -23,11 +23,16 @@ use crate::mcp::Gateway;
     )
 )]
 pub(super) async fn report(State(gateway): State<Arc<Gateway>>) -> Json<Value> {
+    Json(report_of(&gateway))
+}
+
+/// Flagged tools and counters as they are now (also pushed to the dashboard).
+pub(crate) fn report_of(gateway: &Gateway) -> Value {
     let guardrails = &gateway.guardrails;
-    Json(json!({
+    json!({
         "flagged_tools": guardrails.flagged(),
         "stats": guardrails.stats(),
-    }))
+    })
 }
 
 /// Which tool to approve.

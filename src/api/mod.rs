@@ -19,6 +19,10 @@ mod system;
 mod upstreams;
 mod users;
 
+pub(crate) use actors::{ActorNode, snapshot as actor_tree};
+pub(crate) use guardrails::report_of as guardrail_report;
+pub(crate) use upstreams::all as all_upstreams;
+
 use std::sync::Arc;
 
 use axum::Router;

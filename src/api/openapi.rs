@@ -31,6 +31,7 @@ pub const UI_PATH: &str = "/api/docs";
     ),
     paths(
         actors::tree,
+        crate::ui::stream::events,
         guardrails::report,
         guardrails::approve,
         upstreams::list,

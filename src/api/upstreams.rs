@@ -85,17 +85,7 @@ pub(super) async fn list(
     State(control): State<Arc<ControlPlane>>,
     Query(query): Query<ListQuery>,
 ) -> Answer {
-    let file = control.file_config();
-    let mut items: Vec<Value> = file
-        .upstreams
-        .keys()
-        .filter_map(|name| file_resource(&control, name))
-        .collect();
-    for record in UPSTREAMS.all(&control.store).await? {
-        if !file.upstreams.contains_key(&record.name) {
-            items.push(stored_resource(&control, &record));
-        }
-    }
+    let mut items = all(&control).await?;
     items.retain(|item| {
         ListQuery::keeps(
             query.status.as_ref(),
@@ -106,6 +96,23 @@ pub(super) async fn list(
         )
     });
     Ok((StatusCode::OK, Json(query.page(items)?)))
+}
+
+/// Every upstream (file entries first), as the API shows them; the
+/// dashboard's stream pushes these too, so disabled upstreams stay visible.
+pub(crate) async fn all(control: &ControlPlane) -> Result<Vec<Value>, Problem> {
+    let file = control.file_config();
+    let mut items: Vec<Value> = file
+        .upstreams
+        .keys()
+        .filter_map(|name| file_resource(control, name))
+        .collect();
+    for record in UPSTREAMS.all(&control.store).await? {
+        if !file.upstreams.contains_key(&record.name) {
+            items.push(stored_resource(control, &record));
+        }
+    }
+    Ok(items)
 }
 
 /// `GET /api/v1/upstreams/{name}`

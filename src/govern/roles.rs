@@ -110,11 +110,12 @@ impl Permission {
 use Permission::{Admin, Audit, Operate, OwnKeys, Public, Read};
 
 /// Every `/api/v1` route: method, path template (`{…}` matches one
-/// segment) and the permission it needs. The system routes are classified
-/// ahead of their handlers, so they are guarded the moment they land.
+/// segment) and the permission it needs. `/metrics` is not here: it sits
+/// outside `/api` and checks its own credential (`[telemetry] metrics_access`).
 pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/v1/auth/login", Public),
     ("GET", "/api/v1/actors", Read),
+    ("GET", "/api/v1/actors/stream", Read),
     ("GET", "/api/v1/guardrails", Read),
     ("POST", "/api/v1/guardrails/approve", Operate),
     ("GET", "/api/v1/upstreams", Read),
@@ -144,7 +145,6 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ("DELETE", "/api/v1/users/{name}", Admin),
     ("POST", "/api/v1/users/{name}/reset-password", Admin),
     ("GET", "/api/v1/audit", Audit),
-    ("GET", "/api/v1/metrics", Read),
     ("GET", "/api/v1/system/health", Read),
     ("POST", "/api/v1/system/backup", Admin),
     ("POST", "/api/v1/system/restore", Admin),

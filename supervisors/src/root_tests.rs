@@ -62,6 +62,11 @@ async fn a_shared_actor_that_fails_to_restart_is_retried_and_the_root_lives() {
     )
     .await
     .unwrap();
+    assert!(
+        flaky.uptime().is_some(),
+        "uptime counted from the first start"
+    );
+    let first_up = tokio::time::Instant::now();
     let first = root.get_children().into_iter().next().unwrap();
     first.stop(Some("test".into()));
 
@@ -73,5 +78,10 @@ async fn a_shared_actor_that_fails_to_restart_is_retried_and_the_root_lives() {
     }
     assert!(alive(&root));
     assert_eq!(flaky.restart_count(), 1);
+    let uptime = flaky.uptime().unwrap();
+    assert!(
+        uptime < first_up.elapsed(),
+        "uptime counts from the restart: {uptime:?}"
+    );
     shutdown(&root, &registry).await;
 }

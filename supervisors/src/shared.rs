@@ -4,12 +4,14 @@
 //! Their state that matters (policies, cache handles, in-flight deadlines)
 //! lives in handles shared with the request path, so a restarted actor picks
 //! up where the old one stopped; the root only needs a way to spawn one.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bulwark_actors::mailbox::MailboxStats;
 use futures::future::BoxFuture;
 use ractor::{ActorCell, SpawnErr};
+use tokio::time::Instant;
 
 /// Spawns the actor linked to the given supervisor cell.
 pub type SpawnLinked =
@@ -26,6 +28,9 @@ pub struct SharedActor {
     pub mailbox: Arc<MailboxStats>,
     /// Restarts since the gateway started.
     pub restarts: Arc<AtomicU32>,
+    /// When the running instance started, for its uptime (`None` before the
+    /// first start).
+    started: Arc<Mutex<Option<Instant>>>,
     spawn: SpawnLinked,
 }
 
@@ -50,13 +55,22 @@ impl SharedActor {
             kind,
             mailbox,
             restarts: Arc::default(),
+            started: Arc::default(),
             spawn,
         }
     }
 
     /// Starts an instance linked to `supervisor`.
     pub(crate) async fn start(&self, supervisor: ActorCell) -> Result<ActorCell, SpawnErr> {
-        (self.spawn)(supervisor).await
+        let cell = (self.spawn)(supervisor).await?;
+        *self.started.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        Ok(cell)
+    }
+
+    /// How long the running instance has been up (`None` before it started).
+    pub fn uptime(&self) -> Option<Duration> {
+        let started = *self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        started.map(|at| at.elapsed())
     }
 
     /// Counts one restart.

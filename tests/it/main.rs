@@ -21,3 +21,4 @@ mod remote;
 mod runtime;
 mod telemetry;
 mod timeouts;
+mod ui;
