@@ -260,7 +260,7 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
     }
     for (id, user) in &file.users {
         plan.report.not_mapped.push(format!(
-            "user '{}': Bulwark has no users table yet; the user's keys are imported under this name",
+            "user '{}': an Enkrypt user has no management-API password or role (add one with `bulwark user add`); the user's keys are imported under this name",
             user.email.as_deref().unwrap_or(id)
         ));
     }

@@ -103,6 +103,24 @@ pub const TABLES: &[Table] = &[
         order_by: "server, tool",
         reset: true,
     },
+    // Password hashes (argon2id) only. The audit trail is not here on
+    // purpose: it is append-only, and a restore must not rewrite history.
+    Table {
+        name: "users",
+        columns: &[
+            ("name", Text),
+            ("email", Text),
+            ("role", Text),
+            ("status", Text),
+            ("password", Text),
+            ("failed_logins", Int),
+            ("locked_until", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        order_by: "name",
+        reset: true,
+    },
 ];
 
 /// Why a backup document was refused (nothing was changed).
@@ -526,8 +544,8 @@ mod tests {
         broken["tables"]["upstreams"][0]["definition"]["args"] = json!("not a list");
         assert!(refused(&store, broken).contains("is not an upstream"));
         let mut broken = document.clone();
-        broken["tables"]["users"] = json!([]);
-        assert!(refused(&store, broken).contains("table 'users'"));
+        broken["tables"]["accounts"] = json!([]);
+        assert!(refused(&store, broken).contains("table 'accounts'"));
         let mut broken = document.clone();
         broken["tables"]["projects"][0]["enabled"] = json!("yes");
         assert!(refused(&store, broken).contains("`enabled`"));
