@@ -263,6 +263,10 @@ async fn main() {
         audit_cost(dir.path()).await;
         return;
     }
+    if std::env::var_os("BULWARK_BENCH_METRICS_ONLY").is_some() {
+        metrics_cost(dir.path()).await;
+        return;
+    }
     if std::env::var_os("BULWARK_BENCH_TRACING_ONLY").is_some() {
         return tracing_cost::run(dir.path()).await;
     }
@@ -296,32 +300,13 @@ async fn audit_cost(dir: &std::path::Path) {
     );
     let on_base = on_url.trim_end_matches("/mcp").to_owned();
     wait_ready(&on_base).await;
-    println!(
-        "per-call audit on vs off (API key + limits + guardrails on in both), {} s runs:",
-        RUN_FOR.as_secs()
-    );
-    for concurrency in [1, 32] {
-        let (mut off, mut on) = (Vec::new(), Vec::new());
-        for _ in 0..3 {
-            off.push(
-                load_with(&off_url, Some(&key.secret), "echo__echo", concurrency, None)
-                    .await
-                    .calls_per_sec,
-            );
-            on.push(
-                load_with(&on_url, Some(&key.secret), "echo__echo", concurrency, None)
-                    .await
-                    .calls_per_sec,
-            );
-        }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        println!(
-            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: on is {:.3} of off (runs off {off:.0?}, on {on:.0?})",
-            mean(&off),
-            mean(&on),
-            mean(&on) / mean(&off)
-        );
-    }
+    compare_on_off(
+        "per-call audit on vs off (API key + limits + guardrails on in both)",
+        &off_url,
+        &on_url,
+        &key.secret,
+    )
+    .await;
     let audit: serde_json::Value = reqwest::Client::new()
         .get(format!("{on_base}/api/v1/audit?action=mcp.call&limit=1"))
         .bearer_auth(&key.secret)
@@ -336,6 +321,72 @@ async fn audit_cost(dir: &std::path::Path) {
         audit["total"], audit["mcp_calls"]["dropped"]
     );
     gateway_load_audit::slow_sink(1024, Duration::from_secs(2)).await;
+}
+
+/// Throughput of two gateways, interleaved so drift hits both alike.
+async fn compare_on_off(title: &str, off_url: &str, on_url: &str, secret: &str) {
+    println!("{title}, {} s runs:", RUN_FOR.as_secs());
+    for concurrency in [1, 32] {
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            off.push(
+                load_with(off_url, Some(secret), "echo__echo", concurrency, None)
+                    .await
+                    .calls_per_sec,
+            );
+            on.push(
+                load_with(on_url, Some(secret), "echo__echo", concurrency, None)
+                    .await
+                    .calls_per_sec,
+            );
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        println!(
+            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: on is {:.3} of off (runs off {off:.0?}, on {on:.0?})",
+            mean(&off),
+            mean(&on),
+            mean(&on) / mean(&off)
+        );
+    }
+}
+
+/// The metrics' cost (`BULWARK_BENCH_METRICS_ONLY=1`): the same build with
+/// `[telemetry] metrics = false` against the default (metrics on), with a
+/// scrape of `/metrics` every second during the "on" runs' lifetime.
+async fn metrics_cost(dir: &std::path::Path) {
+    let key = bulwark::auth::keys::generate().unwrap();
+    let secure = config(dir, 1, Security::On, &key.hash.to_stored());
+    let off_path = dir.join("bench-metrics-off.toml");
+    let mut off = std::fs::read_to_string(&secure).unwrap();
+    off.push_str("\n[telemetry]\nmetrics = false\n");
+    std::fs::write(&off_path, off).unwrap();
+    let (_off_gw, off_url) = spawn(&["serve", "--config", &off_path.display().to_string()], dir);
+    wait_ready(off_url.trim_end_matches("/mcp")).await;
+    let (_on_gw, on_url) = spawn(&["serve", "--config", &secure], dir);
+    let on_base = on_url.trim_end_matches("/mcp").to_owned();
+    wait_ready(&on_base).await;
+    let scraper = {
+        let (base, secret) = (on_base.clone(), key.secret.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                let _ = http
+                    .get(format!("{base}/metrics"))
+                    .bearer_auth(&secret)
+                    .send()
+                    .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    compare_on_off(
+        "metrics on (scraped every second) vs off (API key + limits + guardrails on in both)",
+        &off_url,
+        &on_url,
+        &key.secret,
+    )
+    .await;
+    scraper.abort();
 }
 
 /// The original scenario (this build only).

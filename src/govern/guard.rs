@@ -246,13 +246,17 @@ fn role_list(permission: Permission) -> String {
 }
 
 fn request_meta(request: &Request) -> RequestMeta {
+    // The request span's id (the client's `X-Request-Id` when it sent a
+    // usable one), so the audit entry, the log lines and the answer agree.
     let request_id = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()))
-        .map_or_else(|| audit::entry_id(crate::store::now_ms()), str::to_owned);
+        .extensions()
+        .get::<crate::telemetry::traces::http::RequestId>()
+        .cloned()
+        .or_else(|| crate::telemetry::traces::http::RequestId::from_client(request.headers()))
+        .map_or_else(
+            || audit::entry_id(crate::store::now_ms()),
+            |id| id.as_str().to_owned(),
+        );
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -42,6 +42,9 @@ pub struct Figures {
     /// The same, per upstream.
     pub unanswered_by_server: std::collections::BTreeMap<&'static str, u64>,
     pub upstream_kills: u64,
+    /// Client tasks that had not ended well after the run (a call or a
+    /// session close that never returned): each is a lost call.
+    pub stuck_clients: usize,
     /// 1 if the gateway died during the run.
     pub gateway_crashes: u64,
     /// Upstream processes (grandchildren included) alive after SIGTERM.
@@ -65,6 +68,7 @@ impl Figures {
             .iter()
             .filter(|ms| **ms == u64::MAX)
             .count()
+            + self.stuck_clients
     }
 }
 
@@ -359,7 +363,8 @@ async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Count
         }
     }
     if let Some(client) = client {
-        let _ = client.cancel().await;
+        // Bounded: a close that never finishes must not hang the soak.
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
     }
 }
 
@@ -379,12 +384,11 @@ pub async fn run(duration: Duration) -> Figures {
         if let Some(client) = connect(&url).await {
             let mut params = CallToolRequestParams::new("echo__echo");
             params.arguments = serde_json::json!({"message": "warm"}).as_object().cloned();
-            let ok = client
-                .peer()
-                .call_tool(params)
+            let ok = tokio::time::timeout(Duration::from_secs(10), client.peer().call_tool(params))
                 .await
-                .is_ok_and(|r| r.is_error != Some(true));
-            let _ = client.cancel().await;
+                .is_ok_and(|r| r.is_ok_and(|r| r.is_error != Some(true)));
+            // Bounded: a close that never finishes must not hang the soak.
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
             if ok {
                 break;
             }
@@ -447,8 +451,15 @@ pub async fn run(duration: Duration) -> Figures {
         }
         seen.extend(live);
     }
+    // Each client ends within a call's deadline + the late wait after
+    // `until`; one that does not is stuck, and counts as lost.
+    let ends_by = tokio::time::Instant::now() + DEADLINE + LATE_WAIT + Duration::from_secs(20);
     for client in clients {
-        let _ = client.await;
+        let abort = client.abort_handle();
+        if tokio::time::timeout_at(ends_by, client).await.is_err() {
+            abort.abort();
+            figures.stuck_clients += 1;
+        }
     }
     figures.calls = counters.calls.load(Ordering::Relaxed);
     figures.ok = counters.ok.load(Ordering::Relaxed);

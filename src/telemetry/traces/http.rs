@@ -33,6 +33,14 @@ impl RequestId {
         Self(Arc::from(format!("{n:016x}")))
     }
 
+    /// The client's own `X-Request-Id`, when it is one a log line and an
+    /// audit entry can carry safely (1..=128 visible ASCII characters).
+    pub fn from_client(headers: &axum::http::HeaderMap) -> Option<Self> {
+        let id = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.trim();
+        (!id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()))
+            .then(|| Self(Arc::from(id)))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -57,7 +65,8 @@ pub struct RequestSpan(pub tracing::Span);
 
 /// The layer: wraps every route (MCP and API) in a request span.
 pub async fn layer(mut request: Request, next: Next) -> Response {
-    let id = RequestId::new();
+    // A caller's own id is kept, so its logs and ours line up.
+    let id = RequestId::from_client(request.headers()).unwrap_or_default();
     let span = tracing::info_span!(
         "http.request",
         otel.name = %format!("{} {}", request.method(), request.uri().path()),
