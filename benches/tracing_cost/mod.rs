@@ -43,9 +43,11 @@ pub async fn run(dir: &std::path::Path) {
     let on_toml = std::fs::read_to_string(&off_path).unwrap()
         + &format!("[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
     std::fs::write(&on_path, on_toml).unwrap();
+    // One after the other: both share the data directory, and the first
+    // start creates its store and master key.
     let (_off, off_url) = spawn(&["serve", "--config", &off_path], dir);
-    let (_on, on_url) = spawn(&["serve", "--config", &on_path.display().to_string()], dir);
     wait_ready(off_url.trim_end_matches("/mcp")).await;
+    let (_on, on_url) = spawn(&["serve", "--config", &on_path.display().to_string()], dir);
     wait_ready(on_url.trim_end_matches("/mcp")).await;
     println!("tracing off vs on (sampling 1.0, OTLP/HTTP to a local receiver), security plane on:");
     for concurrency in [1, 32] {

@@ -156,6 +156,21 @@ pub async fn append(store: &Store, mut entry: audit::AuditEntry) {
     }
 }
 
+/// [`append`] for many entries, in one transaction.
+pub async fn append_batch(store: &Store, mut entries: Vec<audit::AuditEntry>) {
+    for entry in &mut entries {
+        if entry.at == 0 {
+            entry.at = now_ms();
+        }
+        if entry.id.is_empty() {
+            entry.id = entry_id(entry.at);
+        }
+    }
+    if let Err(err) = audit::append_all(store, &entries).await {
+        tracing::error!(%err, entries = entries.len(), "audit entries not written");
+    }
+}
+
 /// Deletes entries older than `days` days now and then every hour until
 /// `shutdown`; `days = 0` keeps everything.
 pub fn spawn_retention(store: Store, days: u64, shutdown: CancellationToken) {

@@ -19,6 +19,8 @@ use crate::store::audit::AuditEntry;
 
 /// Records taken from the queue per write.
 const BATCH: usize = 256;
+/// How long the writer waits between two batches.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One MCP call, as audited.
 #[derive(Debug, Clone, Default)]
@@ -73,11 +75,28 @@ enum Record {
 pub trait CallSink: Send + Sync + 'static {
     /// Writes one entry.
     fn write(&self, entry: AuditEntry) -> impl std::future::Future<Output = ()> + Send;
+
+    /// Writes what the queue held at once; the store does it in one
+    /// transaction (one sync to disk per batch, not per call).
+    fn write_batch(
+        &self,
+        entries: Vec<AuditEntry>,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            for entry in entries {
+                self.write(entry).await;
+            }
+        }
+    }
 }
 
 impl CallSink for Store {
     async fn write(&self, entry: AuditEntry) {
         audit::append(self, entry).await;
+    }
+
+    async fn write_batch(&self, entries: Vec<AuditEntry>) {
+        audit::append_batch(self, entries).await;
     }
 }
 
@@ -137,13 +156,17 @@ async fn write_all(
     let mut batch = Vec::with_capacity(BATCH);
     let mut reported = 0;
     while records.recv_many(&mut batch, BATCH).await > 0 {
-        for record in batch.drain(..) {
-            let entry = match record {
+        let entries = batch
+            .drain(..)
+            .map(|record| match record {
                 Record::Call(call) => entry(call),
                 Record::Refusal(refusal) => refusal_entry(refusal),
-            };
-            sink.write(entry).await;
-        }
+            })
+            .collect();
+        sink.write_batch(entries).await;
+        // Let the next batch gather: at a high call rate this turns one
+        // transaction per call into one per LINGER.
+        tokio::time::sleep(LINGER).await;
         let now = dropped.load(Ordering::Relaxed);
         if now > reported {
             tracing::warn!(

@@ -145,9 +145,15 @@ impl MasterKey {
             Some(key) => Ok(key),
             None => {
                 let (_, bytes) = Self::generate()?;
-                write_key_file(&path, &bytes)?;
-                tracing::info!(path = %path.display(), "created the master key file (mode 0600): back it up apart from the database");
-                Ok(Self::from_bytes(&bytes, KeySource::File(path)))
+                match write_key_file(&path, &bytes) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "created the master key file (mode 0600): back it up apart from the database");
+                        Ok(Self::from_bytes(&bytes, KeySource::File(path)))
+                    }
+                    // Another process sharing the data directory created it
+                    // first: its key is the one, and the file is complete.
+                    Err(err) => read_key_file(&path)?.ok_or(err),
+                }
             }
         }
     }
@@ -250,7 +256,9 @@ fn warn_if_exposed(path: &Path) {
     }
 }
 
-/// Writes a new key file with mode 0600 (never over an existing one).
+/// Writes a new key file with mode 0600, never over an existing one. The
+/// key is written and synced under a private name first and then linked
+/// into place, so a reader never sees a partial file.
 fn write_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), SecretsError> {
     let bad = |err: std::io::Error| SecretsError::KeyFile {
         path: path.display().to_string(),
@@ -259,15 +267,24 @@ fn write_key_file(path: &Path, bytes: &[u8; KEY_LEN]) -> Result<(), SecretsError
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(bad)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(bad)?;
-    let text = Zeroizing::new(format!("{}\n", STANDARD.encode(bytes)));
-    file.write_all(text.as_bytes()).map_err(bad)?;
-    file.sync_all().map_err(bad)
+    let mut staging = path.as_os_str().to_owned();
+    let nonce = getrandom::u64().unwrap_or_default();
+    staging.push(format!(".{}-{nonce:016x}.tmp", std::process::id()));
+    let staging = std::path::PathBuf::from(staging);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)?;
+        let text = Zeroizing::new(format!("{}\n", STANDARD.encode(bytes)));
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        // Fails when the file exists: never overwritten.
+        std::fs::hard_link(&staging, path)
+    })();
+    let _ = std::fs::remove_file(&staging);
+    written.map_err(bad)
 }
 
 /// The stored text of a definition: its secrets sealed under `key`.
@@ -656,6 +673,20 @@ mod tests {
 
     fn key_other() -> MasterKey {
         key(2)
+    }
+
+    #[test]
+    fn starts_racing_on_one_data_dir_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| MasterKey::load(dir.path()).unwrap().id().to_owned()))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only master.key remains");
     }
 
     #[test]
