@@ -346,24 +346,7 @@ pub(super) async fn prepare(store: &mut Store, data_dir: &Path) -> Result<(), St
         store.key = std::sync::Arc::new(finish_rotation(&store.key, recorded, data_dir)?);
     }
     let mut tx = store.pool().begin().await?;
-    let mut sealed = 0usize;
-    for table in SEALED_TABLES {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT name, definition FROM {table}"
-        )))
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            let name: String = row.try_get("name")?;
-            let text: String = row.try_get("definition")?;
-            if !has_clear_secret(&text) {
-                continue;
-            }
-            let definition = unseal(&store.key, &text)?;
-            update_definition(&mut tx, table, &name, &seal(&store.key, &definition)?).await?;
-            sealed += 1;
-        }
-    }
+    let sealed = reseal(&mut tx, &store.key, &store.key, true).await?;
     set_key_id(&mut tx, store.key.id(), recorded.is_some()).await?;
     tx.commit().await?;
     if sealed > 0 {
@@ -417,6 +400,35 @@ fn finish_rotation(
         }
         _ => Err(wrong()),
     }
+}
+
+/// Re-seals every stored definition under `to` (opened with `from`), or
+/// only those holding a clear-text secret; how many it rewrote.
+async fn reseal(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    from: &MasterKey,
+    to: &MasterKey,
+    only_clear: bool,
+) -> Result<usize, StoreError> {
+    let mut rewritten = 0usize;
+    for table in SEALED_TABLES {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name, definition FROM {table}"
+        )))
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let text: String = row.try_get("definition")?;
+            if only_clear && !has_clear_secret(&text) {
+                continue;
+            }
+            let definition = unseal(from, &text)?;
+            update_definition(tx, table, &name, &seal(to, &definition)?).await?;
+            rewritten += 1;
+        }
+    }
+    Ok(rewritten)
 }
 
 async fn update_definition(
@@ -493,21 +505,7 @@ pub async fn rotate(
         _ => None,
     };
     let mut tx = store.pool().begin().await?;
-    let mut records = 0usize;
-    for table in SEALED_TABLES {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT name, definition FROM {table}"
-        )))
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            let name: String = row.try_get("name")?;
-            let text: String = row.try_get("definition")?;
-            let definition = unseal(&store.key, &text)?;
-            update_definition(&mut tx, table, &name, &seal(&new, &definition)?).await?;
-            records += 1;
-        }
-    }
+    let records = reseal(&mut tx, &store.key, &new, false).await?;
     set_key_id(&mut tx, new.id(), true).await?;
     tx.commit().await?;
     forget_old_pages(store).await?;
