@@ -292,9 +292,9 @@ async fn audit_cost(dir: &std::path::Path) {
     let mut audited = std::fs::read_to_string(&secure).unwrap();
     audited.push_str("[audit]\nmcp_calls = true\n");
     std::fs::write(&audited_path, audited).unwrap();
-    let (_off_gw, off_url) = spawn(&["serve", "--config", &secure], dir);
+    let (off_gw, off_url) = spawn(&["serve", "--config", &secure], dir);
     wait_ready(off_url.trim_end_matches("/mcp")).await;
-    let (_on_gw, on_url) = spawn(
+    let (on_gw, on_url) = spawn(
         &["serve", "--config", &audited_path.display().to_string()],
         dir,
     );
@@ -302,8 +302,8 @@ async fn audit_cost(dir: &std::path::Path) {
     wait_ready(&on_base).await;
     compare_on_off(
         "per-call audit on vs off (API key + limits + guardrails on in both)",
-        &off_url,
-        &on_url,
+        (&off_url, off_gw.0.id()),
+        (&on_url, on_gw.0.id()),
         &key.secret,
     )
     .await;
@@ -323,29 +323,36 @@ async fn audit_cost(dir: &std::path::Path) {
     gateway_load_audit::slow_sink(1024, Duration::from_secs(2)).await;
 }
 
-/// Throughput of two gateways, interleaved so drift hits both alike.
-async fn compare_on_off(title: &str, off_url: &str, on_url: &str, secret: &str) {
+/// Throughput and the gateway's own CPU per call of two gateways (`off`
+/// and `on`: URL and PID), interleaved so drift hits both alike. The CPU
+/// ratio is the figure to trust on a busy machine: it leaves out the client
+/// and the rest of the machine.
+async fn compare_on_off(title: &str, off: (&str, u32), on: (&str, u32), secret: &str) {
     println!("{title}, {} s runs:", RUN_FOR.as_secs());
     for concurrency in [1, 32] {
-        let (mut off, mut on) = (Vec::new(), Vec::new());
+        let (mut off_runs, mut on_runs) = (Vec::new(), Vec::new());
         for _ in 0..3 {
-            off.push(
-                load_with(off_url, Some(secret), "echo__echo", concurrency, None)
-                    .await
-                    .calls_per_sec,
+            off_runs.push(
+                hot_path::measured(off.1, off.0, Some(secret), "echo__echo", concurrency).await,
             );
-            on.push(
-                load_with(on_url, Some(secret), "echo__echo", concurrency, None)
-                    .await
-                    .calls_per_sec,
+            on_runs.push(
+                hot_path::measured(on.1, on.0, Some(secret), "echo__echo", concurrency).await,
             );
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let rate = |v: &[hot_path::Measured]| {
+            v.iter().map(|m| m.figures.calls_per_sec).sum::<f64>() / v.len() as f64
+        };
+        let cpu = |v: &[hot_path::Measured]| {
+            v.iter().map(|m| m.cpu_us_per_call).sum::<f64>() / v.len() as f64
+        };
         println!(
-            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: on is {:.3} of off (runs off {off:.0?}, on {on:.0?})",
-            mean(&off),
-            mean(&on),
-            mean(&on) / mean(&off)
+            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: on is {:.3} of off; gateway CPU per call off {:.1} µs, on {:.1} µs: on costs {:+.1}%",
+            rate(&off_runs),
+            rate(&on_runs),
+            rate(&on_runs) / rate(&off_runs),
+            cpu(&off_runs),
+            cpu(&on_runs),
+            (cpu(&on_runs) / cpu(&off_runs) - 1.0) * 100.0
         );
     }
 }
@@ -360,9 +367,9 @@ async fn metrics_cost(dir: &std::path::Path) {
     let mut off = std::fs::read_to_string(&secure).unwrap();
     off.push_str("\n[telemetry]\nmetrics = false\n");
     std::fs::write(&off_path, off).unwrap();
-    let (_off_gw, off_url) = spawn(&["serve", "--config", &off_path.display().to_string()], dir);
+    let (off_gw, off_url) = spawn(&["serve", "--config", &off_path.display().to_string()], dir);
     wait_ready(off_url.trim_end_matches("/mcp")).await;
-    let (_on_gw, on_url) = spawn(&["serve", "--config", &secure], dir);
+    let (on_gw, on_url) = spawn(&["serve", "--config", &secure], dir);
     let on_base = on_url.trim_end_matches("/mcp").to_owned();
     wait_ready(&on_base).await;
     let scraper = {
@@ -381,8 +388,8 @@ async fn metrics_cost(dir: &std::path::Path) {
     };
     compare_on_off(
         "metrics on (scraped every second) vs off (API key + limits + guardrails on in both)",
-        &off_url,
-        &on_url,
+        (&off_url, off_gw.0.id()),
+        (&on_url, on_gw.0.id()),
         &key.secret,
     )
     .await;

@@ -1,14 +1,17 @@
 //! `bulwark import enkrypt FILE`: an Enkrypt Secure MCP Gateway config
 //! (`enkrypt_mcp_config.json`: `mcp_configs`, `projects`, `users`,
 //! `apikeys`, per-server guardrail policies) into stored upstreams,
-//! projects and API keys, with a report of what was mapped and what has no
-//! Bulwark equivalent.
+//! projects, users and API keys, with a report of what was mapped and what
+//! has no Bulwark equivalent.
 //!
 //! The whole file is read and planned before the store is opened, so an
 //! unreadable or malformed file changes nothing. Enkrypt keeps gateway keys
 //! in clear; they are imported as SHA-256 hashes, so clients keep working
-//! with the key they have. Names that already exist in the store are
-//! skipped (and reported), never overwritten.
+//! with the key they have. Enkrypt users have no management password or
+//! role: they become `user`-role users whose password nobody knows (an
+//! operator gives one with `bulwark user reset-password`), and their keys
+//! carry that user. Names that already exist in the store are skipped (and
+//! reported), never overwritten.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -20,6 +23,7 @@ use crate::config::auth::{KeyEntry, ProjectConfig, ToolRules};
 use crate::config::{Config, UpstreamConfig};
 use crate::control::desired;
 use crate::store::named::{PROJECTS, UPSTREAMS};
+use crate::store::users::{self, UserRecord};
 use crate::store::{Store, StoreError, keys};
 
 /// Why an import did nothing.
@@ -47,6 +51,9 @@ pub enum ImportError {
     /// A key id could not be generated.
     #[error("key id: {0}")]
     Key(#[from] crate::auth::keys::KeyError),
+    /// An imported user's password hash could not be made.
+    #[error("user password: {0}")]
+    Password(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +124,8 @@ pub struct Report {
     pub projects: Vec<String>,
     /// Key ids created (the keys themselves are never shown).
     pub keys: Vec<String>,
+    /// Users created (role `user`, no known password).
+    pub users: Vec<String>,
     /// Already in the store or the config file: left as they are.
     pub skipped: Vec<String>,
     /// What has no Bulwark equivalent, and why.
@@ -129,6 +138,8 @@ struct Plan {
     upstreams: Vec<(String, UpstreamConfig)>,
     projects: Vec<(String, ProjectConfig)>,
     keys: Vec<(String, String, String)>,
+    /// (login name, e-mail).
+    users: Vec<(String, String)>,
     report: Report,
 }
 
@@ -154,6 +165,7 @@ pub async fn import(config: &Config, path: &Path, dry_run: bool) -> Result<Repor
         let mut report = plan.report;
         report.upstreams = plan.upstreams.into_iter().map(|(name, _)| name).collect();
         report.projects = plan.projects.into_iter().map(|(name, _)| name).collect();
+        report.users = plan.users.into_iter().map(|(name, _)| name).collect();
         report.keys = plan
             .keys
             .into_iter()
@@ -259,10 +271,12 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
         }
     }
     for (id, user) in &file.users {
+        let name = user_name(id, user);
         plan.report.not_mapped.push(format!(
-            "user '{}': an Enkrypt user has no management-API password or role (add one with `bulwark user add`); the user's keys are imported under this name",
-            user.email.as_deref().unwrap_or(id)
+            "user '{name}': Enkrypt has no management password or role; imported as role 'user' with no known password (give one with `bulwark user reset-password {name}`)"
         ));
+        plan.users
+            .push((name, user.email.clone().unwrap_or_default()));
     }
     for (secret, key) in &file.apikeys {
         let Some(project) = project_names.get(key.project_id.as_str()) else {
@@ -274,11 +288,9 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
         let user = key
             .user_id
             .as_deref()
-            .map(|id| {
-                file.users
-                    .get(id)
-                    .and_then(|u| u.email.clone())
-                    .unwrap_or_else(|| id.to_owned())
+            .map(|id| match file.users.get(id) {
+                Some(user) => user_name(id, user),
+                None => id.to_owned(),
             })
             .unwrap_or_else(|| "imported".into());
         plan.keys
@@ -412,6 +424,23 @@ fn tool_rules(server: &EnkryptServer) -> Option<ToolRules> {
     (allow.is_some() || !deny.is_empty()).then_some(ToolRules { allow, deny })
 }
 
+/// The login name of an Enkrypt user: the e-mail when it is a usable
+/// name, else the Enkrypt id (cleaned). Their keys carry the same name.
+fn user_name(id: &str, user: &EnkryptUser) -> String {
+    match user.email.as_deref() {
+        Some(email) if users::valid_name(email) => email.to_owned(),
+        _ if users::valid_name(id) => id.to_owned(),
+        _ => {
+            let cleaned: String = clean_name(id).chars().take(64).collect();
+            if cleaned.is_empty() {
+                "imported".into()
+            } else {
+                cleaned
+            }
+        }
+    }
+}
+
 /// Lower-case letters, digits, `-` and `_`; anything else becomes `-`.
 fn clean_name(name: &str) -> String {
     name.trim()
@@ -448,6 +477,33 @@ async fn apply(store: &Store, plan: &mut Plan) -> Result<(), ImportError> {
             Err(StoreError::Conflict(_)) => report
                 .skipped
                 .push(format!("project '{name}' (already in the store)")),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    for (name, email) in &plan.users {
+        // A password nobody knows: the user's keys work at once, logging in
+        // waits for an operator's `reset-password`.
+        let unknown = crate::auth::keys::generate()?.secret;
+        let password = crate::govern::password::hash(unknown)
+            .await
+            .map_err(|err| ImportError::Password(err.to_string()))?;
+        let now = crate::store::now_ms();
+        let record = UserRecord {
+            name: name.clone(),
+            email: email.clone(),
+            role: "user".into(),
+            status: "active".into(),
+            password,
+            failed_logins: 0,
+            locked_until: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        match users::insert(store, &record).await {
+            Ok(()) => report.users.push(name.clone()),
+            Err(StoreError::Conflict(_)) => report
+                .skipped
+                .push(format!("user '{name}' (already in the store)")),
             Err(err) => return Err(err.into()),
         }
     }

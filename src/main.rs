@@ -353,15 +353,17 @@ async fn import_enkrypt(
     let report = bulwark::enkrypt::import(config, file, dry_run).await?;
     let verb = if dry_run { "Would import" } else { "Imported" };
     println!(
-        "{verb} {} upstream(s), {} project(s), {} key(s) from {}.",
+        "{verb} {} upstream(s), {} project(s), {} user(s), {} key(s) from {}.",
         report.upstreams.len(),
         report.projects.len(),
+        report.users.len(),
         report.keys.len(),
         file.display()
     );
     for (title, items) in [
         ("Upstreams", &report.upstreams),
         ("Projects", &report.projects),
+        ("Users", &report.users),
         ("Keys (ids)", &report.keys),
         ("Skipped", &report.skipped),
         ("Not mapped", &report.not_mapped),

@@ -63,12 +63,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// A load run with the CPU the process `pid` spent on it.
-struct Measured {
-    figures: Figures,
-    cpu_us_per_call: f64,
+pub(crate) struct Measured {
+    pub(crate) figures: Figures,
+    pub(crate) cpu_us_per_call: f64,
 }
 
-async fn measured(
+pub(crate) async fn measured(
     pid: u32,
     url: &str,
     key: Option<&str>,

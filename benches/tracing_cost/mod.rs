@@ -1,14 +1,16 @@
-//! The cost of tracing (`BULWARK_BENCH_TRACING_ONLY=1`): the same gateway
-//! build with `[telemetry]` off and on (sampling 1.0, exporting every span to
-//! a local OTLP/HTTP receiver), security plane on so every span is made.
-//! Runs alternate off/on twice per concurrency to even out drift.
+//! The cost of telemetry (`BULWARK_BENCH_TRACING_ONLY=1`): the same gateway
+//! build with `[telemetry]` all off against metrics and tracing on (sampling
+//! 1.0, exporting every span to a local OTLP/HTTP receiver), security plane
+//! on so every span is made.
+//! Runs alternate off/on three times per concurrency to even out drift; the
+//! gateway CPU per call is printed beside throughput.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::support::spawn;
-use super::{Security, config, load_with, wait_ready};
+use super::{Security, compare_on_off, config, wait_ready};
 
 /// A receiver that accepts every export and counts the requests.
 async fn sink() -> (String, Arc<AtomicU64>) {
@@ -38,34 +40,28 @@ pub async fn run(dir: &std::path::Path) {
     let key = bulwark::auth::keys::generate().unwrap();
     let hash = key.hash.to_stored();
     let (endpoint, exports) = sink().await;
-    let off_path = config(dir, 1, Security::On, &hash);
+    // Off: no telemetry at all (metrics off too); on: metrics and every
+    // span exported, the "metrics and tracing on vs off".
+    let base = std::fs::read_to_string(config(dir, 1, Security::On, &hash)).unwrap();
+    let off_path = dir.join("bench-untraced.toml");
+    std::fs::write(&off_path, base.clone() + "[telemetry]\nmetrics = false\n").unwrap();
     let on_path = dir.join("bench-traced.toml");
-    let on_toml = std::fs::read_to_string(&off_path).unwrap()
-        + &format!("[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
+    let on_toml =
+        base + &format!("[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
     std::fs::write(&on_path, on_toml).unwrap();
     // One after the other: both share the data directory, and the first
     // start creates its store and master key.
-    let (_off, off_url) = spawn(&["serve", "--config", &off_path], dir);
+    let (off, off_url) = spawn(&["serve", "--config", &off_path.display().to_string()], dir);
     wait_ready(off_url.trim_end_matches("/mcp")).await;
-    let (_on, on_url) = spawn(&["serve", "--config", &on_path.display().to_string()], dir);
+    let (on, on_url) = spawn(&["serve", "--config", &on_path.display().to_string()], dir);
     wait_ready(on_url.trim_end_matches("/mcp")).await;
-    println!("tracing off vs on (sampling 1.0, OTLP/HTTP to a local receiver), security plane on:");
-    for concurrency in [1, 32] {
-        let (mut off, mut on) = ((0, 0.0), (0, 0.0));
-        for _ in 0..2 {
-            let f = load_with(&off_url, Some(&key.secret), "echo__echo", concurrency, None).await;
-            off = (off.0 + f.calls, off.1 + f.calls_per_sec / 2.0);
-            let f = load_with(&on_url, Some(&key.secret), "echo__echo", concurrency, None).await;
-            on = (on.0 + f.calls, on.1 + f.calls_per_sec / 2.0);
-        }
-        println!(
-            "  c={concurrency}: off {:.0} calls/s, on {:.0} calls/s: {:.3} of off ({:+.1}%)",
-            off.1,
-            on.1,
-            on.1 / off.1,
-            (on.1 / off.1 - 1.0) * 100.0
-        );
-    }
+    compare_on_off(
+        "metrics + tracing on (sampling 1.0, OTLP/HTTP to a local receiver) vs all telemetry off, security plane on",
+        (&off_url, off.0.id()),
+        (&on_url, on.0.id()),
+        &key.secret,
+    )
+    .await;
     println!(
         "  OTLP export requests received: {}",
         exports.load(Ordering::Relaxed)

@@ -16,6 +16,7 @@ use crate::config::auth::{ADMIN_PROJECT, KeyEntry};
 use crate::control::ControlPlane;
 use crate::control::credentials::{self, KeyCreateError};
 use crate::govern::Caller;
+use crate::govern::roles::Role;
 use crate::store::keys;
 use crate::store::named::PROJECTS;
 
@@ -167,6 +168,17 @@ pub(super) async fn create(
                 "only admins may create keys in the admin project",
             ));
         }
+        // A user's projects are those it holds a live key in; without this a
+        // user of one project could mint itself a key to any other.
+        if caller.role == Role::User && !member_projects(&control, &user).await?.contains(&project)
+        {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "role 'user' may create keys only in projects it already holds a key in; '{project}' is not one"
+                ),
+            ));
+        }
     }
     if let Some(field) = body.keys().next() {
         return Err(Problem::invalid(
@@ -193,6 +205,23 @@ pub(super) async fn create(
     let mut item = shown(&entry, "api");
     item["key"] = json!(key.secret);
     Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// The projects `user` holds a live (not revoked) key in.
+async fn member_projects(
+    control: &ControlPlane,
+    user: &str,
+) -> Result<std::collections::BTreeSet<String>, Problem> {
+    let stored = keys::all(&control.store).await?;
+    Ok(control
+        .credentials
+        .file()
+        .keys
+        .iter()
+        .chain(stored.iter())
+        .filter(|key| key.user == user && !key.revoked)
+        .map(|key| key.project.clone())
+        .collect())
 }
 
 fn from_file(control: &ControlPlane, id: &str) -> Result<(), Problem> {

@@ -73,11 +73,7 @@ fn no_more(body: &Map<String, Value>, expected: &str) -> Result<(), Problem> {
 }
 
 fn valid_name(name: &str) -> Result<(), Problem> {
-    let ok = name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
+    if users::valid_name(name) {
         Ok(())
     } else {
         Err(Problem::invalid(

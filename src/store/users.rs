@@ -46,6 +46,16 @@ fn record(row: &AnyRow) -> Result<UserRecord, StoreError> {
     })
 }
 
+/// True when `name` is a usable login name: letters, digits, '.', '_', '-'
+/// and '@', at most 64 bytes.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
 /// Every user, by name.
 pub async fn all(store: &Store) -> Result<Vec<UserRecord>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY name");

@@ -7,9 +7,13 @@ use std::process::Command;
 
 use serde_json::json;
 
-use super::{PgDatabase, StoreUnderTest};
+use reqwest::Method;
+
+use super::{PgDatabase, StoreUnderTest, send};
+use crate::auth::TestKey;
 use crate::common::{Gateway, peers, repo_root, store_text};
 use crate::gateway::HEAD;
+use crate::governance::login;
 
 const ALICE: &str = "enk-gw-alice-support-5b0c1d2e3f405162738495a6b7c8d9e0";
 const BOB: &str = "enk-gw-bob-analytics-a1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -49,7 +53,12 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = dir.path().join("bulwark.toml");
-    let head = format!("{HEAD}{}", store.config());
+    let admin = TestKey::new();
+    let head = format!(
+        "{HEAD}{}{}",
+        store.config(),
+        admin.entry("root", "admin", false)
+    );
     std::fs::write(&config, &head).unwrap();
 
     // Unreadable files change nothing (the store is not even created).
@@ -78,14 +87,14 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
     let out = dry.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("Would import 3 upstream(s), 2 project(s), 2 key(s)"),
+        stdout.contains("Would import 3 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
         "{stdout}"
     );
     assert!(!data_dir.join("bulwark.db").exists(), "a dry run wrote");
     let (ok, stdout, stderr) = import(&config, &data_dir, &file);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("Imported 3 upstream(s), 2 project(s), 2 key(s)"),
+        stdout.contains("Imported 3 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
         "{stdout}"
     );
     for reported in [
@@ -116,7 +125,7 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
     // Importing again skips what exists.
     let (ok, stdout, _) = import(&config, &data_dir, &file);
     assert!(
-        ok && stdout.contains("Imported 0 upstream(s), 0 project(s), 0 key(s)"),
+        ok && stdout.contains("Imported 0 upstream(s), 0 project(s), 0 user(s), 0 key(s)"),
         "{stdout}"
     );
 
@@ -142,4 +151,41 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
         json!({"message": "bob"}),
     );
     assert_eq!(answer["result"]["text"], "bob", "{answer}");
+
+    // The Enkrypt users are users: role `user`, active, no known password;
+    // their keys carry them, so a key's owner sees the key as their own.
+    gw.wait_ready(std::time::Duration::from_secs(60)).await;
+    let (status, alice_user) = send(
+        &gw,
+        Method::GET,
+        "/api/v1/users/alice@example.com",
+        None,
+        Some(&admin.secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{alice_user}");
+    assert_eq!(
+        (alice_user["role"].as_str(), alice_user["status"].as_str()),
+        (Some("user"), Some("active")),
+        "{alice_user}"
+    );
+    assert!(alice_user.get("password").is_none(), "{alice_user}");
+    let (status, _) = login(&gw, "alice@example.com", "not the imported password").await;
+    assert_eq!(status, 401, "nobody knows an imported user's password");
+    // Enkrypt keys are not `bk_` keys: they travel in `X-API-Key`.
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/v1/keys", gw.base_url()))
+        .header("X-API-Key", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let own: serde_json::Value = answer.json().await.unwrap();
+    let owners: Vec<&str> = own["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|key| key["user"].as_str())
+        .collect();
+    assert_eq!(owners, ["alice@example.com"], "{own}");
 }

@@ -131,7 +131,11 @@ async fn every_role_on_every_documented_route() {
 /// own keys; the config-file admin key (no stored user) stays an admin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_carry_their_users_role_and_users_see_only_their_own_keys() {
-    let (gw, admin) = start(&StoreUnderTest::Sqlite, "").await;
+    let (gw, admin) = start(
+        &StoreUnderTest::Sqlite,
+        "[auth.projects.other]\nupstreams = [\"echo\"]\n",
+    )
+    .await;
     add_user(&gw, &admin, "vera", "viewer").await;
     add_user(&gw, &admin, "uma", "user").await;
     add_user(&gw, &admin, "ugo", "user").await;
@@ -169,34 +173,26 @@ async fn keys_carry_their_users_role_and_users_see_only_their_own_keys() {
 
     let ugo = key_of("ugo").await;
     let uma = token(&gw, "uma").await;
-    // uma creates her own key (user defaults to her), not one for ugo, not an admin key.
-    let (status, own) = send(
-        &gw,
-        Method::POST,
-        "/api/v1/keys",
-        Some(&json!({"project": "demo"})),
-        Some(&uma),
-    )
-    .await;
+    let uma_creates = |body: Value| {
+        let (gw, uma) = (&gw, &uma);
+        async move { send(gw, Method::POST, "/api/v1/keys", Some(&body), Some(uma)).await }
+    };
+    // A user's projects are those it holds a key in: none yet.
+    let (status, refused) = uma_creates(json!({"project": "demo"})).await;
+    assert_eq!(status, 403, "{refused}");
+    let first = key_of("uma").await;
+    // uma creates her own key (user defaults to her) in her project, not
+    // one in a project she is not in, not one for ugo, not an admin key.
+    let (status, own) = uma_creates(json!({"project": "demo"})).await;
     assert_eq!((status, own["user"].as_str()), (201, Some("uma")), "{own}");
-    let (status, _) = send(
-        &gw,
-        Method::POST,
-        "/api/v1/keys",
-        Some(&json!({"user": "ugo", "project": "demo"})),
-        Some(&uma),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (status, _) = send(
-        &gw,
-        Method::POST,
-        "/api/v1/keys",
-        Some(&json!({"project": "admin"})),
-        Some(&uma),
-    )
-    .await;
-    assert_eq!(status, 403);
+    for refused in [
+        json!({"project": "other"}),
+        json!({"user": "ugo", "project": "demo"}),
+        json!({"project": "admin"}),
+    ] {
+        let (status, problem) = uma_creates(refused.clone()).await;
+        assert_eq!(status, 403, "{refused}: {problem}");
+    }
     let (status, listed) = send(&gw, Method::GET, "/api/v1/keys", None, Some(&uma)).await;
     assert_eq!(status, 200);
     let users: Vec<&str> = listed["items"]
@@ -205,7 +201,15 @@ async fn keys_carry_their_users_role_and_users_see_only_their_own_keys() {
         .iter()
         .map(|k| k["user"].as_str().unwrap())
         .collect();
-    assert_eq!(users, vec!["uma"], "{listed}");
+    assert_eq!(users, vec!["uma", "uma"], "{listed}");
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == first["id"]),
+        "{listed}"
+    );
     let ugo_id = ugo["id"].as_str().unwrap();
     for (method, path) in [
         (Method::GET, format!("/api/v1/keys/{ugo_id}")),
