@@ -308,13 +308,17 @@ impl Guardrails {
         scan
     }
 
-    /// Whether `tool` of `server` may be called: not if its latest listing withheld it.
+    /// Whether `tool` of `server` may be called: not if its latest listing
+    /// withheld it. A refusal counts as a block, like any other.
     pub fn tool_allowed(&self, server: &str, tool: &str) -> Result<(), GuardrailBlock> {
         let set = self.inner.policies.load();
         if !set.enabled {
             return Ok(());
         }
-        self.inner.tools.allowed(server, tool, set.pin_tools)
+        self.inner
+            .tools
+            .allowed(server, tool, set.pin_tools)
+            .inspect_err(|block| self.inner.counters.block(block))
     }
 
     /// The rug-pull pins (to load and keep them in a store).

@@ -393,6 +393,17 @@ fn rug_pulls_are_flagged_or_withheld_until_approved() {
     assert_ne!(flagged.pinned_hash, flagged.current_hash);
     let changed_block = block("pin_tools", Direction::Tools, "tool_changed", "local");
     assert_eq!(g.tool_allowed("r", "fetch").unwrap_err(), changed_block);
+    // The refused call is a block, shown with its detector.
+    assert_eq!(g.stats().blocked, 1);
+    assert!(
+        g.block_counts()
+            .iter()
+            .any(|row| row.detector == "tool_changed"
+                && row.direction == "tools"
+                && row.count == 1),
+        "{:?}",
+        g.block_counts()
+    );
 
     assert!(g.approve_tool("r", "fetch"));
     assert!(g.tool_allowed("r", "fetch").is_ok());
