@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bulwark_actors::oauth::{ClientAuth, OAuthSpec, Secret, Tokens};
 use bulwark_actors::upstream::{
-    HttpSpec, NoObserver, Transport, UpstreamActor, UpstreamArgs, UpstreamLink, UpstreamSpec,
-    UpstreamStatus,
+    HttpProtocol, HttpSpec, NoObserver, Transport, UpstreamActor, UpstreamArgs, UpstreamLink,
+    UpstreamSpec, UpstreamStatus,
 };
 use clap::{Args, ValueEnum};
 use ractor::Actor;
@@ -156,6 +156,7 @@ impl ConnectArgs {
             transport: Transport::Http(HttpSpec {
                 url: self.url.clone(),
                 headers,
+                protocol: HttpProtocol::Streamable,
             }),
             oauth: self.oauth()?,
         })
