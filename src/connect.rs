@@ -37,8 +37,11 @@ pub enum AuthMethodArg {
 /// Arguments of `bulwark connect`.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// The server's streamable HTTP endpoint.
+    /// The server's streamable HTTP endpoint (with `--sse`: its legacy SSE endpoint).
     pub url: String,
+    /// The server speaks the legacy HTTP+SSE transport (2024-11-05).
+    #[arg(long)]
+    pub sse: bool,
     /// A static header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -156,7 +159,11 @@ impl ConnectArgs {
             transport: Transport::Http(HttpSpec {
                 url: self.url.clone(),
                 headers,
-                protocol: HttpProtocol::Streamable,
+                protocol: if self.sse {
+                    HttpProtocol::Sse
+                } else {
+                    HttpProtocol::Streamable
+                },
             }),
             oauth: self.oauth()?,
         })

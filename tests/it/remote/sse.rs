@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use super::{respawn, restarted_because};
 use crate::common::{
-    Captured, Gateway, Peers, PythonSession, drain, free_port, peers, pid_of, wait_until,
+    Captured, Gateway, Peers, PythonSession, drain, free_port, peers, pid_of, run_with_timeout,
+    wait_until,
 };
 use crate::gateway::{HEAD, wait_for_upstream};
 use crate::runtime::notifications::{listen, next_event};
@@ -199,4 +200,29 @@ async fn the_everything_server_in_sse_mode_lists_and_calls() {
     .await;
     assert_eq!(node["restarts"], 0, "{node}");
     session.quit();
+}
+
+#[test]
+fn bulwark_connect_reaches_a_legacy_sse_server() {
+    let Some(peers) = peers() else { return };
+    let upstream = SseServer::python(&peers);
+    let mut connect = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    connect
+        .args(["connect", "--sse", &upstream.url(), "--call", "echo"])
+        .args(["--args", r#"{"message": "hello over SSE"}"#]);
+    let done = run_with_timeout(connect, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(
+        stdout.contains("\"grow\""),
+        "the tools were listed: {stdout}"
+    );
+    assert!(
+        stdout.contains("hello over SSE"),
+        "the call's result: {stdout}"
+    );
 }
