@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use bulwark_actors::oauth::{ClientAuth, OAuthSpec, Secret, Tokens};
 use bulwark_actors::upstream::{
-    HttpSpec, NoObserver, Transport, UpstreamActor, UpstreamArgs, UpstreamLink, UpstreamSpec,
-    UpstreamStatus,
+    HttpProtocol, HttpSpec, NoObserver, Transport, UpstreamActor, UpstreamArgs, UpstreamLink,
+    UpstreamSpec, UpstreamStatus,
 };
 use clap::{Args, ValueEnum};
 use ractor::Actor;
@@ -37,8 +37,11 @@ pub enum AuthMethodArg {
 /// Arguments of `bulwark connect`.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// The server's streamable HTTP endpoint.
+    /// The server's streamable HTTP endpoint (with `--sse`: its legacy SSE endpoint).
     pub url: String,
+    /// The server speaks the legacy HTTP+SSE transport (2024-11-05).
+    #[arg(long)]
+    pub sse: bool,
     /// A static header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -156,6 +159,11 @@ impl ConnectArgs {
             transport: Transport::Http(HttpSpec {
                 url: self.url.clone(),
                 headers,
+                protocol: if self.sse {
+                    HttpProtocol::Sse
+                } else {
+                    HttpProtocol::Streamable
+                },
             }),
             oauth: self.oauth()?,
         })

@@ -1,12 +1,13 @@
 //! Upstreams from the `mcpServers` JSON that Claude Desktop and Cursor write:
 //! `{"mcpServers": {"name": {"command": "…", "args": […], "env": {…}}}}`, and
-//! remote ones: `{"name": {"url": "https://…/mcp", "headers": {…}}}`.
+//! remote ones: `{"name": {"url": "https://…/mcp", "headers": {…}}}` (`"type": "sse"`
+//! for a legacy HTTP+SSE server).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, UpstreamConfig};
+use super::{ConfigError, UpstreamConfig, UpstreamKind};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,15 +52,22 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
             message: format!("mcpServers.{name}: {message}"),
         };
         let entry: Entry = serde_json::from_value(value).map_err(|err| at(err.to_string()))?;
-        if entry
+        let kind = match entry
             .kind
             .as_deref()
-            .is_some_and(|kind| kind.eq_ignore_ascii_case("sse"))
+            .map(str::to_ascii_lowercase)
+            .as_deref()
         {
-            return Err(at(
-                "legacy SSE (2024-11-05 HTTP+SSE) upstreams are not supported; use the server's streamable HTTP endpoint".into(),
-            ));
-        }
+            None => None,
+            Some("stdio") => Some(UpstreamKind::Stdio),
+            Some("http" | "streamable-http" | "streamablehttp") => Some(UpstreamKind::Http),
+            Some("sse") => Some(UpstreamKind::Sse),
+            Some(other) => {
+                return Err(at(format!(
+                    "type {other:?}: expected \"stdio\", \"http\" or \"sse\""
+                )));
+            }
+        };
         let command = match (&entry.command, &entry.url) {
             (Some(command), None) => command.clone(),
             (None, Some(_)) => String::new(),
@@ -76,6 +84,7 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
                 enabled: !entry.disabled,
                 restart: None,
                 url: entry.url,
+                kind,
                 headers: entry.headers,
                 oauth: None,
                 token_env: None,
@@ -119,12 +128,21 @@ mod tests {
     }
 
     #[test]
-    fn refuses_legacy_sse_with_a_reason() {
+    fn reads_legacy_sse_servers() {
         let file =
             write(r#"{"mcpServers": {"old": {"type": "sse", "url": "http://127.0.0.1:9/sse"}}}"#);
+        let servers = load(file.path()).unwrap();
+        assert_eq!(servers[0].1.kind, Some(UpstreamKind::Sse));
+        assert_eq!(servers[0].1.url.as_deref(), Some("http://127.0.0.1:9/sse"));
+    }
+
+    #[test]
+    fn refuses_an_unknown_type_with_a_reason() {
+        let file =
+            write(r#"{"mcpServers": {"old": {"type": "websocket", "url": "ws://127.0.0.1:9/"}}}"#);
         let err = load(file.path()).unwrap_err().to_string();
         assert!(
-            err.contains("mcpServers.old") && err.contains("SSE"),
+            err.contains("mcpServers.old") && err.contains("websocket"),
             "{err}"
         );
     }

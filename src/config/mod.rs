@@ -152,9 +152,13 @@ pub struct UpstreamConfig {
     /// Program to run; `{self}` is this gateway's own binary (for demo servers).
     #[serde(default)]
     pub command: String,
-    /// A remote streamable HTTP endpoint, instead of a command.
+    /// A remote endpoint, instead of a command.
     #[serde(default)]
     pub url: Option<String>,
+    /// The transport: `stdio` (with `command`), `http` (streamable HTTP, the
+    /// default with `url`) or `sse` (the legacy 2024-11-05 HTTP+SSE stream).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<UpstreamKind>,
     /// Static HTTP headers for a remote upstream; values may be `${VAR}`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -184,6 +188,19 @@ pub struct UpstreamConfig {
 
 fn enabled() -> bool {
     true
+}
+
+/// How an upstream is reached (`type` in the file and in `mcpServers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// A child process over stdin/stdout.
+    Stdio,
+    /// Streamable HTTP.
+    #[serde(alias = "streamable-http", alias = "streamableHttp")]
+    Http,
+    /// The legacy HTTP+SSE transport (MCP 2024-11-05).
+    Sse,
 }
 
 /// Where configuration comes from.

@@ -1,7 +1,7 @@
 //! Checks a merged configuration and turns it into launch specs. Every error
 //! names the field (`upstreams.NAME.FIELD`) and where the value came from.
 use bulwark_actors::oauth::is_allowed_endpoint;
-use bulwark_actors::upstream::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
+use bulwark_actors::upstream::{HttpProtocol, HttpSpec, StdioSpec, Transport, UpstreamSpec};
 use bulwark_supervisors::policy::RestartPolicy;
 
 use super::{Config, ConfigError};
@@ -56,6 +56,22 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
 
 fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
     let has_command = !upstream.command.trim().is_empty();
+    match (upstream.kind, &upstream.url) {
+        (Some(super::UpstreamKind::Stdio), Some(_)) => {
+            return Err(format!(
+                "upstreams.{name}: type = \"stdio\" runs a `command`; a `url` needs type \"http\" or \"sse\""
+            ));
+        }
+        (Some(kind @ (super::UpstreamKind::Http | super::UpstreamKind::Sse)), None) => {
+            let kind = if kind == super::UpstreamKind::Sse {
+                "sse"
+            } else {
+                "http"
+            };
+            return Err(format!("upstreams.{name}: type = \"{kind}\" needs a `url`"));
+        }
+        _ => {}
+    }
     match &upstream.url {
         None if !has_command => Err(format!(
             "upstreams.{name}: set `command` (stdio) or `url` (remote)"
@@ -143,6 +159,10 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
         };
         let transport = match &upstream.url {
             Some(url) => Transport::Http(HttpSpec {
+                protocol: match upstream.kind {
+                    Some(super::UpstreamKind::Sse) => HttpProtocol::Sse,
+                    _ => HttpProtocol::Streamable,
+                },
                 url: expand("url", url)?,
                 headers: upstream
                     .headers
@@ -396,11 +416,41 @@ mod tests {
                 "[upstreams.a]\ncommand = \"x\"\nheaders = { A = \"b\" }",
                 "headers",
             ),
+            (
+                "[upstreams.a]\ntype = \"sse\"\ncommand = \"x\"",
+                "needs a `url`",
+            ),
+            (
+                "[upstreams.a]\ntype = \"stdio\"\nurl = \"https://e.com/mcp\"",
+                "type = \"stdio\"",
+            ),
         ];
         for (toml, expected) in cases {
             let err = parse(toml).unwrap_err().to_string();
             assert!(err.contains("upstreams.a"), "{err}");
             assert!(err.contains(expected), "{toml}: {err}");
         }
+    }
+
+    #[test]
+    fn type_sse_selects_the_legacy_transport() {
+        let config = parse(
+            "[upstreams.old]\ntype = \"sse\"\nurl = \"http://127.0.0.1:9/sse\"\n\
+             [upstreams.new]\nurl = \"http://127.0.0.1:9/mcp\"",
+        )
+        .unwrap();
+        let specs = resolve_specs(&config).unwrap();
+        let protocol = |name: &str| match &specs
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .unwrap()
+            .0
+            .transport
+        {
+            Transport::Http(http) => http.protocol,
+            other => panic!("not remote: {other:?}"),
+        };
+        assert_eq!(protocol("old"), HttpProtocol::Sse);
+        assert_eq!(protocol("new"), HttpProtocol::Streamable);
     }
 }

@@ -206,7 +206,7 @@ fn retry_later(myself: &ActorRef<RootMsg>, registry: &Arc<Registry>, msg: RootMs
         registry.root_mailbox.enqueued();
         // Fails only when the root is gone, and then nothing needs restarting.
         if to.cast(msg).is_err() {
-            registry.root_mailbox.handled();
+            registry.root_mailbox.undelivered();
         }
     });
 }
@@ -240,7 +240,7 @@ pub fn control(
     registry.root_mailbox.enqueued();
     let sent = root.cast(RootMsg::Control(command)).is_ok();
     if !sent {
-        registry.root_mailbox.handled();
+        registry.root_mailbox.undelivered();
     }
     sent
 }

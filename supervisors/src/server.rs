@@ -89,7 +89,7 @@ pub struct ServerSupervisor;
 pub fn send(to: &ActorRef<ServerMsg>, mailbox: &MailboxStats, msg: ServerMsg) {
     mailbox.enqueued();
     if to.cast(msg).is_err() {
-        mailbox.handled();
+        mailbox.undelivered();
     }
 }
 

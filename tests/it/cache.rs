@@ -152,9 +152,24 @@ async fn cached_results_do_not_survive_an_upstream_restart() {
         "{HEAD}[cache.tools.\"echo__echo\"]\ncacheable = true\nttl_secs = 600\n{}",
         demo_upstream("echo", "\"echo\""),
     );
-    let gw = Gateway::start(&config, &[]);
+    restart_drops_cached_results(&peers, &config).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_results_in_redis_do_not_survive_an_upstream_restart() {
+    let Some(peers) = peers() else { return };
+    let Some(redis) = require_redis() else { return };
+    let prefix = format!("bulwark:test:restart:{}", std::process::id());
+    let config = redis_config(&format!("redis://{redis}"), &prefix);
+    restart_drops_cached_results(&peers, &config).await;
+}
+
+/// Two calls (the second from the cache), a `kill -9` of the upstream, and
+/// the first call after the restart must reach the new instance.
+async fn restart_drops_cached_results(peers: &crate::common::Peers, config: &str) {
+    let gw = Gateway::start(config, &[]);
     gw.wait_ready(Duration::from_secs(30)).await;
-    let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+    let mut session = PythonSession::start(peers, &[gw.mcp_url()]);
     let calls = |session: &mut PythonSession| count(&counts(session, "echo"), "tools/call");
     for _ in 0..2 {
         let answer = session.call("echo__echo", json!({"message": "kept"}));

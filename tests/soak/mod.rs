@@ -56,6 +56,10 @@ pub struct Figures {
     pub rss_end_kib: u64,
     /// RSS every [`RSS_EVERY`] of the run: whether it plateaus or climbs.
     pub rss_samples_kib: Vec<u64>,
+    /// Client sessions the gateway holds open, sampled with the RSS: the
+    /// soak's clients start a new session when theirs breaks, and one that
+    /// was never closed is held until it idles out.
+    pub sessions_samples: Vec<u64>,
     /// The machine's highest 1-minute load average per CPU seen during the
     /// run: above 1 the gateway was competing for CPU with other work.
     pub load_per_cpu: f64,
@@ -90,7 +94,7 @@ impl std::fmt::Display for Figures {
             f,
             "calls {} (ok {}, error answers {}), unanswered by deadline+1s {}, upstream kill -9s {}, \
              lost {}, gateway crashes {}, orphans after SIGTERM {}, orphans after kill -9 of the gateway {}, \
-             RSS start {} KiB / peak {} KiB / end {} KiB (every {}s: {:?}); unanswered per upstream {:?}, answered after all at (ms) {:?}; load per CPU up to {:.1}",
+             RSS start {} KiB / peak {} KiB / end {} KiB (every {}s: {:?}; sessions open {:?}); unanswered per upstream {:?}, answered after all at (ms) {:?}; load per CPU up to {:.1}",
             self.calls,
             self.ok,
             self.errors,
@@ -105,6 +109,7 @@ impl std::fmt::Display for Figures {
             self.rss_end_kib,
             RSS_EVERY.as_secs(),
             self.rss_samples_kib,
+            self.sessions_samples,
             self.unanswered_by_server,
             self.late_answers_ms,
             self.load_per_cpu
@@ -275,6 +280,19 @@ fn rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `bulwark_sessions_open` from the gateway's `/metrics` (0 if unreadable).
+async fn sessions_open(mcp_url: &str) -> u64 {
+    let metrics = format!("{}/metrics", mcp_url.trim_end_matches("/mcp"));
+    let text = match reqwest::get(metrics).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    text.lines()
+        .find(|line| line.starts_with("bulwark_sessions_open"))
+        .and_then(|line| line.split_whitespace().last()?.parse::<f64>().ok())
+        .map_or(0, |open| open as u64)
+}
+
 async fn connect(url: &str) -> Option<RunningService<RoleClient, ()>> {
     let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
     tokio::time::timeout(Duration::from_secs(10), ().serve(transport))
@@ -427,6 +445,7 @@ pub async fn run(duration: Duration) -> Figures {
         if Instant::now() >= next_sample {
             next_sample += RSS_EVERY;
             figures.rss_samples_kib.push(rss);
+            figures.sessions_samples.push(sessions_open(&url).await);
         }
         if Instant::now() >= next_kill {
             next_kill += KILL_EVERY;

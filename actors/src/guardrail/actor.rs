@@ -74,7 +74,11 @@ impl GuardrailActor {
         msg: GuardrailMsg,
     ) -> Result<(), ractor::MessagingErr<GuardrailMsg>> {
         mailbox.enqueued();
-        actor.cast(msg)
+        let sent = actor.cast(msg);
+        if sent.is_err() {
+            mailbox.undelivered();
+        }
+        sent
     }
 }
 
@@ -88,6 +92,8 @@ impl Actor for GuardrailActor {
         _myself: ActorRef<Self::Msg>,
         args: GuardrailArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // A restarted actor's mailbox starts empty: the old one died with it.
+        args.mailbox.instance();
         Ok(GuardrailState {
             guardrails: args.guardrails,
             mailbox: args.mailbox,

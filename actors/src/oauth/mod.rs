@@ -254,6 +254,8 @@ impl Actor for TokenActor {
         tokens: Arc<Tokens>,
     ) -> Result<Self::State, ActorProcessingErr> {
         *tokens.actor.write().unwrap_or_else(|e| e.into_inner()) = Some(myself.clone());
+        // A restarted actor's mailbox starts empty: the old one died with it.
+        tokens.mailbox.instance();
         // A restarted actor picks up the refresh schedule of the tokens it inherits.
         for entry in tokens.cache.iter() {
             if let Some(at) = entry.value().refresh_at {
@@ -360,12 +362,15 @@ fn start_flight(
         let started = Instant::now();
         let result = client.fetch().await;
         tokens.mailbox.enqueued();
-        let _ = to.cast(TokenMsg::Fetched {
+        let fetched = TokenMsg::Fetched {
             key,
             refresh,
             started,
             result,
-        });
+        };
+        if to.cast(fetched).is_err() {
+            tokens.mailbox.undelivered();
+        }
     });
 }
 
@@ -379,7 +384,9 @@ fn schedule_refresh(tokens: &Arc<Tokens>, key: CacheKey, at: Instant) {
         };
         if let Some(actor) = tokens.actor() {
             tokens.mailbox.enqueued();
-            let _ = actor.cast(TokenMsg::Refresh(key));
+            if actor.cast(TokenMsg::Refresh(key)).is_err() {
+                tokens.mailbox.undelivered();
+            }
         }
     });
 }

@@ -1,5 +1,6 @@
 //! `UpstreamActor`: owns one upstream MCP server — a child process or a
-//! remote streamable HTTP session — and the one MCP client session to it.
+//! remote session (streamable HTTP, or the legacy HTTP+SSE transport) — and
+//! the one MCP client session to it.
 //!
 //! Lifecycle: `pre_start` spawns the process or builds the HTTP transport (a
 //! missing command fails the start, which the supervisor counts like a
@@ -25,8 +26,11 @@ mod process;
 mod progress_order;
 pub mod remote;
 mod spec;
+mod sse;
 mod status;
 mod stderr_tail;
+#[cfg(test)]
+mod tests;
 mod watchdog;
 
 use std::sync::Arc;
@@ -39,10 +43,11 @@ use tokio::sync::watch;
 pub use client::{NoObserver, UpstreamObserver};
 pub use exit::ExitReason;
 pub use link::{CallError, Caller, UpstreamLink};
-pub use spec::{HttpSpec, StdioSpec, Transport, UpstreamSpec};
+pub use spec::{HttpProtocol, HttpSpec, StdioSpec, Transport, UpstreamSpec};
 pub use status::{RESTART_REASONS, UpstreamState, UpstreamStatus};
 pub use stderr_tail::TAIL_LINES;
 
+use crate::mailbox::InstanceMailbox;
 use crate::oauth::{TokenError, TokenSource, Tokens};
 use client::UpstreamClient;
 use link::CallRegistry;
@@ -114,6 +119,8 @@ pub struct Instance {
     server: Arc<str>,
     backend: Backend,
     status: Arc<UpstreamStatus>,
+    /// This instance's mailbox depth (the status keeps the totals).
+    mailbox: Arc<InstanceMailbox>,
     calls: Arc<CallRegistry>,
     observer: Arc<dyn UpstreamObserver>,
     exit_tx: watch::Sender<Option<ExitReason>>,
@@ -134,10 +141,12 @@ pub struct Instance {
 pub struct UpstreamActor;
 
 impl UpstreamActor {
-    fn cast(myself: &ActorRef<UpstreamMsg>, status: &UpstreamStatus, msg: UpstreamMsg) {
-        status.mailbox.enqueued();
+    fn cast(myself: &ActorRef<UpstreamMsg>, mailbox: &InstanceMailbox, msg: UpstreamMsg) {
+        mailbox.enqueued();
         // Fails only when the actor is gone, and then nobody needs the news.
-        let _ = myself.cast(msg);
+        if myself.cast(msg).is_err() {
+            mailbox.undelivered();
+        }
     }
 }
 
@@ -159,6 +168,7 @@ impl Actor for UpstreamActor {
             handshake_timeout,
         } = args;
         status.set_state(UpstreamState::Starting);
+        let mailbox = status.mailbox.instance();
         let server: Arc<str> = spec.name.as_str().into();
         let calls = Arc::new(CallRegistry::default());
         let client = UpstreamClient {
@@ -178,11 +188,10 @@ impl Actor for UpstreamActor {
                     let source = tokens
                         .source(&spec.name, oauth.clone(), None)
                         .map_err(|err| fail(ExitReason::SessionFailed(err.to_string())))?;
-                    let (to, token_status, fetch) =
-                        (myself.clone(), status.clone(), source.clone());
+                    let (to, to_mailbox, fetch) = (myself.clone(), mailbox.clone(), source.clone());
                     tokio::spawn(async move {
                         let token = fetch.bearer().await;
-                        Self::cast(&to, &token_status, UpstreamMsg::TokenReady(token));
+                        Self::cast(&to, &to_mailbox, UpstreamMsg::TokenReady(token));
                     });
                     Backend::AwaitingToken(Box::new(AwaitingToken {
                         stdio: stdio.clone(),
@@ -196,6 +205,7 @@ impl Actor for UpstreamActor {
                     watch_process(
                         &myself,
                         &status,
+                        &mailbox,
                         &server,
                         spawned,
                         client,
@@ -217,14 +227,27 @@ impl Actor for UpstreamActor {
                     }
                     _ => None,
                 };
-                let (lost_ref, lost_status) = (myself.clone(), status.clone());
+                let (lost_ref, lost_mailbox) = (myself.clone(), mailbox.clone());
                 let lost: remote::LostHook = Arc::new(move |reason| {
-                    Self::cast(&lost_ref, &lost_status, UpstreamMsg::ConnectionLost(reason));
+                    Self::cast(
+                        &lost_ref,
+                        &lost_mailbox,
+                        UpstreamMsg::ConnectionLost(reason),
+                    );
                 });
-                let transport = remote::transport(http, token_source, lost)
-                    .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
-                tracing::info!(server = %server, url = %http.url, "connecting to remote upstream");
-                handshake(&myself, &status, client, transport, handshake_timeout);
+                tracing::info!(server = %server, url = %http.url, protocol = ?http.protocol, "connecting to remote upstream");
+                match http.protocol {
+                    HttpProtocol::Streamable => {
+                        let transport = remote::transport(http, token_source, lost)
+                            .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
+                        handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                    }
+                    HttpProtocol::Sse => {
+                        let transport = sse::transport(http, token_source, lost)
+                            .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
+                        handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                    }
+                }
                 Backend::Remote
             }
         };
@@ -233,6 +256,7 @@ impl Actor for UpstreamActor {
             server,
             backend,
             status,
+            mailbox,
             calls,
             observer,
             exit_tx,
@@ -260,7 +284,7 @@ impl Actor for UpstreamActor {
                 state.handshake_failed = true;
                 match state.backend {
                     Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
-                    _ => schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE),
+                    _ => schedule_grace(&myself, &state.mailbox, SESSION_CLOSE_GRACE),
                 }
             }
             UpstreamMsg::SessionClosed => {
@@ -269,7 +293,7 @@ impl Actor for UpstreamActor {
                 }
                 match state.backend {
                     Backend::AwaitingToken(_) | Backend::Process(..) => {
-                        schedule_grace(&myself, &state.status, SESSION_CLOSE_GRACE);
+                        schedule_grace(&myself, &state.mailbox, SESSION_CLOSE_GRACE);
                     }
                     Backend::Remote => {
                         let err = state.session_error.clone().unwrap_or_default();
@@ -306,20 +330,21 @@ impl Actor for UpstreamActor {
                     state.rotating = true;
                     // New calls wait for the next instance; those in flight finish first.
                     state.status.withdraw_link();
-                    let (to, status) = (myself.clone(), state.status.clone());
+                    let (to, status, mailbox) =
+                        (myself.clone(), state.status.clone(), state.mailbox.clone());
                     tokio::spawn(async move {
                         let deadline = tokio::time::Instant::now() + ROTATION_DRAIN;
                         while status.in_flight() > 0 && tokio::time::Instant::now() < deadline {
                             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                         }
-                        UpstreamActor::cast(&to, &status, UpstreamMsg::RotationDrained);
+                        UpstreamActor::cast(&to, &mailbox, UpstreamMsg::RotationDrained);
                     });
                 }
             }
             UpstreamMsg::RotationDrained => {
                 if let Backend::Process(group, _) = &state.backend {
                     group.signal(Signal::SIGTERM);
-                    schedule_grace(&myself, &state.status, TERM_GRACE);
+                    schedule_grace(&myself, &state.mailbox, TERM_GRACE);
                 }
             }
             UpstreamMsg::ConnectionLost(reason) => {
@@ -358,6 +383,8 @@ impl Actor for UpstreamActor {
             state.status.set_exit(ExitReason::Stopped);
             state.exit_tx.send_replace(Some(ExitReason::Stopped));
         }
+        // What is still queued dies with this mailbox.
+        state.status.mailbox.instance();
         Ok(())
     }
 }
@@ -408,15 +435,16 @@ async fn start_with_token(
     state.backend = watch_process(
         myself,
         &state.status,
+        &state.mailbox,
         &state.server,
         spawned,
         client,
         handshake_timeout,
     );
-    let (to, status) = (myself.clone(), state.status.clone());
+    let (to, mailbox) = (myself.clone(), state.mailbox.clone());
     tokio::spawn(async move {
         if rotations.changed().await.is_ok() {
-            UpstreamActor::cast(&to, &status, UpstreamMsg::TokenRotated);
+            UpstreamActor::cast(&to, &mailbox, UpstreamMsg::TokenRotated);
         }
     });
 }
@@ -425,6 +453,7 @@ async fn start_with_token(
 fn watch_process(
     myself: &ActorRef<UpstreamMsg>,
     status: &Arc<UpstreamStatus>,
+    mailbox: &Arc<InstanceMailbox>,
     server: &Arc<str>,
     spawned: process::Spawned,
     client: UpstreamClient,
@@ -437,7 +466,7 @@ fn watch_process(
     tokio::spawn(async move { tail_status.stderr.capture(&tail_server, stderr).await });
 
     let mut child = spawned.child;
-    let (reap_ref, reap_status) = (myself.clone(), status.clone());
+    let (reap_ref, reap_mailbox) = (myself.clone(), mailbox.clone());
     // Told straight to `post_stop` too: a stopping actor handles no messages.
     let (reaped_tx, reaped) = watch::channel(false);
     tokio::spawn(async move {
@@ -446,11 +475,11 @@ fn watch_process(
             Err(err) => ExitReason::SessionFailed(format!("could not wait for process: {err}")),
         };
         reaped_tx.send_replace(true);
-        UpstreamActor::cast(&reap_ref, &reap_status, UpstreamMsg::ProcessExited(reason));
+        UpstreamActor::cast(&reap_ref, &reap_mailbox, UpstreamMsg::ProcessExited(reason));
     });
     handshake(
         myself,
-        status,
+        mailbox,
         client,
         (line_rate::LineRate::new(spawned.stdout), spawned.stdin),
         handshake_timeout,
@@ -463,7 +492,7 @@ fn watch_process(
 /// would otherwise stay `starting` for ever).
 fn handshake<T, E, A>(
     myself: &ActorRef<UpstreamMsg>,
-    status: &Arc<UpstreamStatus>,
+    mailbox: &Arc<InstanceMailbox>,
     client: UpstreamClient,
     transport: T,
     deadline: std::time::Duration,
@@ -471,7 +500,7 @@ fn handshake<T, E, A>(
     T: rmcp::transport::IntoTransport<RoleClient, E, A> + Send + 'static,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let (hs_ref, hs_status) = (myself.clone(), status.clone());
+    let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
     let transport = progress_order::ProgressRouting {
         inner: rmcp::transport::IntoTransport::into_transport(transport),
         calls: client.calls.clone(),
@@ -485,19 +514,19 @@ fn handshake<T, E, A>(
                 deadline.as_secs_f32()
             )),
         };
-        UpstreamActor::cast(&hs_ref, &hs_status, msg);
+        UpstreamActor::cast(&hs_ref, &hs_mailbox, msg);
     });
 }
 
 fn schedule_grace(
     myself: &ActorRef<UpstreamMsg>,
-    status: &Arc<UpstreamStatus>,
+    mailbox: &Arc<InstanceMailbox>,
     grace: std::time::Duration,
 ) {
-    let (to, status) = (myself.clone(), status.clone());
+    let (to, mailbox) = (myself.clone(), mailbox.clone());
     tokio::spawn(async move {
         tokio::time::sleep(grace).await;
-        UpstreamActor::cast(&to, &status, UpstreamMsg::SessionGraceOver);
+        UpstreamActor::cast(&to, &mailbox, UpstreamMsg::SessionGraceOver);
     });
 }
 
@@ -508,10 +537,10 @@ fn on_connected(
 ) {
     let peer = service.peer().clone();
     state.session = Some(service.cancellation_token());
-    let (closed_ref, closed_status) = (myself.clone(), state.status.clone());
+    let (closed_ref, closed_mailbox) = (myself.clone(), state.mailbox.clone());
     tokio::spawn(async move {
         let _ = service.waiting().await;
-        UpstreamActor::cast(&closed_ref, &closed_status, UpstreamMsg::SessionClosed);
+        UpstreamActor::cast(&closed_ref, &closed_mailbox, UpstreamMsg::SessionClosed);
     });
     let link = UpstreamLink::new(
         peer.clone(),

@@ -76,6 +76,18 @@ pub fn transport(
     tokens: Option<TokenSource>,
     lost: LostHook,
 ) -> Result<StreamableHttpClientTransport<RemoteClient>, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
+        .custom_headers(headers(spec)?)
+        .reinit_on_expired_session(true);
+    config.retry_config = Arc::new(QuickRetry);
+    Ok(StreamableHttpClientTransport::with_client(
+        RemoteClient::new(tokens, lost)?,
+        config,
+    ))
+}
+
+/// The configured static headers of `spec`, marked sensitive.
+pub(super) fn headers(spec: &HttpSpec) -> Result<HashMap<HeaderName, HeaderValue>, String> {
     let mut headers = HashMap::new();
     for (name, value) in &spec.headers {
         let name =
@@ -85,15 +97,7 @@ pub fn transport(
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    let http = shared_http()?;
-    let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
-        .custom_headers(headers)
-        .reinit_on_expired_session(true);
-    config.retry_config = Arc::new(QuickRetry);
-    Ok(StreamableHttpClientTransport::with_client(
-        RemoteClient { http, tokens, lost },
-        config,
-    ))
+    Ok(headers)
 }
 
 /// The HTTP client remote upstreams share. Building a client loads and
@@ -125,6 +129,16 @@ fn shared_http() -> Result<reqwest::Client, String> {
 }
 
 impl RemoteClient {
+    /// A client over the shared HTTP client, with `tokens` injected and
+    /// connection loss reported to `lost`.
+    pub(super) fn new(tokens: Option<TokenSource>, lost: LostHook) -> Result<Self, String> {
+        Ok(Self {
+            http: shared_http()?,
+            tokens,
+            lost,
+        })
+    }
+
     async fn token(&self) -> HttpResult<Option<Arc<str>>> {
         match &self.tokens {
             None => Ok(None),

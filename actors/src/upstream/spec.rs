@@ -48,6 +48,19 @@ pub struct HttpSpec {
     pub url: String,
     /// Static headers sent with every request (values may be secrets).
     pub headers: BTreeMap<String, String>,
+    /// Which HTTP transport the server speaks.
+    pub protocol: HttpProtocol,
+}
+
+/// The HTTP transports of MCP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HttpProtocol {
+    /// Streamable HTTP (2025-03-26 and later): one endpoint, POST and GET.
+    #[default]
+    Streamable,
+    /// The legacy HTTP+SSE transport (2024-11-05): a GET event stream that
+    /// names the endpoint messages are POSTed to.
+    Sse,
 }
 
 impl std::fmt::Debug for HttpSpec {
@@ -56,6 +69,7 @@ impl std::fmt::Debug for HttpSpec {
         f.debug_struct("HttpSpec")
             .field("url", &self.url)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -83,6 +97,7 @@ impl UpstreamSpec {
             transport: Transport::Http(HttpSpec {
                 url: url.into(),
                 headers: BTreeMap::new(),
+                protocol: HttpProtocol::Streamable,
             }),
             oauth: None,
         }

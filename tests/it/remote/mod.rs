@@ -3,6 +3,7 @@
 //! `bulwark connect` under the official conformance suite.
 mod conformance;
 mod oauth;
+mod sse;
 mod supervision;
 
 use std::os::unix::process::CommandExt;
@@ -90,19 +91,8 @@ impl DemoHttp {
 
     /// Starts the server again on the same port.
     pub fn start_again(&mut self) {
-        let mut last = String::new();
-        let ok = wait_until(Duration::from_secs(10), || match self.spawn() {
-            Ok(()) => true,
-            Err(err) => {
-                last = err;
-                false
-            }
-        });
-        assert!(
-            ok,
-            "demo-server restart on port {} failed: {last}",
-            self.port
-        );
+        let port = self.port;
+        respawn("demo-server", port, || self.spawn());
     }
 
     /// Makes the server forget every MCP session (as one that expired them).
@@ -118,6 +108,20 @@ impl Drop for DemoHttp {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Retries `spawn` (a server starting again on `port`) while the port is
+/// still being freed; panics with the last error after 15 s.
+pub fn respawn(what: &str, port: u16, mut spawn: impl FnMut() -> Result<(), String>) {
+    let mut last = String::new();
+    let ok = wait_until(Duration::from_secs(15), || match spawn() {
+        Ok(()) => true,
+        Err(err) => {
+            last = err;
+            false
+        }
+    });
+    assert!(ok, "{what} restart on port {port} failed: {last}");
 }
 
 /// A `[upstreams.NAME]` table for a remote upstream, plus `extra` lines.

@@ -2,7 +2,7 @@
 //! correctness and lifecycle, against the real binary.
 mod hostile;
 mod lifecycle;
-mod notifications;
+pub(crate) mod notifications;
 mod subscriptions;
 
 use crate::gateway::demo_upstream;

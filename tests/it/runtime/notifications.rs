@@ -11,11 +11,33 @@ use crate::common::{Gateway, PythonSession, peers};
 use crate::gateway::{HEAD, demo_upstream};
 
 /// `listen.py` on `url`: its JSON lines, as they come.
-fn listen(peers: &crate::common::Peers, url: &str) -> (std::process::Child, mpsc::Receiver<Value>) {
+pub(crate) fn listen(
+    peers: &crate::common::Peers,
+    url: &str,
+) -> (std::process::Child, mpsc::Receiver<Value>) {
+    listen_with(peers, url, &[])
+}
+
+/// `listen.py --subscribe URI` on `url`: it exits after the first
+/// `resources/updated` (90 s at most).
+pub(crate) fn listen_subscribed(
+    peers: &crate::common::Peers,
+    url: &str,
+    uri: &str,
+) -> (std::process::Child, mpsc::Receiver<Value>) {
+    listen_with(peers, url, &["--subscribe", uri])
+}
+
+fn listen_with(
+    peers: &crate::common::Peers,
+    url: &str,
+    extra: &[&str],
+) -> (std::process::Child, mpsc::Receiver<Value>) {
     let mut child = Command::new(&peers.python)
         .arg(peers.client("listen.py"))
         .arg(url)
-        .args(["--timeout", "60"])
+        .args(["--timeout", "90"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("listen.py starts");
@@ -31,7 +53,7 @@ fn listen(peers: &crate::common::Peers, url: &str) -> (std::process::Child, mpsc
     (child, rx)
 }
 
-fn next_event(rx: &mpsc::Receiver<Value>, event: &str) -> Value {
+pub(crate) fn next_event(rx: &mpsc::Receiver<Value>, event: &str) -> Value {
     loop {
         let value = rx
             .recv_timeout(Duration::from_secs(60))

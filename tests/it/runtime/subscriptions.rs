@@ -1,12 +1,16 @@
 //! Resource subscriptions towards a shared upstream session: a refused
 //! subscribe is not recorded, a restarted upstream gets the live ones again,
-//! and the last session to leave withdraws them. The `echo` demo server
-//! counts the (un)subscribes it receives in `request_count`.
+//! and the last session to leave withdraws them, so a subscriber still gets
+//! updates from a restarted upstream. The `echo` demo server counts the
+//! (un)subscribes it receives in `request_count`.
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{Gateway, PythonSession, eventually, kill9, peers};
+use super::notifications::{listen_subscribed, next_event};
+use crate::common::{
+    Gateway, PythonSession, eventually, kill9, peers, pids_with_cmdline_containing,
+};
 use crate::gateway::{HEAD, demo_pid, demo_upstream, wait_for_upstream};
 
 /// The echo server's subscribable resource, as federated clients name it.
@@ -126,4 +130,51 @@ async fn the_last_session_to_leave_unsubscribes_upstream() {
         gw.logs()
     );
     observer.quit();
+}
+
+/// The client still gets `resources/updated` from a restarted upstream: its
+/// subscription was replayed to the new instance, which alone sends the
+/// updates (`mcp-server-everything` sends them for subscribed URIs once its
+/// `toggle-subscriber-updates` tool is called).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_still_gets_updates_from_a_restarted_upstream() {
+    let Some(peers) = peers() else { return };
+    let marker = format!("bulwark-replay-test-{}", std::process::id());
+    let toml = format!(
+        "{HEAD}[upstreams.every]\ncommand = {:?}\nargs = [\"stdio\", {marker:?}]\n",
+        peers.server_everything().display().to_string(),
+    );
+    let gw = Gateway::builder(&toml)
+        .env("RUST_LOG", "info,bulwark::mcp::subscriptions=debug")
+        .start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let uri = "bulwark://every/demo://resource/dynamic/text/1";
+    let (mut listener, events) = listen_subscribed(&peers, gw.mcp_url(), uri);
+    next_event(&events, "listed");
+
+    // The first instance dies before it ever sent an update.
+    let pids = pids_with_cmdline_containing(&marker);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    kill9(pids[0]);
+    wait_for_upstream(&gw, "every", Duration::from_secs(30), |n| {
+        n["restarts"] == 1 && n["state"] == "ready"
+    })
+    .await;
+    assert!(
+        gw.wait_for_log("replaying resource subscriptions", Duration::from_secs(20)),
+        "{}",
+        gw.logs()
+    );
+    let mut other = PythonSession::start(&peers, &[gw.mcp_url()]);
+    let toggled = other.call("every__toggle-subscriber-updates", json!({}));
+    assert_eq!(toggled["ok"], true, "{toggled}");
+    let updated = loop {
+        let note = next_event(&events, "notification");
+        if note["method"] == "notifications/resources/updated" {
+            break note;
+        }
+    };
+    assert_eq!(updated["params"]["uri"], uri, "{updated}");
+    other.quit();
+    let _ = listener.wait();
 }
