@@ -330,9 +330,12 @@ fn upstream(
                 definition.insert(field.clone(), value.clone());
             }
             "transport" if value == "streamable_http" || value == "http" => {}
+            "transport" if value == "sse" => {
+                definition.insert("type".into(), Value::from("sse"));
+            }
             "transport" => {
                 return Err(format!(
-                    "transport {value}: Bulwark reaches remote servers over streamable HTTP"
+                    "transport {value}: Bulwark reaches remote servers over streamable HTTP or the legacy HTTP+SSE transport"
                 ));
             }
             other => not_mapped.push(format!("server '{name}': config.{other} = {value}")),

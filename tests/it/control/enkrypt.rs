@@ -87,21 +87,20 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
     let out = dry.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("Would import 3 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
+        stdout.contains("Would import 4 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
         "{stdout}"
     );
     assert!(!data_dir.join("bulwark.db").exists(), "a dry run wrote");
     let (ok, stdout, stderr) = import(&config, &data_dir, &file);
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("Imported 3 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
+        stdout.contains("Imported 4 upstream(s), 2 project(s), 2 user(s), 2 key(s)"),
         "{stdout}"
     );
     for reported in [
         "echo_server-analytics_config",
         "customer-support",
         "input_guardrails_config (policy 'Support Guardrail', enabled)",
-        "transport \"sse\"",
         "user 'alice@example.com'",
         "a key of unknown project 'no-such-project'",
         "admin_apikey",
@@ -154,7 +153,6 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
 
     // The Enkrypt users are users: role `user`, active, no known password;
     // their keys carry them, so a key's owner sees the key as their own.
-    gw.wait_ready(std::time::Duration::from_secs(60)).await;
     let (status, alice_user) = send(
         &gw,
         Method::GET,
@@ -172,6 +170,17 @@ async fn enkrypt_config_imports(store: StoreUnderTest) {
     assert!(alice_user.get("password").is_none(), "{alice_user}");
     let (status, _) = login(&gw, "alice@example.com", "not the imported password").await;
     assert_eq!(status, 401, "nobody knows an imported user's password");
+    // The legacy SSE server is an upstream on the legacy transport.
+    let (status, legacy) = send(
+        &gw,
+        Method::GET,
+        "/api/v1/upstreams/legacy_feed",
+        None,
+        Some(&admin.secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{legacy}");
+    assert_eq!(legacy["type"], "sse", "{legacy}");
     // Enkrypt keys are not `bk_` keys: they travel in `X-API-Key`.
     let answer = reqwest::Client::new()
         .get(format!("{}/api/v1/keys", gw.base_url()))
