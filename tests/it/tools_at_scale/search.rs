@@ -181,3 +181,24 @@ async fn search_listing_shows_gateway_and_pinned_tools_and_found_tools_are_calla
         "{full:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_never_offers_a_tool_the_guardrails_hide() {
+    let Some(peers) = peers() else { return };
+    let config = format!("{HEAD}{}", demo_upstream("poisoned", "\"poisoned\""));
+    let gw = crate::common::Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut session = crate::common::PythonSession::start(&peers, &[gw.mcp_url()]);
+    let hits = found(&session.call(
+        "bulwark__search_tools",
+        json!({ "query": "add two numbers weather city", "limit": 20 }),
+    ));
+    // The echo base's clean `add` matches; the poisoned look-alikes do not.
+    assert!(hits.contains(&"poisoned__add".to_owned()), "{hits:?}");
+    for hidden in ["poisoned__add_numbers", "poisoned__weather"] {
+        assert!(
+            !hits.contains(&hidden.to_owned()),
+            "{hidden} offered: {hits:?}"
+        );
+    }
+}
