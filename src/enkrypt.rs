@@ -260,6 +260,7 @@ fn plan(config: &Config, file: &EnkryptFile) -> Plan {
             ProjectConfig {
                 upstreams: granted.iter().map(|(name, _)| name.clone()).collect(),
                 tools,
+                ..ProjectConfig::default()
             },
         ));
         if !project.users.is_empty() {

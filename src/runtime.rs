@@ -119,8 +119,14 @@ impl Runtime {
             },
         );
         telemetry.observe(&gateway);
-        let observer: Arc<dyn UpstreamObserver> =
-            Arc::new(GatewayObserver::new(gateway.sessions.clone(), cache));
+        (gateway.virtual_servers).set(&config.virtual_servers, &config.server.tool_separator);
+        (gateway.naming.tool_names())
+            .set_modes(crate::control::desired::prefix_modes(config, &stored));
+        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver::new(
+            gateway.sessions.clone(),
+            cache,
+            gateway.tool_index.clone(),
+        ));
         let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,

@@ -113,7 +113,7 @@ pub(super) async fn get(
     Ok((StatusCode::OK, Json(stored_resource(&record))))
 }
 
-/// `POST /api/v1/projects` with `{"name", "upstreams": [...], "tools": {...}}`.
+/// `POST /api/v1/projects` with `{"name", "upstreams": [...], "tools": {...}}` (optionally `"tool_listing"`, `"pinned_tools"`).
 #[utoipa::path(
     post,
     path = "/api/v1/projects",

@@ -3,7 +3,7 @@
 //! upstream sees its prompts and resources.
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::auth::{ProjectConfig, ToolRules};
+use crate::config::auth::{ProjectConfig, ToolListing, ToolRules};
 
 /// One project's grant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -13,6 +13,11 @@ pub struct Grant {
     upstreams: BTreeSet<String>,
     /// Tool rules by upstream; an upstream without rules allows all its tools.
     tools: BTreeMap<String, Rules>,
+    /// How the project's `tools/list` is presented (not a permission: a
+    /// tool left out of a `search` listing may still be called).
+    listing: ToolListing,
+    /// Federated names listed in `search` listing.
+    pinned: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -88,7 +93,19 @@ impl Grant {
                 .iter()
                 .map(|(server, rules)| (server.clone(), Rules::new(rules)))
                 .collect(),
+            listing: project.tool_listing,
+            pinned: project.pinned_tools.iter().cloned().collect(),
         }
+    }
+
+    /// How the project's `tools/list` is presented.
+    pub fn tool_listing(&self) -> ToolListing {
+        self.listing
+    }
+
+    /// The federated names a `search` listing shows.
+    pub fn pinned_tools(&self) -> &BTreeSet<String> {
+        &self.pinned
     }
 
     /// May the project use `server` at all (its tools, prompts, resources)?
@@ -122,6 +139,7 @@ mod tests {
                     (server.to_string(), rules)
                 })
                 .collect(),
+            ..ProjectConfig::default()
         })
     }
 

@@ -8,6 +8,10 @@
 //! upstreams = ["echo", "time"]   # or ["*"]
 //! [auth.projects.demo.tools.echo]
 //! allow = ["echo", "add"]        # or deny = ["add"]; a trailing * matches a prefix
+//! [auth.projects.big]
+//! upstreams = ["*"]
+//! tool_listing = "search"        # tools/list: gateway tools + pinned_tools only
+//! pinned_tools = ["echo__echo"]
 //! [[auth.keys]]                  # keys may also live in the config (hash only)
 //! id = "k1"
 //! hash = "sha256:…"
@@ -81,6 +85,31 @@ pub struct ProjectConfig {
     pub upstreams: Vec<String>,
     /// Per upstream: which of its tools (prompts and resources follow the upstream).
     pub tools: BTreeMap<String, ToolRules>,
+    /// What `tools/list` on `/mcp` shows this project.
+    #[serde(skip_serializing_if = "ToolListing::is_full")]
+    pub tool_listing: ToolListing,
+    /// In `search` listing: the federated names listed next to the gateway's
+    /// own tools (still subject to the grant).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pinned_tools: Vec<String>,
+}
+
+/// How `tools/list` on `/mcp` presents a project's tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolListing {
+    /// Every tool the project may use.
+    #[default]
+    Full,
+    /// Only the gateway's own tools (with `bulwark__search_tools`) and the
+    /// pinned ones; the rest are found by search and called as usual.
+    Search,
+}
+
+impl ToolListing {
+    fn is_full(&self) -> bool {
+        *self == Self::Full
+    }
 }
 
 /// Tool allow and deny lists of one upstream; deny wins.

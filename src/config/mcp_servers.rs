@@ -88,6 +88,7 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
                 headers: entry.headers,
                 oauth: None,
                 token_env: None,
+                prefix: Default::default(),
             },
         ));
     }

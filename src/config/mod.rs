@@ -10,6 +10,7 @@ mod mcp_servers;
 pub mod oauth;
 pub mod telemetry;
 mod validate;
+pub mod virtual_servers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,9 @@ pub struct Config {
     /// The audit trail: retention.
     #[serde(default)]
     pub audit: crate::govern::AuditConfig,
+    /// Curated tool sets served at `/mcp/v/NAME`.
+    #[serde(default)]
+    pub virtual_servers: BTreeMap<String, virtual_servers::VirtualServerConfig>,
 }
 
 /// Settings of the HTTP front.
@@ -184,6 +188,29 @@ pub struct UpstreamConfig {
     /// Overrides the `[supervision]` policy for this upstream.
     #[serde(default)]
     pub restart: Option<RestartPolicy>,
+    /// Whether its tools' federated names carry the `server__` prefix.
+    #[serde(default, skip_serializing_if = "PrefixMode::is_always")]
+    pub prefix: PrefixMode,
+}
+
+/// When an upstream's tool names get the `server__` prefix on `/mcp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefixMode {
+    /// Always `server__tool`.
+    #[default]
+    Always,
+    /// The bare name, unless another upstream's tool has the same bare name.
+    Conditional,
+    /// Always the bare name; a collision with another `never` upstream is a
+    /// configuration error.
+    Never,
+}
+
+impl PrefixMode {
+    fn is_always(&self) -> bool {
+        *self == Self::Always
+    }
 }
 
 fn enabled() -> bool {

@@ -51,6 +51,8 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
             check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
         }
     }
+    super::virtual_servers::check(&config.virtual_servers, &config.upstreams, separator)
+        .map_err(invalid)?;
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use bulwark_actors::upstream::UpstreamSpec;
 use bulwark_supervisors::policy::RestartPolicy;
 use serde_json::Value;
 
-use crate::config::{self, Config, ConfigError, UpstreamConfig};
+use std::collections::HashMap;
+
+use crate::config::{self, Config, ConfigError, PrefixMode, UpstreamConfig};
 use crate::store::named::Record;
 
 /// A field-level error in a submitted definition.
@@ -64,6 +66,21 @@ fn field_error(name: &str, err: &ConfigError) -> FieldError {
         .filter(|field| !field.is_empty())
         .unwrap_or_else(|| "name".to_owned());
     FieldError { field, message }
+}
+
+/// The prefix mode of every upstream that should run (file entries win).
+pub fn prefix_modes(file: &Config, stored: &[Record]) -> HashMap<String, PrefixMode> {
+    let mut modes: HashMap<String, PrefixMode> = stored
+        .iter()
+        .filter_map(|record| {
+            let upstream = parse_upstream(record.definition.clone()).ok()?;
+            Some((record.name.clone(), upstream.prefix))
+        })
+        .collect();
+    for (name, upstream) in &file.upstreams {
+        modes.insert(name.clone(), upstream.prefix);
+    }
+    modes
 }
 
 /// Launch specs of everything that should run, file entries first.

@@ -129,6 +129,7 @@ impl ControlPlane {
         // Fails on what the file alone gets wrong (say, an unset `${VAR}`).
         config::upstream_specs(&config)?;
         self.file.store(Arc::new(config.clone()));
+        (self.gateway.virtual_servers).set(&config.virtual_servers, &config.server.tool_separator);
         self.credentials.set_file(&config.auth, &self.store).await?;
         self.reconcile().await
     }
@@ -139,6 +140,7 @@ impl ControlPlane {
         let file = self.file.load_full();
         let stored = crate::store::named::UPSTREAMS.all(&self.store).await?;
         let desired = desired::specs(&file, &stored)?;
+        (self.gateway.naming.tool_names()).set_modes(desired::prefix_modes(&file, &stored));
         let running = self.registry.servers();
         let mut applied = Applied::default();
         let wanted: BTreeSet<&str> = desired.iter().map(|(s, _)| s.name.as_str()).collect();

@@ -26,6 +26,8 @@ pub async fn forget(gateway: &Gateway, server: &str) {
         .cache
         .invalidate_now(CacheScope::Upstream(Arc::from(server)))
         .await;
+    gateway.tool_index.invalidate(server);
+    gateway.naming.tool_names().forget(server);
 }
 
 /// Sends `list_changed` (tools, prompts, resources) to every session that

@@ -10,9 +10,11 @@
 //!   misbehave the way attacks do, for the guardrails; `chaos`, which breaks
 //!   the transport and process contract, for the runtime.
 //! - [`traced`]: a `trace_context` tool reporting the W3C trace context it got.
+//! - [`catalog`]: seventeen office-suite tools for tool search and naming.
 //!
 //! Only stderr is used for logging: in stdio mode stdout is the MCP channel.
 
+pub mod catalog;
 pub mod common;
 pub mod conformance;
 pub mod crash;
@@ -59,6 +61,8 @@ pub enum DemoKind {
     Chaos,
     /// Reports the trace context (`_meta.traceparent`, `traceparent` header) it got.
     Traced,
+    /// Seventeen distinct office-suite tools; `learn_tool` adds one more.
+    Catalog,
 }
 
 impl DemoKind {
@@ -77,6 +81,7 @@ impl DemoKind {
             Self::Chatty => "chatty",
             Self::Chaos => "chaos",
             Self::Traced => "traced",
+            Self::Catalog => "catalog",
         }
     }
 }
@@ -141,6 +146,7 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
         }
         DemoKind::Chaos => hostile::chaos::run(args.chaos).await,
         DemoKind::Traced => serve(traced::TracedServer::traced(), args.http).await,
+        DemoKind::Catalog => serve(catalog::CatalogServer::catalog(), args.http).await,
     }
 }
 

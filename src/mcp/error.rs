@@ -62,6 +62,9 @@ pub enum GatewayError {
     /// A bug or an impossible state; the message names where.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Two `prefix = "never"` upstreams expose the same tool name.
+    #[error(transparent)]
+    NameCollision(#[from] super::prefixes::Collision),
     /// Authentication failed (or was skipped) for this request.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
@@ -139,6 +142,12 @@ impl From<GatewayError> for ErrorData {
             GatewayError::UnexpectedResult(_) | GatewayError::Internal(_) => {
                 ErrorData::internal_error(message, None)
             }
+            GatewayError::NameCollision(collision) => ErrorData::internal_error(
+                message,
+                Some(
+                    json!({ "tool": collision.tool, "servers": [&*collision.servers.0, &*collision.servers.1] }),
+                ),
+            ),
             GatewayError::Timeout(info) => ErrorData::new(
                 DEADLINE_EXCEEDED,
                 message,

@@ -17,7 +17,7 @@ use crate::mask::mask_upstream;
 
 use super::gateway_tools::{
     BatchCall, CacheClearArgs, CallToolsArgs, DiscoverToolsArgs, GatewayTool, MAX_BATCH, NoArgs,
-    ServerInfoArgs, ServerSummary, parse_args,
+    SearchToolsArgs, ServerInfoArgs, ServerSummary, parse_args,
 };
 use super::handler::GatewayHandler;
 
@@ -66,6 +66,11 @@ impl GatewayHandler {
             GatewayTool::CacheClear => {
                 let args: CacheClearArgs = parse_args(tool, arguments)?;
                 self.cache_clear(&visible, args).await?
+            }
+            GatewayTool::SearchTools => {
+                let args: SearchToolsArgs = parse_args(tool, arguments)?;
+                self.search_tools(&visible, &identity, args, &context)
+                    .await?
             }
             GatewayTool::TimeoutMetrics => {
                 parse_args::<NoArgs>(tool, arguments)?;

@@ -38,11 +38,13 @@ pub enum GatewayTool {
     CacheClear,
     /// Deadline tracking figures.
     TimeoutMetrics,
+    /// Ranked search over the tools the caller may use.
+    SearchTools,
 }
 
 impl GatewayTool {
     /// Every gateway tool, in listing order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::ListServers,
         Self::ServerInfo,
         Self::DiscoverTools,
@@ -50,6 +52,7 @@ impl GatewayTool {
         Self::CacheStatus,
         Self::CacheClear,
         Self::TimeoutMetrics,
+        Self::SearchTools,
     ];
 
     /// The tool's name without the server prefix.
@@ -62,6 +65,7 @@ impl GatewayTool {
             Self::CacheStatus => "cache_status",
             Self::CacheClear => "cache_clear",
             Self::TimeoutMetrics => "timeout_metrics",
+            Self::SearchTools => "search_tools",
         }
     }
 
@@ -98,6 +102,9 @@ impl GatewayTool {
             Self::TimeoutMetrics => {
                 "Show deadline tracking per operation kind and per server: active, completed, warned, timed out, escalated, and latency."
             }
+            Self::SearchTools => {
+                "Search the tools you may use by what they do: ranked by relevance of their names, titles, descriptions and parameter names to `query`. Returns full definitions; call a found tool by its `name`."
+            }
         }
     }
 
@@ -107,6 +114,7 @@ impl GatewayTool {
             Self::DiscoverTools => schema_of::<DiscoverToolsArgs>(),
             Self::CallTools => schema_of::<CallToolsArgs>(),
             Self::CacheClear => schema_of::<CacheClearArgs>(),
+            Self::SearchTools => schema_of::<SearchToolsArgs>(),
             Self::ListServers | Self::CacheStatus | Self::TimeoutMetrics => schema_of::<NoArgs>(),
         }
     }
@@ -192,6 +200,27 @@ pub struct CacheClearArgs {
     /// Only this kind: tools, resources, resource_templates, prompts, tool_result.
     #[serde(default)]
     pub kind: Option<String>,
+}
+
+/// Most results one `search_tools` call returns.
+pub const MAX_SEARCH_LIMIT: usize = 50;
+
+/// Arguments of `search_tools`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchToolsArgs {
+    /// What the tool should do, in words (e.g. "create a GitHub issue").
+    pub query: String,
+    /// How many tools to return, best first; default 10, at most 50.
+    #[serde(default = "default_search_limit")]
+    pub limit: usize,
+    /// Only this server's tools.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+fn default_search_limit() -> usize {
+    10
 }
 
 /// What `list_servers` says of one server.

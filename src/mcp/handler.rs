@@ -104,7 +104,7 @@ impl GatewayHandler {
     /// Registers the session for notifications (once) and records who its
     /// current request acts for, so mid-call traffic and logs reach only
     /// what that caller's grant may see.
-    fn track(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
+    pub(super) fn track(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
         use std::sync::atomic::Ordering;
         if !self.session.registered.swap(true, Ordering::Relaxed) {
             self.gateway.sessions.register(
@@ -337,18 +337,17 @@ impl GatewayHandler {
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
         let name = request.name.to_string();
-        let (server, tool) = self.route(&name)?;
+        let (server, tool) = self.route_tool(&name, &context).await?;
+        let server = &*server;
         if let Some(own) = self.gateway_tool(server, tool) {
             return self
                 .call_gateway_tool(own, request.arguments, context)
                 .await
                 .map(CallToolResponse::Complete);
         }
-        // Federated, the client's name already is the federated name.
-        let federated = match &self.scope {
-            Scope::Federated => std::borrow::Cow::Borrowed(name.as_str()),
-            Scope::Server(_) => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
-        };
+        // Limits, spans and audit know a tool by `server__tool`, whatever
+        // its prefix mode lists it as.
+        let federated = self.gateway.naming.join(server, tool);
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
         // Only names the gateway knows become span attributes.
@@ -480,7 +479,7 @@ impl GatewayHandler {
     /// Servers this caller may see that are ready, in configuration order.
     /// A server scope keeps its one server even when it is down, so the
     /// client learns why instead of getting an empty answer.
-    fn ready_servers(&self, identity: &Identity) -> Vec<Arc<str>> {
+    pub(super) fn ready_servers(&self, identity: &Identity) -> Vec<Arc<str>> {
         let federated = matches!(self.scope, Scope::Federated);
         self.visible_servers(identity)
             .into_iter()
@@ -501,6 +500,32 @@ impl GatewayHandler {
         (federated && self.gateway.gateway_tools && server == gateway_tools::SERVER)
             .then(|| GatewayTool::from_name(tool))
             .flatten()
+    }
+
+    /// Resolves a client-facing tool name to (server, upstream name); a bare
+    /// name of an upstream whose list was never read is looked up after it is.
+    async fn route_tool<'a>(
+        &'a self,
+        name: &'a str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(std::borrow::Cow<'a, str>, &'a str), GatewayError> {
+        if matches!(self.scope, Scope::Federated)
+            && !self.gateway.naming.tool_names().unrecorded().is_empty()
+        {
+            self.record_tool_names(context).await;
+        }
+        self.route_tool_now(name)
+    }
+
+    /// [`Self::route_tool`] with the bare names known now.
+    pub(super) fn route_tool_now<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> Result<(std::borrow::Cow<'a, str>, &'a str), GatewayError> {
+        match &self.scope {
+            Scope::Server(server) => Ok((std::borrow::Cow::Borrowed(&**server), name)),
+            Scope::Federated => self.gateway.naming.split_tool(name),
+        }
     }
 
     /// Resolves a client-facing name to (server, upstream name).
@@ -565,7 +590,7 @@ impl GatewayHandler {
     /// federated, every visible upstream is asked at once and the renamed
     /// items merged. An upstream that fails is left out of the merge and
     /// logged, never failing the whole list.
-    async fn list<L: Listing>(
+    pub(super) async fn list<L: Listing>(
         &self,
         request: Option<PaginatedRequestParams>,
         context: &RequestContext<RoleServer>,
@@ -675,7 +700,7 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let trace = RequestTrace::start(&context, "tools/list");
-        let listed = self.list(request, &context);
+        let listed = self.list_tools_for_caller(request, &context);
         trace
             .run(self.measured("tools/list", self.scope_upstream(), listed))
             .await

@@ -101,7 +101,7 @@ macro_rules! listing {
 }
 
 listing!(ListToolsResult, Tools, ListToolsRequest, tools: Tool, |tool, server, naming| {
-    tool.name = naming.join(server, &tool.name).into();
+    tool.name = naming.tool(server, &tool.name).into();
 }, own: |naming| {
     GatewayTool::ALL.iter().map(|tool| tool.definition(naming)).collect()
 }, screen: |list, server, guardrails| {

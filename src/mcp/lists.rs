@@ -51,8 +51,31 @@ impl GatewayHandler {
         })?;
         if let Some(tools) = (&list as &dyn Any).downcast_ref::<ListToolsResult>() {
             gateway.remember_tools(server, &tools.tools);
+            let names = tools.tools.iter().map(|tool| &*tool.name);
+            gateway.naming.tool_names().record(server, names);
         }
         Ok(list)
+    }
+
+    /// Reads the tool list of every ready upstream whose bare names the
+    /// prefix table lacks, so names come out the same whoever lists first.
+    pub(super) async fn record_tool_names(&self, context: &RequestContext<RoleServer>) {
+        let gateway = self.gateway();
+        let missing: Vec<String> = gateway
+            .naming
+            .tool_names()
+            .unrecorded()
+            .into_iter()
+            .filter(|server| {
+                (gateway.registry.get(server)).is_some_and(|entry| entry.status.link().is_some())
+            })
+            .collect();
+        futures::future::join_all(
+            missing
+                .iter()
+                .map(|server| self.upstream_list::<ListToolsResult>(server, None, false, context)),
+        )
+        .await;
     }
 
     async fn fetch_list<L: Listing>(

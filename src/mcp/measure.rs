@@ -49,9 +49,10 @@ impl GatewayHandler {
     /// metric labels: each only when the gateway knows it (the tool: its
     /// server listed it lately, or just `answered` a call of it with a result).
     pub(super) fn metric_target(&self, name: &str, answered: bool) -> Target {
-        let Ok((server, tool)) = self.route(name) else {
+        let Ok((server, tool)) = self.route_tool_now(name) else {
             return Target::default();
         };
+        let server = &*server;
         if server == gateway_tools::SERVER {
             let known = self.gateway_tool(server, tool).is_some();
             return Target {

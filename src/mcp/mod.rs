@@ -6,14 +6,18 @@
 //! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
+//! - [`prefixes`]: per-upstream prefix modes and the bare tool-name table.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
 //! - [`server_routes`]: `/mcp/{server}`, looked up per request.
+//! - [`virtual_servers`]: `/mcp/v/{name}`, curated and renamed tool sets.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
 //! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
+//! - [`search`]: the tool index behind `bulwark__search_tools`; `search_calls`
+//!   runs it and the `search` tool listing for a session.
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 pub mod caller;
@@ -30,9 +34,13 @@ pub mod meta;
 pub mod naming;
 pub mod observer;
 pub mod owners;
+pub mod prefixes;
+pub mod search;
+mod search_calls;
 pub mod server_routes;
 pub mod sessions;
 pub mod subscriptions;
+pub mod virtual_servers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +87,10 @@ pub struct Gateway {
     pub deadlines: Escalation,
     /// The request path's metrics.
     pub metrics: crate::telemetry::RequestMetrics,
+    /// `[virtual_servers]`, served at `/mcp/v/{name}`.
+    pub virtual_servers: virtual_servers::VirtualServers,
+    /// Every upstream's tools, searchable; a segment goes when its list does.
+    pub tool_index: Arc<search::ToolIndex>,
     /// The per-call audit, when `[audit] mcp_calls` is on (set once at start).
     pub call_audit: std::sync::OnceLock<Arc<crate::govern::calls::CallAudit>>,
     /// Each tool's annotations from its server's latest list: whether its
@@ -123,6 +135,8 @@ impl Gateway {
             deadlines: services.deadlines,
             metrics: services.metrics,
             call_audit: std::sync::OnceLock::new(),
+            tool_index: Arc::default(),
+            virtual_servers: virtual_servers::VirtualServers::default(),
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
         })
@@ -137,6 +151,7 @@ impl Gateway {
         let restarts = entry.status.restarts();
         let seen = self.restarts_seen.insert(Arc::from(server), restarts);
         if seen.is_some_and(|seen| seen != restarts) {
+            self.tool_index.invalidate(server);
             self.cache
                 .invalidate(CacheScope::Upstream(Arc::from(server)));
             // Rare, and the next read must not see the old instance's lists.
@@ -204,6 +219,19 @@ fn service(
     settings: &HttpSettings,
     sessions: Arc<LocalSessionManager>,
 ) -> StreamableHttpService<GatewayHandler, LocalSessionManager> {
+    let gateway = gateway.clone();
+    StreamableHttpService::new(
+        move || {
+            let access = Access::http(gateway.auth.clone());
+            Ok(GatewayHandler::new(gateway.clone(), scope.clone(), access))
+        },
+        sessions,
+        http_config(settings),
+    )
+}
+
+/// The streamable HTTP settings every MCP route shares.
+fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
     // Stateless (2026-07-28) calls that emit nothing before their result are
     // answered as plain JSON instead of a one-event SSE stream.
     let mut config = StreamableHttpServerConfig::default()
@@ -215,22 +243,13 @@ fn service(
         config.with_allowed_hosts(settings.allowed_hosts.clone())
     };
     // `Origin` is checked for every route by `front::origin`.
-    config = config
+    config
         .disable_allowed_origins()
-        .with_max_request_body_bytes(settings.limits.max_any_body_bytes());
-    let gateway = gateway.clone();
-    StreamableHttpService::new(
-        move || {
-            let access = Access::http(gateway.auth.clone());
-            Ok(GatewayHandler::new(gateway.clone(), scope.clone(), access))
-        },
-        sessions,
-        config,
-    )
+        .with_max_request_body_bytes(settings.limits.max_any_body_bytes())
 }
 
-/// The `/mcp` and `/mcp/{server}` routes, each behind the auth layer. Only
-/// these paths: `/mcp/echo/extra` is 404, and so is `/mcp/nope` while no
+/// The `/mcp`, `/mcp/{server}` and `/mcp/v/{name}` routes, each behind the
+/// auth layer. Only these paths: `/mcp/echo/extra` is 404, and so is `/mcp/nope` while no
 /// upstream called `nope` runs (servers are looked up per request, so
 /// upstreams added at run time are routed at once).
 pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
@@ -250,12 +269,25 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         service(gateway, Scope::Federated, settings, federated),
     );
     let federated = guarded(federated, &screen, &owners, guard);
+    let virtuals = virtual_servers::VirtualFront::new(
+        gateway.clone(),
+        settings.clone(),
+        screen.clone(),
+        owners.clone(),
+    );
     let servers = ServerFront::new(gateway.clone(), settings.clone(), screen, owners);
     let per_server = Router::new()
         .route("/mcp/{server}", axum::routing::any(server_routes::dispatch))
         .with_state(servers);
+    let virtual_routes = Router::new()
+        .route(
+            "/mcp/v/{name}",
+            axum::routing::any(virtual_servers::dispatch),
+        )
+        .with_state(virtuals);
     federated
         .merge(per_server)
+        .merge(virtual_routes)
         .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }
 

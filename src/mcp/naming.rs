@@ -1,7 +1,11 @@
 //! Federated names: `server{sep}tool` for tools and prompts, and
 //! `bulwark://server/ORIGINAL` for resource URIs (the original URI kept whole,
 //! so templates stay templates and reads route without lookups).
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use super::error::GatewayError;
+use super::prefixes::ToolNames;
 
 const URI_PREFIX: &str = "bulwark://";
 
@@ -9,6 +13,8 @@ const URI_PREFIX: &str = "bulwark://";
 #[derive(Debug, Clone)]
 pub struct Naming {
     separator: String,
+    /// Which tool names go without the prefix (shared by every clone).
+    names: Arc<ToolNames>,
 }
 
 impl Naming {
@@ -16,7 +22,35 @@ impl Naming {
     pub fn new(separator: impl Into<String>) -> Self {
         Self {
             separator: separator.into(),
+            names: Arc::default(),
         }
+    }
+
+    /// The prefix modes and the bare-name table of tools.
+    pub fn tool_names(&self) -> &ToolNames {
+        &self.names
+    }
+
+    /// The federated name of `server`'s `tool`, per its prefix mode.
+    pub fn tool(&self, server: &str, tool: &str) -> String {
+        if self.names.is_bare(server, tool) {
+            tool.to_owned()
+        } else {
+            self.join(server, tool)
+        }
+    }
+
+    /// Splits a federated tool name into (server, tool): a bare name some
+    /// upstream exposes first, else `server{sep}tool` (always accepted).
+    pub fn split_tool<'a>(
+        &self,
+        federated: &'a str,
+    ) -> Result<(Cow<'a, str>, &'a str), GatewayError> {
+        if let Some(server) = self.names.owner(federated)? {
+            return Ok((Cow::Owned(server.to_string()), federated));
+        }
+        let (server, tool) = self.split(federated)?;
+        Ok((Cow::Borrowed(server), tool))
     }
 
     /// `server` + separator + `name`.

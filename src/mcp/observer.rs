@@ -10,6 +10,7 @@ use bulwark_actors::cache::{CacheHandle, CacheKind, Scope as CacheScope};
 use bulwark_actors::upstream::{UpstreamLink, UpstreamObserver};
 use rmcp::model::ServerNotification;
 
+use super::search::ToolIndex;
 use super::sessions::Sessions;
 use super::subscriptions;
 
@@ -17,6 +18,8 @@ use super::subscriptions;
 pub struct GatewayObserver {
     sessions: Arc<Sessions>,
     cache: CacheHandle,
+    /// Tool segments go with the cached tool lists they were built from.
+    tool_index: Arc<ToolIndex>,
     /// `(server, kinds)` whose invalidation is on its way: a flood of
     /// `list_changed` costs one cache scan and one notice per session at a time.
     pending: Arc<Mutex<HashSet<ListChange>>>,
@@ -26,11 +29,12 @@ pub struct GatewayObserver {
 type ListChange = (Arc<str>, &'static [CacheKind]);
 
 impl GatewayObserver {
-    /// An observer telling `sessions` and invalidating `cache`.
-    pub fn new(sessions: Arc<Sessions>, cache: CacheHandle) -> Self {
+    /// An observer telling `sessions` and invalidating `cache` and `tool_index`.
+    pub fn new(sessions: Arc<Sessions>, cache: CacheHandle, tool_index: Arc<ToolIndex>) -> Self {
         Self {
             sessions,
             cache,
+            tool_index,
             pending: Arc::default(),
         }
     }
@@ -46,6 +50,11 @@ impl UpstreamObserver for GatewayObserver {
             }
             _ => return self.sessions.notification(server, notification),
         };
+        if kinds.contains(&CacheKind::Tools) {
+            // Now, so no search runs on the old list from here on; again
+            // below, since a search in between may re-index the cached one.
+            self.tool_index.invalidate(server);
+        }
         let key = (Arc::<str>::from(server), kinds);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if !pending.insert(key.clone()) {
@@ -53,10 +62,11 @@ impl UpstreamObserver for GatewayObserver {
             return;
         }
         drop(pending);
-        let (sessions, cache, pending) = (
+        let (sessions, cache, pending, tool_index) = (
             self.sessions.clone(),
             self.cache.clone(),
             self.pending.clone(),
+            self.tool_index.clone(),
         );
         tokio::spawn(async move {
             // Before invalidating: a change after this point starts a new round.
@@ -69,6 +79,9 @@ impl UpstreamObserver for GatewayObserver {
                 cache
                     .invalidate_now(CacheScope::KindOf(*kind, server.clone()))
                     .await;
+                if *kind == CacheKind::Tools {
+                    tool_index.invalidate(&server);
+                }
             }
             sessions.notification(&server, notification);
         });
@@ -77,6 +90,7 @@ impl UpstreamObserver for GatewayObserver {
     fn instance_ready(&self, server: &str, link: &UpstreamLink) {
         // Tool results and lists of the previous instance are not this one's.
         self.cache.invalidate(CacheScope::Upstream(server.into()));
+        self.tool_index.invalidate(server);
         subscriptions::replay(&self.sessions, server, link);
     }
 }

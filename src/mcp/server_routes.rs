@@ -32,7 +32,7 @@ pub struct ServerSessions {
 
 impl ServerSessions {
     /// `server`'s session manager, made on first use.
-    fn get_or_create(&self, server: &str) -> Arc<LocalSessionManager> {
+    pub(super) fn get_or_create(&self, server: &str) -> Arc<LocalSessionManager> {
         if let Some(manager) = self.managers.get(server) {
             return manager.clone();
         }

@@ -21,4 +21,5 @@ mod remote;
 mod runtime;
 mod telemetry;
 mod timeouts;
+mod tools_at_scale;
 mod ui;
