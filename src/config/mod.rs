@@ -84,6 +84,9 @@ pub struct Config {
     /// The audit trail: retention.
     #[serde(default)]
     pub audit: crate::govern::AuditConfig,
+    /// Client sessions: this process only, or a directory every replica shares.
+    #[serde(default)]
+    pub sessions: crate::mcp::directory::SessionsConfig,
 }
 
 /// Settings of the HTTP front.
