@@ -1,13 +1,16 @@
 -- PostgreSQL only: every committed write to what the running gateways hold
 -- in memory announces itself on the `bulwark_changes` channel, the payload
--- naming the table. Replicas on the same database LISTEN and reload that
+-- naming the table and the writing gateway (`bulwark.writer`, set on each of
+-- its connections; empty for any other writer), so a replica skips what it
+-- wrote and applied itself. Replicas on the same database LISTEN and reload that
 -- part at once (src/store/changes.rs). Statement-level, so a bulk restore
 -- sends one notification per table, and PostgreSQL folds repeats within a
 -- transaction into one. The audit trail is not announced: no replica
 -- caches it.
 CREATE OR REPLACE FUNCTION bulwark_notify_change() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('bulwark_changes', TG_TABLE_NAME);
+    PERFORM pg_notify('bulwark_changes',
+        TG_TABLE_NAME || ' ' || coalesce(current_setting('bulwark.writer', true), ''));
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;

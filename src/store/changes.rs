@@ -33,8 +33,14 @@ pub enum Change {
 }
 
 impl Change {
-    /// The change a trigger's payload (the table name) stands for.
-    pub fn of_table(table: &str) -> Option<Self> {
+    /// The change a trigger's payload (`TABLE WRITER`) stands for; `None`
+    /// for a table the gateway does not hold or a write of `own` (this
+    /// process applied it already).
+    pub fn of_payload(payload: &str, own: &str) -> Option<Self> {
+        let (table, writer) = payload.split_once(' ').unwrap_or((payload, ""));
+        if writer == own {
+            return None;
+        }
         match table {
             "upstreams" => Some(Self::Upstreams),
             "api_keys" | "projects" | "users" => Some(Self::Credentials),
@@ -44,14 +50,32 @@ impl Change {
     }
 }
 
-/// A database URL (it may hold a password): never shown.
+/// A database URL (it may hold a password): never shown. With it, the id
+/// this process writes under (`bulwark.writer` on its connections).
 #[derive(Clone)]
-pub struct ListenUrl(std::sync::Arc<str>);
+pub struct ListenUrl {
+    url: std::sync::Arc<str>,
+    writer: std::sync::Arc<str>,
+}
 
 impl ListenUrl {
-    pub(super) fn new(url: &str) -> Self {
-        Self(url.into())
+    pub(super) fn new(url: &str, writer: &str) -> Self {
+        Self {
+            url: url.into(),
+            writer: writer.into(),
+        }
     }
+}
+
+/// A fresh writer id: random hex, safe to put in a `SET` statement.
+pub(super) fn writer_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Unique enough among processes sharing one database.
+        bytes =
+            (u64::from(std::process::id()) ^ crate::store::now_ms().cast_unsigned()).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl std::fmt::Debug for ListenUrl {
@@ -109,7 +133,7 @@ enum Ended {
 /// One listening connection: announces a full reload once it listens, then
 /// forwards each notification.
 async fn follow(url: &ListenUrl, tx: &mpsc::Sender<Change>) -> Result<Ended, sqlx::Error> {
-    let mut listener = PgListener::connect(&url.0).await?;
+    let mut listener = PgListener::connect(&url.url).await?;
     // A lost connection ends this session (and the caller announces a full
     // reload) instead of being re-established behind our back.
     listener.eager_reconnect(false);
@@ -122,15 +146,34 @@ async fn follow(url: &ListenUrl, tx: &mpsc::Sender<Change>) -> Result<Ended, sql
         let Some(notification) = listener.try_recv().await? else {
             return Ok(Ended::ConnectionLost);
         };
-        let Some(change) = Change::of_table(notification.payload()) else {
-            tracing::debug!(
-                payload = notification.payload(),
-                "unknown store change ignored"
-            );
+        let Some(change) = Change::of_payload(notification.payload(), &url.writer) else {
             continue;
         };
         if tx.send(change).await.is_err() {
             return Ok(Ended::ReceiverGone);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_the_part_and_own_writes_are_skipped() {
+        assert_eq!(
+            Change::of_payload("api_keys ab12", "cd34"),
+            Some(Change::Credentials)
+        );
+        assert_eq!(
+            Change::of_payload("upstreams ", "cd34"),
+            Some(Change::Upstreams)
+        );
+        assert_eq!(
+            Change::of_payload("guardrail_pins", "cd34"),
+            Some(Change::Pins)
+        );
+        assert_eq!(Change::of_payload("api_keys cd34", "cd34"), None);
+        assert_eq!(Change::of_payload("audit_log ab12", "cd34"), None);
     }
 }

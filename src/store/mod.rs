@@ -155,11 +155,19 @@ impl Store {
         } else {
             Backend::Sqlite
         };
+        let writer = changes::writer_id();
+        let set_writer = format!("SET bulwark.writer = '{writer}'");
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
+                let set_writer = set_writer.clone();
                 Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        // Names this process in the change feed, so its own
+                        // writes (already applied here) are not applied twice.
+                        conn.execute(sqlx::AssertSqlSafe(set_writer)).await?;
+                    }
                     if backend == Backend::Sqlite {
                         // WAL: readers never block the writer; FULL: a
                         // committed (acknowledged) write survives a crash.
@@ -180,7 +188,8 @@ impl Store {
             pool,
             backend,
             key: std::sync::Arc::new(key),
-            listen_url: (backend == Backend::Postgres).then(|| changes::ListenUrl::new(url)),
+            listen_url: (backend == Backend::Postgres)
+                .then(|| changes::ListenUrl::new(url, &writer)),
         })
     }
 

@@ -2,6 +2,7 @@
 //! behave as one gateway. Real processes, a fresh database per test.
 mod haproxy;
 mod limits;
+mod manifests;
 mod propagation;
 mod sessions;
 
