@@ -112,3 +112,51 @@ async fn an_upstream_added_through_one_replica_is_callable_through_all() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_approved_on_one_replica_is_released_on_the_others() {
+    let Some(peers) = peers() else { return };
+    let config = format!(
+        "[guardrails]\npin_tools = \"block\"\ntool_poisoning = \"flag\"\n{}",
+        crate::gateway::demo_upstream("rug", "\"rugpull\"")
+    );
+    let Some(replicas) = Replicas::start(2, &config, false).await else {
+        return;
+    };
+    let lists_fetch_url = |session: &mut crate::common::PythonSession| {
+        session.list("tools").to_string().contains("rug__fetch_url")
+    };
+    let mut sessions: Vec<_> = replicas
+        .nodes
+        .iter()
+        .map(|node| peers.session(&[node.mcp_url()]))
+        .collect();
+    // Each replica runs its own instance of the upstream: both pull the rug.
+    for session in &mut sessions {
+        assert!(lists_fetch_url(session));
+        session.call("rug__mutate", json!({}));
+        assert!(!lists_fetch_url(session), "the changed tool is withheld");
+    }
+    let (status, approved) = replicas
+        .api(
+            0,
+            Method::POST,
+            "/api/v1/guardrails/approve",
+            Some(&json!({"server": "rug", "tool": "fetch_url"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert!(lists_fetch_url(&mut sessions[0]));
+    // Approved on replica 0: released on replica 1 as well.
+    assert!(
+        eventually(PROPAGATION, || async {
+            let (_, flagged) = replicas.nodes[1].get_json("/api/v1/guardrails").await;
+            !flagged["flagged_tools"]
+                .to_string()
+                .contains("definition_changed")
+        })
+        .await,
+        "the approval did not reach replica 1"
+    );
+    assert!(lists_fetch_url(&mut sessions[1]));
+}
