@@ -24,6 +24,8 @@ struct Counts {
     ok: AtomicU64,
     failed: AtomicU64,
     lost_sessions: AtomicU64,
+    /// Sessions that could not be opened (not lost: never had).
+    open_failures: AtomicU64,
 }
 
 async fn post(
@@ -70,7 +72,7 @@ async fn client(
 ) {
     let http = reqwest::Client::new();
     let Some(mut session) = open(&http, &url).await else {
-        counts.lost_sessions.fetch_add(1, Ordering::Relaxed);
+        counts.open_failures.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let mut n = 0u64;
@@ -89,7 +91,10 @@ async fn client(
                 counts.lost_sessions.fetch_add(1, Ordering::Relaxed);
                 match open(&http, &url).await {
                     Some(fresh) => session = fresh,
-                    None => return,
+                    None => {
+                        counts.open_failures.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
             }
             _ => {
@@ -223,10 +228,11 @@ async fn main() {
             .unwrap_or_default()
     };
     println!(
-        "replica soak ({duration:?}, {kills} kills): calls ok {}, failed {}, lost sessions {}, p50 {:?}, p99 {:?}, max {:?}",
+        "replica soak ({duration:?}, {kills} kills): calls ok {}, failed {}, lost sessions {}, sessions not opened {}, p50 {:?}, p99 {:?}, max {:?}",
         counts.ok.load(Ordering::Relaxed),
         counts.failed.load(Ordering::Relaxed),
         counts.lost_sessions.load(Ordering::Relaxed),
+        counts.open_failures.load(Ordering::Relaxed),
         pct(0.50),
         pct(0.99),
         latencies.last().copied().unwrap_or_default(),
