@@ -32,14 +32,16 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let shutdown = CancellationToken::new();
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let control = runtime.control.clone();
-    control
-        .credentials
-        .spawn_poll(control.store.clone(), shutdown.clone());
+    crate::control::follow::spawn(control.clone(), shutdown.clone());
     crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
         limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
+        directory: crate::mcp::directory::Directory::from_config(
+            &config.sessions,
+            config.cache.redis_url.as_deref(),
+        )?,
     };
     // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
     let origin_layer = axum::middleware::from_fn_with_state(

@@ -109,7 +109,7 @@ fn refused(
 
 async fn admit(auth: &Auth, headers: &HeaderMap) -> Result<Identity, AuthError> {
     let identity = auth.authenticate(credential(headers)).await?;
-    auth.limits().check_key(&identity.subject)?;
+    auth.limits().admit_key(&identity.subject).await?;
     tracing::debug!(subject = %identity.subject, project = %identity.project, "request authenticated");
     Ok(identity)
 }

@@ -7,6 +7,7 @@
 //! - [`jwt`]: JWT bearer tokens (HS256, JWKS).
 //! - [`identity`]: the authenticated caller carried through a request.
 //! - [`rate_limit`]: per-caller budgets.
+//! - [`shared_limit`]: the per-key budget in Redis, shared by replicas.
 //! - [`middleware`]: the axum layers that authenticate and answer 401/403/429.
 //! - [`metadata`]: RFC 9728 protected-resource metadata.
 //! - [`verified`]: recently verified credentials, so repeats skip the checks.
@@ -22,6 +23,7 @@ pub mod manage;
 pub mod metadata;
 pub mod middleware;
 pub mod rate_limit;
+pub mod shared_limit;
 pub mod store;
 pub mod verified;
 
@@ -112,6 +114,9 @@ pub enum SetupError {
     /// A rate limit entry is invalid.
     #[error(transparent)]
     Rate(#[from] BadRate),
+    /// The shared (Redis) rate limit is misconfigured.
+    #[error(transparent)]
+    SharedRate(#[from] shared_limit::SharedLimitError),
     /// `auth.jwt.hs256_secret` names an environment variable that is not set.
     #[error("auth.jwt.hs256_secret: environment variable {0} is not set")]
     MissingSecret(String),
@@ -184,7 +189,7 @@ impl Auth {
             enabled: auth.enabled,
             store,
             jwt,
-            limits: RateLimits::new(&auth.rate_limits)?,
+            limits: rate_limits(config)?,
             oauth: auth.oauth.clone(),
             prune_every: Duration::from_secs(auth.rate_limits.prune_interval_secs.max(1)),
             verified: verified::Verified::default(),
@@ -308,4 +313,25 @@ pub fn keys_file(config: &Config) -> PathBuf {
         .keys_file
         .clone()
         .unwrap_or_else(|| config.server.data_dir().join("keys.toml"))
+}
+
+/// The limiters `[auth.rate_limits]` describes, the per-key one in Redis
+/// with `backend = "redis"`.
+fn rate_limits(config: &Config) -> Result<RateLimits, SetupError> {
+    let limits = RateLimits::new(&config.auth.rate_limits)?;
+    let settings = &config.auth.rate_limits;
+    if settings.backend != crate::config::auth::LimitBackend::Redis {
+        return Ok(limits);
+    }
+    let Some(rate) = &settings.per_key else {
+        return Ok(limits);
+    };
+    let url = settings
+        .redis_url
+        .as_ref()
+        .or(config.cache.redis_url.as_ref())
+        .ok_or(shared_limit::SharedLimitError::NoUrl)?;
+    let url = crate::config::expand_env(url).unwrap_or_else(|_| url.clone());
+    let shared = shared_limit::SharedLimit::new(&url, shared_limit::KEY_PREFIX, rate)?;
+    Ok(limits.with_shared_key(shared))
 }

@@ -1,7 +1,10 @@
 //! Per-caller request budgets (governor GCRA buckets), keyed on the identity
 //! subject, never on the MCP session: a new session does not get a new
 //! bucket. Three layers: per key (every request), per key and upstream, and
-//! per key and tool for tools named in the config.
+//! per key and tool for tools named in the config. With
+//! `backend = "redis"` the per-key budget is kept in Redis and shared by
+//! every replica ([`super::shared_limit`]); the local bucket then only
+//! answers while Redis is unreachable.
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
+use super::shared_limit::{SharedLimit, SharedVerdict};
 use crate::config::auth::{Rate, RateLimitsConfig};
 
 /// Which budget ran out.
@@ -72,6 +76,8 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     per_tool: HashMap<String, Keyed<Arc<str>, C>>,
     /// Refusals by [`Limit`], in [`Limit::ALL`] order (read by the metrics).
     refused: [AtomicU64; 3],
+    /// The per-key budget shared through Redis, when configured.
+    shared_key: Option<SharedLimit>,
 }
 
 impl RateLimits {
@@ -107,7 +113,41 @@ impl<C: Clock + Clone> RateLimits<C> {
                 .collect::<Result<_, BadRate>>()?,
             clock,
             refused: Default::default(),
+            shared_key: None,
         })
+    }
+
+    /// Keeps the per-key budget in Redis (shared by every replica); the
+    /// local per-key bucket is the fallback while Redis is unreachable.
+    pub fn with_shared_key(mut self, shared: SharedLimit) -> Self {
+        if self.per_key.is_some() {
+            self.shared_key = Some(shared);
+        }
+        self
+    }
+
+    /// Takes one request from `subject`'s own budget: the shared one when
+    /// configured and reachable, else this process's.
+    pub async fn admit_key(&self, subject: &Arc<str>) -> Result<(), RateLimited> {
+        let Some(shared) = &self.shared_key else {
+            return self.check_key(subject);
+        };
+        match shared.check(subject).await {
+            SharedVerdict::Admit => Ok(()),
+            SharedVerdict::Refuse(retry_after) => {
+                self.refused[Limit::PerKey as usize].fetch_add(1, Ordering::Relaxed);
+                Err(RateLimited {
+                    limit: Limit::PerKey,
+                    retry_after,
+                })
+            }
+            SharedVerdict::Unavailable => self.check_key(subject),
+        }
+    }
+
+    /// Per-key checks the local limiter answered because Redis was unreachable.
+    pub fn shared_fallbacks(&self) -> Option<u64> {
+        self.shared_key.as_ref().map(SharedLimit::fallbacks)
     }
 
     /// Takes one request from `subject`'s own budget.

@@ -88,6 +88,9 @@ pub struct Config {
     /// Curated tool sets served at `/mcp/v/NAME`.
     #[serde(default)]
     pub virtual_servers: BTreeMap<String, virtual_servers::VirtualServerConfig>,
+    /// Client sessions: this process only, or a directory every replica shares.
+    #[serde(default)]
+    pub sessions: crate::mcp::directory::SessionsConfig,
 }
 
 /// Settings of the HTTP front.

@@ -2,8 +2,9 @@
 //! file plus the management store, as one immutable index swapped whole.
 //! The request path reads it without a lock or a query; every API write
 //! swaps in a fresh index before it answers, so a revocation holds on the
-//! very next request. A slow poll picks up writes made elsewhere (the
-//! offline CLI, another replica on the same PostgreSQL).
+//! very next request. Writes made elsewhere (another replica on the same
+//! PostgreSQL, the CLI) arrive through [`super::follow`]: the store's
+//! change feed on PostgreSQL, a poll each second on SQLite.
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use crate::config::auth::{ADMIN_PROJECT, AuthConfig, KeyEntry, ProjectConfig};
 use crate::store::named::PROJECTS;
 use crate::store::{Store, StoreError, keys, users};
 
-/// How often writes made outside this process are picked up.
+/// How often writes made outside this process are picked up (SQLite).
 const POLL: Duration = Duration::from_secs(1);
 
 #[derive(Default)]

@@ -3,6 +3,7 @@
 //!
 //! - [`credentials`]: keys and grants from the file and the store, swapped whole.
 //! - [`desired`]: what should run: file upstreams plus enabled stored ones.
+//! - [`follow`]: applying writes other replicas made to a shared store.
 //! - [`notify`]: telling client sessions that lists changed.
 //! - [`pins`]: guardrail pins and approvals kept in the store.
 //! - [`watch`]: the config file watch and SIGHUP.
@@ -14,6 +15,7 @@
 //! not change are not touched: same process, same sessions, same caches.
 pub mod credentials;
 pub mod desired;
+pub mod follow;
 mod notify;
 pub mod pins;
 pub mod watch;

@@ -4,6 +4,7 @@
 //! - [`handler`]: the per-session MCP server; federation and proxying.
 //! - [`access`]: the session's caller, its grant and call budgets.
 //! - [`owners`]: each HTTP session belongs to the caller that opened it.
+//! - [`directory`]: sessions any replica can continue (Redis).
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`prefixes`]: per-upstream prefix modes and the bare tool-name table.
@@ -21,6 +22,7 @@
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 pub mod caller;
+pub mod directory;
 pub mod error;
 mod gateway_calls;
 pub mod gateway_tools;
@@ -211,6 +213,8 @@ pub struct HttpSettings {
     pub limits: crate::front::limits::FrontLimits,
     /// Cancelled at shutdown: ends every session.
     pub shutdown: CancellationToken,
+    /// Where sessions can be found by any replica (`[sessions] backend = "redis"`).
+    pub directory: Option<Arc<directory::Directory>>,
 }
 
 fn service(
@@ -243,9 +247,15 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
         config.with_allowed_hosts(settings.allowed_hosts.clone())
     };
     // `Origin` is checked for every route by `front::origin`.
-    config
+    config = config
         .disable_allowed_origins()
-        .with_max_request_body_bytes(settings.limits.max_any_body_bytes())
+        .with_max_request_body_bytes(settings.limits.max_any_body_bytes());
+    if let Some(directory) = &settings.directory {
+        // A session this replica does not hold is restored from the
+        // directory (its handshake replayed) instead of answering 404.
+        config.session_store = Some(directory.clone());
+    }
+    config
 }
 
 /// The `/mcp`, `/mcp/{server}` and `/mcp/v/{name}` routes, each behind the
@@ -258,6 +268,7 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         federated.clone(),
         gateway.server_sessions.clone(),
         settings.limits.max_sessions_per_caller,
+        settings.directory.clone(),
     );
     let screen = crate::front::screen::Screen::new(settings.limits.clone());
     let guard = McpGuard {

@@ -13,6 +13,7 @@ use dashmap::DashMap;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::json;
 
+use super::directory::Directory;
 use super::server_routes::ServerSessions;
 use crate::auth::identity::Identity;
 
@@ -33,6 +34,8 @@ pub struct SessionOwners {
     recorded: AtomicUsize,
     /// Sessions one caller may hold open.
     max_per_caller: usize,
+    /// Owners of sessions opened on other replicas.
+    directory: Option<Arc<Directory>>,
 }
 
 impl SessionOwners {
@@ -42,6 +45,7 @@ impl SessionOwners {
         federated: Arc<LocalSessionManager>,
         servers: Arc<ServerSessions>,
         max_per_caller: usize,
+        directory: Option<Arc<Directory>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             owners: DashMap::new(),
@@ -50,6 +54,7 @@ impl SessionOwners {
             servers,
             recorded: AtomicUsize::new(0),
             max_per_caller: max_per_caller.max(1),
+            directory,
         })
     }
 
@@ -80,7 +85,33 @@ impl SessionOwners {
             .is_none_or(|owner| **owner == *identity.subject)
     }
 
-    async fn record(&self, session: &str, identity: &Identity) {
+    /// `admits` for a session this replica may not have seen: one opened on
+    /// another replica is checked against the owner in the directory (and
+    /// remembered here); without a directory, unknown sessions are rmcp's
+    /// to refuse.
+    async fn admits_moved(&self, session: &str, identity: &Identity) -> bool {
+        let Some(directory) = &self.directory else {
+            return self.admits(session, identity);
+        };
+        if self.owners.contains_key(session) {
+            return self.admits(session, identity);
+        }
+        match directory.owner(session).await {
+            Ok(Some(owner)) if *owner == *identity.subject => {
+                self.record_here(session, identity);
+                true
+            }
+            Ok(Some(_)) => false,
+            Ok(None) => true,
+            Err(err) => {
+                // Without the owner the session cannot be trusted to move.
+                tracing::warn!(%err, "session directory unavailable: a moved session is refused");
+                false
+            }
+        }
+    }
+
+    fn record_here(&self, session: &str, identity: &Identity) {
         if self
             .owners
             .insert(session.into(), identity.subject.clone())
@@ -88,6 +119,13 @@ impl SessionOwners {
         {
             *self.per_caller.entry(identity.subject.clone()).or_insert(0) += 1;
         }
+    }
+
+    async fn record(&self, session: &str, identity: &Identity) {
+        if let Some(directory) = &self.directory {
+            directory.set_owner(session, &identity.subject).await;
+        }
+        self.record_here(session, identity);
         if self.recorded.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep().await;
         }
@@ -142,7 +180,7 @@ pub async fn layer(
         );
     }
     if let Some(session) = &session
-        && !owners.admits(session, &identity)
+        && !owners.admits_moved(session, &identity).await
     {
         tracing::warn!(caller = %identity.subject, "request on another caller's session refused");
         let body =
@@ -181,7 +219,7 @@ mod tests {
     async fn owners_admit_only_themselves_and_ended_sessions_are_swept() {
         let sessions = Arc::new(LocalSessionManager::default());
         let (live, _transport) = sessions.create_session().await.unwrap();
-        let owners = SessionOwners::new(sessions, Arc::default(), 2);
+        let owners = SessionOwners::new(sessions, Arc::default(), 2, None);
         let alice = Identity {
             subject: "key:alice".into(),
             ..Identity::anonymous()
@@ -206,7 +244,7 @@ mod tests {
         let sessions = Arc::new(LocalSessionManager::default());
         let (first, _t1) = sessions.create_session().await.unwrap();
         let (second, _t2) = sessions.create_session().await.unwrap();
-        let owners = SessionOwners::new(sessions.clone(), Arc::default(), 2);
+        let owners = SessionOwners::new(sessions.clone(), Arc::default(), 2, None);
         let alice = Identity {
             subject: "key:alice".into(),
             ..Identity::anonymous()

@@ -12,8 +12,10 @@
 //!   append-only audit trail.
 //! - [`import`]: the keys file of earlier versions, imported once.
 //! - [`backup`]: the whole store as one checked JSON document; restore, reset.
+//! - [`changes`]: on PostgreSQL, the feed of writes other replicas made.
 pub mod audit;
 pub mod backup;
+pub mod changes;
 pub mod import;
 pub mod keys;
 pub mod named;
@@ -43,6 +45,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0002_users_audit.sql"),
     ),
 ];
+
+/// Steps that differ by backend: (version, description, SQLite, PostgreSQL).
+const BACKEND_MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    3,
+    "change_notify",
+    include_str!("../../migrations/0003_change_notify.sqlite.sql"),
+    include_str!("../../migrations/0003_change_notify.postgres.sql"),
+)];
 
 /// Connections of a pool; SQLite serialises writes anyway.
 const MAX_CONNECTIONS: u32 = 8;
@@ -107,6 +117,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     key: std::sync::Arc<secrets::MasterKey>,
+    /// Where a change listener connects (PostgreSQL only).
+    listen_url: Option<changes::ListenUrl>,
 }
 
 impl Store {
@@ -143,11 +155,19 @@ impl Store {
         } else {
             Backend::Sqlite
         };
+        let writer = changes::writer_id();
+        let set_writer = format!("SET bulwark.writer = '{writer}'");
         let pool = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
+                let set_writer = set_writer.clone();
                 Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        // Names this process in the change feed, so its own
+                        // writes (already applied here) are not applied twice.
+                        conn.execute(sqlx::AssertSqlSafe(set_writer)).await?;
+                    }
                     if backend == Backend::Sqlite {
                         // WAL: readers never block the writer; FULL: a
                         // committed (acknowledged) write survives a crash.
@@ -163,11 +183,13 @@ impl Store {
             })
             .connect(url)
             .await?;
-        migrator().run(&pool).await?;
+        migrator(backend).run(&pool).await?;
         Ok(Self {
             pool,
             backend,
             key: std::sync::Arc::new(key),
+            listen_url: (backend == Backend::Postgres)
+                .then(|| changes::ListenUrl::new(url, &writer)),
         })
     }
 
@@ -197,11 +219,21 @@ impl Store {
     }
 }
 
-fn migrator() -> Migrator {
+fn migrator(backend: Backend) -> Migrator {
+    let by_backend = BACKEND_MIGRATIONS
+        .iter()
+        .map(|&(version, description, sqlite, postgres)| match backend {
+            Backend::Sqlite => (version, description, sqlite),
+            Backend::Postgres => (version, description, postgres),
+        });
+    // sqlx takes an advisory lock while it migrates, so replicas starting
+    // together on one PostgreSQL apply each step once.
     Migrator::with_migrations(
         MIGRATIONS
             .iter()
-            .map(|&(version, description, sql)| {
+            .copied()
+            .chain(by_backend)
+            .map(|(version, description, sql)| {
                 Migration::new(
                     version,
                     Cow::Borrowed(description),

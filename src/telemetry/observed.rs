@@ -411,4 +411,15 @@ fn front(meter: &Meter, gateway: &Arc<Gateway>) {
             }
         },
     );
+    counter(
+        meter,
+        gateway,
+        "bulwark.ratelimit.fallbacks",
+        "Per-key checks answered by the local limiter because the shared one (Redis) was unreachable",
+        |g, o| {
+            if let Some(n) = g.auth.limits().shared_fallbacks() {
+                o.observe(n, &[]);
+            }
+        },
+    );
 }

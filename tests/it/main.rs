@@ -18,6 +18,7 @@ mod guardrails;
 mod harness;
 mod keep_alive;
 mod remote;
+mod replicas;
 mod runtime;
 mod telemetry;
 mod timeouts;

@@ -125,6 +125,38 @@ impl PinStore {
         }
     }
 
+    /// Takes in pins another process wrote to the shared store, without
+    /// reporting them back: an unknown tool is pinned as stored, a pin that
+    /// moved is followed. Returns the tools whose pending change is exactly
+    /// the stored pin (approved elsewhere), for the caller to approve here
+    /// too so that their flags are lifted.
+    pub fn adopt(
+        &self,
+        kept: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Vec<(String, String)> {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let mut approved = Vec::new();
+        for (server, tool, hash) in kept {
+            let full = pins.len() >= MAX_PINS;
+            match pins.get_mut(&(server.clone(), tool.clone())) {
+                None if full => {}
+                None => {
+                    pins.insert(
+                        (server, tool),
+                        Pin {
+                            pinned: hash.clone(),
+                            current: hash,
+                        },
+                    );
+                }
+                Some(pin) if pin.pinned == hash => {}
+                Some(pin) if pin.current == hash => approved.push((server, tool)),
+                Some(pin) => pin.pinned = hash,
+            }
+        }
+        approved
+    }
+
     /// Replaces every pin with `kept` (a restored or reset store); new pins
     /// are still reported to the sink.
     pub fn replace(&self, kept: impl IntoIterator<Item = (String, String, String)>) {
@@ -204,6 +236,29 @@ mod tests {
         assert_eq!(definition_hash(&a).len(), 64);
         let c = json!({"name": "t", "description": "d2", "inputSchema": {"type": "object"}});
         assert_ne!(definition_hash(&a), definition_hash(&c));
+    }
+
+    #[test]
+    fn adopting_stored_pins_learns_new_ones_and_reports_approvals_made_elsewhere() {
+        let pins = PinStore::default();
+        assert_eq!(pins.observe("s", "changed", "h1".into()), PinCheck::New);
+        assert_eq!(pins.observe("s", "changed", "h2".into()), PinCheck::Changed);
+        assert_eq!(pins.observe("s", "quiet", "q1".into()), PinCheck::New);
+        let approved = pins.adopt([
+            ("s".into(), "changed".into(), "h2".into()),
+            ("s".into(), "quiet".into(), "q2".into()),
+            ("s".into(), "unknown".into(), "u1".into()),
+        ]);
+        // The pending change was approved elsewhere: the caller approves it here.
+        assert_eq!(approved, [("s".to_owned(), "changed".to_owned())]);
+        assert_eq!(pins.observe("s", "changed", "h2".into()), PinCheck::Changed);
+        assert!(pins.approve("s", "changed"));
+        // A pin that moved elsewhere is followed, an unknown one taken in.
+        assert_eq!(pins.observe("s", "quiet", "q2".into()), PinCheck::Unchanged);
+        assert_eq!(
+            pins.observe("s", "unknown", "u1".into()),
+            PinCheck::Unchanged
+        );
     }
 
     #[test]

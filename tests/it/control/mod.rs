@@ -13,6 +13,8 @@ mod secrets;
 mod system;
 mod watch;
 
+pub(crate) use system::admin_key;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

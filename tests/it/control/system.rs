@@ -27,7 +27,7 @@ async fn backup_reset_restore_round_trip_on_postgres() {
     backup_reset_restore_round_trip(StoreUnderTest::Postgres(db)).await;
 }
 
-fn admin_key(gw: &Gateway) -> String {
+pub(crate) fn admin_key(gw: &Gateway) -> String {
     gw.stdout
         .text()
         .lines()
