@@ -16,6 +16,7 @@
 
 pub mod fixtures;
 pub mod input_required;
+pub mod session_asks;
 
 use std::{
     collections::BTreeSet,
@@ -136,11 +137,7 @@ impl ConformanceServer {
         context: &RequestContext<RoleServer>,
         request: ServerRequest,
     ) -> Result<Value, McpError> {
-        let response =
-            context.peer.send_request(request).await.map_err(|e| {
-                McpError::internal_error(format!("client request failed: {e}"), None)
-            })?;
-        serde_json::to_value(&response).map_err(|e| McpError::internal_error(e.to_string(), None))
+        session_asks::send(context, request).await
     }
 
     async fn sampling(
@@ -191,7 +188,27 @@ impl ConformanceServer {
         context: &RequestContext<RoleServer>,
     ) -> Option<Result<CallToolResponse, McpError>> {
         let result = match name {
+            "test_missing_capability" if !session_asks::takes_input_required(context) => {
+                // Over a session, needing sampling means asking for it.
+                let ask = from_json(json!({
+                    "messages": [{ "role": "user", "content": { "type": "text", "text": "ping" } }],
+                    "maxTokens": 1
+                }));
+                match ask {
+                    Ok(params) => Self::ask_client(
+                        context,
+                        ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params)),
+                    )
+                    .await
+                    .map(|_| text_result("client declared sampling").into()),
+                    Err(err) => Err(err),
+                }
+            }
             "test_missing_capability" => self.missing_capability(context),
+            "test_streaming_elicitation" if !session_asks::takes_input_required(context) => self
+                .elicitation(fixtures::confirm_params(), context)
+                .await
+                .map(Into::into),
             "test_streaming_elicitation" => {
                 // 2026-07-28 forbids server→client requests on the response
                 // stream: ask through an input request instead.
@@ -200,14 +217,7 @@ impl ConformanceServer {
                     "inputRequests": {
                         "confirm": {
                             "method": "elicitation/create",
-                            "params": {
-                                "message": "Continue?",
-                                "requestedSchema": {
-                                    "type": "object",
-                                    "properties": { "ok": { "type": "boolean" } },
-                                    "required": ["ok"]
-                                }
-                            }
+                            "params": fixtures::confirm_params()
                         }
                     }
                 }))
@@ -219,11 +229,11 @@ impl ConformanceServer {
                 Ok(text_result("logged if a log level was requested").into())
             }
             "test_trigger_tool_change" => {
-                self.broadcast(ListChange::Tools).await;
+                self.broadcast(ListChange::Tools, context).await;
                 Ok(text_result("tool list change announced").into())
             }
             "test_trigger_prompt_change" => {
-                self.broadcast(ListChange::Prompts).await;
+                self.broadcast(ListChange::Prompts, context).await;
                 Ok(text_result("prompt list change announced").into())
             }
             _ => return None,
@@ -246,9 +256,16 @@ impl ConformanceServer {
         Ok(text_result("client declared sampling").into())
     }
 
-    /// Sends a list-changed notification to every open listen stream; each
-    /// sink drops kinds its subscriber did not ask for.
-    async fn broadcast(&self, change: ListChange) {
+    /// Sends a list-changed notification to every open listen stream (each
+    /// sink drops kinds its subscriber did not ask for) and, when the caller
+    /// is a session peer, over its session.
+    async fn broadcast(&self, change: ListChange, context: &RequestContext<RoleServer>) {
+        if !session_asks::takes_input_required(context) {
+            let _ = match change {
+                ListChange::Tools => context.peer.notify_tool_list_changed().await,
+                ListChange::Prompts => context.peer.notify_prompt_list_changed().await,
+            };
+        }
         let sinks = self
             .listeners
             .lock()
@@ -313,8 +330,24 @@ impl ServerHandler for ConformanceServer {
         let tools = InputRequiredTools {
             sealer: &self.sealer,
         };
-        if let Some(result) = tools.call(&request, &context) {
-            return result;
+        if name.starts_with(input_required::TOOL_PREFIX) {
+            if session_asks::takes_input_required(&context) {
+                return tools
+                    .call(&request, &context)
+                    .unwrap_or_else(|| Err(unknown_tool(name)));
+            }
+            // A session peer is asked over the session, round after round.
+            let mut retried = request.clone();
+            return session_asks::fulfil(&context, |responses, state| {
+                retried.input_responses = Some(responses);
+                retried.request_state = state;
+                let result = tools.call(&retried, &context);
+                match result.unwrap_or_else(|| Err(unknown_tool(name)))? {
+                    CallToolResponse::InputRequired(asked) => Ok(Err(asked)),
+                    other => Ok(Ok(other)),
+                }
+            })
+            .await;
         }
         if let Some(result) = self.diagnostic(name, &context).await {
             return result;
@@ -444,10 +477,22 @@ impl ServerHandler for ConformanceServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         if request.name == input_required::PROMPT_NAME {
-            return input_required::prompt(&request);
+            if session_asks::takes_input_required(&context) {
+                return input_required::prompt(&request);
+            }
+            let mut request = request.clone();
+            return session_asks::fulfil(&context, |responses, state| {
+                request.input_responses = Some(responses);
+                request.request_state = state;
+                input_required::prompt(&request).map(|response| match response {
+                    GetPromptResponse::InputRequired(asked) => Err(asked),
+                    other => Ok(other),
+                })
+            })
+            .await;
         }
         let arg = |name: &str| {
             request

@@ -114,7 +114,7 @@ impl Caller for SessionCaller {
 }
 
 /// An upstream's message screened as output, with no placeholder restored.
-async fn screen_output<T: Serialize + DeserializeOwned>(
+pub(super) async fn screen_output<T: Serialize + DeserializeOwned>(
     guardrails: &Guardrails,
     server: &str,
     message: T,
@@ -129,7 +129,7 @@ async fn screen_output<T: Serialize + DeserializeOwned>(
 }
 
 /// The client's answer screened as input on its way upstream.
-async fn screen_answer(
+pub(super) async fn screen_answer(
     guardrails: &Guardrails,
     server: &str,
     answer: ClientResult,

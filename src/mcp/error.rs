@@ -79,6 +79,13 @@ pub enum GatewayError {
         /// What was refused, e.g. `tool 'echo__add'`.
         what: String,
     },
+    /// A `requestState` the gateway cannot accept (forged, altered,
+    /// stale or expired) or a retry it cannot match.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The client of a bridged call went away, or too many calls wait for input.
+    #[error("{0}")]
+    InputBridge(String),
     /// A call budget ran out.
     #[error("{limited} (server '{server}')")]
     RateLimited {
@@ -120,9 +127,10 @@ impl From<GatewayError> for ErrorData {
     fn from(err: GatewayError) -> Self {
         let message = err.to_string();
         match err {
-            GatewayError::UnknownServer(_) | GatewayError::Unprefixed { .. } => {
-                ErrorData::invalid_params(message, None)
-            }
+            GatewayError::UnknownServer(_)
+            | GatewayError::Unprefixed { .. }
+            | GatewayError::InvalidState(_) => ErrorData::invalid_params(message, None),
+            GatewayError::InputBridge(_) => ErrorData::new(UPSTREAM_UNAVAILABLE, message, None),
             GatewayError::Unavailable { server, state, .. } => ErrorData::new(
                 UPSTREAM_UNAVAILABLE,
                 message,

@@ -18,9 +18,9 @@ use rmcp::model::{
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams,
+    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -168,7 +168,7 @@ impl GatewayHandler {
     async fn forward_link(
         &self,
         server: &str,
-        request: ClientRequest,
+        mut request: ClientRequest,
         context: &RequestContext<RoleServer>,
         op: Option<Arc<OpGuard>>,
     ) -> Result<ServerResult, GatewayError> {
@@ -185,43 +185,66 @@ impl GatewayHandler {
             .status
             .link()
             .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
+        let stateless = super::mrtr::is_stateless(context);
+        let level = if stateless {
+            Arc::new(SessionLevel::per_request(context.meta.log_level()))
+        } else {
+            self.level.clone()
+        };
         let caller = Arc::new(SessionCaller {
             peer: context.peer.clone(),
             request_id: context.id.clone(),
             progress_token: context.meta.get_progress_token(),
             op: op.clone(),
-            tenant: identity.map(|identity| identity.project),
+            tenant: identity.as_ref().map(|identity| identity.project.clone()),
             server: Arc::from(server),
             guardrails: self.gateway.guardrails.clone(),
-            level: self.level.clone(),
+            level,
         });
-        let result = match &op {
-            None => link.request(request, Some(caller), &context.ct).await,
-            Some(op) => {
-                let cancel = context.ct.child_token();
-                let deadline = op.token().clone();
-                let on_deadline = {
-                    let cancel = cancel.clone();
-                    async move {
-                        deadline.cancelled().await;
-                        cancel.cancel();
-                        // The call withdraws itself at once; should anything
-                        // on its way still hold it, the client is answered anyway.
-                        tokio::time::sleep(WITHDRAW_GRACE).await;
-                    }
-                };
-                tokio::select! {
-                    result = link.request(request, Some(caller), &cancel) => result,
-                    () = on_deadline => Err(CallError::Cancelled { server: Arc::from(server) }),
-                }
-            }
+        let bridge = &self.gateway.mrtr;
+        let who = identity.as_ref().map_or_else(String::new, |identity| {
+            format!("{}\u{0}{}\u{0}{server}", identity.project, identity.subject)
+        });
+        let binding = (stateless && bridge.enabled())
+            .then(|| super::mrtr::binding(&request, &who))
+            .flatten();
+        let Some(binding) = binding else {
+            let call = call_link(
+                link,
+                Arc::from(server),
+                request,
+                caller,
+                context.ct.child_token(),
+                op,
+            );
+            return call.await;
         };
-        if let Some(info) = op.as_ref().and_then(|op| op.timed_out()) {
-            return Err(GatewayError::Timeout(info));
+        // A stateless client: upstream requests become `input_required` rounds.
+        if let Some((state, responses)) = super::mrtr::take_retry(&mut request) {
+            let waiting = bridge.resume(&state, responses, &binding, &context.ct);
+            return match &op {
+                None => waiting.await,
+                Some(op) => tokio::select! {
+                    result = waiting => result,
+                    () = op.token().cancelled() => Err(op
+                        .timed_out()
+                        .map_or_else(|| GatewayError::InputBridge("cancelled".into()), GatewayError::Timeout)),
+                },
+            };
         }
-        let mut result = result?;
-        super::meta::mark_complete(&mut result);
-        Ok(result)
+        let client = context.client_capabilities().unwrap_or_default();
+        let (bridged, start) = bridge.caller(caller, client);
+        let call = call_link(
+            link,
+            Arc::from(server),
+            request,
+            bridged,
+            start.cancel(),
+            op,
+        );
+        bridge
+            .start(start, Box::pin(call), &binding, &context.ct)
+            .await
     }
 
     /// A `tools/call` after authorization: guardrails on the arguments,
@@ -640,6 +663,45 @@ impl GatewayHandler {
     }
 }
 
+/// One upstream request through `link` under the deadline `op` is tracked
+/// with: when the escalation actor times it out, the upstream call is
+/// cancelled (`notifications/cancelled`) and the client gets a timeout error.
+async fn call_link(
+    link: bulwark_actors::upstream::UpstreamLink,
+    server: Arc<str>,
+    request: ClientRequest,
+    caller: Arc<dyn bulwark_actors::upstream::Caller>,
+    cancel: tokio_util::sync::CancellationToken,
+    op: Option<Arc<OpGuard>>,
+) -> Result<ServerResult, GatewayError> {
+    let result = match &op {
+        None => link.request(request, Some(caller), &cancel).await,
+        Some(op) => {
+            let deadline = op.token().clone();
+            let on_deadline = {
+                let cancel = cancel.clone();
+                async move {
+                    deadline.cancelled().await;
+                    cancel.cancel();
+                    // The call withdraws itself at once; should anything
+                    // on its way still hold it, the client is answered anyway.
+                    tokio::time::sleep(WITHDRAW_GRACE).await;
+                }
+            };
+            tokio::select! {
+                result = link.request(request, Some(caller), &cancel) => result,
+                () = on_deadline => Err(CallError::Cancelled { server }),
+            }
+        }
+    };
+    if let Some(info) = op.as_ref().and_then(|op| op.timed_out()) {
+        return Err(GatewayError::Timeout(info));
+    }
+    let mut result = result?;
+    super::meta::mark_complete(&mut result);
+    Ok(result)
+}
+
 fn unexpected(server: &str) -> ErrorData {
     GatewayError::UnexpectedResult(server.to_owned()).into()
 }
@@ -859,6 +921,27 @@ impl ServerHandler for GatewayHandler {
                 }
             })
             .await
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // List changes only: resource updates over listen streams are not bridged yet.
+        let mut accepted = requested.clone();
+        accepted.resource_subscriptions = None;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let identity = self.access.caller(context.request_context())?;
+        let _listening = self.gateway.sessions.listen(
+            self.scope.clone(),
+            identity.grant.clone(),
+            context.sink().clone(),
+        );
+        context.cancelled().await;
+        Ok(())
     }
 
     async fn set_level(

@@ -37,6 +37,14 @@ impl SessionLevel {
         self.0.store(rank(level) + 1, Ordering::Relaxed);
     }
 
+    /// The level of one stateless (2026-07-28) request: what its `_meta`
+    /// asked for, and without one no log lines at all.
+    pub fn per_request(level: Option<LoggingLevel>) -> Self {
+        /// Above every rank: admits nothing.
+        const SILENT: u8 = 9;
+        Self(AtomicU8::new(level.map_or(SILENT, |level| rank(level) + 1)))
+    }
+
     /// Whether a line at `level` reaches this session.
     pub fn admits(&self, level: LoggingLevel) -> bool {
         match self.0.load(Ordering::Relaxed) {

@@ -14,6 +14,7 @@
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
+//! - [`mrtr`]: upstream sampling/elicitation/roots bridged into `input_required` rounds for stateless clients.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
 //! - [`gateway_tools`]: the gateway's own tools (`bulwark__*`).
@@ -33,6 +34,7 @@ mod lists;
 pub mod log_levels;
 mod measure;
 pub mod meta;
+pub mod mrtr;
 pub mod naming;
 pub mod observer;
 pub mod owners;
@@ -101,6 +103,8 @@ pub struct Gateway {
     annotations: DashMap<Arc<str>, HashMap<String, Option<ToolAnnotations>>>,
     /// Restart count of each server when its lists were last cached.
     restarts_seen: DashMap<Arc<str>, u32>,
+    /// Calls of stateless clients parked while they wait for client input.
+    pub mrtr: Arc<mrtr::Bridge>,
 }
 
 /// The shared services the request path uses next to the upstreams.
@@ -141,6 +145,7 @@ impl Gateway {
             virtual_servers: virtual_servers::VirtualServers::default(),
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
+            mrtr: Arc::default(),
         })
     }
 

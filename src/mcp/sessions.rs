@@ -8,7 +8,16 @@ use std::sync::{Arc, OnceLock};
 use bulwark_actors::upstream::UpstreamObserver;
 use dashmap::DashMap;
 use rmcp::model::{ResourceUpdatedNotificationParam, ServerNotification};
+use rmcp::service::SubscriptionSink;
 use rmcp::{Peer, RoleServer};
+
+/// Which list changed, for listen streams.
+#[derive(Debug, Clone, Copy)]
+enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
 use tokio::sync::mpsc;
 
 use super::log_levels::{Audience, UpstreamLevels};
@@ -62,6 +71,26 @@ impl Session {
 /// Notifications queued per session (see [`Session::outbox`]).
 pub const OUTBOX: usize = 256;
 
+/// One open `subscriptions/listen` stream (2026-07-28).
+struct Listener {
+    scope: Scope,
+    grant: Arc<crate::auth::grants::Grant>,
+    /// Drops kinds the client did not ask for.
+    sink: SubscriptionSink,
+}
+
+/// An open listen stream; dropping it (the stream ended) forgets it.
+pub struct Listening {
+    sessions: Arc<Sessions>,
+    id: u64,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.sessions.listeners.remove(&self.id);
+    }
+}
+
 /// Registry of live sessions and their resource subscriptions.
 pub struct Sessions {
     naming: Naming,
@@ -73,6 +102,8 @@ pub struct Sessions {
     audience: DashMap<u64, Audience>,
     /// The level each upstream runs at.
     pub levels: UpstreamLevels,
+    /// Open `subscriptions/listen` streams of stateless clients.
+    listeners: DashMap<u64, Listener>,
 }
 
 impl Sessions {
@@ -85,6 +116,7 @@ impl Sessions {
             subscriptions: DashMap::new(),
             audience: DashMap::new(),
             levels: UpstreamLevels::default(),
+            listeners: DashMap::new(),
         })
     }
 
@@ -177,6 +209,46 @@ impl Sessions {
             .remove(&(Arc::<str>::from(server), uri.to_owned()));
     }
 
+    /// Registers a listen stream; list changes of the upstreams `scope` and
+    /// `grant` cover go to `sink` until the returned guard is dropped.
+    pub fn listen(
+        self: &Arc<Self>,
+        scope: Scope,
+        grant: Arc<crate::auth::grants::Grant>,
+        sink: SubscriptionSink,
+    ) -> Listening {
+        let id = self.allocate();
+        self.listeners.insert(id, Listener { scope, grant, sink });
+        Listening {
+            sessions: self.clone(),
+            id,
+        }
+    }
+
+    /// Sends a list change of `server` to the listen streams that see it.
+    fn tell_listeners(&self, server: &str, notification: &ServerNotification) {
+        let kind = match notification {
+            ServerNotification::ToolListChangedNotification(_) => ListKind::Tools,
+            ServerNotification::PromptListChangedNotification(_) => ListKind::Prompts,
+            ServerNotification::ResourceListChangedNotification(_) => ListKind::Resources,
+            _ => return,
+        };
+        for listener in self.listeners.iter() {
+            if !listener.scope.sees(server) || !listener.grant.allows_server(server) {
+                continue;
+            }
+            let sink = listener.sink.clone();
+            // The sink sends on the stream's own response; a closed one is gone.
+            tokio::spawn(async move {
+                let _ = match kind {
+                    ListKind::Tools => sink.notify_tool_list_changed().await,
+                    ListKind::Prompts => sink.notify_prompt_list_changed().await,
+                    ListKind::Resources => sink.notify_resource_list_changed().await,
+                };
+            });
+        }
+    }
+
     fn deliver(&self, session: &Session, notification: ServerNotification) {
         if session.outbox().try_send(notification).is_err() {
             tracing::debug!("session not keeping up with notifications; one dropped");
@@ -228,6 +300,7 @@ impl UpstreamObserver for Sessions {
                 }
             }
             other => {
+                self.tell_listeners(server, &other);
                 for session in self.live.iter() {
                     if session.scope.sees(server) {
                         self.deliver(&session, other.clone());

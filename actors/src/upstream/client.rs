@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, ErrorData, GetExtensions, Implementation,
-    ListRootsResult, MetaObject, ProgressToken, RequestId, ServerNotification, ServerRequest,
+    ListRootsResult, MetaObject, ProgressToken, RequestId, RequestMetaObject, ServerNotification,
+    ServerRequest,
 };
 use rmcp::service::{
     InboundStreamOrigin, NotificationContext, RequestContext, RoleClient, Service,
@@ -36,6 +37,12 @@ impl UpstreamObserver for NoObserver {
     fn notification(&self, _server: &str, _notification: ServerNotification) {}
 }
 
+/// The `_meta` an upstream sent with a server-to-client request, kept in the
+/// request's extensions for the [`Caller`](super::Caller): rmcp lifts it
+/// into the handler's context, out of the request.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequestMeta(pub RequestMetaObject);
+
 /// `Service<RoleClient>` for one upstream session.
 pub struct UpstreamClient {
     pub(crate) server: Arc<str>,
@@ -46,10 +53,13 @@ pub struct UpstreamClient {
 impl Service<RoleClient> for UpstreamClient {
     async fn handle_request(
         &self,
-        request: ServerRequest,
+        mut request: ServerRequest,
         context: RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
         let mut hint = hint_from_meta(&context.meta.0);
+        request
+            .extensions_mut()
+            .insert(UpstreamRequestMeta(context.meta.clone()));
         let origin = request
             .extensions()
             .get::<InboundStreamOrigin>()

@@ -213,11 +213,15 @@ impl CallRegistry {
     /// is not waited for.
     pub(crate) fn route(&self, hint: &RouteHint) -> Routed {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let named = calls.iter().find(|call| {
-            same(&hint.upstream_id, &call.upstream_id)
-                || same(&hint.related_id, &call.upstream_id)
-                || same(&hint.meta_token, &call.upstream_token)
-        });
+        // A request id names one call for sure; a progress token in `_meta`
+        // may be the upstream's own token for its request, which can equal
+        // another call's token, so it only counts when no id names a call.
+        let named = (calls.iter())
+            .find(|call| {
+                same(&hint.upstream_id, &call.upstream_id)
+                    || same(&hint.related_id, &call.upstream_id)
+            })
+            .or_else(|| (calls.iter()).find(|call| same(&hint.meta_token, &call.upstream_token)));
         if let Some(call) = named {
             return Routed::Call(call.caller.clone());
         }

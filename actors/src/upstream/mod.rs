@@ -40,7 +40,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rmcp::service::{RoleClient, RunningService, RunningServiceCancellationToken, serve_client};
 use tokio::sync::watch;
 
-pub use client::{NoObserver, UpstreamObserver};
+pub use client::{NoObserver, UpstreamObserver, UpstreamRequestMeta};
 pub use exit::ExitReason;
 pub use link::{CallError, Caller, UpstreamLink};
 pub use spec::{HttpProtocol, HttpSpec, StdioSpec, Transport, UpstreamSpec};

@@ -219,6 +219,18 @@ pub fn static_tool_result(name: &str) -> Option<Value> {
     Some(json!({ "content": content }))
 }
 
+/// `elicitation/create` params of `test_streaming_elicitation`.
+pub fn confirm_params() -> Value {
+    json!({
+        "message": "Continue?",
+        "requestedSchema": {
+            "type": "object",
+            "properties": { "ok": { "type": "boolean" } },
+            "required": ["ok"]
+        }
+    })
+}
+
 /// `elicitation/create` params of `test_elicitation`.
 pub fn elicitation_params(message: &str) -> Value {
     json!({

@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 
 use crate::demo::common::{from_json, text_result};
 
+/// What the names of the input-required tools start with.
+pub const TOOL_PREFIX: &str = "test_input_required_result_";
+
 /// Name of the prompt that needs client input before it can be rendered.
 pub const PROMPT_NAME: &str = "test_input_required_result_prompt";
 

@@ -3,6 +3,7 @@
 pub mod conformance;
 mod crash;
 mod federation;
+pub mod mrtr;
 mod own_tools;
 mod shutdown;
 
