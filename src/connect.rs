@@ -158,6 +158,7 @@ impl ConnectArgs {
                 headers,
             }),
             oauth: self.oauth()?,
+            pool: bulwark_actors::upstream::PoolSpec::default(),
         })
     }
 }

@@ -79,6 +79,12 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
                 headers: entry.headers,
                 oauth: None,
                 token_env: None,
+                instances: None,
+                urls: Vec::new(),
+                strategy: Default::default(),
+                weights: Vec::new(),
+                affinity: Default::default(),
+                health: None,
             },
         ));
     }

@@ -93,6 +93,10 @@ pub struct DemoServerArgs {
     /// `slow`: default sleep of the `slow` tool in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub delay_ms: u64,
+    /// `slow`: run one `slow` call at a time, as a single-threaded server
+    /// does (others wait their turn); pool benchmarks use it.
+    #[arg(long)]
+    pub serial: bool,
     /// `crash`: exit with code 3 while handling the Nth `tools/call`.
     #[arg(long, value_name = "N")]
     pub crash_after: Option<u64>,
@@ -117,7 +121,11 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
     );
     match args.kind {
         DemoKind::Echo => serve(echo::EchoServer::<echo::NoExtras>::new(), args.http).await,
-        DemoKind::Slow => serve(slow::SlowServer::with_delay_ms(args.delay_ms), args.http).await,
+        DemoKind::Slow => {
+            let server = slow::SlowServer::with_delay_ms(args.delay_ms);
+            let server = if args.serial { server.serial() } else { server };
+            serve(server, args.http).await
+        }
         DemoKind::Crash => {
             if args.die_at_start {
                 eprintln!("demo-server crash: --die-at-start, exiting with code 2");
