@@ -74,7 +74,11 @@ async fn run(dir: &std::path::Path, instances: usize, strategy: &str) -> (f64, f
     );
     let base = url.trim_end_matches("/mcp").to_owned();
     wait_instances(&base, instances).await;
-    let client = Arc::new(().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap());
+    let client = Arc::new(
+        ().serve(StreamableHttpClientTransport::from_uri(url))
+            .await
+            .unwrap(),
+    );
     for _ in 0..20 {
         assert!(call(&client).await, "warm-up call failed");
     }
@@ -99,9 +103,8 @@ async fn run(dir: &std::path::Path, instances: usize, strategy: &str) -> (f64, f
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort();
-    let pct = |p: f64| {
-        all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3
-    };
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
     (all.len() as f64 / elapsed, pct(0.50), pct(0.99))
 }
 
@@ -113,7 +116,9 @@ async fn main() {
         RUN_FOR.as_secs()
     );
     let (one, p50, p99) = run(dir.path(), 1, "round_robin").await;
-    println!("  1 instance                     {one:8.1} calls/s  p50 {p50:6.1} ms  p99 {p99:6.1} ms");
+    println!(
+        "  1 instance                     {one:8.1} calls/s  p50 {p50:6.1} ms  p99 {p99:6.1} ms"
+    );
     for strategy in ["round_robin", "least_connections", "power_of_two_choices"] {
         let (four, p50, p99) = run(dir.path(), 4, strategy).await;
         println!(

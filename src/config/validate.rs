@@ -534,21 +534,36 @@ mod tests {
     #[test]
     fn pool_mistakes_name_the_field() {
         let cases = [
-            ("command = \"x\"\ninstances = 0", "instances = 0: must be between 1 and 64"),
+            (
+                "command = \"x\"\ninstances = 0",
+                "instances = 0: must be between 1 and 64",
+            ),
             ("command = \"x\"\ninstances = 65", "between 1 and 64"),
-            ("url = \"https://e.com/mcp\"\ninstances = 2", "command upstreams"),
+            (
+                "url = \"https://e.com/mcp\"\ninstances = 2",
+                "command upstreams",
+            ),
             (
                 "url = \"https://e.com/mcp\"\nurls = [\"https://f.com/mcp\"]",
                 "`url` and `urls` exclude each other",
             ),
-            ("command = \"x\"\nurls = [\"https://f.com/mcp\"]", "exclude each other"),
+            (
+                "command = \"x\"\nurls = [\"https://f.com/mcp\"]",
+                "exclude each other",
+            ),
             ("urls = [\"ftp://f.com/mcp\"]", "urls must be http or https"),
-            ("command = \"x\"\ninstances = 2\nstrategy = \"weighted\"", "needs one weight"),
+            (
+                "command = \"x\"\ninstances = 2\nstrategy = \"weighted\"",
+                "needs one weight",
+            ),
             (
                 "command = \"x\"\ninstances = 2\nstrategy = \"weighted\"\nweights = [1]",
                 "1 weights for 2 instances",
             ),
-            ("command = \"x\"\ninstances = 2\nweights = [1, 1]", "weighted\" only"),
+            (
+                "command = \"x\"\ninstances = 2\nweights = [1, 1]",
+                "weighted\" only",
+            ),
             (
                 "command = \"x\"\n[upstreams.a.health]\ninterval_ms = 1",
                 "health.interval_ms",
@@ -559,7 +574,9 @@ mod tests {
             ),
         ];
         for (toml, expected) in cases {
-            let err = parse(&format!("[upstreams.a]\n{toml}")).unwrap_err().to_string();
+            let err = parse(&format!("[upstreams.a]\n{toml}"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("upstreams.a"), "{err}");
             assert!(err.contains(expected), "{toml}: {err}");
         }

@@ -18,7 +18,9 @@ impl Bindings {
             return pool.link();
         }
         let mut bound = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = bound.iter().position(|(server, _)| **server == *pool.name());
+        let slot = bound
+            .iter()
+            .position(|(server, _)| **server == *pool.name());
         if let Some(link) = slot.and_then(|i| pool.bound_link(bound[i].1)) {
             return Some(link);
         }

@@ -116,10 +116,7 @@ fn upstreams(meter: &Meter, gateway: &Arc<Gateway>) {
         "Requests waiting on each upstream",
         |g, o| {
             for entry in g.registry.servers().iter() {
-                o.observe(
-                    count(entry.pool.in_flight()),
-                    &[upstream(&entry.spec.name)],
-                );
+                o.observe(count(entry.pool.in_flight()), &[upstream(&entry.spec.name)]);
             }
         },
     );
@@ -158,7 +155,10 @@ fn upstreams(meter: &Meter, gateway: &Arc<Gateway>) {
 }
 
 /// An instance's actor name: the server's, with `#N` in a pool of several.
-pub(crate) fn instance_name(entry: &bulwark_supervisors::registry::ServerEntry, index: usize) -> String {
+pub(crate) fn instance_name(
+    entry: &bulwark_supervisors::registry::ServerEntry,
+    index: usize,
+) -> String {
     if entry.pool.instances().len() == 1 {
         entry.spec.name.clone()
     } else {
@@ -187,7 +187,10 @@ fn each_mailbox(g: &Gateway, mut visit: impl FnMut(&MailboxStats, [KeyValue; 2])
         let name = &entry.spec.name;
         visit(&entry.supervisor_mailbox, actor(name, "server_supervisor"));
         for status in entry.pool.instances() {
-            visit(&status.mailbox, actor(&instance_name(entry, status.index()), "upstream"));
+            visit(
+                &status.mailbox,
+                actor(&instance_name(entry, status.index()), "upstream"),
+            );
         }
     }
 }

@@ -146,7 +146,10 @@ impl Actor for ServerSupervisor {
         match message {
             ServerMsg::Start(index) | ServerMsg::Probe(index)
                 if state.stopping
-                    || state.slots.get(index).is_none_or(|slot| slot.instance.is_some()) => {}
+                    || state
+                        .slots
+                        .get(index)
+                        .is_none_or(|slot| slot.instance.is_some()) => {}
             ServerMsg::Start(index) => start_instance(&myself, state, index).await,
             ServerMsg::Probe(index) => {
                 tracing::info!(server = %state.spec.name, instance = index, "probing failed upstream");
@@ -154,9 +157,10 @@ impl Actor for ServerSupervisor {
                 start_instance(&myself, state, index).await;
             }
             ServerMsg::Hung { reason, session } => {
-                let slot = state.slots.iter_mut().find(|slot| {
-                    slot.status.link().map(|link| link.session()) == Some(session)
-                });
+                let slot = state
+                    .slots
+                    .iter_mut()
+                    .find(|slot| slot.status.link().map(|link| link.session()) == Some(session));
                 match slot {
                     None => {
                         tracing::info!(server = %state.spec.name, %reason, "hung verdict about a previous instance; ignored");
@@ -174,12 +178,13 @@ impl Actor for ServerSupervisor {
             }
             ServerMsg::Shutdown(reply) => {
                 state.stopping = true;
-                let stops = state.slots.iter_mut().filter_map(|slot| slot.instance.take());
-                futures::future::join_all(
-                    stops.map(|instance| async move {
-                        let _ = instance.stop_and_wait(None, Some(STOP_WAIT)).await;
-                    }),
-                )
+                let stops = state
+                    .slots
+                    .iter_mut()
+                    .filter_map(|slot| slot.instance.take());
+                futures::future::join_all(stops.map(|instance| async move {
+                    let _ = instance.stop_and_wait(None, Some(STOP_WAIT)).await;
+                }))
                 .await;
                 for slot in &state.slots {
                     slot.status.set_state(UpstreamState::Stopped);
@@ -286,7 +291,12 @@ fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState, ind
 }
 
 /// Marks the instance `failed` (no call goes to it) and schedules its next probe.
-fn open_circuit(myself: &ActorRef<ServerMsg>, mailbox: &Arc<MailboxStats>, slot: &Slot, index: usize) {
+fn open_circuit(
+    myself: &ActorRef<ServerMsg>,
+    mailbox: &Arc<MailboxStats>,
+    slot: &Slot,
+    index: usize,
+) {
     slot.status.set_state(UpstreamState::Failed);
     let interval = slot.tracker.policy().probe_interval();
     schedule(myself, mailbox, ServerMsg::Probe(index), interval);

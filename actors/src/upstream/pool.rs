@@ -334,7 +334,13 @@ mod tests {
 
     #[test]
     fn a_pool_is_ready_while_any_instance_is_and_failed_only_when_all_are() {
-        let pool = Pool::new("p", &PoolSpec { instances: 2, ..PoolSpec::default() });
+        let pool = Pool::new(
+            "p",
+            &PoolSpec {
+                instances: 2,
+                ..PoolSpec::default()
+            },
+        );
         assert_eq!(pool.state(), UpstreamState::Starting);
         pool.instances[0].set_state(UpstreamState::Failed);
         pool.instances[1].set_state(UpstreamState::Restarting);

@@ -21,7 +21,11 @@ async fn a_session_sticks_to_its_instance_and_is_rebound_when_it_dies() {
     let home = whoami(&mut first, "p");
     let other = whoami(&mut second, "p");
     for _ in 0..8 {
-        assert_eq!(whoami(&mut first, "p"), home, "the session left its instance");
+        assert_eq!(
+            whoami(&mut first, "p"),
+            home,
+            "the session left its instance"
+        );
         assert_eq!(whoami(&mut second, "p"), other);
     }
     // Round robin bound the two sessions to different instances.
@@ -36,13 +40,20 @@ async fn a_session_sticks_to_its_instance_and_is_rebound_when_it_dies() {
     kill9(home);
     let answer = first.recv(&lost, Duration::from_secs(10));
     assert_eq!(answer["ok"], false, "{answer}");
-    assert_eq!(answer["error"]["code"], -32002, "the usual lost-call error: {answer}");
+    assert_eq!(
+        answer["error"]["code"], -32002,
+        "the usual lost-call error: {answer}"
+    );
 
     // ...and the next call re-binds the session to a live instance, for good.
     let rebound = whoami(&mut first, "p");
     assert_ne!(rebound, home);
     let seen: BTreeSet<i32> = (0..6).map(|_| whoami(&mut first, "p")).collect();
-    assert_eq!(seen, BTreeSet::from([rebound]), "the re-bound session moved again");
+    assert_eq!(
+        seen,
+        BTreeSet::from([rebound]),
+        "the re-bound session moved again"
+    );
     // The other session never noticed.
     assert_eq!(whoami(&mut second, "p"), other);
 }

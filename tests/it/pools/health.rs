@@ -10,7 +10,8 @@ use crate::common::{Gateway, PythonSession, peers};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_instance_is_ejected_and_admitted_again() {
     let Some(peers) = peers() else { return };
-    let extra = "instances = 2\n[upstreams.p.health]\ninterval_ms = 100\nfailures = 2\nsuccesses = 2";
+    let extra =
+        "instances = 2\n[upstreams.p.health]\ninterval_ms = 100\nfailures = 2\nsuccesses = 2";
     let gw = Gateway::start(&format!("{HEAD}{}", slow_pool("p", extra)), &[]);
     gw.wait_ready(Duration::from_secs(60)).await;
     let nodes = all_ready(&gw, "p", 2).await;
@@ -30,7 +31,11 @@ async fn an_unhealthy_instance_is_ejected_and_admitted_again() {
     let sick_pid = pid_of(sick);
     assert_eq!(sick["ejections"], 1, "{sick}");
     assert_eq!(sick["state"], "ready", "ejected, not restarted: {sick}");
-    assert!(gw.wait_for_log("ejected", Duration::from_secs(5)), "{}", gw.logs());
+    assert!(
+        gw.wait_for_log("ejected", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
 
     // Meanwhile every call goes to the healthy sibling.
     for _ in 0..6 {
@@ -45,7 +50,9 @@ async fn an_unhealthy_instance_is_ejected_and_admitted_again() {
     })
     .await;
     assert!(
-        nodes.iter().any(|n| pid_of(n) == sick_pid && n["restarts"] == 0),
+        nodes
+            .iter()
+            .any(|n| pid_of(n) == sick_pid && n["restarts"] == 0),
         "{nodes:#?}"
     );
     assert!(
@@ -54,5 +61,8 @@ async fn an_unhealthy_instance_is_ejected_and_admitted_again() {
         gw.logs()
     );
     let seen: std::collections::BTreeSet<i32> = (0..6).map(|_| whoami(&mut session, "p")).collect();
-    assert!(seen.contains(&sick_pid), "the admitted instance takes calls again: {seen:?}");
+    assert!(
+        seen.contains(&sick_pid),
+        "the admitted instance takes calls again: {seen:?}"
+    );
 }

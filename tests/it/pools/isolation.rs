@@ -30,7 +30,10 @@ async fn kill_9_of_one_instance_fails_none_of_the_calls_routed_elsewhere() {
         assert_ne!(whoami(&mut session, "p"), victim);
     }
     let answer = session.recv(&calls, Duration::from_secs(30));
-    assert_eq!(answer["okCount"], 4, "only the victim's calls may fail: {answer}");
+    assert_eq!(
+        answer["okCount"], 4,
+        "only the victim's calls may fail: {answer}"
+    );
     let failed: Vec<_> = answer["results"]
         .as_array()
         .expect("results")
@@ -39,7 +42,10 @@ async fn kill_9_of_one_instance_fails_none_of_the_calls_routed_elsewhere() {
         .collect();
     for result in &failed {
         let message = result["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("SIGKILL"), "the lost call says why: {result}");
+        assert!(
+            message.contains("SIGKILL"),
+            "the lost call says why: {result}"
+        );
     }
 
     // Only the victim restarted; its siblings kept their process.

@@ -28,7 +28,10 @@ async fn a_restarting_upstream_that_served_keeps_the_gateway_ready() {
     let nodes = super::instances(&gw, "flaky").await;
     assert_eq!(nodes[0]["state"], "restarting", "{nodes:#?}");
     let (status, body) = gw.get_json("/ready").await;
-    assert_eq!(status, 200, "a flapping upstream must not fail /ready: {body}");
+    assert_eq!(
+        status, 200,
+        "a flapping upstream must not fail /ready: {body}"
+    );
     assert_eq!(body["ready"], true, "{body}");
 }
 

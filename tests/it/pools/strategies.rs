@@ -24,11 +24,17 @@ async fn round_robin_gives_each_instance_its_turn() {
     assert_eq!(counts.len(), 3, "{counts:?}");
     // Even, give or take the one turn the client's own tools/list may take.
     let (least, most) = (counts.values().min(), counts.values().max());
-    assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1), "{counts:?}");
+    assert!(
+        most.zip(least).is_some_and(|(m, l)| m - l <= 1),
+        "{counts:?}"
+    );
     // The instances counted the same calls themselves.
     let nodes = super::instances(&gw, "p").await;
     let pids: Vec<i32> = nodes.iter().map(pid_of).collect();
-    assert!(counts.keys().all(|pid| pids.contains(pid)), "{counts:?} {pids:?}");
+    assert!(
+        counts.keys().all(|pid| pids.contains(pid)),
+        "{counts:?} {pids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,8 +46,10 @@ async fn weighted_follows_the_weights() {
     let counts = spread(&mut session, "p", 40);
     let nodes = super::instances(&gw, "p").await;
     let (first, second) = (pid_of(&nodes[0]), pid_of(&nodes[1]));
-    assert_eq!(counts.get(&first), Some(&30), "{counts:?}");
-    assert_eq!(counts.get(&second), Some(&10), "{counts:?}");
+    // Three to one, give or take the one turn the client's tools/list may take.
+    let (first, second) = (counts.get(&first), counts.get(&second));
+    assert!(first.is_some_and(|n| (29..=31).contains(n)), "{counts:?}");
+    assert!(second.is_some_and(|n| (9..=11).contains(n)), "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +84,11 @@ async fn least_connections_avoids_the_busy_instance() {
         .map(pid_of)
         .expect("a busy instance");
     for _ in 0..6 {
-        assert_ne!(whoami(&mut session, "p"), busy, "a call went to the busy instance");
+        assert_ne!(
+            whoami(&mut session, "p"),
+            busy,
+            "a call went to the busy instance"
+        );
     }
     let answer = session.recv(&busy_call, Duration::from_secs(30));
     assert_eq!(answer["ok"], true, "{answer}");
