@@ -5,6 +5,7 @@ mod affinity;
 mod health;
 mod isolation;
 mod ready;
+mod remote;
 mod strategies;
 
 use std::collections::BTreeMap;
