@@ -2,8 +2,9 @@
 //!
 //! `bulwark demo-server KIND` runs one of:
 //! - [`echo`]: `echo`/`add`/`request_count` tools, one resource, one prompt.
-//! - [`slow`]: a `slow` tool that reports progress and honours cancellation,
-//!   and a `hang` tool that makes the whole server stop answering (ping too).
+//! - [`slow`]: a `slow` tool that reports progress and honours cancellation
+//!   (`--serial`: one at a time), a `hang` tool that makes the whole server
+//!   stop answering (ping too), and `whoami` (pid and calls answered).
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
