@@ -166,6 +166,7 @@ impl ConnectArgs {
                 },
             }),
             oauth: self.oauth()?,
+            pool: bulwark_actors::upstream::PoolSpec::default(),
         })
     }
 }

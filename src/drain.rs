@@ -16,7 +16,7 @@ fn in_flight(registry: &Registry) -> usize {
     registry
         .servers()
         .iter()
-        .map(|entry| entry.status.in_flight())
+        .map(|entry| entry.pool.in_flight())
         .sum()
 }
 

@@ -2,14 +2,16 @@
 //! it has a hung one killed and restarted: over the registry's live links and
 //! the upstream's `ServerSupervisor`. The verdict names the instance session
 //! that was pinged, so an instance started since is never killed for its
-//! predecessor's timeout.
+//! predecessor's timeout. In a pool every live instance is pinged and the
+//! first silent one is the one declared hung; its siblings are left alone.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use bulwark_actors::timeout::InstanceProbe;
+use bulwark_actors::upstream::UpstreamLink;
 use bulwark_supervisors::registry::Registry;
 use bulwark_supervisors::server::{self, ServerMsg};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, join_all};
 use rmcp::model::{ClientRequest, PingRequest};
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 pub struct UpstreamProbe {
     /// Weak: the registry holds the escalation actor that holds this probe.
     registry: Weak<Registry>,
-    /// The session last pinged per configured upstream (bounded by the registry).
-    pinged: Mutex<HashMap<Arc<str>, u64>>,
+    /// The instance sessions of the last ping per configured upstream that
+    /// have not answered yet (bounded by the registry).
+    pinged: Arc<Mutex<HashMap<Arc<str>, Vec<u64>>>>,
 }
 
 impl UpstreamProbe {
@@ -26,31 +29,59 @@ impl UpstreamProbe {
     pub fn new(registry: Weak<Registry>) -> Self {
         Self {
             registry,
-            pinged: Mutex::default(),
+            pinged: Arc::default(),
         }
     }
 }
 
 impl InstanceProbe for UpstreamProbe {
     fn responsive(&self, upstream: Arc<str>) -> BoxFuture<'static, bool> {
-        let link = self.registry.upgrade().and_then(|registry| {
-            registry
-                .get(&upstream)
-                .and_then(|entry| entry.status.link())
-        });
-        if let Some(link) = &link {
-            let mut pinged = self.pinged.lock().unwrap_or_else(|e| e.into_inner());
-            pinged.insert(upstream, link.session());
-        }
+        // Every live instance of the pool (one unless it is a pool): the
+        // escalation actor knows the upstream, not which instance is stuck.
+        let links: Vec<UpstreamLink> = self
+            .registry
+            .upgrade()
+            .and_then(|registry| registry.get(&upstream))
+            .map(|entry| {
+                entry
+                    .pool
+                    .instances()
+                    .iter()
+                    .filter_map(|status| status.link())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Each instance counts as silent until its ping is answered: a hung
+        // one never answers, and the escalation actor stops waiting.
+        let sessions: Vec<u64> = links.iter().map(UpstreamLink::session).collect();
+        self.pinged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(upstream.clone(), sessions);
+        let pinged = self.pinged.clone();
         Box::pin(async move {
-            let Some(link) = link else {
-                // No live session: nothing to kill; the supervisor already acts.
-                return true;
-            };
-            let ping = ClientRequest::PingRequest(PingRequest::default());
-            link.request(ping, None, &CancellationToken::new())
-                .await
-                .is_ok()
+            // No live session: nothing to kill; the supervisor already acts.
+            let answers = join_all(links.iter().map(|link| {
+                let (pinged, upstream) = (pinged.clone(), upstream.clone());
+                async move {
+                    let ping = ClientRequest::PingRequest(PingRequest::default());
+                    let ok = link
+                        .request(ping, None, &CancellationToken::new())
+                        .await
+                        .is_ok();
+                    if ok
+                        && let Some(silent) = pinged
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_mut(&upstream)
+                    {
+                        silent.retain(|session| *session != link.session());
+                    }
+                    ok
+                }
+            }))
+            .await;
+            answers.into_iter().all(|ok| ok)
         })
     }
 
@@ -62,7 +93,9 @@ impl InstanceProbe for UpstreamProbe {
         );
         let session = {
             let pinged = self.pinged.lock().unwrap_or_else(|e| e.into_inner());
-            pinged.get(upstream).copied()
+            pinged
+                .get(upstream)
+                .and_then(|silent| silent.first().copied())
         };
         let supervisor = ractor::registry::where_is(server::actor_name(upstream));
         let registry = self.registry.upgrade();

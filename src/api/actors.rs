@@ -58,6 +58,16 @@ pub struct ActorNode {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     tokens: Option<TokenMetricsSnapshot>,
+    /// A pool instance's place in its pool (pools of several, or with
+    /// health checks, only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<usize>,
+    /// Whether health checks took this instance out of rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ejected: Option<bool>,
+    /// Times health checks ejected this instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ejections: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(no_recursion)]
     children: Vec<ActorNode>,
@@ -120,6 +130,9 @@ pub(crate) fn snapshot(gateway: &Gateway) -> ActorNode {
         p99_le_ms: None,
         cache: None,
         tokens: None,
+        instance: None,
+        ejected: None,
+        ejections: None,
         children: registry
             .shared()
             .iter()
@@ -153,61 +166,94 @@ fn shared_node(actor: &SharedActor, gateway: &Gateway) -> ActorNode {
         p99_le_ms: None,
         cache: (actor.name == "cache").then(|| CacheReads::of(&gateway.cache.stats())),
         tokens: (actor.kind == "token_actor").then(|| registry.tokens.metrics.snapshot()),
+        instance: None,
+        ejected: None,
+        ejections: None,
         children: Vec::new(),
     }
 }
 
 fn server_node(entry: &ServerEntry, latency: &MetricsSnapshot) -> ActorNode {
-    let status = &entry.status;
+    let pool = &entry.pool;
     let measured = latency.upstream(&entry.spec.name).map(|m| &m.latency);
-    let state = status.state();
-    let last_exit = status
+    let state = pool.state();
+    let last_exit = pool
         .last_exit()
         .map(|r| mask_upstream(entry, &r.to_string()));
-    let upstream = ActorNode {
-        name: entry.spec.name.clone(),
-        kind: "upstream",
-        state,
-        restarts: Some(status.restarts()),
-        restarts_by_reason: None,
-        uptime_secs: (state == UpstreamState::Ready).then(|| status.state_age().as_secs_f64()),
-        last_exit: last_exit.clone(),
-        stderr_tail: Some(
-            status
-                .stderr
-                .lines()
-                .iter()
-                .map(|line| mask_upstream(entry, line))
-                .collect(),
-        ),
-        messages_handled: status.mailbox.handled_total(),
-        mailbox_depth: status.mailbox.depth(),
-        calls_in_flight: Some(status.in_flight()),
-        calls_finished: Some(measured.map_or(0, |m| m.count)),
-        p50_le_ms: measured.and_then(|m| m.p50_le_ms),
-        p99_le_ms: measured.and_then(|m| m.p99_le_ms),
-        cache: None,
-        tokens: None,
-        children: Vec::new(),
+    let single = pool.instances().len() == 1;
+    // Latency is measured per upstream: a lone instance carries it, a pool's
+    // supervisor does.
+    let latency_of = |shown: bool| {
+        let measured = measured.filter(|_| shown);
+        (
+            Some(measured.map_or(0, |m| m.count)),
+            measured.and_then(|m| m.p50_le_ms),
+            measured.and_then(|m| m.p99_le_ms),
+        )
     };
+    let children = pool
+        .instances()
+        .iter()
+        .map(|status| {
+            let state = status.state();
+            let (calls_finished, p50_le_ms, p99_le_ms) = latency_of(single);
+            let pooled = !single || entry.spec.pool.health.is_some();
+            ActorNode {
+                name: crate::telemetry::observed::instance_name(entry, status.index()),
+                kind: "upstream",
+                state,
+                restarts: Some(status.restarts()),
+                restarts_by_reason: None,
+                uptime_secs: (state == UpstreamState::Ready)
+                    .then(|| status.state_age().as_secs_f64()),
+                last_exit: status
+                    .last_exit()
+                    .map(|r| mask_upstream(entry, &r.to_string())),
+                stderr_tail: Some(
+                    status
+                        .stderr
+                        .lines()
+                        .iter()
+                        .map(|line| mask_upstream(entry, line))
+                        .collect(),
+                ),
+                messages_handled: status.mailbox.handled_total(),
+                mailbox_depth: status.mailbox.depth(),
+                calls_in_flight: Some(status.in_flight()),
+                calls_finished: calls_finished.filter(|_| single),
+                p50_le_ms,
+                p99_le_ms,
+                cache: None,
+                tokens: None,
+                instance: pooled.then(|| status.index()),
+                ejected: pooled.then(|| status.is_ejected()),
+                ejections: pooled.then(|| status.ejections()),
+                children: Vec::new(),
+            }
+        })
+        .collect();
+    let (calls_finished, p50_le_ms, p99_le_ms) = latency_of(!single);
     ActorNode {
         name: entry.spec.name.clone(),
         kind: "server_supervisor",
         state,
-        restarts: Some(status.restarts()),
-        restarts_by_reason: Some(status.restarts_by_reason().into_iter().collect()),
+        restarts: Some(pool.restarts()),
+        restarts_by_reason: Some(pool.restarts_by_reason().into_iter().collect()),
         uptime_secs: None,
         last_exit,
         stderr_tail: None,
         messages_handled: entry.supervisor_mailbox.handled_total(),
         mailbox_depth: entry.supervisor_mailbox.depth(),
-        calls_in_flight: None,
-        calls_finished: None,
-        p50_le_ms: None,
-        p99_le_ms: None,
+        calls_in_flight: (!single).then(|| pool.in_flight()),
+        calls_finished: calls_finished.filter(|_| !single),
+        p50_le_ms,
+        p99_le_ms,
         cache: None,
         tokens: None,
-        children: vec![upstream],
+        instance: None,
+        ejected: None,
+        ejections: None,
+        children,
     }
 }
 

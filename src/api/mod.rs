@@ -109,9 +109,12 @@ async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready once every enabled upstream has started or failed for good.
+/// Ready ("able to serve") when every enabled upstream has an instance that
+/// takes calls, has failed for good, or has served before: one upstream
+/// restarting after it served does not take the gateway out of a load
+/// balancer's rotation; one still on its way to its first `ready` does.
 async fn ready(State(gateway): State<Arc<Gateway>>) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let pending = gateway.registry.pending();
+    let pending = gateway.registry.not_serving();
     let code = if pending.is_empty() {
         StatusCode::OK
     } else {

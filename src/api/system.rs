@@ -89,7 +89,7 @@ pub(super) async fn health(State(system): State<System>) -> (StatusCode, Json<Va
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut failed = Vec::new();
     for entry in control.registry().servers().iter() {
-        let state = entry.status.state();
+        let state = entry.pool.state();
         let name = match state {
             UpstreamState::Starting => "starting",
             UpstreamState::Ready => "ready",

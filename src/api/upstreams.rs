@@ -31,7 +31,7 @@ fn resource(
     enabled: bool,
 ) -> Value {
     let status = match control.registry().get(name) {
-        Some(entry) => json!(entry.status.state()),
+        Some(entry) => json!(entry.pool.state()),
         None if !enabled => json!("disabled"),
         None => json!("invalid"),
     };

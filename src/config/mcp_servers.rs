@@ -89,6 +89,12 @@ pub fn load(path: &Path) -> Result<Vec<(String, UpstreamConfig)>, ConfigError> {
                 oauth: None,
                 token_env: None,
                 prefix: Default::default(),
+                instances: None,
+                urls: Vec::new(),
+                strategy: Default::default(),
+                weights: Vec::new(),
+                affinity: Default::default(),
+                health: None,
             },
         ));
     }

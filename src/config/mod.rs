@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bulwark_actors::guardrail::GuardrailConfig;
+use bulwark_actors::upstream::{Affinity, HealthSpec, Strategy};
 use bulwark_supervisors::policy::RestartPolicy;
 use serde::Deserialize;
 
@@ -194,6 +195,29 @@ pub struct UpstreamConfig {
     /// Whether its tools' federated names carry the `server__` prefix.
     #[serde(default, skip_serializing_if = "PrefixMode::is_always")]
     pub prefix: PrefixMode,
+    /// A command upstream: how many processes of it run as one pool (1 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<usize>,
+    /// A remote upstream served by several endpoints: one instance per URL
+    /// (instead of `url`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    /// How calls pick an instance of a pool.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub strategy: Strategy,
+    /// `strategy = "weighted"`: one weight per instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<u32>,
+    /// `"session"` keeps each client session on one instance.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub affinity: Affinity,
+    /// Active health checks of every instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// When an upstream's tool names get the `server__` prefix on `/mcp`.

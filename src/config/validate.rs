@@ -1,7 +1,10 @@
 //! Checks a merged configuration and turns it into launch specs. Every error
 //! names the field (`upstreams.NAME.FIELD`) and where the value came from.
 use bulwark_actors::oauth::is_allowed_endpoint;
-use bulwark_actors::upstream::{HttpProtocol, HttpSpec, StdioSpec, Transport, UpstreamSpec};
+use bulwark_actors::upstream::pool::MAX_INSTANCES;
+use bulwark_actors::upstream::{
+    HttpProtocol, HttpSpec, PoolSpec, StdioSpec, Strategy, Transport, UpstreamSpec,
+};
 use bulwark_supervisors::policy::RestartPolicy;
 
 use super::{Config, ConfigError};
@@ -46,6 +49,7 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 "upstreams.{name}: the name contains the tool separator {separator:?}"
             )));
         }
+        check_pool(name, upstream).map_err(invalid)?;
         check_transport(name, upstream).map_err(invalid)?;
         if let Some(policy) = &upstream.restart {
             check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
@@ -56,7 +60,87 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `instances`, `urls`, `strategy`, `weights` and `health`.
+fn check_pool(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
+    let at = format!("upstreams.{name}");
+    let remote = upstream.url.is_some() || !upstream.urls.is_empty();
+    if upstream.url.is_some() && !upstream.urls.is_empty() {
+        return Err(format!("{at}: `url` and `urls` exclude each other"));
+    }
+    if !upstream.urls.is_empty() && !upstream.command.trim().is_empty() {
+        return Err(format!("{at}: `command` and `urls` exclude each other"));
+    }
+    let count = match upstream.instances {
+        Some(_) if remote => {
+            return Err(format!(
+                "{at}.instances applies to command upstreams; a remote pool lists one URL per instance in `urls`"
+            ));
+        }
+        Some(count) if !(1..=MAX_INSTANCES).contains(&count) => {
+            return Err(format!(
+                "{at}.instances = {count}: must be between 1 and {MAX_INSTANCES}"
+            ));
+        }
+        Some(count) => count,
+        None if upstream.urls.len() > MAX_INSTANCES => {
+            return Err(format!(
+                "{at}.urls lists {} URLs: at most {MAX_INSTANCES}",
+                upstream.urls.len()
+            ));
+        }
+        None => upstream.urls.len().max(1),
+    };
+    match (upstream.strategy, upstream.weights.len()) {
+        (Strategy::Weighted, 0) => {
+            return Err(format!(
+                "{at}.weights: strategy = \"weighted\" needs one weight per instance"
+            ));
+        }
+        (Strategy::Weighted, n) if n != count => {
+            return Err(format!(
+                "{at}.weights lists {n} weights for {count} instances"
+            ));
+        }
+        (Strategy::Weighted, _) if upstream.weights.contains(&0) => {
+            return Err(format!("{at}.weights must each be at least 1"));
+        }
+        (Strategy::Weighted, _) | (_, 0) => {}
+        _ => {
+            return Err(format!(
+                "{at}.weights apply to strategy = \"weighted\" only"
+            ));
+        }
+    }
+    if let Some(health) = &upstream.health {
+        if !(10..=3_600_000).contains(&health.interval_ms) {
+            return Err(format!(
+                "{at}.health.interval_ms must be between 10 and 3600000"
+            ));
+        }
+        if health.timeout_ms == Some(0) {
+            return Err(format!("{at}.health.timeout_ms must be at least 1"));
+        }
+        if health.failures == 0 || health.successes == 0 {
+            return Err(format!(
+                "{at}.health: failures and successes must each be at least 1"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
+    if upstream.url.is_none() && !upstream.urls.is_empty() {
+        // A remote pool: every URL must pass as `url` would.
+        return upstream.urls.iter().try_for_each(|url| {
+            let single = super::UpstreamConfig {
+                url: Some(url.clone()),
+                urls: Vec::new(),
+                ..upstream.clone()
+            };
+            check_transport(name, &single).map_err(|err| err.replace(".url", ".urls"))
+        });
+    }
     let has_command = !upstream.command.trim().is_empty();
     match (upstream.kind, &upstream.url) {
         (Some(super::UpstreamKind::Stdio), Some(_)) => {
@@ -159,7 +243,20 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                 message: format!("upstreams.{name}.{field}: environment variable {var} is not set"),
             })
         };
-        let transport = match &upstream.url {
+        let urls = upstream
+            .urls
+            .iter()
+            .map(|url| expand("urls", url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pool = PoolSpec {
+            instances: upstream.instances.unwrap_or(urls.len().max(1)),
+            urls,
+            strategy: upstream.strategy,
+            weights: upstream.weights.clone(),
+            affinity: upstream.affinity,
+            health: upstream.health.clone(),
+        };
+        let transport = match upstream.url.as_ref().or(upstream.urls.first()) {
             Some(url) => Transport::Http(HttpSpec {
                 protocol: match upstream.kind {
                     Some(super::UpstreamKind::Sse) => HttpProtocol::Sse,
@@ -221,6 +318,7 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                 name: name.clone(),
                 transport,
                 oauth,
+                pool,
             },
             upstream
                 .restart
@@ -454,5 +552,91 @@ mod tests {
         };
         assert_eq!(protocol("old"), HttpProtocol::Sse);
         assert_eq!(protocol("new"), HttpProtocol::Streamable);
+    }
+
+    #[test]
+    fn pools_resolve_one_instance_per_url_or_count() {
+        let config = parse(
+            r#"
+            [upstreams.local]
+            command = "x"
+            instances = 3
+            strategy = "weighted"
+            weights = [2, 1, 1]
+            affinity = "session"
+            [upstreams.local.health]
+            interval_ms = 200
+            [upstreams.remote]
+            urls = ["https://a.example.com/mcp", "https://b.example.com/mcp"]
+            strategy = "power_of_two_choices"
+            "#,
+        )
+        .unwrap();
+        let specs = resolve_specs(&config).unwrap();
+        let local = &specs.iter().find(|(s, _)| s.name == "local").unwrap().0;
+        assert_eq!(local.pool.instances, 3);
+        assert_eq!(local.pool.weights, [2, 1, 1]);
+        assert_eq!(local.pool.health.as_ref().unwrap().failures, 3);
+        let remote = &specs.iter().find(|(s, _)| s.name == "remote").unwrap().0;
+        assert_eq!(remote.pool.instances, 2);
+        let Transport::Http(second) = remote.instance(1).transport else {
+            panic!("not remote: {remote:?}");
+        };
+        assert_eq!(second.url, "https://b.example.com/mcp");
+    }
+
+    #[test]
+    fn pool_mistakes_name_the_field() {
+        let cases = [
+            (
+                "command = \"x\"\ninstances = 0",
+                "instances = 0: must be between 1 and 64",
+            ),
+            ("command = \"x\"\ninstances = 65", "between 1 and 64"),
+            (
+                "url = \"https://e.com/mcp\"\ninstances = 2",
+                "command upstreams",
+            ),
+            (
+                "url = \"https://e.com/mcp\"\nurls = [\"https://f.com/mcp\"]",
+                "`url` and `urls` exclude each other",
+            ),
+            (
+                "command = \"x\"\nurls = [\"https://f.com/mcp\"]",
+                "exclude each other",
+            ),
+            ("urls = [\"ftp://f.com/mcp\"]", "urls must be http or https"),
+            (
+                "command = \"x\"\ninstances = 2\nstrategy = \"weighted\"",
+                "needs one weight",
+            ),
+            (
+                "command = \"x\"\ninstances = 2\nstrategy = \"weighted\"\nweights = [1]",
+                "1 weights for 2 instances",
+            ),
+            (
+                "command = \"x\"\ninstances = 2\nweights = [1, 1]",
+                "weighted\" only",
+            ),
+            (
+                "command = \"x\"\n[upstreams.a.health]\ninterval_ms = 1",
+                "health.interval_ms",
+            ),
+            (
+                "command = \"x\"\n[upstreams.a.health]\nfailures = 0",
+                "failures and successes",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = parse(&format!("[upstreams.a]\n{toml}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("upstreams.a"), "{err}");
+            assert!(err.contains(expected), "{toml}: {err}");
+        }
+        let err = parse("[upstreams.a]\ncommand = \"x\"\nstrategy = \"fastest\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("round_robin"), "{err}");
     }
 }

@@ -133,6 +133,20 @@ mod tests {
         assert!(err.message.contains("exclude"), "{err:?}");
         let upstream = parse_upstream(json!({"command": "x"})).unwrap();
         assert!(check_upstream(&file, "ok", &upstream).is_ok());
+        // Pool keys arrive through the same definition type.
+        let pool = parse_upstream(json!({"command": "x", "instances": 0})).unwrap();
+        assert_eq!(
+            check_upstream(&file, "p", &pool).unwrap_err().field,
+            "instances"
+        );
+        let pool = parse_upstream(json!({"command": "x", "instances": 2, "strategy": "random"}));
+        let pool = pool.unwrap();
+        assert!(check_upstream(&file, "p", &pool).is_ok());
+        assert_eq!(upstream_json(&pool)["instances"], 2);
+        assert!(
+            upstream_json(&upstream).get("instances").is_none(),
+            "defaults stay out"
+        );
         assert_eq!(
             check_upstream(&file, "bad name", &upstream)
                 .unwrap_err()

@@ -71,7 +71,7 @@ pub async fn when_settled(gateway: &Arc<Gateway>, entries: Vec<Arc<ServerEntry>>
 /// (a missing command need not hold up the answer through its backoff).
 fn settled(entry: &ServerEntry) -> bool {
     matches!(
-        entry.status.state(),
+        entry.pool.state(),
         UpstreamState::Ready | UpstreamState::Failed
-    ) || entry.status.last_exit().is_some()
+    ) || entry.pool.last_exit().is_some()
 }

@@ -112,6 +112,11 @@ impl<X: ExtraTools> EchoServer<X> {
         }
     }
 
+    /// The extra tools this server serves.
+    pub fn extras(&self) -> &X {
+        &self.extras
+    }
+
     /// Per-method request counts, as returned by the `request_count` tool.
     pub fn counter(&self) -> &RequestCounter {
         &self.counter

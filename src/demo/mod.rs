@@ -2,8 +2,9 @@
 //!
 //! `bulwark demo-server KIND` runs one of:
 //! - [`echo`]: `echo`/`add`/`request_count` tools, one resource, one prompt.
-//! - [`slow`]: a `slow` tool that reports progress and honours cancellation,
-//!   and a `hang` tool that makes the whole server stop answering (ping too).
+//! - [`slow`]: a `slow` tool that reports progress and honours cancellation
+//!   (`--serial`: one at a time), a `hang` tool that makes the whole server
+//!   stop answering (ping too), and `whoami` (pid and calls answered).
 //! - [`crash`]: tools and options that kill the process on purpose.
 //! - [`conformance`]: the fixture the official MCP conformance suite expects.
 //! - [`hostile`]: `leaky`, `poisoned`, `rugpull`, `injector` and `huge`, which
@@ -98,6 +99,10 @@ pub struct DemoServerArgs {
     /// `slow`: default sleep of the `slow` tool in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub delay_ms: u64,
+    /// `slow`: run one `slow` call at a time, as a single-threaded server
+    /// does (others wait their turn); pool benchmarks use it.
+    #[arg(long)]
+    pub serial: bool,
     /// `crash`: exit with code 3 while handling the Nth `tools/call`.
     #[arg(long, value_name = "N")]
     pub crash_after: Option<u64>,
@@ -122,7 +127,11 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
     );
     match args.kind {
         DemoKind::Echo => serve(echo::EchoServer::<echo::NoExtras>::new(), args.http).await,
-        DemoKind::Slow => serve(slow::SlowServer::with_delay_ms(args.delay_ms), args.http).await,
+        DemoKind::Slow => {
+            let server = slow::SlowServer::with_delay_ms(args.delay_ms);
+            let server = if args.serial { server.serial() } else { server };
+            serve(server, args.http).await
+        }
         DemoKind::Crash => {
             if args.die_at_start {
                 eprintln!("demo-server crash: --die-at-start, exiting with code 2");

@@ -3,8 +3,11 @@
 //!   call is cancelled;
 //! - `hang`: makes the whole server hang, as a deadlocked process would: from
 //!   then on no request (`ping` included) is answered, cancellation is
-//!   ignored, and only a kill ends it (or, with `ms`, the time running out).
+//!   ignored, and only a kill ends it (or, with `ms`, the time running out);
+//! - `whoami`: the process id and the tool calls it has answered, so pool
+//!   tests can tell instances apart and count what each got.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +34,10 @@ pub struct SlowTool {
     default_delay: Duration,
     /// Set by `hang`; shared by every session of the server.
     hang: Arc<Mutex<Hang>>,
+    /// Tool calls answered (counted before dispatch), for `whoami`.
+    calls: Arc<AtomicU64>,
+    /// With `--serial`: held while a `slow` call sleeps, so calls queue.
+    serial: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Whether the server hangs.
@@ -65,7 +72,16 @@ impl SlowServer {
         EchoServer::with_extras(SlowTool {
             default_delay: Duration::from_millis(delay_ms),
             hang: Arc::new(Mutex::new(Hang::Responsive)),
+            calls: Arc::default(),
+            serial: None,
         })
+    }
+
+    /// The same server running one `slow` call at a time.
+    pub fn serial(self) -> Self {
+        let mut extras = self.extras().clone();
+        extras.serial = Some(Arc::default());
+        EchoServer::with_extras(extras)
     }
 }
 
@@ -85,6 +101,10 @@ impl ExtraTools for SlowTool {
                 }
             }
         }, {
+            "name": "whoami",
+            "description": "This process's id and how many tool calls it has answered (pool tests count calls per instance)",
+            "inputSchema": { "type": "object", "properties": {} }
+        }, {
             "name": "hang",
             "description": "Hangs the whole server: no request, ping included, is answered again (for `ms` milliseconds, or until killed)",
             "inputSchema": {
@@ -100,6 +120,10 @@ impl ExtraTools for SlowTool {
         self.wait_while_hung().await;
     }
 
+    fn before_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
     async fn call(
         &self,
         request: &CallToolRequestParams,
@@ -112,9 +136,17 @@ impl ExtraTools for SlowTool {
         match &*request.name {
             "slow" => {
                 let delay = ms.unwrap_or(self.default_delay);
+                let _turn = match &self.serial {
+                    Some(serial) => Some(serial.lock().await),
+                    None => None,
+                };
                 Some(sleep_with_progress(delay, context).await)
             }
             "hang" => Some(self.hang(ms).await),
+            "whoami" => Some(Ok(text_result(
+                json!({"pid": std::process::id(), "calls": self.calls.load(Ordering::Relaxed)})
+                    .to_string(),
+            ))),
             _ => None,
         }
     }

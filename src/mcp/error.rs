@@ -2,7 +2,7 @@
 //! name the server and the reason; they never carry secrets.
 use bulwark_actors::guardrail::GuardrailBlock;
 use bulwark_actors::timeout::TimeoutInfo;
-use bulwark_actors::upstream::{CallError, UpstreamState, UpstreamStatus};
+use bulwark_actors::upstream::{CallError, Pool, UpstreamState};
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
 
@@ -107,10 +107,11 @@ impl GatewayError {
     }
 
     /// The error for a server that has no ready session.
-    pub fn unavailable(status: &UpstreamStatus) -> Self {
+    pub fn unavailable(status: &Pool) -> Self {
         let state = match status.state() {
             UpstreamState::Starting => "starting",
-            UpstreamState::Ready => "ready",
+            // Ready yet no link: health checks ejected every ready instance.
+            UpstreamState::Ready => "unhealthy: ejected by health checks",
             UpstreamState::Restarting => "restarting",
             UpstreamState::Failed => "failed: circuit open",
             UpstreamState::Stopped => "stopped",

@@ -113,7 +113,7 @@ impl GatewayHandler {
             "state": summary.state,
             "restarts": summary.restarts,
             "calls_in_flight": summary.calls_in_flight,
-            "last_error": entry.status.last_exit().map(|exit| mask_upstream(&entry, &exit.to_string())),
+            "last_error": entry.pool.last_exit().map(|exit| mask_upstream(&entry, &exit.to_string())),
             "tools": tools,
         }))
     }

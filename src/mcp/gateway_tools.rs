@@ -241,9 +241,9 @@ impl ServerSummary {
     pub fn of(entry: &ServerEntry) -> Self {
         Self {
             name: entry.spec.name.clone(),
-            state: entry.status.state(),
-            restarts: entry.status.restarts(),
-            calls_in_flight: entry.status.in_flight(),
+            state: entry.pool.state(),
+            restarts: entry.pool.restarts(),
+            calls_in_flight: entry.pool.in_flight(),
         }
     }
 }

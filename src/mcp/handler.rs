@@ -31,6 +31,7 @@ use crate::telemetry::traces::service::RequestTrace;
 
 use super::Gateway;
 use super::access::{Access, Guarded};
+use super::affinity::Bindings;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
@@ -67,6 +68,8 @@ pub struct GatewayHandler {
     access: Access,
     /// This session's `logging/setLevel`.
     level: Arc<SessionLevel>,
+    /// The instances this session is bound to (`affinity = "session"` pools).
+    bindings: Bindings,
 }
 
 impl GatewayHandler {
@@ -83,6 +86,7 @@ impl GatewayHandler {
             scope,
             access,
             level: Arc::default(),
+            bindings: Bindings::default(),
         }
     }
 
@@ -181,10 +185,10 @@ impl GatewayHandler {
         if self.gateway.registry.is_closing() {
             return Err(GatewayError::shutting_down(server));
         }
-        let link = entry
-            .status
-            .link()
-            .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
+        let link = self
+            .bindings
+            .link(&entry.pool)
+            .ok_or_else(|| GatewayError::unavailable(&entry.pool))?;
         let stateless = super::mrtr::is_stateless(context);
         let level = if stateless {
             Arc::new(SessionLevel::per_request(context.meta.log_level()))
@@ -306,7 +310,7 @@ impl GatewayHandler {
             .gateway
             .registry
             .get(server)
-            .map(|entry| entry.status.name_arc())
+            .map(|entry| entry.pool.name_arc())
             .ok_or_else(|| GatewayError::UnknownServer(server.to_owned()))?;
         let key = self.gateway.result_ttl(server, tool).map(|ttl| {
             let arguments = request.arguments.as_ref();
@@ -512,7 +516,7 @@ impl GatewayHandler {
                         .gateway
                         .registry
                         .get(name)
-                        .is_some_and(|entry| entry.status.link().is_some())
+                        .is_some_and(|entry| entry.pool.has_routable())
             })
             .collect()
     }
@@ -714,7 +718,7 @@ impl ServerHandler for GatewayHandler {
                 .gateway
                 .registry
                 .get(server)
-                .and_then(|entry| entry.status.link())
+                .and_then(|entry| entry.pool.any_link())
                 .and_then(|link| link.peer_info())
         {
             let mut config = ServerConfig::new(info.capabilities.clone());

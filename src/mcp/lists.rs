@@ -67,7 +67,7 @@ impl GatewayHandler {
             .unrecorded()
             .into_iter()
             .filter(|server| {
-                (gateway.registry.get(server)).is_some_and(|entry| entry.status.link().is_some())
+                (gateway.registry.get(server)).is_some_and(|entry| entry.pool.link().is_some())
             })
             .collect();
         futures::future::join_all(

@@ -13,7 +13,7 @@ impl GatewayHandler {
     /// `server` as a metric label, when it is configured.
     pub(super) fn known_upstream(&self, server: Option<&str>) -> Option<Arc<str>> {
         let entry = self.gateway().registry.get(server?)?;
-        Some(entry.status.name_arc())
+        Some(entry.pool.name_arc())
     }
 
     /// The upstream a server scope proxies to (none when federated).
@@ -65,7 +65,7 @@ impl GatewayHandler {
         };
         Target {
             tool: (answered || self.gateway().knows_tool(server, tool)).then(|| Arc::from(tool)),
-            upstream: Some(entry.status.name_arc()),
+            upstream: Some(entry.pool.name_arc()),
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
 //! - [`access`]: the session's caller, its grant and call budgets.
+//! - `affinity`: which pool instance a session with affinity is bound to.
 //! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`directory`]: sessions any replica can continue (Redis).
 //! - [`listing`]: the four list kinds behind one generic path.
@@ -22,6 +23,7 @@
 //!   runs it and the `search` tool listing for a session.
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
+mod affinity;
 pub mod caller;
 pub mod directory;
 pub mod error;
@@ -155,7 +157,7 @@ impl Gateway {
         let Some(entry) = self.registry.get(server) else {
             return;
         };
-        let restarts = entry.status.restarts();
+        let restarts = entry.pool.restarts();
         let seen = self.restarts_seen.insert(Arc::from(server), restarts);
         if seen.is_some_and(|seen| seen != restarts) {
             self.tool_index.invalidate(server);

@@ -60,7 +60,7 @@ pub fn session_closed(sessions: &Sessions, registry: &Arc<Registry>, id: u64) {
     };
     runtime.spawn(async move {
         for (server, uri) in orphaned {
-            let Some(link) = registry.get(&server).and_then(|entry| entry.status.link()) else {
+            let Some(link) = registry.get(&server).and_then(|entry| entry.pool.link()) else {
                 continue; // not running: its next instance is not subscribed
             };
             let request =

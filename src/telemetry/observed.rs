@@ -80,7 +80,7 @@ fn upstreams(meter: &Meter, gateway: &Arc<Gateway>) {
         "1 for the state each upstream is in, 0 for the others",
         |g, o| {
             for entry in g.registry.servers().iter() {
-                let current = entry.status.state();
+                let current = entry.pool.state();
                 for state in UpstreamState::ALL {
                     o.observe(
                         i64::from(state == current),
@@ -100,7 +100,7 @@ fn upstreams(meter: &Meter, gateway: &Arc<Gateway>) {
         "Upstream restarts by why the instance before ended (exit, signal, hung, token_rotation, requested, …)",
         |g, o| {
             for entry in g.registry.servers().iter() {
-                for (reason, n) in entry.status.restarts_by_reason() {
+                for (reason, n) in entry.pool.restarts_by_reason() {
                     o.observe(
                         u64::from(n),
                         &[upstream(&entry.spec.name), KeyValue::new("reason", reason)],
@@ -116,13 +116,58 @@ fn upstreams(meter: &Meter, gateway: &Arc<Gateway>) {
         "Requests waiting on each upstream",
         |g, o| {
             for entry in g.registry.servers().iter() {
-                o.observe(
-                    count(entry.status.in_flight()),
-                    &[upstream(&entry.spec.name)],
-                );
+                o.observe(count(entry.pool.in_flight()), &[upstream(&entry.spec.name)]);
             }
         },
     );
+    gauge(
+        meter,
+        gateway,
+        "bulwark.upstream.instance.routable",
+        "1 for each pool instance that takes calls (ready, not ejected), 0 otherwise",
+        |g, o| {
+            for entry in g.registry.servers().iter() {
+                for status in entry.pool.instances() {
+                    o.observe(
+                        i64::from(status.routable_link().is_some()),
+                        &[upstream(&entry.spec.name), instance(status.index())],
+                    );
+                }
+            }
+        },
+    );
+    counter(
+        meter,
+        gateway,
+        "bulwark.upstream.instance.ejections",
+        "Times health checks took each pool instance out of rotation",
+        |g, o| {
+            for entry in g.registry.servers().iter() {
+                for status in entry.pool.instances() {
+                    o.observe(
+                        u64::from(status.ejections()),
+                        &[upstream(&entry.spec.name), instance(status.index())],
+                    );
+                }
+            }
+        },
+    );
+}
+
+/// An instance's actor name: the server's, with `#N` in a pool of several.
+pub(crate) fn instance_name(
+    entry: &bulwark_supervisors::registry::ServerEntry,
+    index: usize,
+) -> String {
+    if entry.pool.instances().len() == 1 {
+        entry.spec.name.clone()
+    } else {
+        format!("{}#{index}", entry.spec.name)
+    }
+}
+
+fn instance(index: usize) -> KeyValue {
+    KeyValue::new("instance", i64::try_from(index).unwrap_or(i64::MAX))
 }
 
 /// Every actor's mailbox, as `/api/v1/actors` lists them.
@@ -141,7 +186,12 @@ fn each_mailbox(g: &Gateway, mut visit: impl FnMut(&MailboxStats, [KeyValue; 2])
     for entry in registry.servers().iter() {
         let name = &entry.spec.name;
         visit(&entry.supervisor_mailbox, actor(name, "server_supervisor"));
-        visit(&entry.status.mailbox, actor(name, "upstream"));
+        for status in entry.pool.instances() {
+            visit(
+                &status.mailbox,
+                actor(&instance_name(entry, status.index()), "upstream"),
+            );
+        }
     }
 }
 

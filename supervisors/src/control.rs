@@ -61,7 +61,7 @@ pub(crate) async fn handle(
                     tokio::spawn(async move {
                         drain_calls(&entry, drain).await;
                         stop_child(&child, &entry).await;
-                        entry.status.set_state(UpstreamState::Stopped);
+                        entry.pool.set_state(UpstreamState::Stopped);
                         let _ = reply.send(true);
                     });
                 }
@@ -80,8 +80,8 @@ pub(crate) async fn handle(
                 return Ok(());
             };
             stop_child(&child, &entry).await;
-            entry.status.set_state(UpstreamState::Restarting);
-            entry.status.count_requested_restart();
+            entry.pool.set_state(UpstreamState::Restarting);
+            entry.pool.count_requested_restart();
             crate::root::spawn_server(myself, state, entry).await?;
             let _ = reply.send(true);
         }
@@ -102,11 +102,11 @@ fn take_child(state: &mut RootState, name: &str) -> Option<ActorRef<ServerMsg>> 
 /// Waits until `entry` has no call in flight, or `drain` has passed.
 async fn drain_calls(entry: &ServerEntry, drain: Duration) {
     let deadline = tokio::time::Instant::now() + drain;
-    while entry.status.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+    while entry.pool.in_flight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(DRAIN_POLL).await;
     }
-    if entry.status.in_flight() > 0 {
-        tracing::warn!(server = %entry.spec.name, calls = entry.status.in_flight(), "drain timeout; stopping with calls in flight");
+    if entry.pool.in_flight() > 0 {
+        tracing::warn!(server = %entry.spec.name, calls = entry.pool.in_flight(), "drain timeout; stopping with calls in flight");
     }
 }
 

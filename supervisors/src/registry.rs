@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 
 use bulwark_actors::mailbox::MailboxStats;
 use bulwark_actors::oauth::Tokens;
-use bulwark_actors::upstream::{UpstreamSpec, UpstreamStatus};
+use bulwark_actors::upstream::{Pool, UpstreamSpec};
 
 use crate::policy::RestartPolicy;
 use crate::shared::SharedActor;
@@ -23,8 +23,9 @@ pub struct ServerEntry {
     pub spec: UpstreamSpec,
     /// Its restart policy.
     pub policy: RestartPolicy,
-    /// Live status, shared with its actors.
-    pub status: Arc<UpstreamStatus>,
+    /// Its instances' live statuses (one unless it is a pool), shared with
+    /// its actors; calls pick an instance here.
+    pub pool: Arc<Pool>,
     /// Mailbox counters of its `ServerSupervisor`.
     pub supervisor_mailbox: Arc<MailboxStats>,
 }
@@ -33,7 +34,7 @@ impl ServerEntry {
     /// A fresh entry (new status, new counters) for `spec`.
     pub fn new(spec: UpstreamSpec, policy: RestartPolicy) -> Arc<Self> {
         Arc::new(Self {
-            status: UpstreamStatus::new(&spec.name),
+            pool: Arc::new(Pool::new(&spec.name, &spec.pool)),
             spec,
             policy,
             supervisor_mailbox: Arc::default(),
@@ -159,7 +160,7 @@ impl Registry {
             .iter()
             .filter(|entry| {
                 !matches!(
-                    entry.status.state(),
+                    entry.pool.state(),
                     UpstreamState::Ready | UpstreamState::Failed
                 )
             })
@@ -170,6 +171,24 @@ impl Registry {
     /// True once every upstream is ready or has failed for good.
     pub fn settled(&self) -> bool {
         self.pending().is_empty()
+    }
+
+    /// Upstreams that keep the gateway from serving: neither an instance
+    /// that takes calls, nor failed for good (circuit open), nor ever ready
+    /// before. One that served and now restarts is flapping: it answers
+    /// "unavailable" on its own and does not take the gateway out of a load
+    /// balancer's rotation.
+    pub fn not_serving(&self) -> Vec<String> {
+        use bulwark_actors::upstream::UpstreamState;
+        self.servers
+            .load()
+            .iter()
+            .filter(|entry| {
+                let pool = &entry.pool;
+                !(pool.has_routable() || pool.has_served() || pool.state() == UpstreamState::Failed)
+            })
+            .map(|entry| entry.spec.name.clone())
+            .collect()
     }
 
     /// A snapshot of every running upstream, in the order they were added.

@@ -177,7 +177,7 @@ impl Actor for RootSupervisor {
             return Ok(());
         }
         tracing::warn!(server = %entry.spec.name, "restarting server supervisor");
-        entry.status.set_state(UpstreamState::Restarting);
+        entry.pool.set_state(UpstreamState::Restarting);
         if let Err(err) = spawn_server(&myself, state, entry.clone()).await {
             // Never the root's own failure: the other servers keep running.
             tracing::error!(server = %entry.spec.name, %err, "server supervisor did not restart; retrying");
@@ -219,7 +219,7 @@ pub(crate) async fn spawn_server(
     let args = ServerArgs {
         spec: entry.spec.clone(),
         policy: entry.policy.clone(),
-        status: entry.status.clone(),
+        pool: entry.pool.clone(),
         mailbox: entry.supervisor_mailbox.clone(),
         observer: state.observer.clone(),
         tokens: Some(state.registry.tokens.clone()),

@@ -1,18 +1,20 @@
-//! `ServerSupervisor`: supervises the instance of one upstream.
+//! `ServerSupervisor`: supervises the instances of one upstream.
 //!
-//! Supervision: it runs one `UpstreamActor` at a time, linked to itself. When
-//! that instance dies (process exit, broken session, failed start) it asks the
-//! [`RestartTracker`]: restart after a backoff, or, past the limit, mark the
-//! server `failed` (circuit open: calls fail fast) and probe it every
+//! Supervision: it runs one `UpstreamActor` per instance of the upstream's
+//! pool (one unless `instances`/`urls` say more), each linked to itself and
+//! each with its own restart history. When an instance dies (process exit,
+//! broken session, failed start) it asks that instance's [`RestartTracker`]:
+//! restart after a backoff, or, past the limit, mark the instance `failed`
+//! (circuit open: no call goes to it) and probe it every
 //! `probe_interval_secs` (half-open). A probe that reaches `ready` closes the
-//! circuit and clears the failure history. Nothing it does touches other
-//! upstreams.
+//! circuit and clears the failure history. An instance's death touches
+//! neither its siblings (their calls go on) nor other upstreams.
 use std::sync::Arc;
 
 use bulwark_actors::mailbox::MailboxStats;
 use bulwark_actors::oauth::Tokens;
 use bulwark_actors::upstream::{
-    ExitReason, UpstreamActor, UpstreamArgs, UpstreamMsg, UpstreamObserver, UpstreamSpec,
+    ExitReason, Pool, UpstreamActor, UpstreamArgs, UpstreamMsg, UpstreamObserver, UpstreamSpec,
     UpstreamState, UpstreamStatus,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -29,8 +31,8 @@ pub struct ServerArgs {
     pub spec: UpstreamSpec,
     /// When and how often to restart it.
     pub policy: RestartPolicy,
-    /// Status shared with instances and readers.
-    pub status: Arc<UpstreamStatus>,
+    /// The instances' statuses, shared with the instances and readers.
+    pub pool: Arc<Pool>,
     /// This supervisor's own mailbox counters.
     pub mailbox: Arc<MailboxStats>,
     /// Where upstream announcements go.
@@ -41,11 +43,11 @@ pub struct ServerArgs {
 
 /// Messages of the server supervisor.
 pub enum ServerMsg {
-    /// Start a new instance (first start, or a restart after its backoff).
-    Start,
-    /// Try a failed server again (half-open).
-    Probe,
-    /// Stop the instance and report when it is gone.
+    /// Start instance N (first start, or a restart after its backoff).
+    Start(usize),
+    /// Try failed instance N again (half-open).
+    Probe(usize),
+    /// Stop every instance and report when they are gone.
     Shutdown(RpcReplyPort<()>),
     /// The instance stopped answering (the escalation actor's verdict): kill
     /// it and restart under the policy, as if it had crashed.
@@ -53,7 +55,7 @@ pub enum ServerMsg {
         /// Why it was declared hung.
         reason: String,
         /// The session the verdict is about ([`UpstreamLink::session`]); a
-        /// later instance is left alone.
+        /// later instance, or a sibling, is left alone.
         ///
         /// [`UpstreamLink::session`]: bulwark_actors::upstream::UpstreamLink::session
         session: u64,
@@ -69,17 +71,23 @@ pub fn actor_name(server: &str) -> String {
 /// State of a server supervisor.
 pub struct ServerState {
     spec: UpstreamSpec,
-    status: Arc<UpstreamStatus>,
     mailbox: Arc<MailboxStats>,
     observer: Arc<dyn UpstreamObserver>,
     tokens: Option<Arc<Tokens>>,
+    /// One per instance of the pool, in pool order.
+    slots: Vec<Slot>,
+    stopping: bool,
+}
+
+/// One instance of the pool: its status, its actor and its own history.
+struct Slot {
+    status: Arc<UpstreamStatus>,
     tracker: RestartTracker,
     instance: Option<ActorRef<UpstreamMsg>>,
     /// Why the running instance is being killed as hung, until it is gone.
     hung: Option<String>,
-    /// The running instance is a probe of a failed server.
+    /// The running instance is a probe of a failed instance.
     probing: bool,
-    stopping: bool,
 }
 
 /// Supervises the instances of one upstream.
@@ -103,17 +111,27 @@ impl Actor for ServerSupervisor {
         myself: ActorRef<Self::Msg>,
         args: ServerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        send(&myself, &args.mailbox, ServerMsg::Start);
+        let slots: Vec<Slot> = args
+            .pool
+            .instances()
+            .iter()
+            .map(|status| Slot {
+                status: status.clone(),
+                tracker: RestartTracker::new(args.policy.clone()),
+                instance: None,
+                hung: None,
+                probing: false,
+            })
+            .collect();
+        for index in 0..slots.len() {
+            send(&myself, &args.mailbox, ServerMsg::Start(index));
+        }
         Ok(ServerState {
-            tracker: RestartTracker::new(args.policy),
             spec: args.spec,
-            status: args.status,
             mailbox: args.mailbox,
             observer: args.observer,
             tokens: args.tokens,
-            instance: None,
-            hung: None,
-            probing: false,
+            slots,
             stopping: false,
         })
     }
@@ -126,31 +144,51 @@ impl Actor for ServerSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         state.mailbox.handled();
         match message {
-            ServerMsg::Start | ServerMsg::Probe if state.stopping || state.instance.is_some() => {}
-            ServerMsg::Start => start_instance(&myself, state).await,
-            ServerMsg::Probe => {
-                tracing::info!(server = %state.spec.name, "probing failed upstream");
-                state.probing = true;
-                start_instance(&myself, state).await;
+            ServerMsg::Start(index) | ServerMsg::Probe(index)
+                if state.stopping
+                    || state
+                        .slots
+                        .get(index)
+                        .is_none_or(|slot| slot.instance.is_some()) => {}
+            ServerMsg::Start(index) => start_instance(&myself, state, index).await,
+            ServerMsg::Probe(index) => {
+                tracing::info!(server = %state.spec.name, instance = index, "probing failed upstream");
+                state.slots[index].probing = true;
+                start_instance(&myself, state, index).await;
             }
             ServerMsg::Hung { reason, session } => {
-                let current = state.status.link().map(|link| link.session());
-                if current != Some(session) {
-                    tracing::info!(server = %state.spec.name, %reason, "hung verdict about a previous instance; ignored");
-                } else if let Some(instance) = &state.instance
-                    && state.hung.is_none()
-                {
-                    tracing::error!(server = %state.spec.name, %reason, "killing hung upstream");
-                    state.hung = Some(reason);
-                    instance.stop(Some("hung".into()));
+                let slot = state
+                    .slots
+                    .iter_mut()
+                    .find(|slot| slot.status.link().map(|link| link.session()) == Some(session));
+                match slot {
+                    None => {
+                        tracing::info!(server = %state.spec.name, %reason, "hung verdict about a previous instance; ignored");
+                    }
+                    Some(slot) => {
+                        if let Some(instance) = &slot.instance
+                            && slot.hung.is_none()
+                        {
+                            tracing::error!(server = %state.spec.name, instance = slot.status.index(), %reason, "killing hung upstream");
+                            slot.hung = Some(reason);
+                            instance.stop(Some("hung".into()));
+                        }
+                    }
                 }
             }
             ServerMsg::Shutdown(reply) => {
                 state.stopping = true;
-                if let Some(instance) = state.instance.take() {
+                let stops = state
+                    .slots
+                    .iter_mut()
+                    .filter_map(|slot| slot.instance.take());
+                futures::future::join_all(stops.map(|instance| async move {
                     let _ = instance.stop_and_wait(None, Some(STOP_WAIT)).await;
+                }))
+                .await;
+                for slot in &state.slots {
+                    slot.status.set_state(UpstreamState::Stopped);
                 }
-                state.status.set_state(UpstreamState::Stopped);
                 let _ = reply.send(());
             }
         }
@@ -170,97 +208,107 @@ impl Actor for ServerSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(format!("panicked: {err}"))),
             _ => return Ok(()),
         };
-        let is_current = state
-            .instance
-            .as_ref()
-            .is_some_and(|instance| instance.get_id() == cell.get_id());
-        if !is_current {
+        let Some(index) = state.slots.iter().position(|slot| {
+            slot.instance
+                .as_ref()
+                .is_some_and(|instance| instance.get_id() == cell.get_id())
+        }) else {
             return Ok(());
-        }
-        state.instance = None;
+        };
+        let slot = &mut state.slots[index];
+        slot.instance = None;
         if state.stopping {
             return Ok(());
         }
-        if let Some(reason) = state.hung.take() {
-            state.status.set_exit(ExitReason::Hung(reason));
+        if let Some(reason) = slot.hung.take() {
+            slot.status.set_exit(ExitReason::Hung(reason));
         } else if let Some(panic) = panic {
-            state.status.set_exit(ExitReason::SessionFailed(panic));
+            slot.status.set_exit(ExitReason::SessionFailed(panic));
         }
-        on_instance_failed(&myself, state);
+        on_instance_failed(&myself, state, index);
         Ok(())
     }
 }
 
-async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
+async fn start_instance(myself: &ActorRef<ServerMsg>, state: &mut ServerState, index: usize) {
+    let slot = &state.slots[index];
     let args = UpstreamArgs {
-        spec: state.spec.clone(),
-        status: state.status.clone(),
+        spec: state.spec.instance(index),
+        status: slot.status.clone(),
         observer: state.observer.clone(),
         tokens: state.tokens.clone(),
-        handshake_timeout: state.tracker.policy().handshake_timeout(),
+        handshake_timeout: slot.tracker.policy().handshake_timeout(),
     };
     match Actor::spawn_linked(None, UpstreamActor, args, myself.get_cell()).await {
-        Ok((instance, _)) => state.instance = Some(instance),
+        Ok((instance, _)) => state.slots[index].instance = Some(instance),
         // The instance recorded why in the status (e.g. the command is missing).
         Err(err) => {
-            tracing::debug!(server = %state.spec.name, %err, "upstream instance did not start");
-            on_instance_failed(myself, state);
+            tracing::debug!(server = %state.spec.name, instance = index, %err, "upstream instance did not start");
+            on_instance_failed(myself, state, index);
         }
     }
 }
 
-fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState) {
+fn on_instance_failed(myself: &ActorRef<ServerMsg>, state: &mut ServerState, index: usize) {
     let name = &state.spec.name;
-    if matches!(state.status.last_exit(), Some(ExitReason::TokenRotated)) {
+    let mailbox = &state.mailbox;
+    let slot = &mut state.slots[index];
+    let status = &slot.status;
+    if matches!(status.last_exit(), Some(ExitReason::TokenRotated)) {
         // Planned: not a crash, so neither the limit nor the backoff apply.
-        tracing::info!(server = %name, "starting upstream with its new token");
-        state.status.set_state(UpstreamState::Restarting);
-        state.status.count_restart();
-        send(myself, &state.mailbox, ServerMsg::Start);
+        tracing::info!(server = %name, instance = index, "starting upstream with its new token");
+        status.set_state(UpstreamState::Restarting);
+        status.count_restart();
+        send(myself, mailbox, ServerMsg::Start(index));
         return;
     }
     // The instance's last state tells whether it ever served.
-    let reached_ready = state.status.state() == UpstreamState::Ready;
-    if state.probing && !reached_ready {
-        open_circuit(myself, state);
+    let reached_ready = status.state() == UpstreamState::Ready;
+    if slot.probing && !reached_ready {
+        open_circuit(myself, mailbox, slot, index);
         return;
     }
-    if state.probing {
-        state.probing = false;
-        state.tracker.reset();
+    if slot.probing {
+        slot.probing = false;
+        slot.tracker.reset();
     }
-    match state.tracker.on_failure(Instant::now()) {
+    match slot.tracker.on_failure(Instant::now()) {
         Decision::Restart(delay) => {
-            tracing::warn!(server = %name, ?delay, reason = ?state.status.last_exit().map(|r| r.to_string()), "restarting upstream");
-            state.status.set_state(UpstreamState::Restarting);
-            state.status.count_restart();
+            tracing::warn!(server = %name, instance = index, ?delay, reason = ?status.last_exit().map(|r| r.to_string()), "restarting upstream");
+            status.set_state(UpstreamState::Restarting);
+            status.count_restart();
             if delay.is_zero() {
-                send(myself, &state.mailbox, ServerMsg::Start);
+                send(myself, mailbox, ServerMsg::Start(index));
             } else {
-                schedule(myself, state, ServerMsg::Start, delay);
+                schedule(myself, mailbox, ServerMsg::Start(index), delay);
             }
         }
         Decision::GiveUp => {
-            tracing::error!(server = %name, "upstream exceeded its restart limit; circuit open");
-            open_circuit(myself, state);
+            tracing::error!(server = %name, instance = index, "upstream exceeded its restart limit; circuit open");
+            open_circuit(myself, mailbox, slot, index);
         }
     }
 }
 
-/// Marks the server `failed` (calls fail fast) and schedules the next probe.
-fn open_circuit(myself: &ActorRef<ServerMsg>, state: &ServerState) {
-    state.status.set_state(UpstreamState::Failed);
-    let interval = state.tracker.policy().probe_interval();
-    schedule(myself, state, ServerMsg::Probe, interval);
+/// Marks the instance `failed` (no call goes to it) and schedules its next probe.
+fn open_circuit(
+    myself: &ActorRef<ServerMsg>,
+    mailbox: &Arc<MailboxStats>,
+    slot: &Slot,
+    index: usize,
+) {
+    slot.status.set_state(UpstreamState::Failed);
+    let interval = slot.tracker.policy().probe_interval();
+    schedule(myself, mailbox, ServerMsg::Probe(index), interval);
 }
 
 fn schedule(
     myself: &ActorRef<ServerMsg>,
-    state: &ServerState,
+    mailbox: &Arc<MailboxStats>,
     msg: ServerMsg,
     delay: std::time::Duration,
 ) {
-    let (to, mailbox) = (myself.clone(), state.mailbox.clone());
+    let (to, mailbox) = (myself.clone(), mailbox.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         send(&to, &mailbox, msg);

@@ -17,6 +17,7 @@ mod governance;
 mod guardrails;
 mod harness;
 mod keep_alive;
+mod pools;
 mod remote;
 mod replicas;
 mod runtime;

@@ -357,6 +357,11 @@ impl UpstreamLink {
         self.inner.session
     }
 
+    /// Resolves when this session's instance has ended.
+    pub(crate) async fn ended(&self) {
+        let _ = wait_for_exit(self.inner.exit.clone()).await;
+    }
+
     /// What the upstream said about itself at initialisation.
     pub fn peer_info(&self) -> Option<Arc<rmcp::model::ServerPeerInfo>> {
         self.inner.peer.peer_info()

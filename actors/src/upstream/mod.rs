@@ -20,8 +20,10 @@
 mod client;
 mod exit;
 mod fingerprint;
+mod health;
 mod line_rate;
 mod link;
+pub mod pool;
 mod process;
 mod progress_order;
 pub mod remote;
@@ -42,7 +44,9 @@ use tokio::sync::watch;
 
 pub use client::{NoObserver, UpstreamObserver, UpstreamRequestMeta};
 pub use exit::ExitReason;
+pub use health::HealthSpec;
 pub use link::{CallError, Caller, UpstreamLink};
+pub use pool::{Affinity, Pool, PoolSpec, Strategy};
 pub use spec::{HttpProtocol, HttpSpec, StdioSpec, Transport, UpstreamSpec};
 pub use status::{RESTART_REASONS, UpstreamState, UpstreamStatus};
 pub use stderr_tail::TAIL_LINES;
@@ -135,6 +139,8 @@ pub struct Instance {
     handshake_failed: bool,
     /// We are ending the process because its token rotated.
     rotating: bool,
+    /// Active health checks of each session, when configured.
+    health: Option<HealthSpec>,
 }
 
 /// The actor; stateless itself, everything lives in [`Instance`].
@@ -265,6 +271,7 @@ impl Actor for UpstreamActor {
             session_is_cause: false,
             handshake_failed: false,
             rotating: false,
+            health: spec.pool.health.clone(),
         })
     }
 
@@ -549,8 +556,11 @@ fn on_connected(
         state.calls.clone(),
     );
     state.observer.instance_ready(&state.server, &link);
+    if let Some(health) = &state.health {
+        health::spawn(health.clone(), link.clone(), state.status.clone());
+    }
     state.status.set_ready(link);
-    tracing::info!(server = %state.server, "upstream ready");
+    tracing::info!(server = %state.server, instance = state.status.index(), "upstream ready");
     fingerprint::spawn(
         peer,
         state.server.clone(),

@@ -2,6 +2,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::pool::PoolSpec;
 use crate::oauth::OAuthSpec;
 
 /// One upstream MCP server: its name, how to reach it, and how to get it a token.
@@ -13,6 +14,8 @@ pub struct UpstreamSpec {
     pub transport: Transport,
     /// OAuth client credentials for this upstream, when it wants a token.
     pub oauth: Option<OAuthSpec>,
+    /// How many instances run and how calls are spread over them.
+    pub pool: PoolSpec,
 }
 
 /// How the gateway talks to an upstream.
@@ -87,6 +90,7 @@ impl UpstreamSpec {
                 token_env: None,
             }),
             oauth: None,
+            pool: PoolSpec::default(),
         }
     }
 
@@ -100,7 +104,19 @@ impl UpstreamSpec {
                 protocol: HttpProtocol::Streamable,
             }),
             oauth: None,
+            pool: PoolSpec::default(),
         }
+    }
+
+    /// What instance `index` of the pool runs: the same server, at its own
+    /// URL when the pool lists one per instance.
+    pub fn instance(&self, index: usize) -> Self {
+        let mut spec = self.clone();
+        if let (Transport::Http(http), Some(url)) = (&mut spec.transport, self.pool.urls.get(index))
+        {
+            http.url.clone_from(url);
+        }
+        spec
     }
 
     /// Configured values that must never reach an operator's screen: env

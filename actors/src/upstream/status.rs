@@ -3,7 +3,7 @@
 //!
 //! It outlives every instance: restarts, the stderr tail and counters carry
 //! over, so operators see the history of the server, not of one process.
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -75,19 +75,36 @@ struct Lifecycle {
     link: Option<UpstreamLink>,
 }
 
-/// Shared, restart-surviving status of one upstream.
+/// What the instances of one pool share: they are one server to clients.
+#[derive(Debug, Default)]
+struct PoolShared {
+    /// Hash of the last tool list seen, to tell clients when a restart changed it.
+    tools_fingerprint: AtomicU64,
+    /// Sessions published so far; numbers each instance's link, unique in
+    /// the pool so a hung verdict finds its instance.
+    sessions: AtomicU64,
+    /// Some instance has been ready once: a later restart is flapping, not
+    /// starting (`/ready` tells the two apart).
+    served: AtomicBool,
+}
+
+/// Shared, restart-surviving status of one upstream instance (the only one
+/// unless the upstream is a pool, see [`super::pool::Pool`]).
 #[derive(Debug)]
 pub struct UpstreamStatus {
     name: Arc<str>,
+    /// This instance's place in its pool (0 for a single instance).
+    index: usize,
     lifecycle: RwLock<Lifecycle>,
     restarts: AtomicU32,
     /// Restarts by why the instance before ended, in [`RESTART_REASONS`] order.
     restart_reasons: [AtomicU32; RESTART_REASONS.len()],
-    /// Hash of the last tool list seen, to tell clients when a restart changed it.
-    tools_fingerprint: AtomicU64,
+    shared: Arc<PoolShared>,
     in_flight: AtomicUsize,
-    /// Sessions published so far; numbers each instance's link.
-    sessions: AtomicU64,
+    /// Taken out of rotation by failed health checks (still running).
+    ejected: AtomicBool,
+    /// Times health checks ejected this instance.
+    ejections: AtomicU32,
     /// The stderr of every instance, newest last.
     pub stderr: StderrTail,
     /// Counters of the upstream actor's mailbox.
@@ -97,8 +114,21 @@ pub struct UpstreamStatus {
 impl UpstreamStatus {
     /// A new status in state `starting`.
     pub fn new(name: &str) -> Arc<Self> {
+        Self::instance(name.into(), 0, Arc::default())
+    }
+
+    /// The statuses of a pool of `count` instances (at least one).
+    pub fn pool(name: &str, count: usize) -> Vec<Arc<Self>> {
+        let (name, shared): (Arc<str>, Arc<PoolShared>) = (name.into(), Arc::default());
+        (0..count.max(1))
+            .map(|index| Self::instance(name.clone(), index, shared.clone()))
+            .collect()
+    }
+
+    fn instance(name: Arc<str>, index: usize, shared: Arc<PoolShared>) -> Arc<Self> {
         Arc::new(Self {
-            name: name.into(),
+            name,
+            index,
             lifecycle: RwLock::new(Lifecycle {
                 state: UpstreamState::Starting,
                 since: Instant::now(),
@@ -107,9 +137,10 @@ impl UpstreamStatus {
             }),
             restarts: AtomicU32::new(0),
             restart_reasons: Default::default(),
-            tools_fingerprint: AtomicU64::new(0),
+            shared,
             in_flight: AtomicUsize::new(0),
-            sessions: AtomicU64::new(0),
+            ejected: AtomicBool::new(false),
+            ejections: AtomicU32::new(0),
             stderr: StderrTail::default(),
             mailbox: MailboxStats::default(),
         })
@@ -118,6 +149,11 @@ impl UpstreamStatus {
     /// The server's configured name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// This instance's place in its pool (0 for a single instance).
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// The name as a shared string: the request path reuses it instead of
@@ -158,6 +194,44 @@ impl UpstreamStatus {
         lifecycle.state = UpstreamState::Ready;
         lifecycle.since = Instant::now();
         lifecycle.link = Some(link);
+        // A new session starts with a clean health record.
+        self.ejected.store(false, Ordering::Relaxed);
+        self.shared.served.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether some instance of this pool has been ready since the gateway
+    /// started.
+    pub fn has_served(&self) -> bool {
+        self.shared.served.load(Ordering::Relaxed)
+    }
+
+    /// The ready session, if calls may go to it: published and not ejected
+    /// by health checks.
+    pub fn routable_link(&self) -> Option<UpstreamLink> {
+        if self.is_ejected() {
+            return None;
+        }
+        self.link()
+    }
+
+    /// Whether health checks took this instance out of rotation.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
+    /// Times health checks ejected this instance.
+    pub fn ejections(&self) -> u32 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Takes the instance out of rotation (true) or puts it back (false);
+    /// true when that changed anything.
+    pub(crate) fn set_ejected(&self, ejected: bool) -> bool {
+        let changed = self.ejected.swap(ejected, Ordering::Relaxed) != ejected;
+        if changed && ejected {
+            self.ejections.fetch_add(1, Ordering::Relaxed);
+        }
+        changed
     }
 
     /// Withdraws the link: calls fail fast from now on.
@@ -225,7 +299,7 @@ impl UpstreamStatus {
 
     /// A number for a new instance's session, unique for this upstream.
     pub(crate) fn next_session(&self) -> u64 {
-        self.sessions.fetch_add(1, Ordering::Relaxed) + 1
+        self.shared.sessions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Calls currently waiting on this upstream.
@@ -241,7 +315,10 @@ impl UpstreamStatus {
     /// last one seen, including the first time: sessions that listed while
     /// the upstream was still starting then learn of its tools.
     pub(crate) fn replace_tools_fingerprint(&self, fingerprint: u64) -> bool {
-        self.tools_fingerprint.swap(fingerprint, Ordering::Relaxed) != fingerprint
+        self.shared
+            .tools_fingerprint
+            .swap(fingerprint, Ordering::Relaxed)
+            != fingerprint
     }
 }
 

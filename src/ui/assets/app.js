@@ -220,7 +220,9 @@ function actorRow(node, depth, now) {
     show(node.mailbox_depth),
     show(node.messages_handled),
   ];
-  texts.forEach((text, i) => setText(i === 2 ? badge : row.children[i], text === null ? node.state : text));
+  // A pool instance out of rotation says so next to its state.
+  const state = node.ejected ? node.state + ", ejected" : node.state;
+  texts.forEach((text, i) => setText(i === 2 ? badge : row.children[i], text === null ? state : text));
   // The stderr tail (masked by the server) on hover of the last exit.
   const tail = (node.stderr_tail || []).join("\n");
   if (row.children[5].title !== tail) row.children[5].title = tail;
