@@ -112,6 +112,9 @@ pub enum SetupError {
     /// A rate limit entry is invalid.
     #[error(transparent)]
     Rate(#[from] BadRate),
+    /// `auth.jwt.jwks_url` is unusable.
+    #[error(transparent)]
+    Jwks(#[from] jwt::jwks::JwksSetupError),
     /// `auth.jwt.hs256_secret` names an environment variable that is not set.
     #[error("auth.jwt.hs256_secret: environment variable {0} is not set")]
     MissingSecret(String),
@@ -176,7 +179,7 @@ impl Auth {
                     jwt.hs256_secret =
                         Some(crate::config::expand_env(secret).map_err(SetupError::MissingSecret)?);
                 }
-                Some(JwtVerifier::new(&jwt))
+                Some(JwtVerifier::new(&jwt)?)
             }
             None => None,
         };
