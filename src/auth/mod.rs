@@ -10,6 +10,7 @@
 //! - [`middleware`]: the axum layers that authenticate and answer 401/403/429.
 //! - [`metadata`]: RFC 9728 protected-resource metadata.
 //! - [`verified`]: recently verified credentials, so repeats skip the checks.
+//! - [`revocation`]: open streams and stdio sessions end when their credential is refused.
 //! - [`bootstrap`]: the admin key of a first start.
 //! - [`manage`]: `bulwark key create/revoke/list`.
 pub mod bootstrap;
@@ -22,6 +23,7 @@ pub mod manage;
 pub mod metadata;
 pub mod middleware;
 pub mod rate_limit;
+pub mod revocation;
 pub mod store;
 pub mod verified;
 
