@@ -181,10 +181,10 @@ impl GatewayHandler {
         if self.gateway.registry.is_closing() {
             return Err(GatewayError::shutting_down(server));
         }
-        let link = entry
-            .status
-            .link()
-            .ok_or_else(|| GatewayError::unavailable(&entry.status))?;
+        let link = entry.status.link().ok_or_else(|| {
+            let admin = identity.as_ref().is_some_and(Identity::is_admin);
+            GatewayError::unavailable(&entry, admin)
+        })?;
         let caller = Arc::new(SessionCaller {
             peer: context.peer.clone(),
             request_id: context.id.clone(),

@@ -223,7 +223,7 @@ impl Actor for UpstreamActor {
                 });
                 let transport = remote::transport(http, token_source, lost)
                     .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
-                tracing::info!(server = %server, url = %http.url, "connecting to remote upstream");
+                tracing::info!(server = %server, url = %http.masked_url(), "connecting to remote upstream");
                 handshake(&myself, &status, client, transport, handshake_timeout);
                 Backend::Remote
             }
