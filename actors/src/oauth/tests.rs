@@ -30,6 +30,9 @@ l+Vq8XnQWfbuPkyxhwo3WTKPi9n6oYbpBvRt+7WiSDR1ZFJAGBTlW61SCg==
 -----END PUBLIC KEY-----
 ";
 
+/// A form as the server received it.
+type FormFields = Vec<(String, String)>;
+
 /// A loopback authorization server that counts token requests and answers
 /// from a script, then with fresh tokens.
 #[derive(Default)]
@@ -37,7 +40,7 @@ struct AuthServer {
     requests: AtomicUsize,
     script: Mutex<VecDeque<(StatusCode, Value)>>,
     expires_in: AtomicUsize,
-    forms: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
+    forms: Mutex<Vec<(Option<String>, FormFields)>>,
     base: Mutex<String>,
     revoked: Mutex<Vec<Vec<(String, String)>>>,
 }
@@ -300,11 +303,12 @@ async fn tokens_are_revoked_at_shutdown_where_supported() {
     let (tokens, source) = source_for(spec, None).await;
     let token = source.bearer().await.unwrap();
     tokens.revoke_all().await;
-    let revoked = server.revoked.lock().unwrap();
-    assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].contains(&("token".into(), token.to_string())));
-    assert!(revoked[0].contains(&("client_secret".into(), "post-secret".into())));
-    drop(revoked);
+    {
+        let revoked = server.revoked.lock().unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert!(revoked[0].contains(&("token".into(), token.to_string())));
+        assert!(revoked[0].contains(&("client_secret".into(), "post-secret".into())));
+    }
     // Revoked tokens leave the cache: the next call fetches a new one.
     assert_eq!(&*source.bearer().await.unwrap(), "token-2");
 }
