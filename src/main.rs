@@ -274,6 +274,12 @@ async fn main() -> anyhow::Result<()> {
             let tracing = traces::init(format, Some(&config.telemetry))?;
             let served = bulwark::stdio::run(config).await;
             tracing.shutdown().await;
+            if let Err(err) = &served
+                && err.is::<bulwark::stdio::Revoked>()
+            {
+                eprintln!("Error: {err}");
+                std::process::exit(1);
+            }
             served
         }
         Command::Connect(args) => {

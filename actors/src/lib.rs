@@ -11,9 +11,11 @@
 //!   handle: input/output checks, PII redaction, tool poisoning and rug pulls.
 //! - [`mailbox`]: mailbox-depth and message counters ractor does not keep.
 //! - [`trace_context`]: W3C trace context in HTTP headers and MCP `_meta`.
+//! - [`http_body`]: response bodies read within a byte limit.
 mod actor_slot;
 pub mod cache;
 pub mod guardrail;
+pub mod http_body;
 pub mod mailbox;
 pub mod oauth;
 #[cfg(test)]

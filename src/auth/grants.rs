@@ -117,6 +117,11 @@ impl Grant {
     pub fn allows_tool(&self, server: &str, tool: &str) -> bool {
         self.allows_server(server) && self.tools.get(server).is_none_or(|r| r.allows(tool))
     }
+
+    /// True when every tool of `server` is allowed (no tool rules restrict it).
+    pub fn allows_every_tool(&self, server: &str) -> bool {
+        self.allows_server(server) && !self.tools.contains_key(server)
+    }
 }
 
 #[cfg(test)]

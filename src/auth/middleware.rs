@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use super::identity::Identity;
 use super::keys::looks_like_key;
+use super::revocation::{self, Presented};
 use super::{Auth, AuthError, Credential};
 
 /// Header for API keys (the alternative to `Authorization: Bearer`).
@@ -77,7 +78,15 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
         return refused(&guard.auth, &request, Some(&identity), &err);
     }
     request.extensions_mut().insert(identity);
-    next.run(request).await
+    if !guard.auth.enabled() {
+        return next.run(request).await;
+    }
+    let presented = Presented::of(request.headers());
+    let response = next.run(request).await;
+    if revocation::is_event_stream(&response) {
+        return revocation::end_when_refused(response, guard.auth, presented, guard.server);
+    }
+    response
 }
 
 /// [`refuse`], and the refusal handed to the audit trail's queue (when the

@@ -11,6 +11,7 @@
 //! - [`middleware`]: the axum layers that authenticate and answer 401/403/429.
 //! - [`metadata`]: RFC 9728 protected-resource metadata.
 //! - [`verified`]: recently verified credentials, so repeats skip the checks.
+//! - [`revocation`]: open streams and stdio sessions end when their credential is refused.
 //! - [`bootstrap`]: the admin key of a first start.
 //! - [`manage`]: `bulwark key create/revoke/list`.
 pub mod bootstrap;
@@ -23,6 +24,7 @@ pub mod manage;
 pub mod metadata;
 pub mod middleware;
 pub mod rate_limit;
+pub mod revocation;
 pub mod shared_limit;
 pub mod store;
 pub mod verified;
@@ -117,6 +119,9 @@ pub enum SetupError {
     /// The shared (Redis) rate limit is misconfigured.
     #[error(transparent)]
     SharedRate(#[from] shared_limit::SharedLimitError),
+    /// `auth.jwt.jwks_url` is unusable.
+    #[error(transparent)]
+    Jwks(#[from] jwt::jwks::JwksSetupError),
     /// `auth.jwt.hs256_secret` names an environment variable that is not set.
     #[error("auth.jwt.hs256_secret: environment variable {0} is not set")]
     MissingSecret(String),
@@ -181,7 +186,7 @@ impl Auth {
                     jwt.hs256_secret =
                         Some(crate::config::expand_env(secret).map_err(SetupError::MissingSecret)?);
                 }
-                Some(JwtVerifier::new(&jwt))
+                Some(JwtVerifier::new(&jwt)?)
             }
             None => None,
         };

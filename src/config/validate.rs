@@ -27,6 +27,14 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
     check_policy(&config.supervision, "supervision").map_err(invalid)?;
     config.cache.validate().map_err(invalid)?;
     config.telemetry.validate().map_err(invalid)?;
+    if let Some(url) = config
+        .auth
+        .jwt
+        .as_ref()
+        .and_then(|jwt| jwt.jwks_url.as_deref())
+    {
+        crate::auth::jwt::jwks::check_url(url).map_err(|err| invalid(err.to_string()))?;
+    }
     bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, separator)
         .map_err(|err| invalid(err.to_string()))?;
     for (name, upstream) in &config.upstreams {

@@ -85,6 +85,19 @@ impl Access {
         Ok(identity)
     }
 
+    /// Takes one inner call of a `bulwark__call_tools` batch from the caller's
+    /// per-key budget: a batch costs what its calls would cost one by one.
+    /// (stdio charges it already in [`Self::caller`], which each inner call passes.)
+    pub fn charge_inner_call(&self, identity: &Identity) -> Result<(), GatewayError> {
+        if self.check_key_limit {
+            return Ok(());
+        }
+        self.auth
+            .limits()
+            .check_key(&identity.subject)
+            .map_err(|limited| AuthError::from(limited).into())
+    }
+
     /// May `identity` send this request to `server` (and call `tool`, with
     /// `federated` its client-facing name)? Takes from the call budgets.
     pub fn authorize(

@@ -2,7 +2,8 @@
 //! name the server and the reason; they never carry secrets.
 use bulwark_actors::guardrail::GuardrailBlock;
 use bulwark_actors::timeout::TimeoutInfo;
-use bulwark_actors::upstream::{CallError, Pool, UpstreamState};
+use bulwark_actors::upstream::{CallError, ExitReason, UpstreamState};
+use bulwark_supervisors::registry::ServerEntry;
 use rmcp::model::{ErrorCode, ErrorData};
 use serde_json::json;
 
@@ -106,8 +107,11 @@ impl GatewayError {
         }
     }
 
-    /// The error for a server that has no ready session.
-    pub fn unavailable(status: &Pool) -> Self {
+    /// The error for a server that has no ready session. Why its last
+    /// instance ended is masked for everyone, and only its kind for a caller
+    /// outside the admin project (see [`exit_for`]).
+    pub fn unavailable(entry: &ServerEntry, admin: bool) -> Self {
+        let status = &entry.pool;
         let state = match status.state() {
             UpstreamState::Starting => "starting",
             // Ready yet no link: health checks ejected every ready instance.
@@ -119,8 +123,25 @@ impl GatewayError {
         Self::Unavailable {
             server: status.name().to_owned(),
             state,
-            reason: status.last_exit().map(|r| r.to_string()),
+            reason: status.last_exit().map(|exit| exit_for(entry, &exit, admin)),
         }
+    }
+}
+
+/// Why an upstream's instance ended, as a client may read it: masked for the
+/// admin project, only the kind for everyone else (the details can name
+/// paths, hosts and command lines a tenant has no business seeing).
+pub fn exit_for(entry: &ServerEntry, exit: &ExitReason, admin: bool) -> String {
+    if admin {
+        return crate::mask::mask_upstream(entry, &exit.to_string());
+    }
+    match exit {
+        ExitReason::Exited(_) | ExitReason::Signaled(_) => "the process ended".into(),
+        ExitReason::SpawnFailed(_) => "the process could not start".into(),
+        ExitReason::SessionFailed(_) => "its MCP session failed".into(),
+        ExitReason::ConnectionLost(_) => "the connection was lost".into(),
+        ExitReason::Hung(_) => "it stopped answering and was restarted".into(),
+        other => other.to_string(),
     }
 }
 

@@ -1,6 +1,10 @@
 //! Runs the gateway's own tools ([`super::gateway_tools`]) for one session.
 //! Every tool sees only the servers the session may use, and batch calls go
-//! through the session's ordinary `tools/call` path, checks included.
+//! through the session's ordinary `tools/call` path, checks included. What
+//! reaches upstreams or the shared cache is paid for like ordinary traffic:
+//! each inner call of a batch counts against `per_key` (and, through the
+//! ordinary path, `per_upstream`/`per_tool`); a fresh discovery or a cache
+//! clear counts against `per_upstream` for each server it touches.
 use std::sync::Arc;
 
 use bulwark_actors::cache::{CacheKind, Scope as CacheScope};
@@ -13,8 +17,9 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::mask::mask_upstream;
+use crate::auth::identity::Identity;
 
+use super::error::exit_for;
 use super::gateway_tools::{
     BatchCall, CacheClearArgs, CallToolsArgs, DiscoverToolsArgs, GatewayTool, MAX_BATCH, NoArgs,
     SearchToolsArgs, ServerInfoArgs, ServerSummary, parse_args,
@@ -48,15 +53,17 @@ impl GatewayHandler {
             }
             GatewayTool::ServerInfo => {
                 let args: ServerInfoArgs = parse_args(tool, arguments)?;
-                self.server_info(&visible, &args.server, &context).await?
+                self.server_info(&identity, &visible, &args.server, &context)
+                    .await?
             }
             GatewayTool::DiscoverTools => {
                 let args: DiscoverToolsArgs = parse_args(tool, arguments)?;
-                self.discover_tools(&visible, args, &context).await?
+                self.discover_tools(&identity, &visible, args, &context)
+                    .await?
             }
             GatewayTool::CallTools => {
                 let args: CallToolsArgs = parse_args(tool, arguments)?;
-                self.call_tools(args.calls, &context).await?
+                self.call_tools(&identity, args.calls, &context).await?
             }
             GatewayTool::CacheStatus => {
                 parse_args::<NoArgs>(tool, arguments)?;
@@ -65,7 +72,7 @@ impl GatewayHandler {
             }
             GatewayTool::CacheClear => {
                 let args: CacheClearArgs = parse_args(tool, arguments)?;
-                self.cache_clear(&visible, args).await?
+                self.cache_clear(&identity, &visible, args).await?
             }
             GatewayTool::SearchTools => {
                 let args: SearchToolsArgs = parse_args(tool, arguments)?;
@@ -94,6 +101,7 @@ impl GatewayHandler {
 
     async fn server_info(
         &self,
+        identity: &Identity,
         visible: &[Arc<str>],
         server: &str,
         context: &RequestContext<RoleServer>,
@@ -113,13 +121,14 @@ impl GatewayHandler {
             "state": summary.state,
             "restarts": summary.restarts,
             "calls_in_flight": summary.calls_in_flight,
-            "last_error": entry.pool.last_exit().map(|exit| mask_upstream(&entry, &exit.to_string())),
+            "last_error": entry.pool.last_exit().map(|exit| exit_for(&entry, &exit, identity.is_admin())),
             "tools": tools,
         }))
     }
 
     async fn discover_tools(
         &self,
+        identity: &Identity,
         visible: &[Arc<str>],
         args: DiscoverToolsArgs,
         context: &RequestContext<RoleServer>,
@@ -136,11 +145,13 @@ impl GatewayHandler {
             }
             None => visible.to_vec(),
         };
-        let lists = join_all(
-            servers
-                .iter()
-                .map(|server| self.upstream_tools(server, args.fresh, context)),
-        )
+        let lists = join_all(servers.iter().map(|server| async move {
+            // A fresh list goes to the upstream: it pays like any request to it.
+            if args.fresh {
+                self.access().authorize(identity, server, None)?;
+            }
+            self.upstream_tools(server, args.fresh, context).await
+        }))
         .await;
         let mut out = serde_json::Map::new();
         for (server, list) in servers.iter().zip(lists) {
@@ -158,6 +169,7 @@ impl GatewayHandler {
     /// the batch.
     async fn call_tools(
         &self,
+        identity: &Identity,
         calls: Vec<BatchCall>,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, ErrorData> {
@@ -180,6 +192,8 @@ impl GatewayHandler {
             async move {
                 let outcome = if super::gateway_tools::is_batch(&name, &self.gateway().naming) {
                     Err(ErrorData::invalid_params("call_tools cannot call itself", None))
+                } else if let Err(limited) = self.access().charge_inner_call(identity) {
+                    Err(limited.into())
                 } else {
                     self.call_tool(params, context).await
                 };
@@ -204,10 +218,14 @@ impl GatewayHandler {
         Ok(json!({ "results": outcomes }))
     }
 
-    /// Clears the cache within the servers the caller may see: one server or
-    /// all of them, one kind or every kind. Answers once it is applied.
+    /// Clears the cache within what the caller may see: one server or all it
+    /// may use, one kind or every kind. Tool results of a server whose tools
+    /// the grant restricts are left alone (their keys do not say which tool,
+    /// and some belong to tools the caller may not use). Each server cleared
+    /// counts against `per_upstream`. Answers once it is applied.
     async fn cache_clear(
         &self,
+        identity: &Identity,
         visible: &[Arc<str>],
         args: CacheClearArgs,
     ) -> Result<Value, ErrorData> {
@@ -234,15 +252,34 @@ impl GatewayHandler {
             ],
             None => visible.to_vec(),
         };
-        let cache = &self.gateway().cache;
         for server in &servers {
-            cache.invalidate(match kind {
-                Some(kind) => CacheScope::KindOf(kind, server.clone()),
-                None => CacheScope::Upstream(server.clone()),
-            });
+            self.access().authorize(identity, server, None)?;
+        }
+        let cache = &self.gateway().cache;
+        let mut kept = Vec::new();
+        for server in &servers {
+            let whole = identity.grant.allows_every_tool(server);
+            let kinds: Vec<CacheKind> = match kind {
+                Some(kind) => vec![kind],
+                None if whole => {
+                    cache.invalidate(CacheScope::Upstream(server.clone()));
+                    continue;
+                }
+                None => CacheKind::ALL.to_vec(),
+            };
+            for kind in kinds {
+                if kind == CacheKind::ToolResult && !whole {
+                    kept.push(server.clone());
+                    continue;
+                }
+                cache.invalidate(CacheScope::KindOf(kind, server.clone()));
+            }
         }
         cache.flush().await;
-        Ok(json!({ "cleared": { "servers": servers, "kind": kind } }))
+        Ok(json!({
+            "cleared": { "servers": servers, "kind": kind },
+            "tool_results_kept": kept,
+        }))
     }
 
     /// Tools of one upstream under their upstream names.

@@ -185,10 +185,10 @@ impl GatewayHandler {
         if self.gateway.registry.is_closing() {
             return Err(GatewayError::shutting_down(server));
         }
-        let link = self
-            .bindings
-            .link(&entry.pool)
-            .ok_or_else(|| GatewayError::unavailable(&entry.pool))?;
+        let link = self.bindings.link(&entry.pool).ok_or_else(|| {
+            let admin = identity.as_ref().is_some_and(Identity::is_admin);
+            GatewayError::unavailable(&entry, admin)
+        })?;
         let stateless = super::mrtr::is_stateless(context);
         let level = if stateless {
             Arc::new(SessionLevel::per_request(context.meta.log_level()))

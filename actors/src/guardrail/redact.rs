@@ -44,14 +44,22 @@ impl Redactions {
             .map(|(placeholder, _)| placeholder.as_str())
     }
 
-    fn placeholder_for(&mut self, value: &str, entity: &'static str) -> &str {
+    /// The placeholder of `value`; a new one is never a token `text`
+    /// already holds, or restoring would turn the client's own literal
+    /// `<EMAIL_1>` into someone's address (found by the fuzzer).
+    fn placeholder_for(&mut self, value: &str, entity: &'static str, text: &str) -> &str {
         let index = match self.by_value.get(value) {
             Some(&index) => index,
             None => {
                 let n = self.per_entity.entry(entity).or_default();
-                *n += 1;
-                self.pairs
-                    .push((format!("<{entity}_{n}>"), value.to_owned()));
+                let placeholder = loop {
+                    *n += 1;
+                    let candidate = format!("<{entity}_{n}>");
+                    if !text.contains(&candidate) {
+                        break candidate;
+                    }
+                };
+                self.pairs.push((placeholder, value.to_owned()));
                 let index = self.pairs.len() - 1;
                 self.by_value.insert(value.to_owned(), index);
                 index
@@ -62,8 +70,12 @@ impl Redactions {
 
     /// Replaces `spans` of `text` with placeholders, recording each value.
     pub fn redact(&mut self, text: &mut String, spans: &[Span]) {
+        if spans.is_empty() {
+            return;
+        }
+        let original = text.clone();
         rewrite(text, spans, |value, entity| {
-            self.placeholder_for(value, entity).to_owned()
+            self.placeholder_for(value, entity, &original).to_owned()
         });
     }
 
@@ -190,6 +202,16 @@ mod tests {
         let mut plain = "a < b > c, <éééééééééééééééééééééééééééé> <".to_owned();
         assert_eq!(restorer.restore(&mut plain), 0);
         assert_eq!(plain, "a < b > c, <éééééééééééééééééééééééééééé> <");
+    }
+
+    #[test]
+    fn placeholders_never_collide_with_the_texts_own_tokens() {
+        let mut r = Redactions::default();
+        let original = "<EMAIL_1> is not ada@example.com";
+        let mut text = redact(&mut r, original);
+        assert_eq!(text, "<EMAIL_1> is not <EMAIL_2>");
+        r.restorer().unwrap().restore(&mut text);
+        assert_eq!(text, original);
     }
 
     #[test]

@@ -102,7 +102,10 @@ impl TokenClient {
         let mut builder = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             // Credentials must not follow a redirect to another host.
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // Discovery follows URLs the upstream chose: never to link-local
+            // or metadata addresses.
+            .dns_resolver(super::outbound::GuardedResolver);
         if let Some(cert) = &spec.client_cert {
             let config = |reason: String| TokenError::Config {
                 server: server.clone(),
@@ -222,17 +225,17 @@ impl TokenClient {
             return Err(Attempt::Retry(format!("HTTP {status}")));
         }
         if !status.is_success() {
-            let body: ErrorResponse = response.json().await.unwrap_or_default();
+            let body: ErrorResponse = capped_json(response).await.unwrap_or_default();
             return Err(Attempt::Fatal(TokenError::Rejected {
                 server: self.server.clone(),
                 error: body.error.unwrap_or_else(|| format!("HTTP {status}")),
                 description: body.error_description,
             }));
         }
-        let body: TokenResponse = response.json().await.map_err(|err| {
+        let body: TokenResponse = capped_json(response).await.map_err(|reason| {
             Attempt::Fatal(TokenError::InvalidResponse {
                 server: self.server.clone(),
-                reason: describe_network_error(&err),
+                reason,
             })
         })?;
         self.accept(body, sent_at).map_err(Attempt::Fatal)
@@ -401,6 +404,18 @@ impl TokenClient {
             }
         }
     }
+}
+
+/// Token responses are small; a larger body is refused unread.
+const MAX_TOKEN_BODY: usize = 64 * 1024;
+
+async fn capped_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, String> {
+    let body = crate::http_body::read_capped(response, MAX_TOKEN_BODY)
+        .await
+        .map_err(|err| err.to_string())?;
+    serde_json::from_slice(&body).map_err(|err| err.to_string())
 }
 
 fn form_encode(value: &str) -> String {

@@ -2,6 +2,13 @@
 //! upstream's `401` `WWW-Authenticate` names its protected resource metadata
 //! (RFC 9728), which names the authorization server, whose metadata
 //! (RFC 8414, or OpenID discovery) names the token and revocation endpoints.
+//!
+//! The upstream is not trusted to steer this: the resource metadata is read
+//! from the upstream's own origin only (a `resource_metadata` elsewhere is
+//! ignored; set `token_url` to skip discovery), must name the upstream as its
+//! `resource` (RFC 9728 §3.3), the authorization server metadata must name the
+//! issuer it was fetched for (RFC 8414 §3.3), no request goes to a link-local
+//! or metadata address ([`super::outbound`]), and bodies are capped.
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -20,8 +27,12 @@ pub struct Endpoints {
     pub issuer: Option<String>,
 }
 
+/// Metadata documents are a few hundred bytes; more is refused unread.
+const MAX_METADATA_BODY: usize = 64 * 1024;
+
 #[derive(Deserialize)]
 struct ResourceMetadata {
+    resource: Option<String>,
     #[serde(default)]
     authorization_servers: Vec<String>,
 }
@@ -59,7 +70,34 @@ pub fn secure_url(server: &Arc<str>, what: &str, url: &str) -> Result<Url, Token
             reason: format!("{what} {url} must use https (plain http only on loopback)"),
         });
     }
+    if super::outbound::names_forbidden_host(&parsed) {
+        return Err(TokenError::Discovery {
+            server: server.clone(),
+            reason: format!("{what} {url} is a link-local or metadata address"),
+        });
+    }
     Ok(parsed)
+}
+
+/// True when both URLs share scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
+
+/// True when the resource identifier `resource` covers `upstream`: same
+/// origin, and the upstream's path is the resource's path or below it.
+fn covers(resource: &str, upstream: &Url) -> bool {
+    let Ok(resource) = Url::parse(resource) else {
+        return false;
+    };
+    let base = resource.path().trim_end_matches('/');
+    let path = upstream.path().trim_end_matches('/');
+    same_origin(&resource, upstream) && (path == base || path.starts_with(&format!("{base}/")))
+}
+
+/// RFC 8414 §3.3: identical, a trailing slash aside.
+fn same_issuer(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// Walks from the upstream URL to the authorization server's endpoints.
@@ -73,10 +111,24 @@ pub async fn discover(
         reason,
     };
     let upstream = Url::parse(upstream).map_err(|err| fail(format!("upstream URL: {err}")))?;
+    if super::outbound::names_forbidden_host(&upstream) {
+        return Err(fail(
+            "the upstream is a link-local or metadata address".into(),
+        ));
+    }
     let challenge = probe_challenge(http, &upstream).await;
     let mut candidates = Vec::new();
     if let Some(url) = challenge.as_deref().and_then(resource_metadata_param) {
-        candidates.push(upstream.join(&url).map_err(|err| fail(err.to_string()))?);
+        let named = upstream.join(&url).map_err(|err| fail(err.to_string()))?;
+        if same_origin(&named, &upstream) {
+            candidates.push(named);
+        } else {
+            tracing::warn!(
+                server = %server,
+                origin = %named.origin().ascii_serialization(),
+                "the upstream's challenge names resource metadata on another origin; ignored"
+            );
+        }
     }
     candidates.extend(well_known(&upstream, "oauth-protected-resource", true));
     let mut resource: Option<ResourceMetadata> = None;
@@ -88,6 +140,15 @@ pub async fn discover(
     }
     let resource =
         resource.ok_or_else(|| fail("no protected resource metadata (RFC 9728) found".into()))?;
+    match resource.resource.as_deref() {
+        Some(named) if covers(named, &upstream) => {}
+        Some(named) => {
+            return Err(fail(format!(
+                "the resource metadata is for {named:?}, not this upstream (RFC 9728 §3.3)"
+            )));
+        }
+        None => return Err(fail("the resource metadata names no resource".into())),
+    }
     let issuer = resource
         .authorization_servers
         .first()
@@ -105,6 +166,14 @@ pub async fn discover(
             "no authorization server metadata (RFC 8414) at {issuer}"
         ))
     })?;
+    match metadata.issuer.as_deref() {
+        Some(named) if same_issuer(named, issuer) => {}
+        named => {
+            return Err(fail(format!(
+                "the authorization server metadata names issuer {named:?}, not {issuer:?} (RFC 8414 §3.3)"
+            )));
+        }
+    }
     let token = metadata
         .token_endpoint
         .ok_or_else(|| fail("the authorization server metadata has no token_endpoint".into()))?;
@@ -184,11 +253,17 @@ fn authorization_metadata_urls(issuer: &Url) -> Vec<Url> {
 }
 
 async fn get_json<T: for<'de> Deserialize<'de>>(http: &reqwest::Client, url: &Url) -> Option<T> {
+    if super::outbound::names_forbidden_host(url) {
+        return None;
+    }
     let response = http.get(url.clone()).send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
-    response.json().await.ok()
+    let body = crate::http_body::read_capped(response, MAX_METADATA_BODY)
+        .await
+        .ok()?;
+    serde_json::from_slice(&body).ok()
 }
 
 #[cfg(test)]

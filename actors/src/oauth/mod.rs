@@ -11,10 +11,12 @@
 //! - [`client`]: the grant itself (client authentication, retries, revocation).
 //! - [`discovery`]: 401 challenge → RFC 9728 → RFC 8414 → token endpoint.
 //! - [`metrics`]: counters for operators.
+//! - [`outbound`]: no request to link-local or metadata addresses.
 mod client;
 mod discovery;
 mod error;
 mod metrics;
+mod outbound;
 mod spec;
 #[cfg(test)]
 mod tests;

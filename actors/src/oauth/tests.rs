@@ -30,6 +30,9 @@ l+Vq8XnQWfbuPkyxhwo3WTKPi9n6oYbpBvRt+7WiSDR1ZFJAGBTlW61SCg==
 -----END PUBLIC KEY-----
 ";
 
+/// A form as the server received it.
+type FormFields = Vec<(String, String)>;
+
 /// A loopback authorization server that counts token requests and answers
 /// from a script, then with fresh tokens.
 #[derive(Default)]
@@ -37,7 +40,7 @@ struct AuthServer {
     requests: AtomicUsize,
     script: Mutex<VecDeque<(StatusCode, Value)>>,
     expires_in: AtomicUsize,
-    forms: Mutex<Vec<(Option<String>, Vec<(String, String)>)>>,
+    forms: Mutex<Vec<(Option<String>, FormFields)>>,
     base: Mutex<String>,
     revoked: Mutex<Vec<Vec<(String, String)>>>,
 }
@@ -300,11 +303,201 @@ async fn tokens_are_revoked_at_shutdown_where_supported() {
     let (tokens, source) = source_for(spec, None).await;
     let token = source.bearer().await.unwrap();
     tokens.revoke_all().await;
-    let revoked = server.revoked.lock().unwrap();
-    assert_eq!(revoked.len(), 1);
-    assert!(revoked[0].contains(&("token".into(), token.to_string())));
-    assert!(revoked[0].contains(&("client_secret".into(), "post-secret".into())));
-    drop(revoked);
+    {
+        let revoked = server.revoked.lock().unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert!(revoked[0].contains(&("token".into(), token.to_string())));
+        assert!(revoked[0].contains(&("client_secret".into(), "post-secret".into())));
+    }
     // Revoked tokens leave the cache: the next call fetches a new one.
     assert_eq!(&*source.bearer().await.unwrap(), "token-2");
+}
+
+/// A scripted loopback server: each path answers a fixed status, optional
+/// `WWW-Authenticate` and body (`{base}` stands for its own URL), and every
+/// request is recorded.
+struct Scripted {
+    base: String,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+type Script = Vec<(&'static str, StatusCode, Option<String>, String)>;
+
+async fn scripted(script: impl FnOnce(&str) -> Script) -> Scripted {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let script: Arc<Script> = Arc::new(script(&base));
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let seen = hits.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri| {
+        let script = script.clone();
+        seen.lock().unwrap().push(uri.path().to_owned());
+        async move {
+            match script.iter().find(|(path, ..)| *path == uri.path()) {
+                Some((_, status, challenge, body)) => {
+                    let mut response = (*status, body.clone()).into_response();
+                    response
+                        .headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
+                    if let Some(challenge) = challenge {
+                        response
+                            .headers_mut()
+                            .insert("www-authenticate", challenge.parse().unwrap());
+                    }
+                    response
+                }
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Scripted { base, hits }
+}
+
+impl Scripted {
+    fn hits(&self) -> Vec<String> {
+        self.hits.lock().unwrap().clone()
+    }
+}
+
+/// An upstream at `{base}/mcp` whose 401 names `metadata_url`, serving
+/// `resource` as its RFC 9728 document and `server` as its AS metadata.
+fn hostile_upstream(metadata_url: Option<String>, resource: Value, server: Value) -> Script {
+    let challenge = metadata_url.map(|url| format!(r#"Bearer resource_metadata="{url}""#));
+    vec![
+        ("/mcp", StatusCode::UNAUTHORIZED, challenge, String::new()),
+        (
+            "/.well-known/oauth-protected-resource/mcp",
+            StatusCode::OK,
+            None,
+            resource.to_string(),
+        ),
+        (
+            "/.well-known/oauth-authorization-server/as",
+            StatusCode::OK,
+            None,
+            server.to_string(),
+        ),
+        (
+            "/as/token",
+            StatusCode::OK,
+            None,
+            json!({"access_token": "t", "token_type": "Bearer", "expires_in": 60}).to_string(),
+        ),
+    ]
+}
+
+async fn discovered_with(upstream: &Scripted) -> Result<Arc<str>, TokenError> {
+    let spec = OAuthSpec::basic("client-1", "top-secret-value");
+    let (_tokens, source) = source_for(spec, Some(format!("{}/mcp", upstream.base))).await;
+    source.bearer().await
+}
+
+#[tokio::test]
+async fn discovery_stays_on_the_upstreams_origin() {
+    let elsewhere = scripted(|_| Vec::new()).await;
+    let target = format!(
+        "{}/.well-known/oauth-protected-resource/mcp",
+        elsewhere.base
+    );
+    let upstream = scripted(|base| {
+        hostile_upstream(
+            Some(target.clone()),
+            json!({"resource": format!("{base}/mcp"), "authorization_servers": [format!("{base}/as")]}),
+            json!({"issuer": format!("{base}/as"), "token_endpoint": format!("{base}/as/token")}),
+        )
+    })
+    .await;
+    // The challenge's foreign URL is ignored; the upstream's own well-known
+    // document is used instead.
+    assert_eq!(&*discovered_with(&upstream).await.unwrap(), "t");
+    assert!(elsewhere.hits().is_empty(), "{:?}", elsewhere.hits());
+}
+
+#[tokio::test]
+async fn resource_metadata_for_another_resource_is_refused() {
+    let upstream = scripted(|base| {
+        hostile_upstream(
+            None,
+            json!({"resource": "https://victim.example/mcp", "authorization_servers": [format!("{base}/as")]}),
+            json!({"issuer": format!("{base}/as"), "token_endpoint": format!("{base}/as/token")}),
+        )
+    })
+    .await;
+    let err = discovered_with(&upstream).await.unwrap_err().to_string();
+    assert!(err.contains("RFC 9728"), "{err}");
+    assert!(!upstream.hits().iter().any(|p| p.contains("token")));
+
+    let upstream = scripted(|base| {
+        hostile_upstream(
+            None,
+            json!({"authorization_servers": [format!("{base}/as")]}),
+            json!({"issuer": format!("{base}/as"), "token_endpoint": format!("{base}/as/token")}),
+        )
+    })
+    .await;
+    let err = discovered_with(&upstream).await.unwrap_err().to_string();
+    assert!(err.contains("names no resource"), "{err}");
+}
+
+#[tokio::test]
+async fn a_mismatched_issuer_never_gets_the_client_secret() {
+    let thief = scripted(|_| {
+        vec![(
+            "/token",
+            StatusCode::OK,
+            None,
+            json!({"access_token": "stolen", "token_type": "Bearer", "expires_in": 60}).to_string(),
+        )]
+    })
+    .await;
+    let upstream = scripted(|base| {
+        hostile_upstream(
+            None,
+            json!({"resource": format!("{base}/mcp"), "authorization_servers": [format!("{base}/as")]}),
+            json!({"issuer": "https://someone-else.example", "token_endpoint": format!("{}/token", thief.base)}),
+        )
+    })
+    .await;
+    let err = discovered_with(&upstream).await.unwrap_err().to_string();
+    assert!(err.contains("RFC 8414"), "{err}");
+    assert!(thief.hits().is_empty(), "{:?}", thief.hits());
+}
+
+#[tokio::test]
+async fn oversized_metadata_and_link_local_endpoints_are_refused() {
+    let upstream = scripted(|base| {
+        hostile_upstream(
+            None,
+            json!({"resource": format!("{base}/mcp"), "authorization_servers": [format!("{base}/as")],
+                "padding": "x".repeat(1024 * 1024)}),
+            json!({"issuer": format!("{base}/as"), "token_endpoint": format!("{base}/as/token")}),
+        )
+    })
+    .await;
+    let err = discovered_with(&upstream).await.unwrap_err().to_string();
+    assert!(err.contains("no protected resource metadata"), "{err}");
+
+    for authorization_server in [
+        "https://169.254.169.254/as",
+        "https://[fe80::1]/as",
+        "https://100.100.100.200/as",
+    ] {
+        let upstream = scripted(|base| {
+            hostile_upstream(
+                None,
+                json!({"resource": format!("{base}/mcp"), "authorization_servers": [authorization_server]}),
+                json!({}),
+            )
+        })
+        .await;
+        let err = discovered_with(&upstream).await.unwrap_err().to_string();
+        assert!(err.contains("link-local or metadata"), "{err}");
+    }
+
+    let mut spec = OAuthSpec::basic("client", "secret");
+    spec.token_url = Some("https://169.254.169.254/token".into());
+    let (_tokens, source) = source_for(spec, None).await;
+    let err = source.bearer().await.unwrap_err().to_string();
+    assert!(err.contains("link-local or metadata"), "{err}");
 }

@@ -241,7 +241,7 @@ impl Actor for UpstreamActor {
                         UpstreamMsg::ConnectionLost(reason),
                     );
                 });
-                tracing::info!(server = %server, url = %http.url, protocol = ?http.protocol, "connecting to remote upstream");
+                tracing::info!(server = %server, url = %http.masked_url(), protocol = ?http.protocol, "connecting to remote upstream");
                 match http.protocol {
                     HttpProtocol::Streamable => {
                         let transport = remote::transport(http, token_source, lost)

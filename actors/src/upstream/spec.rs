@@ -70,11 +70,68 @@ impl std::fmt::Debug for HttpSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Header values are often API keys.
         f.debug_struct("HttpSpec")
-            .field("url", &self.url)
+            .field("url", &self.masked_url())
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("protocol", &self.protocol)
             .finish()
     }
+}
+
+impl HttpSpec {
+    /// The URL as logs may show it: user info and query values masked (they
+    /// often carry API keys, e.g. `?api_key=…`).
+    pub fn masked_url(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.url) else {
+            return "(unparsable URL)".into();
+        };
+        if !url.username().is_empty() {
+            let _ = url.set_username("****");
+        }
+        if url.password().is_some() {
+            let _ = url.set_password(Some("****"));
+        }
+        if let Some(query) = url.query() {
+            let masked: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, value)) if !value.is_empty() => format!("{name}=****"),
+                    Some(_) => pair.to_owned(),
+                    None if pair.is_empty() => String::new(),
+                    None => "****".to_owned(),
+                })
+                .collect();
+            url.set_query(Some(&masked.join("&")));
+        }
+        url.set_fragment(None);
+        url.to_string()
+    }
+}
+
+/// The secret-bearing parts of `url`, as they appear in it: the user info
+/// (name and password) and every query value.
+pub fn url_secrets(url: &str) -> Vec<&str> {
+    let mut secrets = Vec::new();
+    let without_fragment = url.split('#').next().unwrap_or(url);
+    let (base, query) = match without_fragment.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (without_fragment, None),
+    };
+    if let Some((_, rest)) = base.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or(rest);
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            secrets.extend(userinfo.split(':').filter(|part| !part.is_empty()));
+        }
+    }
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        match pair.split_once('=') {
+            Some((_, value)) if !value.is_empty() => secrets.push(value),
+            Some(_) => {}
+            // A bare `?token` is a value too.
+            None if !pair.is_empty() => secrets.push(pair),
+            None => {}
+        }
+    }
+    secrets
 }
 
 impl UpstreamSpec {
@@ -124,11 +181,53 @@ impl UpstreamSpec {
     pub fn secrets(&self) -> Vec<&str> {
         let mut secrets: Vec<&str> = match &self.transport {
             Transport::Stdio(stdio) => stdio.env.values().map(String::as_str).collect(),
-            Transport::Http(http) => http.headers.values().map(String::as_str).collect(),
+            Transport::Http(http) => http
+                .headers
+                .values()
+                .map(String::as_str)
+                .chain(url_secrets(&http.url))
+                .collect(),
         };
         if let Some(oauth) = &self.oauth {
             secrets.extend(oauth.secrets());
         }
         secrets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(url: &str) -> HttpSpec {
+        HttpSpec {
+            url: url.into(),
+            headers: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn urls_are_logged_without_user_info_or_query_values() {
+        let spec =
+            http("https://user:hunter22@mcp.example.com/mcp?api_key=sk-live-123&x=&flag#frag");
+        let masked = spec.masked_url();
+        for secret in ["user", "hunter22", "sk-live-123"] {
+            assert!(!masked.contains(secret), "{masked}");
+        }
+        assert_eq!(
+            masked,
+            "https://****:****@mcp.example.com/mcp?api_key=****&x=&****"
+        );
+        assert!(!format!("{spec:?}").contains("sk-live-123"));
+        assert_eq!(
+            http("https://mcp.example.com/mcp?key=mcp").masked_url(),
+            "https://mcp.example.com/mcp?key=****"
+        );
+
+        let upstream = UpstreamSpec {
+            transport: Transport::Http(spec),
+            ..UpstreamSpec::stdio("remote", "x", Vec::new())
+        };
+        assert!(upstream.secrets().contains(&"sk-live-123"));
     }
 }

@@ -44,7 +44,7 @@ fn hs256(claims: &Value, secret: &str) -> String {
 
 #[tokio::test]
 async fn hs256_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
-    let verifier = JwtVerifier::new(&config());
+    let verifier = JwtVerifier::new(&config()).unwrap();
     let ok = verifier.verify(&hs256(&claims(), SECRET)).await.unwrap();
     assert_eq!(
         ok,
@@ -147,7 +147,7 @@ async fn jwks_keys_verify_tokens_and_a_rotated_kid_is_fetched() {
     config.hs256_secret = None;
     config.jwks_url = Some(server.url.clone());
     config.jwks_min_refetch_secs = 0;
-    let verifier = JwtVerifier::new(&config);
+    let verifier = JwtVerifier::new(&config).unwrap();
 
     assert_eq!(
         verifier
@@ -204,7 +204,7 @@ async fn unknown_kids_refetch_no_more_often_than_the_floor() {
     let mut config = config();
     config.jwks_url = Some(server.url.clone());
     config.jwks_min_refetch_secs = 3600;
-    let verifier = JwtVerifier::new(&config);
+    let verifier = JwtVerifier::new(&config).unwrap();
     assert!(verifier.verify(&es256(&known, &claims())).await.is_ok());
     for _ in 0..5 {
         let stranger = ec_key("made-up");
@@ -214,4 +214,151 @@ async fn unknown_kids_refetch_no_more_often_than_the_floor() {
         ));
     }
     assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+}
+
+fn jwks_config(url: &str) -> JwtConfig {
+    JwtConfig {
+        hs256_secret: None,
+        jwks_url: Some(url.into()),
+        jwks_min_refetch_secs: 0,
+        ..config()
+    }
+}
+
+#[test]
+fn jwks_must_be_https_except_on_loopback() {
+    for url in [
+        "http://idp.example/jwks.json",
+        "http://10.0.0.1/jwks.json",
+        "ftp://127.0.0.1/jwks.json",
+        "not a url",
+    ] {
+        assert!(
+            JwtVerifier::new(&jwks_config(url)).is_err(),
+            "{url} must be refused"
+        );
+    }
+    for url in [
+        "https://idp.example/jwks.json",
+        "http://127.0.0.1:9/jwks.json",
+        "http://[::1]:9/jwks.json",
+        "http://localhost:9/jwks.json",
+    ] {
+        assert!(JwtVerifier::new(&jwks_config(url)).is_ok(), "{url}");
+    }
+}
+
+/// Serves `app` on loopback and returns its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn jwks_redirects_are_not_followed_and_oversized_sets_are_refused() {
+    let key = ec_key("k");
+    let followed = Arc::new(AtomicUsize::new(0));
+    let counted = followed.clone();
+    let jwk = key.jwk.clone();
+    let padding = "x".repeat(1024 * 1024);
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            axum::routing::get(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, "/jwks.json")],
+                )
+            }),
+        )
+        .route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let jwk = jwk.clone();
+                async move { axum::Json(json!({ "keys": [jwk] })) }
+            }),
+        )
+        .route(
+            "/huge.json",
+            axum::routing::get(move || {
+                let body = json!({ "keys": [], "padding": padding.clone() });
+                async move { axum::Json(body) }
+            }),
+        );
+    let base = serve(app).await;
+
+    let verifier = JwtVerifier::new(&jwks_config(&format!("{base}/moved"))).unwrap();
+    assert!(matches!(
+        verifier.verify(&es256(&key, &claims())).await,
+        Err(JwtError::KeysUnavailable)
+    ));
+    assert_eq!(
+        followed.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+
+    let verifier = JwtVerifier::new(&jwks_config(&format!("{base}/huge.json"))).unwrap();
+    assert!(matches!(
+        verifier.verify(&es256(&key, &claims())).await,
+        Err(JwtError::KeysUnavailable)
+    ));
+
+    // The same key served directly is accepted.
+    let verifier = JwtVerifier::new(&jwks_config(&format!("{base}/jwks.json"))).unwrap();
+    assert!(verifier.verify(&es256(&key, &claims())).await.is_ok());
+}
+
+/// On a single-threaded runtime the loopback server only runs when the test
+/// awaits something that yields: a token verified from stale keys returns
+/// before the refresh request has even reached the server.
+#[tokio::test(flavor = "current_thread")]
+async fn stale_keys_keep_serving_while_one_refresh_runs_in_the_background() {
+    let old = ec_key("old");
+    let server = jwks_server(vec![old.jwk.clone()]).await;
+    let mut config = jwks_config(&server.url);
+    config.jwks_ttl_secs = 0; // every use finds the keys stale
+    let verifier = JwtVerifier::new(&config).unwrap();
+    assert!(verifier.verify(&es256(&old, &claims())).await.is_ok());
+    assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
+
+    // The provider rotates; the stale set still verifies at once, three times,
+    // and no verification waited for a fetch.
+    let new = ec_key("new");
+    *server.keys.lock().unwrap() = vec![new.jwk.clone()];
+    for _ in 0..3 {
+        assert!(verifier.verify(&es256(&old, &claims())).await.is_ok());
+    }
+    assert_eq!(
+        server.fetches.load(Ordering::SeqCst),
+        1,
+        "a verification waited for the refresh"
+    );
+
+    // The one background refresh lands: the rotated-out key stops verifying.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.fetches.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh"
+        );
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Err(err) = verifier.verify(&es256(&old, &claims())).await {
+            assert!(matches!(err, JwtError::UnknownKey), "{err}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(verifier.verify(&es256(&new, &claims())).await.is_ok());
 }

@@ -4,6 +4,7 @@
 mod body;
 mod connections;
 mod paths;
+mod revocation;
 mod sessions;
 mod tenants;
 
@@ -115,4 +116,26 @@ pub async fn echo_gateway(extra: &str) -> Gateway {
     let gw = Gateway::start(&toml, &[]);
     gw.wait_ready(Duration::from_secs(60)).await;
     gw
+}
+
+/// A `tools/call` of `name` on `session`: the JSON-RPC message answered.
+pub async fn call_on(
+    gw: &Gateway,
+    session: &str,
+    headers: &[(&str, &str)],
+    name: &str,
+    arguments: Value,
+) -> Value {
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments}});
+    let (status, body) = post_raw(
+        gw,
+        "/mcp",
+        Some(session),
+        headers,
+        serde_json::to_vec(&call).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    message(&body)
 }

@@ -221,3 +221,54 @@ async fn oauth_metadata_is_published_and_401s_point_at_it() {
         "Bearer resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource\""
     );
 }
+
+/// One HTTP session, one `sub`, tokens naming two projects: each request gets
+/// the grant of the project its own token names, in either order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_follows_the_project_of_each_requests_token() {
+    use crate::attacks::{message, open_session, post_raw};
+    let jwks = Jwks::serve(vec![]);
+    let gw = crate::common::Gateway::builder(&config(&jwt_section(&jwks.url)))
+        .with_auth()
+        .env(SECRET_ENV, SECRET)
+        .start();
+    gw.wait_ready(std::time::Duration::from_secs(60)).await;
+    let demo = format!("Bearer {}", hs256(&claims("demo"), SECRET));
+    let admin = format!("Bearer {}", hs256(&claims("admin"), SECRET));
+    let session = open_session(&gw, "/mcp", &[("Authorization", &demo)]).await;
+
+    let add = |id: u64| {
+        serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "other__add", "arguments": {"a": 2, "b": 3}}}))
+        .unwrap()
+    };
+    let call = |id: u64, token: &str| {
+        let headers = [("Authorization", token.to_owned())];
+        let gw = &gw;
+        let session = session.clone();
+        let body = add(id);
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            post_raw(gw, "/mcp", Some(&session), &headers, body).await
+        }
+    };
+    let answer = |(status, body): (u16, String)| {
+        assert_eq!(status, 200, "{body}");
+        message(&body)
+    };
+    let refused = answer(call(2, &demo).await);
+    assert_eq!(refused["error"]["code"], -32004, "{refused}");
+    let granted = answer(call(3, &admin).await);
+    assert_eq!(granted["result"]["content"][0]["text"], "5", "{granted}");
+    // The admin grant does not stick to the session.
+    let refused = answer(call(4, &demo).await);
+    assert_eq!(refused["error"]["code"], -32004, "{refused}");
+
+    // Another subject is still refused on this session, whatever its project.
+    let mut stranger = claims("admin");
+    stranger["sub"] = json!("someone-else");
+    let stranger = format!("Bearer {}", hs256(&stranger, SECRET));
+    let (status, body) = call(5, &stranger).await;
+    assert_eq!(status, 403, "{body}");
+}

@@ -104,3 +104,59 @@ async fn debug_logs_carry_no_keys_tokens_secrets_or_passwords() {
         );
     }
 }
+
+/// Why an upstream died is told in full (masked) to the admin project only;
+/// a tenant learns the kind of failure, not its details.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn why_an_upstream_died_reaches_only_the_admin_project_in_full() {
+    use crate::attacks::{call_on, open_session};
+    let alice = TestKey::new();
+    let root = TestKey::new();
+    let toml = format!(
+        "{}{}{}[upstreams.broken]\ncommand = \"/nonexistent/secret-path-xyz\"\n[auth.projects.team]\nupstreams = [\"broken\"]\n",
+        config(""),
+        alice.entry("alice", "team", false),
+        root.entry("root", "admin", false),
+    );
+    let gw = Gateway::builder(&toml).with_auth().start();
+    let unavailable = |key: &TestKey| {
+        let key = key.secret.clone();
+        let gw = &gw;
+        async move {
+            let headers = [("X-API-Key", key.as_str())];
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                // A fresh session each time: the gateway may still be starting.
+                let session = open_session(gw, "/mcp", &headers).await;
+                let answer = call_on(gw, &session, &headers, "broken__anything", json!({})).await;
+                let message = answer["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if message.contains("last exit") {
+                    assert_eq!(answer["error"]["code"], -32001, "{answer}");
+                    return message;
+                }
+                assert!(std::time::Instant::now() < deadline, "{answer}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Not /ready: the broken upstream keeps it pending while it restarts.
+    let up = crate::common::eventually(Duration::from_secs(60), || {
+        std::net::TcpStream::connect(
+            gw.url("/")
+                .trim_start_matches("http://")
+                .trim_end_matches('/'),
+        )
+        .is_ok()
+    })
+    .await;
+    assert!(up, "the gateway never listened");
+    let tenant = unavailable(&alice).await;
+    assert!(tenant.contains("the process could not start"), "{tenant}");
+    assert!(!tenant.contains("could not start:"), "{tenant}");
+    assert!(!tenant.contains("secret-path-xyz"), "{tenant}");
+    let admin = unavailable(&root).await;
+    assert!(admin.contains("process could not start:"), "{admin}");
+}
