@@ -201,6 +201,7 @@ mod tests {
 
     fn http(url: &str) -> HttpSpec {
         HttpSpec {
+            protocol: HttpProtocol::Streamable,
             url: url.into(),
             headers: BTreeMap::new(),
         }
