@@ -47,7 +47,11 @@ pub fn scan(
     match pii {
         PiiAction::Keep => {}
         PiiAction::Redact(redactions) => {
-            rewrite(value, &mut |text, spans| redactions.redact(text, spans));
+            // Placeholders must not collide with any field's literal tokens.
+            let whole = walk::text(value, '\0').into_owned();
+            rewrite(value, &mut |text, spans| {
+                redactions.redact_within(text, spans, &whole)
+            });
         }
         PiiAction::Mask(masked) => rewrite(value, &mut |text, spans| {
             *masked += spans.len();

@@ -70,12 +70,19 @@ impl Redactions {
 
     /// Replaces `spans` of `text` with placeholders, recording each value.
     pub fn redact(&mut self, text: &mut String, spans: &[Span]) {
+        let original = text.clone();
+        self.redact_within(text, spans, &original);
+    }
+
+    /// Like [`Self::redact`] for one string of a larger input: no new
+    /// placeholder is a token `whole` (all of the input's text) holds, so a
+    /// literal `<EMAIL_1>` in another field is not restored into a value.
+    pub fn redact_within(&mut self, text: &mut String, spans: &[Span], whole: &str) {
         if spans.is_empty() {
             return;
         }
-        let original = text.clone();
         rewrite(text, spans, |value, entity| {
-            self.placeholder_for(value, entity, &original).to_owned()
+            self.placeholder_for(value, entity, whole).to_owned()
         });
     }
 
@@ -212,6 +219,19 @@ mod tests {
         assert_eq!(text, "<EMAIL_1> is not <EMAIL_2>");
         r.restorer().unwrap().restore(&mut text);
         assert_eq!(text, original);
+    }
+
+    #[test]
+    fn placeholders_never_collide_with_tokens_of_other_fields() {
+        let mut r = Redactions::default();
+        let whole = "<EMAIL_1>\0mail ada@example.com";
+        let mut field = "mail ada@example.com".to_owned();
+        let spans = pii::find(&field);
+        r.redact_within(&mut field, &spans, whole);
+        assert_eq!(field, "mail <EMAIL_2>");
+        let mut literal = "<EMAIL_1>".to_owned();
+        assert_eq!(r.restorer().unwrap().restore(&mut literal), 0);
+        assert_eq!(literal, "<EMAIL_1>");
     }
 
     #[test]
