@@ -44,10 +44,10 @@ pub async fn run(dir: &std::path::Path) {
     // span exported, the "metrics and tracing on vs off".
     let base = std::fs::read_to_string(config(dir, 1, Security::On, &hash)).unwrap();
     let off_path = dir.join("bench-untraced.toml");
-    std::fs::write(&off_path, base.clone() + "[telemetry]\nmetrics = false\n").unwrap();
+    std::fs::write(&off_path, base.clone() + "\n[telemetry]\nmetrics = false\n").unwrap();
     let on_path = dir.join("bench-traced.toml");
     let on_toml =
-        base + &format!("[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
+        base + &format!("\n[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
     std::fs::write(&on_path, on_toml).unwrap();
     // One after the other: both share the data directory, and the first
     // start creates its store and master key.
