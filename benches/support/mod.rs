@@ -37,7 +37,8 @@ pub fn spawn_bin(bin: &str, args: &[&str], dir: &std::path::Path) -> (Proc, Stri
         .process_group(0)
         .spawn()
         .unwrap();
-    // The gateway prints its URL on stdout, the demo server on stderr.
+    // The gateway prints its URL on stdout, the demo server on stderr,
+    // both as `listening on http://…`.
     let (tx, rx) = std::sync::mpsc::channel();
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -46,8 +47,11 @@ pub fn spawn_bin(bin: &str, args: &[&str], dir: &std::path::Path) -> (Proc, Stri
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("http://") {
-                    let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_owned());
+                // Only the "listening on" line: log lines name other URLs
+                // (an OTLP endpoint, say) before it.
+                if let Some(at) = line.find("listening on http://") {
+                    let url = &line[at + "listening on ".len()..];
+                    let _ = tx.send(url.split_whitespace().next().unwrap().to_owned());
                 }
             }
         });
