@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::{BIN, spawn_bin};
@@ -24,22 +24,6 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
-}
-
-async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("gateway never became ready");
 }
 
 async fn initialize(http: &reqwest::Client, url: &str) -> bool {
@@ -87,7 +71,7 @@ async fn measure(label: &str, bin: &str, sessions: usize) {
     );
     let pid = gateway.0.id();
     let http = reqwest::Client::new();
-    wait_ready(&http, url.trim_end_matches("/mcp")).await;
+    support::wait_ready(url.trim_end_matches("/mcp")).await;
 
     let before = status_kib(pid, "VmRSS:");
     let mut opened = 0;

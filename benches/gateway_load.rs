@@ -25,7 +25,7 @@ mod support;
 #[path = "tracing_cost/mod.rs"]
 mod tracing_cost;
 
-use support::{BIN, spawn};
+use support::{BIN, spawn, wait_ready};
 const RUN_FOR: Duration = Duration::from_secs(4);
 
 async fn client(url: &str) -> RunningService<RoleClient, ()> {
@@ -206,23 +206,6 @@ fn config(dir: &std::path::Path, upstreams: usize, security: Security, key_hash:
     let path = dir.join(format!("bench-{upstreams}{on}.toml"));
     std::fs::write(&path, toml).unwrap();
     path.display().to_string()
-}
-
-async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("gateway never became ready");
 }
 
 async fn upstream_pid(base: &str) -> i32 {

@@ -171,23 +171,6 @@ async fn client(url: &str, key: &str) -> RunningService<RoleClient, ()> {
         .unwrap()
 }
 
-async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while Instant::now() < deadline {
-        if http
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gateway never became ready");
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[at].as_secs_f64() * 1e6
@@ -249,7 +232,7 @@ async fn load_scenario() {
         &["serve", "--config", &path.display().to_string()],
         dir.path(),
     );
-    wait_ready(url.trim_end_matches("/mcp")).await;
+    support::wait_ready(url.trim_end_matches("/mcp")).await;
 
     let full = client(&url, &full_key.secret).await;
     let lean = client(&url, &lean_key.secret).await;

@@ -59,3 +59,21 @@ pub fn spawn_bin(bin: &str, args: &[&str], dir: &std::path::Path) -> (Proc, Stri
     let url = rx.recv_timeout(Duration::from_secs(60)).expect("url line");
     (Proc(child), url)
 }
+
+/// Polls `{base}/ready` until it answers 2xx (at most two minutes).
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if http
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("gateway never became ready");
+}

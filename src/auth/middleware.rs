@@ -78,7 +78,10 @@ pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next
         return refused(&guard.auth, &request, Some(&identity), &err);
     }
     request.extensions_mut().insert(identity);
-    if !guard.auth.enabled() {
+    // Only a GET stream outlives its request: a POST answered as a stream
+    // ends with its call (which has a deadline), and the next request is
+    // authenticated again, so calls carry no watch.
+    if !guard.auth.enabled() || request.method() != axum::http::Method::GET {
         return next.run(request).await;
     }
     let presented = Presented::of(request.headers());

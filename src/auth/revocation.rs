@@ -1,6 +1,6 @@
-//! Long-lived exchanges end when their credential stops being valid: an SSE
-//! stream (a GET stream, or a POST answered as a stream) and a `bulwark stdio`
-//! session re-check the credential that opened them every [`RECHECK`], so a
+//! Long-lived exchanges end when their credential stops being valid: a GET
+//! SSE stream and a `bulwark stdio` session re-check the credential that
+//! opened them every [`RECHECK`], so a
 //! revoked key, a disabled user, an expired token or a withdrawn server grant
 //! ends them within about that long instead of at the session's idle timeout.
 use std::sync::Arc;

@@ -41,7 +41,12 @@ pub async fn upstream_node(gw: &Gateway, server: &str) -> Value {
 
 /// The pid the current instance of a demo upstream reported on stderr.
 pub async fn demo_pid(gw: &Gateway, server: &str) -> i32 {
-    let node = upstream_node(gw, server).await;
+    pid_in_tail(&upstream_node(gw, server).await)
+}
+
+/// The pid a demo instance reported on stderr (`pid=N`), from an actor
+/// node's `stderr_tail`.
+pub fn pid_in_tail(node: &Value) -> i32 {
     node["stderr_tail"]
         .as_array()
         .and_then(|lines| {

@@ -90,18 +90,5 @@ async fn all_ready(gw: &Gateway, server: &str, count: usize) -> Vec<Value> {
 
 /// The pid a demo instance node reported on stderr (`pid=N`).
 fn pid_of(node: &Value) -> i32 {
-    node["stderr_tail"]
-        .as_array()
-        .and_then(|lines| {
-            lines.iter().rev().find_map(|l| {
-                l.as_str()?
-                    .split("pid=")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-        })
-        .unwrap_or_else(|| panic!("no pid line in {node}"))
+    crate::gateway::pid_in_tail(node)
 }
