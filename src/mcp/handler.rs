@@ -206,11 +206,13 @@ impl GatewayHandler {
             level,
         });
         let bridge = &self.gateway.mrtr;
-        let who = identity.as_ref().map_or_else(String::new, |identity| {
-            format!("{}\u{0}{}\u{0}{server}", identity.project, identity.subject)
-        });
         let binding = (stateless && bridge.enabled())
-            .then(|| super::mrtr::binding(&request, &who))
+            .then(|| {
+                let who = identity.as_ref().map_or_else(String::new, |identity| {
+                    format!("{}\u{0}{}\u{0}{server}", identity.project, identity.subject)
+                });
+                super::mrtr::binding(&request, &who)
+            })
             .flatten();
         let Some(binding) = binding else {
             let call = call_link(
@@ -373,8 +375,11 @@ impl GatewayHandler {
                 .map(CallToolResponse::Complete);
         }
         // Limits, spans and audit know a tool by `server__tool`, whatever
-        // its prefix mode lists it as.
-        let federated = self.gateway.naming.join(server, tool);
+        // its prefix mode lists it as; usually that is the client's name.
+        let federated = match self.gateway.naming.split(&name) {
+            Ok((s, t)) if s == server && t == tool => std::borrow::Cow::Borrowed(name.as_str()),
+            _ => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
+        };
         self.access
             .authorize(&identity, server, Some((tool, &federated)))?;
         // Only names the gateway knows become span attributes.

@@ -76,6 +76,10 @@ impl ToolNames {
 
     /// Servers whose names the table needs but has not recorded yet.
     pub fn unrecorded(&self) -> Vec<String> {
+        // Every call asks: with no bare-name upstream, answer without the lock.
+        if self.all_prefixed() {
+            return Vec::new();
+        }
         let recorded = self.lock();
         self.modes
             .load()
