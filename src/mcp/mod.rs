@@ -10,6 +10,7 @@
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`prefixes`]: per-upstream prefix modes and the bare tool-name table.
 //! - [`sessions`]: live sessions, fan-out of list changes and resource updates.
+//! - [`lazy_routes`]: routes built on first use for names that come and go.
 //! - [`server_routes`]: `/mcp/{server}`, looked up per request.
 //! - [`virtual_servers`]: `/mcp/v/{name}`, curated and renamed tool sets.
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
@@ -31,6 +32,7 @@ mod gateway_calls;
 pub mod gateway_tools;
 pub mod guard;
 pub mod handler;
+pub mod lazy_routes;
 pub mod listing;
 mod lists;
 pub mod log_levels;
@@ -295,12 +297,15 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
     );
     let servers = ServerFront::new(gateway.clone(), settings.clone(), screen, owners);
     let per_server = Router::new()
-        .route("/mcp/{server}", axum::routing::any(server_routes::dispatch))
+        .route(
+            "/mcp/{server}",
+            axum::routing::any(lazy_routes::dispatch::<server_routes::ServerRoutes>),
+        )
         .with_state(servers);
     let virtual_routes = Router::new()
         .route(
             "/mcp/v/{name}",
-            axum::routing::any(virtual_servers::dispatch),
+            axum::routing::any(lazy_routes::dispatch::<virtual_servers::VirtualRoutes>),
         )
         .with_state(virtuals);
     federated

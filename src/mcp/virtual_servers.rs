@@ -9,10 +9,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::{Path, Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use dashmap::DashMap;
 use futures::future::join_all;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
@@ -21,18 +17,16 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use serde_json::json;
-use tower::ServiceExt;
 
 use crate::auth::middleware::McpGuard;
 use crate::config::virtual_servers::VirtualServerConfig;
-use crate::front::screen::Screen;
 
 use super::access::{Access, Guarded};
 use super::handler::GatewayHandler;
+use super::lazy_routes::{LazyFront, RouteKind};
 use super::listing::Listing;
-use super::owners::SessionOwners;
 use super::sessions::Scope;
 use super::{Gateway, HttpSettings};
 
@@ -222,44 +216,30 @@ impl ServerHandler for VirtualHandler {
     }
 }
 
-/// What `/mcp/v/{name}` needs to build a virtual server's route on first use.
-pub struct VirtualFront {
-    gateway: Arc<Gateway>,
-    settings: HttpSettings,
-    screen: Arc<Screen>,
-    owners: Arc<SessionOwners>,
-    routes: DashMap<Arc<str>, Router>,
-}
+/// `/mcp/v/{name}`: a curated set of upstream tools.
+pub struct VirtualRoutes;
 
-impl VirtualFront {
-    /// The virtual-server front over `gateway`, sharing the federated
-    /// route's screen and session owners.
-    pub fn new(
-        gateway: Arc<Gateway>,
-        settings: HttpSettings,
-        screen: Arc<Screen>,
-        owners: Arc<SessionOwners>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            gateway,
-            settings,
-            screen,
-            owners,
-            routes: DashMap::new(),
-        })
+impl RouteKind for VirtualRoutes {
+    const WHAT: &'static str = "virtual server";
+
+    fn exists(gateway: &Gateway, name: &str) -> bool {
+        gateway.virtual_servers.get(name).is_some()
     }
 
-    /// The route of virtual server `name`, or `None` when none is configured.
-    fn route(&self, name: &str) -> Option<Router> {
-        self.gateway.virtual_servers.get(name)?;
-        if let Some(router) = self.routes.get(name) {
-            return Some(router.clone());
-        }
-        // Kept with the per-server session managers, so ended sessions'
-        // owners are swept with theirs; `v/` is no upstream name.
-        let sessions = (self.gateway.server_sessions).get_or_create(&format!("v/{name}"));
-        let gateway = self.gateway.clone();
-        let virtual_name: Arc<str> = Arc::from(name);
+    /// Kept with the per-server session managers, so ended sessions'
+    /// owners are swept with theirs; `v/` is no upstream name.
+    fn sessions_key(name: &str) -> String {
+        format!("v/{name}")
+    }
+
+    fn build(
+        gateway: &Arc<Gateway>,
+        settings: &HttpSettings,
+        name: &Arc<str>,
+        sessions: Arc<LocalSessionManager>,
+    ) -> Router {
+        let gateway = gateway.clone();
+        let virtual_name = name.clone();
         let service = StreamableHttpService::new(
             move || {
                 // Looked up per session: a reloaded definition applies to new sessions.
@@ -270,36 +250,18 @@ impl VirtualFront {
                 Ok(VirtualHandler::new(gateway.clone(), server, access))
             },
             sessions,
-            super::http_config(&self.settings),
+            super::http_config(settings),
         );
-        let guard = McpGuard {
-            auth: self.gateway.auth.clone(),
-            server: None,
-        };
-        let router = Router::new().route_service("/mcp/v/{name}", service);
-        let router = super::guarded(router, &self.screen, &self.owners, guard);
-        self.routes.insert(Arc::from(name), router.clone());
-        Some(router)
+        Router::new().route_service("/mcp/v/{name}", service)
     }
-}
 
-/// The `/mcp/v/{name}` handler: the virtual server's route, or 404 naming it.
-pub async fn dispatch(
-    State(front): State<Arc<VirtualFront>>,
-    Path(name): Path<String>,
-    request: Request,
-) -> Response {
-    match front.route(&name) {
-        Some(router) => match router.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        },
-        None => {
-            let body = json!({
-                "error": "not_found",
-                "message": format!("no virtual server named '{name}' on this gateway"),
-            });
-            (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+    fn guard(gateway: &Gateway, _name: &Arc<str>) -> McpGuard {
+        McpGuard {
+            auth: gateway.auth.clone(),
+            server: None,
         }
     }
 }
+
+/// What `/mcp/v/{name}` needs to build a virtual server's route on first use.
+pub type VirtualFront = LazyFront<VirtualRoutes>;
