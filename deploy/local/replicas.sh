@@ -54,9 +54,22 @@ pg_pid="" redis_pid="" haproxy_pid=""
 # The throwaway PostgreSQL and Redis live here; deleted on exit.
 services=""
 
-# A free loopback port.
+# A free loopback port below the kernel's ephemeral range: a port from that
+# range (what binding port 0 gives) can be taken by any outgoing connection
+# while its replica is down, and the restart then fails.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in [random.randrange(1024, low) for _ in range(1000) if low > 1025] + [0]:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        print(s.getsockname()[1])
+        break
+PY
 }
 
 # Signals `pid`s with `sig` and waits up to 10 s for them to go, then SIGKILLs.
