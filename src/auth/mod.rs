@@ -320,23 +320,24 @@ pub fn keys_file(config: &Config) -> PathBuf {
         .unwrap_or_else(|| config.server.data_dir().join("keys.toml"))
 }
 
-/// The limiters `[auth.rate_limits]` describes, the per-key one in Redis
-/// with `backend = "redis"`.
+/// The limiters `[auth.rate_limits]` describes, kept in Redis with
+/// `backend = "redis"`.
 fn rate_limits(config: &Config) -> Result<RateLimits, SetupError> {
     let limits = RateLimits::new(&config.auth.rate_limits)?;
     let settings = &config.auth.rate_limits;
     if settings.backend != crate::config::auth::LimitBackend::Redis {
         return Ok(limits);
     }
-    let Some(rate) = &settings.per_key else {
+    if settings.per_key.is_none() && settings.per_upstream.is_none() && settings.per_tool.is_empty()
+    {
         return Ok(limits);
-    };
+    }
     let url = settings
         .redis_url
         .as_ref()
         .or(config.cache.redis_url.as_ref())
         .ok_or(shared_limit::SharedLimitError::NoUrl)?;
     let url = crate::config::expand_env(url).unwrap_or_else(|_| url.clone());
-    let shared = shared_limit::SharedLimit::new(&url, shared_limit::KEY_PREFIX, rate)?;
-    Ok(limits.with_shared_key(shared))
+    let shared = shared_limit::SharedLimit::new(&url, shared_limit::PREFIX)?;
+    Ok(limits.with_shared(shared))
 }

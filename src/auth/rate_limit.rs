@@ -2,9 +2,11 @@
 //! subject, never on the MCP session: a new session does not get a new
 //! bucket. Three layers: per key (every request), per key and upstream, and
 //! per key and tool for tools named in the config. With
-//! `backend = "redis"` the per-key budget is kept in Redis and shared by
-//! every replica ([`super::shared_limit`]); the local bucket then only
-//! answers while Redis is unreachable.
+//! `backend = "redis"` every budget is kept in Redis and shared by every
+//! replica ([`super::shared_limit`]); the local buckets then only answer
+//! while Redis is unreachable. Bucket keys in Redis: `per_key:SUBJECT`,
+//! `per_upstream:LEN:SERVER:SUBJECT`, `per_tool:LEN:TOOL:SUBJECT` (the
+//! length keeps a name holding `:` from posing as another).
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::shared_limit::{SharedLimit, SharedVerdict};
+use super::shared_limit::{Budget, SharedLimit, SharedVerdict};
 use crate::config::auth::{Rate, RateLimitsConfig};
 
 /// Which budget ran out.
@@ -76,8 +78,19 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     per_tool: HashMap<String, Keyed<Arc<str>, C>>,
     /// Refusals by [`Limit`], in [`Limit::ALL`] order (read by the metrics).
     refused: [AtomicU64; 3],
-    /// The per-key budget shared through Redis, when configured.
-    shared_key: Option<SharedLimit>,
+    /// The same budgets for Redis (one per local limiter).
+    budgets: Budgets,
+    /// Where the budgets are shared with the other replicas, when configured.
+    shared: Option<SharedLimit>,
+}
+
+/// The configured rates as GCRA parameters for the shared limiter.
+#[derive(Default)]
+struct Budgets {
+    per_key: Option<Budget>,
+    per_upstream: Option<Budget>,
+    /// By federated tool name.
+    per_tool: HashMap<String, Budget>,
 }
 
 impl RateLimits {
@@ -111,64 +124,117 @@ impl<C: Clock + Clone> RateLimits<C> {
                     ))
                 })
                 .collect::<Result<_, BadRate>>()?,
+            budgets: Budgets {
+                per_key: config.per_key.as_ref().map(Budget::new),
+                per_upstream: config.per_upstream.as_ref().map(Budget::new),
+                per_tool: config
+                    .per_tool
+                    .iter()
+                    .map(|(tool, rate)| (tool.clone(), Budget::new(rate)))
+                    .collect(),
+            },
             clock,
             refused: Default::default(),
-            shared_key: None,
+            shared: None,
         })
     }
 
-    /// Keeps the per-key budget in Redis (shared by every replica); the
-    /// local per-key bucket is the fallback while Redis is unreachable.
-    pub fn with_shared_key(mut self, shared: SharedLimit) -> Self {
-        if self.per_key.is_some() {
-            self.shared_key = Some(shared);
-        }
+    /// Keeps every budget in Redis (shared by every replica); the local
+    /// buckets are the fallback while Redis is unreachable.
+    pub fn with_shared(mut self, shared: SharedLimit) -> Self {
+        self.shared = Some(shared);
         self
     }
 
     /// Takes one request from `subject`'s own budget: the shared one when
     /// configured and reachable, else this process's.
     pub async fn admit_key(&self, subject: &Arc<str>) -> Result<(), RateLimited> {
-        let Some(shared) = &self.shared_key else {
-            return self.check_key(subject);
+        let key = || format!("per_key:{subject}");
+        self.admit(self.budgets.per_key, key, Limit::PerKey, || {
+            self.check_key(subject)
+        })
+        .await
+    }
+
+    /// Takes one call to `server` (and to `tool`, its federated name, when
+    /// that tool has its own limit) from `subject`'s budgets: the shared
+    /// ones when configured and reachable, else this process's.
+    pub async fn admit_call(
+        &self,
+        subject: &Arc<str>,
+        server: &str,
+        tool: Option<&str>,
+    ) -> Result<(), RateLimited> {
+        let key = || format!("per_upstream:{}:{server}:{subject}", server.len());
+        self.admit(self.budgets.per_upstream, key, Limit::PerUpstream, || {
+            self.check_upstream(subject, server)
+        })
+        .await?;
+        let Some(tool) = tool else {
+            return Ok(());
         };
-        match shared.check(subject).await {
+        let key = || format!("per_tool:{}:{tool}:{subject}", tool.len());
+        let budget = self.budgets.per_tool.get(tool).copied();
+        self.admit(budget, key, Limit::PerTool, || {
+            self.check_tool(subject, tool)
+        })
+        .await
+    }
+
+    /// Takes one request from the shared bucket `key` of `budget` when both
+    /// the budget and Redis are there; `local` answers otherwise.
+    async fn admit(
+        &self,
+        budget: Option<Budget>,
+        key: impl FnOnce() -> String,
+        limit: Limit,
+        local: impl FnOnce() -> Result<(), RateLimited>,
+    ) -> Result<(), RateLimited> {
+        let (Some(shared), Some(budget)) = (&self.shared, budget) else {
+            return local();
+        };
+        match shared.check(&key(), budget).await {
             SharedVerdict::Admit => Ok(()),
             SharedVerdict::Refuse(retry_after) => {
-                self.refused[Limit::PerKey as usize].fetch_add(1, Ordering::Relaxed);
-                Err(RateLimited {
-                    limit: Limit::PerKey,
-                    retry_after,
-                })
+                self.refused[limit as usize].fetch_add(1, Ordering::Relaxed);
+                Err(RateLimited { limit, retry_after })
             }
-            SharedVerdict::Unavailable => self.check_key(subject),
+            SharedVerdict::Unavailable => local(),
         }
     }
 
-    /// Per-key checks the local limiter answered because Redis was unreachable.
+    /// Checks the local limiters answered because Redis was unreachable.
     pub fn shared_fallbacks(&self) -> Option<u64> {
-        self.shared_key.as_ref().map(SharedLimit::fallbacks)
+        self.shared.as_ref().map(SharedLimit::fallbacks)
     }
 
-    /// Takes one request from `subject`'s own budget.
+    /// Takes one request from `subject`'s own budget in this process.
     pub fn check_key(&self, subject: &Arc<str>) -> Result<(), RateLimited> {
         self.take(self.per_key.as_ref(), subject, Limit::PerKey)
     }
 
     /// Takes one call to `server` (and to `tool`, its federated name, when
-    /// that tool has its own limit) from `subject`'s budgets.
+    /// that tool has its own limit) from `subject`'s budgets in this process.
     pub fn check_call(
         &self,
         subject: &Arc<str>,
         server: &str,
         tool: Option<&str>,
     ) -> Result<(), RateLimited> {
-        if let Some(limiter) = &self.per_upstream {
-            let key = (subject.clone(), Arc::from(server));
-            self.take(Some(limiter), &key, Limit::PerUpstream)?;
-        }
-        let per_tool = tool.and_then(|t| self.per_tool.get(t));
-        self.take(per_tool, subject, Limit::PerTool)
+        self.check_upstream(subject, server)?;
+        tool.map_or(Ok(()), |tool| self.check_tool(subject, tool))
+    }
+
+    fn check_upstream(&self, subject: &Arc<str>, server: &str) -> Result<(), RateLimited> {
+        let Some(limiter) = &self.per_upstream else {
+            return Ok(());
+        };
+        let key = (subject.clone(), Arc::from(server));
+        self.take(Some(limiter), &key, Limit::PerUpstream)
+    }
+
+    fn check_tool(&self, subject: &Arc<str>, tool: &str) -> Result<(), RateLimited> {
+        self.take(self.per_tool.get(tool), subject, Limit::PerTool)
     }
 
     fn take<K: Clone + std::hash::Hash + Eq>(

@@ -1,8 +1,10 @@
-//! The per-key budget shared by every gateway replica: the same GCRA as the
-//! local governor limiter, its one number per caller (the theoretical
-//! arrival time) kept in Redis and updated by one Lua script, so a check is
-//! one round trip and atomic whichever replica asks. Redis's clock is the
-//! only clock, so replicas' clocks need not agree.
+//! The request budgets shared by every gateway replica (per key, per key and
+//! upstream, per key and tool): the same GCRA as the local governor
+//! limiters, one number per bucket (the theoretical arrival time) kept in
+//! Redis and updated by one Lua script, so a check is one round trip and
+//! atomic whichever replica asks. Redis's clock is the only clock, so
+//! replicas' clocks need not agree. One connection and one outage state
+//! serve every budget.
 //!
 //! Redis unreachable (an error, or no answer within [`OP_TIMEOUT`]) must not
 //! stop traffic nor leave it unlimited: the caller falls back to its local
@@ -19,8 +21,9 @@ use tokio::time::Instant;
 
 use crate::config::auth::Rate;
 
-/// Where the buckets live in Redis (followed by the caller's subject).
-pub const KEY_PREFIX: &str = "bulwark:ratelimit:per_key:";
+/// Where the buckets live in Redis (followed by the limit's name and the
+/// bucket's key, see [`super::rate_limit`]).
+pub const PREFIX: &str = "bulwark:ratelimit:";
 
 /// Longest wait for Redis on the request path.
 const OP_TIMEOUT: Duration = Duration::from_millis(250);
@@ -60,13 +63,34 @@ pub enum SharedLimitError {
     BadUrl(String),
 }
 
-/// The per-key budget in Redis.
+/// One budget's GCRA parameters, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Time one request uses up: a minute over `per_minute`.
+    interval_us: u64,
+    /// How far ahead of now the budget may run: `interval_us` × burst.
+    capacity_us: u64,
+}
+
+impl Budget {
+    /// The budget of `rate` (burst defaults to `per_minute`).
+    pub fn new(rate: &Rate) -> Self {
+        let per_minute = u64::from(rate.per_minute.max(1));
+        let burst = u64::from(rate.burst.unwrap_or(rate.per_minute).max(1));
+        let interval_us = 60_000_000 / per_minute;
+        Self {
+            interval_us,
+            capacity_us: interval_us * burst,
+        }
+    }
+}
+
+/// The budgets in Redis.
 pub struct SharedLimit {
     client: redis::Client,
     /// Made on first use (it needs the runtime), reconnects on its own.
     conn: tokio::sync::OnceCell<ConnectionManager>,
-    interval_us: u64,
-    capacity_us: u64,
+    /// Put before every bucket's key.
     prefix: String,
     /// Redis is skipped until then after a failure.
     down_until: Mutex<Option<Instant>>,
@@ -89,18 +113,14 @@ pub enum SharedVerdict {
 }
 
 impl SharedLimit {
-    /// A limiter of `rate` per caller in Redis at `url`; connects on first use.
-    pub fn new(url: &str, prefix: &str, rate: &Rate) -> Result<Self, SharedLimitError> {
+    /// Budgets in Redis at `url`, their keys under `prefix`; connects on
+    /// first use.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, SharedLimitError> {
         let client = redis::Client::open(url)
             .map_err(|err| SharedLimitError::BadUrl(crate::mask::mask(&err.to_string(), [url])))?;
-        let per_minute = u64::from(rate.per_minute.max(1));
-        let burst = u64::from(rate.burst.unwrap_or(rate.per_minute).max(1));
-        let interval_us = 60_000_000 / per_minute;
         Ok(Self {
             client,
             conn: tokio::sync::OnceCell::new(),
-            interval_us,
-            capacity_us: interval_us * burst,
             prefix: prefix.to_owned(),
             down_until: Mutex::new(None),
             fallbacks: AtomicU64::new(0),
@@ -109,8 +129,9 @@ impl SharedLimit {
         })
     }
 
-    /// Takes one request from `subject`'s shared budget.
-    pub async fn check(&self, subject: &str) -> SharedVerdict {
+    /// Takes one request from the bucket `key` (under the prefix) of
+    /// `budget`.
+    pub async fn check(&self, key: &str, budget: Budget) -> SharedVerdict {
         let down = *self
             .down_until
             .lock()
@@ -125,9 +146,9 @@ impl SharedLimit {
             redis::cmd("EVAL")
                 .arg(GCRA)
                 .arg(1)
-                .arg(format!("{}{subject}", self.prefix))
-                .arg(self.interval_us)
-                .arg(self.capacity_us)
+                .arg(format!("{}{key}", self.prefix))
+                .arg(budget.interval_us)
+                .arg(budget.capacity_us)
                 .query_async::<u64>(&mut conn)
                 .await
         })

@@ -30,7 +30,7 @@
 //! per_key = { per_minute = 600, burst = 100 }
 //! per_upstream = { per_minute = 300, burst = 50 }
 //! per_tool = { "echo__slow" = { per_minute = 10, burst = 2 } }
-//! backend = "redis"              # per_key shared by replicas; default "local"
+//! backend = "redis"              # every budget shared by replicas; default "local"
 //! redis_url = "redis://127.0.0.1:6379"   # default: cache.redis_url
 //! ```
 use std::collections::BTreeMap;
@@ -210,14 +210,14 @@ pub struct RateLimitsConfig {
     pub per_tool: BTreeMap<String, Rate>,
     /// How often idle buckets are dropped, seconds.
     pub prune_interval_secs: u64,
-    /// Where the per-key budget lives: this process, or Redis (shared by
-    /// every replica).
+    /// Where the budgets live: this process, or Redis (shared by every
+    /// replica).
     pub backend: LimitBackend,
     /// Redis for `backend = "redis"`; default: `cache.redis_url`.
     pub redis_url: Option<String>,
 }
 
-/// Where the per-key budget is kept.
+/// Where the budgets are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitBackend {

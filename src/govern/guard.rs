@@ -204,7 +204,8 @@ async fn identify(governance: &Governance, headers: &HeaderMap) -> Result<Caller
     }
     let identity = auth.authenticate(presented).await.map_err(Refusal::Auth)?;
     auth.limits()
-        .check_key(&identity.subject)
+        .admit_key(&identity.subject)
+        .await
         .map_err(|limited| Refusal::Auth(limited.into()))?;
     let user = users::get(&governance.store, &identity.user)
         .await

@@ -88,19 +88,21 @@ impl Access {
     /// Takes one inner call of a `bulwark__call_tools` batch from the caller's
     /// per-key budget: a batch costs what its calls would cost one by one.
     /// (stdio charges it already in [`Self::caller`], which each inner call passes.)
-    pub fn charge_inner_call(&self, identity: &Identity) -> Result<(), GatewayError> {
+    pub async fn charge_inner_call(&self, identity: &Identity) -> Result<(), GatewayError> {
         if self.check_key_limit {
             return Ok(());
         }
         self.auth
             .limits()
-            .check_key(&identity.subject)
+            .admit_key(&identity.subject)
+            .await
             .map_err(|limited| AuthError::from(limited).into())
     }
 
     /// May `identity` send this request to `server` (and call `tool`, with
-    /// `federated` its client-facing name)? Takes from the call budgets.
-    pub fn authorize(
+    /// `federated` its client-facing name)? Takes from the call budgets
+    /// (shared by the replicas when they are kept in Redis).
+    pub async fn authorize(
         &self,
         identity: &Identity,
         server: &str,
@@ -121,11 +123,12 @@ impl Access {
         }
         self.auth
             .limits()
-            .check_call(
+            .admit_call(
                 &identity.subject,
                 server,
                 tool.map(|(_, federated)| federated),
             )
+            .await
             .map_err(|limited| GatewayError::RateLimited {
                 server: server.to_owned(),
                 limited,

@@ -148,7 +148,7 @@ impl GatewayHandler {
         let lists = join_all(servers.iter().map(|server| async move {
             // A fresh list goes to the upstream: it pays like any request to it.
             if args.fresh {
-                self.access().authorize(identity, server, None)?;
+                self.access().authorize(identity, server, None).await?;
             }
             self.upstream_tools(server, args.fresh, context).await
         }))
@@ -192,7 +192,7 @@ impl GatewayHandler {
             async move {
                 let outcome = if super::gateway_tools::is_batch(&name, &self.gateway().naming) {
                     Err(ErrorData::invalid_params("call_tools cannot call itself", None))
-                } else if let Err(limited) = self.access().charge_inner_call(identity) {
+                } else if let Err(limited) = self.access().charge_inner_call(identity).await {
                     Err(limited.into())
                 } else {
                     self.call_tool(params, context).await
@@ -253,7 +253,7 @@ impl GatewayHandler {
             None => visible.to_vec(),
         };
         for server in &servers {
-            self.access().authorize(identity, server, None)?;
+            self.access().authorize(identity, server, None).await?;
         }
         let cache = &self.gateway().cache;
         let mut kept = Vec::new();

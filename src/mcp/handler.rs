@@ -381,7 +381,8 @@ impl GatewayHandler {
             _ => std::borrow::Cow::Owned(self.gateway.naming.join(server, tool)),
         };
         self.access
-            .authorize(&identity, server, Some((tool, &federated)))?;
+            .authorize(&identity, server, Some((tool, &federated)))
+            .await?;
         // Only names the gateway knows become span attributes.
         if self.gateway.registry.get(server).is_some() {
             crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
@@ -425,7 +426,7 @@ impl GatewayHandler {
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.clone();
         let (server, prompt) = self.route(&name)?;
-        self.authorize_server(server, &context)?;
+        self.authorize_server(server, &context).await?;
         request.name = prompt.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -462,7 +463,7 @@ impl GatewayHandler {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.clone();
         let (server, original) = self.route_uri(&uri)?;
-        self.authorize_server(server, &context)?;
+        self.authorize_server(server, &context).await?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
         let guardrails = &self.gateway.guardrails;
@@ -578,7 +579,7 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let (server, original) = self.route_uri(uri)?;
-        self.authorize_server(server, context)?;
+        self.authorize_server(server, context).await?;
         let sessions = &self.gateway.sessions;
         let request = if subscribe {
             if !sessions.subscribe(self.session.id, server, original) {
@@ -602,13 +603,13 @@ impl GatewayHandler {
     }
 
     /// Authorizes the calling client for `server` (its grant, its call budgets).
-    fn authorize_server(
+    async fn authorize_server(
         &self,
         server: &str,
         context: &RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let identity = self.access.caller(context)?;
-        Ok(self.access.authorize(&identity, server, None)?)
+        Ok(self.access.authorize(&identity, server, None).await?)
     }
 
     fn route_uri<'a>(&'a self, uri: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
@@ -634,7 +635,7 @@ impl GatewayHandler {
         let grant = &identity.grant;
         let request = request.map(forwardable);
         if let Scope::Server(server) = &self.scope {
-            self.access.authorize(&identity, server, None)?;
+            self.access.authorize(&identity, server, None).await?;
             let mut list: L = self.upstream_list(server, request, false, context).await?;
             list.retain(|item| item.visible(server, grant));
             return Ok(list.screened(server, &self.gateway.guardrails));
@@ -915,7 +916,7 @@ impl ServerHandler for GatewayHandler {
                         ));
                     }
                 };
-                self.authorize_server(&server, &context)?;
+                self.authorize_server(&server, &context).await?;
                 request.meta = None;
                 match self
                     .forward(
