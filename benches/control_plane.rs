@@ -26,7 +26,17 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{BIN, spawn};
+use support::{BIN, spawn_bin};
+
+/// The binary under test: this build, or `BULWARK_BENCH_BIN` (e.g. a
+/// baseline build to compare with) for the gateway and every upstream.
+fn bin() -> String {
+    std::env::var("BULWARK_BENCH_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
+fn spawn(args: &[&str], dir: &std::path::Path) -> (support::Proc, String) {
+    spawn_bin(&bin(), args, dir)
+}
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -34,8 +44,9 @@ const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 fn head(dir: &std::path::Path, store: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\nenabled = false\n{store}\
-         [upstreams.echo]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n",
-        dir.join("data")
+         [upstreams.echo]\ncommand = {:?}\nargs = [\"demo-server\", \"echo\"]\n",
+        dir.join("data"),
+        bin()
     )
 }
 
@@ -107,10 +118,10 @@ impl Churn {
     fn body(self, name: &str, remote: &str) -> Value {
         match self {
             Self::Processes => {
-                json!({"name": name, "command": BIN, "args": ["demo-server", "echo"]})
+                json!({"name": name, "command": bin(), "args": ["demo-server", "echo"]})
             }
             Self::NicedProcesses => json!({"name": name, "command": "nice",
-                "args": ["-n", "19", BIN, "demo-server", "echo"]}),
+                "args": ["-n", "19", bin(), "demo-server", "echo"]}),
             Self::Remote => json!({"name": name, "url": remote}),
             Self::Failing => json!({"name": name, "command": "/nonexistent/bulwark-bench"}),
         }

@@ -257,8 +257,17 @@ impl ConfigArgs {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Started as an upstream's launcher: becomes the upstream, never returns.
+    bulwark_actors::upstream::launcher::exec_if_asked();
+    bulwark_actors::upstream::launcher::use_this_binary();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let format = cli.log_format;
     match cli.command {
