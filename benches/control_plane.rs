@@ -4,7 +4,12 @@
 //!   other upstreams are added and removed through the API (one live at a
 //!   time): stdio ones (a process each), remote ones (no process) and ones
 //!   whose command is missing, to tell the gateway's work from the CPU the
-//!   spawned processes take on a small machine;
+//!   spawned processes take on a small machine, and stdio ones run under
+//!   `nice -n 19`: the same gateway work, the children's CPU yielded to
+//!   everything else. Each phase prints the CPU the gateway used and the
+//!   CPU its reaped children used (`/proc/PID/stat`), per upstream added;
+//!   `BULWARK_CHURN_ONLY=1` runs this part alone, `BULWARK_CHURN_REPEAT=N`
+//!   runs each churn N times;
 //! - reconcile of a config file saved with 500 upstreams: time until all
 //!   500 server supervisors run (their command is missing, so this is the
 //!   control plane's cost, not 500 process starts);
@@ -21,7 +26,17 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{BIN, spawn};
+use support::{BIN, spawn_bin};
+
+/// The binary under test: this build, or `BULWARK_BENCH_BIN` (e.g. a
+/// baseline build to compare with) for the gateway and every upstream.
+fn bin() -> String {
+    std::env::var("BULWARK_BENCH_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
+fn spawn(args: &[&str], dir: &std::path::Path) -> (support::Proc, String) {
+    spawn_bin(&bin(), args, dir)
+}
 
 const RUN_FOR: Duration = Duration::from_secs(3);
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -29,8 +44,9 @@ const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 fn head(dir: &std::path::Path, store: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\nenabled = false\n{store}\
-         [upstreams.echo]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n",
-        dir.join("data")
+         [upstreams.echo]\ncommand = {:?}\nargs = [\"demo-server\", \"echo\"]\n",
+        dir.join("data"),
+        bin()
     )
 }
 
@@ -79,6 +95,9 @@ async fn calls(base: &str) -> (usize, f64, f64) {
 enum Churn {
     /// A demo server process each (spawned on add, stopped on remove).
     Processes,
+    /// The same under `nice -n 19`: the gateway does the same work, the
+    /// children take CPU only when nothing else wants it.
+    NicedProcesses,
     /// Remote upstreams, no process per upstream: all point at one demo
     /// server over HTTP, so each connects, initializes and lists for real.
     Remote,
@@ -90,6 +109,7 @@ impl Churn {
     fn label(self) -> &'static str {
         match self {
             Self::Processes => "stdio processes",
+            Self::NicedProcesses => "stdio, nice 19",
             Self::Remote => "remote, no process",
             Self::Failing => "missing command",
         }
@@ -98,32 +118,67 @@ impl Churn {
     fn body(self, name: &str, remote: &str) -> Value {
         match self {
             Self::Processes => {
-                json!({"name": name, "command": BIN, "args": ["demo-server", "echo"]})
+                json!({"name": name, "command": bin(), "args": ["demo-server", "echo"]})
             }
+            Self::NicedProcesses => json!({"name": name, "command": "nice",
+                "args": ["-n", "19", bin(), "demo-server", "echo"]}),
             Self::Remote => json!({"name": name, "url": remote}),
             Self::Failing => json!({"name": name, "command": "/nonexistent/bulwark-bench"}),
         }
     }
 }
 
+/// CPU time (ms) of `pid` itself and of its reaped children, from
+/// `/proc/PID/stat` (utime + stime, cutime + cstime; USER_HZ is 100).
+fn cpu_ms(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = |i: usize| fields.get(i).copied().unwrap_or(0);
+    ((ticks(11) + ticks(12)) * 10, (ticks(13) + ticks(14)) * 10)
+}
+
 async fn p99_under_churn() {
     let dir = tempfile::tempdir().unwrap();
-    let (_gw, base) = start(dir.path(), &head(dir.path(), ""));
+    let (gw, base) = start(dir.path(), &head(dir.path(), ""));
+    let pid = gw.0.id();
     let http = reqwest::Client::new();
     let (_remote, remote) = spawn(
         &["demo-server", "echo", "--http", "127.0.0.1:0"],
         dir.path(),
     );
     let _ = calls(&base).await; // warm-up
+    let (own, _) = cpu_ms(pid);
     let (n, p50, p99) = calls(&base).await;
     println!(
-        "tools/call alone:                         {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs"
+        "tools/call alone:                         {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs (CPU: gateway {} ms)",
+        cpu_ms(pid).0 - own
     );
-    for churn in [Churn::Processes, Churn::Remote, Churn::Failing] {
+    let repeat: usize = std::env::var("BULWARK_CHURN_REPEAT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let churns = [
+        Churn::Processes,
+        Churn::NicedProcesses,
+        Churn::Remote,
+        Churn::Failing,
+    ];
+    for churn in churns.iter().flat_map(|c| std::iter::repeat_n(*c, repeat)) {
+        let (own, children) = cpu_ms(pid);
         let (n, p50, p99, rounds) = calls_during(&http, &base, &remote, churn).await;
+        let (own_after, children_after) = cpu_ms(pid);
         println!(
-            "tools/call during churn ({:<18}): {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile)",
-            churn.label()
+            "tools/call during churn ({:<18}): {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile; \
+             CPU: gateway {} ms, its reaped children {} ms)",
+            churn.label(),
+            own_after - own,
+            children_after - children,
         );
         let (n, p50, p99) = calls(&base).await;
         println!(
@@ -293,6 +348,9 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         p99_under_churn().await;
+        if std::env::var_os("BULWARK_CHURN_ONLY").is_some() {
+            return;
+        }
         reconcile_500().await;
         api_throughput("SQLite", "").await;
         match postgres_database().await {

@@ -257,8 +257,22 @@ impl ConfigArgs {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Started as an upstream's launcher: becomes the upstream, never returns.
+    bulwark_actors::upstream::launcher::exec_if_asked();
+    // `BULWARK_UPSTREAM_SPAWN=fork` (or no /proc): upstreams are forked with
+    // a pre_exec hook instead, as before the launcher (e.g. to compare).
+    let fork = std::env::var_os("BULWARK_UPSTREAM_SPAWN").is_some_and(|how| how == "fork");
+    if !fork && std::path::Path::new("/proc/self/exe").exists() {
+        bulwark_actors::upstream::launcher::use_this_binary();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let format = cli.log_format;
     match cli.command {

@@ -65,9 +65,13 @@ pub async fn serve(
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(error = %err, "TCP_NODELAY not set");
         }
-        // The peer address, for handlers that record who called (the audit trail).
+        // The peer address, for handlers that record who called (the audit
+        // trail); the arrival instant, which deadlines count from.
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(super::arrival::Arrival::now());
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             },

@@ -1,7 +1,8 @@
 //! The HTTP front door below the MCP and API handlers: the accept loop and
 //! its timeouts ([`listener`]), the bounded reading of request bodies
 //! ([`screen`], [`shape`]), the `Host`/`Origin` check ([`origin`]) and the
-//! limits they enforce ([`limits`]).
+//! limits they enforce ([`limits`]); when each request arrived ([`arrival`]).
+pub mod arrival;
 pub mod inflight;
 pub mod limits;
 pub mod listener;

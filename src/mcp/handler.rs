@@ -139,8 +139,8 @@ impl GatewayHandler {
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, GatewayError> {
-        let op = (self.gateway.deadlines).track(OpKind::Default, Arc::from(server), None);
-        (self.forward_tracked(server, request, context, Some(Arc::new(op)))).await
+        let op = self.deadline(OpKind::Default, Arc::from(server), None, context);
+        (self.forward_tracked(server, request, context, Some(op))).await
     }
 
     /// Like [`Self::forward`], under the deadline `op` is tracked with: when
@@ -232,7 +232,7 @@ impl GatewayHandler {
                 None => waiting.await,
                 Some(op) => tokio::select! {
                     result = waiting => result,
-                    () = op.token().cancelled() => Err(op
+                    () = op.expired() => Err(op
                         .timed_out()
                         .map_or_else(|| GatewayError::InputBridge("cancelled".into()), GatewayError::Timeout)),
                 },
@@ -336,16 +336,18 @@ impl GatewayHandler {
                 return Ok(ServerResult::CallToolResult(hit));
             }
         }
-        let op =
-            self.gateway
-                .deadlines
-                .track(OpKind::ToolExecution, server_name, Some(Arc::from(tool)));
+        let op = self.deadline(
+            OpKind::ToolExecution,
+            server_name,
+            Some(Arc::from(tool)),
+            context,
+        );
         let result = self
             .forward_tracked(
                 server,
                 ClientRequest::CallToolRequest(Request::new(request)),
                 context,
-                Some(Arc::new(op)),
+                Some(op),
             )
             .await?;
         if let (Some((key, ttl)), ServerResult::CallToolResult(done)) = (key, &result)
@@ -686,12 +688,15 @@ async fn call_link(
 ) -> Result<ServerResult, GatewayError> {
     let result = match &op {
         None => link.request(request, Some(caller), &cancel).await,
+        // Its deadline passed while the request queued: the upstream is
+        // not asked at all.
+        Some(op) if op.expire_if_due() => Err(CallError::Cancelled { server }),
         Some(op) => {
-            let deadline = op.token().clone();
             let on_deadline = {
                 let cancel = cancel.clone();
                 async move {
-                    deadline.cancelled().await;
+                    // The actor's verdict, or the caller's own backstop.
+                    op.expired().await;
                     cancel.cancel();
                     // The call withdraws itself at once; should anything
                     // on its way still hold it, the client is answered anyway.

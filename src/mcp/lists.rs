@@ -84,12 +84,9 @@ impl GatewayHandler {
         request: Option<PaginatedRequestParams>,
         context: &RequestContext<RoleServer>,
     ) -> Result<L, ErrorData> {
-        let op = self
-            .gateway()
-            .deadlines
-            .track(OpKind::Discovery, Arc::from(server), None);
+        let op = self.deadline(OpKind::Discovery, Arc::from(server), None, context);
         let result = self
-            .forward_tracked(server, L::request(request), context, Some(Arc::new(op)))
+            .forward_tracked(server, L::request(request), context, Some(op))
             .await?;
         L::from_result(result)
             .ok_or_else(|| GatewayError::UnexpectedResult(server.to_owned()).into())

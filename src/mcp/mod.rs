@@ -3,6 +3,7 @@
 //!
 //! - [`handler`]: the per-session MCP server; federation and proxying.
 //! - [`access`]: the session's caller, its grant and call budgets.
+//! - [`deadline`]: upstream operations' deadlines, counted from the request's arrival.
 //! - `affinity`: which pool instance a session with affinity is bound to.
 //! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`directory`]: sessions any replica can continue (Redis).
@@ -26,6 +27,7 @@
 pub mod access;
 mod affinity;
 pub mod caller;
+pub mod deadline;
 pub mod directory;
 pub mod error;
 mod gateway_calls;

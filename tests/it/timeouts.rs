@@ -127,3 +127,113 @@ async fn every_upstream_operation_has_a_deadline() {
     let again = session.subscribe("bulwark://liar/demo://greeting");
     assert_eq!(again["error"]["code"], DEADLINE_EXCEEDED, "{again}");
 }
+
+/// One POST on its own connection (`Connection: close`), its body sent
+/// `body_after` after its headers; the whole response as text.
+async fn post_raw(
+    url: &str,
+    session: Option<&str>,
+    message: &Value,
+    body_after: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let body = message.to_string();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(session) = session {
+        head.push_str(&format!(
+            "Mcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-06-18\r\n"
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    if !body_after.is_zero() {
+        tokio::time::sleep(body_after).await;
+    }
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut response))
+        .await
+        .expect("no answer within 60 s")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// `tools/call` count the `echo` upstream reports through `request_count`.
+async fn upstream_tool_calls(url: &str, session: &str, id: u64) -> u64 {
+    let message = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                         "params": {"name": "echo__request_count", "arguments": {}}});
+    let response = post_raw(url, Some(session), &message, Duration::ZERO).await;
+    // The count is JSON inside the result's text: `{\"tools/call\":N,…}`.
+    let at = response
+        .find(r#"tools/call\":"#)
+        .unwrap_or_else(|| panic!("no count in {response}"));
+    response[at + r#"tools/call\":"#.len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deadline_counts_from_when_the_request_arrived() {
+    // A request that waits in the gateway (here: its body comes late, as
+    // under load it waits for CPU in the HTTP layers and rmcp's session
+    // queue) spends its deadline there: past it, the client gets the
+    // timeout error and the upstream is never asked.
+    let config = format!(
+        "{HEAD}[timeouts.deadlines]\ntool_execution = 1\n{}",
+        demo_upstream("echo", "\"echo\"")
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let url = gw.mcp_url();
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                      "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                 "clientInfo": {"name": "arrival-test", "version": "1"}}});
+    let response = post_raw(url, None, &init, Duration::ZERO).await;
+    let session = response
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case("mcp-session-id")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no session id: {response}"));
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post_raw(url, Some(&session), &initialized, Duration::ZERO).await;
+
+    let call = |id: u64, message: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo__echo", "arguments": {"message": message}}})
+    };
+    // Sent at once: answered by the upstream.
+    let prompt = post_raw(url, Some(&session), &call(1, "prompt"), Duration::ZERO).await;
+    assert!(
+        prompt.contains("prompt") && !prompt.contains("-32007"),
+        "{prompt}"
+    );
+
+    let before = upstream_tool_calls(url, &session, 2).await;
+    // Its body 2 s after its headers, past the 1 s deadline.
+    let queued = post_raw(
+        url,
+        Some(&session),
+        &call(3, "queued"),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(queued.contains(r#""code":-32007"#), "{queued}");
+    assert!(queued.contains("timed out after 1s"), "{queued}");
+    // Only the second count reached the upstream, not the late call.
+    let after = upstream_tool_calls(url, &session, 4).await;
+    assert_eq!(after, before + 1, "the late call reached the upstream");
+}

@@ -12,6 +12,12 @@
 //! lazily (the heap is compacted when they pile up). Probes run in spawned
 //! tasks, one per upstream at a time, so the actor never waits on one.
 //!
+//! The caller does not depend on the actor alone: an operation whose
+//! deadline passed before it was sent upstream is timed out by its caller at
+//! once, and a caller whose deadline passed [`BACKSTOP`](super::BACKSTOP)
+//! ago without the actor acting (starved of CPU, or being restarted) times
+//! it out itself; either way the actor is told, counts it and probes.
+//!
 //! Restarted by the root: the queue lives in the handle, so the new actor
 //! takes in what the old one had not, and the handle also lists what the old
 //! one had taken in and not seen end: the new actor adopts those, so no
@@ -146,7 +152,7 @@ impl Actor for EscalationActor {
         let metrics = state.handle.metrics_store();
         match msg {
             EscalationMsg::Tick => {
-                state.take_events();
+                state.take_events(&myself);
                 state.run_due(&myself);
                 state.handle.set_busy(!state.ops.is_empty());
             }
@@ -192,8 +198,9 @@ fn spawn_ticker(
 
 impl EscalationState {
     /// Applies the operations that started and ended since the last tick.
-    fn take_events(&mut self) {
+    fn take_events(&mut self, myself: &ActorRef<EscalationMsg>) {
         let metrics = self.handle.metrics_store();
+        let mut expired = Vec::new();
         for event in self.handle.inbox().try_iter() {
             match event {
                 OpEvent::Started(op) => {
@@ -201,6 +208,14 @@ impl EscalationState {
                     self.due.push(Reverse((op.due().warn, op.id, Stage::Warn)));
                     self.handle.set_taken(op.id, Some(op.clone()));
                     self.ops.insert(op.id, op);
+                }
+                OpEvent::Expired { op, sent } => {
+                    let info = op.info();
+                    tracing::warn!(kind = %op.kind, upstream = %op.upstream, %info, sent, "operation timed out by its caller (its deadline had passed)");
+                    metrics.record(op.kind, &op.upstream, Event::TimedOut);
+                    if sent {
+                        expired.push(op);
+                    }
                 }
                 OpEvent::Finished {
                     op,
@@ -212,6 +227,10 @@ impl EscalationState {
                     self.ops.remove(&op.id);
                 }
             }
+        }
+        for op in expired {
+            let due = op.due();
+            self.start_probe(myself, &op, op.info().to_string(), due.fail);
         }
         self.compact();
     }
@@ -273,6 +292,11 @@ impl EscalationState {
         if !self.probing.insert(op.upstream.clone()) {
             return;
         }
+        // The instance gets its full fail window from now: a stage handled
+        // late (the actor waited for CPU) must not cut it short, or a healthy
+        // upstream would be declared hung for the gateway's own delay.
+        let window = op.limits.fail_after.saturating_sub(op.limits.timeout_after);
+        let fail_at = fail_at.max(Instant::now() + window);
         let probe = self.probe.clone();
         let upstream = op.upstream.clone();
         let kind = op.kind;

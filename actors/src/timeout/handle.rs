@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
+use tokio::time::Instant;
 
 use super::config::{OpLimits, TimeoutConfigError, TimeoutPolicy, TimeoutsConfig};
 use super::kind::OpKind;
@@ -71,9 +72,25 @@ impl Escalation {
     /// upstream's own tool name, for `tool_execution`). Drop the guard when
     /// the operation ends.
     pub fn track(&self, kind: OpKind, upstream: Arc<str>, tool: Option<Arc<str>>) -> OpGuard {
+        self.track_from(kind, upstream, tool, Instant::now())
+    }
+
+    /// [`Self::track`] for an operation whose clock started at `started`
+    /// (e.g. when its request reached the gateway's HTTP front): the time it
+    /// spent queued before this call counts toward its deadline. One whose
+    /// deadline has already passed is timed out at once (see
+    /// [`OpGuard::expire_if_due`]).
+    pub fn track_from(
+        &self,
+        kind: OpKind,
+        upstream: Arc<str>,
+        tool: Option<Arc<str>>,
+        started: Instant,
+    ) -> OpGuard {
         let limits = self.limits(kind, &upstream, tool.as_deref());
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let op = Arc::new(OpState::new(id, kind, upstream, tool, limits));
+        let started = started.min(Instant::now());
+        let op = Arc::new(OpState::new(id, kind, upstream, tool, limits, started));
         let events = self.shared.watched.load(Ordering::Acquire).then(|| {
             // Cannot fail: the handle holds the receiving end.
             let _ = self.shared.events.send(OpEvent::Started(op.clone()));

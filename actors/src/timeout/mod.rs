@@ -2,7 +2,8 @@
 //! overridable per upstream and per tool.
 //!
 //! - [`Escalation`]: the handle; [`Escalation::track`] returns an [`OpGuard`]
-//!   (token cancelled at timeout, `progress()`, `timed_out()`, drop = done).
+//!   (token cancelled at timeout, `progress()`, `timed_out()`, drop = done);
+//!   [`Escalation::track_from`] starts the clock when the request arrived.
 //! - [`EscalationActor`]: the deadline heap; warn → timeout → fail.
 //! - [`InstanceProbe`]: how the actor pings an upstream and reports it hung.
 //! - [`TimeoutsConfig`]: the `[timeouts]` section; [`TimeoutPolicy`] resolves it.
@@ -27,5 +28,5 @@ pub use kind::OpKind;
 pub use metrics::{
     KindMetrics, LatencyStats, MetricsSnapshot, OpCounts, ToolMetrics, UpstreamMetrics,
 };
-pub use op::{OpGuard, OpState, TimeoutInfo};
+pub use op::{BACKSTOP, OpGuard, OpState, TimeoutInfo};
 pub use probe::{AlwaysResponsive, InstanceProbe};

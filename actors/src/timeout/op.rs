@@ -15,6 +15,10 @@ const ACTIVE: u8 = 0;
 const DONE: u8 = 1;
 const TIMED_OUT: u8 = 2;
 
+/// How long after an operation's deadline its caller waits for the
+/// escalation actor before timing the operation out itself.
+pub const BACKSTOP: Duration = Duration::from_millis(100);
+
 /// What the client is told when its operation timed out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} on upstream `{upstream}`{} timed out after {deadline:?}", tool_suffix(.tool))]
@@ -40,6 +44,14 @@ fn tool_suffix(tool: &Option<Arc<str>>) -> String {
 pub(crate) enum OpEvent {
     /// An operation started.
     Started(Arc<OpState>),
+    /// The caller timed an operation out itself (its deadline had passed
+    /// before the actor did): the actor counts it, and probes the upstream
+    /// when the operation had been sent there.
+    Expired {
+        op: Arc<OpState>,
+        /// Whether the upstream had the operation (and so may be hung).
+        sent: bool,
+    },
     /// An operation ended (its guard was dropped).
     Finished {
         op: Arc<OpState>,
@@ -79,13 +91,14 @@ impl OpState {
         upstream: Arc<str>,
         tool: Option<Arc<str>>,
         limits: OpLimits,
+        started: Instant,
     ) -> Self {
         Self {
             id,
             kind,
             upstream,
             tool,
-            started: Instant::now(),
+            started,
             limits,
             last_progress: AtomicU64::new(0),
             status: AtomicU8::new(ACTIVE),
@@ -166,6 +179,59 @@ impl OpGuard {
     pub fn progress(&self) {
         let nanos = self.op.started.elapsed().as_nanos().max(1) as u64;
         self.op.last_progress.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// Times the operation out now if its deadline has passed and it is
+    /// still active; true when it is (or already was) timed out. Callers
+    /// check this before sending an operation upstream, so one whose
+    /// deadline passed while it queued is not started at all. Operations
+    /// tracked without a running actor never time out.
+    pub fn expire_if_due(&self) -> bool {
+        if self.events.is_some() && self.op.is_active() && self.op.due().timeout <= Instant::now() {
+            // Never sent: the upstream is not to blame, and is not probed.
+            self.expire(false);
+        }
+        self.timed_out().is_some()
+    }
+
+    /// Resolves once the operation has timed out: when the escalation actor
+    /// cancels its token, or, should the actor not have done so within
+    /// [`BACKSTOP`] after the deadline (it waits for CPU, or is being
+    /// restarted), when the caller times it out itself. Pending for ever for
+    /// an operation that finished, or that no actor watches.
+    pub async fn expired(&self) {
+        if self.events.is_none() {
+            return self.op.token.cancelled().await;
+        }
+        loop {
+            let backstop = tokio::time::sleep_until(self.op.due().timeout + BACKSTOP);
+            tokio::select! {
+                () = self.op.token.cancelled() => return,
+                () = backstop => {}
+            }
+            // Progress may have pushed the deadline back meanwhile.
+            if self.op.due().timeout + BACKSTOP <= Instant::now() {
+                if !self.op.is_active() && self.timed_out().is_none() {
+                    return std::future::pending().await;
+                }
+                self.expire(true);
+                return;
+            }
+        }
+    }
+
+    /// Marks the operation timed out (cancelling its token) and tells the
+    /// actor, which counts it (and probes the upstream when `sent`).
+    fn expire(&self, sent: bool) {
+        if self.op.time_out()
+            && let Some(events) = &self.events
+        {
+            // Cannot fail: the handle holds the receiving end.
+            let _ = events.send(OpEvent::Expired {
+                op: self.op.clone(),
+                sent,
+            });
+        }
     }
 
     /// Why the operation was cancelled, once it timed out.

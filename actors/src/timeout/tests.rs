@@ -356,3 +356,73 @@ async fn operations_survive_the_death_of_the_actor_that_took_them_in() {
     assert!(op.timed_out().is_some());
     second.stop(None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_counts_from_when_the_request_arrived() {
+    let rig = rig(json!({"deadlines": {"tool_execution": 10}}), Answer::Yes).await;
+    tokio::time::advance(secs(20.0)).await;
+    let start = Instant::now();
+    // Queued for 9 s before its handler ran: 1 s of its deadline is left.
+    let queued = rig.escalation.track_from(
+        OpKind::ToolExecution,
+        "slow".into(),
+        Some("echo".into()),
+        start - secs(9.0),
+    );
+    assert!(!queued.expire_if_due());
+    queued.token().cancelled().await;
+    around(start.elapsed(), 1.0);
+    assert_eq!(queued.timed_out().unwrap().deadline, secs(10.0));
+
+    // Queued past its deadline: timed out before it is sent anywhere.
+    let late = rig.escalation.track_from(
+        OpKind::ToolExecution,
+        "slow".into(),
+        Some("echo".into()),
+        Instant::now() - secs(11.0),
+    );
+    assert!(late.expire_if_due());
+    assert!(late.token().is_cancelled());
+    assert_eq!(late.timed_out().unwrap().upstream.as_ref(), "slow");
+    // The actor counts both as timed out, and probes the upstream only for
+    // the one it had: the late one says nothing about the upstream.
+    let escalation = rig.escalation.clone();
+    when(Instant::now(), || {
+        escalation.metrics().kind(OpKind::ToolExecution).timed_out == 2
+    })
+    .await;
+    tokio::time::sleep(secs(5.0)).await;
+    assert_eq!(rig.probe.pings.load(Ordering::SeqCst), 1);
+    rig.actor.stop(None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_times_its_operation_out_itself_when_the_actor_does_not() {
+    let rig = rig(json!({"deadlines": {"tool_execution": 10}}), Answer::Yes).await;
+    let start = Instant::now();
+    let op = tool_op(&rig, "slow", "hang");
+    // The actor dies and nobody restarts it: the deadline still holds.
+    rig.actor.kill();
+    op.expired().await;
+    let at = start.elapsed();
+    assert!(at >= secs(10.0) + BACKSTOP, "at {at:?}");
+    assert!(at <= secs(10.0) + BACKSTOP + DEFAULT_TICK, "at {at:?}");
+    assert!(op.token().is_cancelled());
+    assert!(op.timed_out().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_operation_never_expires() {
+    let rig = rig(json!({"deadlines": {"tool_execution": 10}}), Answer::Yes).await;
+    let op = tool_op(&rig, "slow", "echo");
+    let state = op.op.clone();
+    let guard = OpGuard {
+        op: state,
+        events: op.events.clone(),
+    };
+    drop(op);
+    let expired = tokio::time::timeout(secs(60.0), guard.expired()).await;
+    assert!(expired.is_err(), "a finished operation expired");
+    assert!(guard.timed_out().is_none());
+    rig.actor.stop(None);
+}

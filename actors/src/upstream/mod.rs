@@ -21,6 +21,7 @@ mod client;
 mod exit;
 mod fingerprint;
 mod health;
+pub mod launcher;
 mod line_rate;
 mod link;
 pub mod pool;

@@ -37,8 +37,11 @@ pub struct Spawned {
 }
 
 /// Starts the process in a new process group, so that killing the group also
-/// reaches grandchildren (`npx` → `node`). The fork happens on the
-/// [`forker`] thread, never on a runtime worker.
+/// reaches grandchildren (`npx` → `node`): through the [`launcher`] when the
+/// binary is one (no fork of the gateway), else by a fork. Either happens on
+/// the [`forker`] thread, never on a runtime worker.
+///
+/// [`launcher`]: super::launcher
 pub async fn spawn(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
     let runtime = tokio::runtime::Handle::current();
     let spec = spec.clone();
@@ -93,7 +96,30 @@ mod forker {
 }
 
 fn spawn_here(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
-    let mut command = Command::new(&spec.command);
+    let mut command = match super::launcher::launcher() {
+        // posix_spawn of the launcher: no fork of the gateway.
+        Some(launcher) => {
+            let path = spec
+                .env
+                .get("PATH")
+                .map(std::ffi::OsString::from)
+                .or_else(|| std::env::var_os("PATH"));
+            let program =
+                super::launcher::resolve(&spec.command, path.as_deref(), spec.cwd.as_deref())
+                    .map_err(|err| ExitReason::SpawnFailed(format!("{}: {err}", spec.command)))?;
+            let mut command = Command::new(launcher);
+            command
+                .arg(super::launcher::SUBCOMMAND)
+                .arg(std::process::id().to_string())
+                .arg(program);
+            command
+        }
+        None => {
+            let mut command = Command::new(&spec.command);
+            die_with_parent(&mut command);
+            command
+        }
+    };
     command
         .args(&spec.args)
         .env_clear()
@@ -103,7 +129,6 @@ fn spawn_here(spec: &StdioSpec) -> Result<Spawned, ExitReason> {
         .process_group(0)
         // A backstop only: the actor kills the whole group itself.
         .kill_on_drop(true);
-    die_with_parent(&mut command);
     for name in INHERITED_ENV {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
@@ -161,8 +186,8 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Asks the kernel to SIGKILL the child when the gateway dies, however it
-/// dies. The signal follows the thread that forked the child; upstreams are
+/// Without a launcher: asks the kernel to SIGKILL the child when the
+/// gateway dies, however it dies. The signal follows the thread that forked the child; upstreams are
 /// spawned from the [`forker`] thread, which lives as long as the process.
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {

@@ -31,7 +31,8 @@ struct Watchdog {
 fn watchdog() -> &'static Mutex<Option<Watchdog>> {
     static WATCHDOG: OnceLock<Mutex<Option<Watchdog>>> = OnceLock::new();
     WATCHDOG.get_or_init(|| {
-        let spawned = Command::new("sh")
+        // A path: std then uses posix_spawn (vfork) instead of a fork.
+        let spawned = Command::new("/bin/sh")
             .args(["-c", SCRIPT])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

@@ -71,6 +71,35 @@ async fn kill_9_of_the_gateway_leaves_no_upstream_process() {
     }
 }
 
+/// Whether `pid` runs `sh -c …` (the group watchdog).
+fn is_watchdog(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.starts_with(b"/bin/sh\0-c\0"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_parent_death_signal_alone_ends_an_upstream_when_the_gateway_is_killed() {
+    // Upstreams are started through the launcher (posix_spawn, no fork of
+    // the gateway), which must still give them the parent-death signal:
+    // with the group watchdog frozen, only that signal can end the upstream.
+    let Some(_peers) = peers() else { return };
+    let gw = Gateway::start(&format!("{HEAD}{}", demo_upstream("echo", "\"echo\"")), &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let upstream = demo_pid(&gw, "echo").await;
+    let watchdog = descendants(gw.pid())
+        .into_iter()
+        .find(|pid| is_watchdog(*pid))
+        .expect("the group watchdog runs");
+    let stop = |signal| {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(watchdog), signal);
+    };
+    stop(nix::sys::signal::Signal::SIGSTOP);
+    kill9(gw.pid());
+    let gone = wait_until(Duration::from_secs(10), || !alive(upstream));
+    kill9(watchdog);
+    assert!(gone, "the upstream {upstream} outlived the gateway");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_with_idle_upstreams_does_not_wait_out_the_grace() {
     let Some(_peers) = peers() else { return };
