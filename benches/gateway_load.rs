@@ -17,6 +17,8 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
+#[path = "callgrind/mod.rs"]
+mod callgrind;
 #[path = "gateway_load_audit/mod.rs"]
 mod gateway_load_audit;
 #[path = "hot_path/mod.rs"]
@@ -249,6 +251,9 @@ async fn main() {
     if std::env::var_os("BULWARK_BENCH_METRICS_ONLY").is_some() {
         metrics_cost(dir.path()).await;
         return;
+    }
+    if std::env::var_os("BULWARK_BENCH_CALLGRIND").is_some() {
+        return callgrind::run(dir.path()).await;
     }
     if std::env::var_os("BULWARK_BENCH_TRACING_ONLY").is_some() {
         return tracing_cost::run(dir.path()).await;

@@ -13,7 +13,7 @@ use super::support::spawn;
 use super::{Security, compare_on_off, config, wait_ready};
 
 /// A receiver that accepts every export and counts the requests.
-async fn sink() -> (String, Arc<AtomicU64>) {
+pub(crate) async fn sink() -> (String, Arc<AtomicU64>) {
     let exports = Arc::new(AtomicU64::new(0));
     let counted = exports.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -110,10 +110,21 @@ pub fn init(format: LogFormat, telemetry: Option<&TelemetryConfig>) -> Result<Tr
             (Some(provider), export)
         }
     };
+    // Per span, the layer's defaults would add the source file, module and
+    // line, the thread's id and name (an allocated string), the target and
+    // busy/idle times (two clock reads per poll), and attach an OpenTelemetry
+    // context on every enter. Nothing reads them: trace ids and parents come
+    // from the `tracing` span tree (`OpenTelemetrySpanExt::context`), so
+    // each is off.
     let spans = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("bulwark"))
-            .with_filter(filter::filter_fn(for_traces))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_filter(filter::filter_fn(for_traces).with_max_level_hint(Level::DEBUG))
     });
     Registry::default()
         .with(logs)
