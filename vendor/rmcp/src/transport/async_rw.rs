@@ -457,6 +457,10 @@ fn should_ignore_notification(json_value: &serde_json::Value, method: &str) -> b
 }
 
 /// Try to parse a message with compatibility handling for non-standard notifications
+/// A line at least this long leaves the read buffer replaced by a small one
+/// (Bulwark patch, see `decode`).
+const SHRINK_AFTER_LINE_BYTES: usize = 256 * 1024;
+
 fn try_parse_with_compatibility<T: serde::de::DeserializeOwned>(
     line: &[u8],
     context: &str,
@@ -555,12 +559,20 @@ impl<T: DeserializeOwned> Decoder for JsonRpcMessageCodec<T> {
                     // Found a line!
                     let newline_index = offset + self.next_index;
                     self.next_index = 0;
-                    let line = buf.split_to(newline_index + 1);
-                    let line = &line[..line.len() - 1];
+                    let line_buf = buf.split_to(newline_index + 1);
+                    let line = &line_buf[..line_buf.len() - 1];
                     let line = without_carriage_return(line);
 
                     // Use compatibility handling function
-                    let item = match try_parse_with_compatibility(line, "decode")? {
+                    let parsed = try_parse_with_compatibility(line, "decode");
+                    drop(line_buf);
+                    // Bulwark patch: the rest of the buffer still holds the
+                    // allocation a large line grew, and would keep it for the
+                    // life of the connection; start a small one instead.
+                    if newline_index >= SHRINK_AFTER_LINE_BYTES {
+                        *buf = BytesMut::from(&buf[..]);
+                    }
+                    let item = match parsed? {
                         Some(item) => item,
                         None => return Ok(None), // Skip non-standard message
                     };

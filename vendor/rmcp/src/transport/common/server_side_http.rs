@@ -5,7 +5,6 @@ use bytes::{Buf, Bytes};
 use http::Response;
 use http_body::Body;
 use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
-use sse_stream::{KeepAlive, Sse, SseBody};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::http_header::EVENT_STREAM_MIME_TYPE;
@@ -27,36 +26,6 @@ pub(crate) fn accepted_response() -> Response<BoxBody<Bytes, Infallible>> {
         .body(Empty::new().boxed())
         .expect("valid response")
 }
-pin_project_lite::pin_project! {
-    struct TokioTimer {
-        #[pin]
-        sleep: tokio::time::Sleep,
-    }
-}
-impl Future for TokioTimer {
-    type Output = ();
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        this.sleep.poll(cx)
-    }
-}
-impl sse_stream::Timer for TokioTimer {
-    fn from_duration(duration: Duration) -> Self {
-        Self {
-            sleep: tokio::time::sleep(duration),
-        }
-    }
-
-    fn reset(self: std::pin::Pin<&mut Self>, when: std::time::Instant) {
-        let this = self.project();
-        this.sleep.reset(tokio::time::Instant::from_std(when));
-    }
-}
-
 pin_project_lite::pin_project! {
     struct CancelOnDropStream<S> {
         #[pin]
@@ -138,35 +107,16 @@ pub(crate) fn sse_stream_response(
     use futures::StreamExt;
     let cancelled = ct.clone();
     let stream = stream
-        .map(|message| {
-            let mut sse = if let Some(ref msg) = message.message {
-                let data = serde_json::to_string(msg.as_ref()).expect("valid message");
-                Sse::default().data(data)
-            } else {
-                // Priming event: empty data per SEP-1699 (just "data:\n")
-                Sse::default().data("")
-            };
-
-            sse.id = message.event_id;
-
-            if let Some(retry) = message.retry {
-                sse.retry = Some(retry.as_millis() as u64);
-            }
-
-            Result::<Sse, Infallible>::Ok(sse)
-        })
+        .map(encode_sse)
         .take_until(async move { cancelled.cancelled().await });
     let stream = CancelOnDropStream {
         inner: stream,
         _drop_guard: ct.drop_guard(),
     };
-    let stream = SseBody::new(stream);
-
-    let stream = match keep_alive {
-        Some(duration) => stream
-            .with_keep_alive::<TokioTimer>(KeepAlive::new().interval(duration))
-            .boxed(),
-        None => stream.boxed(),
+    let body = SseFrames {
+        events: stream,
+        keep_alive: keep_alive.map(tokio::time::sleep),
+        interval: keep_alive.unwrap_or_default(),
     };
 
     Response::builder()
@@ -174,8 +124,79 @@ pub(crate) fn sse_stream_response(
         .header(http::header::CONTENT_TYPE, EVENT_STREAM_MIME_TYPE)
         .header(http::header::CACHE_CONTROL, "no-cache")
         .header("X-Accel-Buffering", "no")
-        .body(stream)
+        .body(body.boxed())
         .expect("valid response")
+}
+
+/// One SSE event, as `sse_stream` writes it (`data`, `id`, `retry`, blank
+/// line). Bulwark patch: the message is serialized straight into the
+/// event's buffer instead of into a `String` that is then copied, which
+/// halves the memory a large result takes on its way out.
+fn encode_sse(message: ServerSseMessage) -> Bytes {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"data: ");
+    if let Some(msg) = &message.message {
+        serde_json::to_writer(&mut bytes, msg.as_ref()).expect("valid message");
+    }
+    // Priming event: empty data per SEP-1699 (just "data: \n").
+    bytes.push(b'\n');
+    if let Some(id) = message.event_id {
+        bytes.extend_from_slice(b"id: ");
+        bytes.extend_from_slice(id.as_bytes());
+        bytes.push(b'\n');
+    }
+    if let Some(retry) = message.retry {
+        bytes.extend_from_slice(b"retry: ");
+        bytes.extend_from_slice(retry.as_millis().to_string().as_bytes());
+        bytes.push(b'\n');
+    }
+    bytes.push(b'\n');
+    bytes.into()
+}
+
+pin_project_lite::pin_project! {
+    /// An SSE body: the encoded events, and a `:` comment after each
+    /// `interval` without one (what `sse_stream::SseBody` with a keep-alive does).
+    struct SseFrames<S> {
+        #[pin]
+        events: S,
+        #[pin]
+        keep_alive: Option<tokio::time::Sleep>,
+        interval: Duration,
+    }
+}
+
+impl<S: futures::Stream<Item = Bytes>> Body for SseFrames<S> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        let mut this = self.project();
+        let next = tokio::time::Instant::now() + *this.interval;
+        match this.events.poll_next(cx) {
+            Poll::Pending => {
+                let Some(mut sleep) = this.keep_alive.as_mut().as_pin_mut() else {
+                    return Poll::Pending;
+                };
+                std::task::ready!(sleep.as_mut().poll(cx));
+                sleep.reset(next);
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                    b":\n\n",
+                )))))
+            }
+            Poll::Ready(Some(event)) => {
+                if let Some(sleep) = this.keep_alive.as_pin_mut() {
+                    sleep.reset(next);
+                }
+                Poll::Ready(Some(Ok(http_body::Frame::data(event))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+        }
+    }
 }
 
 pub(crate) const fn internal_error_response<E: Display>(

@@ -117,7 +117,23 @@ impl SessionManager for LocalSessionManager {
         let receiver = handle.establish_request_wise_channel().await?;
         let http_request_id = receiver.http_request_id;
         handle.push_message(message, http_request_id).await?;
-        Ok(ReceiverStream::new(receiver.inner))
+        let stream = ReceiverStream::new(receiver.inner);
+        let Some(id) = http_request_id else {
+            return Ok(stream.left_stream());
+        };
+        // Bulwark patch: a stream that ran to its end was handed whole to
+        // the connection, so its replay cache (the response, kept for a
+        // late resume) is dropped now instead of after
+        // `completed_cache_ttl`. A stream cut short keeps it for a resume.
+        let forget = futures::stream::once(async move {
+            let (responder, _) = tokio::sync::oneshot::channel();
+            let _ = handle
+                .event_tx
+                .try_send(SessionEvent::CloseRequestWiseChannel { id, responder });
+            None::<ServerSseMessage>
+        })
+        .filter_map(std::future::ready);
+        Ok(stream.chain(forget).right_stream())
     }
 
     async fn create_standalone_stream(
@@ -486,6 +502,16 @@ impl LocalSessionWorker {
             let resource = ResourceKey::McpRequestId(request_id);
             self.unregister_resource(&resource);
         }
+    }
+    /// When the oldest completed channel's cache expires (Bulwark patch:
+    /// an idle session lets go of it too, not only the next event).
+    fn next_eviction(&self) -> Option<tokio::time::Instant> {
+        let ttl = self.session_config.completed_cache_ttl;
+        self.tx_router
+            .values()
+            .filter_map(|rw| rw.completed_at)
+            .min()
+            .map(|at| tokio::time::Instant::from_std(at + ttl))
     }
     fn evict_expired_channels(&mut self) {
         let ttl = self.session_config.completed_cache_ttl;
@@ -1109,7 +1135,11 @@ impl Worker for LocalSessionWorker {
         loop {
             self.evict_expired_channels();
             let keep_alive_timeout = tokio::time::sleep(keep_alive);
+            let next_eviction = self.next_eviction();
             let event = tokio::select! {
+                _ = tokio::time::sleep_until(next_eviction.unwrap_or_else(tokio::time::Instant::now)), if next_eviction.is_some() => {
+                    continue;
+                }
                 event = self.event_rx.recv() => {
                     if let Some(event) = event {
                         InnerEvent::FromHttpService(event)
