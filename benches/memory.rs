@@ -54,10 +54,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 =
         fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
+    // `/proc` counts in USER_HZ, 100 on Linux whatever the kernel's HZ.
+    let hz = 100.0;
     ticks as f64 / hz
 }
 
@@ -194,7 +192,19 @@ async fn upstreams_scenario(
     );
     let pid = gateway.0.id();
     let listening = start.elapsed();
-    support::wait_ready(url.trim_end_matches("/mcp")).await;
+    // Not `support::wait_ready`: 1,000 process starts on a small shared
+    // machine may take longer than its two minutes.
+    let http = reqwest::Client::new();
+    let ready_url = format!("{}/ready", url.trim_end_matches("/mcp"));
+    while !http
+        .get(&ready_url)
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(start.elapsed() < Duration::from_secs(900), "never ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let ready = start.elapsed();
     let gateway_cpu = cpu_seconds(pid);
     let upstream_cpu: f64 = children(pid).into_iter().map(cpu_seconds).sum();
