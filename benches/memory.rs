@@ -172,6 +172,7 @@ async fn upstreams_scenario(
     gateway_bin: &str,
     count: usize,
     kind: &str,
+    servers: &[u32],
     upstream: impl Fn(usize) -> String,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -207,7 +208,13 @@ async fn upstreams_scenario(
     }
     let ready = start.elapsed();
     let gateway_cpu = cpu_seconds(pid);
-    let upstream_cpu: f64 = children(pid).into_iter().map(cpu_seconds).sum();
+    // The upstreams' own work: their processes, or the demo server behind
+    // the remote ones (its CPU before the start is a few ms).
+    let upstream_cpu = children(pid)
+        .into_iter()
+        .chain(servers.iter().copied())
+        .map(cpu_seconds)
+        .fold(0.0, |sum, cpu| sum + cpu);
     let rss = status_kib(pid, "VmRSS:");
     let peak = status_kib(pid, "VmHWM:");
     println!(
@@ -223,7 +230,7 @@ async fn upstreams_scenario(
 async fn upstreams(label: &str, gateway_bin: &str) {
     let count = env_count("BULWARK_BENCH_UPSTREAMS", 1_000);
     let dir = tempfile::tempdir().unwrap();
-    let (_demo, demo_url) = spawn(
+    let (demo, demo_url) = spawn(
         &["demo-server", "echo", "--http", "127.0.0.1:0"],
         dir.path(),
     );
@@ -232,6 +239,7 @@ async fn upstreams(label: &str, gateway_bin: &str) {
         gateway_bin,
         count,
         "remote upstreams (one demo echo server)",
+        &[demo.0.id()],
         |i| format!("[upstreams.r{i}]\nurl = {demo_url:?}\n"),
     )
     .await;
@@ -242,6 +250,7 @@ async fn upstreams(label: &str, gateway_bin: &str) {
             gateway_bin,
             stdio,
             "stdio upstreams (demo-server echo each)",
+            &[],
             |i| {
                 format!("[upstreams.s{i}]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"echo\"]\n")
             },
