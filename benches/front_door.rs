@@ -1,6 +1,6 @@
 //! The front door under load: the gateway's RSS per idle session (5,000
-//! initialize-only sessions, the issue measured ~83 KB each before the
-//! front door was bounded) and the peak RSS of the amplification body (a
+//! sessions that sent `initialize` and `notifications/initialized`; the
+//! issue measured ~83 KB each before the front door was bounded) and the peak RSS of the amplification body (a
 //! ~2.8 MB `ping` of tiny objects, ~380 MB each before; 16 at once). Prints
 //! figures; asserts nothing (speed and size belong here, not in tests).
 //!
@@ -40,8 +40,20 @@ async fn initialize(http: &reqwest::Client, url: &str) -> bool {
         return false;
     };
     let ok = response.status().is_success();
+    let session = response.headers().get("mcp-session-id").cloned();
     let _ = response.bytes().await;
-    ok
+    // An idle session is one that finished its handshake.
+    let Some(session) = session.filter(|_| ok) else {
+        return false;
+    };
+    http.post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", PROTOCOL)
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 fn amplification_body() -> Vec<u8> {
