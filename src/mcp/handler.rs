@@ -32,6 +32,7 @@ use crate::telemetry::traces::service::RequestTrace;
 use super::Gateway;
 use super::access::{Access, Guarded};
 use super::affinity::Bindings;
+use super::cache_hints::Merge;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
@@ -465,6 +466,8 @@ impl GatewayHandler {
         self.authorize_server(server, &context)?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
+        // A result reached through input rounds depends on the answers: never cacheable.
+        let retried = request.input_responses.is_some() || request.request_state.is_some();
         let guardrails = &self.gateway.guardrails;
         guard::uri(guardrails, server, original).await?;
         match self
@@ -476,8 +479,11 @@ impl GatewayHandler {
             .await?
         {
             ServerResult::ReadResourceResult(result) => {
+                let mut hints = Merge::for_caller(&self.access.caller(&context)?);
+                hints.add(result.ttl_ms.filter(|_| !retried), result.cache_scope);
                 let mut result =
                     guard::output(guardrails, server, result, &Default::default()).await?;
+                (result.ttl_ms, result.cache_scope) = hints.finish(&context);
                 if matches!(self.scope, Scope::Federated) {
                     for content in &mut result.contents {
                         rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
@@ -633,11 +639,16 @@ impl GatewayHandler {
         let identity = self.access.caller(context)?;
         let grant = &identity.grant;
         let request = request.map(forwardable);
+        let mut hints = Merge::for_caller(&identity);
         if let Scope::Server(server) = &self.scope {
             self.access.authorize(&identity, server, None)?;
             let mut list: L = self.upstream_list(server, request, false, context).await?;
             list.retain(|item| item.visible(server, grant));
-            return Ok(list.screened(server, &self.gateway.guardrails));
+            let (ttl_ms, scope) = list.cache_hints();
+            hints.add(ttl_ms, scope);
+            let mut list = list.screened(server, &self.gateway.guardrails);
+            list.set_cache_hints(hints.finish(context));
+            return Ok(list);
         }
         let servers = self.ready_servers(&identity);
         let results = join_all(
@@ -650,7 +661,9 @@ impl GatewayHandler {
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result {
-                Ok(list) => merged.extend(
+                Ok(list) => merged.extend({
+                    let (ttl_ms, scope) = list.cache_hints();
+                    hints.add(ttl_ms, scope);
                     list.screened(server, &self.gateway.guardrails)
                         .into_items()
                         .into_iter()
@@ -658,8 +671,8 @@ impl GatewayHandler {
                         .map(|mut item| {
                             L::federate(&mut item, server, naming);
                             item
-                        }),
-                ),
+                        })
+                }),
                 Err(err) => {
                     tracing::warn!(server = %server, %err, "upstream left out of a merged list")
                 }
@@ -668,7 +681,9 @@ impl GatewayHandler {
         if self.gateway.gateway_tools {
             merged.extend(L::gateway_items(naming));
         }
-        Ok(L::from_items(merged))
+        let mut list = L::from_items(merged);
+        list.set_cache_hints(hints.finish(context));
+        Ok(list)
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
+//! - `cache_hints`: `ttlMs` / `cacheScope` on the list and read results sent to 2026-07-28 clients.
 //! - [`mrtr`]: upstream sampling/elicitation/roots bridged into `input_required` rounds for stateless clients.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
@@ -24,6 +25,7 @@
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 mod affinity;
+mod cache_hints;
 pub mod caller;
 pub mod directory;
 pub mod error;
