@@ -13,12 +13,14 @@ use bulwark_actors::upstream::CallError;
 use futures::future::join_all;
 use rmcp::model::GetMeta;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientRequest,
+    CompleteRequestParams, CompleteResult, DiscoverResult, GetPromptRequestParams,
+    GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, TASKS_EXTENSION_ID, UnsubscribeRequestParams,
+    UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -271,6 +273,11 @@ impl GatewayHandler {
             .map_err(GatewayError::from)?;
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(strip);
+        if super::tasks::client_declared(context)
+            && super::tasks::upstream_supports(server, &self.gateway)
+        {
+            super::tasks::declare(request.meta.get_or_insert_default());
+        }
         let redactions = guard::arguments(
             guardrails,
             server,
@@ -291,7 +298,9 @@ impl GatewayHandler {
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
             }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(
+                self.task_created(server, result, redactions, context)?,
+            )),
             _ => Err(unexpected(server)),
         }
     }
@@ -726,6 +735,14 @@ async fn call_link(
     Ok(result)
 }
 
+/// Drops the tasks extension from capabilities shown to a caller none of
+/// whose upstreams supports it.
+fn forget_tasks(capabilities: &mut ServerCapabilities) {
+    if let Some(extensions) = capabilities.extensions.as_mut() {
+        extensions.remove(TASKS_EXTENSION_ID);
+    }
+}
+
 fn unexpected(server: &str) -> ErrorData {
     GatewayError::UnexpectedResult(server.to_owned()).into()
 }
@@ -757,6 +774,17 @@ impl ServerHandler for GatewayHandler {
             .enable_logging()
             .enable_completions()
             .build();
+        let mut capabilities = capabilities;
+        // Dispatch of tasks/* needs it; what a caller is shown is narrowed
+        // to its upstreams in `initialize` and `discover`.
+        if (self.gateway.registry.servers().iter())
+            .any(|entry| super::tasks::upstream_supports(&entry.spec.name, &self.gateway))
+        {
+            capabilities
+                .extensions
+                .get_or_insert_default()
+                .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
+        }
         let mut config = ServerConfig::new(capabilities);
         config.server_info = gateway_info;
         config
@@ -774,10 +802,56 @@ impl ServerHandler for GatewayHandler {
                 self.access.caller(&context)?;
                 context.peer.set_peer_info(request.clone());
                 // From now on it hears list changes, even if it never calls anything.
-                self.track(&context);
-                self.negotiate_initialize(&request)
+                let identity = self.track(&context);
+                let mut result = self.negotiate_initialize(&request)?;
+                if !self.tasks_visible(identity.as_ref()) {
+                    forget_tasks(&mut result.capabilities);
+                }
+                Ok(result)
             })
             .await
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let identity = self.access.caller(&context)?;
+        let mut result = DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        );
+        if !self.tasks_visible(Some(&identity)) {
+            forget_tasks(&mut result.capabilities);
+        }
+        Ok(result)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/get");
+        trace.run(self.get_task_checked(request, &context)).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/update");
+        trace.run(self.update_task_checked(request, &context)).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/cancel");
+        trace.run(self.cancel_task_checked(request, &context)).await
     }
 
     async fn list_tools(

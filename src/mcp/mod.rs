@@ -16,6 +16,7 @@
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
 //! - `cache_hints`: `ttlMs` / `cacheScope` on the list and read results sent to 2026-07-28 clients.
+//! - [`tasks`]: the tasks extension: upstream tasks under namespaced ids, kept to their creator.
 //! - [`mrtr`]: upstream sampling/elicitation/roots bridged into `input_required` rounds for stateless clients.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
@@ -48,6 +49,7 @@ mod search_calls;
 pub mod server_routes;
 pub mod sessions;
 pub mod subscriptions;
+pub mod tasks;
 pub mod virtual_servers;
 
 use std::collections::HashMap;
@@ -109,6 +111,8 @@ pub struct Gateway {
     restarts_seen: DashMap<Arc<str>, u32>,
     /// Calls of stateless clients parked while they wait for client input.
     pub mrtr: Arc<mrtr::Bridge>,
+    /// Upstream tasks created through this process, and who created them.
+    pub tasks: tasks::Tasks,
 }
 
 /// The shared services the request path uses next to the upstreams.
@@ -150,6 +154,7 @@ impl Gateway {
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
             mrtr: Arc::default(),
+            tasks: tasks::Tasks::default(),
         })
     }
 

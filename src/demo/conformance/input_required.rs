@@ -107,7 +107,10 @@ impl StateSealer {
     }
 }
 
-pub(super) fn input_required(requests: Value, state: Option<String>) -> Result<InputRequiredResult, McpError> {
+pub(super) fn input_required(
+    requests: Value,
+    state: Option<String>,
+) -> Result<InputRequiredResult, McpError> {
     let mut result = json!({ "resultType": "input_required", "inputRequests": requests });
     if let Some(state) = state {
         result["requestState"] = Value::String(state);
@@ -154,7 +157,10 @@ fn malformed(key: &str, expected: &str) -> McpError {
 ///
 /// `Ok(None)`: no response yet (ask again). A declined or cancelled
 /// elicitation yields an empty object so the tool can still complete.
-pub(super) fn elicited(responses: &InputResponses, key: &str) -> Result<Option<JsonObject>, McpError> {
+pub(super) fn elicited(
+    responses: &InputResponses,
+    key: &str,
+) -> Result<Option<JsonObject>, McpError> {
     let Some(response) = responses.get(key) else {
         return Ok(None);
     };

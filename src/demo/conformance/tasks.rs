@@ -126,7 +126,9 @@ impl Tasks {
 
     /// `tasks/get`.
     pub fn get(&self, request: &GetTaskParams) -> Result<GetTaskResult, McpError> {
-        self.manager.get_task(&request.task_id).map(GetTaskResult::new)
+        self.manager
+            .get_task(&request.task_id)
+            .map(GetTaskResult::new)
     }
 
     /// `tasks/update`.
@@ -144,12 +146,19 @@ impl Tasks {
 type MakeTask = Box<dyn FnOnce(TaskContext) -> TaskFuture + Send>;
 
 fn seconds(args: &rmcp::model::JsonObject) -> f64 {
-    args.get("seconds").and_then(Value::as_f64).unwrap_or(1.0).max(0.0)
+    args.get("seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0)
+        .max(0.0)
 }
 
 fn slow_compute(args: &rmcp::model::JsonObject) -> MakeTask {
     let seconds = seconds(args);
-    let label = args.get("label").and_then(Value::as_str).unwrap_or("job").to_owned();
+    let label = args
+        .get("label")
+        .and_then(Value::as_str)
+        .unwrap_or("job")
+        .to_owned();
     Box::new(move |context| -> TaskFuture {
         Box::pin(async move {
             tokio::select! {
@@ -179,9 +188,7 @@ fn confirm_delete(args: &rmcp::model::JsonObject) -> MakeTask {
     Box::new(move |context| -> TaskFuture {
         Box::pin(async move {
             let asked = elicit(&format!("Delete {filename}?"), "confirm")?;
-            let answer = context
-                .request_input("confirm", asked)
-                .await?;
+            let answer = context.request_input("confirm", asked).await?;
             let accepted = answer["action"] == "accept";
             Ok(text_result(if accepted {
                 format!("deleted {filename}")
@@ -193,7 +200,10 @@ fn confirm_delete(args: &rmcp::model::JsonObject) -> MakeTask {
 }
 
 async fn multi_input(context: TaskContext) -> Result<CallToolResult, TaskExit> {
-    let (first, second) = (elicit("First name?", "name")?, elicit("Confirm?", "confirm")?);
+    let (first, second) = (
+        elicit("First name?", "name")?,
+        elicit("Confirm?", "confirm")?,
+    );
     let (first, second) = tokio::join!(
         context.request_input("first", first),
         context.request_input("second", second)
@@ -227,20 +237,14 @@ fn greeting_after_input(
 }
 
 /// A task-supporting tool run without a task.
-fn sync_fallback(
-    name: &str,
-    args: &rmcp::model::JsonObject,
-) -> Result<CallToolResponse, McpError> {
+fn sync_fallback(name: &str, args: &rmcp::model::JsonObject) -> Result<CallToolResponse, McpError> {
     match name {
         // Nobody could cancel it: a synchronous run skips the sleep.
         "slow_compute" => {
             let label = args.get("label").and_then(Value::as_str).unwrap_or("job");
             Ok(text_result(format!("computed {label} synchronously")).into())
         }
-        "protocol_error_job" => Err(McpError::internal_error(
-            "protocol_error_job crashed",
-            None,
-        )),
+        "protocol_error_job" => Err(McpError::internal_error("protocol_error_job crashed", None)),
         // Asking for input mid-call needs the task surface.
         _ => Err(McpError::missing_required_client_capability(
             ClientCapabilities::builder().enable_tasks().build(),

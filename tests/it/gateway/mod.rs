@@ -7,6 +7,7 @@ mod federation;
 pub mod mrtr;
 mod own_tools;
 mod shutdown;
+mod tasks;
 
 use std::time::Duration;
 
