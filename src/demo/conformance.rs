@@ -17,6 +17,7 @@
 pub mod fixtures;
 pub mod input_required;
 pub mod session_asks;
+pub mod tasks;
 
 use std::{
     collections::BTreeSet,
@@ -27,14 +28,15 @@ use std::{
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-        CompleteResult, CreateMessageRequest, ElicitRequest, GetPromptRequestParams,
-        GetPromptResponse, GetPromptResult, Implementation, InputRequiredResult, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-        LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
-        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerCapabilities,
-        ServerConfig, ServerRequest, SetLevelRequestParams, SubscribeRequestParams,
-        SubscriptionFilter, UnsubscribeRequestParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+        CompleteRequestParams, CompleteResult, CreateMessageRequest, ElicitRequest,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, GetTaskParams, GetTaskResult,
+        Implementation, InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+        PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, ServerRequest,
+        SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+        UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{RequestContext, SubscriptionContext, SubscriptionSink},
 };
@@ -54,6 +56,8 @@ pub struct ConformanceServer {
     /// Open `subscriptions/listen` streams (2026-07-28).
     listeners: Arc<Mutex<Vec<SubscriptionSink>>>,
     sealer: StateSealer,
+    /// The tasks extension's running tasks (`tasks::Tasks`).
+    tasks: tasks::Tasks,
 }
 
 fn severity(level: LoggingLevel) -> u8 {
@@ -299,6 +303,7 @@ impl ServerHandler for ConformanceServer {
                 .enable_resources_subscribe()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -326,6 +331,24 @@ impl ServerHandler for ConformanceServer {
         let name = request.name.as_ref();
         if let Some(result) = fixtures::static_tool_result(name) {
             return Ok(from_json::<CallToolResult>(fixtures::complete(result))?.into());
+        }
+        if name == "test_tool_with_task" && !session_asks::takes_input_required(&context) {
+            // A session peer is asked for the name over the session first.
+            let mut retried = request.clone();
+            let tasks = &self.tasks;
+            return session_asks::fulfil(&context, |responses, state| {
+                retried.input_responses = Some(responses);
+                retried.request_state = state;
+                let result = tasks.call(&retried, &context);
+                match result.unwrap_or_else(|| Err(unknown_tool(name)))? {
+                    CallToolResponse::InputRequired(asked) => Ok(Err(asked)),
+                    other => Ok(Ok(other)),
+                }
+            })
+            .await;
+        }
+        if let Some(result) = self.tasks.call(&request, &context) {
+            return result;
         }
         let tools = InputRequiredTools {
             sealer: &self.sealer,
@@ -381,6 +404,30 @@ impl ServerHandler for ConformanceServer {
             _ => Err(unknown_tool(name)),
         };
         result.map(Into::into)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        self.tasks.get(&request)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.tasks.update(request)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        self.tasks.cancel(&request)
     }
 
     async fn list_resources(

@@ -12,12 +12,12 @@ use std::future::Future;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
-        GetPromptResponse, GetPromptResult, Implementation, InitializeRequestParams,
-        InitializeResult, ListPromptsResult, ListResourcesResult, ListToolsResult,
-        PaginatedRequestParams, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, ResourceContents, Role, ServerCapabilities, ServerConfig,
-        SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+        CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+        InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, PromptMessage, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, ResourceContents, Role, ServerCapabilities,
+        ServerConfig, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
     },
     service::RequestContext,
 };
@@ -88,6 +88,8 @@ impl ExtraTools for NoExtras {
 pub struct EchoServer<X = NoExtras> {
     counter: RequestCounter,
     extras: X,
+    /// `ttlMs` / `cacheScope` put on every list and read result (`--cache-hints`).
+    hints: Option<(u64, CacheScope)>,
 }
 
 impl EchoServer {
@@ -109,7 +111,14 @@ impl<X: ExtraTools> EchoServer<X> {
         Self {
             counter: RequestCounter::default(),
             extras,
+            hints: None,
         }
+    }
+
+    /// Puts `ttl_ms` and `scope` on every list and read result.
+    pub fn with_cache_hints(mut self, hints: Option<(u64, CacheScope)>) -> Self {
+        self.hints = hints;
+        self
     }
 
     /// The extra tools this server serves.
@@ -120,6 +129,13 @@ impl<X: ExtraTools> EchoServer<X> {
     /// Per-method request counts, as returned by the `request_count` tool.
     pub fn counter(&self) -> &RequestCounter {
         &self.counter
+    }
+}
+
+impl<X> EchoServer<X> {
+    fn hints(&self) -> (Option<u64>, Option<CacheScope>) {
+        self.hints
+            .map_or((None, None), |(ttl, scope)| (Some(ttl), Some(scope)))
     }
 }
 
@@ -170,7 +186,9 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
         self.counter.hit("tools/list");
         let mut tools = echo_tools()?;
         tools.extend(self.extras.tools()?);
-        Ok(ListToolsResult::with_all_items(tools))
+        let mut list = ListToolsResult::with_all_items(tools);
+        (list.ttl_ms, list.cache_scope) = self.hints();
+        Ok(list)
     }
 
     async fn call_tool(
@@ -198,12 +216,14 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
     ) -> Result<ListResourcesResult, McpError> {
         self.extras.gate().await;
         self.counter.hit("resources/list");
-        Ok(ListResourcesResult::with_all_items(from_json(json!([{
+        let mut list = ListResourcesResult::with_all_items(from_json(json!([{
             "uri": GREETING_URI,
             "name": "greeting",
             "description": "A fixed greeting",
             "mimeType": "text/plain"
-        }]))?))
+        }]))?);
+        (list.ttl_ms, list.cache_scope) = self.hints();
+        Ok(list)
     }
 
     async fn read_resource(
@@ -219,10 +239,11 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
                 Some(json!({ "uri": request.uri })),
             ));
         }
-        Ok(ReadResourceResult::new(vec![
+        let mut result = ReadResourceResult::new(vec![
             ResourceContents::text(GREETING_TEXT, GREETING_URI).with_mime_type("text/plain"),
-        ])
-        .into())
+        ]);
+        (result.ttl_ms, result.cache_scope) = self.hints();
+        Ok(result.into())
     }
 
     async fn subscribe(
@@ -259,11 +280,13 @@ impl<X: ExtraTools> ServerHandler for EchoServer<X> {
     ) -> Result<ListPromptsResult, McpError> {
         self.extras.gate().await;
         self.counter.hit("prompts/list");
-        Ok(ListPromptsResult::with_all_items(from_json(json!([{
+        let mut list = ListPromptsResult::with_all_items(from_json(json!([{
             "name": "greet",
             "description": "Greets someone by name",
             "arguments": [{ "name": "name", "description": "Who to greet", "required": true }]
-        }]))?))
+        }]))?);
+        (list.ttl_ms, list.cache_scope) = self.hints();
+        Ok(list)
     }
 
     async fn get_prompt(

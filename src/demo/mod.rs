@@ -112,9 +112,26 @@ pub struct DemoServerArgs {
     /// `huge`: size of `big_output`'s result in bytes.
     #[arg(long, default_value_t = hostile::huge::DEFAULT_SIZE_BYTES)]
     pub size_bytes: usize,
+    /// `echo`: put `ttlMs` and `cacheScope` on every list and read result,
+    /// as `TTL_MS:public` or `TTL_MS:private` (SEP-2549).
+    #[arg(long, value_name = "TTL_MS:SCOPE", value_parser = parse_cache_hints)]
+    pub cache_hints: Option<(u64, rmcp::model::CacheScope)>,
     /// `chaos`: how to misbehave.
     #[arg(long, value_enum, default_value = "stderr-garbage")]
     pub chaos: hostile::chaos::ChaosMode,
+}
+
+fn parse_cache_hints(text: &str) -> Result<(u64, rmcp::model::CacheScope), String> {
+    let (ttl, scope) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected TTL_MS:SCOPE, got {text:?}"))?;
+    let ttl = ttl.parse().map_err(|err| format!("ttl {ttl:?}: {err}"))?;
+    let scope = match scope {
+        "public" => rmcp::model::CacheScope::Public,
+        "private" => rmcp::model::CacheScope::Private,
+        other => return Err(format!("scope {other:?}: expected public or private")),
+    };
+    Ok((ttl, scope))
 }
 
 /// Runs a demo server until its transport closes (stdio) or the process is stopped (HTTP).
@@ -126,7 +143,11 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
         std::process::id()
     );
     match args.kind {
-        DemoKind::Echo => serve(echo::EchoServer::<echo::NoExtras>::new(), args.http).await,
+        DemoKind::Echo => {
+            let server =
+                echo::EchoServer::<echo::NoExtras>::new().with_cache_hints(args.cache_hints);
+            serve(server, args.http).await
+        }
         DemoKind::Slow => {
             let server = slow::SlowServer::with_delay_ms(args.delay_ms);
             let server = if args.serial { server.serial() } else { server };

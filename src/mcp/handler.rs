@@ -13,12 +13,14 @@ use bulwark_actors::upstream::CallError;
 use futures::future::join_all;
 use rmcp::model::GetMeta;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequestParams,
-    CompleteResult, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, Reference, Request, ServerCapabilities, ServerConfig, ServerResult,
-    SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ClientRequest,
+    CompleteRequestParams, CompleteResult, DiscoverResult, GetPromptRequestParams,
+    GetPromptResponse, GetTaskParams, GetTaskResult, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, TASKS_EXTENSION_ID, UnsubscribeRequestParams,
+    UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -32,6 +34,7 @@ use crate::telemetry::traces::service::RequestTrace;
 use super::Gateway;
 use super::access::{Access, Guarded};
 use super::affinity::Bindings;
+use super::cache_hints::Merge;
 use super::caller::SessionCaller;
 use super::error::GatewayError;
 use super::gateway_tools::{self, GatewayTool};
@@ -270,6 +273,11 @@ impl GatewayHandler {
             .map_err(GatewayError::from)?;
         request.name = tool.to_owned().into();
         request.meta = request.meta.map(strip);
+        if super::tasks::client_declared(context)
+            && super::tasks::upstream_supports(server, &self.gateway)
+        {
+            super::tasks::declare(request.meta.get_or_insert_default());
+        }
         let redactions = guard::arguments(
             guardrails,
             server,
@@ -290,7 +298,9 @@ impl GatewayHandler {
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))
             }
-            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(
+                self.task_created(server, result, redactions, context)?,
+            )),
             _ => Err(unexpected(server)),
         }
     }
@@ -468,6 +478,8 @@ impl GatewayHandler {
         self.authorize_server(server, &context).await?;
         request.uri = original.to_owned();
         request.meta = request.meta.map(strip);
+        // A result reached through input rounds depends on the answers: never cacheable.
+        let retried = request.input_responses.is_some() || request.request_state.is_some();
         let guardrails = &self.gateway.guardrails;
         guard::uri(guardrails, server, original).await?;
         match self
@@ -479,8 +491,11 @@ impl GatewayHandler {
             .await?
         {
             ServerResult::ReadResourceResult(result) => {
+                let mut hints = Merge::for_caller(&self.access.caller(&context)?);
+                hints.add(result.ttl_ms.filter(|_| !retried), result.cache_scope);
                 let mut result =
                     guard::output(guardrails, server, result, &Default::default()).await?;
+                (result.ttl_ms, result.cache_scope) = hints.finish(&context);
                 if matches!(self.scope, Scope::Federated) {
                     for content in &mut result.contents {
                         rename_content_uri(content, |u| self.gateway.naming.join_uri(server, u));
@@ -636,11 +651,16 @@ impl GatewayHandler {
         let identity = self.access.caller(context)?;
         let grant = &identity.grant;
         let request = request.map(forwardable);
+        let mut hints = Merge::for_caller(&identity);
         if let Scope::Server(server) = &self.scope {
             self.access.authorize(&identity, server, None).await?;
             let mut list: L = self.upstream_list(server, request, false, context).await?;
             list.retain(|item| item.visible(server, grant));
-            return Ok(list.screened(server, &self.gateway.guardrails));
+            let (ttl_ms, scope) = list.cache_hints();
+            hints.add(ttl_ms, scope);
+            let mut list = list.screened(server, &self.gateway.guardrails);
+            list.set_cache_hints(hints.finish(context));
+            return Ok(list);
         }
         let servers = self.ready_servers(&identity);
         let results = join_all(
@@ -653,7 +673,9 @@ impl GatewayHandler {
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {
             match result {
-                Ok(list) => merged.extend(
+                Ok(list) => merged.extend({
+                    let (ttl_ms, scope) = list.cache_hints();
+                    hints.add(ttl_ms, scope);
                     list.screened(server, &self.gateway.guardrails)
                         .into_items()
                         .into_iter()
@@ -661,8 +683,8 @@ impl GatewayHandler {
                         .map(|mut item| {
                             L::federate(&mut item, server, naming);
                             item
-                        }),
-                ),
+                        })
+                }),
                 Err(err) => {
                     tracing::warn!(server = %server, %err, "upstream left out of a merged list")
                 }
@@ -671,7 +693,9 @@ impl GatewayHandler {
         if self.gateway.gateway_tools {
             merged.extend(L::gateway_items(naming));
         }
-        Ok(L::from_items(merged))
+        let mut list = L::from_items(merged);
+        list.set_cache_hints(hints.finish(context));
+        Ok(list)
     }
 }
 
@@ -717,6 +741,14 @@ async fn call_link(
     Ok(result)
 }
 
+/// Drops the tasks extension from capabilities shown to a caller none of
+/// whose upstreams supports it.
+fn forget_tasks(capabilities: &mut ServerCapabilities) {
+    if let Some(extensions) = capabilities.extensions.as_mut() {
+        extensions.remove(TASKS_EXTENSION_ID);
+    }
+}
+
 fn unexpected(server: &str) -> ErrorData {
     GatewayError::UnexpectedResult(server.to_owned()).into()
 }
@@ -748,6 +780,17 @@ impl ServerHandler for GatewayHandler {
             .enable_logging()
             .enable_completions()
             .build();
+        let mut capabilities = capabilities;
+        // Dispatch of tasks/* needs it; what a caller is shown is narrowed
+        // to its upstreams in `initialize` and `discover`.
+        if (self.gateway.registry.servers().iter())
+            .any(|entry| super::tasks::upstream_supports(&entry.spec.name, &self.gateway))
+        {
+            capabilities
+                .extensions
+                .get_or_insert_default()
+                .insert(TASKS_EXTENSION_ID.to_owned(), Default::default());
+        }
         let mut config = ServerConfig::new(capabilities);
         config.server_info = gateway_info;
         config
@@ -765,10 +808,56 @@ impl ServerHandler for GatewayHandler {
                 self.access.caller(&context)?;
                 context.peer.set_peer_info(request.clone());
                 // From now on it hears list changes, even if it never calls anything.
-                self.track(&context);
-                self.negotiate_initialize(&request)
+                let identity = self.track(&context);
+                let mut result = self.negotiate_initialize(&request)?;
+                if !self.tasks_visible(identity.as_ref()) {
+                    forget_tasks(&mut result.capabilities);
+                }
+                Ok(result)
             })
             .await
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let identity = self.access.caller(&context)?;
+        let mut result = DiscoverResult::from_server_info(
+            self.supported_protocol_versions().into_owned(),
+            self.get_info(),
+        );
+        if !self.tasks_visible(Some(&identity)) {
+            forget_tasks(&mut result.capabilities);
+        }
+        Ok(result)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/get");
+        trace.run(self.get_task_checked(request, &context)).await
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/update");
+        trace.run(self.update_task_checked(request, &context)).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let trace = RequestTrace::start(&context, "tasks/cancel");
+        trace.run(self.cancel_task_checked(request, &context)).await
     }
 
     async fn list_tools(

@@ -3,7 +3,7 @@
 //! renamed for the federated view; [`Listing`] names those differences so one
 //! generic path in the handler serves all four.
 use rmcp::model::{
-    ClientRequest, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    CacheScope, ClientRequest, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
     ListToolsResult, PaginatedRequestParams, Prompt, RequestOptionalParam, Resource,
     ResourceTemplate, ServerResult, Tool,
 };
@@ -30,6 +30,10 @@ pub trait Listing: Sized + Serialize + DeserializeOwned + Send + 'static {
     fn into_items(self) -> Vec<Self::Item>;
     /// A single-page result holding `items`.
     fn from_items(items: Vec<Self::Item>) -> Self;
+    /// The result's caching hints (`ttlMs`, `cacheScope`).
+    fn cache_hints(&self) -> (Option<u64>, Option<CacheScope>);
+    /// Replaces the result's caching hints.
+    fn set_cache_hints(&mut self, hints: (Option<u64>, Option<CacheScope>));
     /// Keeps only the items `keep` admits (the page's cursor stays).
     fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool);
     /// Renames an item of `server` for the federated view.
@@ -76,6 +80,15 @@ macro_rules! listing {
 
             fn from_items(items: Vec<Self::Item>) -> Self {
                 Self::with_all_items(items)
+            }
+
+            fn cache_hints(&self) -> (Option<u64>, Option<CacheScope>) {
+                (self.ttl_ms, self.cache_scope)
+            }
+
+            fn set_cache_hints(&mut self, (ttl_ms, cache_scope): (Option<u64>, Option<CacheScope>)) {
+                self.ttl_ms = ttl_ms;
+                self.cache_scope = cache_scope;
             }
 
             fn retain(&mut self, keep: impl FnMut(&Self::Item) -> bool) {

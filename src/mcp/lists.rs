@@ -34,21 +34,33 @@ impl GatewayHandler {
             gateway.cache.invalidate(CacheScope::Key(key.clone()));
             gateway.cache.flush().await;
         }
+        // A `private` list is cached for its caller only (SEP-2549).
+        let caller = self
+            .access()
+            .current(context)
+            .map_or_else(String::new, |identity| {
+                format!("{}\u{0}{}", identity.project, identity.subject)
+            });
+        let fetch = || async {
+            let list: L = self.fetch_list(server, request.clone(), context).await?;
+            let mut value = serde_json::to_value(&list).map_err(|err| {
+                ErrorData::from(GatewayError::Internal(format!("list of '{server}': {err}")))
+            })?;
+            super::cache_hints::stamp(&mut value);
+            Ok::<_, ErrorData>(value)
+        };
         let value = gateway
             .cache
-            .get_or_fetch(key, async {
-                let list: L = self.fetch_list(server, request, context).await?;
-                serde_json::to_value(&list).map_err(|err| {
-                    ErrorData::from(GatewayError::Internal(format!("list of '{server}': {err}")))
-                })
-            })
+            .get_or_fetch_hinted(key, &caller, fetch)
             .await
             .map_err(|err| (*err).clone())?;
-        let list: L = serde_json::from_value((*value).clone()).map_err(|err| {
+        let mut list: L = serde_json::from_value((*value).clone()).map_err(|err| {
             ErrorData::from(GatewayError::Internal(format!(
                 "cached list of '{server}': {err}"
             )))
         })?;
+        let (ttl_ms, scope) = list.cache_hints();
+        list.set_cache_hints((super::cache_hints::remaining(&value, ttl_ms), scope));
         if let Some(tools) = (&list as &dyn Any).downcast_ref::<ListToolsResult>() {
             gateway.remember_tools(server, &tools.tools);
             let names = tools.tools.iter().map(|tool| &*tool.name);

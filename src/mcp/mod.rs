@@ -17,6 +17,8 @@
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
+//! - `cache_hints`: `ttlMs` / `cacheScope` on the list and read results sent to 2026-07-28 clients.
+//! - [`tasks`]: the tasks extension: upstream tasks under namespaced ids, kept to their creator.
 //! - [`mrtr`]: upstream sampling/elicitation/roots bridged into `input_required` rounds for stateless clients.
 //! - [`error`]: the one mapping from gateway failures to JSON-RPC errors.
 //! - [`guard`]: the guardrail steps of the request path.
@@ -26,6 +28,7 @@
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 mod affinity;
+mod cache_hints;
 pub mod caller;
 pub mod deadline;
 pub mod directory;
@@ -50,6 +53,7 @@ mod search_calls;
 pub mod server_routes;
 pub mod sessions;
 pub mod subscriptions;
+pub mod tasks;
 pub mod virtual_servers;
 
 use std::collections::HashMap;
@@ -111,6 +115,8 @@ pub struct Gateway {
     restarts_seen: DashMap<Arc<str>, u32>,
     /// Calls of stateless clients parked while they wait for client input.
     pub mrtr: Arc<mrtr::Bridge>,
+    /// Upstream tasks created through this process, and who created them.
+    pub tasks: tasks::Tasks,
 }
 
 /// The shared services the request path uses next to the upstreams.
@@ -152,6 +158,7 @@ impl Gateway {
             annotations: DashMap::new(),
             restarts_seen: DashMap::new(),
             mrtr: Arc::default(),
+            tasks: tasks::Tasks::default(),
         })
     }
 

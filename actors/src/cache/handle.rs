@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::actor::CacheMsg;
 use super::config::{BackendKind, CacheConfig};
 use super::epochs::Epochs;
+use super::hints::Hints;
 use super::key::CacheKey;
 use super::kind::CacheKind;
 use super::memory::{Entry, MemoryBackend};
@@ -178,7 +179,7 @@ impl CacheHandle {
         let epoch = self.shared.epochs.of(key.upstream());
         match &self.shared.backend {
             Backend::Memory(memory) => {
-                let (value, fresh) = memory.get_or_fetch(key.clone(), ttl, fetch).await?;
+                let (value, fresh) = memory.get_or_fetch(key.clone(), |_| ttl, fetch).await?;
                 if fresh {
                     self.shared.stats.miss(kind);
                     if self.shared.epochs.of(key.upstream()) != epoch {
@@ -203,6 +204,92 @@ impl CacheHandle {
                 Ok(value)
             }
         }
+    }
+
+    /// Like [`get_or_fetch`](Self::get_or_fetch) for an MCP result that may
+    /// carry caching hints ([`Hints`]): it is kept no longer than its
+    /// `ttlMs` (not at all for `0`), and a `private` one only under
+    /// `caller`'s own key ([`CacheKey::for_caller`]), so it is never served
+    /// to anyone else. `fetch` runs at most twice: a second time when the
+    /// shared fetch this call waited on turned out private to its caller.
+    pub async fn get_or_fetch_hinted<F, Fut, E>(
+        &self,
+        key: CacheKey,
+        caller: &str,
+        fetch: F,
+    ) -> Result<Arc<Value>, Arc<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Value, E>>,
+        E: Send + Sync + 'static,
+    {
+        let kind = key.kind();
+        let default = self.ttl(kind);
+        let own = key.for_caller(caller);
+        let epoch = self.shared.epochs.of(key.upstream());
+        // Shared entries are never private; a private one lives only under `own`.
+        for candidate in [&key, &own] {
+            let found = match &self.shared.backend {
+                Backend::Memory(memory) => memory.get(candidate).await,
+                Backend::Redis(redis) => redis.get(candidate).await,
+            };
+            if let Some(value) = found {
+                self.shared.stats.hit(kind);
+                return Ok(value);
+            }
+        }
+        self.shared.stats.miss(kind);
+        let (value, fresh) = match &self.shared.backend {
+            Backend::Memory(memory) => {
+                let shared_ttl = |value: &Value| {
+                    let hints = Hints::of(value);
+                    if hints.private {
+                        Duration::ZERO
+                    } else {
+                        hints.bound(default)
+                    }
+                };
+                let (value, fresh) = memory
+                    .get_or_fetch(key.clone(), shared_ttl, fetch())
+                    .await?;
+                if fresh && self.shared.epochs.of(key.upstream()) != epoch {
+                    self.cast(CacheMsg::Invalidate(Scope::Key(key.clone())));
+                }
+                (value, fresh)
+            }
+            Backend::Redis(_) => (Arc::new(fetch().await.map_err(Arc::new)?), true),
+        };
+        let hints = Hints::of(&value);
+        if !hints.private {
+            if matches!(self.shared.backend, Backend::Redis(_)) && !hints.bound(default).is_zero() {
+                self.cast(CacheMsg::Put {
+                    key,
+                    value: value.clone(),
+                    ttl: hints.bound(default),
+                    epoch: Some(epoch),
+                });
+            }
+            return Ok(value);
+        }
+        // Private: another caller's shared fetch is not this caller's answer.
+        let (value, hints) = if fresh {
+            (value, hints)
+        } else {
+            let value = Arc::new(fetch().await.map_err(Arc::new)?);
+            let hints = Hints::of(&value);
+            (value, hints)
+        };
+        let ttl = hints.bound(default);
+        if !ttl.is_zero() {
+            let key = if hints.private { own } else { key };
+            self.cast(CacheMsg::Put {
+                key,
+                value: value.clone(),
+                ttl,
+                epoch: Some(epoch),
+            });
+        }
+        Ok(value)
     }
 
     /// Removes every entry in `scope` (through the actor). Fills already under

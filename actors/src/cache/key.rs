@@ -36,6 +36,17 @@ impl CacheKey {
         Self::new(kind, upstream, b"list")
     }
 
+    /// This key, for one caller only: where a `private` result of `caller`
+    /// lives (same kind and upstream, so every invalidation of the shared
+    /// key's scope covers it).
+    pub fn for_caller(&self, caller: &str) -> Self {
+        Self {
+            kind: self.kind,
+            upstream: self.upstream.clone(),
+            digest: hex_sha256(&[self.digest.as_bytes(), b"\0caller\0", caller.as_bytes()]).into(),
+        }
+    }
+
     /// The key of a credential's resolution; the credential itself is only hashed.
     pub fn credential(credential: &str) -> Self {
         Self::new(CacheKind::Credential, GLOBAL_SCOPE, credential.as_bytes())

@@ -111,11 +111,12 @@ impl MemoryBackend {
     }
 
     /// Single flight: concurrent callers for one missing key share one `fetch`.
-    /// `Ok((value, fresh))`, `fresh` when this call's fetch produced it.
+    /// `Ok((value, fresh))`, `fresh` when this call's fetch produced it. The
+    /// entry lives `ttl(&value)`; zero means it is never read back.
     pub(crate) async fn get_or_fetch<F, E>(
         &self,
         key: CacheKey,
-        ttl: Duration,
+        ttl: impl FnOnce(&Value) -> Duration,
         fetch: F,
     ) -> Result<(Arc<Value>, bool), Arc<E>>
     where
@@ -128,8 +129,8 @@ impl MemoryBackend {
             .entry(key)
             .or_try_insert_with(async move {
                 fetch.await.map(|value| Entry {
+                    ttl: ttl(&value),
                     value: Arc::new(value),
-                    ttl,
                 })
             })
             .await?;

@@ -8,6 +8,8 @@
 //!   Redis connection.
 //! - [`CacheKey`]: namespaced, hashed keys ([`CacheKind`] + upstream + SHA-256).
 //! - [`Scope`]: what an invalidation covers.
+//! - [`Hints`]: a result's own `ttlMs` / `cacheScope` (SEP-2549), which
+//!   bound its TTL and keep a `private` one to its caller.
 //! - [`CacheConfig`]: the `[cache]` section; [`result_cacheable`] decides
 //!   whether a tool's result may be cached.
 //! - [`StatsSnapshot`]: hits, misses, entries, evictions, errors per kind.
@@ -17,6 +19,7 @@ mod actor;
 mod config;
 mod epochs;
 mod handle;
+mod hints;
 mod key;
 mod kind;
 mod memory;
@@ -29,6 +32,7 @@ mod tests;
 pub use actor::{CacheActor, CacheArgs, CacheMsg, CacheState};
 pub use config::{BackendKind, CacheConfig, KindTtls, ToolCacheConfig, result_cacheable};
 pub use handle::{CacheError, CacheHandle};
+pub use hints::Hints;
 pub use key::{CacheKey, GLOBAL_SCOPE};
 pub use kind::CacheKind;
 pub use scope::Scope;

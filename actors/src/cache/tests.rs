@@ -496,3 +496,143 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Caching hints (SEP-2549): `ttlMs` bounds the TTL, `private` stays per caller
+
+/// A hinted fetch of `key` for `caller` that counts its calls and answers `value`.
+async fn hinted(
+    cache: &CacheHandle,
+    key: &CacheKey,
+    caller: &str,
+    fetches: &AtomicUsize,
+    value: Value,
+) -> Value {
+    let fetch = || {
+        let value = value.clone();
+        async move {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(value)
+        }
+    };
+    let got = cache
+        .get_or_fetch_hinted(key.clone(), caller, fetch)
+        .await
+        .unwrap();
+    cache.flush().await;
+    (*got).clone()
+}
+
+async fn private_results_stay_with_their_caller(cache: CacheHandle) {
+    let key = tools("private");
+    let fetches = AtomicUsize::new(0);
+    let alice = json!({"tools": ["a"], "cacheScope": "private"});
+    let bob = json!({"tools": ["b"], "cacheScope": "private"});
+    assert_eq!(
+        hinted(&cache, &key, "alice", &fetches, alice.clone()).await,
+        alice
+    );
+    // Alice's private list is not bob's: he gets his own fetch.
+    assert_eq!(
+        hinted(&cache, &key, "bob", &fetches, bob.clone()).await,
+        bob
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // Each is served from the cache afterwards, to its own caller only.
+    assert_eq!(
+        hinted(&cache, &key, "alice", &fetches, json!("refetched")).await,
+        alice
+    );
+    assert_eq!(
+        hinted(&cache, &key, "bob", &fetches, json!("refetched")).await,
+        bob
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    assert!(
+        cache.get(&key).await.is_none(),
+        "a private result under the shared key"
+    );
+    // The upstream's invalidation covers every caller's copy.
+    cache.invalidate(Scope::KindOf(CacheKind::Tools, "private".into()));
+    cache.flush().await;
+    hinted(&cache, &key, "alice", &fetches, alice.clone()).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 3);
+    // Public results are shared as before.
+    let shared = tools("public");
+    let public = json!({"tools": ["p"], "cacheScope": "public"});
+    hinted(&cache, &shared, "alice", &fetches, public.clone()).await;
+    assert_eq!(
+        hinted(&cache, &shared, "bob", &fetches, json!("x")).await,
+        public
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn memory_private_results_stay_with_their_caller() {
+    let (cache, actor) = start(memory(100)).await;
+    private_results_stay_with_their_caller(cache).await;
+    actor.stop(None);
+}
+
+#[tokio::test]
+async fn redis_private_results_stay_with_their_caller() {
+    if require_redis().is_none() {
+        return;
+    }
+    let (cache, actor) = start(redis_config("redis://127.0.0.1:6379")).await;
+    private_results_stay_with_their_caller(cache).await;
+    actor.stop(None);
+}
+
+#[tokio::test]
+async fn memory_a_private_result_of_a_shared_fetch_is_fetched_again_for_the_waiter() {
+    let (cache, actor) = start(memory(100)).await;
+    let key = tools("private");
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let mut callers = Vec::new();
+    for caller in ["alice", "bob"] {
+        let (cache, key, fetches, gate) =
+            (cache.clone(), key.clone(), fetches.clone(), gate.clone());
+        callers.push(tokio::spawn(async move {
+            let fetch = || {
+                let (fetches, gate) = (fetches.clone(), gate.clone());
+                async move {
+                    if fetches.fetch_add(1, Ordering::SeqCst) == 0 {
+                        gate.notified().await;
+                    }
+                    Ok::<_, std::io::Error>(json!({"for": caller, "cacheScope": "private"}))
+                }
+            };
+            let value = cache.get_or_fetch_hinted(key, caller, fetch).await.unwrap();
+            (caller, value)
+        }));
+    }
+    wait_until(|| async { fetches.load(Ordering::SeqCst) == 1 }).await;
+    gate.notify_one();
+    for caller in callers {
+        let (caller, value) = caller.await.unwrap();
+        assert_eq!(value["for"], caller, "{value}");
+    }
+    actor.stop(None);
+}
+
+#[tokio::test]
+async fn ttl_ms_bounds_how_long_a_result_is_kept() {
+    let (cache, actor) = start(memory(100)).await;
+    let fetches = AtomicUsize::new(0);
+    // ttlMs 0: immediately stale, never served from the cache.
+    let stale = tools("stale");
+    let zero = json!({"tools": [], "ttlMs": 0});
+    hinted(&cache, &stale, "a", &fetches, zero.clone()).await;
+    hinted(&cache, &stale, "a", &fetches, zero.clone()).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // A short ttlMs expires the entry long before the kind's 4 h TTL.
+    let short = tools("short");
+    let brief = json!({"tools": [], "ttlMs": 200});
+    hinted(&cache, &short, "a", &fetches, brief.clone()).await;
+    assert!(cache.get(&short).await.is_some());
+    wait_until(|| async { cache.get(&short).await.is_none() }).await;
+    actor.stop(None);
+}

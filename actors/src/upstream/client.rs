@@ -127,17 +127,22 @@ impl Service<RoleClient> for UpstreamClient {
     }
 
     fn get_info(&self) -> ClientConfig {
-        let capabilities = ClientCapabilities::builder()
-            .enable_roots()
-            .enable_roots_list_changed()
-            .enable_sampling()
-            .enable_elicitation()
-            .build();
         ClientConfig::new(
-            capabilities,
+            client_capabilities(),
             Implementation::new("bulwark", env!("CARGO_PKG_VERSION")),
         )
     }
+}
+
+/// What the gateway declares to every upstream session: it relays roots,
+/// sampling and elicitation for its clients.
+pub fn client_capabilities() -> ClientCapabilities {
+    ClientCapabilities::builder()
+        .enable_roots()
+        .enable_roots_list_changed()
+        .enable_sampling()
+        .enable_elicitation()
+        .build()
 }
 
 /// `_meta` keys by which an upstream may name the call a message belongs to.

@@ -43,7 +43,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rmcp::service::{RoleClient, RunningService, RunningServiceCancellationToken, serve_client};
 use tokio::sync::watch;
 
-pub use client::{NoObserver, UpstreamObserver, UpstreamRequestMeta};
+pub use client::{NoObserver, UpstreamObserver, UpstreamRequestMeta, client_capabilities};
 pub use exit::ExitReason;
 pub use health::HealthSpec;
 pub use link::{CallError, Caller, UpstreamLink};

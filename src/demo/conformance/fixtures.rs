@@ -126,6 +126,7 @@ pub fn tools() -> Value {
         ),
     ];
     tools.extend(super::input_required::tools());
+    tools.extend(super::tasks::tools());
     Value::Array(tools)
 }
 

@@ -107,7 +107,10 @@ impl StateSealer {
     }
 }
 
-fn input_required(requests: Value, state: Option<String>) -> Result<InputRequiredResult, McpError> {
+pub(super) fn input_required(
+    requests: Value,
+    state: Option<String>,
+) -> Result<InputRequiredResult, McpError> {
     let mut result = json!({ "resultType": "input_required", "inputRequests": requests });
     if let Some(state) = state {
         result["requestState"] = Value::String(state);
@@ -115,7 +118,7 @@ fn input_required(requests: Value, state: Option<String>) -> Result<InputRequire
     from_json(result)
 }
 
-fn ask_elicit(message: &str, field: &str, field_type: &str) -> Value {
+pub(super) fn ask_elicit(message: &str, field: &str, field_type: &str) -> Value {
     json!({
         "method": "elicitation/create",
         "params": {
@@ -154,7 +157,10 @@ fn malformed(key: &str, expected: &str) -> McpError {
 ///
 /// `Ok(None)`: no response yet (ask again). A declined or cancelled
 /// elicitation yields an empty object so the tool can still complete.
-fn elicited(responses: &InputResponses, key: &str) -> Result<Option<JsonObject>, McpError> {
+pub(super) fn elicited(
+    responses: &InputResponses,
+    key: &str,
+) -> Result<Option<JsonObject>, McpError> {
     let Some(response) = responses.get(key) else {
         return Ok(None);
     };
@@ -206,7 +212,7 @@ fn roots(responses: &InputResponses, key: &str) -> Result<Option<Vec<String>>, M
     ))
 }
 
-fn field(content: &JsonObject, name: &str) -> String {
+pub(super) fn field(content: &JsonObject, name: &str) -> String {
     match content.get(name) {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),

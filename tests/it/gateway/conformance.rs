@@ -103,4 +103,11 @@ async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
         "failing but not in {}: {unexpected:?}\n{output}",
         expected_file.display()
     );
+    // The tasks extension, proxied to the demo server's tasks: every scenario passes.
+    let tasks: Vec<_> = scenarios
+        .iter()
+        .filter(|(name, _)| name.starts_with("tasks-"))
+        .collect();
+    assert!(tasks.len() >= 10, "tasks scenarios missing:\n{output}");
+    assert!(tasks.iter().all(|(_, ok)| *ok), "{tasks:?}\n{output}");
 }

@@ -1,11 +1,13 @@
 //! End-to-end tests of the gateway: the real binary, real upstream processes,
 //! real MCP clients (the official Python SDK).
+mod cache_hints;
 pub mod conformance;
 mod crash;
 mod federation;
 pub mod mrtr;
 mod own_tools;
 mod shutdown;
+mod tasks;
 
 use std::time::Duration;
 

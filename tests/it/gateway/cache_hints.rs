@@ -1,0 +1,163 @@
+//! SEP-2549 caching hints through the gateway: the demo echo server sends
+//! `ttlMs` / `cacheScope` on its lists and reads (`--cache-hints`); the
+//! gateway's cache keeps a `private` list per caller and never past its
+//! `ttlMs`, and stateless (2026-07-28) clients get hints that say what the
+//! gateway's own answer allows.
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{HEAD, demo_upstream};
+use crate::auth::TestKey;
+use crate::common::Gateway;
+
+/// Three echo upstreams: a private list, a public one, and one immediately stale.
+fn upstreams() -> String {
+    [
+        demo_upstream("priv", r#""echo", "--cache-hints", "60000:private""#),
+        demo_upstream("pub", r#""echo", "--cache-hints", "30000:public""#),
+        demo_upstream("stale", r#""echo", "--cache-hints", "0:public""#),
+    ]
+    .concat()
+}
+
+/// One stateless 2026-07-28 request to `path` (with `key`'s credential): its response.
+async fn stateless(
+    gw: &Gateway,
+    path: &str,
+    key: Option<&TestKey>,
+    method: &str,
+    params: Value,
+) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "bulwark-it", "version": "0" },
+    });
+    let name = params["name"]
+        .as_str()
+        .or_else(|| params["uri"].as_str())
+        .map(str::to_owned);
+    let mut request = gw
+        .http()
+        .post(gw.url(path))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
+    if let Some(key) = key {
+        request = request.header("x-api-key", &key.secret);
+    }
+    let response = request
+        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
+        .send()
+        .await
+        .expect("gateway answers");
+    let text = response.text().await.expect("body");
+    let json_text = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .next_back()
+        .unwrap_or(&text);
+    serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// `server`'s upstream `tools/list` count (its `request_count` tool).
+async fn tools_lists(gw: &Gateway, key: Option<&TestKey>, server: &str) -> u64 {
+    let answer = stateless(
+        gw,
+        "/mcp",
+        key,
+        "tools/call",
+        json!({ "name": format!("{server}__request_count"), "arguments": {} }),
+    )
+    .await;
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let counts: Value = serde_json::from_str(text).unwrap();
+    counts["tools/list"].as_u64().unwrap_or(0)
+}
+
+fn hints(answer: &Value) -> (u64, String) {
+    let result = &answer["result"];
+    let ttl = result["ttlMs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let scope = result["cacheScope"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    (ttl, scope.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_list_is_cached_per_caller_and_ttl_ms_bounds_the_cache() {
+    let (alice, bob) = (TestKey::new(), TestKey::new());
+    let config = format!(
+        "{HEAD}{}{}{}",
+        upstreams(),
+        alice.entry("alice", "admin", false),
+        bob.entry("bob", "admin", false)
+    );
+    let gw = Gateway::builder(&config).with_auth().start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+
+    let list = |key| stateless(&gw, "/mcp", Some(key), "tools/list", json!({}));
+    let before: Vec<u64> = futures::future::join_all(
+        ["priv", "pub", "stale"].map(|server| tools_lists(&gw, Some(&alice), server)),
+    )
+    .await;
+    for key in [&alice, &alice, &bob, &bob] {
+        let answer = list(key).await;
+        assert!(
+            answer["result"]["tools"]
+                .as_array()
+                .is_some_and(|t| t.len() > 6),
+            "{answer}"
+        );
+        // The shortest upstream freshness (the stale upstream's 0); private with auth on.
+        assert_eq!(hints(&answer), (0, "private".to_owned()), "{answer}");
+    }
+    let after: Vec<u64> = futures::future::join_all(
+        ["priv", "pub", "stale"].map(|server| tools_lists(&gw, Some(&alice), server)),
+    )
+    .await;
+    let fetched: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // priv: once per caller; pub: once for both; stale (ttlMs 0): every time.
+    assert_eq!(fetched[0], 2, "upstream tools/list calls {fetched:?}");
+    assert!(fetched[1] <= 1, "upstream tools/list calls {fetched:?}");
+    assert!(fetched[2] >= 4, "upstream tools/list calls {fetched:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_clients_get_the_upstream_hints_aged_and_scoped() {
+    // Authentication off: every caller gets the same answer, so public stays public.
+    let gw = Gateway::start(&format!("{HEAD}{}", upstreams()), &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+
+    let public = stateless(&gw, "/mcp/pub", None, "tools/list", json!({})).await;
+    let (ttl, scope) = hints(&public);
+    assert!(ttl > 0 && ttl <= 30_000, "{public}");
+    assert_eq!(scope, "public", "{public}");
+    let private = stateless(&gw, "/mcp/priv", None, "tools/list", json!({})).await;
+    let (ttl, scope) = hints(&private);
+    assert!(ttl > 0 && ttl <= 60_000, "{private}");
+    assert_eq!(scope, "private", "{private}");
+    // Federated: the shortest freshness, private when any part is.
+    let merged = stateless(&gw, "/mcp", None, "prompts/list", json!({})).await;
+    assert_eq!(hints(&merged), (0, "private".to_owned()), "{merged}");
+
+    let read = stateless(
+        &gw,
+        "/mcp",
+        None,
+        "resources/read",
+        json!({ "uri": "bulwark://pub/demo://greeting" }),
+    )
+    .await;
+    let (ttl, scope) = hints(&read);
+    assert_eq!((ttl, scope.as_str()), (30_000, "public"), "{read}");
+}
