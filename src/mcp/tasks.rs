@@ -180,7 +180,9 @@ impl GatewayHandler {
     ) -> Result<(Record, ServerResult), ErrorData> {
         let identity = self.access().caller(context)?;
         let record = self.gateway().tasks.get(task_id, &identity)?;
-        self.access().authorize(&identity, &record.server, None).await?;
+        self.access()
+            .authorize(&identity, &record.server, None)
+            .await?;
         let mut meta = RequestMetaObject::default();
         declare(&mut meta);
         let request = request(record.upstream_id.clone(), meta);
