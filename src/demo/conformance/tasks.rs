@@ -116,7 +116,7 @@ impl Tasks {
             "multi_input" => Box::new(|context| -> TaskFuture { Box::pin(multi_input(context)) }),
             "test_tool_with_task" => match greeting_after_input(request) {
                 Ok(future) => future,
-                Err(asked) => return Some(asked),
+                Err(asked) => return Some(*asked),
             },
             _ => return None,
         };
@@ -216,17 +216,18 @@ async fn multi_input(context: TaskContext) -> Result<CallToolResult, TaskExit> {
 }
 
 /// `test_tool_with_task`: an `input_required` round for the user's name,
-/// then a task that greets them.
+/// then a task that greets them. The early answer is boxed: it is rare
+/// and large.
 fn greeting_after_input(
     request: &CallToolRequestParams,
-) -> Result<MakeTask, Result<CallToolResponse, McpError>> {
+) -> Result<MakeTask, Box<Result<CallToolResponse, McpError>>> {
     let empty = rmcp::model::InputResponses::new();
     let responses = request.input_responses.as_ref().unwrap_or(&empty);
     let content = match elicited(responses, "user_name") {
-        Err(err) => return Err(Err(err)),
+        Err(err) => return Err(Box::new(Err(err))),
         Ok(None) => {
             let asked = json!({ "user_name": ask_elicit("What is your name?", "name", "string") });
-            return Err(input_required(asked, None).map(Into::into));
+            return Err(Box::new(input_required(asked, None).map(Into::into)));
         }
         Ok(Some(content)) => content,
     };
