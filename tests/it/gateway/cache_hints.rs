@@ -29,40 +29,7 @@ async fn stateless(
     method: &str,
     params: Value,
 ) -> Value {
-    let mut params = params;
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": { "name": "bulwark-it", "version": "0" },
-    });
-    let name = params["name"]
-        .as_str()
-        .or_else(|| params["uri"].as_str())
-        .map(str::to_owned);
-    let mut request = gw
-        .http()
-        .post(gw.url(path))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = name {
-        request = request.header("mcp-name", name);
-    }
-    if let Some(key) = key {
-        request = request.header("x-api-key", &key.secret);
-    }
-    let response = request
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-        .send()
-        .await
-        .expect("gateway answers");
-    let text = response.text().await.expect("body");
-    let json_text = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .next_back()
-        .unwrap_or(&text);
-    serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    super::stateless_request(gw, path, key, method, params, json!({})).await
 }
 
 /// `server`'s upstream `tools/list` count (its `request_count` tool).

@@ -90,3 +90,52 @@ pub async fn wait_for_upstream(
 pub fn gone_within(pid: i32, timeout: Duration) -> bool {
     wait_until(timeout, || !crate::common::alive(pid))
 }
+
+/// One stateless (2026-07-28) JSON-RPC request to `path`, with the given
+/// client capabilities and, when given, an API key: the JSON-RPC response
+/// (from a JSON body, or the last `data:` line of an SSE stream).
+pub async fn stateless_request(
+    gw: &Gateway,
+    path: &str,
+    key: Option<&crate::auth::TestKey>,
+    method: &str,
+    mut params: Value,
+    capabilities: Value,
+) -> Value {
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": { "name": "bulwark-it", "version": "0" },
+    });
+    let name = ["name", "uri", "taskId"]
+        .iter()
+        .find_map(|field| params[*field].as_str())
+        .map(str::to_owned);
+    let mut request = gw
+        .http()
+        .post(gw.url(path))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
+    if let Some(key) = key {
+        request = request.header("x-api-key", &key.secret);
+    }
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    let text = request
+        .json(&body)
+        .send()
+        .await
+        .expect("gateway answers")
+        .text()
+        .await
+        .expect("body");
+    let json_text = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .next_back()
+        .unwrap_or(&text);
+    serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}

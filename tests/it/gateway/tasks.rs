@@ -18,45 +18,12 @@ const TASKS: &str = "io.modelcontextprotocol/tasks";
 /// One stateless request to `/mcp` as `key`, declaring the tasks extension
 /// when `tasks`: the JSON-RPC response.
 async fn stateless(gw: &Gateway, key: &TestKey, tasks: bool, method: &str, params: Value) -> Value {
-    let mut params = params;
     let capabilities = if tasks {
         json!({ "extensions": { TASKS: {} } })
     } else {
         json!({})
     };
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-        "io.modelcontextprotocol/clientInfo": { "name": "bulwark-it", "version": "0" },
-    });
-    let name = params["name"]
-        .as_str()
-        .or_else(|| params["taskId"].as_str())
-        .map(str::to_owned);
-    let mut request = gw
-        .http()
-        .post(gw.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method)
-        .header("x-api-key", &key.secret);
-    if let Some(name) = name {
-        request = request.header("mcp-name", name);
-    }
-    let text = request
-        .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }))
-        .send()
-        .await
-        .expect("gateway answers")
-        .text()
-        .await
-        .expect("body");
-    let json_text = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .next_back()
-        .unwrap_or(&text);
-    serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    super::stateless_request(gw, "/mcp", Some(key), method, params, capabilities).await
 }
 
 /// Polls `tasks/get` until the task is terminal: its last state.
