@@ -55,6 +55,8 @@ async fn backup_reset_restore_round_trip(store: StoreUnderTest) {
     let Some(peers) = peers() else { return };
     let config = format!("{HEAD}{}", store.config());
     let gw = Gateway::builder(&config).with_auth().start();
+    // The configured upstreams first: the readiness counted below is compared at the end.
+    gw.wait_ready(std::time::Duration::from_secs(60)).await;
     let admin = admin_key(&gw);
     let key = Some(admin.as_str());
 
