@@ -34,6 +34,7 @@ pub mod probe;
 pub mod runtime;
 pub mod serve;
 pub mod stdio;
+pub mod stdio_transport;
 pub mod store;
 pub mod telemetry;
 pub mod ui;

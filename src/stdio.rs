@@ -41,7 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let access = Access::fixed(runtime.gateway.auth.clone(), identity);
     let handler = GatewayHandler::new(runtime.gateway.clone(), Scope::Federated, access);
-    let service = handler.serve(rmcp::transport::io::stdio()).await;
+    let service = handler.serve(crate::stdio_transport::stdio()).await;
     let mut ended = Ok(());
     match service {
         Ok(service) => {

@@ -306,21 +306,36 @@ pub async fn run(
         format!("{ka_floor:.0} / {ka_gw:.0} ({:+.0})", ka_gw - ka_floor),
     );
     drop(gateway);
+    drop(plain_gw);
 
-    // Idle sessions: RSS growth per initialized session on the plain gateway.
+    // Idle sessions: RSS growth per initialized session on a plain gateway
+    // whose per-caller session cap (64 by default) lets them all open.
     let sessions = 1000;
-    let before = rss_kib(plain_gw.0.id());
+    let idle = write_config(
+        dir,
+        "idle.toml",
+        &format!(
+            "{}[server.limits]\nmax_sessions_per_caller = {}\n[upstreams.echo]\ncommand = {bin:?}\nargs = [\"demo-server\", \"echo\"]\n",
+            head(
+                dir,
+                "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
+            ),
+            sessions + 10
+        ),
+    );
+    let (idle_gw, idle_url) = start(bin, &idle, dir).await;
+    let before = rss_kib(idle_gw.0.id());
     for _ in 0..sessions {
         // Dropping the client closes its connection; the session stays.
-        drop(KeepAlive::open(&plain_url, None).await);
+        drop(KeepAlive::open(&idle_url, None).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let after = rss_kib(plain_gw.0.id());
+    let after = rss_kib(idle_gw.0.id());
     report.add(
         format!("RSS per idle session ({sessions} sessions)"),
         format!("{:.1} KiB", (after - before) as f64 / sessions as f64),
     );
-    drop(plain_gw);
+    drop(idle_gw);
 
     // A remote upstream: the floor's echo through the gateway over HTTP.
     let remote = write_config(
@@ -344,6 +359,19 @@ pub async fn run(
             direct.p50_us,
             through.p50_us,
             through.p50_us - direct.p50_us
+        ),
+    );
+    // The same at c=32: with a remote upstream the stdio link is out of the
+    // picture, so this tells the front door's limit from the link's.
+    let direct = load_with(&floor_url, None, "echo", 32, None).await;
+    let through = load_with(&remote_url, None, "echo__echo", 32, None).await;
+    report.add(
+        "remote upstream c=32 calls/s: direct / through (ratio)",
+        format!(
+            "{:.0} / {:.0} ({:.2}x)",
+            direct.calls_per_sec,
+            through.calls_per_sec,
+            through.calls_per_sec / direct.calls_per_sec
         ),
     );
     drop(remote_gw);

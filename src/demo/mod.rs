@@ -191,7 +191,7 @@ where
     match http {
         None => {
             let running = handler
-                .serve(rmcp::transport::stdio())
+                .serve(crate::stdio_transport::stdio())
                 .await
                 .context("stdio MCP handshake failed")?;
             running.waiting().await.context("stdio MCP service")?;

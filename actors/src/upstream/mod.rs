@@ -489,7 +489,7 @@ fn watch_process(
         myself,
         mailbox,
         client,
-        (line_rate::LineRate::new(spawned.stdout), spawned.stdin),
+        line_rate::rationed(spawned.stdout, spawned.stdin),
         handshake_timeout,
     );
     Backend::Process(spawned.group, reaped)
