@@ -216,6 +216,10 @@ async fn injected_and_huge_outputs_are_refused() {
     assert_blocked(&session.call("huge__big_output", json!({})), "size");
     let small = text(&session.call("huge__big_output", json!({"bytes": 2048})));
     assert_eq!(small.len(), 2048);
+    // Under the 1 MiB limit but over one SSE frame (256 KiB): sent in
+    // frames, received whole.
+    let framed = text(&session.call("huge__big_output", json!({"bytes": 600_000})));
+    assert_eq!(framed, bulwark::demo::hostile::huge::filler(600_000));
     // The upstreams are fine: a refusal is not a failure of the server.
     assert_eq!(
         text(&session.call("inj__echo", json!({"message": "still here"}))),

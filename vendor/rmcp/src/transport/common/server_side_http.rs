@@ -107,7 +107,7 @@ pub(crate) fn sse_stream_response(
     use futures::StreamExt;
     let cancelled = ct.clone();
     let stream = stream
-        .map(encode_sse)
+        .flat_map(|message| futures::stream::iter(encode_sse(message)))
         .take_until(async move { cancelled.cancelled().await });
     let stream = CancelOnDropStream {
         inner: stream,
@@ -130,28 +130,73 @@ pub(crate) fn sse_stream_response(
 
 /// One SSE event, as `sse_stream` writes it (`data`, `id`, `retry`, blank
 /// line). Bulwark patch: the message is serialized straight into the
-/// event's buffer instead of into a `String` that is then copied, which
-/// halves the memory a large result takes on its way out.
-fn encode_sse(message: ServerSseMessage) -> Bytes {
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(b"data: ");
+/// event's buffers instead of into a `String` that is then copied, and a
+/// large event is cut into [`SSE_CHUNK`]-sized frames instead of one buffer
+/// grown by doubling (which held up to twice the event, plus the old half
+/// while growing); each frame is freed once written.
+fn encode_sse(message: ServerSseMessage) -> Vec<Bytes> {
+    let mut out = Chunks::default();
+    out.put(b"data: ");
     if let Some(msg) = &message.message {
-        serde_json::to_writer(&mut bytes, msg.as_ref()).expect("valid message");
+        serde_json::to_writer(&mut out, msg.as_ref()).expect("valid message");
     }
     // Priming event: empty data per SEP-1699 (just "data: \n").
-    bytes.push(b'\n');
+    out.put(b"\n");
     if let Some(id) = message.event_id {
-        bytes.extend_from_slice(b"id: ");
-        bytes.extend_from_slice(id.as_bytes());
-        bytes.push(b'\n');
+        out.put(b"id: ");
+        out.put(id.as_bytes());
+        out.put(b"\n");
     }
     if let Some(retry) = message.retry {
-        bytes.extend_from_slice(b"retry: ");
-        bytes.extend_from_slice(retry.as_millis().to_string().as_bytes());
-        bytes.push(b'\n');
+        out.put(b"retry: ");
+        out.put(retry.as_millis().to_string().as_bytes());
+        out.put(b"\n");
     }
-    bytes.push(b'\n');
-    bytes.into()
+    out.put(b"\n");
+    out.finish()
+}
+
+/// Largest frame [`encode_sse`] makes.
+const SSE_CHUNK: usize = 256 * 1024;
+
+/// A writer into frames of at most [`SSE_CHUNK`] bytes; a small event is one
+/// frame grown as a `Vec` grows.
+#[derive(Default)]
+struct Chunks {
+    done: Vec<Bytes>,
+    current: Vec<u8>,
+}
+
+impl Chunks {
+    fn put(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.current.len() == SSE_CHUNK {
+                let full = std::mem::replace(&mut self.current, Vec::with_capacity(SSE_CHUNK));
+                self.done.push(full.into());
+            }
+            let take = bytes.len().min(SSE_CHUNK - self.current.len());
+            self.current.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.done.push(self.current.into());
+        }
+        self.done
+    }
+}
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 pin_project_lite::pin_project! {
