@@ -75,8 +75,11 @@ pub const OUTBOX: usize = 256;
 struct Listener {
     scope: Scope,
     grant: Arc<crate::auth::grants::Grant>,
-    /// Drops kinds the client did not ask for.
-    sink: SubscriptionSink,
+    /// List changes on their way to the stream, sent by one task per
+    /// stream (its sink drops kinds the client did not ask for); full means
+    /// the stream is not keeping up and it loses some, as a session's
+    /// [`Session::outbox`] does. A task per notice would pile up instead.
+    outbox: mpsc::Sender<ListKind>,
 }
 
 /// An open listen stream; dropping it (the stream ended) forgets it.
@@ -218,7 +221,26 @@ impl Sessions {
         sink: SubscriptionSink,
     ) -> Listening {
         let id = self.allocate();
-        self.listeners.insert(id, Listener { scope, grant, sink });
+        let (outbox, mut queue) = mpsc::channel(OUTBOX);
+        tokio::spawn(async move {
+            // Ends when the stream is forgotten (its sender dropped).
+            while let Some(kind) = queue.recv().await {
+                // The sink sends on the stream's own response; a closed one is gone.
+                let _ = match kind {
+                    ListKind::Tools => sink.notify_tool_list_changed().await,
+                    ListKind::Prompts => sink.notify_prompt_list_changed().await,
+                    ListKind::Resources => sink.notify_resource_list_changed().await,
+                };
+            }
+        });
+        self.listeners.insert(
+            id,
+            Listener {
+                scope,
+                grant,
+                outbox,
+            },
+        );
         Listening {
             sessions: self.clone(),
             id,
@@ -237,15 +259,9 @@ impl Sessions {
             if !listener.scope.sees(server) || !listener.grant.allows_server(server) {
                 continue;
             }
-            let sink = listener.sink.clone();
-            // The sink sends on the stream's own response; a closed one is gone.
-            tokio::spawn(async move {
-                let _ = match kind {
-                    ListKind::Tools => sink.notify_tool_list_changed().await,
-                    ListKind::Prompts => sink.notify_prompt_list_changed().await,
-                    ListKind::Resources => sink.notify_resource_list_changed().await,
-                };
-            });
+            if listener.outbox.try_send(kind).is_err() {
+                tracing::debug!("listen stream not keeping up with list changes; one dropped");
+            }
         }
     }
 

@@ -7,6 +7,13 @@
 //! started and `kill -9`ed itself. Figures: gateway crashes, calls without
 //! an answer by their deadline + 1 s, orphan processes after each stop, and
 //! the gateway's RSS at start, peak and end.
+//!
+//! To find what grows the gateway's memory: `BULWARK_SOAK_UPSTREAMS=echo,flood`
+//! runs only the upstreams named, `BULWARK_SOAK_KILL_EVERY_MS` changes the
+//! kill period (0: no kills), `BULWARK_SOAK_GATEWAY_ENV="K=V K2=V2"` adds to
+//! the measured gateway's environment (heaptrack's `LD_PRELOAD` and
+//! `DUMP_HEAPTRACK_OUTPUT`, glibc's `MALLOC_*`), and `BULWARK_SOAK_BIN` runs
+//! another build of `bulwark` (e.g. the one before a fix, side by side).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -23,6 +30,12 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+
+/// The binary run as gateway and upstreams: this build's, or
+/// `BULWARK_SOAK_BIN` (another build, to compare the two).
+fn bin() -> String {
+    std::env::var("BULWARK_SOAK_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 const CLIENTS: usize = 32;
 const KILL_EVERY: Duration = Duration::from_secs(2);
 /// The deadline every upstream operation runs under in the soak.
@@ -131,6 +144,60 @@ const UPSTREAMS: [(&str, &str); 10] = [
     ("liar", r#""chaos", "--chaos", "wrong-ids""#),
 ];
 
+/// The upstreams this run uses: all of [`UPSTREAMS`] (and `mute`), or those
+/// `BULWARK_SOAK_UPSTREAMS` names (comma-separated), to tell which one grows
+/// the gateway's memory.
+fn chosen() -> Vec<(&'static str, &'static str)> {
+    let only = std::env::var("BULWARK_SOAK_UPSTREAMS").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|n| n.trim() == name))
+    };
+    UPSTREAMS
+        .into_iter()
+        .chain([MUTE])
+        .filter(|(name, _)| wanted(name))
+        .collect()
+}
+
+/// The chosen upstreams the clients call (all but `mute`; at least `echo`).
+fn callable() -> Vec<&'static str> {
+    let callable: Vec<&str> = (chosen().into_iter())
+        .map(|(name, _)| name)
+        .filter(|name| *name != MUTE.0)
+        .collect();
+    assert!(
+        !callable.is_empty(),
+        "BULWARK_SOAK_UPSTREAMS names nothing to call"
+    );
+    callable
+}
+
+/// The tool a client calls on `server`.
+fn tool_of(server: &str) -> String {
+    if server == "slow" {
+        "slow__slow".to_owned()
+    } else {
+        format!("{server}__echo")
+    }
+}
+
+/// Never answers `initialize`: restarted by its handshake deadline.
+const MUTE: (&str, &str) = ("mute", r#""chaos", "--chaos", "no-initialize""#);
+
+/// How often an upstream is `kill -9`ed: [`KILL_EVERY`], or
+/// `BULWARK_SOAK_KILL_EVERY_MS` (0: never).
+fn kill_every() -> Option<Duration> {
+    match std::env::var("BULWARK_SOAK_KILL_EVERY_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+    {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(KILL_EVERY),
+    }
+}
+
 fn config(dir: &std::path::Path) -> String {
     let mut toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\nshutdown_grace_secs = 5\n\
@@ -140,15 +207,12 @@ fn config(dir: &std::path::Path) -> String {
         dir.join("data"),
         s = DEADLINE.as_secs(),
     );
-    for (name, args) in UPSTREAMS {
+    for (name, args) in chosen() {
         toml.push_str(&format!(
-            "[upstreams.{name}]\ncommand = {BIN:?}\nargs = [\"demo-server\", {args}]\n"
+            "[upstreams.{name}]\ncommand = {bin:?}\nargs = [\"demo-server\", {args}]\n",
+            bin = bin()
         ));
     }
-    // Never answers `initialize`: restarted by its handshake deadline.
-    toml.push_str(&format!(
-        "[upstreams.mute]\ncommand = {BIN:?}\nargs = [\"demo-server\", \"chaos\", \"--chaos\", \"no-initialize\"]\n"
-    ));
     toml
 }
 
@@ -159,10 +223,13 @@ struct GatewayProc {
 }
 
 impl GatewayProc {
-    fn start(dir: &std::path::Path) -> Self {
+    /// Starts a gateway; `env` goes to its environment (e.g. `LD_PRELOAD`
+    /// of a heap profiler, `MALLOC_*` of glibc).
+    fn start(dir: &std::path::Path, env: &[(String, String)]) -> Self {
         let path = dir.join("bulwark.toml");
         std::fs::write(&path, config(dir)).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--config"])
             .arg(&path)
             .current_dir(dir)
@@ -334,13 +401,9 @@ async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Count
             }
         }
         let Some(session) = &client else { continue };
-        let (server, _) = UPSTREAMS[(next(&mut seed) % UPSTREAMS.len() as u64) as usize];
-        let tool = if server == "slow" {
-            "slow__slow".to_owned()
-        } else {
-            format!("{server}__echo")
-        };
-        let mut params = CallToolRequestParams::new(tool);
+        let callable = callable();
+        let server = callable[(next(&mut seed) % callable.len() as u64) as usize];
+        let mut params = CallToolRequestParams::new(tool_of(server));
         params.arguments = serde_json::json!({"message": "soak", "ms": 100})
             .as_object()
             .cloned();
@@ -390,7 +453,15 @@ async fn client_loop(url: String, until: Instant, seed: u64, counters: Arc<Count
 pub async fn run(duration: Duration) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let mut figures = Figures::default();
-    let mut gateway = GatewayProc::start(dir.path());
+    // `BULWARK_SOAK_GATEWAY_ENV="K=V K2=V2"`: the measured gateway's own
+    // environment (not the second one's), e.g. to run it under heaptrack.
+    let env: Vec<(String, String)> = std::env::var("BULWARK_SOAK_GATEWAY_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let mut gateway = GatewayProc::start(dir.path(), &env);
     let url = gateway.url.clone();
     // Wait for a healthy upstream before starting the clock.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -400,7 +471,7 @@ pub async fn run(duration: Duration) -> Figures {
             "the echo upstream never answered"
         );
         if let Some(client) = connect(&url).await {
-            let mut params = CallToolRequestParams::new("echo__echo");
+            let mut params = CallToolRequestParams::new(tool_of(callable()[0]));
             params.arguments = serde_json::json!({"message": "warm"}).as_object().cloned();
             let ok = tokio::time::timeout(Duration::from_secs(10), client.peer().call_tool(params))
                 .await
@@ -430,7 +501,8 @@ pub async fn run(duration: Duration) -> Figures {
         .collect();
     let mut seen: HashMap<i32, u64> = HashMap::new();
     let mut seed = 0x2545_F491_4F6C_DD1D_u64;
-    let mut next_kill = Instant::now() + KILL_EVERY;
+    let kill_every = kill_every();
+    let mut next_kill = Instant::now() + kill_every.unwrap_or(KILL_EVERY);
     let mut next_sample = Instant::now() + RSS_EVERY;
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -447,8 +519,10 @@ pub async fn run(duration: Duration) -> Figures {
             figures.rss_samples_kib.push(rss);
             figures.sessions_samples.push(sessions_open(&url).await);
         }
-        if Instant::now() >= next_kill {
-            next_kill += KILL_EVERY;
+        if let Some(every) = kill_every
+            && Instant::now() >= next_kill
+        {
+            next_kill += every;
             // Direct children only: the upstream processes (and the watchdog, spared).
             let upstreams: Vec<i32> = live
                 .keys()
@@ -505,13 +579,19 @@ pub async fn run(duration: Duration) -> Figures {
     drop(gateway);
 
     // A second gateway, killed with kill -9 once its upstreams run.
-    let mut second = GatewayProc::start(dir.path());
+    let mut second = GatewayProc::start(dir.path(), &[]);
     let mut seen = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         seen = descendants(second.pid());
         // Every upstream plus the forker's two grandchildren and the watchdog.
-        if seen.len() >= UPSTREAMS.len() + 4 {
+        let chosen = chosen();
+        let forks = if chosen.iter().any(|(name, _)| *name == "forker") {
+            2
+        } else {
+            0
+        };
+        if seen.len() >= chosen.len() + forks + 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
