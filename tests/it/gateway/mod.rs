@@ -6,6 +6,7 @@ mod crash;
 mod federation;
 pub mod mrtr;
 mod own_tools;
+mod param_headers;
 mod shutdown;
 mod tasks;
 
