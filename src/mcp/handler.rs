@@ -395,7 +395,7 @@ impl GatewayHandler {
         self.access
             .authorize(&identity, server, Some((tool, &federated)))
             .await?;
-        self.check_param_headers(&name, server, tool, &request, &context)
+        self.check_param_headers(server, tool, &request, &context)
             .await?;
         // Only names the gateway knows become span attributes.
         if self.gateway.registry.get(server).is_some() {

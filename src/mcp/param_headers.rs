@@ -69,12 +69,11 @@ impl ParamHeaders {
 
 impl GatewayHandler {
     /// Checks the `Mcp-Param-*` headers of an HTTP call of `server`'s `tool`
-    /// (called `name` by the client) against its arguments, when it declares
+    /// against its arguments, when it declares
     /// 2026-07-28 or later. Other calls (older versions, stdio, tools without
     /// annotations) pass.
     pub(super) async fn check_param_headers(
         &self,
-        name: &str,
         server: &str,
         tool: &str,
         request: &CallToolRequestParams,
@@ -99,23 +98,21 @@ impl GatewayHandler {
         let Some(schema) = known.schema(server, tool) else {
             return Ok(());
         };
-        check(&parts.headers, name, request.arguments.as_ref(), &schema)
+        check(&parts.headers, request.arguments.as_ref(), &schema)
     }
 }
 
-/// Checks the headers of a `tools/call` of `name` with `arguments` against
-/// the annotations of `schema` (and `Mcp-Method` / `Mcp-Name` again): rmcp's
-/// check, its reason in a `-32020` error.
+/// Checks the headers of a `tools/call` with `arguments` against the
+/// annotations of `schema`: rmcp's check, its reason in a `-32020` error.
+/// `Mcp-Name` was checked against the client's body before dispatch; the
+/// name here may be another (a virtual server's call goes on under the
+/// federated name), so it is left out.
 fn check(
     headers: &HeaderMap,
-    name: &str,
     arguments: Option<&JsonObject>,
     schema: &JsonObject,
 ) -> Result<(), ErrorData> {
-    let body = json!({
-        "method": "tools/call",
-        "params": { "name": name, "arguments": arguments },
-    });
+    let body = json!({ "method": "tools/call", "params": { "arguments": arguments } });
     validate_request_headers(headers, &body, Some(schema))
         .map_err(|reason| ErrorData::header_mismatch(reason, None))
 }
@@ -206,7 +203,8 @@ mod tests {
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
-        for (name, value) in [("mcp-method", "tools/call"), ("mcp-name", "regional")]
+        // `Mcp-Name` is not this check's: any value passes.
+        for (name, value) in [("mcp-method", "tools/call"), ("mcp-name", "other")]
             .iter()
             .chain(pairs)
         {
@@ -222,12 +220,7 @@ mod tests {
         let Value::Object(arguments) = arguments else {
             panic!("arguments must be an object");
         };
-        check(
-            &headers(pairs),
-            "regional",
-            Some(&arguments),
-            &region().input_schema,
-        )
+        check(&headers(pairs), Some(&arguments), &region().input_schema)
     }
 
     fn rejected(pairs: &[(&str, &str)], arguments: Value) -> String {
@@ -313,13 +306,13 @@ mod tests {
             ("mcp-param-dry", "true"),
             ("mcp-param-zone", "b"),
         ];
-        assert!(check(&headers(&all), "regional", Some(&arguments), &schema).is_ok());
+        assert!(check(&headers(&all), Some(&arguments), &schema).is_ok());
         let wrong_zone = [
             ("mcp-param-replicas", "3"),
             ("mcp-param-dry", "true"),
             ("mcp-param-zone", "a"),
         ];
-        let err = check(&headers(&wrong_zone), "regional", Some(&arguments), &schema);
+        let err = check(&headers(&wrong_zone), Some(&arguments), &schema);
         assert!(err.is_err());
     }
 

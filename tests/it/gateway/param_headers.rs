@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{HEAD, demo_upstream};
+use super::{HEAD, demo_upstream, stateless_post};
 use crate::common::Gateway;
 
 const TOOL: &str = "test_header_param";
@@ -17,37 +17,10 @@ async fn post(
     gw: &Gateway,
     path: &str,
     method: &str,
-    mut params: Value,
+    params: Value,
     headers: &[(&str, &str)],
 ) -> (reqwest::StatusCode, Value) {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": { "name": "bulwark-it", "version": "0" },
-    });
-    let mut request = gw
-        .http()
-        .post(gw.url(path))
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", method);
-    if let Some(name) = params["name"].as_str() {
-        request = request.header("mcp-name", name);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let response = request.json(&body).send().await.expect("gateway answers");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    let json_text = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .next_back()
-        .unwrap_or(&text);
-    let json = serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, json)
+    stateless_post(gw, path, method, params, json!({}), headers).await
 }
 
 async fn call(
@@ -90,8 +63,13 @@ fn annotation(list: &Value, name: &str) -> Value {
 
 #[tokio::test]
 async fn param_headers_are_relayed_and_checked_against_the_body() {
+    let virtual_server =
+        format!("[[virtual_servers.v.tools]]\ntool = \"geo__{TOOL}\"\nname = \"where\"\n");
     let gw = Gateway::start(
-        &format!("{HEAD}{}", demo_upstream("geo", "\"conformance\"")),
+        &format!(
+            "{HEAD}{}{virtual_server}",
+            demo_upstream("geo", "\"conformance\"")
+        ),
         &[],
     );
     gw.wait_ready(Duration::from_secs(60)).await;
@@ -113,8 +91,15 @@ async fn param_headers_are_relayed_and_checked_against_the_body() {
     let federated = format!("geo__{TOOL}");
     assert_eq!(annotation(&list, &federated), "Region");
 
-    for path in ["/mcp/geo", "/mcp"] {
-        let name = if path == "/mcp" { &*federated } else { TOOL };
+    // A virtual server's call goes on under the federated name: same check.
+    let (_, list) = post(&gw, "/mcp/v/v", "tools/list", json!({}), &[]).await;
+    assert_eq!(annotation(&list, "where"), "Region");
+
+    for (path, name) in [
+        ("/mcp/geo", TOOL),
+        ("/mcp", &*federated),
+        ("/mcp/v/v", "where"),
+    ] {
         let matching = call(
             &gw,
             path,
