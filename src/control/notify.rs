@@ -27,6 +27,7 @@ pub async fn forget(gateway: &Gateway, server: &str) {
         .invalidate_now(CacheScope::Upstream(Arc::from(server)))
         .await;
     gateway.tool_index.invalidate(server);
+    gateway.param_headers.forget(server);
     gateway.naming.tool_names().forget(server);
 }
 

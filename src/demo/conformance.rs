@@ -35,7 +35,7 @@ use rmcp::{
         ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
         PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
         ReadResourceResponse, ReadResourceResult, ServerCapabilities, ServerConfig, ServerRequest,
-        SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
+        SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
         UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{RequestContext, SubscriptionContext, SubscriptionSink},
@@ -323,6 +323,12 @@ impl ServerHandler for ConformanceServer {
         )?))
     }
 
+    /// Lets rmcp check `Mcp-Param-*` headers (SEP-2243) when served over HTTP.
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        let tools: Vec<Tool> = from_json(fixtures::tools()).ok()?;
+        tools.into_iter().find(|tool| tool.name == name)
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -396,6 +402,10 @@ impl ServerHandler for ConformanceServer {
             "test_reconnection" => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(text_result("Reconnection test completed"))
+            }
+            fixtures::HEADER_PARAM_TOOL => {
+                let region = string_arg(&args, "region")?;
+                Ok(text_result(format!("Region: {region}")))
             }
             "json_schema_2020_12_tool" => Ok(text_result(format!(
                 "Received: {}",

@@ -395,6 +395,8 @@ impl GatewayHandler {
         self.access
             .authorize(&identity, server, Some((tool, &federated)))
             .await?;
+        self.check_param_headers(server, tool, &request, &context)
+            .await?;
         // Only names the gateway knows become span attributes.
         if self.gateway.registry.get(server).is_some() {
             crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);

@@ -17,6 +17,7 @@
 //! - [`caller`]: routes an upstream's mid-call traffic to the calling session.
 //! - [`log_levels`]: per-session log levels over a shared upstream.
 //! - [`meta`]: which request `_meta` keys travel upstream.
+//! - [`param_headers`]: tool parameters mirrored into `Mcp-Param-*` headers (SEP-2243), checked against the body.
 //! - `cache_hints`: `ttlMs` / `cacheScope` on the list and read results sent to 2026-07-28 clients.
 //! - [`tasks`]: the tasks extension: upstream tasks under namespaced ids, kept to their creator.
 //! - [`mrtr`]: upstream sampling/elicitation/roots bridged into `input_required` rounds for stateless clients.
@@ -47,6 +48,7 @@ pub mod mrtr;
 pub mod naming;
 pub mod observer;
 pub mod owners;
+pub mod param_headers;
 pub mod prefixes;
 pub mod search;
 mod search_calls;
@@ -111,6 +113,8 @@ pub struct Gateway {
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
     annotations: DashMap<Arc<str>, HashMap<String, Option<ToolAnnotations>>>,
+    /// The tools whose parameters travel in `Mcp-Param-*` headers too.
+    pub param_headers: param_headers::ParamHeaders,
     /// Restart count of each server when its lists were last cached.
     restarts_seen: DashMap<Arc<str>, u32>,
     /// Calls of stateless clients parked while they wait for client input.
@@ -156,6 +160,7 @@ impl Gateway {
             tool_index: Arc::default(),
             virtual_servers: virtual_servers::VirtualServers::default(),
             annotations: DashMap::new(),
+            param_headers: param_headers::ParamHeaders::default(),
             restarts_seen: DashMap::new(),
             mrtr: Arc::default(),
             tasks: tasks::Tasks::default(),
@@ -172,6 +177,7 @@ impl Gateway {
         let seen = self.restarts_seen.insert(Arc::from(server), restarts);
         if seen.is_some_and(|seen| seen != restarts) {
             self.tool_index.invalidate(server);
+            self.param_headers.forget(server);
             self.cache
                 .invalidate(CacheScope::Upstream(Arc::from(server)));
             // Rare, and the next read must not see the old instance's lists.
@@ -191,6 +197,8 @@ impl Gateway {
         for tool in tools.iter().take(MAX_REMEMBERED_TOOLS) {
             known.insert(tool.name.to_string(), tool.annotations.clone());
         }
+        self.param_headers
+            .record(server, tools, MAX_REMEMBERED_TOOLS);
     }
 
     /// Whether `server` listed `tool` lately: only such names become metric

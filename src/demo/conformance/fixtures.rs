@@ -124,10 +124,33 @@ pub fn tools() -> Value {
             "Announces a prompt list change to subscribers",
             no_args(),
         ),
+        tool(
+            HEADER_PARAM_TOOL,
+            "Echoes a region that clients also send as the Mcp-Param-Region header",
+            header_param_schema(),
+        ),
     ];
     tools.extend(super::input_required::tools());
     tools.extend(super::tasks::tools());
     Value::Array(tools)
+}
+
+/// The tool with a parameter mapped to a header (SEP-2243, `x-mcp-header`).
+pub const HEADER_PARAM_TOOL: &str = "test_header_param";
+
+/// `test_header_param`'s input: `region`, mirrored into `Mcp-Param-Region`.
+fn header_param_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "region": {
+                "type": "string",
+                "description": "Where to run; clients send it as the Mcp-Param-Region header too",
+                "x-mcp-header": "Region"
+            }
+        },
+        "required": ["region"]
+    })
 }
 
 /// Input schema using the JSON Schema 2020-12 vocabulary (SEP-1613, SEP-2106).

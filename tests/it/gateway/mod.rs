@@ -6,6 +6,7 @@ mod crash;
 mod federation;
 pub mod mrtr;
 mod own_tools;
+mod param_headers;
 mod shutdown;
 mod tasks;
 
@@ -99,9 +100,26 @@ pub async fn stateless_request(
     path: &str,
     key: Option<&crate::auth::TestKey>,
     method: &str,
-    mut params: Value,
+    params: Value,
     capabilities: Value,
 ) -> Value {
+    let mut headers = Vec::new();
+    if let Some(key) = key {
+        headers.push(("x-api-key", key.secret.as_str()));
+    }
+    (stateless_post(gw, path, method, params, capabilities, &headers).await).1
+}
+
+/// [`stateless_request`] with `headers` next to the standard ones
+/// (`Mcp-Method`, `Mcp-Name` from the params): the HTTP status too.
+pub async fn stateless_post(
+    gw: &Gateway,
+    path: &str,
+    method: &str,
+    mut params: Value,
+    capabilities: Value,
+    headers: &[(&str, &str)],
+) -> (reqwest::StatusCode, Value) {
     params["_meta"] = serde_json::json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
         "io.modelcontextprotocol/clientCapabilities": capabilities,
@@ -120,22 +138,18 @@ pub async fn stateless_request(
     if let Some(name) = name {
         request = request.header("mcp-name", name);
     }
-    if let Some(key) = key {
-        request = request.header("x-api-key", &key.secret);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
-    let text = request
-        .json(&body)
-        .send()
-        .await
-        .expect("gateway answers")
-        .text()
-        .await
-        .expect("body");
+    let response = request.json(&body).send().await.expect("gateway answers");
+    let status = response.status();
+    let text = response.text().await.expect("body");
     let json_text = text
         .lines()
         .filter_map(|line| line.strip_prefix("data:"))
         .next_back()
         .unwrap_or(&text);
-    serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+    let json = serde_json::from_str(json_text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, json)
 }

@@ -1,0 +1,335 @@
+//! SEP-2243 `x-mcp-header`: tool parameters a 2026-07-28 client mirrors into
+//! `Mcp-Param-{Name}` headers, so a middle box can route on them without
+//! reading the body.
+//!
+//! The gateway relays an upstream's input schemas unchanged (annotations
+//! included) and remembers, per upstream, the schemas that carry one. rmcp
+//! checks `Mcp-Method` and `Mcp-Name` before dispatch; it would check
+//! `Mcp-Param-*` too, but only against a schema `ServerHandler::get_tool`
+//! returns synchronously, and the gateway knows an upstream's schemas only
+//! once it read its list. So the call path checks them
+//! ([`GatewayHandler::check_param_headers`]), after routing and the grant,
+//! reading the upstream's list first when this process has not yet: a header
+//! that contradicts the body, is missing while the body has the value, or
+//! holds invalid Base64 is refused with `-32020` (HTTP 400) before the call
+//! goes upstream. The check itself is rmcp's (`validate_request_headers`).
+//!
+//! Like everything the gateway caches, only the first page of a list counts.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use dashmap::DashMap;
+use rmcp::model::{CallToolRequestParams, JsonObject, ListToolsResult, ProtocolVersion, Tool};
+use rmcp::service::RequestContext;
+use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
+use rmcp::transport::common::mcp_headers::validate_request_headers;
+use rmcp::{ErrorData, RoleServer};
+use serde_json::{Value, json};
+
+use super::handler::GatewayHandler;
+
+/// The annotation keyword.
+pub const ANNOTATION: &str = "x-mcp-header";
+
+/// Annotated input schemas, per upstream, then per upstream tool name.
+#[derive(Debug, Default)]
+pub struct ParamHeaders {
+    servers: DashMap<Arc<str>, HashMap<String, Arc<JsonObject>>>,
+}
+
+impl ParamHeaders {
+    /// Replaces what is known of `server` with the annotated tools of its
+    /// latest list (at most `limit`, so an upstream cannot grow it unbounded).
+    pub fn record(&self, server: &str, tools: &[Tool], limit: usize) {
+        let annotated = tools
+            .iter()
+            .filter(|tool| annotated(&tool.input_schema))
+            .take(limit)
+            .map(|tool| (tool.name.to_string(), tool.input_schema.clone()))
+            .collect();
+        self.servers.insert(Arc::from(server), annotated);
+    }
+
+    /// Whether `server`'s list was recorded since it was last forgotten.
+    pub fn is_recorded(&self, server: &str) -> bool {
+        self.servers.contains_key(server)
+    }
+
+    /// The input schema of `server`'s `tool`, when it maps a parameter to a header.
+    pub fn schema(&self, server: &str, tool: &str) -> Option<Arc<JsonObject>> {
+        self.servers.get(server)?.get(tool).cloned()
+    }
+
+    /// Drops what is known of `server` (restarted or removed).
+    pub fn forget(&self, server: &str) {
+        self.servers.remove(server);
+    }
+}
+
+impl GatewayHandler {
+    /// Checks the `Mcp-Param-*` headers of an HTTP call of `server`'s `tool`
+    /// against its arguments, when it declares
+    /// 2026-07-28 or later. Other calls (older versions, stdio, tools without
+    /// annotations) pass.
+    pub(super) async fn check_param_headers(
+        &self,
+        server: &str,
+        tool: &str,
+        request: &CallToolRequestParams,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let Some(parts) = context.extensions.get::<axum::http::request::Parts>() else {
+            return Ok(());
+        };
+        // The versions rmcp checks the standard headers of (`Mcp-Method`, `Mcp-Name`).
+        let standard = (parts.headers.get(HEADER_MCP_PROTOCOL_VERSION))
+            .and_then(|version| version.to_str().ok())
+            .is_some_and(|version| version >= ProtocolVersion::STANDARD_HEADERS.as_str());
+        if !standard {
+            return Ok(());
+        }
+        let known = &self.gateway().param_headers;
+        if !known.is_recorded(server) {
+            // Records the list's annotations. Should it fail, the call
+            // fails the same way upstream: nothing to check it against.
+            let _ = (self.upstream_list::<ListToolsResult>(server, None, false, context)).await;
+        }
+        let Some(schema) = known.schema(server, tool) else {
+            return Ok(());
+        };
+        check(&parts.headers, request.arguments.as_ref(), &schema)
+    }
+}
+
+/// Checks the headers of a `tools/call` with `arguments` against the
+/// annotations of `schema`: rmcp's check, its reason in a `-32020` error.
+/// `Mcp-Name` was checked against the client's body before dispatch; the
+/// name here may be another (a virtual server's call goes on under the
+/// federated name), so it is left out.
+fn check(
+    headers: &HeaderMap,
+    arguments: Option<&JsonObject>,
+    schema: &JsonObject,
+) -> Result<(), ErrorData> {
+    let body = json!({ "method": "tools/call", "params": { "arguments": arguments } });
+    validate_request_headers(headers, &body, Some(schema))
+        .map_err(|reason| ErrorData::header_mismatch(reason, None))
+}
+
+/// Whether `schema` annotates a property, at any depth of `properties`,
+/// with `x-mcp-header`: only such properties become headers.
+pub fn annotated(schema: &JsonObject) -> bool {
+    properties_annotated(schema.get("properties"))
+}
+
+fn properties_annotated(properties: Option<&Value>) -> bool {
+    let Some(Value::Object(properties)) = properties else {
+        return false;
+    };
+    properties.values().any(|property| {
+        property.get(ANNOTATION).is_some() || properties_annotated(property.get("properties"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(name: &str, schema: Value) -> Tool {
+        let Value::Object(schema) = schema else {
+            panic!("schema must be an object");
+        };
+        Tool::new_with_raw(name.to_owned(), None, schema)
+    }
+
+    fn region() -> Tool {
+        tool(
+            "regional",
+            json!({
+                "type": "object",
+                "properties": { "region": { "type": "string", "x-mcp-header": "Region" } }
+            }),
+        )
+    }
+
+    #[test]
+    fn only_schemas_with_an_annotated_property_count() {
+        assert!(annotated(&region().input_schema));
+        let nested = tool(
+            "nested",
+            json!({
+                "type": "object",
+                "properties": { "where": {
+                    "type": "object",
+                    "properties": { "zone": { "type": "string", "x-mcp-header": "Zone" } }
+                } }
+            }),
+        );
+        assert!(annotated(&nested.input_schema));
+        let plain = tool(
+            "plain",
+            json!({ "type": "object", "properties": { "region": { "type": "string" } } }),
+        );
+        assert!(!annotated(&plain.input_schema));
+        // A keyword elsewhere (here a default value) maps no parameter.
+        let elsewhere = tool(
+            "elsewhere",
+            json!({ "type": "object", "default": { "x-mcp-header": "X" } }),
+        );
+        assert!(!annotated(&elsewhere.input_schema));
+    }
+
+    #[test]
+    fn a_list_replaces_what_was_known_of_its_server() {
+        let headers = ParamHeaders::default();
+        assert!(!headers.is_recorded("geo"));
+        let plain = tool("plain", json!({ "type": "object" }));
+        headers.record("geo", &[region(), plain], 100);
+        assert!(headers.is_recorded("geo"));
+        assert!(headers.schema("geo", "regional").is_some());
+        assert!(headers.schema("geo", "plain").is_none());
+        assert!(headers.schema("other", "regional").is_none());
+
+        // The annotation went away upstream: so does the check.
+        headers.record("geo", &[tool("regional", json!({ "type": "object" }))], 100);
+        assert!(headers.is_recorded("geo"));
+        assert!(headers.schema("geo", "regional").is_none());
+
+        headers.forget("geo");
+        assert!(!headers.is_recorded("geo"));
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        // `Mcp-Name` is not this check's: any value passes.
+        for (name, value) in [("mcp-method", "tools/call"), ("mcp-name", "other")]
+            .iter()
+            .chain(pairs)
+        {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                axum::http::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn checked(pairs: &[(&str, &str)], arguments: Value) -> Result<(), ErrorData> {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object");
+        };
+        check(&headers(pairs), Some(&arguments), &region().input_schema)
+    }
+
+    fn rejected(pairs: &[(&str, &str)], arguments: Value) -> String {
+        let err = checked(pairs, arguments).unwrap_err();
+        assert_eq!(err.code, rmcp::model::ErrorCode::HEADER_MISMATCH);
+        err.message.to_string()
+    }
+
+    #[test]
+    fn a_param_header_must_match_its_argument() {
+        let eu = json!({ "region": "eu-west" });
+        assert!(checked(&[("Mcp-Param-Region", "eu-west")], eu.clone()).is_ok());
+        // Header names are case-insensitive; values are not.
+        assert!(checked(&[("mcp-param-region", "eu-west")], eu.clone()).is_ok());
+        assert!(
+            rejected(&[("mcp-param-region", "EU-WEST")], eu.clone()).contains("does not match")
+        );
+        assert!(
+            rejected(&[("mcp-param-region", "us-east")], eu.clone()).contains("does not match")
+        );
+        // In the body, so the header is required.
+        assert!(rejected(&[], eu.clone()).contains("missing"));
+        // Not in the body (or null), so no header either.
+        assert!(checked(&[], json!({})).is_ok());
+        assert!(checked(&[], json!({ "region": null })).is_ok());
+        assert!(rejected(&[("mcp-param-region", "eu-west")], json!({})).contains("unexpected"));
+        // Only one value.
+        let twice = [
+            ("mcp-param-region", "eu-west"),
+            ("mcp-param-region", "eu-west"),
+        ];
+        assert!(rejected(&twice, eu).contains("duplicate"));
+    }
+
+    #[test]
+    fn base64_values_are_decoded_and_anything_else_is_literal() {
+        let hello = json!({ "region": "Hello" });
+        assert!(
+            checked(
+                &[("mcp-param-region", "=?base64?SGVsbG8=?=")],
+                hello.clone()
+            )
+            .is_ok()
+        );
+        // Bad padding, or characters outside the alphabet.
+        assert!(
+            rejected(&[("mcp-param-region", "=?base64?SGVsbG8?=")], hello.clone())
+                .contains("Base64")
+        );
+        assert!(
+            rejected(&[("mcp-param-region", "=?base64?SGVs!!!bG8=?=")], hello).contains("Base64")
+        );
+        // Without the whole wrapper the value is taken as it is.
+        let literal = json!({ "region": "=?base64?SGVsbG8=" });
+        assert!(checked(&[("mcp-param-region", "=?base64?SGVsbG8=")], literal).is_ok());
+        let unicode = json!({ "region": "café" });
+        assert!(checked(&[("mcp-param-region", "=?base64?Y2Fmw6k=?=")], unicode).is_ok());
+    }
+
+    #[test]
+    fn numbers_booleans_and_nested_properties_are_checked_too() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "replicas": { "type": "integer", "x-mcp-header": "Replicas" },
+                "dry": { "type": "boolean", "x-mcp-header": "Dry" },
+                "where": {
+                    "type": "object",
+                    "properties": { "zone": { "type": "string", "x-mcp-header": "Zone" } }
+                }
+            }
+        });
+        let Value::Object(schema) = schema else {
+            panic!("schema must be an object");
+        };
+        let Value::Object(arguments) =
+            json!({ "replicas": 3, "dry": true, "where": { "zone": "b" } })
+        else {
+            panic!("arguments must be an object");
+        };
+        let all = [
+            ("mcp-param-replicas", "3"),
+            ("mcp-param-dry", "true"),
+            ("mcp-param-zone", "b"),
+        ];
+        assert!(check(&headers(&all), Some(&arguments), &schema).is_ok());
+        let wrong_zone = [
+            ("mcp-param-replicas", "3"),
+            ("mcp-param-dry", "true"),
+            ("mcp-param-zone", "a"),
+        ];
+        let err = check(&headers(&wrong_zone), Some(&arguments), &schema);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn at_most_limit_tools_are_kept() {
+        let headers = ParamHeaders::default();
+        let tools: Vec<Tool> = (0..5)
+            .map(|i| {
+                let mut tool = region();
+                tool.name = format!("t{i}").into();
+                tool
+            })
+            .collect();
+        headers.record("geo", &tools, 3);
+        let kept = (0..5)
+            .filter(|i| headers.schema("geo", &format!("t{i}")).is_some())
+            .count();
+        assert_eq!(kept, 3);
+    }
+}
