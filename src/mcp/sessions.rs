@@ -315,6 +315,13 @@ impl UpstreamObserver for Sessions {
                     }
                 }
             }
+            // A task's status is for the session that created it alone, and
+            // its id and any result would reach it unrewritten and unchecked
+            // here; until it is routed to that session (through the output
+            // guardrails), no session gets it and clients poll `tasks/get`.
+            ServerNotification::TaskStatusNotification(_) => {
+                tracing::debug!(server, "task status notification not relayed");
+            }
             other => {
                 self.tell_listeners(server, &other);
                 for session in self.live.iter() {
