@@ -591,7 +591,7 @@ pub async fn run(duration: Duration) -> Figures {
         } else {
             0
         };
-        if seen.len() >= chosen.len() + forks + 1 {
+        if seen.len() > chosen.len() + forks {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
