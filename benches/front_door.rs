@@ -13,18 +13,9 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{BIN, spawn_bin};
+use support::{BIN, spawn_bin, status_kib};
 
 const PROTOCOL: &str = "2025-06-18";
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
 
 async fn initialize(http: &reqwest::Client, url: &str) -> bool {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -27,7 +27,7 @@ mod support;
 #[path = "tracing_cost/mod.rs"]
 mod tracing_cost;
 
-use support::{BIN, spawn, wait_ready};
+use support::{BIN, spawn, status_kib, wait_ready};
 const RUN_FOR: Duration = Duration::from_secs(4);
 
 async fn client(url: &str) -> RunningService<RoleClient, ()> {
@@ -152,16 +152,6 @@ async fn list_load(url: &str) -> Figures {
 
 fn rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:")
-}
-
-/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 /// What the gateway checks on each call.

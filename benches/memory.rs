@@ -28,16 +28,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
-use support::{BIN, spawn, spawn_bin};
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
+use support::{BIN, spawn, spawn_bin, status_kib};
 
 /// Resets the process's VmHWM to its current RSS.
 fn reset_peak(pid: u32) {

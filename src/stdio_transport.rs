@@ -8,7 +8,7 @@
 //! launches its upstreams) or sockets (as Node's `child_process` does), the
 //! same descriptors can be driven by the reactor instead. Anything else (a
 //! terminal, a file) keeps tokio's portable stdio.
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 
 use tokio_util::either::Either;
@@ -23,61 +23,38 @@ pub type Writer =
 /// Stdin and stdout, non-blocking where they are pipes or sockets. Must be
 /// called inside a tokio runtime.
 pub fn stdio() -> (Reader, Writer) {
-    (reader(), writer())
+    let reader = fast(std::io::stdin().as_fd(), |fd| {
+        tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
+    });
+    let writer = fast(std::io::stdout().as_fd(), |fd| {
+        tokio::net::unix::pipe::Sender::from_owned_fd(fd)
+    });
+    (
+        reader.map_or_else(|| Either::Right(tokio::io::stdin()), Either::Left),
+        writer.map_or_else(|| Either::Right(tokio::io::stdout()), Either::Left),
+    )
 }
 
-/// What kind of descriptor a standard stream is.
-enum Kind {
-    Pipe,
-    Socket,
-    Other,
-}
-
-fn kind(fd: &OwnedFd) -> Kind {
-    let Ok(meta) = std::fs::File::from(match fd.try_clone() {
-        Ok(clone) => clone,
-        Err(_) => return Kind::Other,
-    })
-    .metadata() else {
-        return Kind::Other;
-    };
-    let kind = meta.file_type();
+/// A duplicate of the standard stream `fd` driven by the reactor: through
+/// `pipe` when it is a pipe, as a socket when it is one; `None` otherwise.
+fn fast<P>(
+    fd: BorrowedFd<'_>,
+    pipe: impl FnOnce(OwnedFd) -> std::io::Result<P>,
+) -> Option<Either<P, tokio::net::UnixStream>> {
+    let fd = fd.try_clone_to_owned().ok()?;
+    let kind = std::fs::File::from(fd.try_clone().ok()?)
+        .metadata()
+        .ok()?
+        .file_type();
     if kind.is_fifo() {
-        Kind::Pipe
+        pipe(fd).ok().map(Either::Left)
     } else if kind.is_socket() {
-        Kind::Socket
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        stream.set_nonblocking(true).ok()?;
+        tokio::net::UnixStream::from_std(stream)
+            .ok()
+            .map(Either::Right)
     } else {
-        Kind::Other
+        None
     }
-}
-
-/// A socket stream from a standard stream's duplicate, in non-blocking mode.
-fn socket(fd: OwnedFd) -> Option<tokio::net::UnixStream> {
-    let stream = std::os::unix::net::UnixStream::from(fd);
-    stream.set_nonblocking(true).ok()?;
-    tokio::net::UnixStream::from_std(stream).ok()
-}
-
-fn reader() -> Reader {
-    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok();
-    let fast = fd.and_then(|fd| match kind(&fd) {
-        Kind::Pipe => tokio::net::unix::pipe::Receiver::from_owned_fd(fd)
-            .ok()
-            .map(Either::Left),
-        Kind::Socket => socket(fd).map(Either::Right),
-        Kind::Other => None,
-    });
-    fast.map_or_else(|| Either::Right(tokio::io::stdin()), Either::Left)
-}
-
-fn writer() -> Writer {
-    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok();
-    let fast = fd.and_then(|fd| match kind(&fd) {
-        Kind::Pipe => tokio::net::unix::pipe::Sender::from_owned_fd(fd)
-            .ok()
-            .map(Either::Left),
-        Kind::Socket => socket(fd).map(Either::Right),
-        Kind::Other => None,
-    });
-    fast.map_or_else(|| Either::Right(tokio::io::stdout()), Either::Left)
 }

@@ -8,6 +8,16 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
+/// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
 /// A child process group, SIGKILLed on drop.
 pub struct Proc(pub Child);
 impl Drop for Proc {

@@ -54,18 +54,33 @@ struct Session {
 impl Session {
     fn outbox(&self) -> &mpsc::Sender<ServerNotification> {
         self.outbox.get_or_init(|| {
-            let (outbox, mut queue) = mpsc::channel(OUTBOX);
             let peer = self.peer.clone();
-            tokio::spawn(async move {
-                // Ends when the session is removed (its sender dropped).
-                while let Some(notification) = queue.recv().await {
-                    // A session that went away is dropped on its own.
+            // A session that went away is dropped on its own.
+            spawn_outbox(move |notification| {
+                let peer = peer.clone();
+                async move {
                     let _ = peer.send_notification(notification).await;
                 }
-            });
-            outbox
+            })
         })
     }
+}
+
+/// A queue of at most [`OUTBOX`] items, each handed to `deliver` in order by
+/// one task; the task ends when the sender is dropped. Full means the
+/// receiving side is not keeping up: senders `try_send` and it loses some.
+fn spawn_outbox<T, F>(mut deliver: impl FnMut(T) -> F + Send + 'static) -> mpsc::Sender<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = ()> + Send,
+{
+    let (outbox, mut queue) = mpsc::channel(OUTBOX);
+    tokio::spawn(async move {
+        while let Some(item) = queue.recv().await {
+            deliver(item).await;
+        }
+    });
+    outbox
 }
 
 /// Notifications queued per session (see [`Session::outbox`]).
@@ -221,11 +236,10 @@ impl Sessions {
         sink: SubscriptionSink,
     ) -> Listening {
         let id = self.allocate();
-        let (outbox, mut queue) = mpsc::channel(OUTBOX);
-        tokio::spawn(async move {
-            // Ends when the stream is forgotten (its sender dropped).
-            while let Some(kind) = queue.recv().await {
-                // The sink sends on the stream's own response; a closed one is gone.
+        // The sink sends on the stream's own response; a closed one is gone.
+        let outbox = spawn_outbox(move |kind| {
+            let sink = sink.clone();
+            async move {
                 let _ = match kind {
                     ListKind::Tools => sink.notify_tool_list_changed().await,
                     ListKind::Prompts => sink.notify_prompt_list_changed().await,

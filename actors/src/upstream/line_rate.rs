@@ -36,12 +36,8 @@ struct Credits {
 impl Credits {
     fn add(&self, lines: usize) {
         if lines > 0 {
-            // Bounded by what the gateway wrote; saturating only for form.
-            let _ = self
-                .lines
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_add(lines))
-                });
+            // Bounded by what the gateway wrote.
+            self.lines.fetch_add(lines, Ordering::AcqRel);
             self.reader.wake();
         }
     }
