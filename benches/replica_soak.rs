@@ -24,10 +24,9 @@ use serde_json::{Value, json};
 
 const SESSIONS: usize = 16;
 const KILL_EVERY: Duration = Duration::from_secs(10);
-/// A failed call that started at most this long after a kill counts as "at
-/// the kill": the killed process may still hold its socket (the kernel
-/// accepts the connection, then resets it), and HAProxy sends it requests
-/// until it marks it down.
+/// A failed call that started at most this long after a killed replica was
+/// gone counts as "just after": HAProxy sends it requests until it marks it
+/// down (a refused connection is retried elsewhere, so few should fail).
 const KILL_GRACE: Duration = Duration::from_millis(250);
 
 /// How one call ended.
@@ -163,6 +162,15 @@ async fn client(url: String, end: Instant) -> Seen {
     seen
 }
 
+/// One replica's `kill -9`.
+struct Kill {
+    at: Instant,
+    /// When its process had exited (a zombie: every socket closed).
+    gone: Instant,
+    /// How long until it was ready again.
+    restart: Option<Duration>,
+}
+
 /// `deploy/local/replicas.sh` in its own process group.
 struct Topology {
     script: Child,
@@ -249,27 +257,37 @@ impl Topology {
     }
 
     /// Kills replica `victim` with SIGKILL, waits until it is gone, asks the
-    /// script to start it again and waits (up to `limit`) until it is ready
-    /// → when it was killed and how long the restart took.
-    fn kill_and_restart(&mut self, victim: usize, limit: Duration) -> (Instant, Option<Duration>) {
+    /// script to start it again and waits (up to `limit`) until it is ready.
+    fn kill_and_restart(&mut self, victim: usize, limit: Duration) -> Kill {
         let pid = self.pids[victim];
         let killed = Instant::now();
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         // Until the kernel has torn it down (a zombie counts as gone), the
-        // script would take it for alive and not restart it.
+        // script would take it for alive and not restart it. Meanwhile its
+        // listening socket is still open: the kernel accepts connections
+        // for it that no one will answer.
         while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
+        let gone = Instant::now();
         let script = Pid::from_raw(i32::try_from(self.script.id()).unwrap());
         let _ = kill(script, Signal::SIGUSR1);
         while killed.elapsed() < limit {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100))
                 && self.note(&line) == Some(victim)
             {
-                return (killed, Some(killed.elapsed()));
+                return Kill {
+                    at: killed,
+                    gone,
+                    restart: Some(killed.elapsed()),
+                };
             }
         }
-        (killed, None)
+        Kill {
+            at: killed,
+            gone,
+            restart: None,
+        }
     }
 
     fn haproxy_log(&self) -> String {
@@ -343,27 +361,24 @@ async fn main() {
     // The killer runs on a blocking thread: it sleeps and reads the
     // script's lines, never holding up the clients.
     let killer = tokio::task::spawn_blocking(move || {
-        let (mut kills, mut restarts) = (Vec::new(), Vec::new());
+        let mut kills = Vec::new();
         let mut next = Instant::now() + KILL_EVERY;
         while next + KILL_EVERY / 2 < end {
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
             let victim = kills.len() % topology.pids.len();
-            let (at, restart) =
-                topology.kill_and_restart(victim, KILL_EVERY - Duration::from_secs(1));
-            kills.push(at);
-            restarts.push(restart);
+            kills.push(topology.kill_and_restart(victim, KILL_EVERY - Duration::from_secs(1)));
             next += KILL_EVERY;
         }
-        (topology, kills, restarts)
+        (topology, kills)
     });
     let mut seen = Vec::new();
     for client in clients {
         seen.push(client.await.unwrap());
     }
-    let (topology, kills, restarts) = killer.await.unwrap();
+    let (topology, kills) = killer.await.unwrap();
 
-    let (mut ok, mut lost, mut in_flight, mut just_after, mut other) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut ok, mut lost, mut in_flight, mut dying, mut just_after, mut other) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut causes: BTreeMap<String, u64> = BTreeMap::new();
     let mut others = Vec::new();
     let mut latencies = Vec::new();
@@ -377,19 +392,24 @@ async fn main() {
             Outcome::Failed(why) => {
                 let cause: String = why.chars().take(200).collect();
                 *causes.entry(cause).or_default() += 1;
-                if kills.iter().any(|&k| call.start <= k && k <= call.end) {
+                if kills.iter().any(|k| call.start <= k.at && k.at <= call.end) {
                     in_flight += 1;
                 } else if kills
                     .iter()
-                    .any(|&k| k <= call.start && call.start - k <= KILL_GRACE)
+                    .any(|k| k.at < call.start && call.start <= k.gone)
+                {
+                    dying += 1;
+                } else if kills
+                    .iter()
+                    .any(|k| k.gone <= call.start && call.start - k.gone <= KILL_GRACE)
                 {
                     just_after += 1;
                 } else {
                     other += 1;
                     let since = kills
                         .iter()
-                        .filter(|&&k| k <= call.start)
-                        .map(|&k| call.start - k)
+                        .filter(|k| k.at <= call.start)
+                        .map(|k| call.start - k.at)
                         .min();
                     others.push(format!("{since:?} after the last kill: {why:.160}"));
                 }
@@ -399,17 +419,25 @@ async fn main() {
     latencies.sort();
     let opened: u64 = seen.iter().map(|s| s.opened).sum();
     let open_failures: Vec<&String> = seen.iter().flat_map(|s| &s.open_failures).collect();
-    let restarted: Vec<Duration> = restarts.iter().flatten().copied().collect();
+    let restarted: Vec<Duration> = kills.iter().filter_map(|k| k.restart).collect();
+    let mut teardowns: Vec<Duration> = kills.iter().map(|k| k.gone - k.at).collect();
+    teardowns.sort();
     println!(
         "replica soak ({duration:?}, {} kills, {} restarted, restart max {:?}): calls {}, ok {ok}, \
-         failed {} (in flight at a kill {in_flight}, within {KILL_GRACE:?} after one {just_after}, \
-         other {other}), lost sessions {lost}, sessions opened {opened}, failed opens {}",
+         failed {} (in flight at a kill {in_flight}, sent while the killed replica was exiting {dying}, \
+         within {KILL_GRACE:?} after it was gone {just_after}, other {other}), lost sessions {lost}, \
+         sessions opened {opened}, failed opens {}",
         kills.len(),
         restarted.len(),
         restarted.iter().max().copied().unwrap_or_default(),
-        ok + lost + in_flight + just_after + other,
-        in_flight + just_after + other,
+        ok + lost + in_flight + dying + just_after + other,
+        in_flight + dying + just_after + other,
         open_failures.len(),
+    );
+    println!(
+        "kill -9 to process gone (its sockets closed): p50 {:?}, max {:?}",
+        percentile(&teardowns, 0.5),
+        teardowns.last().copied().unwrap_or_default(),
     );
     println!(
         "latency of the calls that succeeded: p50 {:?}, p90 {:?}, p99 {:?}, p99.9 {:?}, max {:?}",

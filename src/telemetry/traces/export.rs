@@ -1,19 +1,22 @@
 //! A span processor with a bounded queue, exporting from a tokio task.
 //!
-//! Ending a span only tries to put it in the queue: when the queue is full
-//! (the collector is slow, hung or down) the span is dropped and counted,
-//! and the call that ended it goes on. The task sends batches when they are
-//! full or every [`SCHEDULED_DELAY`], each export bounded by the exporter's
-//! timeout; it runs on the gateway's runtime, which the SDK's own batch
-//! processor (a thread of its own) would not, and that the async OTLP
-//! client needs.
+//! Ending a span only appends it to the queue: when the queue is full (the
+//! collector is slow, hung or down) the span is dropped and counted, and the
+//! call that ended it goes on. Ending a span never wakes the export task,
+//! except for the one span that fills a batch: a wake per span (a channel
+//! send) unparks a worker thread per span, most of tracing's cost at low
+//! load. The task sends batches when one is full or every
+//! [`SCHEDULED_DELAY`], each export bounded by the exporter's timeout; it
+//! runs on the gateway's runtime, which the SDK's own batch processor (a
+//! thread of its own) would not, and that the async OTLP client needs.
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 /// Most spans in one export request.
 const MAX_BATCH: usize = 512;
@@ -34,10 +37,47 @@ pub fn exported_spans() -> u64 {
     EXPORTED.load(Ordering::Relaxed)
 }
 
+/// The spans waiting for export, shared by the processor and the task.
+#[derive(Debug)]
+struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    capacity: usize,
+    /// Woken when a batch is full.
+    full: Notify,
+}
+
+impl Queue {
+    /// Appends `span` unless the queue is full; wakes the task when this
+    /// span completes a batch.
+    fn push(&self, span: SpanData) {
+        let queued = match self.spans.lock() {
+            Ok(mut spans) if spans.len() < self.capacity => {
+                spans.push(span);
+                spans.len()
+            }
+            _ => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        if queued == MAX_BATCH {
+            self.full.notify_one();
+        }
+    }
+
+    /// Everything queued, leaving the queue empty.
+    fn take(&self) -> Vec<SpanData> {
+        self.spans
+            .lock()
+            .map(|mut spans| std::mem::replace(&mut *spans, Vec::with_capacity(MAX_BATCH)))
+            .unwrap_or_default()
+    }
+}
+
 /// The processor the tracer provider calls.
 #[derive(Debug)]
 pub struct Bounded {
-    queue: mpsc::Sender<SpanData>,
+    queue: Arc<Queue>,
 }
 
 /// Stops the export task after a last flush.
@@ -59,9 +99,13 @@ impl Handle {
 impl Bounded {
     /// Starts exporting through `exporter`, queueing `capacity` spans at most.
     pub fn start<E: SpanExporter + 'static>(exporter: E, capacity: usize) -> (Self, Handle) {
-        let (queue, spans) = mpsc::channel(capacity.max(1));
+        let queue = Arc::new(Queue {
+            spans: Mutex::new(Vec::with_capacity(MAX_BATCH)),
+            capacity: capacity.max(1),
+            full: Notify::new(),
+        });
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(exporter, spans, stopped));
+        let task = tokio::spawn(run(exporter, queue.clone(), stopped));
         (Self { queue }, Handle { stop, task })
     }
 }
@@ -70,13 +114,10 @@ impl SpanProcessor for Bounded {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
         // No logging here: this runs inside the subscriber, closing a span.
         // The export task reports drops.
-        if self.queue.try_send(span).is_err() {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+        if span.span_context.is_sampled() {
+            self.queue.push(span);
         }
     }
 
@@ -89,26 +130,13 @@ impl SpanProcessor for Bounded {
     }
 }
 
-async fn run<E: SpanExporter>(
-    exporter: E,
-    mut spans: mpsc::Receiver<SpanData>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+async fn run<E: SpanExporter>(exporter: E, queue: Arc<Queue>, mut stopped: oneshot::Receiver<()>) {
     let mut warned = false;
     let mut tick = tokio::time::interval(SCHEDULED_DELAY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let room = MAX_BATCH - batch.len();
         tokio::select! {
-            received = spans.recv_many(&mut batch, room) => {
-                if received == 0 {
-                    break;
-                }
-                if batch.len() >= MAX_BATCH {
-                    send(&exporter, &mut batch).await;
-                }
-            }
+            () = queue.full.notified() => {}
             _ = tick.tick() => {
                 if !warned && dropped_spans() > 0 {
                     // Once: a dead collector must not flood the log either.
@@ -118,29 +146,27 @@ async fn run<E: SpanExporter>(
                          see telemetry.trace_queue_size and telemetry.otlp_endpoint"
                     );
                 }
-                if !batch.is_empty() {
-                    send(&exporter, &mut batch).await;
-                }
             }
             _ = &mut stopped => break,
         }
+        send_all(&exporter, queue.take()).await;
     }
-    // Last flush: what is queued now, in batches.
-    while let Ok(span) = spans.try_recv() {
-        batch.push(span);
-        if batch.len() >= MAX_BATCH {
-            send(&exporter, &mut batch).await;
-        }
-    }
-    if !batch.is_empty() {
-        send(&exporter, &mut batch).await;
+    // Last flush: what is queued now.
+    send_all(&exporter, queue.take()).await;
+}
+
+/// Sends `spans` in batches of at most [`MAX_BATCH`].
+async fn send_all<E: SpanExporter>(exporter: &E, mut spans: Vec<SpanData>) {
+    while !spans.is_empty() {
+        let rest = spans.split_off(spans.len().min(MAX_BATCH));
+        send(exporter, spans).await;
+        spans = rest;
     }
 }
 
-async fn send<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>) {
-    let spans = std::mem::replace(batch, Vec::with_capacity(MAX_BATCH));
-    let count = spans.len() as u64;
-    match exporter.export(spans).await {
+async fn send<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) {
+    let count = batch.len() as u64;
+    match exporter.export(batch).await {
         Ok(()) => {
             EXPORTED.fetch_add(count, Ordering::Relaxed);
         }
