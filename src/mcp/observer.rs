@@ -2,7 +2,9 @@
 //! drops that upstream's cached list of that kind, and only then is every
 //! session that can see the upstream told, so a client re-listing at once
 //! gets the new list. A new instance drops everything cached of its
-//! predecessor and gets the live resource subscriptions replayed.
+//! predecessor and gets the live resource subscriptions replayed. A task's
+//! status goes to the session that created the task alone
+//! ([`tasks::relay_status`](super::tasks::relay_status)).
 //!
 //! A flood of `list_changed` runs one round (invalidate, then tell) per
 //! upstream and kind at a time: changes that arrive during a round ask for
@@ -12,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bulwark_actors::cache::{CacheHandle, CacheKind, Scope as CacheScope};
 use bulwark_actors::upstream::{UpstreamLink, UpstreamObserver};
@@ -32,25 +34,39 @@ pub struct GatewayObserver {
     /// flood of `list_changed` costs one cache scan and one notice per
     /// session at a time, and one task.
     rounds: Arc<Rounds<ListChange>>,
+    /// Task records and guardrails, for task status notifications; weak,
+    /// since the gateway's upstreams hold this observer.
+    gateway: Weak<super::Gateway>,
 }
 
 /// An upstream and the cached list kinds one `list_changed` of it drops.
 type ListChange = (Arc<str>, &'static [CacheKind]);
 
 impl GatewayObserver {
-    /// An observer telling `sessions` and invalidating `cache` and `tool_index`.
-    pub fn new(sessions: Arc<Sessions>, cache: CacheHandle, tool_index: Arc<ToolIndex>) -> Self {
+    /// An observer telling `gateway`'s sessions and invalidating `cache`
+    /// and its tool index.
+    pub fn new(gateway: &Arc<super::Gateway>, cache: CacheHandle) -> Self {
         Self {
-            sessions,
+            sessions: gateway.sessions.clone(),
             cache,
-            tool_index,
+            tool_index: gateway.tool_index.clone(),
             rounds: Arc::default(),
+            gateway: Arc::downgrade(gateway),
         }
     }
 }
 
 impl UpstreamObserver for GatewayObserver {
     fn notification(&self, server: &str, notification: ServerNotification) {
+        let notification = match notification {
+            ServerNotification::TaskStatusNotification(status) => {
+                if let Some(gateway) = self.gateway.upgrade() {
+                    super::tasks::relay_status(&gateway, server, status);
+                }
+                return;
+            }
+            other => other,
+        };
         let kinds: &'static [CacheKind] = match &notification {
             ServerNotification::ToolListChangedNotification(_) => &[CacheKind::Tools],
             ServerNotification::PromptListChangedNotification(_) => &[CacheKind::Prompts],
