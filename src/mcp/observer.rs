@@ -76,19 +76,25 @@ impl UpstreamObserver for GatewayObserver {
             _ => return self.sessions.notification(server, notification),
         };
         if kinds.contains(&CacheKind::Tools) {
-            // Now, so no search runs on the old list from here on; again
-            // below, since a search in between may re-index the cached one.
-            self.tool_index.invalidate(server);
+            // Now, so no search runs on the old list and no call is checked
+            // against its `x-mcp-header` schemas from here on; again below,
+            // since a read in between may record the cached one anew.
+            forget_tools(&self.tool_index, &self.gateway, server);
         }
-        let (sessions, cache, tool_index) = (
+        let (sessions, cache, tool_index, gateway) = (
             self.sessions.clone(),
             self.cache.clone(),
             self.tool_index.clone(),
+            self.gateway.clone(),
         );
         let server: Arc<str> = server.into();
         self.rounds.run((server.clone(), kinds), move || {
-            let (sessions, cache, tool_index) =
-                (sessions.clone(), cache.clone(), tool_index.clone());
+            let (sessions, cache, tool_index, gateway) = (
+                sessions.clone(),
+                cache.clone(),
+                tool_index.clone(),
+                gateway.clone(),
+            );
             let (server, notification) = (server.clone(), notification.clone());
             async move {
                 for kind in kinds {
@@ -96,7 +102,7 @@ impl UpstreamObserver for GatewayObserver {
                         .invalidate_now(CacheScope::KindOf(*kind, server.clone()))
                         .await;
                     if *kind == CacheKind::Tools {
-                        tool_index.invalidate(&server);
+                        forget_tools(&tool_index, &gateway, &server);
                     }
                 }
                 sessions.notification(&server, notification);
@@ -109,6 +115,15 @@ impl UpstreamObserver for GatewayObserver {
         self.cache.invalidate(CacheScope::Upstream(server.into()));
         self.tool_index.invalidate(server);
         subscriptions::replay(&self.sessions, server, link);
+    }
+}
+
+/// Forgets what was learnt from `server`'s tool list: its search segment
+/// and its `x-mcp-header` schemas.
+fn forget_tools(tool_index: &ToolIndex, gateway: &Weak<super::Gateway>, server: &str) {
+    tool_index.invalidate(server);
+    if let Some(gateway) = gateway.upgrade() {
+        gateway.param_headers.forget(server);
     }
 }
 
