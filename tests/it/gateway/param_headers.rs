@@ -152,21 +152,13 @@ async fn later_pages_count_and_a_changed_list_replaces_the_checked_schemas() {
     assert!(!on_first, "{TOOL} must be on a later page: {page}");
 
     // Checked although only the first page was listed.
-    let region = [("mcp-param-region", "eu-west")];
-    assert_rejected(
-        &call(
-            &gw,
-            "/mcp/geo",
-            TOOL,
-            "eu-west",
-            &[("mcp-param-region", "us-east")],
-        )
-        .await,
-    );
-    assert_answered(
-        &call(&gw, "/mcp/geo", TOOL, "eu-west", &region).await,
-        "eu-west",
-    );
+    let geo = |headers: &'static [(&'static str, &'static str)]| {
+        call(&gw, "/mcp/geo", TOOL, "eu-west", headers)
+    };
+    const REGION: &[(&str, &str)] = &[("mcp-param-region", "eu-west")];
+    const ZONE: &[(&str, &str)] = &[("mcp-param-zone", "eu-west")];
+    assert_rejected(&geo(&[("mcp-param-region", "us-east")]).await);
+    assert_answered(&geo(REGION).await, "eu-west");
 
     let moved = json!({ "name": "test_move_header_param", "arguments": {} });
     let (status, response) = post(&gw, "/mcp/geo", "tools/call", moved, &[]).await;
@@ -174,32 +166,15 @@ async fn later_pages_count_and_a_changed_list_replaces_the_checked_schemas() {
 
     // The announcement reaches the gateway on its own; once it has, the
     // new mapping is what counts.
-    let zone = [("mcp-param-zone", "eu-west")];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _) = call(&gw, "/mcp/geo", TOOL, "eu-west", &zone).await;
-        if status.is_success() {
-            break;
-        }
+    while !geo(ZONE).await.0.is_success() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the moved header never counted"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_answered(
-        &call(&gw, "/mcp/geo", TOOL, "eu-west", &zone).await,
-        "eu-west",
-    );
-    assert_rejected(&call(&gw, "/mcp/geo", TOOL, "eu-west", &region).await);
-    assert_rejected(
-        &call(
-            &gw,
-            "/mcp/geo",
-            TOOL,
-            "eu-west",
-            &[("mcp-param-zone", "us-east")],
-        )
-        .await,
-    );
+    assert_answered(&geo(ZONE).await, "eu-west");
+    assert_rejected(&geo(REGION).await);
+    assert_rejected(&geo(&[("mcp-param-zone", "us-east")]).await);
 }
