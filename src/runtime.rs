@@ -122,11 +122,7 @@ impl Runtime {
         (gateway.virtual_servers).set(&config.virtual_servers, &config.server.tool_separator);
         (gateway.naming.tool_names())
             .set_modes(crate::control::desired::prefix_modes(config, &stored));
-        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver::new(
-            gateway.sessions.clone(),
-            cache,
-            gateway.tool_index.clone(),
-        ));
+        let observer: Arc<dyn UpstreamObserver> = Arc::new(GatewayObserver::new(&gateway, cache));
         let tokens = registry.tokens.clone();
         let (root, _) = Actor::spawn(
             None,

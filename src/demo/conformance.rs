@@ -8,7 +8,11 @@
 //! - `test_sampling` sends `sampling/createMessage`, `test_elicitation*` send
 //!   `elicitation/create`, both while the `tools/call` is pending;
 //! - `test_tool_with_logging` sends three `notifications/message`;
-//! - `test_tool_with_progress` sends three `notifications/progress`.
+//! - `test_tool_with_progress` sends three `notifications/progress`;
+//! - `test_move_header_param` maps `test_header_param`'s `region` to the
+//!   `Mcp-Param-Zone` header instead and announces `tools/list_changed`.
+//!
+//! With `--tools-page-size N` its tool list comes in pages of `N`.
 
 // Logging, sampling and roots are deprecated by SEP-2577, yet the 2025-xx
 // scenarios exercise exactly them.
@@ -58,6 +62,10 @@ pub struct ConformanceServer {
     sealer: StateSealer,
     /// The tasks extension's running tasks (`tasks::Tasks`).
     tasks: tasks::Tasks,
+    /// Tools per `tools/list` page; all in one when unset.
+    page_size: Option<usize>,
+    /// Whether `test_move_header_param` ran: `region` travels as `Zone`.
+    header_moved: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn severity(level: LoggingLevel) -> u8 {
@@ -77,6 +85,21 @@ impl ConformanceServer {
     /// A fresh fixture server.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The server with its tool list in pages of `page_size` tools.
+    pub fn with_page_size(mut self, page_size: Option<usize>) -> Self {
+        self.page_size = page_size.filter(|size| *size > 0);
+        self
+    }
+
+    /// The fixture tools as they are now.
+    fn tools(&self) -> Result<Vec<Tool>, McpError> {
+        let mut tools = fixtures::tools();
+        if self.header_moved.load(std::sync::atomic::Ordering::Acquire) {
+            fixtures::move_header(&mut tools);
+        }
+        from_json(tools)
     }
 
     /// Sends `notifications/message` unless filtered out by `logging/setLevel`.
@@ -236,6 +259,11 @@ impl ConformanceServer {
                 self.broadcast(ListChange::Tools, context).await;
                 Ok(text_result("tool list change announced").into())
             }
+            "test_move_header_param" => {
+                (self.header_moved).store(true, std::sync::atomic::Ordering::Release);
+                self.broadcast(ListChange::Tools, context).await;
+                Ok(text_result("region now travels as Mcp-Param-Zone").into())
+            }
             "test_trigger_prompt_change" => {
                 self.broadcast(ListChange::Prompts, context).await;
                 Ok(text_result("prompt list change announced").into())
@@ -315,18 +343,33 @@ impl ServerHandler for ConformanceServer {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(from_json(
-            fixtures::tools(),
-        )?))
+        let tools = self.tools()?;
+        let Some(size) = self.page_size else {
+            return Ok(ListToolsResult::with_all_items(tools));
+        };
+        // The cursor is the index of the page's first tool.
+        let start = match request.and_then(|request| request.cursor) {
+            Some(cursor) => cursor
+                .parse::<usize>()
+                .map_err(|_| McpError::invalid_params("unknown cursor", None))?,
+            None => 0,
+        };
+        let end = start.saturating_add(size).min(tools.len());
+        let page = tools.get(start..end).unwrap_or_default().to_vec();
+        let mut list = ListToolsResult::with_all_items(page);
+        list.next_cursor = (end < tools.len()).then(|| end.to_string());
+        Ok(list)
     }
 
     /// Lets rmcp check `Mcp-Param-*` headers (SEP-2243) when served over HTTP.
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        let tools: Vec<Tool> = from_json(fixtures::tools()).ok()?;
-        tools.into_iter().find(|tool| tool.name == name)
+        self.tools()
+            .ok()?
+            .into_iter()
+            .find(|tool| tool.name == name)
     }
 
     async fn call_tool(

@@ -116,6 +116,9 @@ pub struct DemoServerArgs {
     /// as `TTL_MS:public` or `TTL_MS:private` (SEP-2549).
     #[arg(long, value_name = "TTL_MS:SCOPE", value_parser = parse_cache_hints)]
     pub cache_hints: Option<(u64, rmcp::model::CacheScope)>,
+    /// `conformance`: tools per `tools/list` page (all in one page when unset).
+    #[arg(long, value_name = "N")]
+    pub tools_page_size: Option<usize>,
     /// `chaos`: how to misbehave.
     #[arg(long, value_enum, default_value = "stderr-garbage")]
     pub chaos: hostile::chaos::ChaosMode,
@@ -164,7 +167,10 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
             )
             .await
         }
-        DemoKind::Conformance => serve(conformance::ConformanceServer::new(), args.http).await,
+        DemoKind::Conformance => {
+            let server = conformance::ConformanceServer::new().with_page_size(args.tools_page_size);
+            serve(server, args.http).await
+        }
         DemoKind::Leaky => serve(hostile::leaky::LeakyServer::leaky(), args.http).await,
         DemoKind::Poisoned => serve(hostile::poisoned::PoisonedServer::poisoned(), args.http).await,
         DemoKind::Rugpull => serve(hostile::rugpull::RugPullServer::rugpull(), args.http).await,

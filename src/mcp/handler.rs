@@ -103,6 +103,12 @@ impl GatewayHandler {
         &self.scope
     }
 
+    /// This session's id in [`Sessions`](super::sessions::Sessions): what
+    /// notifications meant for it alone are addressed to.
+    pub(super) fn session_id(&self) -> u64 {
+        self.session.id
+    }
+
     /// Who this session acts for.
     pub(super) fn access(&self) -> &Access {
         &self.access

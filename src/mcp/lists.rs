@@ -63,6 +63,10 @@ impl GatewayHandler {
         list.set_cache_hints((super::cache_hints::remaining(&value, ttl_ms), scope));
         if let Some(tools) = (&list as &dyn Any).downcast_ref::<ListToolsResult>() {
             gateway.remember_tools(server, &tools.tools);
+            // The schemas count only from a whole list (`param_headers`).
+            if tools.next_cursor.is_none() {
+                (gateway.param_headers).record(server, &tools.tools, super::MAX_REMEMBERED_TOOLS);
+            }
             let names = tools.tools.iter().map(|tool| &*tool.name);
             gateway.naming.tool_names().record(server, names);
         }
@@ -90,7 +94,9 @@ impl GatewayHandler {
         .await;
     }
 
-    async fn fetch_list<L: Listing>(
+    /// One page of `server`'s list of kind `L`, from the upstream (pages
+    /// after the first are not cached).
+    pub(super) async fn fetch_list<L: Listing>(
         &self,
         server: &str,
         request: Option<PaginatedRequestParams>,

@@ -197,8 +197,6 @@ impl Gateway {
         for tool in tools.iter().take(MAX_REMEMBERED_TOOLS) {
             known.insert(tool.name.to_string(), tool.annotations.clone());
         }
-        self.param_headers
-            .record(server, tools, MAX_REMEMBERED_TOOLS);
     }
 
     /// Whether `server` listed `tool` lately: only such names become metric

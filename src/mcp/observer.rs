@@ -2,7 +2,9 @@
 //! drops that upstream's cached list of that kind, and only then is every
 //! session that can see the upstream told, so a client re-listing at once
 //! gets the new list. A new instance drops everything cached of its
-//! predecessor and gets the live resource subscriptions replayed.
+//! predecessor and gets the live resource subscriptions replayed. A task's
+//! status goes to the session that created the task alone
+//! ([`tasks::relay_status`](super::tasks::relay_status)).
 //!
 //! A flood of `list_changed` runs one round (invalidate, then tell) per
 //! upstream and kind at a time: changes that arrive during a round ask for
@@ -12,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use bulwark_actors::cache::{CacheHandle, CacheKind, Scope as CacheScope};
 use bulwark_actors::upstream::{UpstreamLink, UpstreamObserver};
@@ -32,25 +34,39 @@ pub struct GatewayObserver {
     /// flood of `list_changed` costs one cache scan and one notice per
     /// session at a time, and one task.
     rounds: Arc<Rounds<ListChange>>,
+    /// Task records and guardrails, for task status notifications; weak,
+    /// since the gateway's upstreams hold this observer.
+    gateway: Weak<super::Gateway>,
 }
 
 /// An upstream and the cached list kinds one `list_changed` of it drops.
 type ListChange = (Arc<str>, &'static [CacheKind]);
 
 impl GatewayObserver {
-    /// An observer telling `sessions` and invalidating `cache` and `tool_index`.
-    pub fn new(sessions: Arc<Sessions>, cache: CacheHandle, tool_index: Arc<ToolIndex>) -> Self {
+    /// An observer telling `gateway`'s sessions and invalidating `cache`
+    /// and its tool index.
+    pub fn new(gateway: &Arc<super::Gateway>, cache: CacheHandle) -> Self {
         Self {
-            sessions,
+            sessions: gateway.sessions.clone(),
             cache,
-            tool_index,
+            tool_index: gateway.tool_index.clone(),
             rounds: Arc::default(),
+            gateway: Arc::downgrade(gateway),
         }
     }
 }
 
 impl UpstreamObserver for GatewayObserver {
     fn notification(&self, server: &str, notification: ServerNotification) {
+        let notification = match notification {
+            ServerNotification::TaskStatusNotification(status) => {
+                if let Some(gateway) = self.gateway.upgrade() {
+                    super::tasks::relay_status(&gateway, server, status);
+                }
+                return;
+            }
+            other => other,
+        };
         let kinds: &'static [CacheKind] = match &notification {
             ServerNotification::ToolListChangedNotification(_) => &[CacheKind::Tools],
             ServerNotification::PromptListChangedNotification(_) => &[CacheKind::Prompts],
@@ -60,19 +76,25 @@ impl UpstreamObserver for GatewayObserver {
             _ => return self.sessions.notification(server, notification),
         };
         if kinds.contains(&CacheKind::Tools) {
-            // Now, so no search runs on the old list from here on; again
-            // below, since a search in between may re-index the cached one.
-            self.tool_index.invalidate(server);
+            // Now, so no search runs on the old list and no call is checked
+            // against its `x-mcp-header` schemas from here on; again below,
+            // since a read in between may record the cached one anew.
+            forget_tools(&self.tool_index, &self.gateway, server);
         }
-        let (sessions, cache, tool_index) = (
+        let (sessions, cache, tool_index, gateway) = (
             self.sessions.clone(),
             self.cache.clone(),
             self.tool_index.clone(),
+            self.gateway.clone(),
         );
         let server: Arc<str> = server.into();
         self.rounds.run((server.clone(), kinds), move || {
-            let (sessions, cache, tool_index) =
-                (sessions.clone(), cache.clone(), tool_index.clone());
+            let (sessions, cache, tool_index, gateway) = (
+                sessions.clone(),
+                cache.clone(),
+                tool_index.clone(),
+                gateway.clone(),
+            );
             let (server, notification) = (server.clone(), notification.clone());
             async move {
                 for kind in kinds {
@@ -80,7 +102,7 @@ impl UpstreamObserver for GatewayObserver {
                         .invalidate_now(CacheScope::KindOf(*kind, server.clone()))
                         .await;
                     if *kind == CacheKind::Tools {
-                        tool_index.invalidate(&server);
+                        forget_tools(&tool_index, &gateway, &server);
                     }
                 }
                 sessions.notification(&server, notification);
@@ -93,6 +115,15 @@ impl UpstreamObserver for GatewayObserver {
         self.cache.invalidate(CacheScope::Upstream(server.into()));
         self.tool_index.invalidate(server);
         subscriptions::replay(&self.sessions, server, link);
+    }
+}
+
+/// Forgets what was learnt from `server`'s tool list: its search segment
+/// and its `x-mcp-header` schemas.
+fn forget_tools(tool_index: &ToolIndex, gateway: &Weak<super::Gateway>, server: &str) {
+    tool_index.invalidate(server);
+    if let Some(gateway) = gateway.upgrade() {
+        gateway.param_headers.forget(server);
     }
 }
 

@@ -14,13 +14,22 @@
 //! holds invalid Base64 is refused with `-32020` (HTTP 400) before the call
 //! goes upstream. The check itself is rmcp's (`validate_request_headers`).
 //!
-//! Like everything the gateway caches, only the first page of a list counts.
+//! Every page of the list counts: a first page with more behind it is not
+//! recorded as the upstream's schemas; the check reads the remaining pages
+//! (at most [`MAX_PAGES`] in all) before it records them
+//! ([`GatewayHandler::record_param_headers`]). What an upstream announces
+//! with `tools/list_changed` is forgotten at once (the observer), so the
+//! next call reads the new list.
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderMap;
 use dashmap::DashMap;
-use rmcp::model::{CallToolRequestParams, JsonObject, ListToolsResult, ProtocolVersion, Tool};
+use rmcp::model::{
+    CallToolRequestParams, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    Tool,
+};
 use rmcp::service::RequestContext;
 use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 use rmcp::transport::common::mcp_headers::validate_request_headers;
@@ -32,15 +41,23 @@ use super::handler::GatewayHandler;
 /// The annotation keyword.
 pub const ANNOTATION: &str = "x-mcp-header";
 
+/// Most pages of one upstream's tool list read to learn its schemas; the
+/// tools past them are not checked.
+pub const MAX_PAGES: usize = 100;
+
 /// Annotated input schemas, per upstream, then per upstream tool name.
 #[derive(Debug, Default)]
 pub struct ParamHeaders {
     servers: DashMap<Arc<str>, HashMap<String, Arc<JsonObject>>>,
+    /// Bumped by every [`Self::forget`]: a list read across it (pages read
+    /// before and after a `list_changed`) is not recorded.
+    forgotten: AtomicU64,
 }
 
 impl ParamHeaders {
     /// Replaces what is known of `server` with the annotated tools of its
-    /// latest list (at most `limit`, so an upstream cannot grow it unbounded).
+    /// whole latest list (at most `limit`, so an upstream cannot grow it
+    /// unbounded).
     pub fn record(&self, server: &str, tools: &[Tool], limit: usize) {
         let annotated = tools
             .iter()
@@ -49,6 +66,20 @@ impl ParamHeaders {
             .map(|tool| (tool.name.to_string(), tool.input_schema.clone()))
             .collect();
         self.servers.insert(Arc::from(server), annotated);
+    }
+
+    /// What to hand [`Self::record_since`] for a list about to be read.
+    pub fn epoch(&self) -> u64 {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
+    /// [`Self::record`], unless something was forgotten since `epoch`: the
+    /// list read may then mix an old and a new one, and the next call
+    /// reads it again.
+    pub fn record_since(&self, epoch: u64, server: &str, tools: &[Tool], limit: usize) {
+        if self.epoch() == epoch {
+            self.record(server, tools, limit);
+        }
     }
 
     /// Whether `server`'s list was recorded since it was last forgotten.
@@ -61,8 +92,10 @@ impl ParamHeaders {
         self.servers.get(server)?.get(tool).cloned()
     }
 
-    /// Drops what is known of `server` (restarted or removed).
+    /// Drops what is known of `server` (restarted, removed, or its list
+    /// changed).
     pub fn forget(&self, server: &str) {
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
         self.servers.remove(server);
     }
 }
@@ -91,14 +124,48 @@ impl GatewayHandler {
         }
         let known = &self.gateway().param_headers;
         if !known.is_recorded(server) {
-            // Records the list's annotations. Should it fail, the call
-            // fails the same way upstream: nothing to check it against.
-            let _ = (self.upstream_list::<ListToolsResult>(server, None, false, context)).await;
+            // Should it fail, the call fails the same way upstream: nothing
+            // to check it against.
+            let _ = self.record_param_headers(server, context).await;
         }
         let Some(schema) = known.schema(server, tool) else {
             return Ok(());
         };
         check(&parts.headers, request.arguments.as_ref(), &schema)
+    }
+}
+
+impl GatewayHandler {
+    /// Reads `server`'s whole tool list and records its annotated schemas:
+    /// the first page as any list is read (cached), then the pages behind
+    /// it, up to [`MAX_PAGES`] pages or [`super::MAX_REMEMBERED_TOOLS`] tools.
+    async fn record_param_headers(
+        &self,
+        server: &str,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let known = &self.gateway().param_headers;
+        let epoch = known.epoch();
+        // A whole list in one page is recorded on the way.
+        let first: ListToolsResult = self.upstream_list(server, None, false, context).await?;
+        let Some(mut cursor) = first.next_cursor else {
+            return Ok(());
+        };
+        let mut tools = first.tools;
+        for _ in 1..MAX_PAGES {
+            if tools.len() >= super::MAX_REMEMBERED_TOOLS {
+                break;
+            }
+            let request = PaginatedRequestParams::default().with_cursor(Some(cursor));
+            let page: ListToolsResult = self.fetch_list(server, Some(request), context).await?;
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        known.record_since(epoch, server, &tools, super::MAX_REMEMBERED_TOOLS);
+        Ok(())
     }
 }
 
@@ -199,6 +266,19 @@ mod tests {
 
         headers.forget("geo");
         assert!(!headers.is_recorded("geo"));
+    }
+
+    #[test]
+    fn a_list_read_across_a_forget_is_not_recorded() {
+        let headers = ParamHeaders::default();
+        let epoch = headers.epoch();
+        // Its list changed while the pages were read: they may mix both.
+        headers.forget("geo");
+        headers.record_since(epoch, "geo", &[region()], 100);
+        assert!(!headers.is_recorded("geo"));
+        let epoch = headers.epoch();
+        headers.record_since(epoch, "geo", &[region()], 100);
+        assert!(headers.schema("geo", "regional").is_some());
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

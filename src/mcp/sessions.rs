@@ -279,6 +279,25 @@ impl Sessions {
         }
     }
 
+    /// Sends a notification of `server` meant for one session alone (a
+    /// task's status), if it is still open and its caller may still see
+    /// `server`; false when nothing was sent.
+    pub fn deliver_to(&self, id: u64, server: &str, notification: ServerNotification) -> bool {
+        let Some(session) = self.live.get(&id) else {
+            tracing::debug!(server, "notification for a closed session dropped");
+            return false;
+        };
+        let allowed = session.scope.sees(server)
+            && self
+                .audience
+                .get(&id)
+                .is_some_and(|audience| audience.grant.allows_server(server));
+        if allowed {
+            self.deliver(&session, notification);
+        }
+        allowed
+    }
+
     fn deliver(&self, session: &Session, notification: ServerNotification) {
         if session.outbox().try_send(notification).is_err() {
             tracing::debug!("session not keeping up with notifications; one dropped");
@@ -329,10 +348,10 @@ impl UpstreamObserver for Sessions {
                     }
                 }
             }
-            // A task's status is for the session that created it alone, and
-            // its id and any result would reach it unrewritten and unchecked
-            // here; until it is routed to that session (through the output
-            // guardrails), no session gets it and clients poll `tasks/get`.
+            // A task's status is for the session that created it alone,
+            // under the client's id and through the output guardrails: the
+            // observer routes it (`tasks::relay_status`). Whatever reaches
+            // here (not from an upstream) goes to no session.
             ServerNotification::TaskStatusNotification(_) => {
                 tracing::debug!(server, "task status notification not relayed");
             }

@@ -14,6 +14,20 @@
 //!   the input guardrails.
 //! - The extension is advertised when an upstream the caller may use
 //!   supports it ([`GatewayHandler::tasks_visible`]).
+//! - An upstream's `notifications/tasks` reaches the session that created
+//!   the task and no other ([`relay_status`]): under the client's id, a
+//!   completed task's result through the output guardrails as in
+//!   `tasks/get`. A result the guardrails block is not sent at all (a
+//!   `completed` status must carry its result): the client's next
+//!   `tasks/get` gets the block as an error. A notification for a task the
+//!   gateway did not create here, or whose session is gone, is dropped.
+//!
+//! Stateless (2026-07-28) clients have no session to receive it on: the
+//! extension delivers status notifications on a `subscriptions/listen`
+//! stream naming the task ids (`notifications.taskIds`), which rmcp does
+//! not implement yet (its listen filter has no task ids and its
+//! subscription sink refuses `notifications/tasks`); they poll `tasks/get`,
+//! which the extension requires clients to be ready to do anyway.
 //!
 //! Records live in memory: a task must be polled through the gateway
 //! process that created it, like a parked multi round-trip call.
@@ -24,8 +38,9 @@ use std::time::Duration;
 use bulwark_actors::guardrail::{InputKind, Redactions};
 use rmcp::model::{
     CallToolResult, CancelTaskParams, ClientCapabilities, ClientRequest, CreateTaskResult,
-    GetTaskParams, GetTaskResult, Request, RequestMetaObject, ServerResult, TASKS_EXTENSION_ID,
-    TaskPayload, UpdateTaskParams,
+    DetailedTask, GetTaskParams, GetTaskResult, Notification, Request, RequestMetaObject,
+    ServerNotification, ServerResult, TASKS_EXTENSION_ID, TaskPayload, TaskStatusNotification,
+    TaskStatusNotificationParams, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -50,6 +65,9 @@ struct Record {
     owner: String,
     /// The creating call's redactions, restored in the task's result.
     redactions: Redactions,
+    /// The client session that created it, which alone gets its status
+    /// notifications; `None` for a stateless client (no session).
+    session: Option<u64>,
     expires: Instant,
 }
 
@@ -95,6 +113,116 @@ impl Tasks {
             .filter(|record| record.expires > Instant::now() && record.owner == owner(identity))
             .cloned()
             .ok_or_else(|| unknown(id))
+    }
+
+    /// The live record of the task `server` knows as `upstream_id`, recorded
+    /// under the client-facing `id` (the two joined): a record of another
+    /// upstream under the same id is not it.
+    fn of_upstream(&self, id: &str, server: &str, upstream_id: &str) -> Option<Record> {
+        let records = self.records.lock().ok()?;
+        records
+            .get(id)
+            .filter(|record| {
+                record.expires > Instant::now()
+                    && &*record.server == server
+                    && record.upstream_id == upstream_id
+            })
+            .cloned()
+    }
+}
+
+/// Most completed-task results being screened for status notifications at
+/// once; past it a notification is dropped (the client polls `tasks/get`),
+/// so an upstream flooding them cannot pile up work.
+const MAX_SCREENING: usize = 64;
+
+/// Status notifications whose completed results are being screened.
+static SCREENING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_SCREENING);
+
+/// Routes an upstream's `notifications/tasks` to the session that created
+/// the task through this gateway (see the module documentation): under the
+/// client's id, its result (completed) through the output guardrails with
+/// the creating call's redactions restored, as `tasks/get` does.
+pub fn relay_status(gateway: &Arc<super::Gateway>, server: &str, status: TaskStatusNotification) {
+    let upstream_id = status.params.task.task.task_id.clone();
+    let id = gateway.naming.join(server, &upstream_id);
+    let Some(record) = gateway.tasks.of_upstream(&id, server, &upstream_id) else {
+        tracing::debug!(
+            server,
+            "status notification of a task not created here dropped"
+        );
+        return;
+    };
+    let Some(session) = record.session else {
+        // Its creator was stateless: it polls `tasks/get`.
+        return;
+    };
+    let mut task = status.params.task;
+    task.task.task_id = id;
+    // The upstream's `_meta` may name its own ids: not passed on.
+    let done = match &mut task.payload {
+        TaskPayload::Completed { result } => std::mem::take(result),
+        _ => {
+            gateway
+                .sessions
+                .deliver_to(session, server, notification(task));
+            return;
+        }
+    };
+    let Ok(permit) = SCREENING.try_acquire() else {
+        tracing::debug!(
+            server,
+            "too many task results being screened; status notification dropped"
+        );
+        return;
+    };
+    let gateway = gateway.clone();
+    let server: Arc<str> = Arc::from(server);
+    tokio::spawn(async move {
+        let _permit = permit;
+        match screened(&gateway, &record, done).await {
+            Ok(result) => {
+                task.payload = TaskPayload::Completed { result };
+                gateway
+                    .sessions
+                    .deliver_to(session, &server, notification(task));
+            }
+            // A `completed` status without its result is not a valid one:
+            // nothing is sent, and `tasks/get` reports the block.
+            Err(err) => tracing::info!(
+                server = %server,
+                error = %err,
+                "task result blocked by the output guardrails; status notification withheld"
+            ),
+        }
+    });
+}
+
+fn notification(task: DetailedTask) -> ServerNotification {
+    ServerNotification::TaskStatusNotification(Notification::new(
+        TaskStatusNotificationParams::new(task),
+    ))
+}
+
+/// A completed task's result through the output guardrails, the creating
+/// call's redactions restored: what the client may see of it.
+async fn screened(
+    gateway: &super::Gateway,
+    record: &Record,
+    done: serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>, GatewayError> {
+    let parsed: CallToolResult = serde_json::from_value(serde_json::Value::Object(done))
+        .map_err(|err| GatewayError::Internal(format!("task result: {err}")))?;
+    let checked = guard::tool_output(
+        &gateway.guardrails,
+        &record.server,
+        parsed,
+        &record.redactions,
+    )
+    .await?;
+    match serde_json::to_value(checked) {
+        Ok(serde_json::Value::Object(object)) => Ok(object),
+        _ => Err(GatewayError::Internal("task result: not an object".into())),
     }
 }
 
@@ -162,6 +290,8 @@ impl GatewayHandler {
                 upstream_id,
                 owner: owner(&identity),
                 redactions,
+                // A stateless client's session ends with this request.
+                session: (!super::mrtr::is_stateless(context)).then(|| self.session_id()),
                 // Room for the upstream's retention past the TTL.
                 expires: Instant::now() + ttl.saturating_mul(2),
             },
@@ -209,19 +339,7 @@ impl GatewayHandler {
         };
         result.task.task.task_id = request.task_id;
         if let TaskPayload::Completed { result: done } = &mut result.task.payload {
-            let parsed: CallToolResult =
-                serde_json::from_value(serde_json::Value::Object(std::mem::take(done)))
-                    .map_err(|err| GatewayError::Internal(format!("task result: {err}")))?;
-            let checked = guard::tool_output(
-                &self.gateway().guardrails,
-                &record.server,
-                parsed,
-                &record.redactions,
-            )
-            .await?;
-            if let Ok(serde_json::Value::Object(object)) = serde_json::to_value(checked) {
-                *done = object;
-            }
+            *done = screened(self.gateway(), &record, std::mem::take(done)).await?;
         }
         Ok(result)
     }

@@ -120,6 +120,11 @@ pub fn tools() -> Value {
             no_args(),
         ),
         tool(
+            "test_move_header_param",
+            "Maps test_header_param's region to the Mcp-Param-Zone header and announces the change",
+            no_args(),
+        ),
+        tool(
             "test_trigger_prompt_change",
             "Announces a prompt list change to subscribers",
             no_args(),
@@ -137,6 +142,19 @@ pub fn tools() -> Value {
 
 /// The tool with a parameter mapped to a header (SEP-2243, `x-mcp-header`).
 pub const HEADER_PARAM_TOOL: &str = "test_header_param";
+
+/// `test_header_param` in `tools` with `region` mirrored into
+/// `Mcp-Param-Zone` instead (after `test_move_header_param`).
+pub fn move_header(tools: &mut Value) {
+    let Some(tools) = tools.as_array_mut() else {
+        return;
+    };
+    for tool in tools {
+        if tool["name"] == HEADER_PARAM_TOOL {
+            tool["inputSchema"]["properties"]["region"]["x-mcp-header"] = json!("Zone");
+        }
+    }
+}
 
 /// `test_header_param`'s input: `region`, mirrored into `Mcp-Param-Region`.
 fn header_param_schema() -> Value {

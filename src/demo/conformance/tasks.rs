@@ -3,15 +3,22 @@
 //! [`TaskManager`]. A task-supporting tool becomes a task only for a request
 //! that declared the extension; otherwise it runs synchronously, or, when
 //! the tool requires a task, fails with -32021.
+//!
+//! A task created over a session (a 2025 peer: a gateway's upstream session,
+//! say) also pushes its terminal state to that session as a
+//! `notifications/tasks` once it settles ([`notify_when_settled`]). The
+//! extension routes these over `subscriptions/listen` (`taskIds`), which
+//! rmcp does not serve yet, so stateless clients only poll.
 
 use std::time::Duration;
 
 use rmcp::{
-    ErrorData as McpError, RoleServer,
+    ErrorData as McpError, Peer, RoleServer,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
         ClientCapabilities, ContentBlock, CreateTaskResult, GetTaskParams, GetTaskResult,
-        InputRequest, UpdateTaskParams,
+        InputRequest, Notification, ServerNotification, TaskStatusNotificationParams,
+        UpdateTaskParams,
     },
     service::RequestContext,
     task_manager::{TaskContext, TaskExit, TaskFuture, TaskManager, TaskOptions},
@@ -120,7 +127,22 @@ impl Tasks {
             },
             _ => return None,
         };
+        let session = !crate::mcp::mrtr::is_stateless(context);
+        let (future, settled) = if session {
+            let (settled, done) = tokio::sync::oneshot::channel();
+            (announcing(future, settled), Some(done))
+        } else {
+            (future, None)
+        };
         let task = self.manager.spawn(TaskOptions::new(), future);
+        if let Some(done) = settled {
+            let (manager, peer, id) = (
+                self.manager.clone(),
+                context.peer.clone(),
+                task.task_id.clone(),
+            );
+            tokio::spawn(notify_when_settled(manager, peer, id, done));
+        }
         Some(Ok(CallToolResponse::Task(CreateTaskResult::new(task))))
     }
 
@@ -144,6 +166,47 @@ impl Tasks {
 }
 
 type MakeTask = Box<dyn FnOnce(TaskContext) -> TaskFuture + Send>;
+
+/// `make`, saying on `settled` when its operation has returned (or was dropped).
+fn announcing(make: MakeTask, settled: tokio::sync::oneshot::Sender<()>) -> MakeTask {
+    Box::new(move |context| -> TaskFuture {
+        let future = make(context);
+        Box::pin(async move {
+            let outcome = future.await;
+            let _ = settled.send(());
+            outcome
+        })
+    })
+}
+
+/// Most times the settled task's state is looked at before giving up.
+const SETTLE_LOOKS: usize = 1000;
+
+/// Sends task `id`'s terminal state to `peer` once its operation returned:
+/// the task manager records it right after, so the state is looked at
+/// (yielding in between) until it is terminal, as `tasks/get` would show it.
+async fn notify_when_settled(
+    manager: TaskManager,
+    peer: Peer<RoleServer>,
+    id: String,
+    done: tokio::sync::oneshot::Receiver<()>,
+) {
+    let _ = done.await;
+    for _ in 0..SETTLE_LOOKS {
+        let Ok(task) = manager.get_task(&id) else {
+            return;
+        };
+        if task.status().is_terminal() {
+            let status = ServerNotification::TaskStatusNotification(Notification::new(
+                TaskStatusNotificationParams::new(task),
+            ));
+            // A session that went away misses it; its client polls.
+            let _ = peer.send_notification(status).await;
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
 
 fn seconds(args: &rmcp::model::JsonObject) -> f64 {
     args.get("seconds")

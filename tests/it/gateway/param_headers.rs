@@ -133,3 +133,48 @@ async fn param_headers_are_relayed_and_checked_against_the_body() {
     assert!(status.is_success(), "{status} {response}");
     assert!(response["result"].is_object(), "{response}");
 }
+
+/// The tool's list in pages of four: `test_header_param` is on a later
+/// page, and `test_move_header_param` moves its header to `Zone`,
+/// announcing `tools/list_changed`. Both are honoured: every page counts,
+/// and a changed list is read again before the next check.
+#[tokio::test]
+async fn later_pages_count_and_a_changed_list_replaces_the_checked_schemas() {
+    let upstream = demo_upstream("geo", "\"conformance\", \"--tools-page-size\", \"4\"");
+    let gw = Gateway::start(&format!("{HEAD}{upstream}"), &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+
+    let (_, page) = post(&gw, "/mcp/geo", "tools/list", json!({}), &[]).await;
+    assert!(page["result"]["nextCursor"].is_string(), "{page}");
+    let on_first = page["result"]["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|tool| tool["name"] == TOOL));
+    assert!(!on_first, "{TOOL} must be on a later page: {page}");
+
+    // Checked although only the first page was listed.
+    let geo = |headers: &'static [(&'static str, &'static str)]| {
+        call(&gw, "/mcp/geo", TOOL, "eu-west", headers)
+    };
+    const REGION: &[(&str, &str)] = &[("mcp-param-region", "eu-west")];
+    const ZONE: &[(&str, &str)] = &[("mcp-param-zone", "eu-west")];
+    assert_rejected(&geo(&[("mcp-param-region", "us-east")]).await);
+    assert_answered(&geo(REGION).await, "eu-west");
+
+    let moved = json!({ "name": "test_move_header_param", "arguments": {} });
+    let (status, response) = post(&gw, "/mcp/geo", "tools/call", moved, &[]).await;
+    assert!(status.is_success(), "{status} {response}");
+
+    // The announcement reaches the gateway on its own; once it has, the
+    // new mapping is what counts.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !geo(ZONE).await.0.is_success() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moved header never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_answered(&geo(ZONE).await, "eu-west");
+    assert_rejected(&geo(REGION).await);
+    assert_rejected(&geo(&[("mcp-param-zone", "us-east")]).await);
+}

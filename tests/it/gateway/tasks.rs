@@ -169,3 +169,140 @@ async fn tasks_of_two_upstreams_are_namespaced_kept_to_their_creator_and_screene
     assert_eq!(sync["result"]["resultType"], "complete", "{sync}");
     assert!(sync["result"].get("taskId").is_none(), "{sync}");
 }
+
+/// A 2025-11-25 session client (rmcp) declaring the tasks extension for its
+/// session: every `notifications/tasks` it receives goes to `statuses`.
+struct TaskWatcher {
+    statuses: tokio::sync::mpsc::UnboundedSender<Value>,
+}
+
+impl rmcp::ClientHandler for TaskWatcher {
+    async fn on_task_status(
+        &self,
+        params: rmcp::model::TaskStatusNotificationParams,
+        _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+    ) {
+        let _ = self
+            .statuses
+            .send(serde_json::to_value(params).expect("status serializes"));
+    }
+
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("bulwark-it-tasks", "0"),
+        )
+        .with_protocol_version(rmcp::model::ProtocolVersion::V_2025_11_25)
+    }
+}
+
+type WatchedSession = (
+    rmcp::service::RunningService<rmcp::RoleClient, TaskWatcher>,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+);
+
+/// Opens a session on `/mcp` as `key`.
+async fn watched_session(gw: &Gateway, key: &TestKey) -> WatchedSession {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let headers = std::collections::HashMap::from([(
+        reqwest::header::HeaderName::from_static("x-api-key"),
+        reqwest::header::HeaderValue::from_str(&key.secret).expect("key is a header value"),
+    )]);
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(gw.url("/mcp")).custom_headers(headers);
+    let (statuses, received) = tokio::sync::mpsc::unbounded_channel();
+    let client = TaskWatcher { statuses }
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("session opens");
+    (client, received)
+}
+
+/// Calls `tool` as a task over `session`: the client-facing task id.
+async fn start_task(session: &WatchedSession, tool: &str, arguments: Value) -> String {
+    let mut params = rmcp::model::CallToolRequestParams::new(tool.to_owned());
+    params.arguments = arguments.as_object().cloned();
+    let result = session
+        .0
+        .peer()
+        .send_request(rmcp::model::ClientRequest::CallToolRequest(
+            rmcp::model::Request::new(params),
+        ))
+        .await
+        .expect("tools/call answered");
+    let rmcp::model::ServerResult::CreateTaskResult(created) = result else {
+        panic!("not a task: {result:?}");
+    };
+    created.task.task_id
+}
+
+/// The next status notification `session` receives (20 s at most).
+async fn next_status(session: &mut WatchedSession) -> Value {
+    tokio::time::timeout(Duration::from_secs(20), session.1.recv())
+        .await
+        .expect("a task status notification within 20 s")
+        .expect("session still open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_status_reaches_only_the_creating_session_under_its_id_and_screened() {
+    let (alice, bob) = (TestKey::new(), TestKey::new());
+    let config = format!(
+        "{HEAD}{}{}{}",
+        demo_upstream("ta", "\"conformance\""),
+        alice.entry("alice", "admin", false),
+        bob.entry("bob", "admin", false),
+    );
+    let gw = Gateway::builder(&config).with_auth().start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+
+    // Two sessions of the same caller and one of another, all seeing `ta`.
+    let mut first = watched_session(&gw, &alice).await;
+    let mut second = watched_session(&gw, &alice).await;
+    let mut other = watched_session(&gw, &bob).await;
+
+    // The label's e-mail address reaches the upstream as a placeholder: the
+    // status carries it restored, as `tasks/get` does.
+    let id = start_task(
+        &first,
+        "ta__slow_compute",
+        json!({ "seconds": 0.3, "label": "alice@example.com" }),
+    )
+    .await;
+    assert!(id.starts_with("ta__"), "{id}");
+    let pushed = next_status(&mut first).await;
+    assert_eq!(pushed["taskId"], id, "{pushed}");
+    assert_eq!(pushed["status"], "completed", "{pushed}");
+    assert_eq!(
+        pushed["result"]["content"][0]["text"], "computed alice@example.com in 0.3s",
+        "{pushed}"
+    );
+
+    // The others' own tasks are the barrier: had the first task's status
+    // reached them, it would have been queued before their own.
+    for session in [&mut second, &mut other] {
+        let own = start_task(session, "ta__slow_compute", json!({ "seconds": 0.1 })).await;
+        let status = next_status(session).await;
+        assert_eq!(
+            status["taskId"], own,
+            "another session's task status leaked: {status}"
+        );
+        assert_eq!(status["status"], "completed", "{status}");
+    }
+    assert!(
+        first.1.try_recv().is_err(),
+        "the others' statuses reached the first session"
+    );
+
+    // The polled state agrees with the pushed one.
+    let polled = settled(&gw, &alice, &id).await;
+    assert_eq!(polled["result"], pushed["result"], "{polled}");
+    for session in [first, second, other] {
+        let _ = session.0.cancel().await;
+    }
+}
