@@ -24,9 +24,10 @@ use serde_json::{Value, json};
 
 const SESSIONS: usize = 16;
 const KILL_EVERY: Duration = Duration::from_secs(10);
-/// A failed call that started at most this long after a killed replica was
-/// gone counts as "just after": HAProxy sends it requests until it marks it
-/// down (a refused connection is retried elsewhere, so few should fail).
+/// A failed call that started at most this long after a killed replica
+/// refused connections counts as "just after": HAProxy sends it requests
+/// until it marks it down (a refused connection is retried elsewhere, so
+/// none should fail).
 const KILL_GRACE: Duration = Duration::from_millis(250);
 
 /// How one call ended.
@@ -165,7 +166,7 @@ async fn client(url: String, end: Instant) -> Seen {
 /// One replica's `kill -9`.
 struct Kill {
     at: Instant,
-    /// When its process had exited (a zombie: every socket closed).
+    /// When its listening socket refused connections (the process is gone).
     gone: Instant,
     /// How long until it was ready again.
     restart: Option<Duration>,
@@ -179,6 +180,8 @@ struct Topology {
     url: String,
     /// Replica pids, in HAProxy's server order.
     pids: Vec<i32>,
+    /// Their listening ports, in the same order.
+    ports: Vec<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -229,6 +232,7 @@ impl Topology {
             lines,
             url: String::new(),
             pids: Vec::new(),
+            ports: Vec::new(),
             dir,
         };
         while topology.url.is_empty() {
@@ -244,15 +248,24 @@ impl Topology {
         topology
     }
 
-    /// Records a replica's pid from a "replica I pid P …" line → I.
+    /// Records a replica's pid and port from a "replica I pid P url U"
+    /// line → I.
     fn note(&mut self, line: &str) -> Option<usize> {
         let words: Vec<&str> = line.split_whitespace().collect();
-        let ["replica", i, "pid", pid, ..] = words.as_slice() else {
+        let ["replica", i, "pid", pid, "url", url, ..] = words.as_slice() else {
             return None;
         };
         let i: usize = i.parse().ok()?;
+        let port = url
+            .trim_end_matches("/mcp")
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()?;
         self.pids.resize(self.pids.len().max(i), 0);
+        self.ports.resize(self.ports.len().max(i), 0);
         self.pids[i - 1] = pid.parse().ok()?;
+        self.ports[i - 1] = port;
         Some(i - 1)
     }
 
@@ -260,16 +273,23 @@ impl Topology {
     /// script to start it again and waits (up to `limit`) until it is ready.
     fn kill_and_restart(&mut self, victim: usize, limit: Duration) -> Kill {
         let pid = self.pids[victim];
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.ports[victim]));
         let killed = Instant::now();
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        // Until the kernel has torn it down (a zombie counts as gone), the
-        // script would take it for alive and not restart it. Meanwhile its
-        // listening socket is still open: the kernel accepts connections
-        // for it that no one will answer.
-        while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
+        // Its listening socket stays open until the last of its threads has
+        // exited (its main thread is a zombie well before): until then the
+        // kernel accepts connections for it that nobody will answer.
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+            && killed.elapsed() < Duration::from_secs(5)
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
         let gone = Instant::now();
+        // Until the kernel has torn it down (a zombie counts as gone), the
+        // script would take it for alive and not restart it.
+        while alive(pid) && killed.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let script = Pid::from_raw(i32::try_from(self.script.id()).unwrap());
         let _ = kill(script, Signal::SIGUSR1);
         while killed.elapsed() < limit {
@@ -424,9 +444,9 @@ async fn main() {
     teardowns.sort();
     println!(
         "replica soak ({duration:?}, {} kills, {} restarted, restart max {:?}): calls {}, ok {ok}, \
-         failed {} (in flight at a kill {in_flight}, sent while the killed replica was exiting {dying}, \
-         within {KILL_GRACE:?} after it was gone {just_after}, other {other}), lost sessions {lost}, \
-         sessions opened {opened}, failed opens {}",
+         failed {} (in flight at a kill {in_flight}, sent while the killed replica still accepted \
+         connections {dying}, within {KILL_GRACE:?} after it refused them {just_after}, \
+         other {other}), lost sessions {lost}, sessions opened {opened}, failed opens {}",
         kills.len(),
         restarted.len(),
         restarted.iter().max().copied().unwrap_or_default(),
@@ -435,7 +455,7 @@ async fn main() {
         open_failures.len(),
     );
     println!(
-        "kill -9 to process gone (its sockets closed): p50 {:?}, max {:?}",
+        "kill -9 until its port refused connections: p50 {:?}, max {:?}",
         percentile(&teardowns, 0.5),
         teardowns.last().copied().unwrap_or_default(),
     );

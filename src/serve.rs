@@ -32,8 +32,15 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let shutdown = CancellationToken::new();
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let control = runtime.control.clone();
-    crate::control::follow::spawn(control.clone(), shutdown.clone());
-    crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
+    // Management requests, the config watch and the shared-store follower
+    // reconcile on the control thread, off the workers that serve calls.
+    let control_thread = crate::control::thread::ControlThread::start()
+        .context("starting the control plane's thread")?;
+    {
+        let _on_control_thread = control_thread.enter();
+        crate::control::follow::spawn(control.clone(), shutdown.clone());
+        crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
+    }
     let settings = HttpSettings {
         allowed_hosts: config.server.allowed_hosts.clone(),
         limits: config.server.limits.clone(),
@@ -91,7 +98,11 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
             guard,
             crate::govern::guard::layer,
         ))
-        .layer(origin_layer.clone());
+        .layer(origin_layer.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            control_thread,
+            crate::control::thread::layer,
+        ));
     let probes = crate::api::probes(runtime.gateway.clone()).layer(origin_layer.clone());
     let mut app = mcp::routes(&runtime.gateway, &settings)
         .layer(origin_layer)

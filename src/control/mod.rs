@@ -18,6 +18,7 @@ pub mod desired;
 pub mod follow;
 mod notify;
 pub mod pins;
+pub mod thread;
 pub mod watch;
 
 use std::collections::BTreeSet;
