@@ -30,8 +30,15 @@ pub struct ControlThread {
 }
 
 impl ControlThread {
-    /// Starts the thread; it runs for the rest of the process.
+    /// Starts the thread; it runs for the rest of the process. With
+    /// `BULWARK_CONTROL_THREAD=shared` (to compare) the control plane runs
+    /// on the calling, shared runtime instead.
     pub fn start() -> std::io::Result<Self> {
+        if std::env::var_os("BULWARK_CONTROL_THREAD").is_some_and(|how| how == "shared") {
+            return Ok(Self {
+                handle: Handle::try_current().map_err(std::io::Error::other)?,
+            });
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
