@@ -46,8 +46,14 @@ pub async fn run(dir: &std::path::Path) {
     let off_path = dir.join("bench-untraced.toml");
     std::fs::write(&off_path, base.clone() + "\n[telemetry]\nmetrics = false\n").unwrap();
     let on_path = dir.join("bench-traced.toml");
-    let on_toml =
-        base + &format!("\n[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = 1.0\n");
+    // `BULWARK_BENCH_SAMPLING=0` tells the layers' cost (spans made, none
+    // recorded or exported) from the recording and export's.
+    let sampling: f64 = std::env::var("BULWARK_BENCH_SAMPLING")
+        .ok()
+        .and_then(|ratio| ratio.parse().ok())
+        .unwrap_or(1.0);
+    let on_toml = base
+        + &format!("\n[telemetry]\notlp_endpoint = {endpoint:?}\nsampling_ratio = {sampling:?}\n");
     std::fs::write(&on_path, on_toml).unwrap();
     // One after the other: both share the data directory, and the first
     // start creates its store and master key.
@@ -56,7 +62,7 @@ pub async fn run(dir: &std::path::Path) {
     let (on, on_url) = spawn(&["serve", "--config", &on_path.display().to_string()], dir);
     wait_ready(on_url.trim_end_matches("/mcp")).await;
     compare_on_off(
-        "metrics + tracing on (sampling 1.0, OTLP/HTTP to a local receiver) vs all telemetry off, security plane on",
+        &format!("metrics + tracing on (sampling {sampling:?}, OTLP/HTTP to a local receiver) vs all telemetry off, security plane on"),
         (&off_url, off.0.id()),
         (&on_url, on.0.id()),
         &key.secret,

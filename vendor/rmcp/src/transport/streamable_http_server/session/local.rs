@@ -1114,8 +1114,11 @@ impl Worker for LocalSessionWorker {
                 "get initialize request",
             ));
         };
-        context.send_to_handler(request).await?;
-        let send_initialize_response = context.recv_from_handler().await?;
+        // Boxed, like every await below but the idle `select!`: an idle
+        // session's task then holds only what waiting needs (patch: idle
+        // session memory).
+        Box::pin(context.send_to_handler(request)).await?;
+        let send_initialize_response = Box::pin(context.recv_from_handler()).await?;
         responder
             .send(Ok(send_initialize_response.message))
             .map_err(|_| {
@@ -1175,8 +1178,7 @@ impl Worker for LocalSessionWorker {
                             // no need to unregister resource
                         }
                     };
-                    let handle_result = self
-                        .handle_server_message(message)
+                    let handle_result = Box::pin(self.handle_server_message(message))
                         .await
                         .map_err(LocalSessionWorkerError::FailToHandleMessage);
                     let _ = responder.send(handle_result).inspect_err(|error| {
@@ -1201,16 +1203,16 @@ impl Worker for LocalSessionWorker {
                         }
                         _ => {}
                     }
-                    context.send_to_handler(json_rpc_message).await?;
+                    Box::pin(context.send_to_handler(json_rpc_message)).await?;
                 }
                 InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
                     responder,
                 }) => {
-                    let handle_result = self.establish_request_wise_channel().await;
+                    let handle_result = Box::pin(self.establish_request_wise_channel()).await;
                     let _ = responder.send(handle_result);
                 }
                 InnerEvent::FromHttpService(SessionEvent::EstablishCommonChannel { responder }) => {
-                    let handle_result = self.establish_common_channel().await;
+                    let handle_result = Box::pin(self.establish_common_channel()).await;
                     let _ = responder.send(handle_result);
                 }
                 InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
@@ -1224,7 +1226,7 @@ impl Worker for LocalSessionWorker {
                     last_event_id,
                     responder,
                 }) => {
-                    let handle_result = self.resume(last_event_id).await;
+                    let handle_result = Box::pin(self.resume(last_event_id)).await;
                     let _ = responder.send(handle_result);
                 }
                 InnerEvent::FromHttpService(SessionEvent::Close) => {
@@ -1236,7 +1238,7 @@ impl Worker for LocalSessionWorker {
                     responder,
                 }) => {
                     let handle_result =
-                        self.close_sse_stream(http_request_id, retry_interval).await;
+                        Box::pin(self.close_sse_stream(http_request_id, retry_interval)).await;
                     let _ = responder.send(handle_result);
                 }
                 _ => {
