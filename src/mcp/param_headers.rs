@@ -133,9 +133,7 @@ impl GatewayHandler {
         };
         check(&parts.headers, request.arguments.as_ref(), &schema)
     }
-}
 
-impl GatewayHandler {
     /// Reads `server`'s whole tool list and records its annotated schemas:
     /// the first page as any list is read (cached), then the pages behind
     /// it, up to [`MAX_PAGES`] pages or [`super::MAX_REMEMBERED_TOOLS`] tools.
