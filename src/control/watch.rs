@@ -13,7 +13,10 @@ use crate::config::Config;
 
 /// How often the files are compared with what was last applied. Polling
 /// the content (not the mtime) also sees editors that save by renaming.
-const POLL: Duration = Duration::from_millis(250);
+/// A change is applied only once two polls in a row read the same bytes:
+/// a save that writes in place is seen half-written (often empty) at
+/// times, and a truncated file that happens to parse must never be applied.
+const POLL: Duration = Duration::from_millis(150);
 
 /// Applies a freshly loaded configuration; `overrides` re-applies what the
 /// command line changed (listen address and the like).
@@ -38,6 +41,7 @@ pub fn spawn(control: Arc<ControlPlane>, overrides: Overrides, shutdown: Cancell
             }
         };
         let mut seen = contents(&files);
+        let mut settling: Option<Contents> = None;
         let mut tick = tokio::time::interval(POLL);
         loop {
             let hup = async {
@@ -52,8 +56,14 @@ pub fn spawn(control: Arc<ControlPlane>, overrides: Overrides, shutdown: Cancell
                 _ = tick.tick() => {
                     let now = contents(&files);
                     if now == seen {
+                        settling = None;
                         continue;
                     }
+                    if settling.as_ref() != Some(&now) {
+                        settling = Some(now);
+                        continue;
+                    }
+                    settling = None;
                     seen = now;
                     tracing::info!("configuration file changed: reloading");
                 }
@@ -65,6 +75,18 @@ pub fn spawn(control: Arc<ControlPlane>, overrides: Overrides, shutdown: Cancell
 
 /// Loads the sources again and applies them, or logs why not.
 pub async fn reload(control: &ControlPlane, overrides: &Overrides) {
+    // An empty file would load as the embedded defaults (the demo upstream)
+    // and stop every configured upstream; it is far more often a save caught
+    // between truncate and write than a wish to run the demo.
+    let sources = control.sources();
+    if let Some(empty) = [&sources.config_file, &sources.mcp_servers]
+        .into_iter()
+        .flatten()
+        .find(|file| std::fs::read(file).is_ok_and(|bytes| bytes.trim_ascii().is_empty()))
+    {
+        tracing::error!(file = %empty.display(), "configuration not reloaded: the file is empty; the running state stays");
+        return;
+    }
     let mut config = match Config::load(control.sources()) {
         Ok(config) => config,
         Err(err) => {
@@ -83,6 +105,9 @@ pub async fn reload(control: &ControlPlane, overrides: &Overrides) {
     }
 }
 
-fn contents(files: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
+/// The bytes of each watched file (`None` where it cannot be read).
+type Contents = Vec<Option<Vec<u8>>>;
+
+fn contents(files: &[PathBuf]) -> Contents {
     files.iter().map(|file| std::fs::read(file).ok()).collect()
 }

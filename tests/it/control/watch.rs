@@ -51,13 +51,28 @@ async fn saving_the_config_file_applies_it_and_a_broken_one_changes_nothing() {
     let broken = format!("{added}[upstreams.bad]\nargs = [\"x\"]\n");
     std::fs::write(gw.config_path(), &broken).unwrap();
     assert!(
-        gw.wait_for_log("configuration not reloaded", Duration::from_secs(10)),
+        gw.wait_for_log("upstreams.bad", Duration::from_secs(10)),
         "{}",
         gw.logs()
     );
-    assert!(gw.stderr.contains("upstreams.bad"), "{}", gw.logs());
+    assert!(
+        gw.logs().contains("configuration not reloaded"),
+        "{}",
+        gw.logs()
+    );
     let answer = session.call("fresh__echo", json!({"message": "still here"}));
     assert_eq!(answer["result"]["text"], "still here", "{answer}");
+
+    // An empty file (a save caught half-way) would load as the embedded
+    // defaults; it changes nothing either.
+    std::fs::write(gw.config_path(), "").unwrap();
+    assert!(
+        gw.wait_for_log("the file is empty", Duration::from_secs(10)),
+        "{}",
+        gw.logs()
+    );
+    let answer = session.call("fresh__echo", json!({"message": "after empty"}));
+    assert_eq!(answer["result"]["text"], "after empty", "{answer}");
 
     // Removing it from the file stops it; the others stay untouched.
     let fresh_pid = demo_pid(&gw, "fresh").await;
