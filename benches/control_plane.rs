@@ -7,9 +7,12 @@
 //!   spawned processes take on a small machine, and stdio ones run under
 //!   `nice -n 19`: the same gateway work, the children's CPU yielded to
 //!   everything else. Each phase prints the CPU the gateway used and the
-//!   CPU its reaped children used (`/proc/PID/stat`), per upstream added;
-//!   `BULWARK_CHURN_ONLY=1` runs this part alone, `BULWARK_CHURN_REPEAT=N`
-//!   runs each churn N times;
+//!   CPU its reaped children used (`/proc/PID/stat`). A control phase
+//!   starts the same processes from the bench, without the gateway, to show
+//!   what the children cost by themselves. Phases run interleaved,
+//!   `BULWARK_CHURN_REPEAT=N` rounds of `BULWARK_CHURN_SECS` each, and a
+//!   summary sets each phase's median p99 against the spread of the runs
+//!   alone; `BULWARK_CHURN_ONLY=1` runs this part alone;
 //! - reconcile of a config file saved with 500 upstreams: time until all
 //!   500 server supervisors run (their command is missing, so this is the
 //!   control plane's cost, not 500 process starts);
@@ -62,8 +65,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1e6
 }
 
-/// Echo calls for RUN_FOR: (calls, p50 µs, p99 µs).
-async fn calls(base: &str) -> (usize, f64, f64) {
+/// How long each churn phase measures: `BULWARK_CHURN_SECS`, else RUN_FOR.
+fn churn_for() -> Duration {
+    std::env::var("BULWARK_CHURN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(RUN_FOR, Duration::from_secs_f64)
+}
+
+/// Echo calls for `run_for`: (calls, p50 µs, p99 µs).
+async fn calls(base: &str, run_for: Duration) -> (usize, f64, f64) {
     let client = ()
         .serve(StreamableHttpClientTransport::from_uri(format!(
             "{base}/mcp"
@@ -72,7 +83,7 @@ async fn calls(base: &str) -> (usize, f64, f64) {
         .unwrap();
     let mut latencies = Vec::new();
     let start = Instant::now();
-    while start.elapsed() < RUN_FOR {
+    while start.elapsed() < run_for {
         let mut params = CallToolRequestParams::new("echo__echo".to_owned());
         params.arguments = json!({"message": "bench"}).as_object().cloned();
         let t = Instant::now();
@@ -88,13 +99,20 @@ async fn calls(base: &str) -> (usize, f64, f64) {
     )
 }
 
-/// What the churned upstreams are: the spawned processes' CPU competes
-/// with the busy upstream on a small machine, so the figure is shown with
-/// and without them to tell that apart from the gateway's own work.
-#[derive(Clone, Copy)]
+/// What happens beside the measured calls. The spawned processes' CPU
+/// competes with the busy upstream on a small machine, so the stdio churn
+/// is shown next to a control that starts the same processes without the
+/// gateway: what the two share is the children's, not the gateway's.
+#[derive(Clone, Copy, PartialEq)]
 enum Churn {
+    /// Nothing: the noise floor.
+    Alone,
     /// A demo server process each (spawned on add, stopped on remove).
     Processes,
+    /// The control: the bench itself starts the same demo server, speaks
+    /// initialize and tools/list to it over stdio and closes it, as the
+    /// gateway does; the gateway only serves the measured calls.
+    ProcessesWithoutGateway,
     /// The same under `nice -n 19`: the gateway does the same work, the
     /// children take CPU only when nothing else wants it.
     NicedProcesses,
@@ -106,9 +124,20 @@ enum Churn {
 }
 
 impl Churn {
+    const ALL: [Self; 6] = [
+        Self::Alone,
+        Self::Processes,
+        Self::ProcessesWithoutGateway,
+        Self::NicedProcesses,
+        Self::Remote,
+        Self::Failing,
+    ];
+
     fn label(self) -> &'static str {
         match self {
+            Self::Alone => "alone",
             Self::Processes => "stdio processes",
+            Self::ProcessesWithoutGateway => "same processes, no gateway",
             Self::NicedProcesses => "stdio, nice 19",
             Self::Remote => "remote, no process",
             Self::Failing => "missing command",
@@ -124,6 +153,7 @@ impl Churn {
                 "args": ["-n", "19", bin(), "demo-server", "echo"]}),
             Self::Remote => json!({"name": name, "url": remote}),
             Self::Failing => json!({"name": name, "command": "/nonexistent/bulwark-bench"}),
+            Self::Alone | Self::ProcessesWithoutGateway => Value::Null,
         }
     }
 }
@@ -143,6 +173,10 @@ fn cpu_ms(pid: u32) -> (u64, u64) {
     ((ticks(11) + ticks(12)) * 10, (ticks(13) + ticks(14)) * 10)
 }
 
+/// The p99 of every phase, interleaved round by round (`BULWARK_CHURN_REPEAT`
+/// rounds, each phase `BULWARK_CHURN_SECS` long) so a drift of the machine
+/// spreads over all phases instead of landing on one; the summary sets each
+/// phase's p99 against the spread of the runs alone.
 async fn p99_under_churn() {
     let dir = tempfile::tempdir().unwrap();
     let (gw, base) = start(dir.path(), &head(dir.path(), ""));
@@ -151,44 +185,73 @@ async fn p99_under_churn() {
         &["demo-server", "echo", "--http", "127.0.0.1:0"],
         dir.path(),
     );
-    let _ = calls(&base).await; // warm-up
-    let (own, _) = cpu_ms(pid);
-    let (n, p50, p99) = calls(&base).await;
-    println!(
-        "tools/call alone:                         {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs (CPU: gateway {} ms)",
-        cpu_ms(pid).0 - own
-    );
+    let run_for = churn_for();
+    let _ = calls(&base, run_for).await; // warm-up
     let repeat: usize = std::env::var("BULWARK_CHURN_REPEAT")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(1);
-    let churns = [
-        Churn::Processes,
-        Churn::NicedProcesses,
-        Churn::Remote,
-        Churn::Failing,
-    ];
-    for churn in churns.iter().flat_map(|c| std::iter::repeat_n(*c, repeat)) {
-        let (own, children) = cpu_ms(pid);
-        let (n, p50, p99, rounds) = calls_during(&base, &remote, churn).await;
-        let (own_after, children_after) = cpu_ms(pid);
+        .unwrap_or(3);
+    let mut p99s: Vec<(Churn, Vec<f64>)> = Churn::ALL.iter().map(|c| (*c, Vec::new())).collect();
+    for round in 1..=repeat {
+        for (churn, seen) in &mut p99s {
+            let (own, children) = cpu_ms(pid);
+            let (n, p50, p99, rounds) = calls_during(&base, &remote, *churn, run_for).await;
+            let (own_after, children_after) = cpu_ms(pid);
+            println!(
+                "round {round} {:<27}: {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed; \
+                 CPU: gateway {} ms, its reaped children {} ms)",
+                churn.label(),
+                own_after - own,
+                children_after - children,
+            );
+            seen.push(p99);
+        }
+    }
+    let alone = p99s[0].1.clone();
+    let (lo, hi) = range(&alone);
+    println!(
+        "p99 of tools/call over {repeat} rounds of {:.0} s per phase (noise: the runs alone span {lo:.0}–{hi:.0} µs):",
+        run_for.as_secs_f64()
+    );
+    for (churn, seen) in &p99s {
+        let (min, max) = range(seen);
+        let mid = median(seen);
+        let verdict = if mid <= hi {
+            "within noise"
+        } else {
+            "above noise"
+        };
         println!(
-            "tools/call during churn ({:<18}): {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs ({rounds} upstreams added and removed meanwhile; \
-             CPU: gateway {} ms, its reaped children {} ms)",
-            churn.label(),
-            own_after - own,
-            children_after - children,
-        );
-        let (n, p50, p99) = calls(&base).await;
-        println!(
-            "tools/call alone again:                   {n} calls, p50 {p50:.0} µs, p99 {p99:.0} µs"
+            "  {:<27} median {mid:>6.0} µs, runs {min:.0}–{max:.0} µs: {verdict}",
+            churn.label()
         );
     }
 }
 
-/// Echo calls while upstreams of kind `churn` are added and removed through
-/// the API, one live at a time: (calls, p50 µs, p99 µs, rounds).
-async fn calls_during(base: &str, remote: &str, churn: Churn) -> (usize, f64, f64, usize) {
+fn range(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// Echo calls while `churn` runs beside them, one upstream live at a time:
+/// (calls, p50 µs, p99 µs, rounds).
+async fn calls_during(
+    base: &str,
+    remote: &str,
+    churn: Churn,
+    run_for: Duration,
+) -> (usize, f64, f64, usize) {
+    if churn == Churn::Alone {
+        let (n, p50, p99) = calls(base, run_for).await;
+        return (n, p50, p99, 0);
+    }
     // The churn is driven from a thread and runtime of its own, so its
     // requests never wait in the measuring client's queue (a p99 shift
     // there would be the bench's, not the gateway's).
@@ -203,7 +266,12 @@ async fn calls_during(base: &str, remote: &str, churn: Churn) -> (usize, f64, f6
                 let http = reqwest::Client::new();
                 let mut rounds = 0;
                 let start = Instant::now();
-                while start.elapsed() < RUN_FOR && rounds < 100 {
+                while start.elapsed() < run_for && rounds < 100 {
+                    if churn == Churn::ProcessesWithoutGateway {
+                        start_and_close_a_demo_server().await;
+                        rounds += 1;
+                        continue;
+                    }
                     let name = format!("churn{rounds}");
                     let created = http
                         .post(format!("{base}/api/v1/upstreams"))
@@ -224,8 +292,39 @@ async fn calls_during(base: &str, remote: &str, churn: Churn) -> (usize, f64, f6
             })
         })
     };
-    let (n, p50, p99) = calls(base).await;
+    let (n, p50, p99) = calls(base, run_for).await;
     (n, p50, p99, worker.join().unwrap())
+}
+
+/// What the gateway does with a stdio upstream it adds and removes, done
+/// by the bench: start the demo server, initialize, list its tools, close.
+async fn start_and_close_a_demo_server() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut child = tokio::process::Command::new(bin())
+        .args(["demo-server", "echo"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "0"}}});
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    for (sent, answered) in [
+        (format!("{initialize}\n"), "initialize"),
+        (format!("{initialized}\n{list}\n"), "tools/list"),
+    ] {
+        stdin.write_all(sent.as_bytes()).await.unwrap();
+        let line = lines.next_line().await.unwrap();
+        assert!(line.is_some(), "{answered} not answered");
+    }
+    drop(stdin);
+    child.wait().await.unwrap();
 }
 
 async fn reconcile_500() {

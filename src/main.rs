@@ -264,7 +264,7 @@ fn main() -> anyhow::Result<()> {
     // a pre_exec hook instead, as before the launcher (e.g. to compare).
     let fork = std::env::var_os("BULWARK_UPSTREAM_SPAWN").is_some_and(|how| how == "fork");
     if !fork && std::path::Path::new("/proc/self/exe").exists() {
-        bulwark_actors::upstream::launcher::use_this_binary();
+        bulwark_actors::upstream::launcher::use_launcher();
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
