@@ -23,12 +23,12 @@
 mod export;
 pub mod http;
 mod json;
+mod otlp;
 pub mod service;
 
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::{Level, Metadata};
@@ -154,14 +154,8 @@ fn provider(
         let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOff));
         return Ok((builder.with_sampler(sampler).build(), None));
     };
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(endpoint)
-        .with_timeout(EXPORT_TIMEOUT)
-        .build()
-        .map_err(|err| TraceError::Exporter(err.to_string()))?;
-    opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+    let exporter =
+        otlp::OtlpHttp::new(endpoint, &resource, EXPORT_TIMEOUT).map_err(TraceError::Exporter)?;
     let (processor, handle) = export::Bounded::start(exporter, telemetry.trace_queue_size);
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
         telemetry.sampling_ratio,

@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use tokio::sync::{Notify, oneshot};
+
+use super::otlp::OtlpHttp;
 
 /// Most spans in one export request.
 const MAX_BATCH: usize = 512;
@@ -98,7 +100,7 @@ impl Handle {
 
 impl Bounded {
     /// Starts exporting through `exporter`, queueing `capacity` spans at most.
-    pub fn start<E: SpanExporter + 'static>(exporter: E, capacity: usize) -> (Self, Handle) {
+    pub fn start(exporter: OtlpHttp, capacity: usize) -> (Self, Handle) {
         let queue = Arc::new(Queue {
             spans: Mutex::new(Vec::with_capacity(MAX_BATCH)),
             capacity: capacity.max(1),
@@ -130,7 +132,7 @@ impl SpanProcessor for Bounded {
     }
 }
 
-async fn run<E: SpanExporter>(exporter: E, queue: Arc<Queue>, mut stopped: oneshot::Receiver<()>) {
+async fn run(exporter: OtlpHttp, queue: Arc<Queue>, mut stopped: oneshot::Receiver<()>) {
     let mut warned = false;
     let mut tick = tokio::time::interval(SCHEDULED_DELAY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,7 +158,7 @@ async fn run<E: SpanExporter>(exporter: E, queue: Arc<Queue>, mut stopped: onesh
 }
 
 /// Sends `spans` in batches of at most [`MAX_BATCH`].
-async fn send_all<E: SpanExporter>(exporter: &E, mut spans: Vec<SpanData>) {
+async fn send_all(exporter: &OtlpHttp, mut spans: Vec<SpanData>) {
     while !spans.is_empty() {
         let rest = spans.split_off(spans.len().min(MAX_BATCH));
         send(exporter, spans).await;
@@ -164,9 +166,9 @@ async fn send_all<E: SpanExporter>(exporter: &E, mut spans: Vec<SpanData>) {
     }
 }
 
-async fn send<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) {
+async fn send(exporter: &OtlpHttp, batch: Vec<SpanData>) {
     let count = batch.len() as u64;
-    match exporter.export(batch).await {
+    match exporter.export(&batch).await {
         Ok(()) => {
             EXPORTED.fetch_add(count, Ordering::Relaxed);
         }
