@@ -339,16 +339,31 @@ fn string_bytes(buf: &mut Vec<u8>, field: u32, value: &[u8]) {
     buf.extend_from_slice(value);
 }
 
-/// A nested message: written in place, then its length put in front (one
-/// move of the message's bytes, cheaper than sizing everything twice).
+/// A nested message, written in place after a one-byte length: most
+/// (attributes, values, events) are shorter than 128 bytes, and their length
+/// is then filled in; a longer one moves its bytes once to make room. No
+/// sizing pass, no allocation.
 fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
-    let start = buf.len();
+    tag(buf, field, LENGTH_DELIMITED);
+    let at = buf.len();
+    buf.push(0);
     body(buf);
-    let len = buf.len() - start;
-    let mut header = Vec::with_capacity(10);
-    tag(&mut header, field, LENGTH_DELIMITED);
-    varint(&mut header, len as u64);
-    buf.splice(start..start, header);
+    let len = buf.len() - at - 1;
+    if len < 0x80 {
+        buf[at] = len as u8;
+        return;
+    }
+    let mut header = [0u8; 10];
+    let mut used = 0;
+    let mut rest = len as u64;
+    while rest >= 0x80 {
+        header[used] = (rest as u8) | 0x80;
+        rest >>= 7;
+        used += 1;
+    }
+    header[used] = rest as u8;
+    buf[at] = header[0];
+    buf.splice(at + 1..at + 1, header[1..=used].iter().copied());
 }
 
 #[cfg(test)]
@@ -436,6 +451,9 @@ mod tests {
         root.status = Status::Unset;
         root.span_kind = SpanKind::Internal;
         let mut ok = span("guardrail.check", bulwark.clone());
+        // A length that takes three bytes.
+        ok.attributes
+            .push(KeyValue::new("long", "x".repeat(20_000)));
         ok.status = Status::Ok;
         ok.span_kind = SpanKind::Client;
         vec![
