@@ -106,16 +106,26 @@ macro_rules! const_string {
             where
                 D: serde::Deserializer<'de>,
             {
-                let s: String = serde::Deserialize::deserialize(deserializer)?;
-                if s == $value {
-                    Ok($name)
-                } else {
-                    Err(serde::de::Error::custom(format!(concat!(
-                        "expect const string value \"",
-                        $value,
-                        "\""
-                    ))))
+                // Bulwark patch: compared as borrowed text, no `String` made.
+                struct Expect;
+                impl serde::de::Visitor<'_> for Expect {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("const string value \"", $value, "\""))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        if text == $value {
+                            Ok($name)
+                        } else {
+                            Err(E::custom(concat!(
+                                "expect const string value \"",
+                                $value,
+                                "\""
+                            )))
+                        }
+                    }
                 }
+                deserializer.deserialize_str(Expect)
             }
         }
 
@@ -4856,23 +4866,42 @@ macro_rules! ts_union {
         export type $U:ident =
             $($rest:tt)*
     ) => {
-        ts_union!(@declare $U { $($rest)* });
+        ts_union!(@declare derived $U { $($rest)* });
         ts_union!(@impl_from $U { $($rest)* });
     };
-    (@declare $U:ident { $($variant:tt)* }) => {
-        ts_union!(@declare_variant $U { } {$($variant)*} );
+    // Bulwark patch: the union's `Deserialize` is written by hand (see
+    // `ClientRequest`), everything else as above.
+    (
+        export type $U:ident by hand =
+            $($rest:tt)*
+    ) => {
+        ts_union!(@declare by_hand $U { $($rest)* });
+        ts_union!(@impl_from $U { $($rest)* });
     };
-    (@declare_variant $U:ident { $($declared:tt)* } {$(|)? box $V:ident $($rest:tt)*}) => {
-        ts_union!(@declare_variant $U { $($declared)* $V(Box<$V>), }  {$($rest)*});
+    (@declare $mode:ident $U:ident { $($variant:tt)* }) => {
+        ts_union!(@declare_variant $mode $U { } {$($variant)*} );
     };
-    (@declare_variant $U:ident { $($declared:tt)* } {$(|)? $V:ident $($rest:tt)*}) => {
-        ts_union!(@declare_variant $U { $($declared)* $V($V), } {$($rest)*});
+    (@declare_variant $mode:ident $U:ident { $($declared:tt)* } {$(|)? box $V:ident $($rest:tt)*}) => {
+        ts_union!(@declare_variant $mode $U { $($declared)* $V(Box<$V>), }  {$($rest)*});
     };
-    (@declare_variant $U:ident { $($declared:tt)* }  { ; }) => {
-        ts_union!(@declare_end $U { $($declared)* } );
+    (@declare_variant $mode:ident $U:ident { $($declared:tt)* } {$(|)? $V:ident $($rest:tt)*}) => {
+        ts_union!(@declare_variant $mode $U { $($declared)* $V($V), } {$($rest)*});
     };
-    (@declare_end $U:ident { $($declared:tt)* }) => {
+    (@declare_variant $mode:ident $U:ident { $($declared:tt)* }  { ; }) => {
+        ts_union!(@declare_end $mode $U { $($declared)* } );
+    };
+    (@declare_end derived $U:ident { $($declared:tt)* }) => {
         #[derive(Debug, Serialize, Deserialize, Clone)]
+        #[serde(untagged)]
+        #[allow(clippy::large_enum_variant)]
+        #[non_exhaustive]
+        #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+        pub enum $U {
+            $($declared)*
+        }
+    };
+    (@declare_end by_hand $U:ident { $($declared:tt)* }) => {
+        #[derive(Debug, Serialize, Clone)]
         #[serde(untagged)]
         #[allow(clippy::large_enum_variant)]
         #[non_exhaustive]
@@ -4902,7 +4931,7 @@ macro_rules! ts_union {
 }
 
 ts_union!(
-    export type ClientRequest =
+    export type ClientRequest by hand =
     | PingRequest
     | InitializeRequest
     | DiscoverRequest
@@ -4926,6 +4955,59 @@ ts_union!(
     | ReadResourceDirectoryRequest
     | CustomRequest;
 );
+
+/// Bulwark patch: a client request is parsed by its `method`, as the one
+/// variant that method names (else [`CustomRequest`]), where the derived
+/// untagged parse tried every variant in turn: ~20 failed attempts (each an
+/// allocated error) before a `tools/call` matched. The outcome is the
+/// untagged one: a known method whose params do not fit is a
+/// `CustomRequest`, as the untagged order would make it.
+impl<'de> Deserialize<'de> for ClientRequest {
+    fn deserialize<D>(deserializer: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let value = Value::deserialize(deserializer)?;
+        let method = value.get("method").and_then(Value::as_str).unwrap_or_default();
+        macro_rules! by_method {
+            ($($V:ident => $M:ty),* $(,)?) => {
+                $(
+                    if method == <$M as ConstString>::VALUE {
+                        if let Ok(request) = $V::deserialize(&value) {
+                            return Ok(ClientRequest::$V(request));
+                        }
+                    }
+                )*
+            };
+        }
+        by_method!(
+            PingRequest => PingRequestMethod,
+            InitializeRequest => InitializeResultMethod,
+            DiscoverRequest => DiscoverRequestMethod,
+            CompleteRequest => CompleteRequestMethod,
+            SetLevelRequest => SetLevelRequestMethod,
+            GetPromptRequest => GetPromptRequestMethod,
+            ListPromptsRequest => ListPromptsRequestMethod,
+            ListResourcesRequest => ListResourcesRequestMethod,
+            ListResourceTemplatesRequest => ListResourceTemplatesRequestMethod,
+            ReadResourceRequest => ReadResourceRequestMethod,
+            SubscriptionsListenRequest => SubscriptionsListenRequestMethod,
+            SubscribeRequest => SubscribeRequestMethod,
+            UnsubscribeRequest => UnsubscribeRequestMethod,
+            CallToolRequest => CallToolRequestMethod,
+            ListToolsRequest => ListToolsRequestMethod,
+            GetTaskRequest => GetTaskMethod,
+            UpdateTaskRequest => UpdateTaskMethod,
+            CancelTaskRequest => CancelTaskMethod,
+            ListSkillsRequest => ListSkillsRequestMethod,
+            GetSkillRequest => GetSkillRequestMethod,
+            ReadResourceDirectoryRequest => ReadResourceDirectoryRequestMethod,
+        );
+        CustomRequest::deserialize(value).map(ClientRequest::CustomRequest).map_err(|_| {
+            serde::de::Error::custom("data did not match any variant of untagged enum ClientRequest")
+        })
+    }
+}
 
 impl ClientRequest {
     pub fn method(&self) -> &str {
