@@ -308,7 +308,15 @@ where
                 }
                 try_parse_with_compatibility::<RxJsonRpcMessage<Role>>(line, "receive")
             };
-            self.line_buf.clear();
+            // Bulwark patch: a large line's buffer is freed rather than kept
+            // (cleared, with its capacity) for the next line: it held a copy
+            // of the parsed message while that went on to be checked and
+            // sent, and stayed for the life of the connection.
+            if self.line_buf.capacity() >= SHRINK_AFTER_LINE_BYTES {
+                self.line_buf = Vec::new();
+            } else {
+                self.line_buf.clear();
+            }
             match parsed {
                 Ok(Some(msg)) => return Some(msg),
                 Ok(None) => continue,
@@ -458,7 +466,7 @@ fn should_ignore_notification(json_value: &serde_json::Value, method: &str) -> b
 
 /// Try to parse a message with compatibility handling for non-standard notifications
 /// A line at least this long leaves the read buffer replaced by a small one
-/// (Bulwark patch, see `decode`).
+/// (Bulwark patch, see `decode`), and the line buffer of `receive` freed.
 const SHRINK_AFTER_LINE_BYTES: usize = 256 * 1024;
 
 fn try_parse_with_compatibility<T: serde::de::DeserializeOwned>(

@@ -21,6 +21,10 @@ mod reqwest;
 #[cfg(feature = "client-side-sse")]
 pub mod client_side_sse;
 
+// Bulwark patch (see PATCHES.md): the parser behind `client_side_sse`.
+#[cfg(feature = "client-side-sse")]
+mod sse_parser;
+
 #[cfg(feature = "auth")]
 pub mod auth;
 

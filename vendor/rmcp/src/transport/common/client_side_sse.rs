@@ -7,7 +7,9 @@ use std::{
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream::BoxStream};
-use sse_stream::{Error as SseError, Sse, SseStream};
+use sse_stream::{Error as SseError, Sse};
+
+use super::sse_parser::SseEvents;
 use thiserror::Error;
 
 use crate::model::ServerJsonRpcMessage;
@@ -151,7 +153,7 @@ where
         limiter: SseEventSizeLimiter::new(max_event_size),
         failed: false,
     };
-    SseStream::from_bytes_stream(stream).boxed()
+    SseEvents::new(stream).boxed()
 }
 
 fn is_event_too_large_error(error: &SseError) -> bool {
