@@ -13,8 +13,8 @@
 //! parent-death signal, checks that the gateway is still its parent, and
 //! execs the upstream's program in its place (same pid, same process group,
 //! same pipes and environment). The launcher is `bulwark-launch` beside the
-//! gateway's binary (small: loading it costs ~0.5 ms of CPU where the
-//! gateway's own binary costs ~4 ms, paid once per upstream started), else
+//! gateway's binary (small: loading it costs ~1 ms of CPU where the
+//! gateway's own binary costs ~4.4 ms, paid once per upstream started), else
 //! the gateway's binary itself. Without a launcher (a test binary of this
 //! crate) processes are forked with a `pre_exec` hook instead.
 use std::ffi::OsString;
@@ -34,9 +34,9 @@ pub const LAUNCHER_BINARY: &str = "bulwark-launch";
 
 /// Starts upstream processes through `bulwark-launch` beside this binary
 /// when it is there, else through this very binary (whose `main` must then
-/// call [`exec_if_asked`] first thing). Returns the launcher chosen.
-pub fn use_launcher() -> &'static Path {
-    LAUNCHER.get_or_init(|| launcher_for(std::env::current_exe().ok().as_deref()))
+/// call [`exec_if_asked`] first thing).
+pub fn use_launcher() {
+    LAUNCHER.get_or_init(|| launcher_for(std::env::current_exe().ok().as_deref()));
 }
 
 /// `bulwark-launch` beside `exe` when it is there, else `exe` itself (as

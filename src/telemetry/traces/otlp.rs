@@ -22,17 +22,20 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 #[derive(Debug)]
 pub struct OtlpHttp {
     client: reqwest::Client,
-    endpoint: String,
+    endpoint: reqwest::Url,
     /// The `Resource` message, encoded once.
     resource: Vec<u8>,
     resource_schema: String,
 }
 
 impl OtlpHttp {
-    /// An exporter posting to `endpoint` with `timeout` per request, and the
+    /// An exporter posting to `endpoint` (checked here: a bad URL fails the
+    /// start, not every export) with `timeout` per request, and the
     /// headers of `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else
     /// `OTEL_EXPORTER_OTLP_HEADERS`), as the OpenTelemetry SDKs read them.
     pub fn new(endpoint: &str, resource: &Resource, timeout: Duration) -> Result<Self, String> {
+        let endpoint =
+            reqwest::Url::parse(endpoint).map_err(|err| format!("endpoint {endpoint:?}: {err}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -56,7 +59,7 @@ impl OtlpHttp {
         }
         Ok(Self {
             client,
-            endpoint: endpoint.to_owned(),
+            endpoint,
             resource: encoded,
             resource_schema: resource.schema_url().unwrap_or_default().to_owned(),
         })
@@ -67,7 +70,7 @@ impl OtlpHttp {
         let body = encode(batch, &self.resource, &self.resource_schema);
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .body(body)
             .send()
             .await
@@ -85,29 +88,14 @@ impl OtlpHttp {
 fn parse_headers(list: &str) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
     list.split(',').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
-        let value = percent_decode(value.trim())?;
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .ok()?;
         Some((
             HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
             HeaderValue::from_str(&value).ok()?,
         ))
     })
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// An `ExportTraceServiceRequest` holding `spans` under one resource (its
@@ -283,12 +271,22 @@ const FIXED64: u8 = 1;
 const LENGTH_DELIMITED: u8 = 2;
 const FIXED32: u8 = 5;
 
-fn varint(buf: &mut Vec<u8>, mut value: u64) {
+fn varint(buf: &mut Vec<u8>, value: u64) {
+    let (bytes, len) = varint_bytes(value);
+    buf.extend_from_slice(&bytes[..len]);
+}
+
+/// `value` as a protobuf varint: 7 bits a byte, low first, at most 10 bytes.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     while value >= 0x80 {
-        buf.push((value as u8) | 0x80);
+        bytes[len] = (value as u8) | 0x80;
         value >>= 7;
+        len += 1;
     }
-    buf.push(value as u8);
+    bytes[len] = value as u8;
+    (bytes, len + 1)
 }
 
 fn tag(buf: &mut Vec<u8>, field: u32, wire: u8) {
@@ -353,17 +351,9 @@ fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
         buf[at] = len as u8;
         return;
     }
-    let mut header = [0u8; 10];
-    let mut used = 0;
-    let mut rest = len as u64;
-    while rest >= 0x80 {
-        header[used] = (rest as u8) | 0x80;
-        rest >>= 7;
-        used += 1;
-    }
-    header[used] = rest as u8;
+    let (header, used) = varint_bytes(len as u64);
     buf[at] = header[0];
-    buf.splice(at + 1..at + 1, header[1..=used].iter().copied());
+    buf.splice(at + 1..at + 1, header[1..used].iter().copied());
 }
 
 #[cfg(test)]
@@ -487,6 +477,21 @@ mod tests {
             ),
         };
         assert_eq!(decoded, official);
+    }
+
+    #[test]
+    fn a_bad_endpoint_fails_the_start() {
+        let resource = Resource::builder().build();
+        let err = OtlpHttp::new("not a url", &resource, Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains("not a url"), "{err}");
+        assert!(
+            OtlpHttp::new(
+                "http://127.0.0.1:4318/v1/traces",
+                &resource,
+                Duration::from_secs(1)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

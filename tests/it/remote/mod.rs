@@ -4,6 +4,7 @@
 mod conformance;
 mod oauth;
 mod sse;
+mod sse_parser;
 mod supervision;
 
 use std::os::unix::process::CommandExt;

@@ -156,6 +156,18 @@ where
     SseEvents::new(stream).boxed()
 }
 
+/// Bulwark patch: the SSE parser behind [`bounded_sse_stream`], public so
+/// the gateway's tests can hold it to `sse_stream`'s (this crate's own tests
+/// are not built in the workspace).
+#[doc(hidden)]
+pub fn parse_sse<S, E>(stream: S) -> impl Stream<Item = Result<Sse, SseError>>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    SseEvents::new(stream)
+}
+
 fn is_event_too_large_error(error: &SseError) -> bool {
     matches!(
         error,

@@ -78,25 +78,25 @@ impl Parser {
         let value = &line[value_start..];
         match field {
             Field::Data => {
-                let event = self.current.get_or_insert_default();
-                match (event.data.as_mut(), line) {
-                    (Some(data), line) => {
-                        let value = std::str::from_utf8(&line[value_start..])
-                            .map_err(SseError::Utf8Parse)?;
-                        data.push('\n');
-                        data.push_str(value);
-                    }
-                    (None, Cow::Owned(mut line)) => {
-                        line.drain(..value_start);
-                        let data = String::from_utf8(line)
-                            .map_err(|err| SseError::Utf8Parse(err.utf8_error()))?;
-                        event.data = Some(data);
-                    }
-                    (None, Cow::Borrowed(line)) => {
-                        let value = std::str::from_utf8(&line[value_start..])
-                            .map_err(SseError::Utf8Parse)?;
-                        event.data = Some(value.to_owned());
-                    }
+                // The value is checked before the event is started: a line
+                // that is not UTF-8 leaves no (empty) event behind.
+                if let Some(data) = self.current.as_mut().and_then(|event| event.data.as_mut()) {
+                    let value = std::str::from_utf8(&line[value_start..])
+                        .map_err(SseError::Utf8Parse)?;
+                    data.push('\n');
+                    data.push_str(value);
+                } else {
+                    let data = match line {
+                        Cow::Owned(mut line) => {
+                            line.drain(..value_start);
+                            String::from_utf8(line)
+                                .map_err(|err| SseError::Utf8Parse(err.utf8_error()))?
+                        }
+                        Cow::Borrowed(line) => std::str::from_utf8(&line[value_start..])
+                            .map_err(SseError::Utf8Parse)?
+                            .to_owned(),
+                    };
+                    self.current.get_or_insert_default().data = Some(data);
                 }
             }
             Field::Event => {
@@ -154,6 +154,11 @@ impl Parser {
     }
 
     fn parse_chunk(&mut self, mut bytes: &[u8]) -> Result<(), SseError> {
+        // An empty chunk says nothing, in particular not whether a `\r` that
+        // ended the last one is followed by `\n`.
+        if bytes.is_empty() {
+            return Ok(());
+        }
         if self.skip_leading_lf {
             self.skip_leading_lf = false;
             if bytes.first() == Some(&b'\n') {
@@ -222,52 +227,5 @@ where
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use futures::StreamExt;
-
-    use super::*;
-
-    async fn events(chunks: &[&[u8]]) -> Vec<Result<Sse, String>> {
-        let source = futures::stream::iter(
-            chunks
-                .iter()
-                .map(|chunk| Ok::<_, std::io::Error>(Bytes::copy_from_slice(chunk)))
-                .collect::<Vec<_>>(),
-        );
-        SseEvents::new(source)
-            .map(|event| event.map_err(|err| err.to_string()))
-            .collect()
-            .await
-    }
-
-    #[tokio::test]
-    async fn parses_fields_line_endings_and_a_bom() {
-        let got = events(&[
-            b"\xEF\xBB\xBFevent: e\r\nid: 1\rretry: 5\r",
-            b"\ndata: a\n: comment\ndata:b\n\n",
-        ])
-        .await;
-        let want = Sse::default().event("e").id("1").retry(5).data("a\nb");
-        assert_eq!(got, vec![Ok(want)]);
-    }
-
-    #[tokio::test]
-    async fn a_data_line_over_many_chunks_is_whole() {
-        let big = vec![b'x'; 3 * KEEP_LINE_BUFFER];
-        let got = events(&[b"id: 7\ndata: ", &big, b"y", b"\ndata: z\n\n"]).await;
-        let mut data = "x".repeat(3 * KEEP_LINE_BUFFER);
-        data.push_str("y\nz");
-        assert_eq!(got, vec![Ok(Sse::default().id("7").data(data))]);
-    }
-
-    #[tokio::test]
-    async fn errors_are_those_of_sse_stream() {
-        let got = events(&[b"bogus\n", b"event: a\nevent: b\n", b"data: \xff\xfe\n\n"]).await;
-        assert_eq!(got.len(), 3);
-        assert!(got.iter().all(Result::is_err), "{got:?}");
     }
 }
