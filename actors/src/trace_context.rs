@@ -1,98 +1,220 @@
 //! W3C trace context (`traceparent`, `tracestate`) where Bulwark carries it:
-//! HTTP headers and an MCP request's `_meta` (the keys are the same). One
-//! propagator, no global state: reading a context that is absent or invalid
-//! yields `None`, and writing one only happens for a valid span context, so
-//! with tracing off nothing is read or written.
+//! HTTP headers and an MCP request's `_meta` (the keys are the same), and
+//! the ids of the spans the gateway's trace layer records.
+//!
+//! The layer (in the gateway crate) stores a [`SpanIds`] in each span it
+//! sees; this module reads and rewrites them through the `tracing` registry,
+//! so code anywhere (an actor, a transport) can continue a remote trace or
+//! pass its own on. Reading a context that is absent or invalid yields
+//! `None`, and writing one only happens for a span that has ids, so with
+//! tracing off nothing is read or written.
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use serde_json::{Map, Value};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::LookupSpan;
 
 /// The W3C `traceparent` key (header name and `_meta` key).
 pub const TRACEPARENT: &str = "traceparent";
 /// The W3C `tracestate` key (header name and `_meta` key).
 pub const TRACESTATE: &str = "tracestate";
 
-/// The remote context a header map carries, if a valid one.
-pub fn from_headers(headers: &HeaderMap) -> Option<Context> {
-    valid(TraceContextPropagator::new().extract(&Headers(headers)))
+/// The longest `tracestate` passed on (the W3C limit is 512 characters).
+const MAX_TRACESTATE: usize = 512;
+
+/// A span's place in a trace, as `traceparent` and `tracestate` carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace, 16 bytes, not all zero.
+    pub trace_id: [u8; 16],
+    /// The span, 8 bytes, not all zero.
+    pub span_id: [u8; 8],
+    /// The sampled flag: the caller records this trace.
+    pub sampled: bool,
+    /// The vendor state, passed on unchanged.
+    pub state: Option<Arc<str>>,
 }
 
-/// The remote context a request's `_meta` carries, if a valid one.
-pub fn from_meta(meta: &Map<String, Value>) -> Option<Context> {
-    valid(TraceContextPropagator::new().extract(&Meta(meta)))
-}
+impl TraceContext {
+    /// Parses a `traceparent` (and its `tracestate`) as W3C Trace Context
+    /// level 1 reads them: a version other than `ff`, lowercase hex ids
+    /// that are not all zero, and for version `00` nothing after the flags.
+    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
+        let value = traceparent.trim().as_bytes();
+        if value.len() < 55 {
+            return None;
+        }
+        let version = hex_byte(&value[0..2])?;
+        if version == 0xff || value[2] != b'-' || value[35] != b'-' || value[52] != b'-' {
+            return None;
+        }
+        // Version 00 is exactly 55 characters; a later version may add
+        // fields after a dash, which are ignored.
+        if (version == 0 && value.len() != 55) || (value.len() > 55 && value[55] != b'-') {
+            return None;
+        }
+        let mut trace_id = [0u8; 16];
+        hex_into(&value[3..35], &mut trace_id)?;
+        let mut span_id = [0u8; 8];
+        hex_into(&value[36..52], &mut span_id)?;
+        let flags = hex_byte(&value[53..55])?;
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        let state = tracestate
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && s.len() <= MAX_TRACESTATE)
+            .filter(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .map(Arc::from);
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+            state,
+        })
+    }
 
-/// Writes `span`'s context into `meta` (replacing what the client sent):
-/// the next hop sees this span as its parent. Nothing when `span` has no
-/// valid context (tracing off, span disabled).
-pub fn to_meta(span: &tracing::Span, meta: &mut Map<String, Value>) {
-    let cx = span.context();
-    if cx.span().span_context().is_valid() {
-        TraceContextPropagator::new().inject_context(&cx, &mut MetaMut(meta));
+    /// The `traceparent` value: version `00`.
+    pub fn traceparent(&self) -> String {
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        push_hex(&mut out, &self.trace_id);
+        out.push('-');
+        push_hex(&mut out, &self.span_id);
+        out.push_str(if self.sampled { "-01" } else { "-00" });
+        out
     }
 }
 
-/// Writes `span`'s context as headers, if it has a valid one.
-pub fn to_headers(span: &tracing::Span, headers: &mut HashMap<HeaderName, HeaderValue>) {
-    let cx = span.context();
-    if cx.span().span_context().is_valid() {
-        TraceContextPropagator::new().inject_context(&cx, &mut HeadersMut(headers));
-    }
+/// What the trace layer keeps in every span it sees: the ids, the parent
+/// and the sampling decision. Rewritten by [`set_parent`].
+#[derive(Debug, Clone)]
+pub struct SpanIds {
+    /// The trace this span belongs to.
+    pub trace_id: [u8; 16],
+    /// This span.
+    pub span_id: [u8; 8],
+    /// Its parent, local or remote; `None` for a root.
+    pub parent_id: Option<[u8; 8]>,
+    /// Whether the parent came from another process.
+    pub parent_remote: bool,
+    /// Whether this span is recorded and exported.
+    pub sampled: bool,
+    /// The vendor `tracestate` inherited from a remote parent.
+    pub state: Option<Arc<str>>,
 }
 
-fn valid(cx: Context) -> Option<Context> {
-    cx.span().span_context().is_valid().then_some(cx)
-}
-
-struct Headers<'a>(&'a HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-struct HeadersMut<'a>(&'a mut HashMap<HeaderName, HeaderValue>);
-
-impl Injector for HeadersMut<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(key),
-            HeaderValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(name, value);
+impl SpanIds {
+    /// The context a child of this span (here or in the next hop) continues.
+    pub fn context(&self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled,
+            state: self.state.clone(),
         }
     }
 }
 
-struct Meta<'a>(&'a Map<String, Value>);
-
-impl Extractor for Meta<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
+/// Lowercase hex of `bytes` appended to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
     }
 }
 
-struct MetaMut<'a>(&'a mut Map<String, Value>);
+/// The remote context a header map carries, if a valid one.
+pub fn from_headers(headers: &HeaderMap) -> Option<TraceContext> {
+    let parent = headers.get(TRACEPARENT)?.to_str().ok()?;
+    let state = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
+    TraceContext::parse(parent, state)
+}
 
-impl Injector for MetaMut<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), Value::String(value));
+/// The remote context a request's `_meta` carries, if a valid one.
+pub fn from_meta(meta: &Map<String, Value>) -> Option<TraceContext> {
+    let parent = meta.get(TRACEPARENT)?.as_str()?;
+    let state = meta.get(TRACESTATE).and_then(Value::as_str);
+    TraceContext::parse(parent, state)
+}
+
+/// Writes `span`'s context into `meta` (replacing what the client sent):
+/// the next hop sees this span as its parent. Nothing when `span` has no
+/// ids (tracing off, span disabled).
+pub fn to_meta(span: &tracing::Span, meta: &mut Map<String, Value>) {
+    if let Some(cx) = context(span) {
+        meta.insert(TRACEPARENT.into(), Value::String(cx.traceparent()));
+        match cx.state {
+            Some(state) => meta.insert(TRACESTATE.into(), Value::String(state.to_string())),
+            None => meta.remove(TRACESTATE),
+        };
     }
+}
+
+/// Writes `span`'s context as headers, if it has ids.
+pub fn to_headers(span: &tracing::Span, headers: &mut HashMap<HeaderName, HeaderValue>) {
+    let Some(cx) = context(span) else {
+        return;
+    };
+    if let Ok(value) = HeaderValue::try_from(cx.traceparent()) {
+        headers.insert(HeaderName::from_static(TRACEPARENT), value);
+    }
+    if let Some(value) = cx.state.and_then(|s| HeaderValue::try_from(&*s).ok()) {
+        headers.insert(HeaderName::from_static(TRACESTATE), value);
+    }
+}
+
+/// `span`'s own context, when the trace layer gave it ids.
+pub fn context(span: &tracing::Span) -> Option<TraceContext> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let data = registry.span(id)?;
+        let extensions = data.extensions();
+        extensions.get::<SpanIds>().map(SpanIds::context)
+    })
+    .flatten()
+}
+
+/// Makes `remote` the parent of `span`: its trace, its sampling decision.
+/// Call before `span` has children; they take their trace from it when
+/// they start. Nothing when `span` has no ids.
+pub fn set_parent(span: &tracing::Span, remote: TraceContext) {
+    span.with_subscriber(|(id, dispatch)| {
+        let Some(data) = dispatch
+            .downcast_ref::<Registry>()
+            .and_then(|registry| registry.span(id))
+        else {
+            return;
+        };
+        if let Some(ids) = data.extensions_mut().get_mut::<SpanIds>() {
+            ids.trace_id = remote.trace_id;
+            ids.parent_id = Some(remote.span_id);
+            ids.parent_remote = true;
+            ids.sampled = remote.sampled;
+            ids.state = remote.state;
+        }
+    });
+}
+
+fn hex_into(text: &[u8], out: &mut [u8]) -> Option<()> {
+    for (pair, byte) in text.chunks_exact(2).zip(out.iter_mut()) {
+        *byte = hex_byte(pair)?;
+    }
+    Some(())
+}
+
+/// Two lowercase hex digits (W3C: uppercase is invalid).
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    Some(digit(pair[0])? << 4 | digit(pair[1])?)
 }
 
 #[cfg(test)]
@@ -105,13 +227,16 @@ mod tests {
     fn reads_a_valid_traceparent_from_headers_and_meta() {
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, HeaderValue::from_static(PARENT));
+        headers.insert(TRACESTATE, HeaderValue::from_static("congo=t61rcWkgMzE"));
         let cx = from_headers(&headers).unwrap();
-        let trace_id = cx.span().span_context().trace_id();
-        assert_eq!(trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(cx.traceparent(), PARENT);
+        assert_eq!(cx.state.as_deref(), Some("congo=t61rcWkgMzE"));
 
         let mut meta = Map::new();
         meta.insert(TRACEPARENT.into(), Value::String(PARENT.into()));
-        assert!(from_meta(&meta).unwrap().span().span_context().is_sampled());
+        let cx = from_meta(&meta).unwrap();
+        assert!(cx.sampled);
+        assert_eq!(cx.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
     }
 
     #[test]
@@ -122,12 +247,36 @@ mod tests {
         assert!(from_meta(&meta).is_none());
         meta.insert(TRACEPARENT.into(), Value::Bool(true));
         assert!(from_meta(&meta).is_none());
+        for bad in [
+            // all-zero trace id, all-zero span id
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            // uppercase hex, version ff, version 00 with a tail
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xx",
+            // wrong separators
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(TraceContext::parse(bad, None).is_none(), "{bad}");
+        }
     }
 
     #[test]
-    fn writes_nothing_without_a_valid_span_context() {
+    fn a_later_version_may_carry_more_fields() {
+        let future = format!("01{}-extra", &PARENT[2..]);
+        let cx = TraceContext::parse(&future, None).unwrap();
+        assert_eq!(&cx.traceparent()[2..], &PARENT[2..]);
+        assert!(TraceContext::parse(&format!("01{}x", &PARENT[2..]), None).is_none());
+    }
+
+    #[test]
+    fn writes_nothing_without_span_ids() {
         let mut meta = Map::new();
         to_meta(&tracing::Span::none(), &mut meta);
         assert!(meta.is_empty());
+        let mut headers = HashMap::new();
+        to_headers(&tracing::Span::none(), &mut headers);
+        assert!(headers.is_empty());
     }
 }

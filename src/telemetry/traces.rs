@@ -1,7 +1,7 @@
 //! Traces and the log format: one `tracing` subscriber for both.
 //!
 //! The request path is instrumented with `tracing` spans; when tracing is on,
-//! `tracing-opentelemetry` turns them into OpenTelemetry spans:
+//! Bulwark's own layer ([`layer`]) records them as OTLP spans:
 //!
 //! ```text
 //! http.request (POST /mcp, request.id)          traces::http, parent: `traceparent` header
@@ -23,18 +23,17 @@
 mod export;
 pub mod http;
 mod json;
+mod layer;
 mod otlp;
 pub mod service;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use tracing::{Level, Metadata};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer, Registry, filter};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::telemetry::TelemetryConfig;
 pub use export::{dropped_spans, exported_spans};
@@ -67,7 +66,6 @@ pub enum TraceError {
 
 /// The installed subscriber's exporting half; flush it at shutdown.
 pub struct Tracing {
-    provider: Option<SdkTracerProvider>,
     export: Option<export::Handle>,
 }
 
@@ -76,11 +74,6 @@ impl Tracing {
     pub async fn shutdown(self) {
         if let Some(export) = self.export {
             export.shutdown(SHUTDOWN_FLUSH).await;
-        }
-        if let Some(provider) = self.provider {
-            // The processor's own shutdown is a no-op; this marks the
-            // provider closed so late spans are not recorded.
-            let _ = provider.shutdown();
         }
     }
 }
@@ -108,96 +101,41 @@ pub fn init(format: LogFormat, telemetry: Option<&TelemetryConfig>) -> Result<Tr
             .boxed(),
     };
     let endpoint = telemetry.and_then(TelemetryConfig::traces_endpoint);
-    let (provider, export) = match (&endpoint, format) {
+    let (spans, export) = match (&endpoint, format) {
         (None, LogFormat::Text) => (None, None),
-        _ => {
-            let (provider, export) = provider(endpoint.as_deref(), telemetry)?;
-            (Some(provider), export)
+        // JSON lines carry trace ids: ids without recording.
+        (None, LogFormat::Json) => (Some(layer::SpanLayer::ids_only()), None),
+        (Some(endpoint), _) => {
+            let defaults = TelemetryConfig::default();
+            let telemetry = telemetry.unwrap_or(&defaults);
+            let resource = Resource::builder()
+                .with_service_name(telemetry.service_name.clone())
+                .build();
+            let exporter = otlp::OtlpHttp::new(endpoint, &resource, EXPORT_TIMEOUT)
+                .map_err(TraceError::Exporter)?;
+            let queue = Arc::new(export::Queue::new(telemetry.trace_queue_size));
+            let export = export::Handle::start(exporter, queue.clone());
+            let layer = layer::SpanLayer::exporting(queue, telemetry.sampling_ratio);
+            (Some(layer), Some(export))
         }
     };
-    // Per span, the layer's defaults would add the source file, module and
-    // line, the thread's id and name (an allocated string), the target and
-    // busy/idle times (two clock reads per poll), and attach an OpenTelemetry
-    // context on every enter. Nothing reads them: trace ids and parents come
-    // from the `tracing` span tree (`OpenTelemetrySpanExt::context`), so
-    // each is off.
-    let spans = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("bulwark"))
-            .with_location(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_tracked_inactivity(false)
-            .with_context_activation(false)
-            .with_filter(filter::filter_fn(for_traces).with_max_level_hint(Level::DEBUG))
-    });
     Registry::default()
         .with(logs)
-        .with(spans)
+        .with(spans.map(|layer| layer.with_filter(layer::ForTraces)))
         .try_init()
         .map_err(|err| TraceError::Subscriber(err.to_string()))?;
     if endpoint.is_some() {
         // The URL stays out of the line: scripts look for the first URL printed.
         tracing::info!("exporting traces over OTLP/HTTP to telemetry.otlp_endpoint");
     }
-    Ok(Tracing { provider, export })
-}
-
-/// A tracer provider: exporting to `endpoint` under the configured sampling,
-/// or (no endpoint: ids for JSON log lines only) recording nothing.
-fn provider(
-    endpoint: Option<&str>,
-    telemetry: Option<&TelemetryConfig>,
-) -> Result<(SdkTracerProvider, Option<export::Handle>), TraceError> {
-    let defaults = TelemetryConfig::default();
-    let telemetry = telemetry.unwrap_or(&defaults);
-    let resource = Resource::builder()
-        .with_service_name(telemetry.service_name.clone())
-        .build();
-    let builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let Some(endpoint) = endpoint else {
-        let sampler = Sampler::ParentBased(Box::new(Sampler::AlwaysOff));
-        return Ok((builder.with_sampler(sampler).build(), None));
-    };
-    let exporter =
-        otlp::OtlpHttp::new(endpoint, &resource, EXPORT_TIMEOUT).map_err(TraceError::Exporter)?;
-    let (processor, handle) = export::Bounded::start(exporter, telemetry.trace_queue_size);
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-        telemetry.sampling_ratio,
-    )));
-    let provider = builder
-        .with_sampler(sampler)
-        .with_span_processor(processor)
-        .build();
-    Ok((provider, Some(handle)))
-}
-
-/// What becomes part of a trace: Bulwark's own spans down to DEBUG, and its
-/// warnings and errors as span events. Dependencies' spans stay out.
-fn for_traces(metadata: &Metadata<'_>) -> bool {
-    if !metadata.target().starts_with("bulwark") {
-        return false;
-    }
-    let deepest = if metadata.is_span() {
-        Level::DEBUG
-    } else {
-        Level::WARN
-    };
-    *metadata.level() <= deepest
+    Ok(Tracing { export })
 }
 
 /// Names the current request span after its route, once it is known:
 /// `tools/call echo__echo`, with the upstream and its tool as attributes.
 pub fn record_tool(method: &str, federated: &str, server: &str, tool: &str) {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
     let span = tracing::Span::current();
-    // The OpenTelemetry span has started (it was entered): `otel.name` would
-    // no longer apply, so rename the started span itself.
-    let cx = span.context();
-    if cx.span().span_context().is_valid() {
-        cx.span().update_name(format!("{method} {federated}"));
-    }
+    layer::rename(&span, || format!("{method} {federated}"));
     span.record("gen_ai.tool.name", tool);
     span.record("bulwark.upstream", server);
 }

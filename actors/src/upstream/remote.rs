@@ -29,7 +29,6 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::spec::HttpSpec;
 use crate::oauth::{TokenError, TokenSource, describe_network_error};
@@ -208,7 +207,7 @@ impl RemoteClient {
 }
 
 /// The trace context a request to be posted carries in its `_meta`.
-fn trace_parent(message: &ClientJsonRpcMessage) -> Option<opentelemetry::Context> {
+fn trace_parent(message: &ClientJsonRpcMessage) -> Option<trace_context::TraceContext> {
     use rmcp::model::{GetMeta, JsonRpcMessage};
     match message {
         JsonRpcMessage::Request(request) => trace_context::from_meta(request.request.get_meta()),
@@ -244,7 +243,7 @@ impl StreamableHttpClient for RemoteClient {
             http.request.method = "POST"
         );
         if let Some(cx) = trace_parent(&message) {
-            let _ = span.set_parent(cx);
+            trace_context::set_parent(&span, cx);
             trace_context::to_headers(&span, &mut custom_headers);
         }
         self.authorized(|token| {

@@ -1,4 +1,4 @@
-//! A span processor with a bounded queue, exporting from a tokio task.
+//! The export queue: bounded, drained by a tokio task.
 //!
 //! Ending a span only appends it to the queue: when the queue is full (the
 //! collector is slow, hung or down) the span is dropped and counted, and the
@@ -6,18 +6,15 @@
 //! except for the one span that fills a batch: a wake per span (a channel
 //! send) unparks a worker thread per span, most of tracing's cost at low
 //! load. The task sends batches when one is full or every
-//! [`SCHEDULED_DELAY`], each export bounded by the exporter's timeout; it
-//! runs on the gateway's runtime, which the SDK's own batch processor (a
-//! thread of its own) would not, and that the async OTLP client needs.
+//! [`SCHEDULED_DELAY`], each export bounded by the exporter's timeout, on
+//! the gateway's runtime (the async OTLP client needs one).
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use tokio::sync::{Notify, oneshot};
 
+use super::layer::FinishedSpan;
 use super::otlp::OtlpHttp;
 
 /// Most spans in one export request.
@@ -39,19 +36,29 @@ pub fn exported_spans() -> u64 {
     EXPORTED.load(Ordering::Relaxed)
 }
 
-/// The spans waiting for export, shared by the processor and the task.
+/// The spans waiting for export, shared by the trace layer and the task.
 #[derive(Debug)]
-struct Queue {
-    spans: Mutex<Vec<SpanData>>,
+pub struct Queue {
+    spans: Mutex<Vec<FinishedSpan>>,
     capacity: usize,
     /// Woken when a batch is full.
     full: Notify,
 }
 
 impl Queue {
-    /// Appends `span` unless the queue is full; wakes the task when this
-    /// span completes a batch.
-    fn push(&self, span: SpanData) {
+    /// An empty queue holding `capacity` spans at most.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            spans: Mutex::new(Vec::with_capacity(MAX_BATCH)),
+            capacity: capacity.max(1),
+            full: Notify::new(),
+        }
+    }
+
+    /// Appends `span` unless the queue is full (then it is counted as
+    /// dropped); wakes the task when this span completes a batch. No
+    /// logging here: this runs inside the subscriber, closing a span.
+    pub fn push(&self, span: FinishedSpan) {
         let queued = match self.spans.lock() {
             Ok(mut spans) if spans.len() < self.capacity => {
                 spans.push(span);
@@ -68,18 +75,12 @@ impl Queue {
     }
 
     /// Everything queued, leaving the queue empty.
-    fn take(&self) -> Vec<SpanData> {
+    pub fn take(&self) -> Vec<FinishedSpan> {
         self.spans
             .lock()
             .map(|mut spans| std::mem::replace(&mut *spans, Vec::with_capacity(MAX_BATCH)))
             .unwrap_or_default()
     }
-}
-
-/// The processor the tracer provider calls.
-#[derive(Debug)]
-pub struct Bounded {
-    queue: Arc<Queue>,
 }
 
 /// Stops the export task after a last flush.
@@ -89,46 +90,19 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Starts exporting through `exporter` what is pushed into `queue`.
+    pub fn start(exporter: OtlpHttp, queue: Arc<Queue>) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(run(exporter, queue, stopped));
+        Self { stop, task }
+    }
+
     /// Sends what is queued, waiting `wait` at most.
     pub async fn shutdown(self, wait: Duration) {
         let _ = self.stop.send(());
         if tokio::time::timeout(wait, self.task).await.is_err() {
             tracing::warn!("trace export did not finish in time; queued spans are lost");
         }
-    }
-}
-
-impl Bounded {
-    /// Starts exporting through `exporter`, queueing `capacity` spans at most.
-    pub fn start(exporter: OtlpHttp, capacity: usize) -> (Self, Handle) {
-        let queue = Arc::new(Queue {
-            spans: Mutex::new(Vec::with_capacity(MAX_BATCH)),
-            capacity: capacity.max(1),
-            full: Notify::new(),
-        });
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(run(exporter, queue.clone(), stopped));
-        (Self { queue }, Handle { stop, task })
-    }
-}
-
-impl SpanProcessor for Bounded {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        // No logging here: this runs inside the subscriber, closing a span.
-        // The export task reports drops.
-        if span.span_context.is_sampled() {
-            self.queue.push(span);
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
     }
 }
 
@@ -158,7 +132,7 @@ async fn run(exporter: OtlpHttp, queue: Arc<Queue>, mut stopped: oneshot::Receiv
 }
 
 /// Sends `spans` in batches of at most [`MAX_BATCH`].
-async fn send_all(exporter: &OtlpHttp, mut spans: Vec<SpanData>) {
+async fn send_all(exporter: &OtlpHttp, mut spans: Vec<FinishedSpan>) {
     while !spans.is_empty() {
         let rest = spans.split_off(spans.len().min(MAX_BATCH));
         send(exporter, spans).await;
@@ -166,7 +140,7 @@ async fn send_all(exporter: &OtlpHttp, mut spans: Vec<SpanData>) {
     }
 }
 
-async fn send(exporter: &OtlpHttp, batch: Vec<SpanData>) {
+async fn send(exporter: &OtlpHttp, batch: Vec<FinishedSpan>) {
     let count = batch.len() as u64;
     match exporter.export(&batch).await {
         Ok(()) => {

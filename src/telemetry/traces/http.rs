@@ -15,7 +15,6 @@ use axum::response::Response;
 use bulwark_actors::trace_context;
 use tracing::Instrument;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -76,7 +75,7 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         http.response.status_code = Empty,
     );
     if let Some(cx) = trace_context::from_headers(request.headers()) {
-        let _ = span.set_parent(cx);
+        trace_context::set_parent(&span, cx);
     }
     request.extensions_mut().insert(id.clone());
     request.extensions_mut().insert(RequestSpan(span.clone()));

@@ -1,12 +1,11 @@
 //! `--log-format json`: tracing-subscriber's JSON lines (fields, the span
 //! and its parents with their fields, e.g. `request.id`) with the
-//! OpenTelemetry `trace_id` and `span_id` of the current span put first, so
-//! a log line leads to its trace and back.
-use std::fmt::{self, Write as _};
+//! `trace_id` and `span_id` of the current span put first, so a log line
+//! leads to its trace and back.
+use std::fmt;
 
-use opentelemetry::trace::TraceContextExt;
+use bulwark_actors::trace_context::{self, push_hex};
 use tracing::{Event, Subscriber};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::fmt::format::{self, Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -55,19 +54,11 @@ where
     }
 }
 
-/// The trace and span id of the current span, when it has a valid context.
+/// The trace and span id of the current span, when it has ids.
 fn current_ids() -> Option<(String, String)> {
-    let span = tracing::Span::current();
-    if span.is_none() {
-        return None;
-    }
-    let cx = span.context();
-    let otel = cx.span();
-    let context = otel.span_context();
-    context.is_valid().then(|| {
-        let (mut trace_id, mut span_id) = (String::with_capacity(32), String::with_capacity(16));
-        let _ = write!(trace_id, "{}", context.trace_id());
-        let _ = write!(span_id, "{}", context.span_id());
-        (trace_id, span_id)
-    })
+    let cx = trace_context::context(&tracing::Span::current())?;
+    let (mut trace_id, mut span_id) = (String::with_capacity(32), String::with_capacity(16));
+    push_hex(&mut trace_id, &cx.trace_id);
+    push_hex(&mut span_id, &cx.span_id);
+    Some((trace_id, span_id))
 }

@@ -1,22 +1,26 @@
-//! OTLP/HTTP span export, encoded straight from the SDK's [`SpanData`].
+//! OTLP/HTTP span export, encoded straight from the trace layer's
+//! [`FinishedSpan`]s.
 //!
 //! `opentelemetry-otlp` first converts each batch into the generated
 //! protobuf types (every key, name and value copied into a new `String`,
 //! the instrumentation scope hashed per span), sizes them, encodes them and
 //! drops them: under callgrind that was ~67,000 instructions per traced
-//! `tools/call`, 43% of all that tracing added. Here a batch is written in
-//! one pass into one buffer; the resource is encoded once, at start.
+//! `tools/call`. Here a batch is written in one pass into one buffer; the
+//! resource is encoded once, at start.
 //!
 //! The bytes are an `ExportTraceServiceRequest` as the OTLP/HTTP binary
 //! protocol defines it; a unit test decodes them with `opentelemetry-proto`
-//! and compares them with that crate's own conversion.
+//! and compares them with that crate's own conversion of the same spans.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanId, SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use super::layer::{AttrValue, FinishedSpan, Kind};
+
+/// The instrumentation scope of every span.
+const SCOPE: &str = "bulwark";
 
 /// Sends span batches to an OTLP/HTTP collector (`…/v1/traces`).
 #[derive(Debug)]
@@ -66,7 +70,7 @@ impl OtlpHttp {
     }
 
     /// Posts `batch`; an error says why the collector did not take it.
-    pub async fn export(&self, batch: &[SpanData]) -> Result<(), String> {
+    pub async fn export(&self, batch: &[FinishedSpan]) -> Result<(), String> {
         let body = encode(batch, &self.resource, &self.resource_schema);
         let response = self
             .client
@@ -99,107 +103,62 @@ fn parse_headers(list: &str) -> impl Iterator<Item = (HeaderName, HeaderValue)> 
 }
 
 /// An `ExportTraceServiceRequest` holding `spans` under one resource (its
-/// encoded attributes and schema), grouped by instrumentation scope.
-pub fn encode(spans: &[SpanData], resource: &[u8], resource_schema: &str) -> Vec<u8> {
+/// encoded attributes and schema) and Bulwark's scope.
+pub fn encode(spans: &[FinishedSpan], resource: &[u8], resource_schema: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256 * spans.len() + resource.len() + 64);
     if spans.is_empty() {
         return buf;
-    }
-    // Scopes in order of first appearance; nearly always just one.
-    let mut scopes: Vec<&InstrumentationScope> = Vec::new();
-    for span in spans {
-        if !scopes.contains(&&span.instrumentation_scope) {
-            scopes.push(&span.instrumentation_scope);
-        }
     }
     // ExportTraceServiceRequest.resource_spans = 1
     message(&mut buf, 1, |buf| {
         // ResourceSpans.resource = 1
         message(buf, 1, |buf| buf.extend_from_slice(resource));
-        for scope in &scopes {
-            // ResourceSpans.scope_spans = 2
-            message(buf, 2, |buf| {
-                message(buf, 1, |buf| instrumentation_scope(buf, scope));
-                for span in spans.iter().filter(|s| &s.instrumentation_scope == *scope) {
-                    message(buf, 2, |buf| span_message(buf, span));
-                }
-                string(buf, 3, scope.schema_url().unwrap_or_default());
-            });
-        }
+        // ResourceSpans.scope_spans = 2
+        message(buf, 2, |buf| {
+            // ScopeSpans.scope = 1 (InstrumentationScope.name = 1)
+            message(buf, 1, |buf| string(buf, 1, SCOPE));
+            for span in spans {
+                message(buf, 2, |buf| span_message(buf, span));
+            }
+        });
         string(buf, 3, resource_schema);
     });
     buf
 }
 
-fn instrumentation_scope(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
-    string(buf, 1, scope.name());
-    string(buf, 2, scope.version().unwrap_or_default());
-    for attribute in scope.attributes() {
-        message(buf, 3, |buf| attribute_message(buf, attribute));
+fn span_message(buf: &mut Vec<u8>, span: &FinishedSpan) {
+    let (ids, recording) = (&span.ids, &span.recording);
+    bytes(buf, 1, &ids.trace_id);
+    bytes(buf, 2, &ids.span_id);
+    string(buf, 3, ids.state.as_deref().unwrap_or_default());
+    if let Some(parent) = &ids.parent_id {
+        bytes(buf, 4, parent);
     }
-}
-
-fn span_message(buf: &mut Vec<u8>, span: &SpanData) {
-    let context = &span.span_context;
-    bytes(buf, 1, &context.trace_id().to_bytes());
-    bytes(buf, 2, &context.span_id().to_bytes());
-    string(buf, 3, &context.trace_state().header());
-    if span.parent_span_id != SpanId::INVALID {
-        bytes(buf, 4, &span.parent_span_id.to_bytes());
+    string(buf, 5, &recording.name);
+    uint(buf, 6, kind(recording.kind));
+    fixed64(buf, 7, nanos(recording.start));
+    fixed64(buf, 8, nanos(span.end));
+    for (key, value) in &recording.attributes {
+        message(buf, 9, |buf| attribute(buf, key, value));
     }
-    string(buf, 5, &span.name);
-    uint(buf, 6, kind(&span.span_kind));
-    fixed64(buf, 7, nanos(span.start_time));
-    fixed64(buf, 8, nanos(span.end_time));
-    for attribute in &span.attributes {
-        message(buf, 9, |buf| attribute_message(buf, attribute));
-    }
-    uint(buf, 10, u64::from(span.dropped_attributes_count));
-    for event in &span.events.events {
+    for event in &recording.events {
         message(buf, 11, |buf| {
-            fixed64(buf, 1, nanos(event.timestamp));
+            fixed64(buf, 1, nanos(event.time));
             string(buf, 2, &event.name);
-            for attribute in &event.attributes {
-                message(buf, 3, |buf| attribute_message(buf, attribute));
+            for (key, value) in &event.attributes {
+                message(buf, 3, |buf| attribute(buf, key, value));
             }
-            uint(buf, 4, u64::from(event.dropped_attributes_count));
         });
     }
-    uint(buf, 12, u64::from(span.events.dropped_count));
-    for link in &span.links.links {
-        message(buf, 13, |buf| {
-            bytes(buf, 1, &link.span_context.trace_id().to_bytes());
-            bytes(buf, 2, &link.span_context.span_id().to_bytes());
-            string(buf, 3, &link.span_context.trace_state().header());
-            for attribute in &link.attributes {
-                message(buf, 4, |buf| attribute_message(buf, attribute));
-            }
-            uint(buf, 5, u64::from(link.dropped_attributes_count));
-            fixed32(
-                buf,
-                6,
-                flags(
-                    link.span_context.is_remote(),
-                    link.span_context.trace_flags().to_u8(),
-                ),
-            );
-        });
-    }
-    uint(buf, 14, u64::from(span.links.dropped_count));
     // Status: message = 2, code = 3 (the generated code always sends it).
-    message(buf, 15, |buf| match &span.status {
-        Status::Unset => {}
-        Status::Ok => uint(buf, 3, 1),
-        Status::Error { description } => {
+    message(buf, 15, |buf| {
+        if let Some(description) = &recording.error {
             string(buf, 2, description);
             uint(buf, 3, 2);
         }
     });
-    fixed32(
-        buf,
-        16,
-        flags(span.parent_span_is_remote, context.trace_flags().to_u8()),
-    );
+    let trace_flags = u8::from(ids.sampled);
+    fixed32(buf, 16, flags(ids.parent_remote, trace_flags));
 }
 
 /// `SpanFlags`: the W3C trace flags, plus "whether the parent is remote is
@@ -208,13 +167,11 @@ fn flags(remote: bool, trace_flags: u8) -> u32 {
     u32::from(trace_flags) | 0x100 | if remote { 0x200 } else { 0 }
 }
 
-fn kind(kind: &SpanKind) -> u64 {
+fn kind(kind: Kind) -> u64 {
     match kind {
-        SpanKind::Internal => 1,
-        SpanKind::Server => 2,
-        SpanKind::Client => 3,
-        SpanKind::Producer => 4,
-        SpanKind::Consumer => 5,
+        Kind::Internal => 1,
+        Kind::Server => 2,
+        Kind::Client => 3,
     }
 }
 
@@ -224,8 +181,15 @@ fn nanos(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn attribute_message(buf: &mut Vec<u8>, attribute: &KeyValue) {
-    key_value(buf, attribute.key.as_str(), &attribute.value);
+/// A span attribute as a `KeyValue` message's fields.
+fn attribute(buf: &mut Vec<u8>, key: &str, value: &AttrValue) {
+    string(buf, 1, key);
+    message(buf, 2, |buf| match value {
+        AttrValue::Str(text) => string_always(buf, 1, text),
+        AttrValue::Bool(flag) => bool_value(buf, *flag),
+        AttrValue::I64(number) => i64_value(buf, *number),
+        AttrValue::F64(number) => f64_value(buf, *number),
+    });
 }
 
 /// A `KeyValue` message's fields: key = 1, value (`AnyValue`) = 2.
@@ -238,19 +202,9 @@ fn key_value(buf: &mut Vec<u8>, key: &str, value: &Value) {
 fn any_value(buf: &mut Vec<u8>, value: &Value) {
     match value {
         Value::String(text) => string_always(buf, 1, text.as_str()),
-        Value::Bool(flag) => {
-            tag(buf, 2, VARINT);
-            varint(buf, u64::from(*flag));
-        }
-        Value::I64(number) => {
-            tag(buf, 3, VARINT);
-            // int64 as a varint: two's complement, 10 bytes when negative.
-            varint(buf, *number as u64);
-        }
-        Value::F64(number) => {
-            tag(buf, 4, FIXED64);
-            buf.extend_from_slice(&number.to_le_bytes());
-        }
+        Value::Bool(flag) => bool_value(buf, *flag),
+        Value::I64(number) => i64_value(buf, *number),
+        Value::F64(number) => f64_value(buf, *number),
         Value::Array(array) => message(buf, 5, |buf| {
             // ArrayValue.values = 1
             let mut each = |value: Value| message(buf, 1, |buf| any_value(buf, &value));
@@ -264,6 +218,22 @@ fn any_value(buf: &mut Vec<u8>, value: &Value) {
         }),
         other => string_always(buf, 1, &other.to_string()),
     }
+}
+
+fn bool_value(buf: &mut Vec<u8>, flag: bool) {
+    tag(buf, 2, VARINT);
+    varint(buf, u64::from(flag));
+}
+
+fn i64_value(buf: &mut Vec<u8>, number: i64) {
+    tag(buf, 3, VARINT);
+    // int64 as a varint: two's complement, 10 bytes when negative.
+    varint(buf, number as u64);
+}
+
+fn f64_value(buf: &mut Vec<u8>, number: f64) {
+    tag(buf, 4, FIXED64);
+    buf.extend_from_slice(&number.to_le_bytes());
 }
 
 const VARINT: u8 = 0;
@@ -359,105 +329,127 @@ fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+    use crate::telemetry::traces::layer::{Recording, SpanEvent};
+    use bulwark_actors::trace_context::SpanIds;
+    use opentelemetry::trace::{
+        Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry::{InstrumentationScope, KeyValue};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
     use prost::Message;
+    use std::borrow::Cow;
+    use std::str::FromStr;
 
-    fn span(name: &'static str, scope: InstrumentationScope) -> SpanData {
+    fn span(name: &'static str) -> FinishedSpan {
         let at = UNIX_EPOCH + Duration::from_millis(1_764_633_600_123);
-        SpanData {
-            span_context: SpanContext::new(
-                TraceId::from_bytes([7; 16]),
-                SpanId::from_bytes([3; 8]),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::from_key_value([("vendor", "v1")]).unwrap(),
-            ),
-            parent_span_id: SpanId::from_bytes([9; 8]),
-            parent_span_is_remote: true,
-            span_kind: SpanKind::Server,
-            name: name.into(),
-            start_time: at,
-            end_time: at + Duration::from_micros(250),
-            attributes: vec![
-                KeyValue::new("mcp.method.name", "tools/call"),
-                KeyValue::new("jsonrpc.request.id", ""),
-                KeyValue::new("error.type", -32602_i64),
-                KeyValue::new("cache.hit", false),
-                KeyValue::new("ratio", 0.25),
-                KeyValue::new(
-                    "names",
-                    Value::Array(Array::String(vec!["a".into(), "b".into()])),
-                ),
-            ],
-            dropped_attributes_count: 1,
-            events: events(at),
-            links: links(),
-            status: Status::error("unknown server 'x'"),
-            instrumentation_scope: scope,
+        FinishedSpan {
+            ids: SpanIds {
+                trace_id: [7; 16],
+                span_id: [3; 8],
+                parent_id: Some([9; 8]),
+                parent_remote: true,
+                sampled: true,
+                state: Some("vendor=v1".into()),
+            },
+            recording: Recording {
+                name: Cow::Borrowed(name),
+                kind: Kind::Server,
+                start: at,
+                attributes: vec![
+                    ("mcp.method.name", AttrValue::Str("tools/call".into())),
+                    ("jsonrpc.request.id", AttrValue::Str(String::new())),
+                    ("error.type", AttrValue::I64(-32602)),
+                    ("cache.hit", AttrValue::Bool(false)),
+                    ("ratio", AttrValue::F64(0.25)),
+                ],
+                error: Some("unknown server 'x'".into()),
+                events: vec![SpanEvent {
+                    time: at,
+                    name: "request failed".into(),
+                    attributes: vec![("code", AttrValue::I64(-32602))],
+                }],
+            },
+            end: at + Duration::from_micros(250),
         }
     }
 
-    // Both are `non_exhaustive`: built from their defaults.
-    fn events(at: SystemTime) -> SpanEvents {
+    fn spans() -> Vec<FinishedSpan> {
+        let mut root = span("http.request");
+        root.ids.parent_id = None;
+        root.ids.parent_remote = false;
+        root.ids.state = None;
+        root.recording.error = None;
+        root.recording.kind = Kind::Internal;
+        let mut ok = span("guardrail.check");
+        // A length that takes three bytes, and an error without a message.
+        ok.recording
+            .attributes
+            .push(("long", AttrValue::Str("x".repeat(20_000))));
+        ok.recording.error = Some(String::new());
+        ok.recording.kind = Kind::Client;
+        ok.ids.sampled = false;
+        vec![span("tools/call echo__echo"), root, ok]
+    }
+
+    /// The same span as the SDK's `SpanData`, for the official conversion.
+    fn sdk(span: FinishedSpan) -> SpanData {
+        let value = |value: AttrValue| match value {
+            AttrValue::Str(text) => Value::from(text),
+            AttrValue::I64(number) => Value::I64(number),
+            AttrValue::F64(number) => Value::F64(number),
+            AttrValue::Bool(flag) => Value::Bool(flag),
+        };
+        let attributes = |list: Vec<(&'static str, AttrValue)>| {
+            list.into_iter()
+                .map(|(key, v)| KeyValue::new(key, value(v)))
+                .collect::<Vec<_>>()
+        };
+        let (ids, recording) = (span.ids, span.recording);
         let mut events = SpanEvents::default();
-        events.events.push(Event::new(
-            "request failed",
-            at,
-            vec![KeyValue::new("code", -32602_i64)],
-            0,
-        ));
-        events.dropped_count = 2;
-        events
-    }
-
-    fn links() -> SpanLinks {
-        let mut links = SpanLinks::default();
-        let linked = SpanContext::new(
-            TraceId::from_bytes([5; 16]),
-            SpanId::from_bytes([6; 8]),
-            TraceFlags::default(),
-            true,
-            TraceState::default(),
-        );
-        links
-            .links
-            .push(Link::new(linked, vec![KeyValue::new("link", true)], 0));
-        links
-    }
-
-    fn spans() -> Vec<SpanData> {
-        let bulwark = InstrumentationScope::builder("bulwark").build();
-        let other = InstrumentationScope::builder("other")
-            .with_version("1.2")
-            .with_attributes([KeyValue::new("scope.attr", 1_i64)])
-            .build();
-        let mut root = span("http.request", bulwark.clone());
-        root.parent_span_id = SpanId::INVALID;
-        root.parent_span_is_remote = false;
-        root.status = Status::Unset;
-        root.span_kind = SpanKind::Internal;
-        let mut ok = span("guardrail.check", bulwark.clone());
-        // A length that takes three bytes.
-        ok.attributes
-            .push(KeyValue::new("long", "x".repeat(20_000)));
-        ok.status = Status::Ok;
-        ok.span_kind = SpanKind::Client;
-        vec![
-            span("tools/call echo__echo", bulwark.clone()),
-            span("elsewhere", other),
-            root,
-            ok,
-        ]
+        for event in recording.events {
+            let attrs = attributes(event.attributes);
+            events
+                .events
+                .push(Event::new(event.name, event.time, attrs, 0));
+        }
+        let state = ids.state.as_deref().unwrap_or_default();
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from_bytes(ids.trace_id),
+                SpanId::from_bytes(ids.span_id),
+                if ids.sampled {
+                    TraceFlags::SAMPLED
+                } else {
+                    TraceFlags::default()
+                },
+                false,
+                TraceState::from_str(state).unwrap(),
+            ),
+            parent_span_id: ids.parent_id.map_or(SpanId::INVALID, SpanId::from_bytes),
+            parent_span_is_remote: ids.parent_remote,
+            span_kind: match recording.kind {
+                Kind::Internal => SpanKind::Internal,
+                Kind::Server => SpanKind::Server,
+                Kind::Client => SpanKind::Client,
+            },
+            name: recording.name,
+            start_time: recording.start,
+            end_time: span.end,
+            attributes: attributes(recording.attributes),
+            dropped_attributes_count: 0,
+            events,
+            links: SpanLinks::default(),
+            status: recording.error.map_or(Status::Unset, Status::error),
+            instrumentation_scope: InstrumentationScope::builder(SCOPE).build(),
+        }
     }
 
     #[test]
     fn a_batch_decodes_as_the_official_conversion_of_it() {
         let spans = spans();
-        assert_eq!(spans.len(), 4);
         let resource = Resource::builder()
             .with_service_name("bulwark-test")
             .with_schema_url([KeyValue::new("k", "v")], "https://schema/1")
@@ -472,11 +464,33 @@ mod tests {
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
         let official = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
-                spans,
+                spans.into_iter().map(sdk).collect(),
                 &ResourceAttributesWithSchema::from(&resource),
             ),
         };
         assert_eq!(decoded, official);
+    }
+
+    #[test]
+    fn resource_values_of_every_kind_decode_as_the_official_conversion() {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue};
+        use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+        let array = Value::Array(Array::String(vec!["a".into(), "b".into()]));
+        let values = [Value::Bool(true), Value::I64(-1), Value::F64(0.5), array];
+        let mut buf = Vec::new();
+        for value in &values {
+            message(&mut buf, 1, |buf| key_value(buf, "k", value));
+        }
+        let decoded = ProtoResource::decode(buf.as_slice()).unwrap();
+        let official: Vec<_> = values
+            .into_iter()
+            .map(|value| ProtoKeyValue {
+                key: "k".into(),
+                value: Some(AnyValue::from(value)),
+                ..ProtoKeyValue::default()
+            })
+            .collect();
+        assert_eq!(decoded.attributes, official);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::http::{RequestId, RequestSpan};
 use bulwark_actors::trace_context;
@@ -57,7 +56,7 @@ impl RequestTrace {
             error.type = Empty,
         );
         if let Some(cx) = trace_context::from_meta(&context.meta) {
-            let _ = span.set_parent(cx);
+            trace_context::set_parent(&span, cx);
         }
         Self { span, id }
     }
