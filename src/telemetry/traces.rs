@@ -24,6 +24,7 @@ mod export;
 pub mod http;
 mod json;
 mod layer;
+mod log_fields;
 mod otlp;
 pub mod service;
 
@@ -93,7 +94,10 @@ pub fn init(format: LogFormat, telemetry: Option<&TelemetryConfig>) -> Result<Tr
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let logs = match format {
-        LogFormat::Text => logs.with_filter(log_filter).boxed(),
+        LogFormat::Text => logs
+            .fmt_fields(log_fields::LogFields)
+            .with_filter(log_filter)
+            .boxed(),
         LogFormat::Json => logs
             .json()
             .event_format(json::WithTraceIds::new())

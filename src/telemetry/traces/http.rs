@@ -68,12 +68,13 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
     let id = RequestId::from_client(request.headers()).unwrap_or_default();
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format!("{} {}", request.method(), request.uri().path()),
-        otel.kind = "server",
         otel.status_code = Empty,
         request.id = %id,
         http.response.status_code = Empty,
     );
+    super::layer::serving(&span, || {
+        format!("{} {}", request.method(), request.uri().path())
+    });
     if let Some(cx) = trace_context::from_headers(request.headers()) {
         trace_context::set_parent(&span, cx);
     }

@@ -280,9 +280,24 @@ impl<S> Filter<S> for ForTraces {
     }
 }
 
-/// Renames `span` in its trace (the name is known only once the request is
-/// routed). `name` is only called when the span is being recorded.
+/// Names `span` in its trace (`name` is only called when the span is
+/// being recorded): for names known only later, once the request is routed.
 pub fn rename(span: &tracing::Span, name: impl FnOnce() -> String) {
+    with_recording(span, |recording| recording.name = Cow::Owned(name()));
+}
+
+/// Marks `span` as the server side of a request, named `name`. For the
+/// INFO request spans, instead of `otel.kind` and `otel.name` fields: the
+/// log layer formats every field of an INFO span when it starts, printed or
+/// not, and those two mean nothing in a log line.
+pub fn serving(span: &tracing::Span, name: impl FnOnce() -> String) {
+    with_recording(span, |recording| {
+        recording.kind = Kind::Server;
+        recording.name = Cow::Owned(name());
+    });
+}
+
+fn with_recording(span: &tracing::Span, f: impl FnOnce(&mut Recording)) {
     span.with_subscriber(|(id, dispatch)| {
         let Some(data) = dispatch
             .downcast_ref::<Registry>()
@@ -291,7 +306,7 @@ pub fn rename(span: &tracing::Span, name: impl FnOnce() -> String) {
             return;
         };
         if let Some(recording) = data.extensions_mut().get_mut::<Recording>() {
-            recording.name = Cow::Owned(name());
+            f(recording);
         }
     });
 }

@@ -43,8 +43,6 @@ impl RequestTrace {
         let span = tracing::info_span!(
             parent: parent,
             "mcp.request",
-            otel.name = method,
-            otel.kind = "server",
             otel.status_code = Empty,
             mcp.method.name = method,
             jsonrpc.request.id = %context.id,
@@ -55,6 +53,7 @@ impl RequestTrace {
             bulwark.outcome = Empty,
             error.type = Empty,
         );
+        super::layer::serving(&span, || method.to_owned());
         if let Some(cx) = trace_context::from_meta(&context.meta) {
             trace_context::set_parent(&span, cx);
         }
