@@ -9,7 +9,6 @@
 //! `None`, and writing one only happens for a span that has ids, so with
 //! tracing off nothing is read or written.
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -121,8 +120,10 @@ impl SpanIds {
 
 /// Lowercase hex of `bytes` appended to `out`.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
 }
 

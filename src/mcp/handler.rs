@@ -24,7 +24,6 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::auth::identity::Identity;
@@ -172,9 +171,9 @@ impl GatewayHandler {
         // The upstream's request is a child of this span: stdio upstreams
         // read `_meta.traceparent`, remote ones also get the header from it.
         bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());
-        Box::pin(self.forward_link(server, request, context, op))
-            .instrument(span)
-            .await
+        // Held, not entered: it times the call (see `telemetry::traces`).
+        let _span = span;
+        Box::pin(self.forward_link(server, request, context, op)).await
     }
 
     /// [`Self::forward_tracked`] without its span: through the upstream's link.
@@ -343,10 +342,7 @@ impl GatewayHandler {
                 cache.kind = "tool_result",
                 cache.hit = Empty
             );
-            let hit = cache
-                .get_as::<CallToolResult>(key)
-                .instrument(span.clone())
-                .await;
+            let hit = cache.get_as::<CallToolResult>(key).await;
             span.record("cache.hit", hit.is_some());
             if let Some(hit) = hit {
                 return Ok(ServerResult::CallToolResult(hit));

@@ -197,10 +197,9 @@ impl Guardrails {
             guardrail.verdict = tracing::field::Empty,
             guardrail.detector = tracing::field::Empty,
         );
-        let result = self
-            .checks(policy, direction, value, pii)
-            .instrument(span.clone())
-            .await;
+        // Held, not entered: it times the check; each enter and exit of a
+        // span costs a trip through the subscriber on every poll.
+        let result = self.checks(policy, direction, value, pii, &span).await;
         match &result {
             Ok(flagged) if flagged.is_empty() => span.record("guardrail.verdict", "allow"),
             Ok(_) => span.record("guardrail.verdict", "flag"),
@@ -219,6 +218,7 @@ impl Guardrails {
         direction: Direction,
         value: &mut Value,
         pii: PiiAction<'_>,
+        span: &tracing::Span,
     ) -> Result<Vec<Flag>, GuardrailBlock> {
         let block = |detector: &str, provider: &str| GuardrailBlock {
             policy_name: policy.name.clone(),
@@ -242,7 +242,11 @@ impl Guardrails {
         }
         let text = walk::text(value, '\n');
         let verdicts = join_all(policy.remotes.iter().map(|p| {
-            let span = tracing::debug_span!("guardrail.provider", guardrail.provider = p.name());
+            let span = tracing::debug_span!(
+                parent: span,
+                "guardrail.provider",
+                guardrail.provider = p.name()
+            );
             p.check(&text).instrument(span)
         }))
         .await;

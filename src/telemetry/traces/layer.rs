@@ -335,7 +335,13 @@ impl Visit for Recording {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
+        if field.name().starts_with("otel.") {
+            self.record_str(field, &format!("{value:?}"));
+        } else {
+            // Formatted once, straight into the attribute's own string.
+            self.attributes
+                .push((field.name(), AttrValue::Str(format!("{value:?}"))));
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
