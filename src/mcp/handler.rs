@@ -807,7 +807,7 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<InitializeResult, ErrorData> {
         let trace = RequestTrace::start(&context, "initialize");
         trace
-            .run(async move {
+            .run(Box::pin(async move {
                 // Binds the session to the caller that opens it.
                 self.access.caller(&context)?;
                 context.peer.set_peer_info(request.clone());
@@ -818,7 +818,7 @@ impl ServerHandler for GatewayHandler {
                     forget_tasks(&mut result.capabilities);
                 }
                 Ok(result)
-            })
+            }))
             .await
     }
 
@@ -843,7 +843,9 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
         let trace = RequestTrace::start(&context, "tasks/get");
-        trace.run(self.get_task_checked(request, &context)).await
+        trace
+            .run(Box::pin(self.get_task_checked(request, &context)))
+            .await
     }
 
     async fn update_task(
@@ -852,7 +854,9 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let trace = RequestTrace::start(&context, "tasks/update");
-        trace.run(self.update_task_checked(request, &context)).await
+        trace
+            .run(Box::pin(self.update_task_checked(request, &context)))
+            .await
     }
 
     async fn cancel_task(
@@ -861,7 +865,9 @@ impl ServerHandler for GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let trace = RequestTrace::start(&context, "tasks/cancel");
-        trace.run(self.cancel_task_checked(request, &context)).await
+        trace
+            .run(Box::pin(self.cancel_task_checked(request, &context)))
+            .await
     }
 
     async fn list_tools(
@@ -872,7 +878,11 @@ impl ServerHandler for GatewayHandler {
         let trace = RequestTrace::start(&context, "tools/list");
         let listed = self.list_tools_for_caller(request, &context);
         trace
-            .run(self.measured("tools/list", self.scope_upstream(), listed))
+            .run(Box::pin(self.measured(
+                "tools/list",
+                self.scope_upstream(),
+                listed,
+            )))
             .await
     }
 
@@ -885,7 +895,9 @@ impl ServerHandler for GatewayHandler {
         let span = trace.span().clone();
         let started = tokio::time::Instant::now();
         let name = request.name.clone();
-        let result = trace.run(self.call_tool_checked(request, context)).await;
+        let result = trace
+            .run(Box::pin(self.call_tool_checked(request, context)))
+            .await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {
                 span.record("bulwark.outcome", "tool_error");
@@ -908,7 +920,11 @@ impl ServerHandler for GatewayHandler {
         let trace = RequestTrace::start(&context, "prompts/list");
         let listed = self.list(request, &context);
         trace
-            .run(self.measured("prompts/list", self.scope_upstream(), listed))
+            .run(Box::pin(self.measured(
+                "prompts/list",
+                self.scope_upstream(),
+                listed,
+            )))
             .await
     }
 
@@ -922,7 +938,7 @@ impl ServerHandler for GatewayHandler {
             self.known_upstream(self.route(&request.name).ok().map(|(server, _)| server));
         let measured = self.get_prompt_checked(request, context);
         trace
-            .run(self.measured("prompts/get", upstream, measured))
+            .run(Box::pin(self.measured("prompts/get", upstream, measured)))
             .await
     }
 
@@ -934,7 +950,11 @@ impl ServerHandler for GatewayHandler {
         let trace = RequestTrace::start(&context, "resources/list");
         let listed = self.list(request, &context);
         trace
-            .run(self.measured("resources/list", self.scope_upstream(), listed))
+            .run(Box::pin(self.measured(
+                "resources/list",
+                self.scope_upstream(),
+                listed,
+            )))
             .await
     }
 
@@ -946,7 +966,11 @@ impl ServerHandler for GatewayHandler {
         let trace = RequestTrace::start(&context, "resources/templates/list");
         let listed = self.list(request, &context);
         trace
-            .run(self.measured("resources/templates/list", self.scope_upstream(), listed))
+            .run(Box::pin(self.measured(
+                "resources/templates/list",
+                self.scope_upstream(),
+                listed,
+            )))
             .await
     }
 
@@ -960,7 +984,11 @@ impl ServerHandler for GatewayHandler {
             self.known_upstream(self.route_uri(&request.uri).ok().map(|(server, _)| server));
         let measured = self.read_resource_checked(request, context);
         trace
-            .run(self.measured("resources/read", upstream, measured))
+            .run(Box::pin(self.measured(
+                "resources/read",
+                upstream,
+                measured,
+            )))
             .await
     }
 
@@ -971,7 +999,9 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), ErrorData> {
         let trace = RequestTrace::start(&context, "resources/subscribe");
         trace
-            .run(async move { self.subscription(&request.uri, true, &context).await })
+            .run(Box::pin(async move {
+                self.subscription(&request.uri, true, &context).await
+            }))
             .await
     }
 
@@ -982,7 +1012,9 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), ErrorData> {
         let trace = RequestTrace::start(&context, "resources/unsubscribe");
         trace
-            .run(async move { self.subscription(&request.uri, false, &context).await })
+            .run(Box::pin(async move {
+                self.subscription(&request.uri, false, &context).await
+            }))
             .await
     }
 
@@ -993,7 +1025,7 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<CompleteResult, ErrorData> {
         let trace = RequestTrace::start(&context, "completion/complete");
         trace
-            .run(async move {
+            .run(Box::pin(async move {
                 let server = match &mut request.r#ref {
                     Reference::Prompt(prompt) => {
                         let name = prompt.name.clone();
@@ -1027,7 +1059,7 @@ impl ServerHandler for GatewayHandler {
                     ServerResult::CompleteResult(result) => Ok(result),
                     _ => Err(unexpected(&server)),
                 }
-            })
+            }))
             .await
     }
 
@@ -1059,7 +1091,7 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<(), ErrorData> {
         let trace = RequestTrace::start(&context, "logging/setLevel");
         trace
-            .run(async move {
+            .run(Box::pin(async move {
                 let identity = self.access.caller(&context)?;
                 self.level.set(request.level);
                 self.track(&context);
@@ -1088,7 +1120,7 @@ impl ServerHandler for GatewayHandler {
                     return Err(err.into());
                 }
                 Ok(())
-            })
+            }))
             .await
     }
 }

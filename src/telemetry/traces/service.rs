@@ -6,6 +6,8 @@
 //! valid, else the HTTP request's span (which carries the header's). A
 //! failed request answers with its request id in the error's `data`
 //! (`requestId`) and writes one log line with the same id.
+use std::pin::Pin;
+
 use rmcp::RoleServer;
 use rmcp::model::ErrorData;
 use rmcp::service::RequestContext;
@@ -66,15 +68,15 @@ impl RequestTrace {
     }
 
     /// Runs the request's work in its span and records how it ended; an
-    /// error gets the request id.
+    /// error gets the request id. The work comes boxed: the handler's
+    /// futures are large, and each layer that takes one by value copies it
+    /// (and in debug builds, one more such layer overflows a worker's stack).
     pub async fn run<T>(
         self,
-        work: impl Future<Output = Result<T, ErrorData>>,
+        work: Pin<Box<dyn Future<Output = Result<T, ErrorData>> + Send + '_>>,
     ) -> Result<T, ErrorData> {
         let Self { span, id } = self;
-        // Boxed: the handler's futures are large, and one more layer of
-        // them moved by value overflows a worker's stack in debug builds.
-        match Box::pin(work).instrument(span.clone()).await {
+        match work.instrument(span.clone()).await {
             Ok(result) => {
                 span.record("bulwark.outcome", "ok");
                 Ok(result)

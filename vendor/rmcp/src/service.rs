@@ -1606,14 +1606,17 @@ where
                         let current_span = tracing::Span::current();
                         let handler_id = id.clone();
                         let handler_version = context.meta.protocol_version();
+                        // Boxed (patch: spawn copies): the handler's future
+                        // is large, and `spawn` moves its task by value
+                        // several times before it first runs.
+                        let handling = Box::pin(async move {
+                            service.handle_request(request, context).await
+                        });
                         spawn_service_task(async move {
                             let result = ORIGINATING_REQUEST
                                 .scope(
                                     handler_id,
-                                    ORIGINATING_PROTOCOL_VERSION.scope(
-                                        handler_version,
-                                        service.handle_request(request, context),
-                                    ),
+                                    ORIGINATING_PROTOCOL_VERSION.scope(handler_version, handling),
                                 )
                                 .await;
                             let response = match result {
@@ -1723,8 +1726,11 @@ where
                             extensions,
                         };
                         let current_span = tracing::Span::current();
+                        let handling = Box::pin(async move {
+                            service.handle_notification(notification, context).await
+                        });
                         spawn_service_task(async move {
-                            let result = service.handle_notification(notification, context).await;
+                            let result = handling.await;
                             if let Err(error) = result {
                                 tracing::warn!(%error, "Error sending notification");
                             }
