@@ -87,6 +87,11 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 pub fn find(text: &str, entropy_threshold: f64) -> Vec<Span> {
     let mut spans = Vec::new();
     for pattern in PATTERNS.iter() {
+        // Most texts hold no secret: `is_match` needs no capture slots (an
+        // allocation per pattern and text); the groups are read on a hit.
+        if !pattern.regex.is_match(text) {
+            continue;
+        }
         for caps in pattern.regex.captures_iter(text) {
             let Some(m) = caps.get(pattern.group) else {
                 continue;

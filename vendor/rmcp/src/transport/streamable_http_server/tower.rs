@@ -1471,7 +1471,9 @@ fn validate_origin_header(
 /// }
 /// ```
 pub struct StreamableHttpService<S, M> {
-    pub config: StreamableHttpServerConfig,
+    /// Shared (patch: per-request clones): axum clones the service for every
+    /// request, and the config's host and origin lists are `Vec<String>`.
+    pub config: Arc<StreamableHttpServerConfig>,
     session_manager: Arc<M>,
     service_factory: Arc<dyn Fn() -> Result<S, std::io::Error> + Send + Sync>,
     /// Tracks in-progress session restores so that concurrent requests for the
@@ -1562,7 +1564,7 @@ where
             .is_some()
             .then(|| Arc::new(tokio::sync::RwLock::new(HashMap::new())));
         Self {
-            config,
+            config: Arc::new(config),
             session_manager,
             service_factory: Arc::new(service_factory),
             pending_restores,
