@@ -169,34 +169,34 @@ pub fn to_headers(span: &tracing::Span, headers: &mut HashMap<HeaderName, Header
 
 /// `span`'s own context, when the trace layer gave it ids.
 pub fn context(span: &tracing::Span) -> Option<TraceContext> {
-    span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<Registry>()?;
-        let data = registry.span(id)?;
-        let extensions = data.extensions();
-        extensions.get::<SpanIds>().map(SpanIds::context)
-    })
-    .flatten()
+    with_extension(span, |ids: &mut SpanIds| ids.context())
 }
 
 /// Makes `remote` the parent of `span`: its trace, its sampling decision.
 /// Call before `span` has children; they take their trace from it when
 /// they start. Nothing when `span` has no ids.
 pub fn set_parent(span: &tracing::Span, remote: TraceContext) {
-    span.with_subscriber(|(id, dispatch)| {
-        let Some(data) = dispatch
-            .downcast_ref::<Registry>()
-            .and_then(|registry| registry.span(id))
-        else {
-            return;
-        };
-        if let Some(ids) = data.extensions_mut().get_mut::<SpanIds>() {
-            ids.trace_id = remote.trace_id;
-            ids.parent_id = Some(remote.span_id);
-            ids.parent_remote = true;
-            ids.sampled = remote.sampled;
-            ids.state = remote.state;
-        }
+    with_extension(span, |ids: &mut SpanIds| {
+        ids.trace_id = remote.trace_id;
+        ids.parent_id = Some(remote.span_id);
+        ids.parent_remote = true;
+        ids.sampled = remote.sampled;
+        ids.state = remote.state;
     });
+}
+
+/// Runs `f` on the `T` a layer keeps in `span`'s registry extensions, if
+/// the subscriber is a registry, `span` is enabled and it has one.
+pub fn with_extension<T: Send + Sync + 'static, R>(
+    span: &tracing::Span,
+    f: impl FnOnce(&mut T) -> R,
+) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let data = dispatch.downcast_ref::<Registry>()?.span(id)?;
+        let mut extensions = data.extensions_mut();
+        extensions.get_mut::<T>().map(f)
+    })
+    .flatten()
 }
 
 fn hex_into(text: &[u8], out: &mut [u8]) -> Option<()> {

@@ -15,12 +15,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bulwark_actors::trace_context::SpanIds;
+use bulwark_actors::trace_context::{self, SpanIds};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -184,7 +183,7 @@ where
                 error: None,
                 events: Vec::new(),
             };
-            attrs.record(&mut recording);
+            attrs.record(&mut Fields(&mut recording));
             extensions.insert(recording);
         }
     }
@@ -193,7 +192,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(recording) = span.extensions_mut().get_mut::<Recording>()
         {
-            values.record(recording);
+            values.record(&mut Fields(recording));
         }
     }
 
@@ -210,7 +209,7 @@ where
             message: String::new(),
             attributes: vec![("level", AttrValue::Str(level.as_str().to_owned()))],
         };
-        event.record(&mut fields);
+        event.record(&mut Fields(&mut fields));
         if level == Level::ERROR && recording.error.is_none() {
             recording.error = Some(fields.message.clone());
         }
@@ -298,25 +297,22 @@ pub fn serving(span: &tracing::Span, name: impl FnOnce() -> String) {
 }
 
 fn with_recording(span: &tracing::Span, f: impl FnOnce(&mut Recording)) {
-    span.with_subscriber(|(id, dispatch)| {
-        let Some(data) = dispatch
-            .downcast_ref::<Registry>()
-            .and_then(|registry| registry.span(id))
-        else {
-            return;
-        };
-        if let Some(recording) = data.extensions_mut().get_mut::<Recording>() {
-            f(recording);
-        }
-    });
+    trace_context::with_extension(span, f);
 }
 
-impl Visit for Recording {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "otel.name" => self.name = Cow::Owned(value.to_owned()),
+/// Where visited fields go: text through [`Self::text`] (which may treat
+/// some names specially), everything else as an attribute.
+trait FieldSink {
+    fn text(&mut self, name: &'static str, value: String);
+    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)>;
+}
+
+impl FieldSink for Recording {
+    fn text(&mut self, name: &'static str, value: String) {
+        match name {
+            "otel.name" => self.name = Cow::Owned(value),
             "otel.kind" => {
-                self.kind = match value {
+                self.kind = match value.as_str() {
                     "server" => Kind::Server,
                     "client" => Kind::Client,
                     _ => Kind::Internal,
@@ -327,42 +323,14 @@ impl Visit for Recording {
                     self.error.get_or_insert_with(String::new);
                 }
             }
-            "otel.status_message" => self.error = Some(value.to_owned()),
-            name => self
-                .attributes
-                .push((name, AttrValue::Str(value.to_owned()))),
+            "otel.status_message" => self.error = Some(value),
+            name => self.attributes.push((name, AttrValue::Str(value))),
         }
     }
 
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if field.name().starts_with("otel.") {
-            self.record_str(field, &format!("{value:?}"));
-        } else {
-            // Formatted once, straight into the attribute's own string.
-            self.attributes
-                .push((field.name(), AttrValue::Str(format!("{value:?}"))));
-        }
+    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)> {
+        &mut self.attributes
     }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push((field.name(), AttrValue::I64(value)));
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push((field.name(), unsigned(value)));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push((field.name(), AttrValue::F64(value)));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push((field.name(), AttrValue::Bool(value)));
-    }
-}
-
-fn unsigned(value: u64) -> AttrValue {
-    i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64)
 }
 
 /// An event's fields: `message` becomes the event's name.
@@ -371,34 +339,54 @@ struct EventFields {
     attributes: Vec<(&'static str, AttrValue)>,
 }
 
-impl Visit for EventFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            value.clone_into(&mut self.message);
+impl FieldSink for EventFields {
+    fn text(&mut self, name: &'static str, value: String) {
+        if name == "message" {
+            self.message = value;
         } else {
-            self.attributes
-                .push((field.name(), AttrValue::Str(value.to_owned())));
+            self.attributes.push((name, AttrValue::Str(value)));
         }
     }
 
+    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)> {
+        &mut self.attributes
+    }
+}
+
+/// The `Visit` of every [`FieldSink`]: each value formatted once.
+struct Fields<'a, S>(&'a mut S);
+
+impl<S: FieldSink> Visit for Fields<'_, S> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.text(field.name(), value.to_owned());
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
+        self.0.text(field.name(), format!("{value:?}"));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes.push((field.name(), AttrValue::I64(value)));
+        self.0
+            .attributes()
+            .push((field.name(), AttrValue::I64(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attributes.push((field.name(), unsigned(value)));
+        let value =
+            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
+        self.0.attributes().push((field.name(), value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes.push((field.name(), AttrValue::F64(value)));
+        self.0
+            .attributes()
+            .push((field.name(), AttrValue::F64(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes.push((field.name(), AttrValue::Bool(value)));
+        self.0
+            .attributes()
+            .push((field.name(), AttrValue::Bool(value)));
     }
 }
 
@@ -421,6 +409,7 @@ fn span_id() -> [u8; 8] {
 mod tests {
     use super::*;
     use bulwark_actors::trace_context::{self, TraceContext};
+    use tracing_subscriber::Registry;
     use tracing_subscriber::layer::SubscriberExt;
 
     fn recorded(ratio: f64, body: impl FnOnce()) -> Vec<FinishedSpan> {
