@@ -63,6 +63,9 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         config.audit.include_payloads,
     );
     let _ = runtime.gateway.auth.audit.set(calls.clone());
+    if let Some(directory) = &settings.directory {
+        let _ = runtime.gateway.attempts.set(directory.clone());
+    }
     if config.audit.mcp_calls {
         let _ = runtime.gateway.call_audit.set(calls.clone());
     }

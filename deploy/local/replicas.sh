@@ -249,8 +249,12 @@ defaults
     # - conn-failure: the request never reached a replica (refused: the
     #   replica is gone but not yet marked down). Always safe.
     # - empty-response: the replica closed without answering (it died with
-    #   the request queued or being handled). Safe only for a request whose
-    #   replay cannot run anything twice; tools/call is excluded below.
+    #   the request queued or being handled). A replay runs a tools/call
+    #   only if no replica saw it: each request carries one Bulwark-Attempt
+    #   id (below), kept on its replays, which the gateway claims in Redis
+    #   before serving it. A replay of a call a dying replica had read is
+    #   answered -32002 without running; one that reached only a dead
+    #   socket runs once, where it is replayed to.
     # - not response-timeout: the call may still be running (and "timeout
     #   server" must outlast long calls and SSE streams anyway); nor 5xx:
     #   those are answers, e.g. an upstream's failure passed on.
@@ -262,12 +266,13 @@ defaults
     option http-buffer-request
 frontend bulwark
     bind 127.0.0.1:$port
+    # One id per client request, set here once (a client's own value is
+    # replaced) and so the same on every replay of it.
+    unique-id-format %[uuid()]
+    http-request set-header Bulwark-Attempt %[unique-id]
     default_backend replicas
 backend replicas
     balance roundrobin
-    # A tools/call may have reached its upstream before the replica died:
-    # never replay it (substring match: errs on the side of no retry).
-    http-request disable-l7-retry if { method POST } { req.body -m sub tools/call }
     # In rotation only when able to serve (/ready: its upstreams are up).
     option httpchk
     http-check send meth GET uri /ready ver HTTP/1.1 hdr Host 127.0.0.1

@@ -19,6 +19,11 @@ use serde::Deserialize;
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// Key prefix of session states; owners live under `…owner:`.
 const PREFIX: &str = "bulwark:session:";
+/// Key prefix of claimed call attempts (see [`Directory::claim_attempt`]).
+const ATTEMPT_PREFIX: &str = "bulwark:attempt:";
+/// How long a claimed attempt is remembered: longer than any load
+/// balancer keeps replaying one request.
+const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// `[sessions]`: where client sessions live.
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +137,22 @@ impl Directory {
         if let Err(err) = self.run::<()>(&command).await {
             tracing::warn!(%err, "session owner not recorded: the session cannot move to another replica");
         }
+    }
+
+    /// Claims `attempt`, a load balancer's id for one client request (the
+    /// same on each replay of it), for this replica: `true` the first time
+    /// any replica claims it, `false` once one has. A replica that saw a
+    /// request may have run it, so a replay of it must not run again.
+    pub async fn claim_attempt(&self, attempt: &str) -> Result<bool, SessionStoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(format!("{ATTEMPT_PREFIX}{attempt}"))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ATTEMPT_TTL.as_secs());
+        let set: Option<String> = self.run(&command).await?;
+        Ok(set.is_some())
     }
 
     /// Who opened `session`, if the directory knows it.

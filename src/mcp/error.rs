@@ -87,6 +87,12 @@ pub enum GatewayError {
     /// The client of a bridged call went away, or too many calls wait for input.
     #[error("{0}")]
     InputBridge(String),
+    /// A load balancer's replay of a call another replica already saw
+    /// (see [`super::attempts`]): it may have run there, so it does not run again.
+    #[error(
+        "this call reached a gateway replica that stopped while serving it; it may have run there, so it was not run again"
+    )]
+    Replayed,
     /// A call budget ran out.
     #[error("{limited} (server '{server}')")]
     RateLimited {
@@ -163,6 +169,11 @@ impl From<GatewayError> for ErrorData {
                 UPSTREAM_LOST,
                 message,
                 Some(json!({ "server": &*server, "reason": reason })),
+            ),
+            GatewayError::Replayed => ErrorData::new(
+                UPSTREAM_LOST,
+                message,
+                Some(json!({ "reason": "replayed" })),
             ),
             GatewayError::Call(CallError::Cancelled { server }) => ErrorData::new(
                 REQUEST_CANCELLED,

@@ -379,6 +379,7 @@ impl GatewayHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
+        super::attempts::claim(self.gateway.attempts.get().map(|d| &**d), &context).await?;
         let name = request.name.to_string();
         let (server, tool) = self.route_tool(&name, &context).await?;
         let server = &*server;
@@ -667,12 +668,11 @@ impl GatewayHandler {
             return Ok(list);
         }
         let servers = self.ready_servers(&identity);
-        let results = join_all(
-            servers
-                .iter()
-                .map(|server| self.upstream_list::<L>(server, request.clone(), false, context)),
-        )
-        .await;
+        let results =
+            join_all(servers.iter().map(|server| {
+                self.upstream_whole_list::<L>(server, request.clone(), false, context)
+            }))
+            .await;
         let naming = &self.gateway.naming;
         let mut merged = Vec::new();
         for (server, result) in servers.iter().zip(results) {

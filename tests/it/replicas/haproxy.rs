@@ -176,19 +176,19 @@ fn a_session_through_haproxy_keeps_calling_while_two_replicas_are_killed_in_turn
         call(format!("before {i}"));
     }
     // The replica that opened the session dies, then a second one, before
-    // HAProxy's health check has seen either: the calls are retried on the
-    // replica left (refused connections) and it restores the session.
+    // HAProxy's health check has seen either. The calls start at once, while
+    // the kernel still completes connections for the killed process: each
+    // one that lands there is replayed by HAProxy under its attempt id, which
+    // no live replica has seen, so it runs on the replica left, which
+    // restores the session.
     for (killed, &pid) in topology.replicas[..2].iter().enumerate() {
         kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-        // A call sent while the kernel is still tearing the process down is
-        // in flight on it (and is not replayed: it may have run); the next
-        // calls start once it is gone.
-        assert!(common::wait_until(Duration::from_secs(10), || {
-            !common::alive(pid)
-        }));
         for i in 0..6 {
             call(format!("after kill {killed}, call {i}"));
         }
+        assert!(common::wait_until(Duration::from_secs(10), || {
+            !common::alive(pid)
+        }));
     }
     assert!(!session.is_dead(), "the client session ended");
     drop(session);

@@ -16,6 +16,16 @@ const PROTOCOL: &str = "2025-06-18";
 /// One POST of `body` to `gw`'s `/mcp` on `session` → (status, headers, the
 /// JSON-RPC answer from a JSON or SSE body, or Null).
 async fn post(gw: &Gateway, session: Option<&str>, body: &Value) -> (u16, HeaderMap, Value) {
+    post_attempt(gw, session, None, body).await
+}
+
+/// [`post`] with the load balancer's `Bulwark-Attempt` id, when given.
+async fn post_attempt(
+    gw: &Gateway,
+    session: Option<&str>,
+    attempt: Option<&str>,
+    body: &Value,
+) -> (u16, HeaderMap, Value) {
     let mut request = gw
         .http()
         .post(gw.mcp_url())
@@ -24,6 +34,9 @@ async fn post(gw: &Gateway, session: Option<&str>, body: &Value) -> (u16, Header
         .json(body);
     if let Some(session) = session {
         request = request.header("Mcp-Session-Id", session);
+    }
+    if let Some(attempt) = attempt {
+        request = request.header("Bulwark-Attempt", attempt);
     }
     let response = request.send().await.expect("POST /mcp");
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
@@ -139,4 +152,68 @@ async fn a_moved_session_is_refused_to_another_caller() {
     };
     assert_eq!(as_caller(&bob.secret).await.unwrap().status(), 403);
     assert_eq!(as_caller(&alice.secret).await.unwrap().status(), 200);
+}
+
+/// The `tools/call` count of the one remote upstream both replicas share.
+async fn upstream_calls(gw: &Gateway, session: &str, id: u64) -> u64 {
+    let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "echo__request_count", "arguments": {}}});
+    let (status, _, answer) = post(gw, Some(session), &call).await;
+    assert_eq!(status, 200, "{answer}");
+    let counts: Value =
+        serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    counts["tools/call"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_call_attempt_runs_on_no_second_replica() {
+    if common::require_redis().is_none() {
+        return;
+    }
+    // One upstream behind both replicas, so its count is every run of a tool.
+    let upstream = crate::remote::DemoHttp::start("echo");
+    let config = format!(
+        "{HEAD}[upstreams.echo]\nurl = {:?}\n[sessions]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n",
+        upstream.url()
+    );
+    let nodes: Vec<Gateway> = (0..2).map(|_| Gateway::start(&config, &[])).collect();
+    for node in &nodes {
+        node.wait_ready(Duration::from_secs(60)).await;
+    }
+    let session = open(&nodes[0]).await;
+    let attempt = format!("test-{}", std::process::id());
+    let call = |id: u64, message: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo__echo", "arguments": {"message": message}}})
+    };
+    let before = upstream_calls(&nodes[0], &session, 2).await;
+
+    // The first replica to see the attempt serves it.
+    let (status, _, answer) =
+        post_attempt(&nodes[0], Some(&session), Some(&attempt), &call(3, "once")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"]["content"][0]["text"], "once", "{answer}");
+    // A load balancer's replay of it on another replica (or the same) does not run.
+    for node in &nodes {
+        let (status, _, answer) =
+            post_attempt(node, Some(&session), Some(&attempt), &call(4, "once")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["error"]["code"], -32002, "{answer}");
+        assert_eq!(answer["error"]["data"]["reason"], "replayed", "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("may have run"),
+            "{answer}"
+        );
+    }
+    // Another attempt id runs, and so does a call without one.
+    let fresh = format!("{attempt}-2");
+    let (_, _, answer) =
+        post_attempt(&nodes[1], Some(&session), Some(&fresh), &call(5, "fresh")).await;
+    assert_eq!(answer["result"]["content"][0]["text"], "fresh", "{answer}");
+    assert_eq!(echo(&nodes[1], &session, 6, "plain").await, "plain");
+    // The upstream ran echo three times, plus the two counting calls.
+    assert_eq!(upstream_calls(&nodes[1], &session, 7).await, before + 4);
 }
