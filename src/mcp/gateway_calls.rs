@@ -289,7 +289,9 @@ impl GatewayHandler {
         fresh: bool,
         context: &RequestContext<RoleServer>,
     ) -> Result<Vec<Value>, ErrorData> {
-        let list: ListToolsResult = self.upstream_list(server, None, fresh, context).await?;
+        let list: ListToolsResult = self
+            .upstream_whole_list(server, None, fresh, context)
+            .await?;
         Ok(list
             .tools
             .into_iter()

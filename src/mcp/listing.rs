@@ -3,9 +3,9 @@
 //! renamed for the federated view; [`Listing`] names those differences so one
 //! generic path in the handler serves all four.
 use rmcp::model::{
-    CacheScope, ClientRequest, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, Prompt, RequestOptionalParam, Resource,
-    ResourceTemplate, ServerResult, Tool,
+    CacheScope, ClientRequest, Cursor, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, Prompt, RequestOptionalParam,
+    Resource, ResourceTemplate, ServerResult, Tool,
 };
 
 use bulwark_actors::cache::CacheKind;
@@ -28,6 +28,12 @@ pub trait Listing: Sized + Serialize + DeserializeOwned + Send + 'static {
     fn from_result(result: ServerResult) -> Option<Self>;
     /// The items of one page.
     fn into_items(self) -> Vec<Self::Item>;
+    /// How many items the result holds.
+    fn item_count(&self) -> usize;
+    /// Takes the cursor of the page after this one.
+    fn take_next_cursor(&mut self) -> Option<Cursor>;
+    /// Appends the next page: its items, and its cursor as this one's.
+    fn append(&mut self, page: Self);
     /// A single-page result holding `items`.
     fn from_items(items: Vec<Self::Item>) -> Self;
     /// The result's caching hints (`ttlMs`, `cacheScope`).
@@ -76,6 +82,19 @@ macro_rules! listing {
 
             fn into_items(self) -> Vec<Self::Item> {
                 self.$items
+            }
+
+            fn item_count(&self) -> usize {
+                self.$items.len()
+            }
+
+            fn take_next_cursor(&mut self) -> Option<Cursor> {
+                self.next_cursor.take()
+            }
+
+            fn append(&mut self, page: Self) {
+                self.$items.extend(page.$items);
+                self.next_cursor = page.next_cursor;
             }
 
             fn from_items(items: Vec<Self::Item>) -> Self {

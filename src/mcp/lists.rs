@@ -1,12 +1,20 @@
 //! One upstream's list for this session: the cache first (first pages only),
 //! the upstream under a discovery deadline on a miss. The cached list is the
 //! upstream's own; grants and guardrails are applied per caller afterwards.
+//! Views that merge upstreams (the federated list, search, virtual servers)
+//! read an upstream's whole list ([`GatewayHandler::upstream_whole_list`]);
+//! a server's own scope passes its pages through.
 use std::any::Any;
 use std::sync::Arc;
 
 use bulwark_actors::cache::{CacheKey, Scope as CacheScope};
 use bulwark_actors::timeout::OpKind;
 use rmcp::model::{ListToolsResult, PaginatedRequestParams};
+
+/// Most pages of one upstream's list read for a merged view.
+pub const MAX_PAGES: usize = 100;
+/// Most items of one upstream's list read for a merged view.
+pub const MAX_ITEMS: usize = super::MAX_REMEMBERED_TOOLS;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
@@ -73,6 +81,61 @@ impl GatewayHandler {
         Ok(list)
     }
 
+    /// `server`'s whole list of kind `L`: the first page as
+    /// [`Self::upstream_list`] reads it (cached), then the pages behind it
+    /// from the upstream, up to [`MAX_PAGES`] pages or [`MAX_ITEMS`] items
+    /// (past that, the rest is left out and logged). A later page that fails
+    /// leaves the list as far as it was read, also logged: a merged view
+    /// shows what it can, as for an upstream that fails outright.
+    pub(super) async fn upstream_whole_list<L: Listing + Any>(
+        &self,
+        server: &str,
+        request: Option<PaginatedRequestParams>,
+        fresh: bool,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<L, ErrorData> {
+        let mut list: L = self.upstream_list(server, request, fresh, context).await?;
+        let Some(mut cursor) = list.take_next_cursor() else {
+            return Ok(list);
+        };
+        for _ in 1..MAX_PAGES {
+            if list.item_count() >= MAX_ITEMS {
+                break;
+            }
+            let request = PaginatedRequestParams::default().with_cursor(Some(cursor));
+            match self.fetch_list::<L>(server, Some(request), context).await {
+                Ok(page) => list.append(page),
+                Err(err) => {
+                    tracing::warn!(server, %err, "a later page of an upstream's list failed: the rest is left out");
+                    return Ok(list);
+                }
+            }
+            match list.take_next_cursor() {
+                Some(next) => cursor = next,
+                None => {
+                    self.remember_whole(server, &list);
+                    return Ok(list);
+                }
+            }
+        }
+        tracing::warn!(
+            server,
+            items = list.item_count(),
+            "an upstream's list is longer than a merged view reads: the rest is left out"
+        );
+        Ok(list)
+    }
+
+    /// Records what a whole tool list tells (annotations, bare names).
+    fn remember_whole<L: Any>(&self, server: &str, list: &L) {
+        if let Some(tools) = (list as &dyn Any).downcast_ref::<ListToolsResult>() {
+            let gateway = self.gateway();
+            gateway.remember_tools(server, &tools.tools);
+            let names = tools.tools.iter().map(|tool| &*tool.name);
+            gateway.naming.tool_names().record(server, names);
+        }
+    }
+
     /// Reads the tool list of every ready upstream whose bare names the
     /// prefix table lacks, so names come out the same whoever lists first.
     pub(super) async fn record_tool_names(&self, context: &RequestContext<RoleServer>) {
@@ -86,11 +149,9 @@ impl GatewayHandler {
                 (gateway.registry.get(server)).is_some_and(|entry| entry.pool.link().is_some())
             })
             .collect();
-        futures::future::join_all(
-            missing
-                .iter()
-                .map(|server| self.upstream_list::<ListToolsResult>(server, None, false, context)),
-        )
+        futures::future::join_all(missing.iter().map(|server| {
+            self.upstream_whole_list::<ListToolsResult>(server, None, false, context)
+        }))
         .await;
     }
 

@@ -7,6 +7,7 @@
 //! - `affinity`: which pool instance a session with affinity is bound to.
 //! - [`owners`]: each HTTP session belongs to the caller that opened it.
 //! - [`directory`]: sessions any replica can continue (Redis).
+//! - [`attempts`]: a load balancer's replays of a call recognised across replicas.
 //! - [`listing`]: the four list kinds behind one generic path.
 //! - [`naming`]: `server__tool` names and federated resource URIs.
 //! - [`prefixes`]: per-upstream prefix modes and the bare tool-name table.
@@ -29,6 +30,7 @@
 //! - `measure`: the per-operation metrics of the handler.
 pub mod access;
 mod affinity;
+pub mod attempts;
 mod cache_hints;
 pub mod caller;
 pub mod deadline;
@@ -40,7 +42,7 @@ pub mod guard;
 pub mod handler;
 pub mod lazy_routes;
 pub mod listing;
-mod lists;
+pub mod lists;
 pub mod log_levels;
 mod measure;
 pub mod meta;
@@ -121,6 +123,9 @@ pub struct Gateway {
     pub mrtr: Arc<mrtr::Bridge>,
     /// Upstream tasks created through this process, and who created them.
     pub tasks: tasks::Tasks,
+    /// The session directory, where replicas claim call attempts (set once
+    /// at start, with `[sessions] backend = "redis"`).
+    pub attempts: std::sync::OnceLock<Arc<directory::Directory>>,
 }
 
 /// The shared services the request path uses next to the upstreams.
@@ -164,6 +169,7 @@ impl Gateway {
             restarts_seen: DashMap::new(),
             mrtr: Arc::default(),
             tasks: tasks::Tasks::default(),
+            attempts: std::sync::OnceLock::new(),
         })
     }
 

@@ -41,9 +41,9 @@ use super::handler::GatewayHandler;
 /// The annotation keyword.
 pub const ANNOTATION: &str = "x-mcp-header";
 
-/// Most pages of one upstream's tool list read to learn its schemas; the
-/// tools past them are not checked.
-pub const MAX_PAGES: usize = 100;
+/// Most pages of one upstream's tool list read to learn its schemas (as
+/// for any merged view); the tools past them are not checked.
+pub use super::lists::MAX_PAGES;
 
 /// Annotated input schemas, per upstream, then per upstream tool name.
 #[derive(Debug, Default)]

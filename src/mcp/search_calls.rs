@@ -73,11 +73,9 @@ impl GatewayHandler {
             .into_iter()
             .filter(|server| pinned.contains_key(&**server))
             .collect();
-        let lists = join_all(
-            servers
-                .iter()
-                .map(|server| self.upstream_list::<ListToolsResult>(server, None, false, context)),
-        )
+        let lists = join_all(servers.iter().map(|server| {
+            self.upstream_whole_list::<ListToolsResult>(server, None, false, context)
+        }))
         .await;
         let mut tools = Vec::new();
         for (server, list) in servers.iter().zip(lists) {
@@ -164,7 +162,7 @@ impl GatewayHandler {
         join_all(missing.map(|server| async move {
             let generation = index.generation(server);
             match self
-                .upstream_list::<ListToolsResult>(server, None, false, context)
+                .upstream_whole_list::<ListToolsResult>(server, None, false, context)
                 .await
             {
                 Ok(list) => {

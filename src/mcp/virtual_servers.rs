@@ -127,7 +127,7 @@ impl VirtualHandler {
         let gateway = self.inner.gateway();
         let lists = join_all(servers.iter().map(|server| {
             self.inner
-                .upstream_list::<ListToolsResult>(server, None, false, context)
+                .upstream_whole_list::<ListToolsResult>(server, None, false, context)
         }))
         .await;
         let mut by_server: BTreeMap<&str, Vec<Tool>> = BTreeMap::new();

@@ -202,3 +202,43 @@ async fn search_never_offers_a_tool_the_guardrails_hide() {
         );
     }
 }
+
+/// An upstream that lists its tools four to a page: the federated list and
+/// the search hold its later pages too; its own endpoint keeps the pages.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_of_a_paginating_upstream_is_listed_and_searched() {
+    let Some(peers) = peers() else { return };
+    let upstream = demo_upstream("geo", "\"conformance\", \"--tools-page-size\", \"4\"");
+    let gw = crate::common::Gateway::start(&format!("{HEAD}{upstream}"), &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let mut session = peers.session(&[gw.mcp_url()]);
+
+    let listed = tool_names(&super::list_full(&mut session));
+    let geo: Vec<&String> = listed.iter().filter(|n| n.starts_with("geo__")).collect();
+    assert!(geo.len() > 8, "more than two pages' worth: {listed:?}");
+    assert!(
+        listed.contains(&"geo__test_header_param".to_owned()),
+        "a later page's tool: {listed:?}"
+    );
+
+    let hits = found(&session.call(
+        "bulwark__search_tools",
+        json!({ "query": "region header where to run", "limit": 3, "server": "geo" }),
+    ));
+    assert_eq!(
+        hits.first().map(String::as_str),
+        Some("geo__test_header_param"),
+        "{hits:?}"
+    );
+
+    // The server's own endpoint still pages: its first page has a cursor.
+    let (_, page) =
+        crate::gateway::stateless_post(&gw, "/mcp/geo", "tools/list", json!({}), json!({}), &[])
+            .await;
+    assert!(page["result"]["nextCursor"].is_string(), "{page}");
+    assert_eq!(
+        page["result"]["tools"].as_array().map(Vec::len),
+        Some(4),
+        "{page}"
+    );
+}
