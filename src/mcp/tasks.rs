@@ -10,8 +10,9 @@
 //!   created it, so two upstreams' ids cannot collide and only that caller
 //!   may get, update or cancel it (anyone else: -32602, as for an unknown id).
 //! - `tasks/get` results pass the output guardrails like any tool result
-//!   (the creating call's redactions restored); `tasks/update` answers pass
-//!   the input guardrails.
+//!   (the creating call's redactions restored), and so do the upstream's
+//!   requests of an `input_required` task, as a bridged call's do;
+//!   `tasks/update` answers pass the input guardrails.
 //! - The extension is advertised when an upstream the caller may use
 //!   supports it ([`GatewayHandler::tasks_visible`]).
 //! - An upstream's `notifications/tasks` reaches the session that created
@@ -160,15 +161,12 @@ pub fn relay_status(gateway: &Arc<super::Gateway>, server: &str, status: TaskSta
     let mut task = status.params.task;
     task.task.task_id = id;
     // The upstream's `_meta` may name its own ids: not passed on.
-    let done = match &mut task.payload {
-        TaskPayload::Completed { result } => std::mem::take(result),
-        _ => {
-            gateway
-                .sessions
-                .deliver_to(session, server, notification(task));
-            return;
-        }
-    };
+    if !needs_screening(&task.payload) {
+        gateway
+            .sessions
+            .deliver_to(session, server, notification(task));
+        return;
+    }
     let Ok(permit) = SCREENING.try_acquire() else {
         tracing::debug!(
             server,
@@ -180,19 +178,19 @@ pub fn relay_status(gateway: &Arc<super::Gateway>, server: &str, status: TaskSta
     let server: Arc<str> = Arc::from(server);
     tokio::spawn(async move {
         let _permit = permit;
-        match screened(&gateway, &record, done).await {
-            Ok(result) => {
-                task.payload = TaskPayload::Completed { result };
+        match screened_payload(&gateway, &record, &mut task.payload).await {
+            Ok(()) => {
                 gateway
                     .sessions
                     .deliver_to(session, &server, notification(task));
             }
-            // A `completed` status without its result is not a valid one:
-            // nothing is sent, and `tasks/get` reports the block.
+            // A `completed` status without its result (or `input_required`
+            // without its requests) is not a valid one: nothing is sent,
+            // and `tasks/get` reports the block.
             Err(err) => tracing::info!(
                 server = %server,
-                error = %err,
-                "task result blocked by the output guardrails; status notification withheld"
+                error = %err.message,
+                "task status blocked by the output guardrails; status notification withheld"
             ),
         }
     });
@@ -202,6 +200,41 @@ fn notification(task: DetailedTask) -> ServerNotification {
     ServerNotification::TaskStatusNotification(Notification::new(
         TaskStatusNotificationParams::new(task),
     ))
+}
+
+/// Whether a task status carries upstream content the guardrails check.
+fn needs_screening(payload: &TaskPayload) -> bool {
+    matches!(
+        payload,
+        TaskPayload::Completed { .. } | TaskPayload::InputRequired { .. }
+    )
+}
+
+/// A task's status as the client may see it: a completed result through the
+/// output guardrails with the creating call's redactions restored; the
+/// upstream's requests of an `input_required` task through them as a
+/// bridged call's requests are (nothing to restore: the text is the
+/// upstream's own).
+async fn screened_payload(
+    gateway: &super::Gateway,
+    record: &Record,
+    payload: &mut TaskPayload,
+) -> Result<(), ErrorData> {
+    match payload {
+        TaskPayload::Completed { result } => {
+            *result = screened(gateway, record, std::mem::take(result)).await?;
+        }
+        TaskPayload::InputRequired { input_requests } => {
+            *input_requests = super::caller::screen_output(
+                &gateway.guardrails,
+                &record.server,
+                std::mem::take(input_requests),
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// A completed task's result through the output guardrails, the creating
@@ -338,9 +371,7 @@ impl GatewayHandler {
             return Err(GatewayError::UnexpectedResult(record.server.to_string()).into());
         };
         result.task.task.task_id = request.task_id;
-        if let TaskPayload::Completed { result: done } = &mut result.task.payload {
-            *done = screened(self.gateway(), &record, std::mem::take(done)).await?;
-        }
+        screened_payload(self.gateway(), &record, &mut result.task.payload).await?;
         Ok(result)
     }
 

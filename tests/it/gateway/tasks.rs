@@ -45,6 +45,22 @@ async fn settled(gw: &Gateway, key: &TestKey, task_id: &str) -> Value {
     }
 }
 
+/// Calls `tool` as a task (stateless, the extension declared): its task id.
+async fn create_task(gw: &Gateway, key: &TestKey, tool: &str, arguments: Value) -> String {
+    let created = stateless(
+        gw,
+        key,
+        true,
+        "tools/call",
+        json!({ "name": tool, "arguments": arguments }),
+    )
+    .await;
+    created["result"]["taskId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned()
+}
+
 fn advertises_tasks(discovered: &Value) -> bool {
     discovered["result"]["capabilities"]["extensions"]
         .get(TASKS)
@@ -117,18 +133,13 @@ async fn tasks_of_two_upstreams_are_namespaced_kept_to_their_creator_and_screene
     assert_eq!(made_up["error"]["code"], -32602, "{made_up}");
 
     // Input inside a task, answered through the gateway; cancel is acknowledged.
-    let created = stateless(
+    let id = create_task(
         &gw,
         &alice,
-        true,
-        "tools/call",
-        json!({ "name": "tb__confirm_delete", "arguments": { "filename": "a.txt" } }),
+        "tb__confirm_delete",
+        json!({ "filename": "a.txt" }),
     )
     .await;
-    let id = created["result"]["taskId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"))
-        .to_owned();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let asked = loop {
         let got = stateless(&gw, &alice, true, "tasks/get", json!({ "taskId": id })).await;
@@ -305,4 +316,51 @@ async fn task_status_reaches_only_the_creating_session_under_its_id_and_screened
     for session in [first, second, other] {
         let _ = session.0.cancel().await;
     }
+}
+
+/// The upstream's questions inside a task are upstream output: an
+/// `input_required` status passes the output guardrails before the client
+/// sees its requests, as a bridged call's requests do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_input_requests_pass_the_output_guardrails() {
+    let alice = TestKey::new();
+    let config = format!(
+        "{HEAD}{}{}[guardrails.upstreams.tb.output]\nblock = [\"keyword\"]\nadditional_config = {{ keywords = [\"forbidden-file\"] }}\n",
+        demo_upstream("tb", "\"conformance\""),
+        alice.entry("alice", "admin", false),
+    );
+    let gw = Gateway::builder(&config).with_auth().start();
+    gw.wait_ready(Duration::from_secs(60)).await;
+
+    // Polls a confirm_delete task of `filename` until it asks or fails to.
+    let asked = |filename: &'static str| {
+        let (gw, alice) = (&gw, &alice);
+        async move {
+            let arguments = json!({ "filename": filename });
+            let id = create_task(gw, alice, "tb__confirm_delete", arguments).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = stateless(gw, alice, true, "tasks/get", json!({ "taskId": id })).await;
+                if got.get("error").is_some() || got["result"]["status"] == "input_required" {
+                    return got;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "never asked: {got}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let clean = asked("a.txt").await;
+    assert_eq!(
+        clean["result"]["inputRequests"]["confirm"]["params"]["message"], "Delete a.txt?",
+        "{clean}"
+    );
+    let blocked = asked("forbidden-file.txt").await;
+    let message = blocked["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{blocked}"));
+    assert!(message.contains("keyword"), "{blocked}");
+    assert!(
+        !blocked.to_string().contains("Delete forbidden-file"),
+        "the request leaked: {blocked}"
+    );
 }
