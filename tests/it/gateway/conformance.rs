@@ -70,7 +70,8 @@ async fn conformance_0_1_16_passes_every_scenario_through_the_gateway() {
         return;
     }
     let scenarios = summary(&output);
-    assert!(scenarios.len() >= 30, "too few scenarios ran:\n{output}");
+    // The pinned suite's every server scenario.
+    assert_eq!(scenarios.len(), 30, "scenarios ran:\n{output}");
     let failed: Vec<_> = scenarios.iter().filter(|(_, ok)| !ok).collect();
     assert!(failed.is_empty(), "failing: {failed:?}\n{output}");
     assert!(output.contains(" 0 failed"), "{output}");
@@ -92,7 +93,8 @@ async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
         .map(str::to_owned)
         .collect();
     let scenarios = summary(&output);
-    assert!(!scenarios.is_empty(), "no scenarios ran:\n{output}");
+    // 37 required for 2026-07-28, 10 of the tasks extension, 3 pending.
+    assert_eq!(scenarios.len(), 50, "scenarios ran:\n{output}");
     let unexpected: Vec<_> = scenarios
         .iter()
         .filter(|(name, ok)| !ok && !expected.contains(name))
@@ -114,10 +116,11 @@ async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
         "passing but listed in {}: {stale:?}",
         expected_file.display()
     );
-    // The pending SEP-2243 scenarios run too: `Mcp-Method` / `Mcp-Name`, and
-    // the demo's `x-mcp-header` tool with its `Mcp-Param-*` headers checked
-    // by the gateway.
+    // The pending scenarios pass too: JSON Schema 2020-12 input schemas, and
+    // SEP-2243's `Mcp-Method` / `Mcp-Name` and the demo's `x-mcp-header`
+    // tool with its `Mcp-Param-*` headers checked by the gateway.
     for pending in [
+        "json-schema-2020-12",
         "http-header-validation",
         "http-custom-header-server-validation",
     ] {
