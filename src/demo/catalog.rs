@@ -3,7 +3,10 @@
 //! description and parameters, next to the echo tools; for tool search,
 //! search listings, virtual servers and prefix modes. `learn_tool` adds
 //! `summon_llama` to the list and announces `tools/list_changed`. Every
-//! catalog tool answers with its own name and arguments.
+//! catalog tool answers with its own name and arguments. `--tools N` lists
+//! exactly N tools (at least the three echo tools): the catalog's cut at N,
+//! or filled up with generated ones (`{verb}_{noun}_{i}`, each with its own
+//! description) for benchmarks of thousands of tools.
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
@@ -119,6 +122,63 @@ pub const LEARNED: (&str, &str, &[&str]) = (
 #[derive(Debug, Clone, Default)]
 pub struct CatalogTools {
     learned: Arc<AtomicBool>,
+    /// How many tools this server lists next to the echo tools (`--tools`).
+    count: Option<usize>,
+}
+
+/// Tools the echo server lists before any catalog tool.
+const ECHO_TOOLS: usize = 3;
+const VERBS: &[&str] = &[
+    "create",
+    "list",
+    "delete",
+    "update",
+    "search",
+    "export",
+    "import",
+    "sync",
+    "archive",
+    "render",
+    "translate",
+    "schedule",
+    "approve",
+    "merge",
+    "share",
+    "restore",
+];
+const NOUNS: &[&str] = &[
+    "ticket",
+    "invoice",
+    "event",
+    "document",
+    "message",
+    "report",
+    "image",
+    "contact",
+    "order",
+    "deployment",
+    "dashboard",
+    "payment",
+    "calendar",
+    "repository",
+    "customer",
+    "playlist",
+    "shipment",
+    "budget",
+    "survey",
+    "warehouse",
+];
+
+/// The `i`th generated tool: a distinct name and a description of its own.
+fn generated(i: usize) -> Value {
+    let verb = VERBS[i % VERBS.len()];
+    let noun = NOUNS[(i / VERBS.len()) % NOUNS.len()];
+    json!({
+        "name": format!("{verb}_{noun}_{i}"),
+        "description": format!("{verb} {noun} records in workspace {} (generated catalog tool {i})", i % 97),
+        "inputSchema": { "type": "object", "properties": {
+            format!("{noun}_id"): { "type": "string" }, "workspace": { "type": "string" } } },
+    })
 }
 
 /// The `catalog` demo server.
@@ -128,6 +188,14 @@ impl CatalogServer {
     /// A catalog server that has not learned its extra tool yet.
     pub fn catalog() -> Self {
         EchoServer::with_extras(CatalogTools::default())
+    }
+
+    /// A catalog server listing exactly `count` tools (`--tools`).
+    pub fn with_tool_count(count: usize) -> Self {
+        EchoServer::with_extras(CatalogTools {
+            count: Some(count),
+            ..CatalogTools::default()
+        })
     }
 }
 
@@ -162,6 +230,12 @@ impl ExtraTools for CatalogTools {
             "description": "Adds summon_llama to this server's tools and announces tools/list_changed (demo control)",
             "inputSchema": { "type": "object", "properties": {} },
         }));
+        if let Some(count) = self.count {
+            let wanted = count.saturating_sub(ECHO_TOOLS);
+            tools.truncate(wanted);
+            let have = tools.len();
+            tools.extend((have..wanted).map(generated));
+        }
         from_json(Value::Array(tools))
     }
 
@@ -178,8 +252,18 @@ impl ExtraTools for CatalogTools {
             }
             return Some(Ok(text_result("learned summon_llama")));
         }
-        let known = TOOLS.iter().any(|(tool, _, _)| *tool == name)
-            || (name == LEARNED.0 && self.learned.load(Ordering::SeqCst));
+        let listed = |wanted: &str| {
+            self.tools()
+                .is_ok_and(|tools| tools.iter().any(|tool| tool.name == wanted))
+        };
+        let known = match self.count {
+            // Only what this server lists (cut or generated).
+            Some(_) => listed(name),
+            None => {
+                TOOLS.iter().any(|(tool, _, _)| *tool == name)
+                    || (name == LEARNED.0 && self.learned.load(Ordering::SeqCst))
+            }
+        };
         known.then(|| {
             let args = Value::Object(arguments(request));
             Ok(text_result(format!("{name} {args}")))

@@ -116,6 +116,10 @@ pub struct DemoServerArgs {
     /// as `TTL_MS:public` or `TTL_MS:private` (SEP-2549).
     #[arg(long, value_name = "TTL_MS:SCOPE", value_parser = parse_cache_hints)]
     pub cache_hints: Option<(u64, rmcp::model::CacheScope)>,
+    /// `catalog`: list exactly N tools, the catalog's cut or filled up with
+    /// generated ones (at least the three echo tools).
+    #[arg(long, value_name = "N")]
+    pub tools: Option<usize>,
     /// `conformance`: tools per `tools/list` page (all in one page when unset).
     #[arg(long, value_name = "N")]
     pub tools_page_size: Option<usize>,
@@ -182,7 +186,13 @@ pub async fn run(args: DemoServerArgs) -> anyhow::Result<()> {
         }
         DemoKind::Chaos => hostile::chaos::run(args.chaos).await,
         DemoKind::Traced => serve(traced::TracedServer::traced(), args.http).await,
-        DemoKind::Catalog => serve(catalog::CatalogServer::catalog(), args.http).await,
+        DemoKind::Catalog => {
+            let server = match args.tools {
+                Some(count) => catalog::CatalogServer::with_tool_count(count),
+                None => catalog::CatalogServer::catalog(),
+            };
+            serve(server, args.http).await
+        }
     }
 }
 
