@@ -80,6 +80,18 @@ async fn an_upstream_added_through_one_replica_is_callable_through_all() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
+    // Every replica starts it within a second (then its process has to start).
+    for node in &replicas.nodes[1..] {
+        assert!(
+            eventually(PROPAGATION, || async {
+                let (_, tree) = node.get_json("/api/v1/actors").await;
+                tree["children"].to_string().contains("\"extra\"")
+            })
+            .await,
+            "the new upstream did not reach {}",
+            node.base_url()
+        );
+    }
     for (node, session) in replicas.nodes.iter().zip(&mut sessions) {
         // Each replica runs its own instance of the new upstream.
         wait_for_upstream(node, "extra", Duration::from_secs(30), |n| {
@@ -159,4 +171,69 @@ async fn a_tool_approved_on_one_replica_is_released_on_the_others() {
         "the approval did not reach replica 1"
     );
     assert!(lists_fetch_url(&mut sessions[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_changed_on_one_replica_holds_on_the_others_within_a_second() {
+    let Some(peers) = peers() else { return };
+    let upstreams = format!(
+        "{}{}",
+        crate::gateway::demo_upstream("echo", "\"echo\""),
+        crate::gateway::demo_upstream("other", "\"echo\"")
+    );
+    let Some(replicas) = Replicas::start(3, &upstreams, true).await else {
+        return;
+    };
+    let project = json!({"name": "team", "upstreams": ["echo"]});
+    let (status, created) = replicas
+        .api(0, Method::POST, "/api/v1/projects", Some(&project))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = json!({"user": "bob", "project": "team"});
+    let (status, created) = replicas
+        .api(0, Method::POST, "/api/v1/keys", Some(&key))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    for node in &replicas.nodes[1..] {
+        assert!(
+            eventually(PROPAGATION, || async {
+                initialize_status(node, &key).await == 200
+            })
+            .await,
+            "the new key did not reach {}",
+            node.base_url()
+        );
+    }
+    let mut sessions: Vec<_> = replicas.nodes[1..]
+        .iter()
+        .map(|node| peers.session_with_headers(node.mcp_url(), &json!({"X-API-Key": key})))
+        .collect();
+    for session in &mut sessions {
+        let answer = session.call("echo__echo", json!({"message": "granted"}));
+        assert_eq!(answer["result"]["text"], "granted", "{answer}");
+        let answer = session.call("other__echo", json!({"message": "not yet"}));
+        assert_eq!(answer["ok"], false, "{answer}");
+    }
+
+    let widened = json!({"upstreams": ["echo", "other"]});
+    let (status, changed) = replicas
+        .api(0, Method::PATCH, "/api/v1/projects/team", Some(&widened))
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    // The session's calls are blocking (a Python peer): poll by hand.
+    for session in &mut sessions {
+        let deadline = std::time::Instant::now() + PROPAGATION;
+        loop {
+            let answer = session.call("other__echo", json!({"message": "now granted"}));
+            if answer["result"]["text"] == "now granted" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the project change did not reach a replica: {answer}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
