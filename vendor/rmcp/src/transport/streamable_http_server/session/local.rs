@@ -249,6 +249,19 @@ use super::{
     EventStore, EventStoreError, RestoreOutcome, ServerSseMessage, SessionManager, StreamId,
 };
 
+/// A sender whose receiver is gone, shared by the common channel of every
+/// session no GET stream has attached to (Bulwark patch). A channel of its
+/// own per session was closed at birth anyway (its receiver dropped at
+/// once) yet held its first block of 32 message slots (~1 KiB) for the
+/// session's whole life; sends to either fail alike, and the first GET
+/// replaces it (`resume_or_shadow_common` sees it closed).
+fn closed_common_sender() -> Sender<ServerSseMessage> {
+    static CLOSED: std::sync::OnceLock<Sender<ServerSseMessage>> = std::sync::OnceLock::new();
+    CLOSED
+        .get_or_init(|| tokio::sync::mpsc::channel(1).0)
+        .clone()
+}
+
 struct CachedTx {
     tx: Sender<ServerSseMessage>,
     cache: VecDeque<ServerSseMessage>,
@@ -279,12 +292,23 @@ impl CachedTx {
             event_store,
         }
     }
+    /// The common channel of a new session: no stream is attached until the
+    /// client's GET, so it starts on [`closed_common_sender`] with the
+    /// capacity the GET's channel will have.
     fn new_common(
-        tx: Sender<ServerSseMessage>,
+        capacity: usize,
         session_id: &SessionId,
         event_store: Option<Arc<dyn EventStore>>,
     ) -> Self {
-        Self::new(tx, None, 0, format!("{session_id}:common"), event_store)
+        let mut common = Self::new(
+            closed_common_sender(),
+            None,
+            0,
+            format!("{session_id}:common"),
+            event_store,
+        );
+        common.capacity = capacity;
+        common
     }
 
     fn next_event_id(&self) -> EventId {
@@ -1320,8 +1344,7 @@ fn create_local_session_with_event_store(
 ) -> (LocalSessionHandle, LocalSessionWorker) {
     let id = id.into();
     let (event_tx, event_rx) = crate::boxed_mpsc::channel(config.channel_capacity);
-    let (common_tx, _) = tokio::sync::mpsc::channel(config.channel_capacity);
-    let common = CachedTx::new_common(common_tx, &id, event_store.clone());
+    let common = CachedTx::new_common(config.channel_capacity, &id, event_store.clone());
     tracing::info!(session_id = ?id, "create new session");
     let handle = LocalSessionHandle {
         event_tx,
