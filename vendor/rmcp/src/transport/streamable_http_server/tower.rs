@@ -1787,8 +1787,10 @@ where
                     // Dropping init_done_tx (if Some) signals failure to the caller.
                 }
             }
-            let _ = session_manager
-                .close_session(&session_id)
+            // Boxed too (Bulwark patch): the close runs once, at the end,
+            // and its future (the session map's write lock, the worker's
+            // close) was otherwise the largest state of every idle session's task.
+            let _ = Box::pin(session_manager.close_session(&session_id))
                 .await
                 .inspect_err(|e| {
                     tracing::error!("Failed to close session {session_id}: {e}");
