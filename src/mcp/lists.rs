@@ -10,17 +10,29 @@ use std::sync::Arc;
 use bulwark_actors::cache::{CacheKey, Scope as CacheScope};
 use bulwark_actors::timeout::OpKind;
 use rmcp::model::{ListToolsResult, PaginatedRequestParams};
-
-/// Most pages of one upstream's list read for a merged view.
-pub const MAX_PAGES: usize = 100;
-/// Most items of one upstream's list read for a merged view.
-pub const MAX_ITEMS: usize = super::MAX_REMEMBERED_TOOLS;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
 use super::error::GatewayError;
 use super::handler::GatewayHandler;
 use super::listing::Listing;
+
+/// Most pages of one upstream's list read for a merged view.
+pub const MAX_PAGES: usize = 100;
+/// Most items of one upstream's list read for a merged view.
+pub const MAX_ITEMS: usize = super::MAX_REMEMBERED_TOOLS;
+
+/// How far [`GatewayHandler::later_pages`] read a list.
+pub(super) enum Pages {
+    /// The first page was the whole list.
+    One,
+    /// Every page was read.
+    Whole,
+    /// Cut at [`MAX_PAGES`] or [`MAX_ITEMS`].
+    Cut,
+    /// A later page failed; the pages before it were read.
+    Failed(ErrorData),
+}
 
 impl GatewayHandler {
     /// `server`'s list of kind `L`; `fresh` skips (and refills) the cache.
@@ -81,12 +93,11 @@ impl GatewayHandler {
         Ok(list)
     }
 
-    /// `server`'s whole list of kind `L`: the first page as
-    /// [`Self::upstream_list`] reads it (cached), then the pages behind it
-    /// from the upstream, up to [`MAX_PAGES`] pages or [`MAX_ITEMS`] items
-    /// (past that, the rest is left out and logged). A later page that fails
-    /// leaves the list as far as it was read, also logged: a merged view
-    /// shows what it can, as for an upstream that fails outright.
+    /// `server`'s whole list of kind `L` for a merged view: the first page as
+    /// [`Self::upstream_list`] reads it (cached), then [`Self::later_pages`].
+    /// A list cut at the bounds, or by a later page that fails, is what was
+    /// read, logged: a merged view shows what it can, as for an upstream
+    /// that fails outright.
     pub(super) async fn upstream_whole_list<L: Listing + Any>(
         &self,
         server: &str,
@@ -95,8 +106,33 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
     ) -> Result<L, ErrorData> {
         let mut list: L = self.upstream_list(server, request, fresh, context).await?;
+        match self.later_pages(server, &mut list, context).await {
+            Pages::One => {}
+            Pages::Whole => self.remember_whole(server, &list),
+            Pages::Cut => tracing::warn!(
+                server,
+                items = list.item_count(),
+                "an upstream's list is longer than a merged view reads: the rest is left out"
+            ),
+            Pages::Failed(err) => tracing::warn!(
+                server,
+                %err,
+                "a later page of an upstream's list failed: the rest is left out"
+            ),
+        }
+        Ok(list)
+    }
+
+    /// Appends to `list` (a first page) the pages behind it, from the
+    /// upstream, up to [`MAX_PAGES`] pages or [`MAX_ITEMS`] items.
+    pub(super) async fn later_pages<L: Listing>(
+        &self,
+        server: &str,
+        list: &mut L,
+        context: &RequestContext<RoleServer>,
+    ) -> Pages {
         let Some(mut cursor) = list.take_next_cursor() else {
-            return Ok(list);
+            return Pages::One;
         };
         for _ in 1..MAX_PAGES {
             if list.item_count() >= MAX_ITEMS {
@@ -105,25 +141,14 @@ impl GatewayHandler {
             let request = PaginatedRequestParams::default().with_cursor(Some(cursor));
             match self.fetch_list::<L>(server, Some(request), context).await {
                 Ok(page) => list.append(page),
-                Err(err) => {
-                    tracing::warn!(server, %err, "a later page of an upstream's list failed: the rest is left out");
-                    return Ok(list);
-                }
+                Err(err) => return Pages::Failed(err),
             }
             match list.take_next_cursor() {
                 Some(next) => cursor = next,
-                None => {
-                    self.remember_whole(server, &list);
-                    return Ok(list);
-                }
+                None => return Pages::Whole,
             }
         }
-        tracing::warn!(
-            server,
-            items = list.item_count(),
-            "an upstream's list is longer than a merged view reads: the rest is left out"
-        );
-        Ok(list)
+        Pages::Cut
     }
 
     /// Records what a whole tool list tells (annotations, bare names).

@@ -26,10 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderMap;
 use dashmap::DashMap;
-use rmcp::model::{
-    CallToolRequestParams, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    Tool,
-};
+use rmcp::model::{CallToolRequestParams, JsonObject, ListToolsResult, ProtocolVersion, Tool};
 use rmcp::service::RequestContext;
 use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
 use rmcp::transport::common::mcp_headers::validate_request_headers;
@@ -37,6 +34,7 @@ use rmcp::{ErrorData, RoleServer};
 use serde_json::{Value, json};
 
 use super::handler::GatewayHandler;
+use super::lists::Pages;
 
 /// The annotation keyword.
 pub const ANNOTATION: &str = "x-mcp-header";
@@ -136,7 +134,7 @@ impl GatewayHandler {
 
     /// Reads `server`'s whole tool list and records its annotated schemas:
     /// the first page as any list is read (cached), then the pages behind
-    /// it, up to [`MAX_PAGES`] pages or [`super::MAX_REMEMBERED_TOOLS`] tools.
+    /// it ([`GatewayHandler::later_pages`]), up to [`MAX_PAGES`] pages.
     async fn record_param_headers(
         &self,
         server: &str,
@@ -145,23 +143,14 @@ impl GatewayHandler {
         let known = &self.gateway().param_headers;
         let epoch = known.epoch();
         // A whole list in one page is recorded on the way.
-        let first: ListToolsResult = self.upstream_list(server, None, false, context).await?;
-        let Some(mut cursor) = first.next_cursor else {
-            return Ok(());
-        };
-        let mut tools = first.tools;
-        for _ in 1..MAX_PAGES {
-            if tools.len() >= super::MAX_REMEMBERED_TOOLS {
-                break;
-            }
-            let request = PaginatedRequestParams::default().with_cursor(Some(cursor));
-            let page: ListToolsResult = self.fetch_list(server, Some(request), context).await?;
-            tools.extend(page.tools);
-            match page.next_cursor {
-                Some(next) => cursor = next,
-                None => break,
-            }
+        let mut list: ListToolsResult = self.upstream_list(server, None, false, context).await?;
+        match self.later_pages(server, &mut list, context).await {
+            Pages::One => return Ok(()),
+            // A schema on a page not read could not be checked: fail the call.
+            Pages::Failed(err) => return Err(err),
+            Pages::Whole | Pages::Cut => {}
         }
+        let tools = list.tools;
         known.record_since(epoch, server, &tools, super::MAX_REMEMBERED_TOOLS);
         Ok(())
     }
