@@ -18,6 +18,15 @@
 //! replay every `tools/call` whose response never started: one that no
 //! process read runs once, on the replica it is replayed to; one that a
 //! replica saw fails as a call lost in flight does.
+//!
+//! A claim lasts [`LeaseTiming::ttl`] (a minute) and is renewed while its
+//! call runs, so a replay that comes while the call is still running, or
+//! within that time after the replica holding it died, finds it; a claim
+//! costs Redis memory only for about a minute after its call.
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::request::Parts;
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
@@ -30,26 +39,99 @@ pub const ATTEMPT_HEADER: &str = "bulwark-attempt";
 /// Longest attempt id accepted (HAProxy's `%[uuid()]` is 36 characters).
 const MAX_ATTEMPT_LEN: usize = 128;
 
+/// How long a claim is kept, and how often a running call renews it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// How long a claim outlives its last renewal. A load balancer replays
+    /// a request as soon as its connection fails, within moments of the
+    /// replica dying; a minute leaves room for a slow one.
+    pub ttl: Duration,
+    /// How often a running call renews its claim: a few times per `ttl`, so
+    /// one lost renewal does not let it lapse.
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseTiming {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(60),
+            renew_every: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A claimed attempt (or none: no header, no directory, or Redis down).
+#[derive(Debug)]
+#[must_use = "a claim is renewed only while `hold` runs its call"]
+pub struct Claim {
+    held: Option<(Arc<Directory>, String)>,
+    timing: LeaseTiming,
+}
+
+impl Claim {
+    /// Nothing claimed: the call runs as it would without replicas.
+    pub fn none() -> Self {
+        Self {
+            held: None,
+            timing: LeaseTiming::default(),
+        }
+    }
+
+    /// Runs `call`, renewing the claim while it runs. The claim then lapses
+    /// [`LeaseTiming::ttl`] after the call ends (a replay of a call whose
+    /// answer was lost on the way may still come).
+    pub async fn hold<F: Future>(self, call: F) -> F::Output {
+        let Some((directory, attempt)) = self.held else {
+            return call.await;
+        };
+        let every = self.timing.renew_every;
+        let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut call = std::pin::pin!(call);
+        loop {
+            tokio::select! {
+                answer = &mut call => return answer,
+                _ = renewals.tick() => {
+                    if let Err(err) = directory.extend_attempt(&attempt, self.timing.ttl).await {
+                        tracing::warn!(%err, "call attempt claim not renewed: a replay of this call after it lapses would run it again");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Claims the request's attempt id, if it has one, before it is served:
 /// `Err(Replayed)` when another replica (or this one) already saw it. When
 /// Redis does not answer the call runs: a replay of it would then not be
 /// recognised, which is what running without claims means.
 pub async fn claim(
-    directory: Option<&Directory>,
+    directory: Option<&Arc<Directory>>,
     context: &RequestContext<RoleServer>,
-) -> Result<(), GatewayError> {
-    let Some(directory) = directory else {
-        return Ok(());
+) -> Result<Claim, GatewayError> {
+    let (Some(directory), Some(attempt)) =
+        (directory, attempt_id(context.extensions.get::<Parts>()))
+    else {
+        return Ok(Claim::none());
     };
-    let Some(attempt) = attempt_id(context.extensions.get::<Parts>()) else {
-        return Ok(());
-    };
-    match directory.claim_attempt(attempt).await {
-        Ok(true) => Ok(()),
+    claim_attempt(directory, attempt, LeaseTiming::default()).await
+}
+
+/// Claims `attempt` in `directory` for `timing.ttl`; see [`claim`].
+pub async fn claim_attempt(
+    directory: &Arc<Directory>,
+    attempt: &str,
+    timing: LeaseTiming,
+) -> Result<Claim, GatewayError> {
+    match directory.claim_attempt(attempt, timing.ttl).await {
+        Ok(true) => Ok(Claim {
+            held: Some((directory.clone(), attempt.to_owned())),
+            timing,
+        }),
         Ok(false) => Err(GatewayError::Replayed),
         Err(err) => {
             tracing::warn!(%err, "call attempt not claimed: a replay of this call would run it again");
-            Ok(())
+            Ok(Claim::none())
         }
     }
 }

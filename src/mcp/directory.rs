@@ -21,9 +21,6 @@ const OP_TIMEOUT: Duration = Duration::from_millis(500);
 const PREFIX: &str = "bulwark:session:";
 /// Key prefix of claimed call attempts (see [`Directory::claim_attempt`]).
 const ATTEMPT_PREFIX: &str = "bulwark:attempt:";
-/// How long a claimed attempt is remembered: longer than any load
-/// balancer keeps replaying one request.
-const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// `[sessions]`: where client sessions live.
 #[derive(Debug, Clone, Deserialize)]
@@ -140,19 +137,37 @@ impl Directory {
     }
 
     /// Claims `attempt`, a load balancer's id for one client request (the
-    /// same on each replay of it), for this replica: `true` the first time
-    /// any replica claims it, `false` once one has. A replica that saw a
-    /// request may have run it, so a replay of it must not run again.
-    pub async fn claim_attempt(&self, attempt: &str) -> Result<bool, SessionStoreError> {
+    /// same on each replay of it), for this replica, for `ttl`: `true` the
+    /// first time any replica claims it, `false` once one has. A replica
+    /// that saw a request may have run it, so a replay of it must not run
+    /// again.
+    pub async fn claim_attempt(
+        &self,
+        attempt: &str,
+        ttl: Duration,
+    ) -> Result<bool, SessionStoreError> {
         let mut command = redis::cmd("SET");
         command
             .arg(format!("{ATTEMPT_PREFIX}{attempt}"))
             .arg(1)
             .arg("NX")
-            .arg("EX")
-            .arg(ATTEMPT_TTL.as_secs());
+            .arg("PX")
+            .arg(millis(ttl));
         let set: Option<String> = self.run(&command).await?;
         Ok(set.is_some())
+    }
+
+    /// Keeps a claimed `attempt` for `ttl` from now (its call still runs).
+    pub async fn extend_attempt(
+        &self,
+        attempt: &str,
+        ttl: Duration,
+    ) -> Result<(), SessionStoreError> {
+        let mut command = redis::cmd("PEXPIRE");
+        command
+            .arg(format!("{ATTEMPT_PREFIX}{attempt}"))
+            .arg(millis(ttl));
+        self.run::<i64>(&command).await.map(drop)
     }
 
     /// Who opened `session`, if the directory knows it.
@@ -161,6 +176,11 @@ impl Directory {
         command.arg(format!("{PREFIX}owner:{session}"));
         self.run(&command).await
     }
+}
+
+/// `ttl` in whole milliseconds, at least one (Redis refuses 0).
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 #[async_trait::async_trait]

@@ -371,15 +371,28 @@ impl GatewayHandler {
         Ok(result)
     }
 
-    /// `tools/call` after routing: grant, then [`Self::call_checked`], with the
-    /// per-call audit record when that is on.
+    /// `tools/call`: the caller, then its attempt claimed (replicas, see
+    /// [`super::attempts`]) for as long as the call runs.
     async fn call_tool_checked(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
-        super::attempts::claim(self.gateway.attempts.get().map(|d| &**d), &context).await?;
+        super::attempts::claim(self.gateway.attempts.get(), &context)
+            .await?
+            .hold(self.call_tool_claimed(identity, request, context))
+            .await
+    }
+
+    /// `tools/call` once its attempt is claimed: routing, grant, then
+    /// [`Self::call_checked`], with the per-call audit record when that is on.
+    async fn call_tool_claimed(
+        &self,
+        identity: Identity,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         let (server, tool) = self.route_tool(&name, &context).await?;
         let server = &*server;

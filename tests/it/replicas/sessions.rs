@@ -193,6 +193,9 @@ async fn a_replayed_call_attempt_runs_on_no_second_replica() {
         post_attempt(&nodes[0], Some(&session), Some(&attempt), &call(3, "once")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["result"]["content"][0]["text"], "once", "{answer}");
+    // The claim outlives the answered call by about a minute, not ten.
+    let ttl_ms = attempt_ttl_ms(&attempt).await;
+    assert!((1..=60_000).contains(&ttl_ms), "claim kept {ttl_ms} ms");
     // A load balancer's replay of it on another replica (or the same) does not run.
     for node in &nodes {
         let (status, _, answer) =
@@ -216,4 +219,67 @@ async fn a_replayed_call_attempt_runs_on_no_second_replica() {
     assert_eq!(echo(&nodes[1], &session, 6, "plain").await, "plain");
     // The upstream ran echo three times, plus the two counting calls.
     assert_eq!(upstream_calls(&nodes[1], &session, 7).await, before + 4);
+}
+
+/// How long Redis keeps the claim of `attempt` (`PTTL`: -2 when gone).
+async fn attempt_ttl_ms(attempt: &str) -> i64 {
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("PTTL")
+        .arg(format!("bulwark:attempt:{attempt}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_renewed_while_its_call_runs_and_lapses_after() {
+    use bulwark::mcp::attempts::{self, LeaseTiming};
+    use bulwark::mcp::directory::{Directory, SessionsBackend, SessionsConfig};
+    if common::require_redis().is_none() {
+        return;
+    }
+    let config = SessionsConfig {
+        backend: SessionsBackend::Redis,
+        redis_url: Some("redis://127.0.0.1:6379".into()),
+        ..SessionsConfig::default()
+    };
+    let directory = Directory::from_config(&config, None).unwrap().unwrap();
+    let timing = LeaseTiming {
+        ttl: Duration::from_millis(800),
+        renew_every: Duration::from_millis(200),
+    };
+    let attempt = format!("lease-{}-{}", std::process::id(), fastrand::u64(..));
+    let claim = attempts::claim_attempt(&directory, &attempt, timing)
+        .await
+        .unwrap();
+    // A call running three times the claim's lifetime keeps it: a replay
+    // during it, and one at its very end, are refused.
+    let replay = claim
+        .hold(async {
+            tokio::time::sleep(Duration::from_millis(2_400)).await;
+            attempts::claim_attempt(&directory, &attempt, timing).await
+        })
+        .await;
+    assert!(
+        matches!(replay, Err(bulwark::mcp::error::GatewayError::Replayed)),
+        "{replay:?}"
+    );
+    let ttl_ms = attempt_ttl_ms(&attempt).await;
+    assert!((1..=800).contains(&ttl_ms), "claim kept {ttl_ms} ms");
+    // Nothing renews it once the call has ended: it lapses within its ttl.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while attempt_ttl_ms(&attempt).await != -2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim was still there 5 s after its call ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Once lapsed, the id can be claimed again.
+    assert!(
+        attempts::claim_attempt(&directory, &attempt, timing)
+            .await
+            .is_ok()
+    );
 }
