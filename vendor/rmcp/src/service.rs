@@ -1384,9 +1384,11 @@ where
     let serve_loop_ct = ct.child_token();
     let peer_return: Peer<R> = peer.clone();
     let current_span = tracing::Span::current();
+    // Made outside the task's future (patch: idle session memory): a
+    // future keeps room for what it captured even once that is moved out.
+    let mut transport = transport.into_transport();
+    let mut batch_messages = initial_messages;
     let handle = spawn_service_task(async move {
-        let mut transport = transport.into_transport();
-        let mut batch_messages = initial_messages;
         let mut send_task_set = tokio::task::JoinSet::<SendTaskResult>::new();
         let mut response_send_tasks = tokio::task::JoinSet::<()>::new();
         #[derive(Debug)]
@@ -1410,58 +1412,66 @@ where
             ResponseSendTaskResult(Result<(), tokio::task::JoinError>),
         }
 
+        /// What one wait of the loop ends with.
+        enum Next<R: ServiceRole> {
+            Event(Event<R>),
+            /// A receiver closed: wait again without it.
+            Again,
+            Quit(QuitReason),
+        }
+
         let quit_reason = loop {
             let evt = if let Some(m) = batch_messages.pop_front() {
                 Event::PeerMessage(m)
             } else {
-                tokio::select! {
-                    m = sink_proxy_rx.recv(), if !sink_proxy_rx.is_closed() => {
-                        if let Some(m) = m {
-                            Event::ToSink(m)
-                        } else {
-                            continue
+                // Boxed (patch: idle session memory): the wait's futures
+                // live in their own allocation while it waits, instead of
+                // taking room in the loop's task for its whole life.
+                let next = Box::pin(async {
+                    tokio::select! {
+                        m = sink_proxy_rx.recv(), if !sink_proxy_rx.is_closed() => {
+                            m.map_or(Next::Again, |m| Next::Event(Event::ToSink(m)))
                         }
-                    }
-                    m = transport.receive() => {
-                        if let Some(m) = m {
-                            Event::PeerMessage(m)
-                        } else {
-                            // input stream closed
-                            tracing::info!("input stream terminated");
-                            break QuitReason::Closed
-                        }
-                    }
-                    m = peer_rx.recv(), if !peer_rx.is_closed() => {
-                        if let Some(m) = m {
-                            Event::ProxyMessage(m)
-                        } else {
-                            continue
-                        }
-                    }
-                    m = send_task_set.join_next(), if !send_task_set.is_empty() => {
-                        let Some(result) = m else {
-                            continue
-                        };
-                        match result {
-                            Err(e) => {
-                                // join error, which is serious, we should quit.
-                                tracing::error!(%e, "send request task encounter a tokio join error");
-                                break QuitReason::JoinError(e)
-                            }
-                            Ok(result) => {
-                                Event::SendTaskResult(result)
+                        m = transport.receive() => {
+                            if let Some(m) = m {
+                                Next::Event(Event::PeerMessage(m))
+                            } else {
+                                // input stream closed
+                                tracing::info!("input stream terminated");
+                                Next::Quit(QuitReason::Closed)
                             }
                         }
+                        m = peer_rx.recv(), if !peer_rx.is_closed() => {
+                            m.map_or(Next::Again, |m| Next::Event(Event::ProxyMessage(m)))
+                        }
+                        m = send_task_set.join_next(), if !send_task_set.is_empty() => {
+                            match m {
+                                None => Next::Again,
+                                Some(Err(e)) => {
+                                    // join error, which is serious, we should quit.
+                                    tracing::error!(%e, "send request task encounter a tokio join error");
+                                    Next::Quit(QuitReason::JoinError(e))
+                                }
+                                Some(Ok(result)) => Next::Event(Event::SendTaskResult(result)),
+                            }
+                        }
+                        result = response_send_tasks.join_next(), if !response_send_tasks.is_empty() => {
+                            match result {
+                                Some(result) => Next::Event(Event::ResponseSendTaskResult(result)),
+                                None => Next::Again,
+                            }
+                        }
+                        _ = serve_loop_ct.cancelled() => {
+                            tracing::info!("task cancelled");
+                            Next::Quit(QuitReason::Cancelled)
+                        }
                     }
-                    result = response_send_tasks.join_next(), if !response_send_tasks.is_empty() => {
-                        Event::ResponseSendTaskResult(
-                            result.expect("non-empty response send task set")
-                        )
-                    }
-                    _ = serve_loop_ct.cancelled() => {
-                        tracing::info!("task cancelled");
-                        break QuitReason::Cancelled
-                    }
+                })
+                .await;
+                match next {
+                    Next::Event(evt) => evt,
+                    Next::Again => continue,
+                    Next::Quit(reason) => break reason,
                 }
             };
 

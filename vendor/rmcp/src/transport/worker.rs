@@ -226,33 +226,35 @@ impl<W: Worker> WorkerTransport<W> {
             cancellation_token: transport_task_ct.clone(),
         };
 
-        let join_handle = tokio::spawn(async move {
-            worker
-                .run(context)
-                .instrument(tracing::span!(
-                    Level::TRACE,
-                    "transport_worker",
-                    name = worker_name,
-                ))
-                .await
-                .inspect_err(|e| match e {
-                    WorkerQuitReason::Cancelled
-                    | WorkerQuitReason::TransportClosed
-                    | WorkerQuitReason::HandlerTerminated
-                    | WorkerQuitReason::IdleTimeout(_) => {
-                        tracing::debug!("worker quit with reason: {:?}", e);
-                    }
-                    WorkerQuitReason::Join(e) => {
-                        tracing::error!("worker quit with join error: {:?}", e);
-                    }
-                    WorkerQuitReason::Fatal { error, context } => {
-                        tracing::error!("worker quit with fatal: {error}, when {context}");
-                    }
-                })
-                .inspect(|_| {
-                    tracing::debug!("worker quit");
-                })
+        // Combinators, not an `async move` block around `run`: the block
+        // would hold the worker and its context a second time, beside the
+        // future `run` made of them, for the worker's whole life (patch:
+        // idle session memory).
+        let run = worker.run(context).instrument(tracing::span!(
+            Level::TRACE,
+            "transport_worker",
+            name = worker_name,
+        ));
+        let fut = futures::FutureExt::map(run, |quit| {
+            quit.inspect_err(|e| match e {
+                WorkerQuitReason::Cancelled
+                | WorkerQuitReason::TransportClosed
+                | WorkerQuitReason::HandlerTerminated
+                | WorkerQuitReason::IdleTimeout(_) => {
+                    tracing::debug!("worker quit with reason: {:?}", e);
+                }
+                WorkerQuitReason::Join(e) => {
+                    tracing::error!("worker quit with join error: {:?}", e);
+                }
+                WorkerQuitReason::Fatal { error, context } => {
+                    tracing::error!("worker quit with fatal: {error}, when {context}");
+                }
+            })
+            .inspect(|_| {
+                tracing::debug!("worker quit");
+            })
         });
+        let join_handle = tokio::spawn(fut);
         Self {
             rx: from_transport_rx,
             send_service: to_transport_tx,

@@ -1765,16 +1765,18 @@ where
         S: crate::ServerHandler + Send + 'static,
         M: SessionManager,
     {
-        tokio::spawn(async move {
-            // Boxed (Bulwark patch): the handshake's state is freed once it
-            // is done instead of sizing the task for the session's whole life.
-            let svc = Box::pin(serve_server_with_ct::<
-                S,
-                M::Transport,
-                _,
-                TransportAdapterIdentity,
-            >(service, transport, cancellation_token))
-            .await;
+        // Boxed before the task is made (Bulwark patch): the handshake's
+        // state is freed once it is done, and the task does not keep the
+        // service and transport it captured (moved-from captures still take
+        // room in a future) for the session's whole life.
+        let handshake = Box::pin(serve_server_with_ct::<
+            S,
+            M::Transport,
+            _,
+            TransportAdapterIdentity,
+        >(service, transport, cancellation_token));
+        let fut = async move {
+            let svc = handshake.await;
             match svc {
                 Ok(svc) => {
                     if let Some(tx) = init_done_tx {
@@ -1795,7 +1797,8 @@ where
                 .inspect_err(|e| {
                     tracing::error!("Failed to close session {session_id}: {e}");
                 });
-        });
+        };
+        tokio::spawn(fut);
     }
 
     /// Attempt to restore a session from the external store.

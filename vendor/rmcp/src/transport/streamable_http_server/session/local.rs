@@ -1106,14 +1106,46 @@ impl Worker for LocalSessionWorker {
         }
     }
     #[instrument(name = "streamable_http_session", skip_all, fields(id = self.id.as_ref()))]
-    async fn run(
+    fn run(
         mut self,
         mut context: WorkerContext<Self>,
-    ) -> Result<(), WorkerQuitReason<Self::Error>> {
-        enum InnerEvent {
-            FromHttpService(SessionEvent),
-            FromHandler(WorkerSendRequest<LocalSessionWorker>),
+    ) -> impl Future<Output = Result<(), WorkerQuitReason<Self::Error>>> + Send {
+        // The handshake, each wait and each event's handling run boxed
+        // (patch: idle session memory): a future's size is the sum of what
+        // every await point may hold, so inline they made every idle
+        // session's worker 3.3 KB. A plain `async move` block rather than an
+        // `async fn`, whose arguments the future would hold twice (as
+        // captured and again as its locals).
+        async move {
+            Box::pin(self.initialize(&mut context)).await?;
+            let ct = context.cancellation_token.clone();
+            let keep_alive = self.session_config.keep_alive.unwrap_or(Duration::MAX);
+            loop {
+                self.evict_expired_channels();
+                let handling =
+                    match Box::pin(self.next_event(&mut context, &ct, keep_alive)).await? {
+                        Some(event) => Box::pin(self.handle_event(event, &mut context)),
+                        // An eviction is due: the loop's head runs it.
+                        None => continue,
+                    };
+                handling.await?;
+            }
         }
+    }
+}
+
+/// What the session worker's loop waits for.
+enum InnerEvent {
+    FromHttpService(SessionEvent),
+    FromHandler(WorkerSendRequest<LocalSessionWorker>),
+}
+
+impl LocalSessionWorker {
+    /// Waits for the `initialize` request and hands its response back.
+    async fn initialize(
+        &mut self,
+        context: &mut WorkerContext<Self>,
+    ) -> Result<(), WorkerQuitReason<LocalSessionWorkerError>> {
         let init_timeout = self.session_config.init_timeout.unwrap_or(Duration::MAX);
         let evt = tokio::select! {
             evt = self.event_rx.recv() => evt.ok_or_else(|| {
@@ -1138,11 +1170,8 @@ impl Worker for LocalSessionWorker {
                 "get initialize request",
             ));
         };
-        // Boxed, like every await below but the idle `select!`: an idle
-        // session's task then holds only what waiting needs (patch: idle
-        // session memory).
-        Box::pin(context.send_to_handler(request)).await?;
-        let send_initialize_response = Box::pin(context.recv_from_handler()).await?;
+        context.send_to_handler(request).await?;
+        let send_initialize_response = context.recv_from_handler().await?;
         responder
             .send(Ok(send_initialize_response.message))
             .map_err(|_| {
@@ -1156,120 +1185,134 @@ impl Worker for LocalSessionWorker {
         send_initialize_response
             .responder
             .send(Ok(()))
-            .map_err(|_| WorkerQuitReason::HandlerTerminated)?;
-        let ct = context.cancellation_token.clone();
-        let keep_alive = self.session_config.keep_alive.unwrap_or(Duration::MAX);
-        loop {
-            self.evict_expired_channels();
-            let keep_alive_timeout = tokio::time::sleep(keep_alive);
-            let next_eviction = self.next_eviction();
-            let event = tokio::select! {
-                _ = tokio::time::sleep_until(next_eviction.unwrap_or_else(tokio::time::Instant::now)), if next_eviction.is_some() => {
-                    continue;
+            .map_err(|_| WorkerQuitReason::HandlerTerminated)
+    }
+
+    /// The next event, or `None` when a completed channel's cache expires.
+    async fn next_event(
+        &mut self,
+        context: &mut WorkerContext<Self>,
+        ct: &tokio_util::sync::CancellationToken,
+        keep_alive: Duration,
+    ) -> Result<Option<InnerEvent>, WorkerQuitReason<LocalSessionWorkerError>> {
+        let keep_alive_timeout = tokio::time::sleep(keep_alive);
+        let next_eviction = self.next_eviction();
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_eviction.unwrap_or_else(tokio::time::Instant::now)), if next_eviction.is_some() => {
+                Ok(None)
+            }
+            event = self.event_rx.recv() => {
+                if let Some(event) = event {
+                    Ok(Some(InnerEvent::FromHttpService(event)))
+                } else {
+                    Err(WorkerQuitReason::fatal(LocalSessionWorkerError::TransportTerminated, "waiting next session event"))
                 }
-                event = self.event_rx.recv() => {
-                    if let Some(event) = event {
-                        InnerEvent::FromHttpService(event)
-                    } else {
-                        return Err(WorkerQuitReason::fatal(LocalSessionWorkerError::TransportTerminated, "waiting next session event"))
-                    }
-                },
-                from_handler = context.recv_from_handler() => {
-                    InnerEvent::FromHandler(from_handler?)
-                }
-                _ = ct.cancelled() => {
-                    return Err(WorkerQuitReason::Cancelled)
-                }
-                _ = keep_alive_timeout => {
-                    return Err(WorkerQuitReason::IdleTimeout(keep_alive))
-                }
-            };
-            match event {
-                InnerEvent::FromHandler(WorkerSendRequest {
-                    message, responder, ..
-                }) => {
-                    // catch response
-                    let to_unregister = match &message {
-                        crate::model::JsonRpcMessage::Response(json_rpc_response) => {
-                            let request_id = json_rpc_response.id.clone();
-                            Some(ResourceKey::McpRequestId(request_id))
-                        }
-                        crate::model::JsonRpcMessage::Error(json_rpc_error) => {
-                            json_rpc_error.id.clone().map(ResourceKey::McpRequestId)
-                        }
-                        _ => {
-                            None
-                            // no need to unregister resource
-                        }
-                    };
-                    let handle_result = Box::pin(self.handle_server_message(message))
-                        .await
-                        .map_err(LocalSessionWorkerError::FailToHandleMessage);
-                    let _ = responder.send(handle_result).inspect_err(|error| {
-                        tracing::warn!(?error, "failed to send message to http service handler");
-                    });
-                    if let Some(to_unregister) = to_unregister {
-                        self.unregister_resource(&to_unregister);
-                    }
-                }
-                InnerEvent::FromHttpService(SessionEvent::ClientMessage {
-                    message: json_rpc_message,
-                    http_request_id,
-                }) => {
-                    match &json_rpc_message {
-                        crate::model::JsonRpcMessage::Request(request) => {
-                            if let Some(http_request_id) = http_request_id {
-                                self.register_request(request, http_request_id)
-                            }
-                        }
-                        crate::model::JsonRpcMessage::Notification(notification) => {
-                            self.catch_cancellation_notification(notification)
-                        }
-                        _ => {}
-                    }
-                    Box::pin(context.send_to_handler(json_rpc_message)).await?;
-                }
-                InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
-                    responder,
-                }) => {
-                    let handle_result = Box::pin(self.establish_request_wise_channel()).await;
-                    let _ = responder.send(handle_result);
-                }
-                InnerEvent::FromHttpService(SessionEvent::EstablishCommonChannel { responder }) => {
-                    let handle_result = Box::pin(self.establish_common_channel()).await;
-                    let _ = responder.send(handle_result);
-                }
-                InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
-                    id,
-                    responder,
-                }) => {
-                    let _handle_result = self.tx_router.remove(&id);
-                    let _ = responder.send(Ok(()));
-                }
-                InnerEvent::FromHttpService(SessionEvent::Resume {
-                    last_event_id,
-                    responder,
-                }) => {
-                    let handle_result = Box::pin(self.resume(last_event_id)).await;
-                    let _ = responder.send(handle_result);
-                }
-                InnerEvent::FromHttpService(SessionEvent::Close) => {
-                    return Err(WorkerQuitReason::TransportClosed);
-                }
-                InnerEvent::FromHttpService(SessionEvent::CloseSseStream {
-                    http_request_id,
-                    retry_interval,
-                    responder,
-                }) => {
-                    let handle_result =
-                        Box::pin(self.close_sse_stream(http_request_id, retry_interval)).await;
-                    let _ = responder.send(handle_result);
-                }
-                _ => {
-                    // ignore
-                }
+            },
+            from_handler = context.recv_from_handler() => {
+                from_handler.map(|message| Some(InnerEvent::FromHandler(message)))
+            }
+            _ = ct.cancelled() => {
+                Err(WorkerQuitReason::Cancelled)
+            }
+            _ = keep_alive_timeout => {
+                Err(WorkerQuitReason::IdleTimeout(keep_alive))
             }
         }
+    }
+
+    /// Handles one event from the HTTP side or the handler.
+    async fn handle_event(
+        &mut self,
+        event: InnerEvent,
+        context: &mut WorkerContext<Self>,
+    ) -> Result<(), WorkerQuitReason<LocalSessionWorkerError>> {
+        match event {
+            InnerEvent::FromHandler(WorkerSendRequest {
+                message, responder, ..
+            }) => {
+                // catch response
+                let to_unregister = match &message {
+                    crate::model::JsonRpcMessage::Response(json_rpc_response) => {
+                        let request_id = json_rpc_response.id.clone();
+                        Some(ResourceKey::McpRequestId(request_id))
+                    }
+                    crate::model::JsonRpcMessage::Error(json_rpc_error) => {
+                        json_rpc_error.id.clone().map(ResourceKey::McpRequestId)
+                    }
+                    _ => {
+                        None
+                        // no need to unregister resource
+                    }
+                };
+                let handle_result = self
+                    .handle_server_message(message)
+                    .await
+                    .map_err(LocalSessionWorkerError::FailToHandleMessage);
+                let _ = responder.send(handle_result).inspect_err(|error| {
+                    tracing::warn!(?error, "failed to send message to http service handler");
+                });
+                if let Some(to_unregister) = to_unregister {
+                    self.unregister_resource(&to_unregister);
+                }
+            }
+            InnerEvent::FromHttpService(SessionEvent::ClientMessage {
+                message: json_rpc_message,
+                http_request_id,
+            }) => {
+                match &json_rpc_message {
+                    crate::model::JsonRpcMessage::Request(request) => {
+                        if let Some(http_request_id) = http_request_id {
+                            self.register_request(request, http_request_id)
+                        }
+                    }
+                    crate::model::JsonRpcMessage::Notification(notification) => {
+                        self.catch_cancellation_notification(notification)
+                    }
+                    _ => {}
+                }
+                context.send_to_handler(json_rpc_message).await?;
+            }
+            InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
+                responder,
+            }) => {
+                let handle_result = self.establish_request_wise_channel().await;
+                let _ = responder.send(handle_result);
+            }
+            InnerEvent::FromHttpService(SessionEvent::EstablishCommonChannel { responder }) => {
+                let handle_result = self.establish_common_channel().await;
+                let _ = responder.send(handle_result);
+            }
+            InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
+                id,
+                responder,
+            }) => {
+                let _handle_result = self.tx_router.remove(&id);
+                let _ = responder.send(Ok(()));
+            }
+            InnerEvent::FromHttpService(SessionEvent::Resume {
+                last_event_id,
+                responder,
+            }) => {
+                let handle_result = self.resume(last_event_id).await;
+                let _ = responder.send(handle_result);
+            }
+            InnerEvent::FromHttpService(SessionEvent::Close) => {
+                return Err(WorkerQuitReason::TransportClosed);
+            }
+            InnerEvent::FromHttpService(SessionEvent::CloseSseStream {
+                http_request_id,
+                retry_interval,
+                responder,
+            }) => {
+                let handle_result =
+                    self.close_sse_stream(http_request_id, retry_interval).await;
+                let _ = responder.send(handle_result);
+            }
+            _ => {
+                // ignore
+            }
+        }
+        Ok(())
     }
 }
 
