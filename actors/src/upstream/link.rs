@@ -186,6 +186,37 @@ impl CallRegistry {
             })
     }
 
+    /// [`Self::route_progress`], except that progress no call takes while
+    /// some call has not recorded its token yet waits (up to
+    /// [`NAMED_CALL_WAIT`]) for it: a remote upstream's first progress can
+    /// be read before the caller's thread, preempted right after queuing
+    /// the request, records what it sent, and was then lost.
+    pub(crate) async fn route_progress_waiting(
+        &self,
+        progress: &ProgressNotificationParam,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
+        loop {
+            let sent = self.sent.notified();
+            tokio::pin!(sent);
+            sent.as_mut().enable();
+            if self.route_progress(progress) {
+                return true;
+            }
+            if !self.sending() || tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // Woken by `sent`, or re-checked at the deadline.
+            let _ = tokio::time::timeout_at(deadline, sent).await;
+        }
+    }
+
+    /// Whether some call has not recorded what it sent yet.
+    fn sending(&self) -> bool {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().any(|call| call.upstream_token.is_none())
+    }
+
     /// The call a mid-call message belongs to: the one `hint` names, else
     /// the newest call when every call in flight is one tenant's, else none
     /// (counted in [`Self::unrouted`]): a message is never delivered to a
@@ -541,6 +572,36 @@ mod tests {
         assert_eq!(queued, PROGRESS_QUEUE);
         // Progress for no call in flight is not taken.
         assert!(!calls.route_progress(&ProgressNotificationParam::new(token(8), 1.0)));
+    }
+
+    // Paused clock: a wait would show as time passed.
+    #[tokio::test(start_paused = true)]
+    async fn progress_read_before_its_call_recorded_its_token_waits_for_it() {
+        let calls = Arc::new(CallRegistry::default());
+        let (seq, queue) = calls.register(Arc::new(Tenant("progress")));
+        let mut queue = queue.unwrap();
+        // The upstream's first progress is read while the call is still
+        // being sent: it waits, and reaches the call once it is recorded.
+        let routing = tokio::spawn({
+            let calls = calls.clone();
+            async move {
+                calls
+                    .route_progress_waiting(&ProgressNotificationParam::new(token(7), 0.0))
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        calls.sent(seq, RequestId::Number(1), token(7));
+        assert!(routing.await.unwrap());
+        assert_eq!(queue.try_recv().unwrap().progress, 0.0);
+        // With every call recorded, unknown progress is refused at once.
+        let started = tokio::time::Instant::now();
+        assert!(
+            !calls
+                .route_progress_waiting(&ProgressNotificationParam::new(token(8), 1.0))
+                .await
+        );
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
     }
 
     #[test]
