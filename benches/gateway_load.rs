@@ -38,6 +38,11 @@ async fn client(url: &str) -> RunningService<RoleClient, ()> {
 /// session) instead of `initialize` and a session.
 static STATELESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// When set, clients keep their HTTP connections (a pooling `reqwest`
+/// client, as the TypeScript and Python SDKs' HTTP stacks do) instead of
+/// rmcp's default client, which opens a connection per request.
+static POOLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// A client that sends `key` as `Authorization: Bearer` when given.
 async fn keyed_client(url: &str, key: Option<&str>) -> RunningService<RoleClient, ()> {
     use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
@@ -45,7 +50,15 @@ async fn keyed_client(url: &str, key: Option<&str>) -> RunningService<RoleClient
     if let Some(key) = key {
         config = config.auth_header(key.to_owned());
     }
-    let transport = StreamableHttpClientTransport::from_config(config);
+    let transport = if POOLED.load(std::sync::atomic::Ordering::Relaxed) {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        StreamableHttpClientTransport::with_client(http, config)
+    } else {
+        StreamableHttpClientTransport::from_config(config)
+    };
     if STATELESS.load(std::sync::atomic::Ordering::Relaxed) {
         let lifecycle = ClientLifecycleMode::Discover {
             preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],

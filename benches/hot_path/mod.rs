@@ -6,6 +6,8 @@
 //!   client's cost and the machine's noise drop out) next to the floor's
 //!   (the demo echo served directly over streamable HTTP);
 //! - throughput at c=1 and c=32 against the floor (the rmcp client);
+//! - both again with a client that keeps its connections (rmcp's default
+//!   client opens one per request);
 //! - a keep-alive HTTP/1.1 client at c=1 (one pooled connection, each
 //!   response read to its end): p50 against the floor;
 //! - 1 MB and 10 MB tool results with guardrails on: added p50, peak RSS;
@@ -221,6 +223,33 @@ impl Report {
     }
 }
 
+/// CPU per call and throughput at c=1 and c=32, the floor's (pid, url)
+/// beside the secure gateway's (pid, url, key), as rows named `label …`.
+async fn floor_and_secure(
+    report: &mut Report,
+    label: &str,
+    (floor_pid, floor_url): (u32, &str),
+    (gw_pid, gw_url, key): (u32, &str, &str),
+) {
+    for concurrency in [1, 32] {
+        let f = measured(floor_pid, floor_url, None, "echo", concurrency).await;
+        let g = measured(gw_pid, gw_url, Some(key), "echo__echo", concurrency).await;
+        report.add(
+            format!("{label} c={concurrency} CPU µs/call: floor / gw secure"),
+            format!("{:.0} / {:.0}", f.cpu_us_per_call, g.cpu_us_per_call),
+        );
+        report.add(
+            format!("{label} c={concurrency} calls/s: floor / gw secure (ratio)"),
+            format!(
+                "{:.0} / {:.0} ({:.2}x)",
+                f.figures.calls_per_sec,
+                g.figures.calls_per_sec,
+                g.figures.calls_per_sec / f.figures.calls_per_sec
+            ),
+        );
+    }
+}
+
 /// Runs every hot-path measurement for `build`.
 pub async fn run(
     build: &Build,
@@ -271,32 +300,17 @@ pub async fn run(
             format!("{:.0} / {:.0}", f.figures.p50_us, g.figures.p50_us),
         );
     }
+    // The same with clients that keep their connections: rmcp's default
+    // client (above) opens a TCP connection per request, so the figures
+    // above include an accept and a connection task per call.
+    let secure = (gateway.0.id(), gw_url.as_str(), key.secret.as_str());
+    let floor_at = (floor.0.id(), floor_url.as_str());
+    super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    floor_and_secure(&mut report, "pooled", floor_at, secure).await;
+    super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
     // The same calls stateless (2026-07-28): no session, one POST per call.
     super::STATELESS.store(true, std::sync::atomic::Ordering::Relaxed);
-    for concurrency in [1, 32] {
-        let f = measured(floor.0.id(), &floor_url, None, "echo", concurrency).await;
-        let g = measured(
-            gateway.0.id(),
-            &gw_url,
-            Some(&key.secret),
-            "echo__echo",
-            concurrency,
-        )
-        .await;
-        report.add(
-            format!("stateless c={concurrency} CPU µs/call: floor / gw secure"),
-            format!("{:.0} / {:.0}", f.cpu_us_per_call, g.cpu_us_per_call),
-        );
-        report.add(
-            format!("stateless c={concurrency} calls/s: floor / gw secure (ratio)"),
-            format!(
-                "{:.0} / {:.0} ({:.2}x)",
-                f.figures.calls_per_sec,
-                g.figures.calls_per_sec,
-                g.figures.calls_per_sec / f.figures.calls_per_sec
-            ),
-        );
-    }
+    floor_and_secure(&mut report, "stateless", floor_at, secure).await;
     super::STATELESS.store(false, std::sync::atomic::Ordering::Relaxed);
     let run_for = Duration::from_secs(2);
     let ka_floor = keep_alive_p50(&floor_url, None, "echo", run_for).await;

@@ -195,19 +195,29 @@ impl CallRegistry {
         &self,
         progress: &ProgressNotificationParam,
     ) -> bool {
+        let attempt = || match self.route_progress(progress) {
+            false if self.sending() => Err(Pending),
+            taken => Ok(taken),
+        };
+        self.while_sending(attempt).await.unwrap_or(false)
+    }
+
+    /// Runs `attempt` until it decides, again each time a call records what
+    /// it sent; `None` when it is still `Pending` after [`NAMED_CALL_WAIT`].
+    async fn while_sending<T>(&self, mut attempt: impl FnMut() -> Result<T, Pending>) -> Option<T> {
         let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
         loop {
             let sent = self.sent.notified();
             tokio::pin!(sent);
             sent.as_mut().enable();
-            if self.route_progress(progress) {
-                return true;
+            match attempt() {
+                Ok(decided) => return Some(decided),
+                Err(Pending) if tokio::time::Instant::now() < deadline => {
+                    // Woken by `sent`, or re-checked at the deadline.
+                    let _ = tokio::time::timeout_at(deadline, sent).await;
+                }
+                Err(Pending) => return None,
             }
-            if !self.sending() || tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            // Woken by `sent`, or re-checked at the deadline.
-            let _ = tokio::time::timeout_at(deadline, sent).await;
         }
     }
 
@@ -224,19 +234,9 @@ impl CallRegistry {
     /// some call is still being sent waits (up to [`NAMED_CALL_WAIT`]) for
     /// that call to record its id before it is given up.
     pub(crate) async fn route_named(&self, hint: &RouteHint) -> Routed {
-        let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
-        loop {
-            let sent = self.sent.notified();
-            tokio::pin!(sent);
-            sent.as_mut().enable();
-            match self.try_route(hint) {
-                Err(Pending) if tokio::time::Instant::now() < deadline => {
-                    // Woken by `sent`, or re-checked at the deadline.
-                    let _ = tokio::time::timeout_at(deadline, sent).await;
-                }
-                Err(Pending) => return self.route(hint),
-                Ok(routed) => return routed,
-            }
+        match self.while_sending(|| self.try_route(hint)).await {
+            Some(routed) => routed,
+            None => self.route(hint),
         }
     }
 
