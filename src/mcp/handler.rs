@@ -371,28 +371,18 @@ impl GatewayHandler {
         Ok(result)
     }
 
-    /// `tools/call`: the caller, then its attempt claimed (replicas, see
-    /// [`super::attempts`]) for as long as the call runs.
+    /// `tools/call`: the caller, its attempt claimed (replicas, see
+    /// [`super::attempts`]) for as long as the call runs, routing, grant,
+    /// then [`Self::call_checked`], with the per-call audit record when that
+    /// is on.
     async fn call_tool_checked(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
-        super::attempts::claim(self.gateway.attempts.get(), &context)
-            .await?
-            .hold(self.call_tool_claimed(identity, request, context))
-            .await
-    }
-
-    /// `tools/call` once its attempt is claimed: routing, grant, then
-    /// [`Self::call_checked`], with the per-call audit record when that is on.
-    async fn call_tool_claimed(
-        &self,
-        identity: Identity,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
+        // Held until the call has ended.
+        let _claim = super::attempts::claim(self.gateway.attempts.get(), &context).await?;
         let name = request.name.to_string();
         let (server, tool) = self.route_tool(&name, &context).await?;
         let server = &*server;
