@@ -29,6 +29,7 @@ use std::time::Duration;
 use axum::http::request::Parts;
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::directory::Directory;
 use super::error::GatewayError;
@@ -39,7 +40,7 @@ pub const ATTEMPT_HEADER: &str = "bulwark-attempt";
 const MAX_ATTEMPT_LEN: usize = 128;
 
 /// How long a claim is kept, and how often a running call renews it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct LeaseTiming {
     /// How long a claim outlives its last renewal. A load balancer replays
     /// a request as soon as its connection fails, within moments of the
@@ -67,18 +68,21 @@ impl Default for LeaseTiming {
 #[derive(Debug)]
 #[must_use = "a claim is renewed only while it is held"]
 pub struct Claim {
-    renewal: Option<tokio::task::JoinHandle<()>>,
+    /// Aborted when dropped; the claim then lapses [`LeaseTiming::ttl`]
+    /// after the call ends (a replay of a call whose answer was lost on the
+    /// way may still come).
+    _renewal: Option<AbortOnDropHandle<()>>,
 }
 
 impl Claim {
     /// Nothing claimed: the call runs as it would without replicas.
-    pub fn none() -> Self {
-        Self { renewal: None }
+    fn none() -> Self {
+        Self { _renewal: None }
     }
 
     /// Renews `attempt`'s claim every `timing.renew_every` until dropped.
     fn renewed(directory: Arc<Directory>, attempt: String, timing: LeaseTiming) -> Self {
-        let renewal = tokio::spawn(async move {
+        let renewal = AbortOnDropHandle::new(tokio::spawn(async move {
             let every = timing.renew_every;
             let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,19 +92,9 @@ impl Claim {
                     tracing::warn!(%err, "call attempt claim not renewed: a replay of this call after it lapses would run it again");
                 }
             }
-        });
+        }));
         Self {
-            renewal: Some(renewal),
-        }
-    }
-}
-
-/// The claim then lapses [`LeaseTiming::ttl`] after the call ends (a replay
-/// of a call whose answer was lost on the way may still come).
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if let Some(renewal) = &self.renewal {
-            renewal.abort();
+            _renewal: Some(renewal),
         }
     }
 }

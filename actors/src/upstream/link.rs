@@ -101,6 +101,30 @@ pub(crate) struct CallRegistry {
     unrouted: AtomicU64,
     /// Rung when a call learns its upstream request id (see [`Self::sent`]).
     sent: tokio::sync::Notify,
+    /// Progress read while some call had not recorded its token yet (see
+    /// [`Self::route_progress`]); always locked after `calls`.
+    early: Mutex<Vec<ProgressNotificationParam>>,
+}
+
+/// Most progress notifications kept for calls still being sent.
+const EARLY_PROGRESS: usize = 32;
+
+/// Whether some call has not recorded what it sent yet.
+fn sending(calls: &[InFlight]) -> bool {
+    calls.iter().any(|call| call.upstream_id.is_none())
+}
+
+/// Queues `progress` on `call`: false only when the call no longer reads
+/// its queue. A full queue drops it; a call whose client wants no progress
+/// takes it and drops it.
+fn queue_progress(call: &InFlight, progress: ProgressNotificationParam) -> bool {
+    match &call.progress {
+        None => true,
+        Some(queue) => match queue.try_send(progress) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        },
+    }
 }
 
 /// How long a mid-call message that names a call waits for a call still
@@ -150,13 +174,20 @@ impl CallRegistry {
         (seq, queue)
     }
 
-    /// Records the id and progress token the call's upstream request carries.
+    /// Records the id and progress token the call's upstream request carries,
+    /// and hands it the progress for that token read before.
     fn sent(&self, seq: u64, upstream_id: RequestId, upstream_token: ProgressToken) {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = calls.iter_mut().rev().find(|call| call.seq == seq) {
             call.upstream_id = Some(upstream_id);
             call.upstream_token = Some(upstream_token);
+            let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+            let token = call.upstream_token.as_ref();
+            for progress in early.extract_if(.., |p| Some(&p.progress_token) == token) {
+                queue_progress(call, progress);
+            }
         }
+        self.forget_early_unless_sending(&calls);
         drop(calls);
         self.sent.notify_waiters();
     }
@@ -167,64 +198,39 @@ impl CallRegistry {
         if let Some(at) = calls.iter().rposition(|call| call.seq == seq) {
             calls.remove(at);
         }
+        self.forget_early_unless_sending(&calls);
     }
 
-    /// Queues progress on the call whose upstream request carries its token;
-    /// false when no call in flight does. A full queue drops it.
-    pub(crate) fn route_progress(&self, progress: &ProgressNotificationParam) -> bool {
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls
-            .iter()
-            .find(|call| call.upstream_token.as_ref() == Some(&progress.progress_token))
-            .is_some_and(|call| match &call.progress {
-                // A call whose client wants no progress takes it and drops it.
-                None => true,
-                Some(queue) => match queue.try_send(progress.clone()) {
-                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                },
-            })
-    }
-
-    /// [`Self::route_progress`], except that progress no call takes while
-    /// some call has not recorded its token yet waits (up to
-    /// [`NAMED_CALL_WAIT`]) for it: a remote upstream's first progress can
-    /// be read before the caller's thread, preempted right after queuing
-    /// the request, records what it sent, and was then lost.
-    pub(crate) async fn route_progress_waiting(
-        &self,
-        progress: &ProgressNotificationParam,
-    ) -> bool {
-        let attempt = || match self.route_progress(progress) {
-            false if self.sending() => Err(Pending),
-            taken => Ok(taken),
-        };
-        self.while_sending(attempt).await.unwrap_or(false)
-    }
-
-    /// Runs `attempt` until it decides, again each time a call records what
-    /// it sent; `None` when it is still `Pending` after [`NAMED_CALL_WAIT`].
-    async fn while_sending<T>(&self, mut attempt: impl FnMut() -> Result<T, Pending>) -> Option<T> {
-        let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
-        loop {
-            let sent = self.sent.notified();
-            tokio::pin!(sent);
-            sent.as_mut().enable();
-            match attempt() {
-                Ok(decided) => return Some(decided),
-                Err(Pending) if tokio::time::Instant::now() < deadline => {
-                    // Woken by `sent`, or re-checked at the deadline.
-                    let _ = tokio::time::timeout_at(deadline, sent).await;
-                }
-                Err(Pending) => return None,
-            }
+    /// Early progress can only be for a call still being sent (a call
+    /// registered later gets a newer token): with none, it is dropped.
+    fn forget_early_unless_sending(&self, calls: &[InFlight]) {
+        if !sending(calls) {
+            self.early.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }
 
-    /// Whether some call has not recorded what it sent yet.
-    fn sending(&self) -> bool {
+    /// Queues progress on the call whose upstream request carries its token;
+    /// false when no call in flight does. Progress no call takes while some
+    /// call has not recorded its token yet is kept (up to [`EARLY_PROGRESS`])
+    /// for that call: a remote upstream's first progress can be read before
+    /// the caller's thread, preempted right after queuing the request,
+    /// records what it sent. Never waits: this runs in the session's read loop.
+    pub(crate) fn route_progress(&self, progress: &ProgressNotificationParam) -> bool {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.iter().any(|call| call.upstream_token.is_none())
+        if let Some(call) = calls
+            .iter()
+            .find(|call| call.upstream_token.as_ref() == Some(&progress.progress_token))
+        {
+            return queue_progress(call, progress.clone());
+        }
+        if !sending(&calls) {
+            return false;
+        }
+        let mut early = self.early.lock().unwrap_or_else(|e| e.into_inner());
+        if early.len() < EARLY_PROGRESS {
+            early.push(progress.clone());
+        }
+        true
     }
 
     /// The call a mid-call message belongs to: the one `hint` names, else
@@ -234,9 +240,19 @@ impl CallRegistry {
     /// some call is still being sent waits (up to [`NAMED_CALL_WAIT`]) for
     /// that call to record its id before it is given up.
     pub(crate) async fn route_named(&self, hint: &RouteHint) -> Routed {
-        match self.while_sending(|| self.try_route(hint)).await {
-            Some(routed) => routed,
-            None => self.route(hint),
+        let deadline = tokio::time::Instant::now() + NAMED_CALL_WAIT;
+        loop {
+            let sent = self.sent.notified();
+            tokio::pin!(sent);
+            sent.as_mut().enable();
+            match self.try_route(hint) {
+                Err(Pending) if tokio::time::Instant::now() < deadline => {
+                    // Woken by `sent`, or re-checked at the deadline.
+                    let _ = tokio::time::timeout_at(deadline, sent).await;
+                }
+                Err(Pending) => return self.route(hint),
+                Ok(routed) => return routed,
+            }
         }
     }
 
@@ -278,7 +294,7 @@ impl CallRegistry {
                     || same(&hint.related_id, &call.upstream_id)
                     || same(&hint.meta_token, &call.upstream_token)
             });
-            if !named && calls.iter().any(|call| call.upstream_id.is_none()) {
+            if !named && sending(&calls) {
                 return Err(Pending);
             }
         }
@@ -574,34 +590,21 @@ mod tests {
         assert!(!calls.route_progress(&ProgressNotificationParam::new(token(8), 1.0)));
     }
 
-    // Paused clock: a wait would show as time passed.
-    #[tokio::test(start_paused = true)]
-    async fn progress_read_before_its_call_recorded_its_token_waits_for_it() {
-        let calls = Arc::new(CallRegistry::default());
+    #[test]
+    fn progress_read_before_its_call_recorded_its_token_is_kept_for_it() {
+        let calls = CallRegistry::default();
         let (seq, queue) = calls.register(Arc::new(Tenant("progress")));
         let mut queue = queue.unwrap();
         // The upstream's first progress is read while the call is still
-        // being sent: it waits, and reaches the call once it is recorded.
-        let routing = tokio::spawn({
-            let calls = calls.clone();
-            async move {
-                calls
-                    .route_progress_waiting(&ProgressNotificationParam::new(token(7), 0.0))
-                    .await
-            }
-        });
-        tokio::task::yield_now().await;
+        // being sent: it is kept, and reaches the call once it is recorded.
+        assert!(calls.route_progress(&ProgressNotificationParam::new(token(7), 0.0)));
+        assert!(queue.try_recv().is_err());
         calls.sent(seq, RequestId::Number(1), token(7));
-        assert!(routing.await.unwrap());
         assert_eq!(queue.try_recv().unwrap().progress, 0.0);
-        // With every call recorded, unknown progress is refused at once.
-        let started = tokio::time::Instant::now();
-        assert!(
-            !calls
-                .route_progress_waiting(&ProgressNotificationParam::new(token(8), 1.0))
-                .await
-        );
-        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+        // With every call recorded, unknown progress is refused, and nothing
+        // kept for a call still being sent outlives the last one.
+        assert!(!calls.route_progress(&ProgressNotificationParam::new(token(8), 1.0)));
+        assert!(calls.early.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -40,7 +40,7 @@ where
             if let Some(JsonRpcMessage::Notification(notification)) = &message
                 && let ServerNotification::ProgressNotification(progress) =
                     &notification.notification
-                && self.calls.route_progress_waiting(&progress.params).await
+                && self.calls.route_progress(&progress.params)
             {
                 continue;
             }

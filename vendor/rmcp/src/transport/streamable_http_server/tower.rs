@@ -1775,7 +1775,7 @@ where
             _,
             TransportAdapterIdentity,
         >(service, transport, cancellation_token));
-        let fut = async move {
+        tokio::spawn(async move {
             let svc = handshake.await;
             match svc {
                 Ok(svc) => {
@@ -1797,8 +1797,7 @@ where
                 .inspect_err(|e| {
                     tracing::error!("Failed to close session {session_id}: {e}");
                 });
-        };
-        tokio::spawn(fut);
+        });
     }
 
     /// Attempt to restore a session from the external store.
