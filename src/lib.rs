@@ -17,6 +17,7 @@
 //!   W3C trace context) and the log format.
 //! - [`enkrypt`]: importing an Enkrypt Secure MCP Gateway config.
 //! - [`ui`]: the live dashboard at `/ui` and its event stream.
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod cli;

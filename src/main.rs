@@ -257,21 +257,31 @@ impl ConfigArgs {
     }
 }
 
-/// Keeps glibc's mmap threshold at its default (128 KiB) instead of letting
-/// it climb. glibc raises the threshold to the size of each large block
-/// freed (up to 32 MB), so after one large tool result the next ones were
-/// carved from the malloc arenas: a growing buffer was copied on each
-/// reallocation instead of remapped, and the freed memory stayed with the
-/// process (payloads bench, 10 MB result: 35 MB still held after the call).
-/// With a fixed threshold a large block is mapped on its own and returned
-/// when freed.
+/// Small blocks from jemalloc (feature `jemalloc`, on by default), large ones
+/// from glibc (`bulwark::allocator`). Build without the feature
+/// (`--no-default-features`) to look at allocations with heaptrack or
+/// glibc's `MALLOC_*` variables, which do not see jemalloc's.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: bulwark::allocator::SplitBySize<tikv_jemallocator::Jemalloc> =
+    bulwark::allocator::SplitBySize::new(tikv_jemallocator::Jemalloc);
+
+/// Keeps glibc's mmap threshold at its default (128 KiB,
+/// `bulwark::allocator::LARGE_BLOCK`) instead of letting it climb. glibc
+/// raises the threshold to the size of each large block freed (up to 32 MB),
+/// so after one large tool result the next ones were carved from the malloc
+/// arenas: a growing buffer was copied on each reallocation instead of
+/// remapped, and the freed memory stayed with the process (payloads bench,
+/// 10 MB result: 35 MB still held after the call). With a fixed threshold a
+/// large block is mapped on its own and returned when freed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn fixed_mmap_threshold() {
+    const THRESHOLD: libc::c_int = bulwark::allocator::LARGE_BLOCK as libc::c_int;
     // SAFETY: `mallopt` only sets an allocator parameter, under the
     // allocator's own lock; it takes no pointers.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
     }
 }
 

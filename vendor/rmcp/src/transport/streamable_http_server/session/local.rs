@@ -272,6 +272,18 @@ struct CachedTx {
     event_store: Option<Arc<dyn EventStore>>,
 }
 
+/// Keeps `message` for a resume, dropping the oldest beyond `capacity`.
+fn push_bounded(
+    cache: &mut VecDeque<ServerSseMessage>,
+    capacity: usize,
+    message: &ServerSseMessage,
+) {
+    if cache.len() >= capacity {
+        cache.pop_front();
+    }
+    cache.push_back(message.clone());
+}
+
 impl CachedTx {
     fn new(
         tx: Sender<ServerSseMessage>,
@@ -354,13 +366,34 @@ impl CachedTx {
         Ok(())
     }
 
-    async fn cache_and_send(&mut self, message: ServerSseMessage) {
-        if self.cache.len() >= self.capacity {
-            self.cache.pop_front();
-            self.cache.push_back(message.clone());
-        } else {
-            self.cache.push_back(message.clone());
+    /// Sends `message` now when that needs no waiting: no event store to
+    /// write to and room in the stream (patch: events handled inline). A
+    /// closed stream counts as done, as in [`Self::cache_and_send`]. Gives the
+    /// message back otherwise.
+    fn try_send_now(&mut self, message: ServerJsonRpcMessage) -> Result<(), ServerJsonRpcMessage> {
+        if self.event_store.is_some() {
+            return Err(message);
         }
+        let permit = match self.tx.try_reserve() {
+            Ok(permit) => Some(permit),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => None,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(())) => return Err(message),
+        };
+        let mut event = ServerSseMessage::from_message(message);
+        event.event_id = Some(self.next_event_id().to_string());
+        push_bounded(&mut self.cache, self.capacity, &event);
+        match permit {
+            Some(permit) => permit.send(event),
+            None => {
+                let event_id = &event.event_id;
+                tracing::trace!(?event_id, "trying to send message in a closed session")
+            }
+        }
+        Ok(())
+    }
+
+    async fn cache_and_send(&mut self, message: ServerSseMessage) {
+        push_bounded(&mut self.cache, self.capacity, &message);
         let _ = self.tx.send(message).await.inspect_err(|e| {
             let event_id = &e.0.event_id;
             tracing::trace!(?event_id, "trying to send message in a closed session")
@@ -550,18 +583,27 @@ impl LocalSessionWorker {
     async fn establish_request_wise_channel(
         &mut self,
     ) -> Result<StreamableHttpMessageReceiver, SessionError> {
+        let receiver = self.open_request_wise_channel();
+        if let Some(retry) = self.session_config.sse_retry
+            && let Some(http_request_id) = receiver.http_request_id
+            && let Some(request_wise) = self.tx_router.get_mut(&http_request_id)
+        {
+            request_wise.tx.send_priming(retry).await?;
+        }
+        Ok(receiver)
+    }
+
+    /// A new request-wise stream, without its priming event.
+    fn open_request_wise_channel(&mut self) -> StreamableHttpMessageReceiver {
         let http_request_id = self.next_http_request_id();
         let (tx, rx) = tokio::sync::mpsc::channel(self.session_config.channel_capacity);
-        let mut cached_tx = CachedTx::new(
+        let cached_tx = CachedTx::new(
             tx,
             Some(http_request_id),
             0,
             uuid::Uuid::new_v4().to_string(),
             self.event_store.clone(),
         );
-        if let Some(retry) = self.session_config.sse_retry {
-            cached_tx.send_priming(retry).await?;
-        }
         self.tx_router.insert(
             http_request_id,
             HttpRequestWise {
@@ -571,10 +613,10 @@ impl LocalSessionWorker {
             },
         );
         tracing::debug!(http_request_id, "establish new request wise channel");
-        Ok(StreamableHttpMessageReceiver {
+        StreamableHttpMessageReceiver {
             http_request_id: Some(http_request_id),
             inner: rx,
-        })
+        }
     }
     fn resolve_outbound_channel(&self, message: &ServerJsonRpcMessage) -> OutboundChannel {
         match &message {
@@ -680,6 +722,29 @@ impl LocalSessionWorker {
             }
         }
     }
+    /// [`Self::handle_server_message`] when it needs no waiting; gives the
+    /// message back otherwise.
+    fn handle_server_message_now(
+        &mut self,
+        message: ServerJsonRpcMessage,
+    ) -> Result<Result<(), SessionError>, ServerJsonRpcMessage> {
+        match self.resolve_outbound_channel(&message) {
+            OutboundChannel::RequestWise { id, close } => {
+                let Some(request_wise) = self.tx_router.get_mut(&id) else {
+                    return Ok(Err(SessionError::ChannelClosed(Some(id))));
+                };
+                request_wise.tx.try_send_now(message)?;
+                if close && let Some(channel) = self.tx_router.remove(&id) {
+                    for resource in channel.resources {
+                        self.resource_router.remove(&resource);
+                    }
+                }
+            }
+            OutboundChannel::Common => self.common.try_send_now(message)?,
+        }
+        Ok(Ok(()))
+    }
+
     async fn handle_server_message(
         &mut self,
         message: ServerJsonRpcMessage,
@@ -1122,13 +1187,22 @@ impl Worker for LocalSessionWorker {
             let keep_alive = self.session_config.keep_alive.unwrap_or(Duration::MAX);
             loop {
                 self.evict_expired_channels();
-                let handling =
-                    match Box::pin(self.next_event(&mut context, &ct, keep_alive)).await? {
-                        Some(event) => Box::pin(self.handle_event(event, &mut context)),
-                        // An eviction is due: the loop's head runs it.
-                        None => continue,
-                    };
-                handling.await?;
+                let Some(event) = Box::pin(self.next_event(&mut context, &ct, keep_alive)).await?
+                else {
+                    // An eviction is due: the loop's head runs it.
+                    continue;
+                };
+                // Most events complete without waiting: handled inline, they
+                // cost no boxed future (2.9 KB, copied into a fresh box each).
+                match self.handle_event_now(event, &mut context)? {
+                    Handled::Done => {}
+                    Handled::Later(event) => {
+                        Box::pin(self.handle_event(event, &mut context)).await?
+                    }
+                    Handled::ToHandler(message) => {
+                        Box::pin(context.send_to_handler(message)).await?
+                    }
+                }
             }
         }
     }
@@ -1138,6 +1212,15 @@ impl Worker for LocalSessionWorker {
 enum InnerEvent {
     FromHttpService(SessionEvent),
     FromHandler(WorkerSendRequest<LocalSessionWorker>),
+}
+
+/// How far [`LocalSessionWorker::handle_event_now`] got with an event.
+enum Handled {
+    Done,
+    /// Needs waiting: handle it with [`LocalSessionWorker::handle_event`].
+    Later(InnerEvent),
+    /// Registered; the handler's queue was full, so sending it must wait.
+    ToHandler(crate::model::ClientJsonRpcMessage),
 }
 
 impl LocalSessionWorker {
@@ -1220,6 +1303,107 @@ impl LocalSessionWorker {
         }
     }
 
+    /// Handles an event if that needs no waiting, the common case: a
+    /// response or notification with room in its stream, a client message
+    /// with room in the handler's queue, a new or closed request stream.
+    fn handle_event_now(
+        &mut self,
+        event: InnerEvent,
+        context: &mut WorkerContext<Self>,
+    ) -> Result<Handled, WorkerQuitReason<LocalSessionWorkerError>> {
+        match event {
+            InnerEvent::FromHandler(mut request) => {
+                let to_unregister = Self::resource_to_unregister(&request.message);
+                match self.handle_server_message_now(request.message) {
+                    Ok(handle_result) => {
+                        let handle_result =
+                            handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
+                        let _ = request.responder.send(handle_result).inspect_err(|error| {
+                            tracing::warn!(
+                                ?error,
+                                "failed to send message to http service handler"
+                            );
+                        });
+                        if let Some(to_unregister) = to_unregister {
+                            self.unregister_resource(&to_unregister);
+                        }
+                        Ok(Handled::Done)
+                    }
+                    Err(message) => {
+                        request.message = message;
+                        Ok(Handled::Later(InnerEvent::FromHandler(request)))
+                    }
+                }
+            }
+            InnerEvent::FromHttpService(SessionEvent::ClientMessage {
+                message,
+                http_request_id,
+            }) => {
+                self.register_client_message(&message, http_request_id);
+                match context.to_handler_tx.try_send(message) {
+                    Ok(()) => Ok(Handled::Done),
+                    Err(crate::boxed_mpsc::TrySendError::Full(message)) => {
+                        Ok(Handled::ToHandler(message))
+                    }
+                    Err(crate::boxed_mpsc::TrySendError::Closed(_)) => {
+                        Err(WorkerQuitReason::HandlerTerminated)
+                    }
+                }
+            }
+            InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
+                responder,
+            }) if self.session_config.sse_retry.is_none() => {
+                let _ = responder.send(Ok(self.open_request_wise_channel()));
+                Ok(Handled::Done)
+            }
+            InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
+                id,
+                responder,
+            }) => {
+                let _handle_result = self.tx_router.remove(&id);
+                let _ = responder.send(Ok(()));
+                Ok(Handled::Done)
+            }
+            InnerEvent::FromHttpService(SessionEvent::Close) => {
+                Err(WorkerQuitReason::TransportClosed)
+            }
+            event => Ok(Handled::Later(event)),
+        }
+    }
+
+    /// The request a response or error answers, to forget once it is sent.
+    fn resource_to_unregister(message: &ServerJsonRpcMessage) -> Option<ResourceKey> {
+        match message {
+            crate::model::JsonRpcMessage::Response(json_rpc_response) => {
+                Some(ResourceKey::McpRequestId(json_rpc_response.id.clone()))
+            }
+            crate::model::JsonRpcMessage::Error(json_rpc_error) => {
+                json_rpc_error.id.clone().map(ResourceKey::McpRequestId)
+            }
+            _ => None,
+        }
+    }
+
+    /// Routes a client request's answers to its HTTP request's stream, and
+    /// notes a cancellation.
+    fn register_client_message(
+        &mut self,
+        message: &crate::model::ClientJsonRpcMessage,
+        http_request_id: Option<HttpRequestId>,
+    ) {
+        match message {
+            crate::model::JsonRpcMessage::Request(request) => {
+                if let Some(http_request_id) = http_request_id {
+                    self.register_request(request, http_request_id)
+                }
+            }
+            crate::model::JsonRpcMessage::Notification(notification) => {
+                self.catch_cancellation_notification(notification)
+            }
+            _ => {}
+        }
+    }
+
     /// Handles one event from the HTTP side or the handler.
     async fn handle_event(
         &mut self,
@@ -1230,20 +1414,7 @@ impl LocalSessionWorker {
             InnerEvent::FromHandler(WorkerSendRequest {
                 message, responder, ..
             }) => {
-                // catch response
-                let to_unregister = match &message {
-                    crate::model::JsonRpcMessage::Response(json_rpc_response) => {
-                        let request_id = json_rpc_response.id.clone();
-                        Some(ResourceKey::McpRequestId(request_id))
-                    }
-                    crate::model::JsonRpcMessage::Error(json_rpc_error) => {
-                        json_rpc_error.id.clone().map(ResourceKey::McpRequestId)
-                    }
-                    _ => {
-                        None
-                        // no need to unregister resource
-                    }
-                };
+                let to_unregister = Self::resource_to_unregister(&message);
                 let handle_result = self
                     .handle_server_message(message)
                     .await
@@ -1259,17 +1430,7 @@ impl LocalSessionWorker {
                 message: json_rpc_message,
                 http_request_id,
             }) => {
-                match &json_rpc_message {
-                    crate::model::JsonRpcMessage::Request(request) => {
-                        if let Some(http_request_id) = http_request_id {
-                            self.register_request(request, http_request_id)
-                        }
-                    }
-                    crate::model::JsonRpcMessage::Notification(notification) => {
-                        self.catch_cancellation_notification(notification)
-                    }
-                    _ => {}
-                }
+                self.register_client_message(&json_rpc_message, http_request_id);
                 context.send_to_handler(json_rpc_message).await?;
             }
             InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
@@ -1304,8 +1465,7 @@ impl LocalSessionWorker {
                 retry_interval,
                 responder,
             }) => {
-                let handle_result =
-                    self.close_sse_stream(http_request_id, retry_interval).await;
+                let handle_result = self.close_sse_stream(http_request_id, retry_interval).await;
                 let _ = responder.send(handle_result);
             }
             _ => {
