@@ -722,6 +722,15 @@ impl LocalSessionWorker {
             }
         }
     }
+    /// Drops a request-wise stream whose response was sent, and its routes.
+    fn close_request_wise(&mut self, id: HttpRequestId) {
+        if let Some(channel) = self.tx_router.remove(&id) {
+            for resource in channel.resources {
+                self.resource_router.remove(&resource);
+            }
+        }
+    }
+
     /// [`Self::handle_server_message`] when it needs no waiting; gives the
     /// message back otherwise.
     fn handle_server_message_now(
@@ -734,10 +743,8 @@ impl LocalSessionWorker {
                     return Ok(Err(SessionError::ChannelClosed(Some(id))));
                 };
                 request_wise.tx.try_send_now(message)?;
-                if close && let Some(channel) = self.tx_router.remove(&id) {
-                    for resource in channel.resources {
-                        self.resource_router.remove(&resource);
-                    }
+                if close {
+                    self.close_request_wise(id);
                 }
             }
             OutboundChannel::Common => self.common.try_send_now(message)?,
@@ -754,10 +761,8 @@ impl LocalSessionWorker {
             OutboundChannel::RequestWise { id, close } => {
                 if let Some(request_wise) = self.tx_router.get_mut(&id) {
                     request_wise.tx.send(message).await?;
-                    if close && let Some(channel) = self.tx_router.remove(&id) {
-                        for resource in channel.resources {
-                            self.resource_router.remove(&resource);
-                        }
+                    if close {
+                        self.close_request_wise(id);
                     }
                 } else {
                     return Err(SessionError::ChannelClosed(Some(id)));
@@ -1196,9 +1201,7 @@ impl Worker for LocalSessionWorker {
                 // cost no boxed future (2.9 KB, copied into a fresh box each).
                 match self.handle_event_now(event, &mut context)? {
                     Handled::Done => {}
-                    Handled::Later(event) => {
-                        Box::pin(self.handle_event(event, &mut context)).await?
-                    }
+                    Handled::Later(event) => Box::pin(self.handle_event(event)).await,
                     Handled::ToHandler(message) => {
                         Box::pin(context.send_to_handler(message)).await?
                     }
@@ -1316,17 +1319,7 @@ impl LocalSessionWorker {
                 let to_unregister = Self::resource_to_unregister(&request.message);
                 match self.handle_server_message_now(request.message) {
                     Ok(handle_result) => {
-                        let handle_result =
-                            handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
-                        let _ = request.responder.send(handle_result).inspect_err(|error| {
-                            tracing::warn!(
-                                ?error,
-                                "failed to send message to http service handler"
-                            );
-                        });
-                        if let Some(to_unregister) = to_unregister {
-                            self.unregister_resource(&to_unregister);
-                        }
+                        self.answer_handler(request.responder, handle_result, to_unregister);
                         Ok(Handled::Done)
                     }
                     Err(message) => {
@@ -1371,6 +1364,23 @@ impl LocalSessionWorker {
         }
     }
 
+    /// Tells the handler how sending its message went, and forgets the
+    /// request a response answered.
+    fn answer_handler(
+        &mut self,
+        responder: tokio::sync::oneshot::Sender<Result<(), LocalSessionWorkerError>>,
+        handle_result: Result<(), SessionError>,
+        to_unregister: Option<ResourceKey>,
+    ) {
+        let handle_result = handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
+        let _ = responder.send(handle_result).inspect_err(|error| {
+            tracing::warn!(?error, "failed to send message to http service handler");
+        });
+        if let Some(to_unregister) = to_unregister {
+            self.unregister_resource(&to_unregister);
+        }
+    }
+
     /// The request a response or error answers, to forget once it is sent.
     fn resource_to_unregister(message: &ServerJsonRpcMessage) -> Option<ResourceKey> {
         match message {
@@ -1404,34 +1414,15 @@ impl LocalSessionWorker {
         }
     }
 
-    /// Handles one event from the HTTP side or the handler.
-    async fn handle_event(
-        &mut self,
-        event: InnerEvent,
-        context: &mut WorkerContext<Self>,
-    ) -> Result<(), WorkerQuitReason<LocalSessionWorkerError>> {
+    /// Handles an event [`Self::handle_event_now`] deferred: one that waits.
+    async fn handle_event(&mut self, event: InnerEvent) {
         match event {
             InnerEvent::FromHandler(WorkerSendRequest {
                 message, responder, ..
             }) => {
                 let to_unregister = Self::resource_to_unregister(&message);
-                let handle_result = self
-                    .handle_server_message(message)
-                    .await
-                    .map_err(LocalSessionWorkerError::FailToHandleMessage);
-                let _ = responder.send(handle_result).inspect_err(|error| {
-                    tracing::warn!(?error, "failed to send message to http service handler");
-                });
-                if let Some(to_unregister) = to_unregister {
-                    self.unregister_resource(&to_unregister);
-                }
-            }
-            InnerEvent::FromHttpService(SessionEvent::ClientMessage {
-                message: json_rpc_message,
-                http_request_id,
-            }) => {
-                self.register_client_message(&json_rpc_message, http_request_id);
-                context.send_to_handler(json_rpc_message).await?;
+                let handle_result = self.handle_server_message(message).await;
+                self.answer_handler(responder, handle_result, to_unregister);
             }
             InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
                 responder,
@@ -1443,22 +1434,12 @@ impl LocalSessionWorker {
                 let handle_result = self.establish_common_channel().await;
                 let _ = responder.send(handle_result);
             }
-            InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
-                id,
-                responder,
-            }) => {
-                let _handle_result = self.tx_router.remove(&id);
-                let _ = responder.send(Ok(()));
-            }
             InnerEvent::FromHttpService(SessionEvent::Resume {
                 last_event_id,
                 responder,
             }) => {
                 let handle_result = self.resume(last_event_id).await;
                 let _ = responder.send(handle_result);
-            }
-            InnerEvent::FromHttpService(SessionEvent::Close) => {
-                return Err(WorkerQuitReason::TransportClosed);
             }
             InnerEvent::FromHttpService(SessionEvent::CloseSseStream {
                 http_request_id,
@@ -1468,11 +1449,9 @@ impl LocalSessionWorker {
                 let handle_result = self.close_sse_stream(http_request_id, retry_interval).await;
                 let _ = responder.send(handle_result);
             }
-            _ => {
-                // ignore
-            }
+            // Handled by `handle_event_now`, which never defers them.
+            _ => {}
         }
-        Ok(())
     }
 }
 
