@@ -7,6 +7,7 @@ mod federation;
 pub mod mrtr;
 mod own_tools;
 mod param_headers;
+mod server_result_parse;
 mod shutdown;
 mod tasks;
 

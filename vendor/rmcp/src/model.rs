@@ -4189,48 +4189,122 @@ impl<'de> Deserialize<'de> for CallToolResult {
     where
         D: serde::Deserializer<'de>,
     {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Helper {
-            #[serde(default)]
-            result_type: Option<ResultType>,
-            content: Option<Vec<ContentBlock>>,
-            #[serde(default, deserialize_with = "deserialize_present_value")]
-            structured_content: Option<Value>,
-            is_error: Option<bool>,
-            #[serde(rename = "_meta")]
-            meta: Option<MetaObject>,
-        }
+        CallToolResultFields::deserialize(deserializer)?
+            .into_result()
+            .map_err(serde::de::Error::custom)
+    }
+}
 
-        let helper = Helper::deserialize(deserializer)?;
+/// The wire fields of a [`CallToolResult`], and (Bulwark patch) whether the
+/// object also names a key that a [`ServerResult`] variant listed before
+/// `CallToolResult` requires.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CallToolResultFields {
+    #[serde(default)]
+    result_type: Option<ResultType>,
+    content: Option<Vec<ContentBlock>>,
+    #[serde(default, deserialize_with = "deserialize_present_value")]
+    structured_content: Option<Value>,
+    is_error: Option<bool>,
+    #[serde(rename = "_meta")]
+    meta: Option<MetaObject>,
+    // One key each earlier `ServerResult` variant cannot parse without (the
+    // `mod tests` case `each_key_is_required_by_its_variant` checks this).
+    // `CreateTaskResult` needs `resultType: "task"`, which `into_result`
+    // refuses; `SubscriptionsListenResult` needs a subscription id in `_meta`.
+    supported_versions: Option<serde::de::IgnoredAny>,
+    protocol_version: Option<serde::de::IgnoredAny>,
+    completion: Option<serde::de::IgnoredAny>,
+    messages: Option<serde::de::IgnoredAny>,
+    prompts: Option<serde::de::IgnoredAny>,
+    resources: Option<serde::de::IgnoredAny>,
+    resource_templates: Option<serde::de::IgnoredAny>,
+    contents: Option<serde::de::IgnoredAny>,
+    tools: Option<serde::de::IgnoredAny>,
+    skills: Option<serde::de::IgnoredAny>,
+    skill: Option<serde::de::IgnoredAny>,
+    action: Option<serde::de::IgnoredAny>,
+    task_id: Option<serde::de::IgnoredAny>,
+}
 
-        if helper
+impl CallToolResultFields {
+    fn into_result(self) -> Result<CallToolResult, &'static str> {
+        if self
             .result_type
             .as_ref()
             .is_some_and(|result_type| !result_type.is_complete())
         {
-            return Err(serde::de::Error::custom(
-                "CallToolResult requires resultType to be \"complete\" when present",
-            ));
+            return Err("CallToolResult requires resultType to be \"complete\" when present");
         }
 
-        if helper.content.is_none()
-            && helper.structured_content.is_none()
-            && helper.is_error.is_none()
-        {
-            return Err(serde::de::Error::custom(
-                "expected at least one known CallToolResult field \
-                 (content, structuredContent, or isError)",
-            ));
+        if self.content.is_none() && self.structured_content.is_none() && self.is_error.is_none() {
+            return Err("expected at least one known CallToolResult field \
+                 (content, structuredContent, or isError)");
         }
 
         Ok(CallToolResult {
-            result_type: helper.result_type,
-            content: helper.content.unwrap_or_default(),
-            structured_content: helper.structured_content,
-            is_error: helper.is_error,
-            meta: helper.meta,
+            result_type: self.result_type,
+            content: self.content.unwrap_or_default(),
+            structured_content: self.structured_content,
+            is_error: self.is_error,
+            meta: self.meta,
         })
+    }
+
+    /// Whether a variant listed before `CallToolResult` in [`ServerResult`]
+    /// might parse this object. A `null` counts as absent: none of those
+    /// variants accepts `null` for its key.
+    fn may_be_an_earlier_result(&self) -> bool {
+        let subscription = self
+            .meta
+            .as_ref()
+            .is_some_and(|meta| meta.0.contains_key(SUBSCRIPTION_ID_META_KEY));
+        subscription
+            || self.supported_versions.is_some()
+            || self.protocol_version.is_some()
+            || self.completion.is_some()
+            || self.messages.is_some()
+            || self.prompts.is_some()
+            || self.resources.is_some()
+            || self.resource_templates.is_some()
+            || self.contents.is_some()
+            || self.tools.is_some()
+            || self.skills.is_some()
+            || self.skill.is_some()
+            || self.action.is_some()
+            || self.task_id.is_some()
+    }
+}
+
+/// Bulwark patch: a `tools/call` result, parsed before the rest of the
+/// [`ServerResult`] union is tried. It parses only where the union's own
+/// order would give `CallToolResult`: the object is a valid `CallToolResult`
+/// and lacks a key each earlier variant requires. Otherwise it fails and the
+/// union is tried in its order, so the outcome never changes; what changes is
+/// that a tool result no longer fails 15 variants first (an allocated error
+/// each, ~9% of a proxied call's instructions).
+struct CallToolResultFirst(CallToolResult);
+
+impl<'de> Deserialize<'de> for CallToolResultFirst {
+    fn deserialize<D>(deserializer: D) -> Result<Self, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        let fields = CallToolResultFields::deserialize(deserializer)?;
+        if fields.may_be_an_earlier_result() {
+            return Err(serde::de::Error::custom("not only a CallToolResult"));
+        }
+        fields
+            .into_result()
+            .map(Self)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<CallToolResultFirst> for ServerResult {
+    fn from(first: CallToolResultFirst) -> Self {
+        ServerResult::CallToolResult(first.0)
     }
 }
 
@@ -4878,6 +4952,35 @@ macro_rules! ts_union {
         ts_union!(@declare by_hand $U { $($rest)* });
         ts_union!(@impl_from $U { $($rest)* });
     };
+    // Bulwark patch: the union is parsed through the private `$Parsed`, the
+    // derived untagged enum of the same variants in the same order with
+    // `$First` tried before them (see `CallToolResultFirst`).
+    (
+        export type $U:ident, parsed as $Parsed:ident with $First:ident first =
+            $(|)? $($V:ident)|+ ;
+    ) => {
+        ts_union!(@declare_end by_hand $U { $($V($V),)+ });
+        ts_union!(@impl_from $U { $($V)|+ ; });
+
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum $Parsed {
+            $First($First),
+            $($V($V),)+
+        }
+
+        impl<'de> Deserialize<'de> for $U {
+            fn deserialize<D>(deserializer: D) -> Result<Self, D::Error>
+            where
+                D: serde::Deserializer<'de>,
+            {
+                Ok(match $Parsed::deserialize(deserializer)? {
+                    $Parsed::$First(first) => first.into(),
+                    $($Parsed::$V(variant) => $U::$V(variant),)+
+                })
+            }
+        }
+    };
     (@declare $mode:ident $U:ident { $($variant:tt)* }) => {
         ts_union!(@declare_variant $mode $U { } {$($variant)*} );
     };
@@ -4968,7 +5071,10 @@ impl<'de> Deserialize<'de> for ClientRequest {
         D: serde::Deserializer<'de>,
     {
         let value = Value::deserialize(deserializer)?;
-        let method = value.get("method").and_then(Value::as_str).unwrap_or_default();
+        let method = value
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         macro_rules! by_method {
             ($($V:ident => $M:ty),* $(,)?) => {
                 $(
@@ -5003,9 +5109,13 @@ impl<'de> Deserialize<'de> for ClientRequest {
             GetSkillRequest => GetSkillRequestMethod,
             ReadResourceDirectoryRequest => ReadResourceDirectoryRequestMethod,
         );
-        CustomRequest::deserialize(value).map(ClientRequest::CustomRequest).map_err(|_| {
-            serde::de::Error::custom("data did not match any variant of untagged enum ClientRequest")
-        })
+        CustomRequest::deserialize(value)
+            .map(ClientRequest::CustomRequest)
+            .map_err(|_| {
+                serde::de::Error::custom(
+                    "data did not match any variant of untagged enum ClientRequest",
+                )
+            })
     }
 }
 
@@ -5088,7 +5198,7 @@ ts_union!(
 );
 
 ts_union!(
-    export type ServerResult =
+    export type ServerResult, parsed as ServerResultParsed with CallToolResultFirst first =
     | DiscoverResult
     | InitializeResult
     | CompleteResult
