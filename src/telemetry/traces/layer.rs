@@ -11,7 +11,7 @@
 //! a builder, a sampler call, a `KeyValue` per field, an `OtelData` per
 //! span and a context attached on every field record.
 use std::borrow::Cow;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -362,7 +362,11 @@ impl<S: FieldSink> Visit for Fields<'_, S> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.text(field.name(), format!("{value:?}"));
+        // `format!` starts empty and grows by doubling: ids and names
+        // (`%`-recorded) fit this without a reallocation.
+        let mut text = String::with_capacity(48);
+        let _ = write!(text, "{value:?}");
+        self.0.text(field.name(), text);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {

@@ -242,6 +242,11 @@ const LENGTH_DELIMITED: u8 = 2;
 const FIXED32: u8 = 5;
 
 fn varint(buf: &mut Vec<u8>, value: u64) {
+    // Most are lengths and enums under 128: one byte.
+    if value < 0x80 {
+        buf.push(value as u8);
+        return;
+    }
     let (bytes, len) = varint_bytes(value);
     buf.extend_from_slice(&bytes[..len]);
 }
@@ -260,7 +265,12 @@ fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
 }
 
 fn tag(buf: &mut Vec<u8>, field: u32, wire: u8) {
-    varint(buf, (u64::from(field) << 3) | u64::from(wire));
+    // Every field number but `Span.flags` (16) fits a one-byte tag.
+    if field < 16 {
+        buf.push(((field as u8) << 3) | wire);
+    } else {
+        varint(buf, (u64::from(field) << 3) | u64::from(wire));
+    }
 }
 
 /// A proto3 scalar field: left out when it holds the default (zero).
