@@ -192,8 +192,10 @@ impl Guardrails {
     ) -> Result<Vec<Flag>, GuardrailBlock> {
         let span = tracing::debug_span!(
             "guardrail.check",
-            guardrail.policy = %policy.name,
-            guardrail.direction = %direction,
+            // Text, not `%`: a `Display` field is formatted into a fresh
+            // String by every layer that records it.
+            guardrail.policy = policy.name.as_str(),
+            guardrail.direction = direction.as_str(),
             guardrail.verdict = tracing::field::Empty,
             guardrail.detector = tracing::field::Empty,
         );

@@ -13,13 +13,20 @@ pub enum Direction {
     Tools,
 }
 
-impl std::fmt::Display for Direction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Direction {
+    /// How logs and traces name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Input => "input",
             Self::Output => "output",
             Self::Tools => "tool list",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -69,7 +69,8 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "http.request",
         otel.status_code = Empty,
-        request.id = %id,
+        // Text, not `%id`: each layer would format it into a new String.
+        request.id = id.as_str(),
         http.response.status_code = Empty,
     );
     super::layer::serving(&span, || {

@@ -49,7 +49,7 @@ impl RequestTrace {
             mcp.method.name = method,
             jsonrpc.request.id = %context.id,
             mcp.session.id = session.as_deref(),
-            request.id = %id,
+            request.id = id.as_str(),
             gen_ai.tool.name = Empty,
             bulwark.upstream = Empty,
             bulwark.outcome = Empty,
