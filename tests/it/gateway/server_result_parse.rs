@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// the hand-written parse must agree with.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-#[allow(dead_code, clippy::large_enum_variant)]
+#[allow(dead_code, clippy::large_enum_variant, clippy::enum_variant_names)]
 enum ServerResultInUnionOrder {
     DiscoverResult(DiscoverResult),
     InitializeResult(InitializeResult),
