@@ -6,7 +6,6 @@
 //! under this one; the id also goes back in the `x-request-id` response
 //! header of every answer, refusals included.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -25,11 +24,17 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
-    /// A new id: 16 hex digits, random (a counter if the OS has no randomness).
+    /// A new id: 16 hex digits, random. From the thread's `fastrand`
+    /// generator (seeded from the OS once per thread), not a `getrandom`
+    /// syscall per request: the id names a request, it guards nothing.
     pub fn new() -> Self {
-        static FALLBACK: AtomicU64 = AtomicU64::new(1);
-        let n = getrandom::u64().unwrap_or_else(|_| FALLBACK.fetch_add(1, Ordering::Relaxed));
-        Self(Arc::from(format!("{n:016x}")))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let n = fastrand::u64(..);
+        let mut hex = [0u8; 16];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            *digit = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Self(Arc::from(std::str::from_utf8(&hex).unwrap_or_default()))
     }
 
     /// The client's own `X-Request-Id`, when it is one a log line and an
@@ -91,4 +96,24 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_sixteen_hex_digits_and_differ() {
+        let ids: Vec<RequestId> = (0..64).map(|_| RequestId::new()).collect();
+        for id in &ids {
+            assert_eq!(id.as_str().len(), 16, "{id}");
+            assert!(
+                id.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+        }
+        let distinct: std::collections::HashSet<&str> = ids.iter().map(RequestId::as_str).collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
 }
