@@ -107,16 +107,12 @@ impl CacheKey {
 }
 
 fn hex_sha256(parts: &[&[u8]]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part);
     }
     let mut hex = String::with_capacity(64);
-    for byte in hasher.finalize() {
-        hex.push(HEX[usize::from(byte >> 4)] as char);
-        hex.push(HEX[usize::from(byte & 0xf)] as char);
-    }
+    crate::trace_context::push_hex(&mut hex, &hasher.finalize());
     hex
 }
 

@@ -28,13 +28,9 @@ impl RequestId {
     /// generator (seeded from the OS once per thread), not a `getrandom`
     /// syscall per request: the id names a request, it guards nothing.
     pub fn new() -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let n = fastrand::u64(..);
-        let mut hex = [0u8; 16];
-        for (i, digit) in hex.iter_mut().enumerate() {
-            *digit = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        Self(Arc::from(std::str::from_utf8(&hex).unwrap_or_default()))
+        let mut hex = String::with_capacity(16);
+        trace_context::push_hex(&mut hex, &fastrand::u64(..).to_be_bytes());
+        Self(Arc::from(hex))
     }
 
     /// The client's own `X-Request-Id`, when it is one a log line and an

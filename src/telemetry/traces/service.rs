@@ -116,13 +116,8 @@ fn with_request_id(mut err: ErrorData, id: &RequestId) -> ErrorData {
 /// The first 8 bytes of SHA-256, in hex: enough to tell sessions apart in
 /// a trace without handing the session id itself to the collector.
 fn hashed(value: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(value);
     let mut hex = String::with_capacity(16);
-    for byte in &digest[..8] {
-        hex.push(char::from(HEX[usize::from(byte >> 4)]));
-        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
+    trace_context::push_hex(&mut hex, &Sha256::digest(value)[..8]);
     hex
 }
 

@@ -4209,8 +4209,8 @@ struct CallToolResultFields {
     is_error: Option<bool>,
     #[serde(rename = "_meta")]
     meta: Option<MetaObject>,
-    // One key each earlier `ServerResult` variant cannot parse without (the
-    // `mod tests` case `each_key_is_required_by_its_variant` checks this).
+    // One key each earlier `ServerResult` variant cannot parse without
+    // (`tests/it/gateway/server_result_parse.rs` in Bulwark checks this).
     // `CreateTaskResult` needs `resultType: "task"`, which `into_result`
     // refuses; `SubscriptionsListenResult` needs a subscription id in `_meta`.
     supported_versions: Option<serde::de::IgnoredAny>,
