@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
-use super::layer::FinishedSpan;
-use super::otlp::OtlpHttp;
+use super::otlp::{self, OtlpHttp};
 
 /// Most spans in one export request.
 const MAX_BATCH: usize = 512;
@@ -36,10 +35,28 @@ pub fn exported_spans() -> u64 {
     EXPORTED.load(Ordering::Relaxed)
 }
 
+/// Up to [`MAX_BATCH`] spans, encoded (see [`otlp::push_span`]).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The spans' `ScopeSpans.spans` fields.
+    pub bytes: Vec<u8>,
+    /// How many spans it holds.
+    pub spans: usize,
+}
+
+/// Room for a new batch: most export about this much, so it grows rarely.
+const BATCH_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Default)]
+struct Pending {
+    batches: Vec<Batch>,
+    spans: usize,
+}
+
 /// The spans waiting for export, shared by the trace layer and the task.
 #[derive(Debug)]
 pub struct Queue {
-    spans: Mutex<Vec<FinishedSpan>>,
+    pending: Mutex<Pending>,
     capacity: usize,
     /// Woken when a batch is full.
     full: Notify,
@@ -49,36 +66,50 @@ impl Queue {
     /// An empty queue holding `capacity` spans at most.
     pub fn new(capacity: usize) -> Self {
         Self {
-            spans: Mutex::new(Vec::with_capacity(MAX_BATCH)),
+            pending: Mutex::new(Pending::default()),
             capacity: capacity.max(1),
             full: Notify::new(),
         }
     }
 
-    /// Appends `span` unless the queue is full (then it is counted as
-    /// dropped); wakes the task when this span completes a batch. No
-    /// logging here: this runs inside the subscriber, closing a span.
-    pub fn push(&self, span: FinishedSpan) {
-        let queued = match self.spans.lock() {
-            Ok(mut spans) if spans.len() < self.capacity => {
-                spans.push(span);
-                spans.len()
+    /// Appends `span` (an encoded `Span` message) unless the queue is full
+    /// (then it is counted as dropped); wakes the task when this span
+    /// completes a batch. No logging here: this runs inside the subscriber,
+    /// closing a span.
+    pub fn push(&self, span: &[u8]) {
+        let filled = match self.pending.lock() {
+            Ok(mut pending) if pending.spans < self.capacity => {
+                pending.spans += 1;
+                let batch = match pending.batches.last_mut() {
+                    Some(batch) if batch.spans < MAX_BATCH => batch,
+                    _ => {
+                        pending.batches.push(Batch {
+                            bytes: Vec::with_capacity(BATCH_BYTES),
+                            spans: 0,
+                        });
+                        let last = pending.batches.len() - 1;
+                        &mut pending.batches[last]
+                    }
+                };
+                otlp::push_span(&mut batch.bytes, span);
+                batch.spans += 1;
+                batch.spans == MAX_BATCH
             }
             _ => {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
-        if queued == MAX_BATCH {
+        if filled {
             self.full.notify_one();
         }
     }
 
     /// Everything queued, leaving the queue empty.
-    pub fn take(&self) -> Vec<FinishedSpan> {
-        self.spans
+    pub fn take(&self) -> Vec<Batch> {
+        self.pending
             .lock()
-            .map(|mut spans| std::mem::replace(&mut *spans, Vec::with_capacity(MAX_BATCH)))
+            .map(|mut pending| std::mem::take(&mut *pending).batches)
             .unwrap_or_default()
     }
 }
@@ -131,18 +162,16 @@ async fn run(exporter: OtlpHttp, queue: Arc<Queue>, mut stopped: oneshot::Receiv
     send_all(&exporter, queue.take()).await;
 }
 
-/// Sends `spans` in batches of at most [`MAX_BATCH`].
-async fn send_all(exporter: &OtlpHttp, mut spans: Vec<FinishedSpan>) {
-    while !spans.is_empty() {
-        let rest = spans.split_off(spans.len().min(MAX_BATCH));
-        send(exporter, spans).await;
-        spans = rest;
+/// Sends each batch in turn.
+async fn send_all(exporter: &OtlpHttp, batches: Vec<Batch>) {
+    for batch in batches {
+        send(exporter, batch).await;
     }
 }
 
-async fn send(exporter: &OtlpHttp, batch: Vec<FinishedSpan>) {
-    let count = batch.len() as u64;
-    match exporter.export(&batch).await {
+async fn send(exporter: &OtlpHttp, batch: Batch) {
+    let count = batch.spans as u64;
+    match exporter.export(&batch.bytes).await {
         Ok(()) => {
             EXPORTED.fetch_add(count, Ordering::Relaxed);
         }

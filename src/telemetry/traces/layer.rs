@@ -2,16 +2,17 @@
 //!
 //! Each span it sees gets [`SpanIds`] (trace, span, parent, sampled) when
 //! it starts; a sampled span also gets a [`Recording`] (name, kind, start,
-//! attributes, status, events) that goes into the export queue as a
-//! [`FinishedSpan`] when it closes. Nothing else happens per span: no
-//! context objects, no builder, no processor chain, no per-poll work.
+//! status, and its attributes and events already encoded as protobuf) that
+//! is finished and appended to the export queue's batch when it closes.
+//! Nothing else happens per span: no context objects, no builder, no
+//! processor chain, no per-poll work, no copy kept to encode later.
 //!
 //! It replaced `tracing-opentelemetry` and the SDK's tracer, which cost
 //! ~42,000 instructions per traced `tools/call` (callgrind) before export:
 //! a builder, a sampler call, a `KeyValue` per field, an `OtelData` per
 //! span and a context attached on every field record.
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -24,6 +25,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::export::Queue;
+use super::otlp::{self, AttributesOf};
 
 /// The OTLP span kinds Bulwark uses (`otel.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,30 +38,6 @@ pub enum Kind {
     Client,
 }
 
-/// An attribute value, as its field was recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AttrValue {
-    /// Text.
-    Str(String),
-    /// A signed integer (unsigned ones beyond `i64` become text).
-    I64(i64),
-    /// A float.
-    F64(f64),
-    /// A flag.
-    Bool(bool),
-}
-
-/// A log event at WARN or above inside a sampled span.
-#[derive(Debug, Clone)]
-pub struct SpanEvent {
-    /// When it happened.
-    pub time: SystemTime,
-    /// Its message.
-    pub name: String,
-    /// `level` and its other fields.
-    pub attributes: Vec<(&'static str, AttrValue)>,
-}
-
 /// What a sampled span records while it is open.
 #[derive(Debug, Clone)]
 pub struct Recording {
@@ -69,24 +47,15 @@ pub struct Recording {
     pub kind: Kind,
     /// When the span started.
     pub start: SystemTime,
-    /// Its fields, except the `otel.*` ones.
-    pub attributes: Vec<(&'static str, AttrValue)>,
+    /// Its attributes (but the `otel.*` fields) and its WARN and ERROR
+    /// events, encoded as `Span` message fields as they are recorded.
+    pub body: Vec<u8>,
     /// `otel.status_code = "ERROR"` or an ERROR event: the error's text, if any.
     pub error: Option<String>,
-    /// WARN and ERROR events.
-    pub events: Vec<SpanEvent>,
 }
 
-/// A closed, sampled span, waiting for export.
-#[derive(Debug, Clone)]
-pub struct FinishedSpan {
-    /// Its ids and parent.
-    pub ids: SpanIds,
-    /// What it recorded.
-    pub recording: Recording,
-    /// When it closed.
-    pub end: SystemTime,
-}
+/// Room for a span's attributes: the request spans' fit without growing.
+const BODY_CAPACITY: usize = 256;
 
 /// Samples root spans by trace id, as OpenTelemetry's `TraceIdRatioBased`
 /// does; a child follows its parent, local or remote.
@@ -179,11 +148,10 @@ where
                 name: Cow::Borrowed(metadata.name()),
                 kind: Kind::Internal,
                 start: SystemTime::now(),
-                attributes: Vec::with_capacity(metadata.fields().len()),
+                body: Vec::with_capacity(BODY_CAPACITY),
                 error: None,
-                events: Vec::new(),
             };
-            attrs.record(&mut Fields(&mut recording));
+            attrs.record(&mut SpanFields(&mut recording));
             extensions.insert(recording);
         }
     }
@@ -192,7 +160,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(recording) = span.extensions_mut().get_mut::<Recording>()
         {
-            values.record(&mut Fields(recording));
+            values.record(&mut SpanFields(recording));
         }
     }
 
@@ -205,19 +173,18 @@ where
             return;
         };
         let level = *event.metadata().level();
-        let mut fields = EventFields {
-            message: String::new(),
-            attributes: vec![("level", AttrValue::Str(level.as_str().to_owned()))],
-        };
-        event.record(&mut Fields(&mut fields));
-        if level == Level::ERROR && recording.error.is_none() {
-            recording.error = Some(fields.message.clone());
-        }
-        recording.events.push(SpanEvent {
-            time: SystemTime::now(),
-            name: fields.message,
-            attributes: fields.attributes,
+        let keep = level == Level::ERROR && recording.error.is_none();
+        let mut message = None;
+        otlp::event(&mut recording.body, SystemTime::now(), |buf| {
+            otlp::str_attribute(buf, AttributesOf::Event, "level", level.as_str());
+            event.record(&mut EventFields {
+                buf,
+                message: keep.then_some(&mut message),
+            });
         });
+        if keep {
+            recording.error = Some(message.unwrap_or_default());
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -228,15 +195,24 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(recording) = extensions.remove::<Recording>() else {
+        let Some(mut recording) = extensions.remove::<Recording>() else {
             return;
         };
         match extensions.get_mut::<SpanIds>() {
-            Some(ids) if ids.sampled => queue.push(FinishedSpan {
-                ids: ids.clone(),
-                recording,
-                end: SystemTime::now(),
-            }),
+            Some(ids) if ids.sampled => {
+                otlp::finish_span(
+                    &mut recording.body,
+                    &otlp::SpanEnd {
+                        ids,
+                        name: &recording.name,
+                        kind: recording.kind,
+                        start: recording.start,
+                        end: SystemTime::now(),
+                        error: recording.error.as_deref(),
+                    },
+                );
+                queue.push(&recording.body);
+            }
             _ => {}
         }
     }
@@ -300,19 +276,18 @@ fn with_recording(span: &tracing::Span, f: impl FnOnce(&mut Recording)) {
     trace_context::with_extension(span, f);
 }
 
-/// Where visited fields go: text through [`Self::text`] (which may treat
-/// some names specially), everything else as an attribute.
-trait FieldSink {
-    fn text(&mut self, name: &'static str, value: String);
-    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)>;
-}
+/// A span's fields: the `otel.*` ones set its name, kind and status, the
+/// others are encoded as attributes.
+struct SpanFields<'a>(&'a mut Recording);
 
-impl FieldSink for Recording {
-    fn text(&mut self, name: &'static str, value: String) {
+impl SpanFields<'_> {
+    /// An `otel.*` field; false for any other name.
+    fn otel(&mut self, name: &str, value: &str) -> bool {
+        let recording = &mut *self.0;
         match name {
-            "otel.name" => self.name = Cow::Owned(value),
+            "otel.name" => recording.name = Cow::Owned(value.to_owned()),
             "otel.kind" => {
-                self.kind = match value.as_str() {
+                recording.kind = match value {
                     "server" => Kind::Server,
                     "client" => Kind::Client,
                     _ => Kind::Internal,
@@ -320,77 +295,101 @@ impl FieldSink for Recording {
             }
             "otel.status_code" => {
                 if value.eq_ignore_ascii_case("error") {
-                    self.error.get_or_insert_with(String::new);
+                    recording.error.get_or_insert_with(String::new);
                 }
             }
-            "otel.status_message" => self.error = Some(value),
-            name => self.attributes.push((name, AttrValue::Str(value))),
+            "otel.status_message" => recording.error = Some(value.to_owned()),
+            _ => return false,
         }
-    }
-
-    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)> {
-        &mut self.attributes
+        true
     }
 }
 
-/// An event's fields: `message` becomes the event's name.
-struct EventFields {
-    message: String,
-    attributes: Vec<(&'static str, AttrValue)>,
-}
-
-impl FieldSink for EventFields {
-    fn text(&mut self, name: &'static str, value: String) {
-        if name == "message" {
-            self.message = value;
-        } else {
-            self.attributes.push((name, AttrValue::Str(value)));
-        }
-    }
-
-    fn attributes(&mut self) -> &mut Vec<(&'static str, AttrValue)> {
-        &mut self.attributes
-    }
-}
-
-/// The `Visit` of every [`FieldSink`]: each value formatted once.
-struct Fields<'a, S>(&'a mut S);
-
-impl<S: FieldSink> Visit for Fields<'_, S> {
+impl Visit for SpanFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.text(field.name(), value.to_owned());
+        let name = field.name();
+        if !self.otel(name, value) {
+            otlp::str_attribute(&mut self.0.body, AttributesOf::Span, name, value);
+        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        // `format!` starts empty and grows by doubling: ids and names
-        // (`%`-recorded) fit this without a reallocation.
-        let mut text = String::with_capacity(48);
-        let _ = write!(text, "{value:?}");
-        self.0.text(field.name(), text);
+        let name = field.name();
+        if name.starts_with("otel.") {
+            let text = format!("{value:?}");
+            if self.otel(name, &text) {
+                return;
+            }
+        }
+        otlp::debug_attribute(&mut self.0.body, AttributesOf::Span, name, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0
-            .attributes()
-            .push((field.name(), AttrValue::I64(value)));
+        otlp::i64_attribute(&mut self.0.body, AttributesOf::Span, field.name(), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        let value =
-            i64::try_from(value).map_or_else(|_| AttrValue::Str(value.to_string()), AttrValue::I64);
-        self.0.attributes().push((field.name(), value));
+        record_u64(&mut self.0.body, AttributesOf::Span, field.name(), value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0
-            .attributes()
-            .push((field.name(), AttrValue::F64(value)));
+        otlp::f64_attribute(&mut self.0.body, AttributesOf::Span, field.name(), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0
-            .attributes()
-            .push((field.name(), AttrValue::Bool(value)));
+        otlp::bool_attribute(&mut self.0.body, AttributesOf::Span, field.name(), value);
+    }
+}
+
+/// An unsigned integer as OTLP's signed one, or as text beyond `i64`.
+fn record_u64(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: u64) {
+    match i64::try_from(value) {
+        Ok(value) => otlp::i64_attribute(buf, to, key, value),
+        Err(_) => otlp::debug_attribute(buf, to, key, &format_args!("{value}")),
+    }
+}
+
+/// An event's fields, inside its `Span.Event` message: `message` is its
+/// name (also kept as text when asked), the others its attributes.
+struct EventFields<'a> {
+    buf: &'a mut Vec<u8>,
+    message: Option<&'a mut Option<String>>,
+}
+
+impl Visit for EventFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() != "message" {
+            otlp::debug_attribute(self.buf, AttributesOf::Event, field.name(), value);
+            return;
+        }
+        match &mut self.message {
+            Some(kept) => {
+                let text = format!("{value:?}");
+                otlp::event_name(self.buf, &format_args!("{text}"));
+                **kept = Some(text);
+            }
+            None => otlp::event_name(self.buf, value),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        otlp::i64_attribute(self.buf, AttributesOf::Event, field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        record_u64(self.buf, AttributesOf::Event, field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        otlp::f64_attribute(self.buf, AttributesOf::Event, field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        otlp::bool_attribute(self.buf, AttributesOf::Event, field.name(), value);
     }
 }
 
@@ -413,15 +412,40 @@ fn span_id() -> [u8; 8] {
 mod tests {
     use super::*;
     use bulwark_actors::trace_context::{self, TraceContext};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message;
     use tracing_subscriber::Registry;
     use tracing_subscriber::layer::SubscriberExt;
 
-    fn recorded(ratio: f64, body: impl FnOnce()) -> Vec<FinishedSpan> {
+    /// The spans `body` made, as a collector decodes them.
+    fn recorded(ratio: f64, body: impl FnOnce()) -> Vec<Span> {
         let queue = Arc::new(Queue::new(64));
         let subscriber = Registry::default()
             .with(SpanLayer::exporting(queue.clone(), ratio).with_filter(ForTraces));
         tracing::subscriber::with_default(subscriber, body);
-        queue.take()
+        queue
+            .take()
+            .iter()
+            .flat_map(|batch| {
+                let request = otlp::encode(&batch.bytes, b"", "");
+                ExportTraceServiceRequest::decode(request.as_slice())
+                    .unwrap()
+                    .resource_spans
+            })
+            .flat_map(|resource| resource.scope_spans)
+            .flat_map(|scope| scope.spans)
+            .collect()
+    }
+
+    fn attribute(attributes: &[KeyValue], key: &str) -> Option<any_value::Value> {
+        let found = attributes.iter().find(|kv| kv.key == key)?;
+        found.value.clone()?.value
+    }
+
+    fn text(value: &str) -> Option<any_value::Value> {
+        Some(any_value::Value::StringValue(value.into()))
     }
 
     #[test]
@@ -431,41 +455,73 @@ mod tests {
                 "mcp.request",
                 otel.kind = "server",
                 mcp.method.name = "tools/call",
+                jsonrpc.request.id = %7,
+                big = u64::MAX,
                 error.type = tracing::field::Empty,
             );
             outer.in_scope(|| {
-                let inner = tracing::debug_span!("cache.lookup", cache.hit = false);
-                inner.in_scope(|| tracing::warn!(code = 7, "slow upstream"));
+                let inner = tracing::debug_span!("cache.lookup", cache.hit = false, ratio = 0.5);
+                inner.in_scope(|| tracing::warn!(code = 7, detail = "d", "slow upstream"));
                 rename(&outer, || "tools/call echo__echo".into());
                 outer.record("error.type", -32602);
-                tracing::error!("failed");
+                tracing::error!(reason = %"gone", "failed");
             });
             // Not Bulwark's: never recorded.
             tracing::info_span!(target: "hyper", "connection").in_scope(|| {});
         });
         assert_eq!(spans.len(), 2, "{spans:#?}");
         let (inner, outer) = (&spans[0], &spans[1]);
-        assert_eq!(inner.recording.name, "cache.lookup");
-        assert_eq!(inner.ids.trace_id, outer.ids.trace_id);
-        assert_eq!(inner.ids.parent_id, Some(outer.ids.span_id));
-        assert_eq!(outer.ids.parent_id, None);
+        assert_eq!(inner.name, "cache.lookup");
+        assert_eq!(inner.kind, 1);
+        assert_eq!(inner.trace_id, outer.trace_id);
+        assert_eq!(inner.parent_span_id, outer.span_id);
+        assert!(outer.parent_span_id.is_empty());
         assert_eq!(
-            inner.recording.attributes,
-            [("cache.hit", AttrValue::Bool(false))]
+            attribute(&inner.attributes, "cache.hit"),
+            Some(any_value::Value::BoolValue(false))
         );
-        let event = &inner.recording.events[0];
+        assert_eq!(
+            attribute(&inner.attributes, "ratio"),
+            Some(any_value::Value::DoubleValue(0.5))
+        );
+        let event = &inner.events[0];
         assert_eq!(event.name, "slow upstream");
-        assert!(event.attributes.contains(&("code", AttrValue::I64(7))));
-        assert_eq!(outer.recording.name, "tools/call echo__echo");
-        assert_eq!(outer.recording.kind, Kind::Server);
-        assert_eq!(outer.recording.error.as_deref(), Some("failed"));
-        assert!(
-            outer
-                .recording
-                .attributes
-                .contains(&("error.type", AttrValue::I64(-32602)))
+        assert!(event.time_unix_nano >= inner.start_time_unix_nano);
+        assert_eq!(attribute(&event.attributes, "level"), text("WARN"));
+        assert_eq!(attribute(&event.attributes, "detail"), text("d"));
+        assert_eq!(
+            attribute(&event.attributes, "code"),
+            Some(any_value::Value::IntValue(7))
         );
-        assert!(outer.end >= outer.recording.start);
+        assert_eq!(outer.name, "tools/call echo__echo");
+        assert_eq!(outer.kind, 2, "server");
+        assert_eq!(outer.status.as_ref().unwrap().message, "failed");
+        assert_eq!(outer.status.as_ref().unwrap().code, 2);
+        assert_eq!(outer.events[0].name, "failed");
+        assert_eq!(
+            attribute(&outer.events[0].attributes, "reason"),
+            text("gone")
+        );
+        assert!(inner.status.as_ref().unwrap().message.is_empty());
+        assert_eq!(
+            attribute(&outer.attributes, "mcp.method.name"),
+            text("tools/call")
+        );
+        assert_eq!(
+            attribute(&outer.attributes, "jsonrpc.request.id"),
+            text("7")
+        );
+        assert_eq!(
+            attribute(&outer.attributes, "big"),
+            text("18446744073709551615")
+        );
+        assert_eq!(
+            attribute(&outer.attributes, "error.type"),
+            Some(any_value::Value::IntValue(-32602))
+        );
+        assert!(attribute(&outer.attributes, "otel.kind").is_none());
+        assert!(outer.end_time_unix_nano >= outer.start_time_unix_nano);
+        assert_eq!(outer.flags, 0x101, "sampled, parent known local");
     }
 
     #[test]
@@ -489,9 +545,11 @@ mod tests {
         });
         assert_eq!(spans.len(), 2, "{spans:#?}");
         let root = &spans[1];
-        assert_eq!(root.ids.parent_id, Some(remote.span_id));
-        assert!(root.ids.parent_remote);
-        assert_eq!(spans[0].ids.parent_id, Some(root.ids.span_id));
+        assert_eq!(root.trace_id, remote.trace_id);
+        assert_eq!(root.parent_span_id, remote.span_id);
+        assert_eq!(root.trace_state, "vendor=v1");
+        assert_eq!(root.flags, 0x301, "sampled, parent known remote");
+        assert_eq!(spans[0].parent_span_id, root.span_id);
     }
 
     #[test]

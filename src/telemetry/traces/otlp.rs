@@ -1,23 +1,28 @@
-//! OTLP/HTTP span export, encoded straight from the trace layer's
-//! [`FinishedSpan`]s.
+//! OTLP/HTTP span export, and the protobuf encoding the trace layer writes
+//! spans in as they are recorded.
 //!
 //! `opentelemetry-otlp` first converts each batch into the generated
 //! protobuf types (every key, name and value copied into a new `String`,
 //! the instrumentation scope hashed per span), sizes them, encodes them and
 //! drops them: under callgrind that was ~67,000 instructions per traced
-//! `tools/call`. Here a batch is written in one pass into one buffer; the
-//! resource is encoded once, at start.
+//! `tools/call`. Here each field is encoded once, when the span records it
+//! (no `String` per attribute, nothing kept to encode later); a closed span
+//! is appended to its batch, and an export only wraps the batch in its
+//! resource, encoded once at start.
 //!
 //! The bytes are an `ExportTraceServiceRequest` as the OTLP/HTTP binary
 //! protocol defines it; a unit test decodes them with `opentelemetry-proto`
 //! and compares them with that crate's own conversion of the same spans.
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::layer::{AttrValue, FinishedSpan, Kind};
+use bulwark_actors::trace_context::SpanIds;
+
+use super::layer::Kind;
 
 /// The instrumentation scope of every span.
 const SCOPE: &str = "bulwark";
@@ -69,8 +74,9 @@ impl OtlpHttp {
         })
     }
 
-    /// Posts `batch`; an error says why the collector did not take it.
-    pub async fn export(&self, batch: &[FinishedSpan]) -> Result<(), String> {
+    /// Posts `batch` (encoded spans, see [`push_span`]); an error says why
+    /// the collector did not take it.
+    pub async fn export(&self, batch: &[u8]) -> Result<(), String> {
         let body = encode(batch, &self.resource, &self.resource_schema);
         let response = self
             .client
@@ -102,63 +108,158 @@ fn parse_headers(list: &str) -> impl Iterator<Item = (HeaderName, HeaderValue)> 
     })
 }
 
-/// An `ExportTraceServiceRequest` holding `spans` under one resource (its
-/// encoded attributes and schema) and Bulwark's scope.
-pub fn encode(spans: &[FinishedSpan], resource: &[u8], resource_schema: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(256 * spans.len() + resource.len() + 64);
+/// An `ExportTraceServiceRequest` holding `spans` (encoded `ScopeSpans.spans`
+/// fields, as [`push_span`] writes them) under one resource (its encoded
+/// attributes and schema) and Bulwark's scope. The batch is copied once;
+/// the lengths around it are known up front, so nothing is moved.
+pub fn encode(spans: &[u8], resource: &[u8], resource_schema: &str) -> Vec<u8> {
     if spans.is_empty() {
-        return buf;
+        return Vec::new();
     }
+    // ScopeSpans.scope = 1 (InstrumentationScope.name = 1)
+    let mut scope = Vec::with_capacity(SCOPE.len() + 4);
+    message(&mut scope, 1, |buf| string(buf, 1, SCOPE));
+    let scope_spans = scope.len() + spans.len();
+    let mut schema = Vec::new();
+    string(&mut schema, 3, resource_schema);
+    // ResourceSpans: resource = 1, scope_spans = 2, schema_url = 3.
+    let resource_spans = delimited_len(resource.len()) + delimited_len(scope_spans) + schema.len();
+    let mut buf = Vec::with_capacity(delimited_len(resource_spans));
     // ExportTraceServiceRequest.resource_spans = 1
-    message(&mut buf, 1, |buf| {
-        // ResourceSpans.resource = 1
-        message(buf, 1, |buf| buf.extend_from_slice(resource));
-        // ResourceSpans.scope_spans = 2
-        message(buf, 2, |buf| {
-            // ScopeSpans.scope = 1 (InstrumentationScope.name = 1)
-            message(buf, 1, |buf| string(buf, 1, SCOPE));
-            for span in spans {
-                message(buf, 2, |buf| span_message(buf, span));
-            }
-        });
-        string(buf, 3, resource_schema);
-    });
+    header(&mut buf, 1, resource_spans);
+    header(&mut buf, 1, resource.len());
+    buf.extend_from_slice(resource);
+    header(&mut buf, 2, scope_spans);
+    buf.extend_from_slice(&scope);
+    buf.extend_from_slice(spans);
+    buf.extend_from_slice(&schema);
     buf
 }
 
-fn span_message(buf: &mut Vec<u8>, span: &FinishedSpan) {
-    let (ids, recording) = (&span.ids, &span.recording);
+/// Appends `span` (a `Span` message's fields) to `batch` as one
+/// `ScopeSpans.spans` entry.
+pub fn push_span(batch: &mut Vec<u8>, span: &[u8]) {
+    header(batch, 2, span.len());
+    batch.extend_from_slice(span);
+}
+
+/// Where an attribute goes: a span's (`Span.attributes`) or an event's
+/// (`Span.Event.attributes`).
+#[derive(Debug, Clone, Copy)]
+pub enum AttributesOf {
+    /// `Span.attributes` = 9.
+    Span = 9,
+    /// `Span.Event.attributes` = 3.
+    Event = 3,
+}
+
+/// A text attribute.
+pub fn str_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: &str) {
+    message(buf, to as u32, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, |buf| string_always(buf, 1, value));
+    });
+}
+
+/// A text attribute formatted straight into the buffer (`?` and `%`
+/// fields), without a `String` in between.
+pub fn debug_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: &dyn fmt::Debug) {
+    message(buf, to as u32, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, |buf| message(buf, 1, |buf| write_debug(buf, value)));
+    });
+}
+
+/// An integer attribute.
+pub fn i64_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: i64) {
+    message(buf, to as u32, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, |buf| i64_value(buf, value));
+    });
+}
+
+/// A float attribute.
+pub fn f64_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: f64) {
+    message(buf, to as u32, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, |buf| f64_value(buf, value));
+    });
+}
+
+/// A flag attribute.
+pub fn bool_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: bool) {
+    message(buf, to as u32, |buf| {
+        string(buf, 1, key);
+        message(buf, 2, |buf| bool_value(buf, value));
+    });
+}
+
+/// A `Span.Event` (field 11) at `time`; `fields` writes its name and
+/// attributes (see [`event_name`]).
+pub fn event(buf: &mut Vec<u8>, time: SystemTime, fields: impl FnOnce(&mut Vec<u8>)) {
+    message(buf, 11, |buf| {
+        fixed64(buf, 1, nanos(time));
+        fields(buf);
+    });
+}
+
+/// An event's name (`Span.Event.name` = 2), inside [`event`].
+pub fn event_name(buf: &mut Vec<u8>, name: &dyn fmt::Debug) {
+    message(buf, 2, |buf| write_debug(buf, name));
+}
+
+/// What a span knows only when it ends.
+pub struct SpanEnd<'a> {
+    /// Its ids and parent.
+    pub ids: &'a SpanIds,
+    /// Its name.
+    pub name: &'a str,
+    /// Its kind.
+    pub kind: Kind,
+    /// When it started.
+    pub start: SystemTime,
+    /// When it ended.
+    pub end: SystemTime,
+    /// Its error, if it failed (the text may be empty).
+    pub error: Option<&'a str>,
+}
+
+/// Appends the rest of a `Span` message to `buf`, which holds its
+/// attributes and events: field order is free in protobuf, so they could
+/// be written as they were recorded.
+pub fn finish_span(buf: &mut Vec<u8>, span: &SpanEnd<'_>) {
+    let ids = span.ids;
     bytes(buf, 1, &ids.trace_id);
     bytes(buf, 2, &ids.span_id);
     string(buf, 3, ids.state.as_deref().unwrap_or_default());
     if let Some(parent) = &ids.parent_id {
         bytes(buf, 4, parent);
     }
-    string(buf, 5, &recording.name);
-    uint(buf, 6, kind(recording.kind));
-    fixed64(buf, 7, nanos(recording.start));
+    string(buf, 5, span.name);
+    uint(buf, 6, kind(span.kind));
+    fixed64(buf, 7, nanos(span.start));
     fixed64(buf, 8, nanos(span.end));
-    for (key, value) in &recording.attributes {
-        message(buf, 9, |buf| attribute(buf, key, value));
-    }
-    for event in &recording.events {
-        message(buf, 11, |buf| {
-            fixed64(buf, 1, nanos(event.time));
-            string(buf, 2, &event.name);
-            for (key, value) in &event.attributes {
-                message(buf, 3, |buf| attribute(buf, key, value));
-            }
-        });
-    }
     // Status: message = 2, code = 3 (the generated code always sends it).
     message(buf, 15, |buf| {
-        if let Some(description) = &recording.error {
+        if let Some(description) = span.error {
             string(buf, 2, description);
             uint(buf, 3, 2);
         }
     });
     let trace_flags = u8::from(ids.sampled);
     fixed32(buf, 16, flags(ids.parent_remote, trace_flags));
+}
+
+/// `value`'s `Debug` text (a `%` field's `Display`) written into `buf`.
+fn write_debug(buf: &mut Vec<u8>, value: &dyn fmt::Debug) {
+    struct Bytes<'a>(&'a mut Vec<u8>);
+    impl fmt::Write for Bytes<'_> {
+        fn write_str(&mut self, text: &str) -> fmt::Result {
+            self.0.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = write!(Bytes(buf), "{value:?}");
 }
 
 /// `SpanFlags`: the W3C trace flags, plus "whether the parent is remote is
@@ -179,17 +280,6 @@ fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// A span attribute as a `KeyValue` message's fields.
-fn attribute(buf: &mut Vec<u8>, key: &str, value: &AttrValue) {
-    string(buf, 1, key);
-    message(buf, 2, |buf| match value {
-        AttrValue::Str(text) => string_always(buf, 1, text),
-        AttrValue::Bool(flag) => bool_value(buf, *flag),
-        AttrValue::I64(number) => i64_value(buf, *number),
-        AttrValue::F64(number) => f64_value(buf, *number),
-    });
 }
 
 /// A `KeyValue` message's fields: key = 1, value (`AnyValue`) = 2.
@@ -336,11 +426,20 @@ fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     buf.splice(at + 1..at + 1, header[1..used].iter().copied());
 }
 
+/// A length-delimited field's tag and length, its body to follow.
+fn header(buf: &mut Vec<u8>, field: u32, len: usize) {
+    tag(buf, field, LENGTH_DELIMITED);
+    varint(buf, len as u64);
+}
+
+/// The bytes a length-delimited field of one-byte tag and `len` bytes takes.
+fn delimited_len(len: usize) -> usize {
+    1 + varint_bytes(len as u64).1 + len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::traces::layer::{Recording, SpanEvent};
-    use bulwark_actors::trace_context::SpanIds;
     use opentelemetry::trace::{
         Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
     };
@@ -350,12 +449,73 @@ mod tests {
     use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
     use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
     use prost::Message;
-    use std::borrow::Cow;
     use std::str::FromStr;
 
-    fn span(name: &'static str) -> FinishedSpan {
+    #[derive(Clone)]
+    enum AttrValue {
+        Str(String),
+        Debug(String),
+        I64(i64),
+        F64(f64),
+        Bool(bool),
+    }
+
+    type Attrs = Vec<(&'static str, AttrValue)>;
+
+    /// A span as the layer would have recorded it.
+    #[derive(Clone)]
+    struct TestSpan {
+        ids: SpanIds,
+        name: &'static str,
+        kind: Kind,
+        start: SystemTime,
+        end: SystemTime,
+        attributes: Vec<(&'static str, AttrValue)>,
+        error: Option<String>,
+        events: Vec<(SystemTime, &'static str, Attrs)>,
+    }
+
+    fn write_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: &AttrValue) {
+        match value {
+            AttrValue::Str(text) => str_attribute(buf, to, key, text),
+            AttrValue::Debug(text) => debug_attribute(buf, to, key, &format_args!("{text}")),
+            AttrValue::I64(number) => i64_attribute(buf, to, key, *number),
+            AttrValue::F64(number) => f64_attribute(buf, to, key, *number),
+            AttrValue::Bool(flag) => bool_attribute(buf, to, key, *flag),
+        }
+    }
+
+    /// Encoded through the functions the layer uses, in the order it does.
+    fn encoded(span: &TestSpan) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for (key, value) in &span.attributes {
+            write_attribute(&mut buf, AttributesOf::Span, key, value);
+        }
+        for (time, name, attributes) in &span.events {
+            event(&mut buf, *time, |buf| {
+                for (key, value) in attributes {
+                    write_attribute(buf, AttributesOf::Event, key, value);
+                }
+                event_name(buf, &format_args!("{name}"));
+            });
+        }
+        finish_span(
+            &mut buf,
+            &SpanEnd {
+                ids: &span.ids,
+                name: span.name,
+                kind: span.kind,
+                start: span.start,
+                end: span.end,
+                error: span.error.as_deref(),
+            },
+        );
+        buf
+    }
+
+    fn span(name: &'static str) -> TestSpan {
         let at = UNIX_EPOCH + Duration::from_millis(1_764_633_600_123);
-        FinishedSpan {
+        TestSpan {
             ids: SpanIds {
                 trace_id: [7; 16],
                 span_id: [3; 8],
@@ -364,50 +524,52 @@ mod tests {
                 sampled: true,
                 state: Some("vendor=v1".into()),
             },
-            recording: Recording {
-                name: Cow::Borrowed(name),
-                kind: Kind::Server,
-                start: at,
-                attributes: vec![
-                    ("mcp.method.name", AttrValue::Str("tools/call".into())),
-                    ("jsonrpc.request.id", AttrValue::Str(String::new())),
-                    ("error.type", AttrValue::I64(-32602)),
-                    ("cache.hit", AttrValue::Bool(false)),
-                    ("ratio", AttrValue::F64(0.25)),
-                ],
-                error: Some("unknown server 'x'".into()),
-                events: vec![SpanEvent {
-                    time: at,
-                    name: "request failed".into(),
-                    attributes: vec![("code", AttrValue::I64(-32602))],
-                }],
-            },
+            name,
+            kind: Kind::Server,
+            start: at,
             end: at + Duration::from_micros(250),
+            attributes: vec![
+                ("mcp.method.name", AttrValue::Str("tools/call".into())),
+                ("jsonrpc.request.id", AttrValue::Str(String::new())),
+                ("error.type", AttrValue::I64(-32602)),
+                ("cache.hit", AttrValue::Bool(false)),
+                ("ratio", AttrValue::F64(0.25)),
+                ("big", AttrValue::Debug(u64::MAX.to_string())),
+            ],
+            error: Some("unknown server 'x'".into()),
+            events: vec![(at, "request failed", vec![("code", AttrValue::I64(-32602))])],
         }
     }
 
-    fn spans() -> Vec<FinishedSpan> {
+    fn spans() -> Vec<TestSpan> {
         let mut root = span("http.request");
         root.ids.parent_id = None;
         root.ids.parent_remote = false;
         root.ids.state = None;
-        root.recording.error = None;
-        root.recording.kind = Kind::Internal;
+        root.error = None;
+        root.kind = Kind::Internal;
         let mut ok = span("guardrail.check");
-        // A length that takes three bytes, and an error without a message.
-        ok.recording
-            .attributes
+        // Lengths that take two and three bytes, and an error without a message.
+        ok.attributes
             .push(("long", AttrValue::Str("x".repeat(20_000))));
-        ok.recording.error = Some(String::new());
-        ok.recording.kind = Kind::Client;
+        ok.attributes
+            .push(("longer", AttrValue::Debug("z".repeat(200))));
+        ok.events.push((
+            ok.start,
+            "",
+            vec![("text", AttrValue::Str("y".repeat(300)))],
+        ));
+        ok.error = Some(String::new());
+        ok.kind = Kind::Client;
         ok.ids.sampled = false;
         vec![span("tools/call echo__echo"), root, ok]
     }
 
     /// The same span as the SDK's `SpanData`, for the official conversion.
-    fn sdk(span: FinishedSpan) -> SpanData {
+    fn sdk(span: TestSpan) -> SpanData {
         let value = |value: AttrValue| match value {
             AttrValue::Str(text) => Value::from(text),
+            AttrValue::Debug(text) => Value::from(text),
             AttrValue::I64(number) => Value::I64(number),
             AttrValue::F64(number) => Value::F64(number),
             AttrValue::Bool(flag) => Value::Bool(flag),
@@ -417,13 +579,12 @@ mod tests {
                 .map(|(key, v)| KeyValue::new(key, value(v)))
                 .collect::<Vec<_>>()
         };
-        let (ids, recording) = (span.ids, span.recording);
+        let ids = span.ids;
         let mut events = SpanEvents::default();
-        for event in recording.events {
-            let attrs = attributes(event.attributes);
+        for (time, name, list) in span.events {
             events
                 .events
-                .push(Event::new(event.name, event.time, attrs, 0));
+                .push(Event::new(name, time, attributes(list), 0));
         }
         let state = ids.state.as_deref().unwrap_or_default();
         SpanData {
@@ -440,19 +601,19 @@ mod tests {
             ),
             parent_span_id: ids.parent_id.map_or(SpanId::INVALID, SpanId::from_bytes),
             parent_span_is_remote: ids.parent_remote,
-            span_kind: match recording.kind {
+            span_kind: match span.kind {
                 Kind::Internal => SpanKind::Internal,
                 Kind::Server => SpanKind::Server,
                 Kind::Client => SpanKind::Client,
             },
-            name: recording.name,
-            start_time: recording.start,
+            name: span.name.into(),
+            start_time: span.start,
             end_time: span.end,
-            attributes: attributes(recording.attributes),
+            attributes: attributes(span.attributes),
             dropped_attributes_count: 0,
             events,
             links: SpanLinks::default(),
-            status: recording.error.map_or(Status::Unset, Status::error),
+            status: span.error.map_or(Status::Unset, Status::error),
             instrumentation_scope: InstrumentationScope::builder(SCOPE).build(),
         }
     }
@@ -470,7 +631,11 @@ mod tests {
                 key_value(buf, key.as_str(), value)
             });
         }
-        let ours = encode(&spans, &encoded_resource, "https://schema/1");
+        let mut batch = Vec::new();
+        for span in &spans {
+            push_span(&mut batch, &encoded(span));
+        }
+        let ours = encode(&batch, &encoded_resource, "https://schema/1");
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
         let official = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
