@@ -8,8 +8,10 @@
 //! pass its own on. Reading a context that is absent or invalid yields
 //! `None`, and writing one only happens for a span that has ids, so with
 //! tracing off nothing is read or written.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
@@ -88,8 +90,9 @@ impl TraceContext {
     }
 }
 
-/// What the trace layer keeps in every span it sees: the ids, the parent
-/// and the sampling decision. Rewritten by [`set_parent`].
+/// What the trace layer keeps in every span it sees: the ids, the parent,
+/// the sampling decision and, when recorded, the span's [`Recording`].
+/// Rewritten by [`set_parent`].
 #[derive(Debug, Clone)]
 pub struct SpanIds {
     /// The trace this span belongs to.
@@ -104,6 +107,38 @@ pub struct SpanIds {
     pub sampled: bool,
     /// The vendor `tracestate` inherited from a remote parent.
     pub state: Option<Arc<str>>,
+    /// What an exporting layer records while the span is open. Kept here,
+    /// not in an extension of its own: each extension costs the span an
+    /// allocation and a map insert, and every lookup another search.
+    pub recording: Option<Recording>,
+}
+
+/// The OTLP span kinds Bulwark uses (`otel.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    /// Work inside the gateway.
+    Internal,
+    /// A request the gateway serves.
+    Server,
+    /// A request the gateway makes.
+    Client,
+}
+
+/// What a sampled span records while it is open (filled by the gateway's
+/// trace layer).
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// `otel.name` when given, else the span's name.
+    pub name: Cow<'static, str>,
+    /// `otel.kind`.
+    pub kind: SpanKind,
+    /// When the span started.
+    pub start: SystemTime,
+    /// Its attributes (but the `otel.*` fields) and its WARN and ERROR
+    /// events, encoded as OTLP `Span` message fields as they are recorded.
+    pub body: Vec<u8>,
+    /// `otel.status_code = "ERROR"` or an ERROR event: the error's text, if any.
+    pub error: Option<String>,
 }
 
 impl SpanIds {

@@ -161,13 +161,15 @@ impl GatewayHandler {
         context: &RequestContext<RoleServer>,
         op: Option<Arc<OpGuard>>,
     ) -> Result<ServerResult, GatewayError> {
+        let method = request.method();
         let span = tracing::debug_span!(
             "upstream.call",
-            otel.name = %format_args!("{} {server}", request.method()),
             otel.kind = "client",
-            mcp.method.name = request.method(),
+            mcp.method.name = method,
             bulwark.upstream = server,
         );
+        // Named only when recorded, and joined without `fmt`.
+        crate::telemetry::traces::rename(&span, || [method, " ", server].concat());
         // The upstream's request is a child of this span: stdio upstreams
         // read `_meta.traceparent`, remote ones also get the header from it.
         bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());

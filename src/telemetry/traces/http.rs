@@ -75,7 +75,7 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         http.response.status_code = Empty,
     );
     super::layer::serving(&span, || {
-        format!("{} {}", request.method(), request.uri().path())
+        [request.method().as_str(), " ", request.uri().path()].concat()
     });
     if let Some(cx) = trace_context::from_headers(request.headers()) {
         trace_context::set_parent(&span, cx);

@@ -16,43 +16,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use bulwark_actors::trace_context::{self, SpanIds};
+use bulwark_actors::trace_context::{self, Recording, SpanIds, SpanKind as Kind};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{ExtensionsMut, LookupSpan};
 
 use super::export::Queue;
 use super::otlp::{self, AttributesOf};
-
-/// The OTLP span kinds Bulwark uses (`otel.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Work inside the gateway.
-    Internal,
-    /// A request the gateway serves.
-    Server,
-    /// A request the gateway makes.
-    Client,
-}
-
-/// What a sampled span records while it is open.
-#[derive(Debug, Clone)]
-pub struct Recording {
-    /// `otel.name` when given, else the span's name.
-    pub name: Cow<'static, str>,
-    /// `otel.kind`.
-    pub kind: Kind,
-    /// When the span started.
-    pub start: SystemTime,
-    /// Its attributes (but the `otel.*` fields) and its WARN and ERROR
-    /// events, encoded as `Span` message fields as they are recorded.
-    pub body: Vec<u8>,
-    /// `otel.status_code = "ERROR"` or an ERROR event: the error's text, if any.
-    pub error: Option<String>,
-}
 
 /// Room for a span's attributes: the request spans' fit without growing.
 const BODY_CAPACITY: usize = 256;
@@ -113,17 +86,20 @@ where
             return;
         };
         let parent = span.parent();
-        let inherited = parent
-            .as_ref()
-            .and_then(|p| p.extensions().get::<SpanIds>().cloned());
-        let ids = match inherited {
-            Some(parent) => SpanIds {
-                trace_id: parent.trace_id,
+        let inherited = parent.as_ref().and_then(|p| {
+            let extensions = p.extensions();
+            let ids = extensions.get::<SpanIds>()?;
+            Some((ids.trace_id, ids.span_id, ids.sampled, ids.state.clone()))
+        });
+        let mut ids = match inherited {
+            Some((trace_id, parent_id, sampled, state)) => SpanIds {
+                trace_id,
                 span_id: span_id(),
-                parent_id: Some(parent.span_id),
+                parent_id: Some(parent_id),
                 parent_remote: false,
-                sampled: parent.sampled,
-                state: parent.state,
+                sampled,
+                state,
+                recording: None,
             },
             None => {
                 let trace_id = trace_id();
@@ -134,15 +110,13 @@ where
                     parent_remote: false,
                     sampled: self.sampler.sampled(&trace_id),
                     state: None,
+                    recording: None,
                 }
             }
         };
         // A root may still get a sampled remote parent (`set_parent`), so
         // it records; a child's decision is final.
-        let record = self.queue.is_some() && (ids.sampled || ids.parent_id.is_none());
-        let mut extensions = span.extensions_mut();
-        extensions.insert(ids);
-        if record {
+        if self.queue.is_some() && (ids.sampled || ids.parent_id.is_none()) {
             let metadata = attrs.metadata();
             let mut recording = Recording {
                 name: Cow::Borrowed(metadata.name()),
@@ -152,13 +126,14 @@ where
                 error: None,
             };
             attrs.record(&mut SpanFields(&mut recording));
-            extensions.insert(recording);
+            ids.recording = Some(recording);
         }
+        span.extensions_mut().insert(ids);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id)
-            && let Some(recording) = span.extensions_mut().get_mut::<Recording>()
+            && let Some(recording) = recording(&mut span.extensions_mut())
         {
             values.record(&mut SpanFields(recording));
         }
@@ -169,7 +144,7 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(recording) = extensions.get_mut::<Recording>() else {
+        let Some(recording) = recording(&mut extensions) else {
             return;
         };
         let level = *event.metadata().level();
@@ -195,27 +170,32 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        let Some(mut recording) = extensions.remove::<Recording>() else {
+        let Some(ids) = extensions.get_mut::<SpanIds>() else {
             return;
         };
-        match extensions.get_mut::<SpanIds>() {
-            Some(ids) if ids.sampled => {
-                otlp::finish_span(
-                    &mut recording.body,
-                    &otlp::SpanEnd {
-                        ids,
-                        name: &recording.name,
-                        kind: recording.kind,
-                        start: recording.start,
-                        end: SystemTime::now(),
-                        error: recording.error.as_deref(),
-                    },
-                );
-                queue.push(&recording.body);
-            }
-            _ => {}
+        let Some(mut recording) = ids.recording.take() else {
+            return;
+        };
+        if ids.sampled {
+            otlp::finish_span(
+                &mut recording.body,
+                &otlp::SpanEnd {
+                    ids,
+                    name: &recording.name,
+                    kind: recording.kind,
+                    start: recording.start,
+                    end: SystemTime::now(),
+                    error: recording.error.as_deref(),
+                },
+            );
+            queue.push(&recording.body);
         }
     }
+}
+
+/// The recording a span's ids hold, if it is being recorded.
+fn recording<'a>(extensions: &'a mut ExtensionsMut<'_>) -> Option<&'a mut Recording> {
+    extensions.get_mut::<SpanIds>()?.recording.as_mut()
 }
 
 /// Which spans and events the layer sees: Bulwark's own spans down to
@@ -273,7 +253,7 @@ pub fn serving(span: &tracing::Span, name: impl FnOnce() -> String) {
 }
 
 fn with_recording(span: &tracing::Span, f: impl FnOnce(&mut Recording)) {
-    trace_context::with_extension(span, f);
+    trace_context::with_extension(span, |ids: &mut SpanIds| ids.recording.as_mut().map(f));
 }
 
 /// A span's fields: the `otel.*` ones set its name, kind and status, the

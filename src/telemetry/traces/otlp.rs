@@ -20,9 +20,7 @@ use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use bulwark_actors::trace_context::SpanIds;
-
-use super::layer::Kind;
+use bulwark_actors::trace_context::{SpanIds, SpanKind as Kind};
 
 /// The instrumentation scope of every span.
 const SCOPE: &str = "bulwark";
@@ -155,9 +153,31 @@ pub enum AttributesOf {
 
 /// A text attribute.
 pub fn str_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: &str) {
-    message(buf, to as u32, |buf| {
-        string(buf, 1, key);
-        message(buf, 2, |buf| string_always(buf, 1, value));
+    let (key_len, value_len) = (key.len(), value.len());
+    // Nearly every attribute is short: then each length is one byte, and
+    // the fields around the key and the value are two slices of known bytes.
+    if key_len + value_len < 120 && key_len > 0 {
+        let any_value = 2 + value_len;
+        let key_value = 2 + key_len + 2 + any_value;
+        buf.reserve(2 + key_value);
+        buf.extend_from_slice(&[
+            ((to as u8) << 3) | LENGTH_DELIMITED,
+            key_value as u8,
+            (1 << 3) | LENGTH_DELIMITED,
+            key_len as u8,
+        ]);
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(&[
+            (2 << 3) | LENGTH_DELIMITED,
+            any_value as u8,
+            (1 << 3) | LENGTH_DELIMITED,
+            value_len as u8,
+        ]);
+        buf.extend_from_slice(value.as_bytes());
+        return;
+    }
+    key_value_sized(buf, to, key, delimited_len(value.len()), |buf| {
+        string_always(buf, 1, value);
     });
 }
 
@@ -172,26 +192,41 @@ pub fn debug_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: &d
 
 /// An integer attribute.
 pub fn i64_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: i64) {
-    message(buf, to as u32, |buf| {
-        string(buf, 1, key);
-        message(buf, 2, |buf| i64_value(buf, value));
-    });
+    let len = 1 + varint_len(value as u64);
+    key_value_sized(buf, to, key, len, |buf| i64_value(buf, value));
 }
 
 /// A float attribute.
 pub fn f64_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: f64) {
-    message(buf, to as u32, |buf| {
-        string(buf, 1, key);
-        message(buf, 2, |buf| f64_value(buf, value));
-    });
+    key_value_sized(buf, to, key, 9, |buf| f64_value(buf, value));
 }
 
 /// A flag attribute.
 pub fn bool_attribute(buf: &mut Vec<u8>, to: AttributesOf, key: &str, value: bool) {
-    message(buf, to as u32, |buf| {
-        string(buf, 1, key);
-        message(buf, 2, |buf| bool_value(buf, value));
-    });
+    key_value_sized(buf, to, key, 2, |buf| bool_value(buf, value));
+}
+
+/// A `KeyValue` as field `to`, its `AnyValue` of `value_len` bytes written by
+/// `value`. The lengths are known before a byte is written: no length to
+/// fill in afterwards, one reservation.
+fn key_value_sized(
+    buf: &mut Vec<u8>,
+    to: AttributesOf,
+    key: &str,
+    value_len: usize,
+    value: impl FnOnce(&mut Vec<u8>),
+) {
+    let key_len = if key.is_empty() {
+        0
+    } else {
+        delimited_len(key.len())
+    };
+    let len = key_len + delimited_len(value_len);
+    buf.reserve(delimited_len(len));
+    header(buf, to as u32, len);
+    string(buf, 1, key);
+    header(buf, 2, value_len);
+    value(buf);
 }
 
 /// A `Span.Event` (field 11) at `time`; `fields` writes its name and
@@ -229,9 +264,12 @@ pub struct SpanEnd<'a> {
 /// be written as they were recorded.
 pub fn finish_span(buf: &mut Vec<u8>, span: &SpanEnd<'_>) {
     let ids = span.ids;
+    let state = ids.state.as_deref().unwrap_or_default();
+    let error = span.error.map_or(0, str::len);
+    buf.reserve(96 + span.name.len() + state.len() + error);
     bytes(buf, 1, &ids.trace_id);
     bytes(buf, 2, &ids.span_id);
-    string(buf, 3, ids.state.as_deref().unwrap_or_default());
+    string(buf, 3, state);
     if let Some(parent) = &ids.parent_id {
         bytes(buf, 4, parent);
     }
@@ -277,8 +315,13 @@ fn kind(kind: Kind) -> u64 {
 }
 
 fn nanos(time: SystemTime) -> u64 {
+    // Not `as_nanos`: its u128 arithmetic costs more than the rest of a span's ids.
     time.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .map(|d| {
+            d.as_secs()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::from(d.subsec_nanos()))
+        })
         .unwrap_or(0)
 }
 
@@ -331,6 +374,7 @@ const FIXED64: u8 = 1;
 const LENGTH_DELIMITED: u8 = 2;
 const FIXED32: u8 = 5;
 
+#[inline]
 fn varint(buf: &mut Vec<u8>, value: u64) {
     // Most are lengths and enums under 128: one byte.
     if value < 0x80 {
@@ -354,6 +398,7 @@ fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
     (bytes, len + 1)
 }
 
+#[inline]
 fn tag(buf: &mut Vec<u8>, field: u32, wire: u8) {
     // Every field number but `Span.flags` (16) fits a one-byte tag.
     if field < 16 {
@@ -434,7 +479,12 @@ fn header(buf: &mut Vec<u8>, field: u32, len: usize) {
 
 /// The bytes a length-delimited field of one-byte tag and `len` bytes takes.
 fn delimited_len(len: usize) -> usize {
-    1 + varint_bytes(len as u64).1 + len
+    1 + varint_len(len as u64) + len
+}
+
+/// The bytes `value` takes as a varint.
+fn varint_len(value: u64) -> usize {
+    1 + (63 - (value | 1).leading_zeros() as usize) / 7
 }
 
 #[cfg(test)]
@@ -523,6 +573,7 @@ mod tests {
                 parent_remote: true,
                 sampled: true,
                 state: Some("vendor=v1".into()),
+                recording: None,
             },
             name,
             kind: Kind::Server,
@@ -552,6 +603,11 @@ mod tests {
         // Lengths that take two and three bytes, and an error without a message.
         ok.attributes
             .push(("long", AttrValue::Str("x".repeat(20_000))));
+        // The largest attribute written with one-byte lengths, and the next.
+        ok.attributes
+            .push(("edge", AttrValue::Str("e".repeat(115))));
+        ok.attributes
+            .push(("edge2", AttrValue::Str("e".repeat(115))));
         ok.attributes
             .push(("longer", AttrValue::Debug("z".repeat(200))));
         ok.events.push((
@@ -681,6 +737,22 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            assert_eq!(varint_len(value), varint_bytes(value).1, "{value}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::pin::Pin;
 
 use rmcp::RoleServer;
-use rmcp::model::ErrorData;
+use rmcp::model::{ErrorData, NumberOrString};
 use rmcp::service::RequestContext;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -42,12 +42,19 @@ impl RequestTrace {
         let parent = parts
             .and_then(|parts| parts.extensions.get::<RequestSpan>())
             .and_then(|parent| parent.0.id());
+        // Text, not `%context.id`: each layer would format it through
+        // `fmt` (~900 instructions each).
+        let mut number = itoa::Buffer::new();
+        let jsonrpc_id: &str = match &context.id {
+            NumberOrString::Number(n) => number.format(*n),
+            NumberOrString::String(s) => s,
+        };
         let span = tracing::info_span!(
             parent: parent,
             "mcp.request",
             otel.status_code = Empty,
             mcp.method.name = method,
-            jsonrpc.request.id = %context.id,
+            jsonrpc.request.id = jsonrpc_id,
             mcp.session.id = session.as_deref(),
             request.id = id.as_str(),
             gen_ai.tool.name = Empty,
