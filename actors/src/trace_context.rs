@@ -8,6 +8,11 @@
 //! pass its own on. Reading a context that is absent or invalid yields
 //! `None`, and writing one only happens for a span that has ids, so with
 //! tracing off nothing is read or written.
+pub mod encode;
+mod step;
+
+pub use step::{SpanSink, Step, install as install_steps};
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,6 +146,24 @@ pub struct Recording {
     pub error: Option<String>,
 }
 
+impl Recording {
+    /// The finished OTLP `Span` message of the span `ids` names, ending now.
+    pub fn finish(mut self, ids: &SpanIds) -> Vec<u8> {
+        encode::finish_span(
+            &mut self.body,
+            &encode::SpanEnd {
+                ids,
+                name: &self.name,
+                kind: self.kind,
+                start: self.start,
+                end: SystemTime::now(),
+                error: self.error.as_deref(),
+            },
+        );
+        self.body
+    }
+}
+
 impl SpanIds {
     /// The context a child of this span (here or in the next hop) continues.
     pub fn context(&self) -> TraceContext {
@@ -181,12 +204,18 @@ pub fn from_meta(meta: &Map<String, Value>) -> Option<TraceContext> {
 /// ids (tracing off, span disabled).
 pub fn to_meta(span: &tracing::Span, meta: &mut Map<String, Value>) {
     if let Some(cx) = context(span) {
-        meta.insert(TRACEPARENT.into(), Value::String(cx.traceparent()));
-        match cx.state {
-            Some(state) => meta.insert(TRACESTATE.into(), Value::String(state.to_string())),
-            None => meta.remove(TRACESTATE),
-        };
+        write_meta(cx, meta);
     }
+}
+
+/// Writes `cx` into `meta`, replacing the client's `traceparent` and
+/// `tracestate`.
+fn write_meta(cx: TraceContext, meta: &mut Map<String, Value>) {
+    meta.insert(TRACEPARENT.into(), Value::String(cx.traceparent()));
+    match cx.state {
+        Some(state) => meta.insert(TRACESTATE.into(), Value::String(state.to_string())),
+        None => meta.remove(TRACESTATE),
+    };
 }
 
 /// Writes `span`'s context as headers, if it has ids.

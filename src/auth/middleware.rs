@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bulwark_actors::trace_context::Step;
 use serde_json::json;
 
 use super::identity::Identity;
@@ -48,24 +49,20 @@ pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
 
 /// Authenticates an MCP request and checks its server grant and key budget.
 pub async fn mcp(State(guard): State<McpGuard>, mut request: Request, next: Next) -> Response {
-    let span = tracing::debug_span!(
-        "authenticate",
-        auth.outcome = tracing::field::Empty,
-        otel.status_code = tracing::field::Empty,
-    );
-    // Held, not entered: it times the step (see `telemetry::traces`).
+    // A step of the request's trace (see `telemetry::traces`).
+    let mut step = Step::start("authenticate");
     let admitted = admit(&guard.auth, request.headers()).await;
     let identity = match admitted {
         Ok(identity) => {
-            span.record("auth.outcome", "admitted");
+            step.str("auth.outcome", "admitted");
             identity
         }
         Err(err) => {
-            span.record("auth.outcome", "refused")
-                .record("otel.status_code", "ERROR");
+            step.str("auth.outcome", "refused").failed();
             return refused(&guard.auth, &request, None, &err);
         }
     };
+    drop(step);
     if let Some(server) = &guard.server
         && !identity.grant.allows_server(server)
     {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bulwark_actors::cache::CacheKey;
 use bulwark_actors::guardrail::InputKind;
 use bulwark_actors::timeout::{OpGuard, OpKind};
+use bulwark_actors::trace_context::Step;
 use bulwark_actors::upstream::CallError;
 use futures::future::join_all;
 use rmcp::model::GetMeta;
@@ -24,7 +25,6 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tracing::field::Empty;
 
 use crate::auth::identity::Identity;
 use crate::telemetry::metrics::Outcome;
@@ -162,20 +162,17 @@ impl GatewayHandler {
         op: Option<Arc<OpGuard>>,
     ) -> Result<ServerResult, GatewayError> {
         let method = request.method();
-        let span = tracing::debug_span!(
-            "upstream.call",
-            otel.kind = "client",
-            mcp.method.name = method,
-            bulwark.upstream = server,
-        );
-        // Named only when recorded, and joined without `fmt`.
-        crate::telemetry::traces::rename(&span, || [method, " ", server].concat());
-        // The upstream's request is a child of this span: stdio upstreams
+        // A step of the request's trace, held for the call.
+        let mut step = Step::start("upstream.call").client();
+        step.str("mcp.method.name", method)
+            .str("bulwark.upstream", server);
+        step.rename(|| [method, " ", server].concat());
+        // The upstream's request is a child of this step: stdio upstreams
         // read `_meta.traceparent`, remote ones also get the header from it.
-        bulwark_actors::trace_context::to_meta(&span, request.get_meta_mut());
-        // Held, not entered: it times the call (see `telemetry::traces`).
-        let _span = span;
-        Box::pin(self.forward_link(server, request, context, op)).await
+        step.to_meta(request.get_meta_mut());
+        let result = Box::pin(self.forward_link(server, request, context, op)).await;
+        drop(step);
+        result
     }
 
     /// [`Self::forward_tracked`] without its span: through the upstream's link.
@@ -339,13 +336,11 @@ impl GatewayHandler {
             )
         });
         if let Some((key, _)) = &key {
-            let span = tracing::debug_span!(
-                "cache.lookup",
-                cache.kind = "tool_result",
-                cache.hit = Empty
-            );
+            let mut step = Step::start("cache.lookup");
+            step.str("cache.kind", "tool_result");
             let hit = cache.get_as::<CallToolResult>(key).await;
-            span.record("cache.hit", hit.is_some());
+            step.bool("cache.hit", hit.is_some());
+            drop(step);
             if let Some(hit) = hit {
                 return Ok(ServerResult::CallToolResult(hit));
             }

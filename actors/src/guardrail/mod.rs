@@ -32,11 +32,11 @@ mod tests;
 
 use std::sync::Arc;
 
+use crate::trace_context::Step;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use rmcp::model::Tool;
 use serde_json::Value;
-use tracing::Instrument;
 
 pub use actor::{GuardrailActor, GuardrailArgs, GuardrailMsg};
 pub use config::{GuardrailConfig, OnError, PinMode, PoisoningMode, PolicyConfig};
@@ -190,24 +190,17 @@ impl Guardrails {
         value: &mut Value,
         pii: PiiAction<'_>,
     ) -> Result<Vec<Flag>, GuardrailBlock> {
-        let span = tracing::debug_span!(
-            "guardrail.check",
-            // Text, not `%`: a `Display` field is formatted into a fresh
-            // String by every layer that records it.
-            guardrail.policy = policy.name.as_str(),
-            guardrail.direction = direction.as_str(),
-            guardrail.verdict = tracing::field::Empty,
-            guardrail.detector = tracing::field::Empty,
-        );
-        // Held, not entered: it times the check; each enter and exit of a
-        // span costs a trip through the subscriber on every poll.
-        let result = self.checks(policy, direction, value, pii, &span).await;
+        // A step of the request's trace, held while the check runs.
+        let mut step = Step::start("guardrail.check");
+        step.str("guardrail.policy", &policy.name)
+            .str("guardrail.direction", direction.as_str());
+        let result = self.checks(policy, direction, value, pii, &step).await;
         match &result {
-            Ok(flagged) if flagged.is_empty() => span.record("guardrail.verdict", "allow"),
-            Ok(_) => span.record("guardrail.verdict", "flag"),
-            Err(block) => span
-                .record("guardrail.verdict", "block")
-                .record("guardrail.detector", block.detector.as_str()),
+            Ok(flagged) if flagged.is_empty() => step.str("guardrail.verdict", "allow"),
+            Ok(_) => step.str("guardrail.verdict", "flag"),
+            Err(block) => step
+                .str("guardrail.verdict", "block")
+                .str("guardrail.detector", block.detector.as_str()),
         };
         result
     }
@@ -220,7 +213,7 @@ impl Guardrails {
         direction: Direction,
         value: &mut Value,
         pii: PiiAction<'_>,
-        span: &tracing::Span,
+        step: &Step,
     ) -> Result<Vec<Flag>, GuardrailBlock> {
         let block = |detector: &str, provider: &str| GuardrailBlock {
             policy_name: policy.name.clone(),
@@ -244,12 +237,14 @@ impl Guardrails {
         }
         let text = walk::text(value, '\n');
         let verdicts = join_all(policy.remotes.iter().map(|p| {
-            let span = tracing::debug_span!(
-                parent: span,
-                "guardrail.provider",
-                guardrail.provider = p.name()
-            );
-            p.check(&text).instrument(span)
+            let mut provider = step.child("guardrail.provider");
+            provider.str("guardrail.provider", p.name());
+            let text = &text;
+            async move {
+                let verdict = p.check(text).await;
+                drop(provider);
+                verdict
+            }
         }))
         .await;
         for (provider, verdict) in policy.remotes.iter().zip(verdicts) {

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot};
 
-use super::otlp::{self, OtlpHttp};
+use super::otlp::OtlpHttp;
+use bulwark_actors::trace_context::{self, encode as otlp};
 
 /// Most spans in one export request.
 const MAX_BATCH: usize = 512;
@@ -111,6 +112,12 @@ impl Queue {
             .lock()
             .map(|mut pending| std::mem::take(&mut *pending).batches)
             .unwrap_or_default()
+    }
+}
+
+impl trace_context::SpanSink for Queue {
+    fn push(&self, span: &[u8]) {
+        Queue::push(self, span);
     }
 }
 

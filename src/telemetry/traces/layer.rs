@@ -25,7 +25,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::{ExtensionsMut, LookupSpan};
 
 use super::export::Queue;
-use super::otlp::{self, AttributesOf};
+use bulwark_actors::trace_context::encode::{self as otlp, AttributesOf};
 
 /// Room for a span's attributes: the request spans' fit without growing.
 const BODY_CAPACITY: usize = 256;
@@ -173,22 +173,11 @@ where
         let Some(ids) = extensions.get_mut::<SpanIds>() else {
             return;
         };
-        let Some(mut recording) = ids.recording.take() else {
+        let Some(recording) = ids.recording.take() else {
             return;
         };
         if ids.sampled {
-            otlp::finish_span(
-                &mut recording.body,
-                &otlp::SpanEnd {
-                    ids,
-                    name: &recording.name,
-                    kind: recording.kind,
-                    start: recording.start,
-                    end: SystemTime::now(),
-                    error: recording.error.as_deref(),
-                },
-            );
-            queue.push(&recording.body);
+            queue.push(&recording.finish(ids));
         }
     }
 }
@@ -405,18 +394,7 @@ mod tests {
         let subscriber = Registry::default()
             .with(SpanLayer::exporting(queue.clone(), ratio).with_filter(ForTraces));
         tracing::subscriber::with_default(subscriber, body);
-        queue
-            .take()
-            .iter()
-            .flat_map(|batch| {
-                let request = otlp::encode(&batch.bytes, b"", "");
-                ExportTraceServiceRequest::decode(request.as_slice())
-                    .unwrap()
-                    .resource_spans
-            })
-            .flat_map(|resource| resource.scope_spans)
-            .flat_map(|scope| scope.spans)
-            .collect()
+        decoded(queue.take())
     }
 
     fn attribute(attributes: &[KeyValue], key: &str) -> Option<any_value::Value> {
@@ -502,6 +480,80 @@ mod tests {
         assert!(attribute(&outer.attributes, "otel.kind").is_none());
         assert!(outer.end_time_unix_nano >= outer.start_time_unix_nano);
         assert_eq!(outer.flags, 0x101, "sampled, parent known local");
+    }
+
+    /// The queue every step of this test binary goes to.
+    fn step_queue() -> &'static Arc<Queue> {
+        static QUEUE: std::sync::OnceLock<Arc<Queue>> = std::sync::OnceLock::new();
+        QUEUE.get_or_init(|| {
+            let queue = Arc::new(Queue::new(1024));
+            trace_context::install_steps(Some(queue.clone()));
+            queue
+        })
+    }
+
+    fn decoded(batches: Vec<super::super::export::Batch>) -> Vec<Span> {
+        batches
+            .iter()
+            .flat_map(|batch| {
+                let request = crate::telemetry::traces::otlp::encode(&batch.bytes, b"", "");
+                ExportTraceServiceRequest::decode(request.as_slice())
+                    .unwrap()
+                    .resource_spans
+            })
+            .flat_map(|resource| resource.scope_spans)
+            .flat_map(|scope| scope.spans)
+            .collect()
+    }
+
+    #[test]
+    fn steps_are_children_of_the_current_span_and_of_each_other() {
+        let steps = step_queue();
+        let mut meta = serde_json::Map::new();
+        let mut root_cx = None;
+        let mut step_cx = None;
+        let spans = recorded(1.0, || {
+            // Outside any span: no ids, nothing recorded.
+            assert!(trace_context::Step::start("orphan").context().is_none());
+            let root = tracing::info_span!("mcp.request");
+            root_cx = trace_context::context(&root);
+            root.in_scope(|| {
+                let mut step = trace_context::Step::start("upstream.call").client();
+                step.str("bulwark.upstream", "echo")
+                    .bool("cache.hit", false);
+                step.rename(|| "tools/call echo".into());
+                step.to_meta(&mut meta);
+                step_cx = step.context();
+                let mut child = step.child("guardrail.provider");
+                child.failed();
+                drop(child);
+            });
+        });
+        assert_eq!(spans.len(), 1, "only the tracing span: {spans:#?}");
+        let (root_cx, step_cx) = (root_cx.unwrap(), step_cx.unwrap());
+        let ours: Vec<Span> = decoded(steps.take())
+            .into_iter()
+            .filter(|span| span.trace_id == root_cx.trace_id)
+            .collect();
+        assert_eq!(ours.len(), 2, "{ours:#?}");
+        let (child, step) = (&ours[0], &ours[1]);
+        assert_eq!(step.name, "tools/call echo");
+        assert_eq!(step.kind, 3, "client");
+        assert_eq!(step.parent_span_id, root_cx.span_id);
+        assert_eq!(step.span_id, step_cx.span_id);
+        assert_eq!(
+            attribute(&step.attributes, "bulwark.upstream"),
+            text("echo")
+        );
+        assert_eq!(
+            attribute(&step.attributes, "cache.hit"),
+            Some(any_value::Value::BoolValue(false))
+        );
+        assert!(step.end_time_unix_nano >= step.start_time_unix_nano);
+        assert_eq!(child.name, "guardrail.provider");
+        assert_eq!(child.parent_span_id, step.span_id);
+        assert_eq!(child.status.as_ref().unwrap().code, 2, "error");
+        assert_eq!(meta["traceparent"], step_cx.traceparent());
     }
 
     #[test]
