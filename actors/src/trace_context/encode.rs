@@ -143,25 +143,45 @@ pub fn finish_span(buf: &mut Vec<u8>, span: &SpanEnd<'_>) {
     let state = ids.state.as_deref().unwrap_or_default();
     let error = span.error.map_or(0, str::len);
     buf.reserve(96 + span.name.len() + state.len() + error);
-    bytes(buf, 1, &ids.trace_id);
-    bytes(buf, 2, &ids.span_id);
-    string(buf, 3, state);
+    // The fixed-size fields go out as one slice: trace id (1), span id (2),
+    // parent (4), kind (6), start (7), end (8) and flags (16), each with
+    // its tag. Kind and flags are never zero, the ids never empty.
+    let mut fixed = [0u8; 64];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        fixed[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&[(1 << 3) | LENGTH_DELIMITED, 16]);
+    put(&ids.trace_id);
+    put(&[(2 << 3) | LENGTH_DELIMITED, 8]);
+    put(&ids.span_id);
     if let Some(parent) = &ids.parent_id {
-        bytes(buf, 4, parent);
+        put(&[(4 << 3) | LENGTH_DELIMITED, 8]);
+        put(parent);
     }
+    put(&[6 << 3 | VARINT, kind(span.kind)]);
+    for (field, time) in [(7u8, span.start), (8, span.end)] {
+        let nanos = nanos(time);
+        if nanos != 0 {
+            put(&[(field << 3) | FIXED64]);
+            put(&nanos.to_le_bytes());
+        }
+    }
+    // Field 16 (fixed32, wire type 5): its tag, 16 << 3 | 5, is a two-byte varint.
+    put(&[0x85, 0x01]);
+    put(&flags(ids.parent_remote, u8::from(ids.sampled)).to_le_bytes());
+    buf.extend_from_slice(&fixed[..at]);
+    string(buf, 3, state);
     string(buf, 5, span.name);
-    uint(buf, 6, kind(span.kind));
-    fixed64(buf, 7, nanos(span.start));
-    fixed64(buf, 8, nanos(span.end));
     // Status: message = 2, code = 3 (the generated code always sends it).
-    message(buf, 15, |buf| {
-        if let Some(description) = span.error {
+    match span.error {
+        Some(description) => message(buf, 15, |buf| {
             string(buf, 2, description);
             uint(buf, 3, 2);
-        }
-    });
-    let trace_flags = u8::from(ids.sampled);
-    fixed32(buf, 16, flags(ids.parent_remote, trace_flags));
+        }),
+        None => buf.extend_from_slice(&[(15 << 3) | LENGTH_DELIMITED, 0]),
+    }
 }
 
 /// `value`'s `Debug` text (a `%` field's `Display`) written into `buf`.
@@ -182,7 +202,7 @@ fn flags(remote: bool, trace_flags: u8) -> u32 {
     u32::from(trace_flags) | 0x100 | if remote { 0x200 } else { 0 }
 }
 
-fn kind(kind: Kind) -> u64 {
+fn kind(kind: Kind) -> u8 {
     match kind {
         Kind::Internal => 1,
         Kind::Server => 2,
@@ -223,7 +243,6 @@ pub fn f64_value(buf: &mut Vec<u8>, number: f64) {
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
 const LENGTH_DELIMITED: u8 = 2;
-const FIXED32: u8 = 5;
 
 #[inline]
 fn varint(buf: &mut Vec<u8>, value: u64) {
@@ -270,13 +289,6 @@ fn uint(buf: &mut Vec<u8>, field: u32, value: u64) {
 fn fixed64(buf: &mut Vec<u8>, field: u32, value: u64) {
     if value != 0 {
         tag(buf, field, FIXED64);
-        buf.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-fn fixed32(buf: &mut Vec<u8>, field: u32, value: u32) {
-    if value != 0 {
-        tag(buf, field, FIXED32);
         buf.extend_from_slice(&value.to_le_bytes());
     }
 }
