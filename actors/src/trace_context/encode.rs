@@ -142,7 +142,11 @@ pub fn finish_span(buf: &mut Vec<u8>, span: &SpanEnd<'_>) {
     let ids = span.ids;
     let state = ids.state.as_deref().unwrap_or_default();
     let error = span.error.map_or(0, str::len);
-    buf.reserve(96 + span.name.len() + state.len() + error);
+    // At most: 64 fixed bytes, name and state with a tag and a 2-byte
+    // length each, and the status (an error adds 8 bytes of framing).
+    buf.reserve(
+        64 + 3 + span.name.len() + 3 + state.len() + 2 + span.error.map_or(0, |_| 8 + error),
+    );
     // The fixed-size fields go out as one slice: trace id (1), span id (2),
     // parent (4), kind (6), start (7), end (8) and flags (16), each with
     // its tag. Kind and flags are never zero, the ids never empty.

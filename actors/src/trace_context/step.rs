@@ -32,8 +32,8 @@ pub trait SpanSink: Send + Sync {
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static SINK: OnceLock<Arc<dyn SpanSink>> = OnceLock::new();
 
-/// Room for a step's attributes: they fit without growing.
-const BODY_CAPACITY: usize = 192;
+/// Room for a step's attributes and its end: they fit without growing.
+const BODY_CAPACITY: usize = 256;
 
 /// Turns steps on, once per process, when the trace layer is installed:
 /// every step under a span with ids gets ids (for propagation), and the

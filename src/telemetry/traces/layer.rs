@@ -27,8 +27,8 @@ use tracing_subscriber::registry::{ExtensionsMut, LookupSpan};
 use super::export::Queue;
 use bulwark_actors::trace_context::encode::{self as otlp, AttributesOf};
 
-/// Room for a span's attributes: the request spans' fit without growing.
-const BODY_CAPACITY: usize = 256;
+/// Room for a span's attributes and its end: a request span's fit without growing.
+const BODY_CAPACITY: usize = 384;
 
 /// Samples root spans by trace id, as OpenTelemetry's `TraceIdRatioBased`
 /// does; a child follows its parent, local or remote.
