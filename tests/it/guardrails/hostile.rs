@@ -220,6 +220,14 @@ async fn injected_and_huge_outputs_are_refused() {
     // frames, received whole.
     let framed = text(&session.call("huge__big_output", json!({"bytes": 600_000})));
     assert_eq!(framed, bulwark::demo::hostile::huge::filler(600_000));
+    // A request larger than the upstream's stdin pipe (64 KiB) cannot be
+    // written in one go: its send waits for the child to read (the serve
+    // loop hands such a send to a task) and still arrives whole.
+    let large = "abcdefgh".repeat(75_000);
+    assert_eq!(
+        text(&session.call("inj__echo", json!({"message": large}))),
+        large
+    );
     // The upstreams are fine: a refusal is not a failure of the server.
     assert_eq!(
         text(&session.call("inj__echo", json!({"message": "still here"}))),

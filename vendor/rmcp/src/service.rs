@@ -1319,6 +1319,21 @@ where
     )
 }
 
+/// Polls a transport send once in place (patch: sends finish inline). The
+/// usual send has nothing to wait for (a line into a pipe with room, a
+/// message into a channel with room), and a task per send cost a spawn, a
+/// wake-up of the serve loop to join it and often a wake-up of an idle
+/// worker thread to steal it. A send that must wait is handed back, to be
+/// spawned as before; its next poll registers the real waker.
+fn poll_send_once<F: Future>(send: F) -> Result<F::Output, std::pin::Pin<Box<F>>> {
+    let mut send = Box::pin(send);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match send.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(send),
+    }
+}
+
 /// Spawn a task that may hold `!Send` state when the `local` feature is active.
 ///
 /// Without the `local` feature this is `tokio::spawn` (requires `Future: Send + 'static`).
@@ -1420,8 +1435,12 @@ where
             Quit(QuitReason),
         }
 
+        // The outcome of a send that finished inline, handled before waiting.
+        let mut sent_inline: Option<SendTaskResult> = None;
         let quit_reason = loop {
-            let evt = if let Some(m) = batch_messages.pop_front() {
+            let evt = if let Some(result) = sent_inline.take() {
+                Event::SendTaskResult(result)
+            } else if let Some(m) = batch_messages.pop_front() {
                 Event::PeerMessage(m)
             } else {
                 // Boxed (patch: idle session memory): the wait's futures
@@ -1520,14 +1539,21 @@ where
                             continue;
                         };
                         ct.cancel();
-                        let send = transport.send(m);
-                        let current_span = tracing::Span::current();
-                        response_send_tasks.spawn(async move {
-                            let send_result = send.await;
-                            if let Err(error) = send_result {
+                        match poll_send_once(transport.send(m)) {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
                                 tracing::error!(%error, "fail to response message");
                             }
-                        }.instrument(current_span));
+                            Err(send) => {
+                                let current_span = tracing::Span::current();
+                                response_send_tasks.spawn(async move {
+                                    let send_result = send.await;
+                                    if let Err(error) = send_result {
+                                        tracing::error!(%error, "fail to response message");
+                                    }
+                                }.instrument(current_span));
+                            }
+                        }
                     }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Request {
@@ -1540,13 +1566,16 @@ where
                         is_subscription: R::is_subscription_request(&request),
                     });
                     let send = transport.send(JsonRpcMessage::request(request, id.clone()));
-                    {
-                        let id = id.clone();
-                        let current_span = tracing::Span::current();
-                        send_task_set.spawn(send.map(move |r| SendTaskResult::Request {
-                            id,
-                            result: r.map_err(DynamicTransportError::new::<T, R>),
-                        }).instrument(current_span));
+                    let send = send.map(move |r| SendTaskResult::Request {
+                        id,
+                        result: r.map_err(DynamicTransportError::new::<T, R>),
+                    });
+                    match poll_send_once(send) {
+                        Ok(result) => sent_inline = Some(result),
+                        Err(send) => {
+                            let current_span = tracing::Span::current();
+                            send_task_set.spawn(send.instrument(current_span));
+                        }
                     }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Notification {
@@ -1563,12 +1592,18 @@ where
                         Err(notification) => notification,
                     };
                     let send = transport.send(JsonRpcMessage::notification(notification));
-                    let current_span = tracing::Span::current();
-                    send_task_set.spawn(send.map(move |result| SendTaskResult::Notification {
+                    let send = send.map(move |result| SendTaskResult::Notification {
                         responder,
                         cancellation_param,
                         result: result.map_err(DynamicTransportError::new::<T, R>),
-                    }).instrument(current_span));
+                    });
+                    match poll_send_once(send) {
+                        Ok(result) => sent_inline = Some(result),
+                        Err(send) => {
+                            let current_span = tracing::Span::current();
+                            send_task_set.spawn(send.instrument(current_span));
+                        }
+                    }
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,

@@ -77,6 +77,13 @@ pub trait Worker: Sized + Send + 'static {
     fn supports_request_cancellation() -> bool {
         false
     }
+    /// Return true when the worker logs a response it failed to deliver
+    /// itself, so that sending a response completes once it is queued
+    /// (patch: sends finish inline). The default waits for the worker to
+    /// say how delivery went, and the serve loop logs a failure.
+    fn reports_response_failures() -> bool {
+        false
+    }
 }
 
 type RequestCancellations = Arc<Mutex<HashMap<RequestId, Weak<RequestCancellationRegistration>>>>;
@@ -379,6 +386,7 @@ impl<W: Worker> Transport<W::Role> for WorkerTransport<W> {
         let target_guard = cancellation_target
             .as_ref()
             .map(|target| target.lifetime_token().drop_guard());
+        let is_response = matches!(item, JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_));
         let (responder, receiver) = tokio::sync::oneshot::channel();
         let request = WorkerSendRequest {
             message: item,
@@ -391,6 +399,9 @@ impl<W: Worker> Transport<W::Role> for WorkerTransport<W> {
             let _cancellation_target = cancellation_target;
             let _target_guard = target_guard;
             tx.send(request).await.map_err(|_| W::err_closed())?;
+            if is_response && W::reports_response_failures() {
+                return Ok(());
+            }
             receiver.await.map_err(|_| W::err_closed())??;
             if let Some(guard) = cancellation_guard {
                 let _ = guard.disarm();

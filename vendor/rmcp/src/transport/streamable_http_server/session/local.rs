@@ -114,9 +114,18 @@ impl SessionManager for LocalSessionManager {
         message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + 'static, Self::Error> {
         let handle = self.session_handle(id).await?;
-        let receiver = handle.establish_request_wise_channel().await?;
+        let receiver = if opens_streams_now(&self.session_config, &self.event_store) {
+            handle.request_with_channel(message).await?
+        } else {
+            // Priming the stream waits on the event store: the worker does
+            // that outside `handle_event_now`, in two trips as upstream.
+            let receiver = handle.establish_request_wise_channel().await?;
+            handle
+                .push_message(message, receiver.http_request_id)
+                .await?;
+            receiver
+        };
         let http_request_id = receiver.http_request_id;
-        handle.push_message(message, http_request_id).await?;
         let stream = ReceiverStream::new(receiver.inner);
         let Some(id) = http_request_id else {
             return Ok(stream.left_stream());
@@ -349,6 +358,18 @@ impl CachedTx {
             .await
     }
 
+    /// [`Self::send_priming`] for a stream without an event store, which
+    /// needs no waiting: the stream is new, so it has room.
+    fn prime_now(&mut self, retry: Duration) {
+        debug_assert!(self.event_store.is_none());
+        let mut event = ServerSseMessage::retry(retry);
+        event.event_id = Some(self.next_event_id().to_string());
+        push_bounded(&mut self.cache, self.capacity, &event);
+        if let Err(error) = self.tx.try_send(event) {
+            tracing::trace!(%error, "priming a stream that is already gone");
+        }
+    }
+
     async fn store_cache_and_send(
         &mut self,
         mut event: ServerSseMessage,
@@ -426,7 +447,7 @@ impl CachedTx {
 }
 
 struct HttpRequestWise {
-    resources: HashSet<ResourceKey>,
+    resources: HashSet<ResourceKey, foldhash::fast::RandomState>,
     tx: CachedTx,
     completed_at: Option<Instant>,
 }
@@ -441,8 +462,10 @@ enum ResourceKey {
 pub struct LocalSessionWorker {
     id: SessionId,
     next_http_request_id: HttpRequestId,
-    tx_router: HashMap<HttpRequestId, HttpRequestWise>,
-    resource_router: HashMap<ResourceKey, HttpRequestId>,
+    // foldhash, seeded per process (patch: fast maps): SipHash was ~2k
+    // instructions per call over these maps' inserts, lookups and removes.
+    tx_router: HashMap<HttpRequestId, HttpRequestWise, foldhash::fast::RandomState>,
+    resource_router: HashMap<ResourceKey, HttpRequestId, foldhash::fast::RandomState>,
     common: CachedTx,
     /// Shadow senders for secondary SSE streams (e.g. from POST EventSource
     /// reconnections). These keep the HTTP connections alive via SSE keep-alive
@@ -591,6 +614,19 @@ impl LocalSessionWorker {
             request_wise.tx.send_priming(retry).await?;
         }
         Ok(receiver)
+    }
+
+    /// A new request-wise stream with its priming event, when
+    /// [`opens_streams_now`] (patch: events handled inline).
+    fn open_primed_channel_now(&mut self) -> StreamableHttpMessageReceiver {
+        let receiver = self.open_request_wise_channel();
+        if let Some(retry) = self.session_config.sse_retry
+            && let Some(http_request_id) = receiver.http_request_id
+            && let Some(request_wise) = self.tx_router.get_mut(&http_request_id)
+        {
+            request_wise.tx.prime_now(retry);
+        }
+        receiver
     }
 
     /// A new request-wise stream, without its priming event.
@@ -920,6 +956,13 @@ impl LocalSessionWorker {
     }
 }
 
+/// Whether the worker opens (and primes) a request's stream without
+/// waiting: with no priming, or with priming but no event store to write
+/// it to (a new stream always has room for it).
+fn opens_streams_now(config: &SessionConfig, event_store: &Option<Arc<dyn EventStore>>) -> bool {
+    config.sse_retry.is_none() || event_store.is_none()
+}
+
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -928,6 +971,12 @@ pub enum SessionEvent {
         http_request_id: Option<HttpRequestId>,
     },
     EstablishRequestWiseChannel {
+        responder: oneshot::Sender<Result<StreamableHttpMessageReceiver, SessionError>>,
+    },
+    /// A client request's stream opened and the request handed on, in one
+    /// trip to the worker (patch: one trip per request).
+    RequestWithChannel {
+        message: ClientJsonRpcMessage,
         responder: oneshot::Sender<Result<StreamableHttpMessageReceiver, SessionError>>,
     },
     CloseRequestWiseChannel {
@@ -1012,6 +1061,25 @@ impl LocalSessionHandle {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.event_tx
             .send(SessionEvent::EstablishRequestWiseChannel { responder: tx })
+            .await
+            .map_err(|_| SessionError::SessionServiceTerminated)?;
+        rx.await
+            .map_err(|_| SessionError::SessionServiceTerminated)?
+    }
+
+    /// Opens a request's channel and hands the request to the server in
+    /// one trip to the worker; only for sessions without `sse_retry`, whose
+    /// streams need no priming.
+    pub async fn request_with_channel(
+        &self,
+        message: ClientJsonRpcMessage,
+    ) -> Result<StreamableHttpMessageReceiver, SessionError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.event_tx
+            .send(SessionEvent::RequestWithChannel {
+                message,
+                responder: tx,
+            })
             .await
             .map_err(|_| SessionError::SessionServiceTerminated)?;
         rx.await
@@ -1169,6 +1237,9 @@ impl Worker for LocalSessionWorker {
     fn err_join(e: tokio::task::JoinError) -> Self::Error {
         LocalSessionWorkerError::TokioJoinError(e)
     }
+    fn reports_response_failures() -> bool {
+        true
+    }
     fn config(&self) -> crate::transport::worker::WorkerConfig {
         crate::transport::worker::WorkerConfig {
             name: Some(format!("streamable-http-session-{}", self.id)),
@@ -1268,10 +1339,10 @@ impl LocalSessionWorker {
                     "send initialize response",
                 )
             })?;
-        send_initialize_response
-            .responder
-            .send(Ok(()))
-            .map_err(|_| WorkerQuitReason::HandlerTerminated)
+        // The response's sender no longer waits for this (patch: sends
+        // finish inline), so a closed receiver is not a dead handler.
+        let _ = send_initialize_response.responder.send(Ok(()));
+        Ok(())
     }
 
     /// The next event, or `None` when a completed channel's cache expires.
@@ -1345,9 +1416,23 @@ impl LocalSessionWorker {
             }
             InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
                 responder,
-            }) if self.session_config.sse_retry.is_none() => {
-                let _ = responder.send(Ok(self.open_request_wise_channel()));
+            }) if opens_streams_now(&self.session_config, &self.event_store) => {
+                let _ = responder.send(Ok(self.open_primed_channel_now()));
                 Ok(Handled::Done)
+            }
+            InnerEvent::FromHttpService(SessionEvent::RequestWithChannel { message, responder }) => {
+                // Sent only when `opens_streams_now` (`create_stream`).
+                let receiver = self.open_primed_channel_now();
+                let http_request_id = receiver.http_request_id;
+                if responder.send(Ok(receiver)).is_err() {
+                    // The HTTP request is gone: nobody would read the answer.
+                    return Ok(Handled::Done);
+                }
+                let message = SessionEvent::ClientMessage {
+                    message,
+                    http_request_id,
+                };
+                self.handle_event_now(InnerEvent::FromHttpService(message), context)
             }
             InnerEvent::FromHttpService(SessionEvent::CloseRequestWiseChannel {
                 id,
@@ -1373,9 +1458,12 @@ impl LocalSessionWorker {
         to_unregister: Option<ResourceKey>,
     ) {
         let handle_result = handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
-        let _ = responder.send(handle_result).inspect_err(|error| {
-            tracing::warn!(?error, "failed to send message to http service handler");
-        });
+        // A response's sender does not wait for this answer
+        // (`reports_response_failures`): only a failure nobody heard of is
+        // worth a log line.
+        if let Err(Err(error)) = responder.send(handle_result) {
+            tracing::warn!(%error, "failed to send message to http service handler");
+        }
         if let Some(to_unregister) = to_unregister {
             self.unregister_resource(&to_unregister);
         }
@@ -1535,8 +1623,8 @@ fn create_local_session_with_event_store(
     let session_worker = LocalSessionWorker {
         next_http_request_id: 0,
         id,
-        tx_router: HashMap::new(),
-        resource_router: HashMap::new(),
+        tx_router: HashMap::default(),
+        resource_router: HashMap::default(),
         common,
         shadow_txs: Vec::new(),
         event_rx,
