@@ -28,12 +28,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
-use support::{BIN, spawn, spawn_bin, status_kib};
-
-/// Resets the process's VmHWM to its current RSS.
-fn reset_peak(pid: u32) {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-}
+use support::{BIN, reset_peak_rss, spawn, spawn_bin, status_kib};
 
 /// User + system CPU seconds of `pid` (`/proc/PID/stat` fields 14 and 15).
 fn cpu_seconds(pid: u32) -> f64 {
@@ -136,7 +131,7 @@ async fn payloads(label: &str, gateway_bin: &str) {
         let floor = call_p50(&direct, "big_output", bytes, rounds).await;
         println!("[{label}] [payloads] {mb} MB direct to the demo (HTTP): p50 {floor:.1} ms");
         for route in ["stdio", "remote"] {
-            reset_peak(pid);
+            reset_peak_rss(pid);
             let base = status_kib(pid, "VmRSS:");
             let p50 = call_p50(&through, &format!("{route}__big_output"), bytes, rounds).await;
             let peak = status_kib(pid, "VmHWM:");

@@ -18,6 +18,13 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS
+/// (`/proc/PID/clear_refs`, Linux 4.0+), so a later peak belongs to what
+/// ran after the reset.
+pub fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+}
+
 /// A child process group, SIGKILLed on drop.
 pub struct Proc(pub Child);
 impl Drop for Proc {
