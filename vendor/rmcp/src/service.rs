@@ -1319,25 +1319,18 @@ where
     )
 }
 
-/// Runs a transport send in place when it needs nothing to wait for, the
-/// usual case (a line into a pipe with room, a message into a channel with
-/// room), and returns its output (patch: sends finish inline). A task per
-/// send cost a spawn, a wake-up of the serve loop to join it and often a
-/// wake-up of an idle worker thread to steal it. A send that must wait is
-/// spawned on `tasks` as before; its next poll registers the real waker.
-fn send_now_or_spawn<F>(send: F, tasks: &mut tokio::task::JoinSet<F::Output>) -> Option<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
+/// Polls a transport send once in place (patch: sends finish inline). The
+/// usual send has nothing to wait for (a line into a pipe with room, a
+/// message into a channel with room), and a task per send cost a spawn, a
+/// wake-up of the serve loop to join it and often a wake-up of an idle
+/// worker thread to steal it. A send that must wait is handed back, to be
+/// spawned as before; its next poll registers the real waker.
+fn poll_send_once<F: Future>(send: F) -> Result<F::Output, std::pin::Pin<Box<F>>> {
     let mut send = Box::pin(send);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match send.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => {
-            tasks.spawn(send.instrument(tracing::Span::current()));
-            None
-        }
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(send),
     }
 }
 
@@ -1546,12 +1539,21 @@ where
                             continue;
                         };
                         ct.cancel();
-                        let send = transport.send(m).map(|result| {
-                            if let Err(error) = result {
+                        match poll_send_once(transport.send(m)) {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
                                 tracing::error!(%error, "fail to response message");
                             }
-                        });
-                        send_now_or_spawn(send, &mut response_send_tasks);
+                            Err(send) => {
+                                let current_span = tracing::Span::current();
+                                response_send_tasks.spawn(async move {
+                                    let send_result = send.await;
+                                    if let Err(error) = send_result {
+                                        tracing::error!(%error, "fail to response message");
+                                    }
+                                }.instrument(current_span));
+                            }
+                        }
                     }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Request {
@@ -1568,7 +1570,13 @@ where
                         id,
                         result: r.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
+                    match poll_send_once(send) {
+                        Ok(result) => sent_inline = Some(result),
+                        Err(send) => {
+                            let current_span = tracing::Span::current();
+                            send_task_set.spawn(send.instrument(current_span));
+                        }
+                    }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Notification {
                     notification,
@@ -1589,7 +1597,13 @@ where
                         cancellation_param,
                         result: result.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
+                    match poll_send_once(send) {
+                        Ok(result) => sent_inline = Some(result),
+                        Err(send) => {
+                            let current_span = tracing::Span::current();
+                            send_task_set.spawn(send.instrument(current_span));
+                        }
+                    }
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,
