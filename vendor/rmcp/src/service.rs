@@ -1319,18 +1319,25 @@ where
     )
 }
 
-/// Polls a transport send once in place (patch: sends finish inline). The
-/// usual send has nothing to wait for (a line into a pipe with room, a
-/// message into a channel with room), and a task per send cost a spawn, a
-/// wake-up of the serve loop to join it and often a wake-up of an idle
-/// worker thread to steal it. A send that must wait is handed back, to be
-/// spawned as before; its next poll registers the real waker.
-fn poll_send_once<F: Future>(send: F) -> Result<F::Output, std::pin::Pin<Box<F>>> {
+/// Runs a transport send in place when it needs nothing to wait for, the
+/// usual case (a line into a pipe with room, a message into a channel with
+/// room), and returns its output (patch: sends finish inline). A task per
+/// send cost a spawn, a wake-up of the serve loop to join it and often a
+/// wake-up of an idle worker thread to steal it. A send that must wait is
+/// spawned on `tasks` as before; its next poll registers the real waker.
+fn send_now_or_spawn<F>(send: F, tasks: &mut tokio::task::JoinSet<F::Output>) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let mut send = Box::pin(send);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match send.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => Err(send),
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => {
+            tasks.spawn(send.instrument(tracing::Span::current()));
+            None
+        }
     }
 }
 
@@ -1539,21 +1546,12 @@ where
                             continue;
                         };
                         ct.cancel();
-                        match poll_send_once(transport.send(m)) {
-                            Ok(Ok(())) => {}
-                            Ok(Err(error)) => {
+                        let send = transport.send(m).map(|result| {
+                            if let Err(error) = result {
                                 tracing::error!(%error, "fail to response message");
                             }
-                            Err(send) => {
-                                let current_span = tracing::Span::current();
-                                response_send_tasks.spawn(async move {
-                                    let send_result = send.await;
-                                    if let Err(error) = send_result {
-                                        tracing::error!(%error, "fail to response message");
-                                    }
-                                }.instrument(current_span));
-                            }
-                        }
+                        });
+                        send_now_or_spawn(send, &mut response_send_tasks);
                     }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Request {
@@ -1570,13 +1568,7 @@ where
                         id,
                         result: r.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    match poll_send_once(send) {
-                        Ok(result) => sent_inline = Some(result),
-                        Err(send) => {
-                            let current_span = tracing::Span::current();
-                            send_task_set.spawn(send.instrument(current_span));
-                        }
-                    }
+                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
                 }
                 Event::ProxyMessage(PeerSinkMessage::Notification {
                     notification,
@@ -1597,13 +1589,7 @@ where
                         cancellation_param,
                         result: result.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    match poll_send_once(send) {
-                        Ok(result) => sent_inline = Some(result),
-                        Err(send) => {
-                            let current_span = tracing::Span::current();
-                            send_task_set.spawn(send.instrument(current_span));
-                        }
-                    }
+                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,

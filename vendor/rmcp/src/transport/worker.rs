@@ -386,7 +386,8 @@ impl<W: Worker> Transport<W::Role> for WorkerTransport<W> {
         let target_guard = cancellation_target
             .as_ref()
             .map(|target| target.lifetime_token().drop_guard());
-        let is_response = matches!(item, JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_));
+        let skips_answer = W::reports_response_failures()
+            && matches!(item, JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_));
         let (responder, receiver) = tokio::sync::oneshot::channel();
         let request = WorkerSendRequest {
             message: item,
@@ -399,7 +400,7 @@ impl<W: Worker> Transport<W::Role> for WorkerTransport<W> {
             let _cancellation_target = cancellation_target;
             let _target_guard = target_guard;
             tx.send(request).await.map_err(|_| W::err_closed())?;
-            if is_response && W::reports_response_failures() {
+            if skips_answer {
                 return Ok(());
             }
             receiver.await.map_err(|_| W::err_closed())??;

@@ -607,24 +607,29 @@ impl LocalSessionWorker {
         &mut self,
     ) -> Result<StreamableHttpMessageReceiver, SessionError> {
         let receiver = self.open_request_wise_channel();
-        if let Some(retry) = self.session_config.sse_retry
-            && let Some(http_request_id) = receiver.http_request_id
-            && let Some(request_wise) = self.tx_router.get_mut(&http_request_id)
-        {
-            request_wise.tx.send_priming(retry).await?;
+        if let Some((retry, tx)) = self.priming(&receiver) {
+            tx.send_priming(retry).await?;
         }
         Ok(receiver)
+    }
+
+    /// The priming interval and the sender of a stream just opened, when
+    /// streams are primed (`sse_retry`).
+    fn priming(
+        &mut self,
+        receiver: &StreamableHttpMessageReceiver,
+    ) -> Option<(Duration, &mut CachedTx)> {
+        let retry = self.session_config.sse_retry?;
+        let request_wise = self.tx_router.get_mut(&receiver.http_request_id?)?;
+        Some((retry, &mut request_wise.tx))
     }
 
     /// A new request-wise stream with its priming event, when
     /// [`opens_streams_now`] (patch: events handled inline).
     fn open_primed_channel_now(&mut self) -> StreamableHttpMessageReceiver {
         let receiver = self.open_request_wise_channel();
-        if let Some(retry) = self.session_config.sse_retry
-            && let Some(http_request_id) = receiver.http_request_id
-            && let Some(request_wise) = self.tx_router.get_mut(&http_request_id)
-        {
-            request_wise.tx.prime_now(retry);
+        if let Some((retry, tx)) = self.priming(&receiver) {
+            tx.prime_now(retry);
         }
         receiver
     }
@@ -1068,8 +1073,8 @@ impl LocalSessionHandle {
     }
 
     /// Opens a request's channel and hands the request to the server in
-    /// one trip to the worker; only for sessions without `sse_retry`, whose
-    /// streams need no priming.
+    /// one trip to the worker; only when the worker opens streams without
+    /// waiting (no priming, or no event store to write it to).
     pub async fn request_with_channel(
         &self,
         message: ClientJsonRpcMessage,
