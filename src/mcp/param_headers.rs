@@ -80,14 +80,11 @@ impl ParamHeaders {
         }
     }
 
-    /// Whether `server`'s list was recorded since it was last forgotten.
-    pub fn is_recorded(&self, server: &str) -> bool {
-        self.servers.contains_key(server)
-    }
-
-    /// The input schema of `server`'s `tool`, when it maps a parameter to a header.
-    pub fn schema(&self, server: &str, tool: &str) -> Option<Arc<JsonObject>> {
-        self.servers.get(server)?.get(tool).cloned()
+    /// `None` while `server`'s list is not recorded (never read, or
+    /// forgotten since); else the input schema of its `tool`, when that
+    /// maps a parameter to a header.
+    pub fn recorded_schema(&self, server: &str, tool: &str) -> Option<Option<Arc<JsonObject>>> {
+        Some(self.servers.get(server)?.get(tool).cloned())
     }
 
     /// Drops what is known of `server` (restarted, removed, or its list
@@ -120,13 +117,14 @@ impl GatewayHandler {
         if !standard {
             return Ok(());
         }
-        let known = &self.gateway().param_headers;
-        if !known.is_recorded(server) {
-            // Should it fail, the call fails the same way upstream: nothing
-            // to check it against.
-            let _ = self.record_param_headers(server, context).await;
-        }
-        let Some(schema) = known.schema(server, tool) else {
+        let recorded = self.gateway().param_headers.recorded_schema(server, tool);
+        let schema = match recorded {
+            Some(schema) => schema,
+            // Should the read fail, the call fails the same way upstream:
+            // nothing to check it against.
+            None => (self.record_param_headers(server, tool, context).await).unwrap_or(None),
+        };
+        let Some(schema) = schema else {
             return Ok(());
         };
         check(&parts.headers, request.arguments.as_ref(), &schema)
@@ -135,24 +133,32 @@ impl GatewayHandler {
     /// Reads `server`'s whole tool list and records its annotated schemas:
     /// the first page as any list is read (cached), then the pages behind
     /// it ([`GatewayHandler::later_pages`]), up to [`MAX_PAGES`] pages.
+    /// Returns `tool`'s annotated schema from the list read: the call is
+    /// checked against it even when a concurrent forget (the upstream
+    /// restarted or just became ready) kept the list from being recorded.
     async fn record_param_headers(
         &self,
         server: &str,
+        tool: &str,
         context: &RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
+    ) -> Result<Option<Arc<JsonObject>>, ErrorData> {
         let known = &self.gateway().param_headers;
         let epoch = known.epoch();
         // A whole list in one page is recorded on the way.
         let mut list: ListToolsResult = self.upstream_list(server, None, false, context).await?;
         match self.later_pages(server, &mut list, context).await {
-            Pages::One => return Ok(()),
+            Pages::One | Pages::Whole | Pages::Cut => {}
             // A schema on a page not read could not be checked: fail the call.
             Pages::Failed(err) => return Err(err),
-            Pages::Whole | Pages::Cut => {}
         }
         let tools = list.tools;
         known.record_since(epoch, server, &tools, super::MAX_REMEMBERED_TOOLS);
-        Ok(())
+        let schema = tools
+            .into_iter()
+            .find(|found| found.name == tool)
+            .map(|found| found.input_schema)
+            .filter(|schema| annotated(schema));
+        Ok(schema)
     }
 }
 
@@ -238,21 +244,22 @@ mod tests {
     #[test]
     fn a_list_replaces_what_was_known_of_its_server() {
         let headers = ParamHeaders::default();
-        assert!(!headers.is_recorded("geo"));
+        assert_eq!(headers.recorded_schema("geo", "regional"), None);
         let plain = tool("plain", json!({ "type": "object" }));
         headers.record("geo", &[region(), plain], 100);
-        assert!(headers.is_recorded("geo"));
-        assert!(headers.schema("geo", "regional").is_some());
-        assert!(headers.schema("geo", "plain").is_none());
-        assert!(headers.schema("other", "regional").is_none());
+        assert!(matches!(
+            headers.recorded_schema("geo", "regional"),
+            Some(Some(_))
+        ));
+        assert_eq!(headers.recorded_schema("geo", "plain"), Some(None));
+        assert_eq!(headers.recorded_schema("other", "regional"), None);
 
         // The annotation went away upstream: so does the check.
         headers.record("geo", &[tool("regional", json!({ "type": "object" }))], 100);
-        assert!(headers.is_recorded("geo"));
-        assert!(headers.schema("geo", "regional").is_none());
+        assert_eq!(headers.recorded_schema("geo", "regional"), Some(None));
 
         headers.forget("geo");
-        assert!(!headers.is_recorded("geo"));
+        assert_eq!(headers.recorded_schema("geo", "regional"), None);
     }
 
     #[test]
@@ -262,10 +269,13 @@ mod tests {
         // Its list changed while the pages were read: they may mix both.
         headers.forget("geo");
         headers.record_since(epoch, "geo", &[region()], 100);
-        assert!(!headers.is_recorded("geo"));
+        assert_eq!(headers.recorded_schema("geo", "regional"), None);
         let epoch = headers.epoch();
         headers.record_since(epoch, "geo", &[region()], 100);
-        assert!(headers.schema("geo", "regional").is_some());
+        assert!(matches!(
+            headers.recorded_schema("geo", "regional"),
+            Some(Some(_))
+        ));
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -395,7 +405,12 @@ mod tests {
             .collect();
         headers.record("geo", &tools, 3);
         let kept = (0..5)
-            .filter(|i| headers.schema("geo", &format!("t{i}")).is_some())
+            .filter(|i| {
+                matches!(
+                    headers.recorded_schema("geo", &format!("t{i}")),
+                    Some(Some(_))
+                )
+            })
             .count();
         assert_eq!(kept, 3);
     }
