@@ -8,6 +8,7 @@ pub mod mrtr;
 mod own_tools;
 mod param_headers;
 mod server_result_parse;
+mod session_channels;
 mod shutdown;
 mod tasks;
 
