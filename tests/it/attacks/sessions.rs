@@ -40,6 +40,8 @@ async fn a_session_flood_stops_at_the_per_caller_cap() {
         .send()
         .await
         .unwrap();
-    assert!(ended.status().is_success(), "{}", ended.status());
+    // 200, as the reference SDK servers answer: the Python client logs
+    // "Session termination failed" for anything but 200 and 204.
+    assert_eq!(ended.status(), 200);
     normal_call_served(&gw, &key).await;
 }
