@@ -57,10 +57,27 @@ impl<T> State<T> {
         self.queue.len() < self.capacity
     }
 
-    /// The receiver's waker, to wake once the lock is released.
-    fn push(&mut self, value: Box<T>) -> Option<Waker> {
+    /// Queues `value` when the receiver is there and there is room;
+    /// returns the receiver's waker, to wake once the lock is released.
+    fn offer(&mut self, value: Box<T>) -> Result<Option<Waker>, TrySendError<Box<T>>> {
+        if !self.receiver_alive {
+            return Err(TrySendError::Closed(value));
+        }
+        if !self.has_room() {
+            return Err(TrySendError::Full(value));
+        }
         self.queue.push_back(value);
-        self.receiver_waker.take()
+        Ok(self.receiver_waker.take())
+    }
+
+    /// The oldest value, with the waiting send to wake for the slot it
+    /// freed once the lock is released.
+    fn pop(&mut self) -> Result<(Box<T>, Option<Waker>), TryRecvError> {
+        match self.queue.pop_front() {
+            Some(value) => Ok((value, self.next_sender())),
+            None if self.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
     }
 
     /// The oldest waiting send not already woken, to wake once the lock is
@@ -174,20 +191,17 @@ impl<T> Sender<T> {
 
     /// Sends `value` if there is room now.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let waker = {
-            let mut state = self.0.lock();
-            if !state.receiver_alive {
-                return Err(TrySendError::Closed(value));
+        let offered = self.0.lock().offer(Box::new(value));
+        match offered {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
             }
-            if !state.has_room() {
-                return Err(TrySendError::Full(value));
-            }
-            state.push(Box::new(value))
-        };
-        if let Some(waker) = waker {
-            waker.wake();
+            Err(TrySendError::Full(value)) => Err(TrySendError::Full(*value)),
+            Err(TrySendError::Closed(value)) => Err(TrySendError::Closed(*value)),
         }
-        Ok(())
     }
 
     /// Whether the receiver is gone.
@@ -224,21 +238,24 @@ impl<T> Future for Sending<'_, T> {
             return Poll::Ready(Ok(()));
         };
         let mut state = this.shared.lock();
-        if !state.receiver_alive {
-            this.waiting = None;
-            return Poll::Ready(Err(SendError(value)));
-        }
-        if state.has_room() {
-            if let Some(id) = this.waiting.take() {
-                state.waiting.retain(|waiting| waiting.id != id);
+        let value = match state.offer(value) {
+            Ok(waker) => {
+                if let Some(id) = this.waiting.take() {
+                    state.waiting.retain(|waiting| waiting.id != id);
+                }
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                return Poll::Ready(Ok(()));
             }
-            let waker = state.push(value);
-            drop(state);
-            if let Some(waker) = waker {
-                waker.wake();
+            Err(TrySendError::Closed(value)) => {
+                // The receiver took the waiting list with it.
+                this.waiting = None;
+                return Poll::Ready(Err(SendError(value)));
             }
-            return Poll::Ready(Ok(()));
-        }
+            Err(TrySendError::Full(value)) => value,
+        };
         this.value = Some(value);
         let known = this
             .waiting
@@ -298,16 +315,17 @@ impl<T> Receiver<T> {
     /// [`Self::recv`] for manual polling.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut state = self.0.lock();
-        if let Some(value) = state.queue.pop_front() {
-            let sender = state.next_sender();
-            drop(state);
-            if let Some(waker) = sender {
-                waker.wake();
+        match state.pop() {
+            Ok((value, sender)) => {
+                drop(state);
+                if let Some(waker) = sender {
+                    waker.wake();
+                }
+                return Poll::Ready(Some(*value));
             }
-            return Poll::Ready(Some(*value));
-        }
-        if state.senders == 0 {
-            return Poll::Ready(None);
+            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
+            // Registered under the same lock: a value sent now wakes it.
+            Err(TryRecvError::Empty) => {}
         }
         match &mut state.receiver_waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
@@ -318,19 +336,11 @@ impl<T> Receiver<T> {
 
     /// The next value if one is queued.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut state = self.0.lock();
-        match state.queue.pop_front() {
-            Some(value) => {
-                let sender = state.next_sender();
-                drop(state);
-                if let Some(waker) = sender {
-                    waker.wake();
-                }
-                Ok(*value)
-            }
-            None if state.senders == 0 => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+        let (value, sender) = self.0.lock().pop()?;
+        if let Some(waker) = sender {
+            waker.wake();
         }
+        Ok(*value)
     }
 
     /// Whether every sender is gone (values may still be queued).

@@ -20,6 +20,16 @@ pub const DEFAULT_AUTO_PING_INTERVAL: Duration = Duration::from_secs(15);
 
 pub(crate) type BoxResponse = Response<BoxBody<Bytes, Infallible>>;
 
+/// `200 OK` with no body: a session's DELETE (patch), as the TypeScript and
+/// Python SDK servers answer; the Python client takes anything but 200 or
+/// 204 for a failure.
+pub(crate) fn ok_empty_response() -> Response<BoxBody<Bytes, Infallible>> {
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .body(Empty::new().boxed())
+        .expect("valid response")
+}
+
 pub(crate) fn accepted_response() -> Response<BoxBody<Bytes, Infallible>> {
     Response::builder()
         .status(http::StatusCode::ACCEPTED)

@@ -43,7 +43,7 @@ use crate::{
             },
             mcp_headers,
             server_side_http::{
-                BoxResponse, ServerSseMessage, accepted_response, expect_json,
+                BoxResponse, ServerSseMessage, accepted_response, expect_json, ok_empty_response,
                 internal_error_response, session_id_required_response, sse_stream_response,
             },
         },
@@ -2543,12 +2543,7 @@ where
                 tracing::warn!("Failed to delete session {} from store: {e}", session_id);
             });
         }
-        // 200, as the TypeScript and Python SDK servers answer (patch): the
-        // Python client takes anything but 200 or 204 for a failure.
-        Ok(Response::builder()
-            .status(http::StatusCode::OK)
-            .body(Full::new(Bytes::new()).boxed())
-            .expect("valid response"))
+        Ok(ok_empty_response())
     }
 
     /// Build a `InitializeRequestParams` (peer_info) for a stateless request so that
