@@ -89,6 +89,9 @@ async fn load(url: &str, tool: &str, concurrency: usize) -> Figures {
     load_with(url, None, tool, concurrency, None).await
 }
 
+/// Calls each load run makes before it measures.
+const WARM_UP_CALLS: usize = 200;
+
 /// Calls `tool` at `concurrency` for `RUN_FOR`; with `cpu`, adds the CPU
 /// clock ticks process `pid` spent during the run.
 async fn load_with(
@@ -99,7 +102,7 @@ async fn load_with(
     cpu: Option<(u32, &mut u64)>,
 ) -> Figures {
     let client = Arc::new(keyed_client(url, key).await);
-    for _ in 0..200 {
+    for _ in 0..WARM_UP_CALLS {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
     let cpu_before = cpu.as_ref().map(|(pid, _)| hot_path::cpu_ticks(*pid));

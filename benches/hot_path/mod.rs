@@ -15,13 +15,14 @@
 //!   first call costs is its own figure);
 //! - RSS per idle session;
 //! - 1,000 configured upstreams: start to ready, gateway RSS;
-//! - a remote (HTTP) upstream: added p50 against calling it directly.
+//! - a remote (HTTP) upstream: added p50 against calling it directly
+//!   (alone with `BULWARK_BENCH_REMOTE_ONLY=1`).
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::support::{BIN, Proc, reset_peak_rss, spawn_bin};
-use super::{Figures, Security, config, load_with, rss_kib, wait_ready};
+use super::{Figures, Security, WARM_UP_CALLS, config, load_with, rss_kib, wait_ready};
 
 /// A build of the binary under measurement.
 pub struct Build {
@@ -51,6 +52,26 @@ pub fn cpu_ticks(pid: u32) -> u64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Context switches of all of `pid`'s threads so far, voluntary or not: at
+/// c=1 most of a call's CPU on this machine is the kernel switching
+/// threads, so this counts what a change in task hand-offs saves.
+pub fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 fn clock_ticks_per_sec() -> f64 {
@@ -252,6 +273,66 @@ async fn floor_and_secure(
     }
 }
 
+/// A remote upstream: the floor's echo at `floor_url` through the gateway
+/// over HTTP, against calling it directly.
+async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut Report) {
+    let remote = write_config(
+        dir,
+        "remote.toml",
+        &format!(
+            "{}[upstreams.echo]\nurl = {floor_url:?}\n",
+            head(
+                dir,
+                "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
+            )
+        ),
+    );
+    let (remote_gw, remote_url) = start(bin, &remote, dir).await;
+    // Both with rmcp's default client (a connection per request) and with
+    // one that keeps its connections, as the SDKs' HTTP stacks do.
+    for pooled in [false, true] {
+        super::POOLED.store(pooled, std::sync::atomic::Ordering::Relaxed);
+        let direct = load_with(floor_url, None, "echo", 1, None).await;
+        let switches = context_switches(remote_gw.0.id());
+        let Measured {
+            figures: through,
+            cpu_us_per_call,
+        } = measured(remote_gw.0.id(), &remote_url, None, "echo__echo", 1).await;
+        // The warm-up calls `measured` makes are counted too.
+        let switches = (context_switches(remote_gw.0.id()) - switches) as f64
+            / (through.calls + WARM_UP_CALLS) as f64;
+        let label = if pooled { "pooled " } else { "" };
+        report.add(
+            format!("remote upstream {label}c=1 p50 µs: direct / through (added)"),
+            format!(
+                "{:.0} / {:.0} ({:+.0})",
+                direct.p50_us,
+                through.p50_us,
+                through.p50_us - direct.p50_us
+            ),
+        );
+        report.add(
+            format!("remote upstream {label}c=1 gateway CPU µs, switches /call"),
+            format!("{cpu_us_per_call:.0}, {switches:.1}"),
+        );
+    }
+    super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+    // The same at c=32: with a remote upstream the stdio link is out of the
+    // picture, so this tells the front door's limit from the link's.
+    let direct = load_with(floor_url, None, "echo", 32, None).await;
+    let through = load_with(&remote_url, None, "echo__echo", 32, None).await;
+    report.add(
+        "remote upstream c=32 calls/s: direct / through (ratio)",
+        format!(
+            "{:.0} / {:.0} ({:.2}x)",
+            direct.calls_per_sec,
+            through.calls_per_sec,
+            through.calls_per_sec / direct.calls_per_sec
+        ),
+    );
+    drop(remote_gw);
+}
+
 /// Runs every hot-path measurement for `build`.
 pub async fn run(
     build: &Build,
@@ -266,6 +347,10 @@ pub async fn run(
     // CPU per call and throughput: the floor and the gateway (security on: key,
     // rate limits, default guardrails).
     let (floor, floor_url) = spawn_bin(bin, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
+    if std::env::var_os("BULWARK_BENCH_REMOTE_ONLY").is_some() {
+        remote(bin, dir, &floor_url, &mut report).await;
+        return report;
+    }
     let secure = config(dir, 1, Security::On, &hash);
     let (gateway, gw_url) = start(bin, &secure, dir).await;
     let plain = config(dir, 1, Security::Off, &hash);
@@ -353,44 +438,7 @@ pub async fn run(
     );
     drop(idle_gw);
 
-    // A remote upstream: the floor's echo through the gateway over HTTP.
-    let remote = write_config(
-        dir,
-        "remote.toml",
-        &format!(
-            "{}[upstreams.echo]\nurl = {floor_url:?}\n",
-            head(
-                dir,
-                "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
-            )
-        ),
-    );
-    let (remote_gw, remote_url) = start(bin, &remote, dir).await;
-    let direct = load_with(&floor_url, None, "echo", 1, None).await;
-    let through = load_with(&remote_url, None, "echo__echo", 1, None).await;
-    report.add(
-        "remote upstream c=1 p50 µs: direct / through (added)",
-        format!(
-            "{:.0} / {:.0} ({:+.0})",
-            direct.p50_us,
-            through.p50_us,
-            through.p50_us - direct.p50_us
-        ),
-    );
-    // The same at c=32: with a remote upstream the stdio link is out of the
-    // picture, so this tells the front door's limit from the link's.
-    let direct = load_with(&floor_url, None, "echo", 32, None).await;
-    let through = load_with(&remote_url, None, "echo__echo", 32, None).await;
-    report.add(
-        "remote upstream c=32 calls/s: direct / through (ratio)",
-        format!(
-            "{:.0} / {:.0} ({:.2}x)",
-            direct.calls_per_sec,
-            through.calls_per_sec,
-            through.calls_per_sec / direct.calls_per_sec
-        ),
-    );
-    drop(remote_gw);
+    remote(bin, dir, &floor_url, &mut report).await;
     drop(floor);
 
     payloads(bin, dir, &mut report).await;
