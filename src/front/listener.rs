@@ -28,10 +28,29 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open
 /// connections finish (at most [`DRAIN`]).
+///
+/// The accept loop runs as a task on the runtime's workers, not in the
+/// caller's future: `main`'s `block_on` runs on a thread of its own, which
+/// the worker that saw the listener readable had to wake for every accept,
+/// and whose spawned connection task then had to wake a worker in turn.
+/// For a client that connects per request (rmcp's default client, curl)
+/// that was three thread switches added to every call.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &FrontLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let accepting = tokio::spawn(accept_loop(listener, app, limits.clone(), shutdown));
+    if let Err(err) = accepting.await {
+        tracing::error!(error = %err, "the accept loop failed");
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: FrontLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     let cap = connection_cap(limits.max_connections);
