@@ -29,6 +29,11 @@ pub struct FrontLimits {
     pub max_json_depth: usize,
     /// Open MCP sessions per caller (API key or token subject), all routes together.
     pub max_sessions_per_caller: usize,
+    /// Milliseconds a call's SSE response holds its head for the call's
+    /// first message, so that a quick call leaves in one write (one wake-up
+    /// of the client instead of two); a slower call gets its head when this
+    /// ends. 0 sends the head at once.
+    pub response_head_wait_ms: u64,
 }
 
 impl Default for FrontLimits {
@@ -43,6 +48,7 @@ impl Default for FrontLimits {
             max_json_values: 10_000,
             max_json_depth: 64,
             max_sessions_per_caller: 64,
+            response_head_wait_ms: 50,
         }
     }
 }
@@ -56,6 +62,12 @@ impl FrontLimits {
     /// How long a body may take.
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_secs(self.body_read_timeout_secs.max(1))
+    }
+
+    /// How long a call's response head waits for its first message; `None`
+    /// when it does not wait.
+    pub fn response_head_wait(&self) -> Option<Duration> {
+        (self.response_head_wait_ms > 0).then(|| Duration::from_millis(self.response_head_wait_ms))
     }
 
     /// Body bytes allowed before the method is known: the larger limit.

@@ -4,7 +4,12 @@
 //! held up by delayed ACKs (`benches/gateway_load.rs` shows the latency);
 //! here: the calls work on one connection, and the gateway reuses pooled
 //! connections to a remote upstream instead of opening one per call.
-use std::time::Duration;
+//!
+//! A call's SSE response holds its head until the call's first message (for
+//! at most a short window): a quick call leaves in one write, so such a
+//! client is woken once per call, not once for the head and again for the
+//! result; a slow call still gets its head early.
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -51,6 +56,11 @@ impl KeepAliveClient {
 
     /// Sends one POST and reads its response to the end; (headers, body).
     async fn post(&mut self, message: &Value) -> (String, String) {
+        self.send(message).await;
+        self.read_response().await
+    }
+
+    async fn send(&mut self, message: &Value) {
         let body = message.to_string();
         let mut request = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
@@ -68,6 +78,10 @@ impl KeepAliveClient {
         request.push_str(&body);
         let stream = self.stream.get_mut();
         stream.write_all(request.as_bytes()).await.unwrap();
+    }
+
+    /// Reads one response to its end; (headers, body).
+    async fn read_response(&mut self) -> (String, String) {
         let mut headers = String::new();
         loop {
             let mut line = String::new();
@@ -106,6 +120,20 @@ impl KeepAliveClient {
             }
         }
         (headers, String::from_utf8(body).unwrap())
+    }
+
+    /// Sends a `tools/call` and returns what the first read of the
+    /// connection brings (left unread) and how long it took to come.
+    async fn first_read_of_call(&mut self, tool: &str, arguments: Value) -> (String, Duration) {
+        let started = Instant::now();
+        self.send(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                          "params": {"name": tool, "arguments": arguments}}))
+            .await;
+        let first = self.stream.fill_buf().await.unwrap();
+        (
+            String::from_utf8_lossy(first).into_owned(),
+            started.elapsed(),
+        )
     }
 
     async fn echo(&mut self, tool: &str, id: usize) {
@@ -175,5 +203,52 @@ async fn keep_alive_clients_reuse_one_connection_and_remote_calls_are_pooled() {
         opened < CALLS / 4,
         "{opened} new connections to the upstream for {CALLS} calls{}",
         gw.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() {
+    // A wide window, so that a quick call in a debug build on a busy
+    // machine still answers within it.
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[server.limits]\nresponse_head_wait_ms = 1500\n\
+         [auth]\nenabled = false\n\n{}{}",
+        crate::gateway::demo_upstream("echo", "\"echo\""),
+        crate::gateway::demo_upstream("slow", "\"slow\""),
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+
+    // The head, the priming event and the result come in the first read:
+    // one write by the gateway. Sent at once, the head would come alone,
+    // before the upstream had answered.
+    let mut client = KeepAliveClient::connect(gw.mcp_url()).await;
+    for call in 0..5 {
+        let message = format!("in one write {call}");
+        let (first, _) = client
+            .first_read_of_call("echo__echo", json!({ "message": message }))
+            .await;
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        assert!(
+            first.contains("text/event-stream") && first.contains(&message),
+            "the first read held no result: {first:?}"
+        );
+        let (_, body) = client.read_response().await;
+        assert!(body.contains(&message), "{body}");
+    }
+
+    // A call silent for longer is not held back: its head (and priming
+    // event) come once the window ends, long before its result.
+    let (first, waited) = client
+        .first_read_of_call("slow__slow", json!({"ms": 10_000}))
+        .await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(
+        first.contains("retry: ") && !first.contains("\"result\""),
+        "the slow call's first read: {first:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(8),
+        "the slow call's head took {waited:?}, with a 1.5 s window"
     );
 }

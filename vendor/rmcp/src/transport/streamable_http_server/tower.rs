@@ -106,6 +106,33 @@ fn quality_is_acceptable(quality: &str) -> bool {
     whole != "0" || fraction.bytes().any(|digit| digit != b'0')
 }
 
+
+/// `stream` with its events up to and including the first message read
+/// ahead, waiting at most `window` for them (patch: the head waits for the
+/// first message); see [`StreamableHttpServerConfig::first_message_window`].
+async fn with_first_message<S>(
+    stream: S,
+    window: Duration,
+) -> impl futures::Stream<Item = ServerSseMessage> + Send + Sync + 'static
+where
+    S: futures::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+{
+    use futures::StreamExt;
+    let mut stream = Box::pin(stream);
+    let mut ahead = Vec::with_capacity(2);
+    let read_ahead = async {
+        while let Some(event) = stream.next().await {
+            let is_message = event.message.is_some();
+            ahead.push(event);
+            if is_message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(window, read_ahead).await;
+    futures::stream::iter(ahead).chain(stream)
+}
+
 #[cfg(test)]
 mod media_type_parsing_tests {
     use super::{accepted_media_types, quality_is_acceptable, split_unquoted};
@@ -325,6 +352,15 @@ pub struct StreamableHttpServerConfig {
     /// Default is `false`, preserving today's legacy behavior where an absent
     /// header is treated as protocol version `2025-03-26`.
     pub stateless_protocol_metadata_required: bool,
+    /// How long a session request's SSE response waits for its first
+    /// message before its head is sent (patch: the head waits for the first
+    /// message). Sent at once, the head (with its priming event) and the
+    /// result leave as two writes whenever the handler takes longer than
+    /// writing the head, as a gateway's always does: the client is woken
+    /// twice and reads twice. Waiting sends them in one write; a handler
+    /// silent for longer gets its head when the window ends, as before.
+    /// `None` (the default) sends the head at once.
+    pub first_message_window: Option<Duration>,
 }
 
 impl std::fmt::Debug for dyn SessionStore {
@@ -347,6 +383,7 @@ impl Default for StreamableHttpServerConfig {
             session_store: None,
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             stateless_protocol_metadata_required: false,
+            first_message_window: None,
         }
     }
 }
@@ -394,6 +431,12 @@ impl StreamableHttpServerConfig {
 
     pub fn with_legacy_session_mode(mut self, legacy_session_mode: bool) -> Self {
         self.legacy_session_mode = legacy_session_mode;
+        self
+    }
+
+    /// See [`Self::first_message_window`].
+    pub fn with_first_message_window(mut self, window: Option<Duration>) -> Self {
+        self.first_message_window = window;
         self
     }
 
@@ -2245,8 +2288,15 @@ where
                             .create_stream(&session_id, message)
                             .await
                             .map_err(internal_error_response("get session"))?;
+                        let Some(window) = self.config.first_message_window else {
+                            return Ok(sse_stream_response(
+                                stream,
+                                self.config.sse_keep_alive,
+                                self.config.cancellation_token.child_token(),
+                            ));
+                        };
                         Ok(sse_stream_response(
-                            stream,
+                            with_first_message(stream, window).await,
                             self.config.sse_keep_alive,
                             self.config.cancellation_token.child_token(),
                         ))

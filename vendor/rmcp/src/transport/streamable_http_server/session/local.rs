@@ -638,11 +638,17 @@ impl LocalSessionWorker {
     fn open_request_wise_channel(&mut self) -> StreamableHttpMessageReceiver {
         let http_request_id = self.next_http_request_id();
         let (tx, rx) = tokio::sync::mpsc::channel(self.session_config.channel_capacity);
+        // Only an event store keys events by stream (patch: no stream id
+        // without a store): a v4 UUID is a `getrandom` call per request.
+        let stream_id = match &self.event_store {
+            Some(_) => uuid::Uuid::new_v4().to_string(),
+            None => StreamId::new(),
+        };
         let cached_tx = CachedTx::new(
             tx,
             Some(http_request_id),
             0,
-            uuid::Uuid::new_v4().to_string(),
+            stream_id,
             self.event_store.clone(),
         );
         self.tx_router.insert(
