@@ -149,20 +149,25 @@ impl RemoteClient {
         }
     }
 
-    /// Runs `op` with the current token; on a `401`, once more with a new one.
-    async fn authorized<T, F, Fut>(&self, op: F) -> HttpResult<T>
+    /// Runs `op` on the request's `parts` with the current token; on a
+    /// `401`, once more with a new one.
+    async fn authorized<P, T, F, Fut>(&self, parts: P, op: F) -> HttpResult<T>
     where
-        F: Fn(Option<String>) -> Fut,
+        P: Clone,
+        F: Fn(Option<String>, P) -> Fut,
         Fut: Future<Output = Result<T, StreamableHttpError<reqwest::Error>>>,
     {
         let token = self.token().await?;
-        let mut result = op(token.as_deref().map(str::to_owned)).await;
-        if let (Some(tokens), Some(stale)) = (&self.tokens, &token)
+        // Only a token can be refused and the request sent again: without
+        // one, its parts (a call's arguments, deep) are not copied.
+        let resend = token.as_ref().map(|_| parts.clone());
+        let mut result = op(token.as_deref().map(str::to_owned), parts).await;
+        if let (Some(tokens), Some(stale), Some(parts)) = (&self.tokens, &token, resend)
             && is_unauthorized(&result)
         {
             tokens.invalidate(stale);
             let fresh = self.token().await?;
-            result = op(fresh.as_deref().map(str::to_owned)).await;
+            result = op(fresh.as_deref().map(str::to_owned), parts).await;
         }
         result.map_err(|err| self.convert(err))
     }
@@ -246,14 +251,9 @@ impl StreamableHttpClient for RemoteClient {
             trace_context::set_parent(&span, cx);
             trace_context::to_headers(&span, &mut custom_headers);
         }
-        self.authorized(|token| {
-            self.http.post_message(
-                uri.clone(),
-                message.clone(),
-                session_id.clone(),
-                token,
-                custom_headers.clone(),
-            )
+        self.authorized((message, custom_headers), |token, (message, headers)| {
+            self.http
+                .post_message(uri.clone(), message, session_id.clone(), token, headers)
         })
         .instrument(span)
         .await
@@ -291,14 +291,9 @@ impl StreamableHttpClient for RemoteClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> HttpResult<BoxStream<'static, Result<Sse, SseError>>> {
-        self.authorized(|token| {
-            self.http.get_stream(
-                uri.clone(),
-                session_id.clone(),
-                last_event_id.clone(),
-                token,
-                custom_headers.clone(),
-            )
+        self.authorized((last_event_id, custom_headers), |token, (last, headers)| {
+            self.http
+                .get_stream(uri.clone(), session_id.clone(), last, token, headers)
         })
         .await
     }

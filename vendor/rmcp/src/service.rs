@@ -1330,14 +1330,44 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let mut send = Box::pin(send);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match send.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => Some(output),
-        std::task::Poll::Pending => {
+    match poll_send_once(send) {
+        Ok(output) => Some(output),
+        Err(send) => {
             tasks.spawn(send.instrument(tracing::Span::current()));
             None
         }
+    }
+}
+
+/// As [`send_now_or_spawn`], but a send that must wait is queued on `sends`,
+/// which the serve loop polls itself (patch: waiting sends polled in the
+/// loop): a request to a streamable-HTTP server waits for its POST's answer
+/// on every call, and a task per such send cost a spawn and two wake-ups
+/// (the task, then the loop joining it) where polling it here costs one.
+fn send_now_or_queue<O: Send + 'static>(
+    send: impl Future<Output = O> + Send + 'static,
+    sends: &mut futures::stream::FuturesUnordered<BoxFuture<'static, O>>,
+) -> Option<O> {
+    match poll_send_once(send) {
+        Ok(output) => Some(output),
+        Err(send) => {
+            sends.push(send);
+            None
+        }
+    }
+}
+
+/// Polls `send` once with a waker that does nothing: its output, or the
+/// send (boxed) to poll again with a real waker.
+fn poll_send_once<'a, F>(send: F) -> Result<F::Output, BoxFuture<'a, F::Output>>
+where
+    F: Future + Send + 'a,
+{
+    let mut send: BoxFuture<'a, F::Output> = Box::pin(send);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match send.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(send),
     }
 }
 
@@ -1411,7 +1441,8 @@ where
     let mut transport = transport.into_transport();
     let mut batch_messages = initial_messages;
     let handle = spawn_service_task(async move {
-        let mut send_task_set = tokio::task::JoinSet::<SendTaskResult>::new();
+        let mut pending_sends =
+            futures::stream::FuturesUnordered::<BoxFuture<'static, SendTaskResult>>::new();
         let mut response_send_tasks = tokio::task::JoinSet::<()>::new();
         #[derive(Debug)]
         enum SendTaskResult {
@@ -1470,16 +1501,8 @@ where
                         m = peer_rx.recv(), if !peer_rx.is_closed() => {
                             m.map_or(Next::Again, |m| Next::Event(Event::ProxyMessage(m)))
                         }
-                        m = send_task_set.join_next(), if !send_task_set.is_empty() => {
-                            match m {
-                                None => Next::Again,
-                                Some(Err(e)) => {
-                                    // join error, which is serious, we should quit.
-                                    tracing::error!(%e, "send request task encounter a tokio join error");
-                                    Next::Quit(QuitReason::JoinError(e))
-                                }
-                                Some(Ok(result)) => Next::Event(Event::SendTaskResult(result)),
-                            }
+                        m = futures::StreamExt::next(&mut pending_sends), if !pending_sends.is_empty() => {
+                            m.map_or(Next::Again, |result| Next::Event(Event::SendTaskResult(result)))
                         }
                         result = response_send_tasks.join_next(), if !response_send_tasks.is_empty() => {
                             match result {
@@ -1568,7 +1591,7 @@ where
                         id,
                         result: r.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
+                    sent_inline = send_now_or_queue(send, &mut pending_sends);
                 }
                 Event::ProxyMessage(PeerSinkMessage::Notification {
                     notification,
@@ -1589,7 +1612,7 @@ where
                         cancellation_param,
                         result: result.map_err(DynamicTransportError::new::<T, R>),
                     });
-                    sent_inline = send_now_or_spawn(send, &mut send_task_set);
+                    sent_inline = send_now_or_queue(send, &mut pending_sends);
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,

@@ -40,6 +40,10 @@ use crate::{
 
 type BoxedSseStream = BoxStream<'static, Result<Sse, SseError>>;
 type SseTaskResult<E> = (Option<RequestId>, Result<(), StreamableHttpError<E>>);
+/// The SSE streams a worker reads, polled by its own loop (patch: response
+/// streams read in the worker): a task per stream cost a spawn and a
+/// wake-up of the worker for every message the stream carried.
+type SseStreams<E> = FuturesUnordered<BoxFuture<'static, SseTaskResult<E>>>;
 const SESSION_CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn build_request_headers(
@@ -983,8 +987,8 @@ impl<C: StreamableHttpClient> StreamableHttpClientWorker<C> {
         Ok(())
     }
 
-    fn spawn_common_stream(
-        streams: &mut tokio::task::JoinSet<SseTaskResult<C::Error>>,
+    fn open_common_stream(
+        streams: &mut SseStreams<C::Error>,
         client: C,
         session_id: Arc<str>,
         config: &StreamableHttpClientTransportConfig,
@@ -999,7 +1003,7 @@ impl<C: StreamableHttpClient> StreamableHttpClientWorker<C> {
         let reconnect_auth_header = config.auth_header.clone();
         let max_sse_event_size = config.max_sse_event_size;
 
-        streams.spawn(async move {
+        streams.push(Box::pin(async move {
             let result = match client
                 .get_stream_with_max_sse_event_size(
                     uri,
@@ -1043,7 +1047,7 @@ impl<C: StreamableHttpClient> StreamableHttpClientWorker<C> {
                 }
             };
             (None, result)
-        });
+        }));
     }
 
     /// Performs a transparent re-initialization handshake after a session-expired 404.
@@ -1284,7 +1288,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                 result: Result<(), StreamableHttpError<C::Error>>,
             },
         }
-        let mut streams = tokio::task::JoinSet::new();
+        let mut streams = SseStreams::<C::Error>::new();
         let mut pending_stream_response_ids = HashSet::new();
         let mut request_stream_cancellations =
             HashMap::<RequestId, Arc<RequestCancellationRegistration>>::new();
@@ -1299,7 +1303,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
         let max_concurrent_requests = config.max_concurrent_requests.max(1);
         let mut awaiting_fallback_initialized = false;
         if let Some(session_id) = &session_id {
-            Self::spawn_common_stream(
+            Self::open_common_stream(
                 &mut streams,
                 self.client.clone(),
                 session_id.clone(),
@@ -1342,8 +1346,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                 };
                 match recovery {
                     Ok((new_session_id, new_version, new_headers)) => {
-                        streams.abort_all();
-                        while streams.join_next().await.is_some() {}
+                        streams.clear();
                         request_stream_cancellations.clear();
                         Self::drain_queued_stream_messages(
                             &mut sse_worker_rx,
@@ -1371,7 +1374,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                         context.advance_control_generation();
                         session_cancellation = CancellationToken::new();
                         if let Some(session_id) = &session_id {
-                            Self::spawn_common_stream(
+                            Self::open_common_stream(
                                 &mut streams,
                                 self.client.clone(),
                                 session_id.clone(),
@@ -1469,15 +1472,9 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                     };
                     Event::ServerMessage(message)
                 },
-                terminated_stream = streams.join_next(), if !streams.is_empty() => {
+                terminated_stream = streams.next(), if !streams.is_empty() => {
                     match terminated_stream {
-                        Some(Ok((request_id, result))) => {
-                            Event::StreamResult { request_id, result }
-                        }
-                        Some(Err(error)) => Event::StreamResult {
-                            request_id: None,
-                            result: Err(StreamableHttpError::TokioJoinError(error)),
-                        },
+                        Some((request_id, result)) => Event::StreamResult { request_id, result },
                         None => continue,
                     }
                 }
@@ -1781,7 +1778,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                                 Some(id) => InboundStreamOrigin::OutboundRequest(id.clone()),
                                 None => InboundStreamOrigin::Unassociated,
                             };
-                            streams.spawn(async move {
+                            streams.push(Box::pin(async move {
                                 let result = Self::run_response_stream(
                                     sse_stream,
                                     stream_tx,
@@ -1792,7 +1789,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                                 )
                                 .await;
                                 (stream_request_id, result)
-                            });
+                            }));
                             tracing::trace!("got new sse stream");
                             Ok(())
                         }
@@ -1802,7 +1799,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                         && is_initialized_notification
                     {
                         if let Some(session_id) = &session_id {
-                            Self::spawn_common_stream(
+                            Self::open_common_stream(
                                 &mut streams,
                                 self.client.clone(),
                                 session_id.clone(),
@@ -1872,7 +1869,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
         drop(control_posts);
         drop(pending_message);
         drop(recovery_posts);
-        streams.abort_all();
+        drop(streams);
 
         // Cleanup session before returning (ensures close() waits for session deletion)
         // Use a timeout to prevent indefinite hangs if the server is unresponsive
