@@ -4,7 +4,6 @@
 //! The set changes at run time (the control plane adds and removes
 //! upstreams), so it is an immutable snapshot swapped atomically: readers on
 //! the request path never take a lock.
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -46,7 +45,7 @@ impl ServerEntry {
 #[derive(Debug, Default)]
 pub struct Servers {
     list: Vec<Arc<ServerEntry>>,
-    by_name: HashMap<String, usize>,
+    by_name: foldhash::HashMap<String, usize>,
 }
 
 impl Servers {

@@ -23,7 +23,7 @@
 //! one had taken in and not seen end: the new actor adopts those, so no
 //! operation loses its deadline when the actor dies.
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,7 +92,7 @@ enum Stage {
 pub struct EscalationState {
     handle: Escalation,
     probe: Arc<dyn InstanceProbe>,
-    ops: HashMap<u64, Arc<OpState>>,
+    ops: foldhash::HashMap<u64, Arc<OpState>>,
     due: BinaryHeap<Reverse<(Instant, u64, Stage)>>,
     /// Upstreams with a probe in flight.
     probing: HashSet<Arc<str>>,
@@ -117,7 +117,7 @@ impl Actor for EscalationActor {
         let mut state = EscalationState {
             handle: args.handle,
             probe: args.probe,
-            ops: HashMap::new(),
+            ops: foldhash::HashMap::default(),
             due: BinaryHeap::new(),
             probing: HashSet::new(),
             ticker: Some(ticker),
@@ -342,7 +342,7 @@ mod tests {
         let mut state = EscalationState {
             handle: handle.clone(),
             probe: Arc::new(AlwaysResponsive),
-            ops: HashMap::new(),
+            ops: foldhash::HashMap::default(),
             due: BinaryHeap::new(),
             probing: HashSet::new(),
             ticker: None,

@@ -3,7 +3,6 @@
 //! queues it for the actor; dropping the guard queues its end. The actor
 //! drains the queue on every tick (a lock-free channel send costs the caller
 //! far less than a ractor cast, and the first stage is seconds away).
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,7 +25,7 @@ struct Shared {
     watched: AtomicBool,
     /// Operations an actor has taken in and not seen end: a restarted actor
     /// adopts them, so none loses its deadline when the actor dies.
-    taken: Mutex<HashMap<u64, Arc<OpState>>>,
+    taken: Mutex<foldhash::HashMap<u64, Arc<OpState>>>,
     /// Whether the actor holds operations in flight; while it holds none its
     /// ticker sleeps until `wake` (no 10 ms ticks on an idle gateway).
     busy: AtomicBool,

@@ -1,6 +1,5 @@
 //! Escalation metrics: counts per kind and per upstream, latency per upstream
 //! and per tool. Written only by the escalation actor, read as a snapshot.
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -205,8 +204,8 @@ impl OpCounts {
 #[derive(Debug, Default)]
 struct Inner {
     kinds: [OpCounts; OpKind::ALL.len()],
-    upstreams: HashMap<Arc<str>, (OpCounts, Histogram)>,
-    tools: HashMap<(Arc<str>, Arc<str>), Histogram>,
+    upstreams: foldhash::HashMap<Arc<str>, (OpCounts, Histogram)>,
+    tools: foldhash::HashMap<(Arc<str>, Arc<str>), Histogram>,
 }
 
 impl Inner {

@@ -1,6 +1,5 @@
 use std::{
     borrow::Cow,
-    collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError, Weak,
         atomic::{AtomicU64, Ordering},
@@ -86,7 +85,8 @@ pub trait Worker: Sized + Send + 'static {
     }
 }
 
-type RequestCancellations = Arc<Mutex<HashMap<RequestId, Weak<RequestCancellationRegistration>>>>;
+type RequestCancellations =
+    Arc<Mutex<foldhash::HashMap<RequestId, Weak<RequestCancellationRegistration>>>>;
 
 /// Keeps a request's cancellation token registered for a chosen lifetime.
 pub(crate) struct RequestCancellationRegistration {

@@ -31,7 +31,10 @@ use crate::{
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct LocalSessionManager {
-    pub sessions: tokio::sync::RwLock<HashMap<SessionId, LocalSessionHandle>>,
+    /// Keyed by server-made ids, looked up twice per request: foldhash
+    /// (patch), not SipHash.
+    pub sessions:
+        tokio::sync::RwLock<HashMap<SessionId, LocalSessionHandle, foldhash::fast::RandomState>>,
     pub session_config: SessionConfig,
     event_store: Option<Arc<dyn EventStore>>,
 }
