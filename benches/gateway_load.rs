@@ -89,23 +89,22 @@ async fn load(url: &str, tool: &str, concurrency: usize) -> Figures {
     load_with(url, None, tool, concurrency, None).await
 }
 
-/// Calls each load run makes before it measures.
-const WARM_UP_CALLS: usize = 200;
-
-/// Calls `tool` at `concurrency` for `RUN_FOR`; with `cpu`, adds the CPU
-/// clock ticks process `pid` spent during the run.
+/// Calls `tool` at `concurrency` for `RUN_FOR`; with `cost`, records what
+/// process `pid` spent during the run (CPU ticks, thread switches).
 async fn load_with(
     url: &str,
     key: Option<&str>,
     tool: &str,
     concurrency: usize,
-    cpu: Option<(u32, &mut u64)>,
+    cost: Option<(u32, &mut hot_path::ProcessCost)>,
 ) -> Figures {
     let client = Arc::new(keyed_client(url, key).await);
-    for _ in 0..WARM_UP_CALLS {
+    for _ in 0..200 {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
-    let cpu_before = cpu.as_ref().map(|(pid, _)| hot_path::cpu_ticks(*pid));
+    let cost_before = cost
+        .as_ref()
+        .map(|(pid, _)| hot_path::ProcessCost::now(*pid));
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -127,8 +126,8 @@ async fn load_with(
         all.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    if let (Some((pid, spent)), Some(before)) = (cpu, cpu_before) {
-        *spent += hot_path::cpu_ticks(pid) - before;
+    if let (Some((pid, spent)), Some(before)) = (cost, cost_before) {
+        *spent = hot_path::ProcessCost::now(pid).since(&before);
     }
     all.sort();
     let pct =

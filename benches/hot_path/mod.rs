@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::support::{BIN, Proc, reset_peak_rss, spawn_bin};
-use super::{Figures, Security, WARM_UP_CALLS, config, load_with, rss_kib, wait_ready};
+use super::{Figures, Security, config, load_with, rss_kib, wait_ready};
 
 /// A build of the binary under measurement.
 pub struct Build {
@@ -46,7 +46,7 @@ pub fn builds() -> Vec<Build> {
     builds
 }
 
-pub fn cpu_ticks(pid: u32) -> u64 {
+fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
@@ -57,7 +57,7 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 /// Context switches of all of `pid`'s threads so far, voluntary or not: at
 /// c=1 most of a call's CPU on this machine is the kernel switching
 /// threads, so this counts what a change in task hand-offs saves.
-pub fn context_switches(pid: u32) -> u64 {
+fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
@@ -74,6 +74,31 @@ pub fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// What a process has spent: CPU clock ticks and thread switches.
+#[derive(Debug, Default)]
+pub struct ProcessCost {
+    ticks: u64,
+    switches: u64,
+}
+
+impl ProcessCost {
+    /// What `pid` has spent so far.
+    pub fn now(pid: u32) -> Self {
+        Self {
+            ticks: cpu_ticks(pid),
+            switches: context_switches(pid),
+        }
+    }
+
+    /// What was spent between `before` and this.
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            ticks: self.ticks - before.ticks,
+            switches: self.switches - before.switches,
+        }
+    }
+}
+
 fn clock_ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
@@ -87,10 +112,11 @@ fn peak_rss_kib(pid: u32) -> u64 {
     super::status_kib(pid, "VmHWM:")
 }
 
-/// A load run with the CPU the process `pid` spent on it.
+/// A load run with what the process `pid` spent on it.
 pub(crate) struct Measured {
     pub(crate) figures: Figures,
     pub(crate) cpu_us_per_call: f64,
+    pub(crate) switches_per_call: f64,
 }
 
 pub(crate) async fn measured(
@@ -100,11 +126,12 @@ pub(crate) async fn measured(
     tool: &str,
     concurrency: usize,
 ) -> Measured {
-    let mut cpu = 0;
-    let figures = load_with(url, key, tool, concurrency, Some((pid, &mut cpu))).await;
+    let mut cost = ProcessCost::default();
+    let figures = load_with(url, key, tool, concurrency, Some((pid, &mut cost))).await;
     let calls = figures.calls as f64;
     Measured {
-        cpu_us_per_call: cpu as f64 / clock_ticks_per_sec() * 1e6 / calls,
+        cpu_us_per_call: cost.ticks as f64 / clock_ticks_per_sec() * 1e6 / calls,
+        switches_per_call: cost.switches as f64 / calls,
         figures,
     }
 }
@@ -293,14 +320,11 @@ async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut 
     for pooled in [false, true] {
         super::POOLED.store(pooled, std::sync::atomic::Ordering::Relaxed);
         let direct = load_with(floor_url, None, "echo", 1, None).await;
-        let switches = context_switches(remote_gw.0.id());
         let Measured {
             figures: through,
             cpu_us_per_call,
+            switches_per_call,
         } = measured(remote_gw.0.id(), &remote_url, None, "echo__echo", 1).await;
-        // The warm-up calls `measured` makes are counted too.
-        let switches = (context_switches(remote_gw.0.id()) - switches) as f64
-            / (through.calls + WARM_UP_CALLS) as f64;
         let label = if pooled { "pooled " } else { "" };
         report.add(
             format!("remote upstream {label}c=1 p50 µs: direct / through (added)"),
@@ -313,7 +337,7 @@ async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut 
         );
         report.add(
             format!("remote upstream {label}c=1 gateway CPU µs, switches /call"),
-            format!("{cpu_us_per_call:.0}, {switches:.1}"),
+            format!("{cpu_us_per_call:.0}, {switches_per_call:.1}"),
         );
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);

@@ -270,9 +270,6 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
     // answered as plain JSON instead of a one-event SSE stream.
     let mut config = StreamableHttpServerConfig::default()
         .with_json_response(true)
-        // A call through the gateway always takes longer than writing the
-        // head: sent at once, head and result were two writes and two
-        // wake-ups of the client.
         .with_first_message_window(settings.limits.response_head_wait())
         .with_cancellation_token(settings.shutdown.child_token());
     config = if settings.allowed_hosts.is_empty() {

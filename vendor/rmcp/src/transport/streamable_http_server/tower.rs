@@ -43,8 +43,9 @@ use crate::{
             },
             mcp_headers,
             server_side_http::{
-                BoxResponse, ServerSseMessage, accepted_response, expect_json, ok_empty_response,
-                internal_error_response, session_id_required_response, sse_stream_response,
+                BoxResponse, ServerSseMessage, accepted_response, expect_json,
+                internal_error_response, ok_empty_response, session_id_required_response,
+                sse_stream_response,
             },
         },
     },
@@ -105,7 +106,6 @@ fn quality_is_acceptable(quality: &str) -> bool {
     }
     whole != "0" || fraction.bytes().any(|digit| digit != b'0')
 }
-
 
 /// `stream` with its events up to and including the first message read
 /// ahead, waiting at most `window` for them (patch: the head waits for the
@@ -2288,15 +2288,14 @@ where
                             .create_stream(&session_id, message)
                             .await
                             .map_err(internal_error_response("get session"))?;
-                        let Some(window) = self.config.first_message_window else {
-                            return Ok(sse_stream_response(
-                                stream,
-                                self.config.sse_keep_alive,
-                                self.config.cancellation_token.child_token(),
-                            ));
+                        let stream = match self.config.first_message_window {
+                            Some(window) => futures::future::Either::Left(
+                                with_first_message(stream, window).await,
+                            ),
+                            None => futures::future::Either::Right(stream),
                         };
                         Ok(sse_stream_response(
-                            with_first_message(stream, window).await,
+                            stream,
                             self.config.sse_keep_alive,
                             self.config.cancellation_token.child_token(),
                         ))
