@@ -8,12 +8,14 @@
 //! - [`config`]: the TOML config and `mcpServers` JSON, loaded and validated.
 //! - [`guardrails`]: the detectors, and restore ∘ redact = identity.
 //! - [`cache_key`]: the cache key canonicaliser.
+//! - [`json_rpc_parse`]: rmcp's unbuffered message parse = the derived one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cache_key;
 mod config;
 mod front_door;
 mod guardrails;
+mod json_rpc_parse;
 
 /// Text assembled from `parts`, each choosing a fragment of `vocabulary` or
 /// contributing its own characters: random bytes alone rarely make JSON or

@@ -11,6 +11,7 @@ mod capabilities;
 mod content;
 mod elicitation_schema;
 mod extension;
+mod json_slice;
 mod meta;
 mod mrtr;
 mod prompt;

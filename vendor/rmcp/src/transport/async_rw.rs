@@ -306,7 +306,9 @@ where
                     self.line_buf.clear();
                     continue;
                 }
-                try_parse_with_compatibility::<RxJsonRpcMessage<Role>>(line, "receive")
+                try_parse_with_compatibility(line, "receive", |line| {
+                    RxJsonRpcMessage::<Role>::from_json_slice(line)
+                })
             };
             // Bulwark patch: a large line's buffer is freed rather than kept
             // (cleared, with its capacity) for the next line: it held a copy
@@ -469,13 +471,16 @@ fn should_ignore_notification(json_value: &serde_json::Value, method: &str) -> b
 /// (Bulwark patch, see `decode`), and the line buffer of `receive` freed.
 const SHRINK_AFTER_LINE_BYTES: usize = 256 * 1024;
 
+/// `parse` is how a line becomes a `T`: `serde_json::from_slice`, or
+/// (Bulwark patch) a message's own unbuffered parse.
 fn try_parse_with_compatibility<T: serde::de::DeserializeOwned>(
     line: &[u8],
     context: &str,
+    parse: fn(&[u8]) -> Result<T, serde_json::Error>,
 ) -> Result<Option<T>, JsonRpcMessageCodecError> {
     let line = line.strip_prefix(UTF8_BOM.as_slice()).unwrap_or(line);
     if let Ok(line_str) = std::str::from_utf8(line) {
-        match serde_json::from_slice(line) {
+        match parse(line) {
             Ok(item) => Ok(Some(item)),
             Err(e) => {
                 // Check if this is a notification that should be ignored for compatibility
@@ -497,7 +502,7 @@ fn try_parse_with_compatibility<T: serde::de::DeserializeOwned>(
             }
         }
     } else {
-        serde_json::from_slice(line)
+        parse(line)
             .map(Some)
             .map_err(JsonRpcMessageCodecError::Serde)
     }
@@ -572,7 +577,9 @@ impl<T: DeserializeOwned> Decoder for JsonRpcMessageCodec<T> {
                     let line = without_carriage_return(line);
 
                     // Use compatibility handling function
-                    let parsed = try_parse_with_compatibility(line, "decode");
+                    let parsed = try_parse_with_compatibility(line, "decode", |line| {
+                        serde_json::from_slice(line)
+                    });
                     drop(line_buf);
                     // Bulwark patch: the rest of the buffer still holds the
                     // allocation a large line grew, and would keep it for the
@@ -616,7 +623,9 @@ impl<T: DeserializeOwned> Decoder for JsonRpcMessageCodec<T> {
                     let line = without_carriage_return(&line);
 
                     // Use compatibility handling function
-                    let item = match try_parse_with_compatibility(line, "decode_eof")? {
+                    let item = match try_parse_with_compatibility(line, "decode_eof", |line| {
+                        serde_json::from_slice(line)
+                    })? {
                         Some(item) => item,
                         None => return Ok(None), // Skip non-standard message
                     };
@@ -804,14 +813,26 @@ mod test {
         let progress_message = r#"{"method":"notifications/progress","params":{"progressToken":"token","progress":50}}"#;
 
         // Test with valid JSON - all should parse successfully
-        let result1 =
-            try_parse_with_compatibility::<serde_json::Value>(stderr_message.as_bytes(), "test");
-        let result2 =
-            try_parse_with_compatibility::<serde_json::Value>(custom_message.as_bytes(), "test");
-        let result3 =
-            try_parse_with_compatibility::<serde_json::Value>(standard_message.as_bytes(), "test");
-        let result4 =
-            try_parse_with_compatibility::<serde_json::Value>(progress_message.as_bytes(), "test");
+        let result1 = try_parse_with_compatibility::<serde_json::Value>(
+            stderr_message.as_bytes(),
+            "test",
+            |line| serde_json::from_slice(line),
+        );
+        let result2 = try_parse_with_compatibility::<serde_json::Value>(
+            custom_message.as_bytes(),
+            "test",
+            |line| serde_json::from_slice(line),
+        );
+        let result3 = try_parse_with_compatibility::<serde_json::Value>(
+            standard_message.as_bytes(),
+            "test",
+            |line| serde_json::from_slice(line),
+        );
+        let result4 = try_parse_with_compatibility::<serde_json::Value>(
+            progress_message.as_bytes(),
+            "test",
+            |line| serde_json::from_slice(line),
+        );
 
         // All should parse successfully since they're valid JSON
         assert!(result1.is_ok());

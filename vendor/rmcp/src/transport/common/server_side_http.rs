@@ -329,7 +329,7 @@ where
         }
     }
 
-    match serde_json::from_slice::<ClientJsonRpcMessage>(&collected) {
+    match ClientJsonRpcMessage::from_client_json_slice(&collected) {
         Ok(message) => Ok(message),
         Err(e) => {
             let response = Response::builder()

@@ -1,0 +1,149 @@
+//! rmcp's unbuffered message parse (`JsonRpcMessage::from_json_slice` and
+//! the client's `from_client_json_slice`, Bulwark patches) against the
+//! derived one they stand in for: on any text, the same message or the same
+//! error.
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, RequestMetaObject, ServerJsonRpcMessage,
+};
+use serde_json::json;
+
+use super::assemble;
+
+/// Both parses of `bytes`: the same message (as it writes back: the types
+/// have no `PartialEq`), or both an error with the same text.
+fn same<M>(bytes: &[u8], unbuffered: fn(&[u8]) -> Result<M, serde_json::Error>)
+where
+    M: for<'de> serde::Deserialize<'de> + serde::Serialize + std::fmt::Debug,
+{
+    let text = String::from_utf8_lossy(bytes);
+    match (serde_json::from_slice::<M>(bytes), unbuffered(bytes)) {
+        (Ok(derived), Ok(fast)) => assert_eq!(
+            serde_json::to_value(&derived).unwrap(),
+            serde_json::to_value(&fast).unwrap(),
+            "{text}: {derived:?} / {fast:?}"
+        ),
+        (Err(derived), Err(fast)) => assert_eq!(derived.to_string(), fast.to_string(), "{text}"),
+        (derived, fast) => panic!("{text}: derived {derived:?}, unbuffered {fast:?}"),
+    }
+}
+
+/// Where a `tools/call`'s `_meta` went: its params, or the request's
+/// extensions (which serialize the same, so [`same`] cannot tell).
+fn meta_placement(message: &ClientJsonRpcMessage) -> Option<(bool, bool)> {
+    let ClientJsonRpcMessage::Request(request) = message else {
+        return None;
+    };
+    let ClientRequest::CallToolRequest(call) = &request.request else {
+        return None;
+    };
+    Some((
+        call.params.meta.is_some(),
+        call.extensions.get::<RequestMetaObject>().is_some(),
+    ))
+}
+
+fn both(bytes: &[u8]) {
+    same(bytes, |bytes| ClientJsonRpcMessage::from_json_slice(bytes));
+    same(bytes, ClientJsonRpcMessage::from_client_json_slice);
+    if let (Ok(derived), Ok(fast)) = (
+        serde_json::from_slice::<ClientJsonRpcMessage>(bytes),
+        ClientJsonRpcMessage::from_client_json_slice(bytes),
+    ) {
+        assert_eq!(meta_placement(&derived), meta_placement(&fast));
+    }
+    same(bytes, |bytes| ServerJsonRpcMessage::from_json_slice(bytes));
+}
+
+#[test]
+fn client_messages_parse_as_the_derived_path_does() {
+    for text in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"},"_meta":{"progressToken":"t"}}}"#,
+        r#"{"params":{"name":"echo"},"method":"tools/call","id":"a\"b","jsonrpc":"2.0"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"vendor/thing","params":{"x":[1,2]},"extra":true}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+        r#"{"jsonrpc":"2.0","id":4,"result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"no"}}"#,
+        r#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"parse"}}"#,
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#,
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo"},"id":7}"#,
+        r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+        r#"{"id":1,"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+        r#"{"jsonrpc":"2.0","result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#,
+        r#"{"jsonrpc":"2.0","id":1,"\u006dethod":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"echo"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":null}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":7}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":[1]}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","requestState":"s","inputResponses":{}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":5,"x":{"y":[1.5]}}},"x":1}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        "[1]",
+        "{}",
+        "not json",
+    ] {
+        both(text.as_bytes());
+    }
+}
+
+#[test]
+fn server_messages_parse_as_the_derived_path_does() {
+    for value in [
+        json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}],"isError":false}}),
+        json!({"jsonrpc":"2.0","id":"x","result":{"tools":[{"name":"a","inputSchema":{"type":"object"}}]}}),
+        json!({"jsonrpc":"2.0","id":2,"result":{}}),
+        json!({"jsonrpc":"2.0","id":2,"result":{"resultType":"input_required","inputRequests":{}}}),
+        json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":0.5}}),
+        json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}),
+        json!({"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}),
+        json!({"jsonrpc":"2.0","id":9,"method":"ping"}),
+        json!({"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"boom","data":{"a":1}}}),
+    ] {
+        both(value.to_string().as_bytes());
+    }
+}
+
+const FRAGMENTS: &[&str] = &[
+    r#"{"jsonrpc":"2.0","#,
+    r#""id":1,"#,
+    r#""id":"a","#,
+    r#""id":null,"#,
+    r#""method":"tools/call","#,
+    r#""method":"notifications/progress","#,
+    r#""method":"ping""#,
+    r#""params":{"name":"echo","arguments":{"x":1}}"#,
+    r#""params":{"name":"echo","_meta":{"progressToken":"p"},"arguments":{}}"#,
+    r#""params":{"progressToken":1,"progress":1}"#,
+    r#""result":{"content":[]}"#,
+    r#""result":{}"#,
+    r#""error":{"code":1,"message":"m"}"#,
+    r#""jsonrpc":"2.0""#,
+    r#""x":[1,{"y":null}]"#,
+    "{",
+    "}",
+    ",",
+    ":",
+    "\"",
+];
+
+#[test]
+fn json_rpc_parse_fragments() {
+    bolero::check!()
+        .with_type::<Vec<(u8, String)>>()
+        .for_each(|parts| both(assemble(parts, FRAGMENTS).as_bytes()));
+}
+
+#[test]
+fn json_rpc_parse_bytes() {
+    bolero::check!().for_each(both);
+}
