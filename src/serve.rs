@@ -42,7 +42,6 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         crate::control::watch::spawn(control.clone(), overrides, shutdown.clone());
     }
     let settings = HttpSettings {
-        allowed_hosts: config.server.allowed_hosts.clone(),
         limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
         directory: crate::mcp::directory::Directory::from_config(

@@ -237,8 +237,6 @@ pub const MAX_REMEMBERED_TOOLS: usize = 10_000;
 /// HTTP-level settings of the streamable HTTP front.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Allowed `Host` values (DNS-rebinding protection); empty allows any.
-    pub allowed_hosts: Vec<String>,
     /// Bounds of bodies and sessions.
     pub limits: crate::front::limits::FrontLimits,
     /// Cancelled at shutdown: ends every session.
@@ -272,13 +270,11 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
         .with_json_response(true)
         .with_first_message_window(settings.limits.response_head_wait())
         .with_cancellation_token(settings.shutdown.child_token());
-    config = if settings.allowed_hosts.is_empty() {
-        config.disable_allowed_hosts()
-    } else {
-        config.with_allowed_hosts(settings.allowed_hosts.clone())
-    };
-    // `Origin` is checked for every route by `front::origin`.
+    // `Host` and `Origin` are checked for every route by `front::origin`,
+    // outside these routes; rmcp's own check parsed the same `Host` again
+    // (three authority parses, ~4k instructions per request).
     config = config
+        .disable_allowed_hosts()
         .disable_allowed_origins()
         .with_max_request_body_bytes(settings.limits.max_any_body_bytes());
     if let Some(directory) = &settings.directory {
