@@ -73,7 +73,7 @@ mod tower;
 use tokio_util::sync::{CancellationToken, DropGuard};
 #[cfg(feature = "tower")]
 pub use tower::*;
-use tracing::{Instrument as _, instrument};
+use tracing::Instrument as _;
 #[derive(Error, Debug)]
 #[non_exhaustive]
 pub enum ServiceError {
@@ -1399,7 +1399,6 @@ where
 /// (e.g. the first request of an `initialize`-less session). They are
 /// dispatched by the loop, in order, before anything else is read from the
 /// transport, so that their handlers run with the loop draining `peer_rx`.
-#[instrument(skip_all)]
 fn serve_inner<R, S, T>(
     service: S,
     transport: T,
@@ -1414,6 +1413,12 @@ where
     S: Service<R>,
     T: Transport<R> + 'static,
 {
+    // Bulwark patch: the loop runs in this span, not in `Span::current()`
+    // under `#[instrument]`: with this span disabled (rmcp's INFO off) that
+    // was whatever span the caller ran in, which then rode on every log
+    // line of the loop and of the handlers it spawns.
+    let span = tracing::info_span!("serve_inner");
+    let _entered = span.enter();
     const SINK_PROXY_BUFFER_SIZE: usize = 64;
     let (sink_proxy_tx, mut sink_proxy_rx) =
         crate::boxed_mpsc::channel::<TxJsonRpcMessage<R>>(SINK_PROXY_BUFFER_SIZE);
@@ -1435,7 +1440,7 @@ where
     // let mut stream = std::pin::pin!(stream);
     let serve_loop_ct = ct.child_token();
     let peer_return: Peer<R> = peer.clone();
-    let current_span = tracing::Span::current();
+    let current_span = span.clone();
     // Made outside the task's future (patch: idle session memory): a
     // future keeps room for what it captured even once that is moved out.
     let mut transport = transport.into_transport();
