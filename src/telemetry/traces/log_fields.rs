@@ -19,21 +19,34 @@ use tracing_subscriber::fmt::format::Writer;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogFields;
 
+thread_local! {
+    /// Where a visitor writes before its one write to the real writer.
+    static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// A scratch buffer larger than this is dropped rather than kept per thread.
+const SCRATCH_KEPT: usize = 4096;
+
 impl<'a> MakeVisitor<Writer<'a>> for LogFields {
     type Visitor = LogVisitor<'a>;
 
     fn make_visitor(&self, writer: Writer<'a>) -> Self::Visitor {
         LogVisitor {
             writer,
+            buf: SCRATCH.with(std::cell::Cell::take),
             first: true,
             result: Ok(()),
         }
     }
 }
 
-/// Writes one span's or event's fields.
+/// Writes one span's or event's fields: into a per-thread scratch buffer,
+/// then to the writer at once. A span's fields go to a `String` that starts
+/// empty, and growing it piece by piece cost ~6 reallocations per span
+/// (callgrind: ~4k instructions per `tools/call`).
 pub struct LogVisitor<'a> {
     writer: Writer<'a>,
+    buf: String,
     first: bool,
     result: fmt::Result,
 }
@@ -44,7 +57,7 @@ impl LogVisitor<'_> {
         if std::mem::take(&mut self.first) {
             Ok(())
         } else {
-            self.writer.write_char(' ')
+            self.buf.write_char(' ')
         }
     }
 
@@ -56,17 +69,17 @@ impl LogVisitor<'_> {
             let name = field.name();
             if name == "message" {
                 return match value {
-                    Value::Str(text) => self.writer.write_str(text),
-                    Value::Debug(value) => write!(self.writer, "{value:?}"),
+                    Value::Str(text) => self.buf.write_str(text),
+                    Value::Debug(value) => write!(self.buf, "{value:?}"),
                 };
             }
-            self.writer
+            self.buf
                 .write_str(name.strip_prefix("r#").unwrap_or(name))?;
-            self.writer.write_char('=')?;
+            self.buf.write_char('=')?;
             match value {
-                Value::Str(text) if is_plain(text) => self.writer.write_str(text),
-                Value::Str(text) => write!(self.writer, "{text:?}"),
-                Value::Debug(value) => write!(self.writer, "{value:?}"),
+                Value::Str(text) if is_plain(text) => self.buf.write_str(text),
+                Value::Str(text) => write!(self.buf, "{text:?}"),
+                Value::Debug(value) => write!(self.buf, "{value:?}"),
             }
         });
     }
@@ -107,14 +120,21 @@ impl Visit for LogVisitor<'_> {
 }
 
 impl VisitOutput<fmt::Result> for LogVisitor<'_> {
-    fn finish(self) -> fmt::Result {
-        self.result
+    fn finish(mut self) -> fmt::Result {
+        let result = self.result.and_then(|()| self.writer.write_str(&self.buf));
+        if self.buf.capacity() <= SCRATCH_KEPT {
+            self.buf.clear();
+            SCRATCH.with(|scratch| scratch.set(self.buf));
+        }
+        result
     }
 }
 
 impl VisitFmt for LogVisitor<'_> {
+    /// The scratch buffer: whatever is written here goes out with the fields,
+    /// in order, at [`VisitOutput::finish`].
     fn writer(&mut self) -> &mut dyn fmt::Write {
-        &mut self.writer
+        &mut self.buf
     }
 }
 

@@ -177,8 +177,16 @@ struct Chunks {
     current: Vec<u8>,
 }
 
+/// Room a frame starts with (Bulwark patch): a small event is a few hundred
+/// bytes, and growing from empty took ~7 reallocations per event.
+const SSE_FIRST_CAPACITY: usize = 1024;
+
 impl Chunks {
     fn put(&mut self, mut bytes: &[u8]) {
+        if self.current.capacity() == 0 {
+            self.current
+                .reserve(bytes.len().clamp(SSE_FIRST_CAPACITY, SSE_CHUNK));
+        }
         while !bytes.is_empty() {
             if self.current.len() == SSE_CHUNK {
                 let full = std::mem::replace(&mut self.current, Vec::with_capacity(SSE_CHUNK));
