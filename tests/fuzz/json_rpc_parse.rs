@@ -3,7 +3,7 @@
 //! derived one they stand in for: on any text, the same message or the same
 //! error.
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, RequestMetaObject, ServerJsonRpcMessage,
+    ClientJsonRpcMessage, ClientRequest, MetaObject, RequestMetaObject, ServerJsonRpcMessage,
 };
 use serde_json::json;
 
@@ -146,4 +146,74 @@ fn json_rpc_parse_fragments() {
 #[test]
 fn json_rpc_parse_bytes() {
     bolero::check!().for_each(both);
+}
+
+/// A `tools/call`'s params as rmcp wrote them before its `WithMeta` patch
+/// (a `Value` of the params, their `_meta` merged under the extensions'),
+/// against what it writes now: the same JSON.
+fn written_as_before(bytes: &[u8]) {
+    let Ok(message) = ClientJsonRpcMessage::from_client_json_slice(bytes) else {
+        return;
+    };
+    let ClientJsonRpcMessage::Request(request) = &message else {
+        return;
+    };
+    let ClientRequest::CallToolRequest(call) = &request.request else {
+        return;
+    };
+    let mut before = serde_json::to_value(&call.params).unwrap();
+    let object = before.as_object_mut().unwrap();
+    let params_meta = object.remove("_meta").and_then(|meta| match meta {
+        serde_json::Value::Object(meta) => Some(meta),
+        _ => None,
+    });
+    let merged = match (call.extensions.get::<RequestMetaObject>(), params_meta) {
+        (Some(ext), Some(mut params)) => {
+            params.extend(ext.0.0.clone());
+            Some(params)
+        }
+        (Some(ext), None) => Some(ext.0.0.clone()),
+        (None, params) => params,
+    };
+    if let Some(meta) = merged {
+        object.insert("_meta".into(), serde_json::Value::Object(meta));
+    }
+    let now = serde_json::to_value(&message).unwrap();
+    assert_eq!(now["params"], before, "{}", String::from_utf8_lossy(bytes));
+}
+
+#[test]
+fn tool_calls_write_as_before() {
+    for text in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi","n":[1,2.5]},"_meta":{"progressToken":"t"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","requestState":"s","inputResponses":{}}}"#,
+    ] {
+        written_as_before(text.as_bytes());
+    }
+    // Both `_meta`s: the params' own one (set after parsing) is merged in.
+    let mut message = ClientJsonRpcMessage::from_client_json_slice(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":1,"k":"ext"}}}"#,
+    )
+    .unwrap();
+    if let ClientJsonRpcMessage::Request(request) = &mut message
+        && let ClientRequest::CallToolRequest(call) = &mut request.request
+    {
+        let mut own = serde_json::Map::new();
+        own.insert("k".into(), json!("params"));
+        own.insert("only".into(), json!(true));
+        call.params.meta = Some(RequestMetaObject(MetaObject(own)));
+    }
+    let written = serde_json::to_value(&message).unwrap();
+    assert_eq!(
+        written["params"]["_meta"],
+        json!({"progressToken": 1, "k": "ext", "only": true})
+    );
+}
+
+#[test]
+fn json_rpc_write_fragments() {
+    bolero::check!()
+        .with_type::<Vec<(u8, String)>>()
+        .for_each(|parts| written_as_before(assemble(parts, FRAGMENTS).as_bytes()));
 }

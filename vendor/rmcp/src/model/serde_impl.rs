@@ -62,6 +62,27 @@ impl<P: Serialize> Serialize for WithMeta<'_, P> {
     {
         use serde::ser::SerializeMap;
 
+        // Bulwark patch: params that write as a struct or map without a
+        // `_meta` of their own (every request the gateway sends upstream)
+        // are written straight after the extensions' `_meta`, not copied
+        // into a `serde_json::Value` and written from it (~4k instructions
+        // per `tools/call`). Same keys and values; the merge below is only
+        // needed when the params carry a `_meta` too.
+        if meta_probe::writes_flat_without_meta(&self._rest) {
+            #[derive(Serialize)]
+            struct Flat<'a, P> {
+                #[serde(skip_serializing_if = "Option::is_none")]
+                _meta: Option<&'a JsonObject>,
+                #[serde(flatten)]
+                _rest: &'a P,
+            }
+            return Flat {
+                _meta: self._meta.as_deref(),
+                _rest: &self._rest,
+            }
+            .serialize(serializer);
+        }
+
         // Serialize _rest to a Value so we can inspect and strip any duplicate _meta
         let mut rest_value =
             serde_json::to_value(&self._rest).map_err(serde::ser::Error::custom)?;
@@ -107,6 +128,190 @@ impl<P: Serialize> Serialize for WithMeta<'_, P> {
 struct Proxy<'a, M, P> {
     method: M,
     params: WithMeta<'a, P>,
+}
+
+/// Bulwark patch: whether a value writes as a struct or a map with no
+/// `_meta` key, found without writing its fields' values.
+mod meta_probe {
+    use serde::ser::{self, Impossible, Serialize, Serializer};
+
+    /// Stops the probe: the value is not a plain struct or map.
+    #[derive(Debug)]
+    pub(super) struct NotFlat;
+
+    impl std::fmt::Display for NotFlat {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("not a struct or map")
+        }
+    }
+
+    impl std::error::Error for NotFlat {}
+
+    impl ser::Error for NotFlat {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            NotFlat
+        }
+    }
+
+    pub(super) fn writes_flat_without_meta<P: Serialize + ?Sized>(value: &P) -> bool {
+        value.serialize(Probe).is_ok_and(|has_meta| !has_meta)
+    }
+
+    struct Probe;
+
+    /// A struct's or map's keys, watched for `_meta`.
+    #[derive(Default)]
+    struct Keys {
+        meta: bool,
+    }
+
+    macro_rules! not_flat {
+        ($($name:ident($($arg:ty),*)),* $(,)?) => {
+            $(fn $name(self, $(_: $arg),*) -> Result<bool, NotFlat> { Err(NotFlat) })*
+        };
+    }
+
+    impl Serializer for Probe {
+        type Ok = bool;
+        type Error = NotFlat;
+        type SerializeSeq = Impossible<bool, NotFlat>;
+        type SerializeTuple = Impossible<bool, NotFlat>;
+        type SerializeTupleStruct = Impossible<bool, NotFlat>;
+        type SerializeTupleVariant = Impossible<bool, NotFlat>;
+        type SerializeMap = Keys;
+        type SerializeStruct = Keys;
+        type SerializeStructVariant = Impossible<bool, NotFlat>;
+
+        not_flat!(
+            serialize_bool(bool),
+            serialize_i8(i8),
+            serialize_i16(i16),
+            serialize_i32(i32),
+            serialize_i64(i64),
+            serialize_u8(u8),
+            serialize_u16(u16),
+            serialize_u32(u32),
+            serialize_u64(u64),
+            serialize_f32(f32),
+            serialize_f64(f64),
+            serialize_char(char),
+            serialize_str(&str),
+            serialize_bytes(&[u8]),
+            serialize_none(),
+            serialize_unit(),
+            serialize_unit_struct(&'static str),
+            serialize_unit_variant(&'static str, u32, &'static str),
+        );
+
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<bool, NotFlat> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<bool, NotFlat> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<bool, NotFlat> {
+            Err(NotFlat)
+        }
+
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotFlat> {
+            Err(NotFlat)
+        }
+
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotFlat> {
+            Err(NotFlat)
+        }
+
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, NotFlat> {
+            Err(NotFlat)
+        }
+
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, NotFlat> {
+            Err(NotFlat)
+        }
+
+        fn serialize_map(self, _: Option<usize>) -> Result<Keys, NotFlat> {
+            Ok(Keys::default())
+        }
+
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Keys, NotFlat> {
+            Ok(Keys::default())
+        }
+
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, NotFlat> {
+            Err(NotFlat)
+        }
+    }
+
+    impl ser::SerializeStruct for Keys {
+        type Ok = bool;
+        type Error = NotFlat;
+
+        fn serialize_field<T: Serialize + ?Sized>(
+            &mut self,
+            key: &'static str,
+            _: &T,
+        ) -> Result<(), NotFlat> {
+            self.meta |= key == "_meta";
+            Ok(())
+        }
+
+        fn end(self) -> Result<bool, NotFlat> {
+            Ok(self.meta)
+        }
+    }
+
+    impl ser::SerializeMap for Keys {
+        type Ok = bool;
+        type Error = NotFlat;
+
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), NotFlat> {
+            // Keys that are not plain strings: not flat, as `Value` would
+            // stringify them.
+            match serde_json::to_value(key) {
+                Ok(serde_json::Value::String(key)) => {
+                    self.meta |= key == "_meta";
+                    Ok(())
+                }
+                _ => Err(NotFlat),
+            }
+        }
+
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, _: &T) -> Result<(), NotFlat> {
+            Ok(())
+        }
+
+        fn end(self) -> Result<bool, NotFlat> {
+            Ok(self.meta)
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
