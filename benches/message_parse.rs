@@ -2,7 +2,9 @@
 //! POST body and a stdio upstream's line: rmcp's derived `Deserialize`
 //! (serde's buffered path) against its unbuffered parse
 //! (`from_json_slice`, `from_client_json_slice`; `vendor/rmcp/PATCHES.md`).
-//! Cases: a `tools/call` request, a small tool result, a 1 MB tool result.
+//! Cases: a `tools/call` request, a small tool result, a 1 MB tool result
+//! (over the unbuffered parse's 8 KiB limit, so both columns take the
+//! derived path: the limit's check is all it adds).
 //! Prints figures; asserts nothing (the equivalence is tested by the fuzz
 //! target `json_rpc_parse`).
 //!
