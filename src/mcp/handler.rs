@@ -116,8 +116,17 @@ impl GatewayHandler {
     /// Registers the session for notifications (once) and records who its
     /// current request acts for, so mid-call traffic and logs reach only
     /// what that caller's grant may see.
+    ///
+    /// A stateless (2026-07-28) request is no session: registered, it got
+    /// every broadcast (an upstream's `tools/list_changed`, say) on its own
+    /// response stream, and one arriving before the answer turned an error
+    /// that must be an HTTP 400 into a 200 event stream. Such clients hear
+    /// of changes through `subscriptions/listen`.
     pub(super) fn track(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
         use std::sync::atomic::Ordering;
+        if super::mrtr::is_stateless(context) {
+            return self.access.current(context);
+        }
         if !self.session.registered.swap(true, Ordering::Relaxed) {
             self.gateway.sessions.register(
                 self.session.id,
