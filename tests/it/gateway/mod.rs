@@ -10,6 +10,7 @@ mod param_headers;
 mod server_result_parse;
 mod session_channels;
 mod shutdown;
+mod stateless_streams;
 mod tasks;
 
 use std::time::Duration;
