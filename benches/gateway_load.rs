@@ -98,8 +98,10 @@ async fn load_with(
     concurrency: usize,
     cost: Option<(u32, &mut hot_path::ProcessCost)>,
 ) -> Figures {
+    /// Calls made before the run is measured.
+    const WARM_UP_CALLS: usize = 200;
     let client = Arc::new(keyed_client(url, key).await);
-    for _ in 0..200 {
+    for _ in 0..WARM_UP_CALLS {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
     let cost_before = cost

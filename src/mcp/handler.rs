@@ -124,8 +124,9 @@ impl GatewayHandler {
     /// of changes through `subscriptions/listen`.
     pub(super) fn track(&self, context: &RequestContext<RoleServer>) -> Option<Identity> {
         use std::sync::atomic::Ordering;
+        let identity = self.access.current(context);
         if super::mrtr::is_stateless(context) {
-            return self.access.current(context);
+            return identity;
         }
         if !self.session.registered.swap(true, Ordering::Relaxed) {
             self.gateway.sessions.register(
@@ -134,7 +135,6 @@ impl GatewayHandler {
                 self.scope.clone(),
             );
         }
-        let identity = self.access.current(context);
         if let Some(identity) = &identity {
             let audience = Audience {
                 grant: identity.grant.clone(),

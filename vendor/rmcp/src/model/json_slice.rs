@@ -25,8 +25,8 @@ use serde_json::value::RawValue;
 
 use super::{
     CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ConstString,
-    Extensions, JsonRpcError, JsonRpcMessage, JsonRpcNotification, JsonRpcRequest, JsonRpcResponse,
-    JsonRpcVersion2_0, Request, RequestId,
+    Extensions, JsonRpcError, JsonRpcMessage, JsonRpcMessageShape, JsonRpcNotification,
+    JsonRpcRequest, JsonRpcResponse, JsonRpcVersion2_0, Request, RequestId,
 };
 
 /// Larger messages take the derived path: reading the top level first is a
@@ -44,10 +44,19 @@ where
     /// Parses one message from JSON text: as `serde_json::from_slice` would,
     /// without buffering the message first.
     pub fn from_json_slice(bytes: &'de [u8]) -> Result<Self, serde_json::Error> {
-        if bytes.len() > UNBUFFERED_MAX {
-            return serde_json::from_slice(bytes);
-        }
-        match Self::parse_unbuffered(bytes, |entries| Req::deserialize(rest(entries)).ok()) {
+        Self::parse_with(bytes, |entries| Req::deserialize(rest(entries)).ok())
+    }
+
+    /// The unbuffered parse, a request's payload made by `request`, where it
+    /// applies; else the derived one.
+    fn parse_with(
+        bytes: &'de [u8],
+        request: impl FnOnce(Vec<Entry<'de>>) -> Option<Req>,
+    ) -> Result<Self, serde_json::Error> {
+        let unbuffered = (bytes.len() <= UNBUFFERED_MAX)
+            .then(|| Self::parse_unbuffered(bytes, request))
+            .flatten();
+        match unbuffered {
             Some(message) => Ok(message),
             None => serde_json::from_slice(bytes),
         }
@@ -80,14 +89,15 @@ where
             Some(id) => Some(RequestId::deserialize(id).ok()?),
             None => None,
         };
-        let shape = (
+        let shape = JsonRpcMessageShape::classify_object_keys::<serde_json::Error>(
             known.method.is_some(),
-            id.is_some(),
+            known.id.is_some(),
             known.result.is_some(),
             known.error.is_some(),
-        );
+        )
+        .ok()?;
         match shape {
-            (true, true, false, false) => {
+            JsonRpcMessageShape::Request => {
                 // The payload sees every key but the envelope's, as the
                 // flattened field of the derived path does.
                 entries.retain(|(key, _)| key != "jsonrpc" && key != "id");
@@ -98,7 +108,7 @@ where
                     request,
                 }))
             }
-            (true, false, false, false) => {
+            JsonRpcMessageShape::Notification => {
                 entries.retain(|(key, _)| key != "jsonrpc");
                 let notification = Noti::deserialize(rest(entries)).ok()?;
                 Some(Self::Notification(JsonRpcNotification {
@@ -106,18 +116,17 @@ where
                     notification,
                 }))
             }
-            (false, true, true, false) => Some(Self::Response(JsonRpcResponse {
+            // A response without an id is the derived path's error.
+            JsonRpcMessageShape::Response => Some(Self::Response(JsonRpcResponse {
                 jsonrpc,
                 id: id?,
                 result: Resp::deserialize(raw(known.result)?).ok()?,
             })),
-            (false, _, false, true) => Some(Self::Error(JsonRpcError {
+            JsonRpcMessageShape::Error => Some(Self::Error(JsonRpcError {
                 jsonrpc,
                 id,
                 error: Deserialize::deserialize(raw(known.error)?).ok()?,
             })),
-            // Includes a response without an id: the derived path's error.
-            _ => None,
         }
     }
 }
@@ -128,16 +137,9 @@ impl ClientJsonRpcMessage {
     /// [`CallToolRequestParams`] (`ClientRequest`'s own parse goes through a
     /// `serde_json::Value` of the whole request first, ~6k instructions).
     pub fn from_client_json_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        if bytes.len() > UNBUFFERED_MAX {
-            return serde_json::from_slice(bytes);
-        }
-        let request = |entries: Vec<Entry<'_>>| {
+        Self::parse_with(bytes, |entries| {
             tool_call(&entries).or_else(|| ClientRequest::deserialize(rest(entries)).ok())
-        };
-        match Self::parse_unbuffered(bytes, request) {
-            Some(message) => Ok(message),
-            None => serde_json::from_slice(bytes),
-        }
+        })
     }
 }
 

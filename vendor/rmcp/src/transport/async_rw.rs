@@ -306,7 +306,7 @@ where
                     self.line_buf.clear();
                     continue;
                 }
-                try_parse_with_compatibility(line, "receive", |line| {
+                try_parse_with_compatibility_using(line, "receive", |line| {
                     RxJsonRpcMessage::<Role>::from_json_slice(line)
                 })
             };
@@ -471,9 +471,16 @@ fn should_ignore_notification(json_value: &serde_json::Value, method: &str) -> b
 /// (Bulwark patch, see `decode`), and the line buffer of `receive` freed.
 const SHRINK_AFTER_LINE_BYTES: usize = 256 * 1024;
 
-/// `parse` is how a line becomes a `T`: `serde_json::from_slice`, or
-/// (Bulwark patch) a message's own unbuffered parse.
 fn try_parse_with_compatibility<T: serde::de::DeserializeOwned>(
+    line: &[u8],
+    context: &str,
+) -> Result<Option<T>, JsonRpcMessageCodecError> {
+    try_parse_with_compatibility_using(line, context, |line| serde_json::from_slice(line))
+}
+
+/// [`try_parse_with_compatibility`] with `parse` making a `T` of a line
+/// (Bulwark patch: a message's own unbuffered parse).
+fn try_parse_with_compatibility_using<T: serde::de::DeserializeOwned>(
     line: &[u8],
     context: &str,
     parse: fn(&[u8]) -> Result<T, serde_json::Error>,
@@ -577,9 +584,7 @@ impl<T: DeserializeOwned> Decoder for JsonRpcMessageCodec<T> {
                     let line = without_carriage_return(line);
 
                     // Use compatibility handling function
-                    let parsed = try_parse_with_compatibility(line, "decode", |line| {
-                        serde_json::from_slice(line)
-                    });
+                    let parsed = try_parse_with_compatibility(line, "decode");
                     drop(line_buf);
                     // Bulwark patch: the rest of the buffer still holds the
                     // allocation a large line grew, and would keep it for the
@@ -623,9 +628,7 @@ impl<T: DeserializeOwned> Decoder for JsonRpcMessageCodec<T> {
                     let line = without_carriage_return(&line);
 
                     // Use compatibility handling function
-                    let item = match try_parse_with_compatibility(line, "decode_eof", |line| {
-                        serde_json::from_slice(line)
-                    })? {
+                    let item = match try_parse_with_compatibility(line, "decode_eof")? {
                         Some(item) => item,
                         None => return Ok(None), // Skip non-standard message
                     };
@@ -813,26 +816,14 @@ mod test {
         let progress_message = r#"{"method":"notifications/progress","params":{"progressToken":"token","progress":50}}"#;
 
         // Test with valid JSON - all should parse successfully
-        let result1 = try_parse_with_compatibility::<serde_json::Value>(
-            stderr_message.as_bytes(),
-            "test",
-            |line| serde_json::from_slice(line),
-        );
-        let result2 = try_parse_with_compatibility::<serde_json::Value>(
-            custom_message.as_bytes(),
-            "test",
-            |line| serde_json::from_slice(line),
-        );
-        let result3 = try_parse_with_compatibility::<serde_json::Value>(
-            standard_message.as_bytes(),
-            "test",
-            |line| serde_json::from_slice(line),
-        );
-        let result4 = try_parse_with_compatibility::<serde_json::Value>(
-            progress_message.as_bytes(),
-            "test",
-            |line| serde_json::from_slice(line),
-        );
+        let result1 =
+            try_parse_with_compatibility::<serde_json::Value>(stderr_message.as_bytes(), "test");
+        let result2 =
+            try_parse_with_compatibility::<serde_json::Value>(custom_message.as_bytes(), "test");
+        let result3 =
+            try_parse_with_compatibility::<serde_json::Value>(standard_message.as_bytes(), "test");
+        let result4 =
+            try_parse_with_compatibility::<serde_json::Value>(progress_message.as_bytes(), "test");
 
         // All should parse successfully since they're valid JSON
         assert!(result1.is_ok());
