@@ -269,6 +269,12 @@ async fn main() {
         scenario(dir.path()).await;
     }
     let key = bulwark::auth::keys::generate().unwrap();
+    if let Some(seconds) = std::env::var("BULWARK_BENCH_PROFILE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return hot_path::profile(&key, dir.path(), seconds).await;
+    }
     let builds = hot_path::builds();
     let mut reports = Vec::new();
     for build in &builds {

@@ -17,6 +17,11 @@
 //! - 1,000 configured upstreams: start to ready, gateway RSS;
 //! - a remote (HTTP) upstream: added p50 against calling it directly
 //!   (alone with `BULWARK_BENCH_REMOTE_ONLY=1`).
+//!
+//! `BULWARK_BENCH_PROFILE=N` instead keeps a pooled c=32 load on the secure
+//! gateway for N seconds and prints its pid first, for a profiler to attach
+//! (`perf record -p PID`); each 4 s round prints its CPU per call split
+//! into user and kernel time.
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -46,12 +51,18 @@ pub fn builds() -> Vec<Build> {
     builds
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
+/// User and kernel CPU clock ticks `pid` has spent so far.
+fn user_and_kernel_ticks(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may hold spaces): state is 3rd, utime 14th, stime 15th.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    (fields[11].parse().unwrap(), fields[12].parse().unwrap())
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let (user, kernel) = user_and_kernel_ticks(pid);
+    user + kernel
 }
 
 /// Context switches of all of `pid`'s threads so far, voluntary or not: at
@@ -355,6 +366,32 @@ async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut 
         ),
     );
     drop(remote_gw);
+}
+
+/// A pooled c=32 load on a secure gateway for `seconds`, for a profiler.
+pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, seconds: u64) {
+    let secure = config(dir, 1, Security::On, &key.hash.to_stored());
+    let (gateway, url) = start(BIN, &secure, dir).await;
+    let pid = gateway.0.id();
+    println!("profiling: secure gateway pid {pid}, pooled c=32 for {seconds} s");
+    super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    let until = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < until {
+        let (user, kernel) = user_and_kernel_ticks(pid);
+        let run = measured(pid, &url, Some(&key.secret), "echo__echo", 32).await;
+        let (user_after, kernel_after) = user_and_kernel_ticks(pid);
+        let per_call =
+            |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / run.figures.calls as f64;
+        println!(
+            "  {:.0} calls/s, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}",
+            run.figures.calls_per_sec,
+            run.cpu_us_per_call,
+            per_call(user_after - user),
+            per_call(kernel_after - kernel),
+            run.switches_per_call
+        );
+    }
+    super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs every hot-path measurement for `build`.
