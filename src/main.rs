@@ -266,6 +266,30 @@ impl ConfigArgs {
 static GLOBAL: bulwark::allocator::SplitBySize<tikv_jemallocator::Jemalloc> =
     bulwark::allocator::SplitBySize::new(tikv_jemallocator::Jemalloc);
 
+/// jemalloc's options, read at its first allocation (`_RJEM_MALLOC_CONF`
+/// in the environment still overrides them).
+///
+/// `tcache_gc_incr_bytes`: a thread's cache is swept once per 1 MiB it
+/// allocates instead of per 64 KiB. A `tools/call` allocates ~25 KB on a
+/// worker, so the default swept every few calls, flushing blocks that the
+/// next call fetched back: ~8k instructions per call through the gateway,
+/// 3% (callgrind, 253.0k → 244.5k). The caches stay bounded by their slot
+/// counts; only how often they are trimmed changes.
+#[cfg(feature = "jemalloc")]
+#[allow(unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static JEMALLOC_CONF: JemallocConf = JemallocConf(c"tcache_gc_incr_bytes:1048576".as_ptr());
+
+/// A C string pointer jemalloc reads, as the `const char *` it expects.
+#[cfg(feature = "jemalloc")]
+#[repr(transparent)]
+struct JemallocConf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a static, immutable C string literal.
+#[cfg(feature = "jemalloc")]
+#[allow(unsafe_code)]
+unsafe impl Sync for JemallocConf {}
+
 /// Keeps glibc's mmap threshold at its default (128 KiB,
 /// `bulwark::allocator::LARGE_BLOCK`) instead of letting it climb. glibc
 /// raises the threshold to the size of each large block freed (up to 32 MB),
