@@ -1,5 +1,6 @@
-//! rmcp's unbuffered message parse (`JsonRpcMessage::from_json_slice` and
-//! the client's `from_client_json_slice`, Bulwark patches) against the
+//! rmcp's unbuffered message parse (`JsonRpcMessage::from_json_slice`, the
+//! client's `from_client_json_slice` and the server's
+//! `from_server_json_slice`, Bulwark patches) against the
 //! derived one they stand in for: on any text, the same message or the same
 //! error.
 use rmcp::model::{
@@ -52,6 +53,7 @@ fn both(bytes: &[u8]) {
         assert_eq!(meta_placement(&derived), meta_placement(&fast));
     }
     same(bytes, |bytes| ServerJsonRpcMessage::from_json_slice(bytes));
+    same(bytes, ServerJsonRpcMessage::from_server_json_slice);
 }
 
 #[test]
@@ -108,6 +110,19 @@ fn server_messages_parse_as_the_derived_path_does() {
         json!({"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{"messages":[],"maxTokens":5}}),
         json!({"jsonrpc":"2.0","id":9,"method":"ping"}),
         json!({"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"boom","data":{"a":1}}}),
+        // Tool results and near misses: what the union's order makes of them.
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text","text":"a"}],"structuredContent":{"n":1},"isError":true,"_meta":{"k":"v"}}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"image","data":"aGk=","mimeType":"image/png"}]}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"resource","resource":{"uri":"file:///a","text":"t"}}]}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"structuredContent":{"n":1}}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[],"tools":[]}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[],"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"s","version":"1"}}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[],"taskId":"t","status":"working"}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[{"type":"text"}]}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":{"type":"text","text":"a"}}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"content":[],"isError":"no"}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"contents":[{"uri":"file:///a","text":"t"}]}}),
+        json!({"jsonrpc":"2.0","id":4,"result":{"messages":[{"role":"user","content":{"type":"text","text":"a"}}]}}),
     ] {
         both(value.to_string().as_bytes());
     }
@@ -125,6 +140,11 @@ const FRAGMENTS: &[&str] = &[
     r#""params":{"name":"echo","_meta":{"progressToken":"p"},"arguments":{}}"#,
     r#""params":{"progressToken":1,"progress":1}"#,
     r#""result":{"content":[]}"#,
+    r#""result":{"content":[{"type":"text","text":"a"}],"isError":true}"#,
+    r#""result":{"content":[],"structuredContent":{"a":1},"_meta":{"k":1}}"#,
+    r#""result":{"content":[],"content":[]}"#,
+    r#""result":{"content":[],"tools":[]}"#,
+    r#""result":{"structuredContent":null}"#,
     r#""result":{}"#,
     r#""error":{"code":1,"message":"m"}"#,
     r#""jsonrpc":"2.0""#,

@@ -158,6 +158,14 @@ pub trait ServiceRole: std::fmt::Debug + Send + Sync + 'static + Copy + Clone {
         async {}
     }
 
+    /// Bulwark patch: a message from the peer, parsed from JSON text (a
+    /// stdio line). Each role takes the unbuffered parse made for what its
+    /// peer sends most (`model/json_slice.rs`).
+    #[doc(hidden)]
+    fn parse_peer_message(bytes: &[u8]) -> Result<RxJsonRpcMessage<Self>, serde_json::Error> {
+        RxJsonRpcMessage::<Self>::from_json_slice(bytes)
+    }
+
     /// Rejects outbound requests when the negotiated protocol forbids this role
     /// from sending any.
     #[doc(hidden)]

@@ -24,9 +24,10 @@ use serde::{
 use serde_json::value::RawValue;
 
 use super::{
-    CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ConstString,
-    Extensions, JsonRpcError, JsonRpcMessage, JsonRpcMessageShape, JsonRpcNotification,
-    JsonRpcRequest, JsonRpcResponse, JsonRpcVersion2_0, Request, RequestId,
+    CallToolRequestMethod, CallToolRequestParams, CallToolResultFirst, ClientJsonRpcMessage,
+    ClientRequest, ConstString, Extensions, JsonRpcError, JsonRpcMessage, JsonRpcMessageShape,
+    JsonRpcNotification, JsonRpcRequest, JsonRpcResponse, JsonRpcVersion2_0, Request, RequestId,
+    ServerJsonRpcMessage, ServerRequest, ServerResult,
 };
 
 /// Larger messages take the derived path: reading the top level first is a
@@ -44,17 +45,22 @@ where
     /// Parses one message from JSON text: as `serde_json::from_slice` would,
     /// without buffering the message first.
     pub fn from_json_slice(bytes: &'de [u8]) -> Result<Self, serde_json::Error> {
-        Self::parse_with(bytes, |entries| Req::deserialize(rest(entries)).ok())
+        Self::parse_with(
+            bytes,
+            |entries| Req::deserialize(rest(entries)).ok(),
+            |raw| Resp::deserialize(raw).ok(),
+        )
     }
 
-    /// The unbuffered parse, a request's payload made by `request`, where it
-    /// applies; else the derived one.
+    /// The unbuffered parse, a request's payload made by `request` and a
+    /// response's result by `result`, where it applies; else the derived one.
     fn parse_with(
         bytes: &'de [u8],
         request: impl FnOnce(Vec<Entry<'de>>) -> Option<Req>,
+        result: impl FnOnce(&'de RawValue) -> Option<Resp>,
     ) -> Result<Self, serde_json::Error> {
         let unbuffered = (bytes.len() <= UNBUFFERED_MAX)
-            .then(|| Self::parse_unbuffered(bytes, request))
+            .then(|| Self::parse_unbuffered(bytes, request, result))
             .flatten();
         match unbuffered {
             Some(message) => Ok(message),
@@ -63,10 +69,12 @@ where
     }
 
     /// The message in `bytes`, a request's payload made by `request` from
-    /// its keys but `jsonrpc` and `id`; `None` leaves it to the derived path.
+    /// its keys but `jsonrpc` and `id`, a response's result by `result` from
+    /// its text; `None` leaves it to the derived path.
     fn parse_unbuffered(
         bytes: &'de [u8],
         request: impl FnOnce(Vec<Entry<'de>>) -> Option<Req>,
+        result: impl FnOnce(&'de RawValue) -> Option<Resp>,
     ) -> Option<Self> {
         let Entries(mut entries) = serde_json::from_slice(bytes).ok()?;
         let mut known = Known::default();
@@ -120,7 +128,7 @@ where
             JsonRpcMessageShape::Response => Some(Self::Response(JsonRpcResponse {
                 jsonrpc,
                 id: id?,
-                result: Resp::deserialize(raw(known.result)?).ok()?,
+                result: result(raw(known.result)?)?,
             })),
             JsonRpcMessageShape::Error => Some(Self::Error(JsonRpcError {
                 jsonrpc,
@@ -137,9 +145,38 @@ impl ClientJsonRpcMessage {
     /// [`CallToolRequestParams`] (`ClientRequest`'s own parse goes through a
     /// `serde_json::Value` of the whole request first, ~6k instructions).
     pub fn from_client_json_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        Self::parse_with(bytes, |entries| {
-            tool_call(&entries).or_else(|| ClientRequest::deserialize(rest(entries)).ok())
-        })
+        Self::parse_with(
+            bytes,
+            |entries| {
+                tool_call(&entries).or_else(|| ClientRequest::deserialize(rest(entries)).ok())
+            },
+            |raw| Deserialize::deserialize(raw).ok(),
+        )
+    }
+}
+
+impl ServerJsonRpcMessage {
+    /// [`JsonRpcMessage::from_json_slice`] for a server's message, with a
+    /// tool result parsed from its text straight into `CallToolResult`.
+    /// `ServerResult` is an untagged union: its derived parse buffers the
+    /// result into serde's `Content` before trying its variants (~5k
+    /// instructions of each `tools/call` a client reads).
+    pub fn from_server_json_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        Self::parse_with(
+            bytes,
+            |entries| ServerRequest::deserialize(rest(entries)).ok(),
+            server_result,
+        )
+    }
+}
+
+/// A server's result: a tool result when [`CallToolResultFirst`] takes it
+/// (what the union's own order makes of it, since the union tries that
+/// first), else the union's parse.
+fn server_result(raw: &RawValue) -> Option<ServerResult> {
+    match serde_json::from_str::<CallToolResultFirst>(raw.get()) {
+        Ok(first) => Some(first.into()),
+        Err(_) => ServerResult::deserialize(raw).ok(),
     }
 }
 

@@ -303,6 +303,12 @@ impl ServiceRole for RoleClient {
     type InitializeError = ClientInitializeError;
     const IS_CLIENT: bool = true;
 
+    fn parse_peer_message(
+        bytes: &[u8],
+    ) -> Result<crate::service::RxJsonRpcMessage<Self>, serde_json::Error> {
+        crate::model::ServerJsonRpcMessage::from_server_json_slice(bytes)
+    }
+
     fn configure_direct_peer(peer: &Peer<Self>, info: &Self::Info) {
         let Some(server_info) = peer.peer_info() else {
             return;

@@ -44,6 +44,12 @@ impl ServiceRole for RoleServer {
     type InitializeError = ServerInitializeError;
     const IS_CLIENT: bool = false;
 
+    fn parse_peer_message(
+        bytes: &[u8],
+    ) -> Result<crate::service::RxJsonRpcMessage<Self>, serde_json::Error> {
+        crate::model::ClientJsonRpcMessage::from_client_json_slice(bytes)
+    }
+
     fn peer_cancelled_params(notification: &Self::PeerNot) -> Option<&CancelledNotificationParam> {
         match notification {
             ClientNotification::CancelledNotification(notification) => Some(&notification.params),

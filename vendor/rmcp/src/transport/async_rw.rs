@@ -306,9 +306,7 @@ where
                     self.line_buf.clear();
                     continue;
                 }
-                try_parse_with_compatibility_using(line, "receive", |line| {
-                    RxJsonRpcMessage::<Role>::from_json_slice(line)
-                })
+                try_parse_with_compatibility_using(line, "receive", Role::parse_peer_message)
             };
             // Bulwark patch: a large line's buffer is freed rather than kept
             // (cleared, with its capacity) for the next line: it held a copy

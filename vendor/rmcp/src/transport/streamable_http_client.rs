@@ -361,7 +361,7 @@ impl StreamableHttpPostResponse {
                         continue;
                     }
 
-                    let message = ServerJsonRpcMessage::from_json_slice(payload.as_bytes())?;
+                    let message = ServerJsonRpcMessage::from_server_json_slice(payload.as_bytes())?;
 
                     if matches!(
                         message,

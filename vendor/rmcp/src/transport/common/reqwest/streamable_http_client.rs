@@ -393,7 +393,7 @@ impl StreamableHttpClient for reqwest::Client {
                     MAX_JSON_RESPONSE_SIZE,
                 )
                 .await?;
-                match ServerJsonRpcMessage::from_json_slice(&body) {
+                match ServerJsonRpcMessage::from_server_json_slice(&body) {
                     Ok(parsed) => Ok(StreamableHttpPostResponse::Json(parsed, session_id)),
                     Err(e)
                         if matches!(
