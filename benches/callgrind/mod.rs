@@ -8,7 +8,9 @@
 //! Servers: the floor (the demo echo served directly), the gateway with the
 //! security plane on (API key, rate limits, default guardrails), all off,
 //! and the security plane on with metrics and tracing (sampling 1.0, OTLP
-//! to a local receiver) or with all telemetry off. The dumps stay in
+//! to a local receiver) or with all telemetry off; and `remote`, the
+//! gateway with all off in front of a remote (HTTP) upstream (the demo echo
+//! served over HTTP, itself not counted). The dumps stay in
 //! `BULWARK_BENCH_CALLGRIND_DIR` (default `target/callgrind`) for
 //! `callgrind_annotate`. Needs valgrind; `BULWARK_BENCH_CALLGRIND_CALLS`
 //! sets the number of calls (default 2000).
@@ -159,6 +161,19 @@ pub async fn run(dir: &Path) {
     );
     let secure = config(dir, 1, Security::On, &hash);
     let plain = config(dir, 1, Security::Off, &hash);
+    // The remote upstream runs outside valgrind, for every build alike.
+    let (_upstream, upstream_url) = spawn_bin(
+        super::support::BIN,
+        &["demo-server", "echo", "--http", "127.0.0.1:0"],
+        dir,
+    );
+    let remote = write(
+        "callgrind-remote.toml",
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\nenabled = false\n[guardrails]\nenabled = false\n[upstreams.echo]\nurl = {upstream_url:?}\n",
+            dir.join("data").display().to_string()
+        ),
+    );
     let serve = |path: &str| vec!["serve".to_owned(), "--config".to_owned(), path.to_owned()];
     let only = std::env::var("BULWARK_BENCH_CALLGRIND_ONLY").ok();
     let subjects = [
@@ -198,6 +213,13 @@ pub async fn run(dir: &Path) {
             gateway: true,
             tool: "echo__echo",
             key: true,
+        },
+        Subject {
+            label: "remote",
+            args: serve(&remote),
+            gateway: true,
+            tool: "echo__echo",
+            key: false,
         },
     ];
     println!(
