@@ -332,22 +332,29 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }
 
-/// `router` behind the MCP layers. Outermost last: authenticate, check the
+/// `router` behind the MCP layers, in order: authenticate, check the
 /// session's owner, then read the body within bounds.
+///
+/// One `layer` call for all three: each `Router::layer` boxes the routes
+/// again, and every middleware clones the service it wraps per request, so
+/// with a box per layer each request cloned (and allocated) the boxes below
+/// it at every level; nested directly, only the innermost route is boxed.
 fn guarded(
     router: Router,
     screen: &Arc<crate::front::screen::Screen>,
     owners: &Arc<owners::SessionOwners>,
     guard: McpGuard,
 ) -> Router {
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            screen.clone(),
-            crate::front::screen::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            owners.clone(),
-            owners::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+            .layer(axum::middleware::from_fn_with_state(
+                owners.clone(),
+                owners::layer,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                screen.clone(),
+                crate::front::screen::layer,
+            )),
+    )
 }
