@@ -161,22 +161,22 @@ pub async fn run(dir: &Path) {
     );
     let secure = config(dir, 1, Security::On, &hash);
     let plain = config(dir, 1, Security::Off, &hash);
-    // The remote upstream runs outside valgrind, for every build alike.
-    let (_upstream, upstream_url) = spawn_bin(
-        super::support::BIN,
-        &["demo-server", "echo", "--http", "127.0.0.1:0"],
-        dir,
-    );
-    let remote = write(
-        "callgrind-remote.toml",
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\nenabled = false\n[guardrails]\nenabled = false\n[upstreams.echo]\nurl = {upstream_url:?}\n",
-            dir.join("data").display().to_string()
-        ),
-    );
-    let serve = |path: &str| vec!["serve".to_owned(), "--config".to_owned(), path.to_owned()];
     let only = std::env::var("BULWARK_BENCH_CALLGRIND_ONLY").ok();
-    let subjects = [
+    let counted_here = |label: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|l| l == label))
+    };
+    // The remote upstream runs outside valgrind, for every build alike, and
+    // only when `remote` is counted.
+    let upstream = counted_here("remote").then(|| {
+        spawn_bin(
+            super::support::BIN,
+            &["demo-server", "echo", "--http", "127.0.0.1:0"],
+            dir,
+        )
+    });
+    let serve = |path: &str| vec!["serve".to_owned(), "--config".to_owned(), path.to_owned()];
+    let mut subjects = vec![
         Subject {
             label: "floor",
             args: ["demo-server", "echo", "--http", "127.0.0.1:0"]
@@ -214,14 +214,20 @@ pub async fn run(dir: &Path) {
             tool: "echo__echo",
             key: true,
         },
-        Subject {
+    ];
+    if let Some((_, url)) = &upstream {
+        let remote = write(
+            "callgrind-remote.toml",
+            super::hot_path::remote_config(dir, url),
+        );
+        subjects.push(Subject {
             label: "remote",
             args: serve(&remote),
             gateway: true,
             tool: "echo__echo",
             key: false,
-        },
-    ];
+        });
+    }
     println!(
         "instructions per tools/call (callgrind, c=1, {} calls; dumps in {}):",
         calls(),
@@ -231,10 +237,7 @@ pub async fn run(dir: &Path) {
     let mut counted = Vec::new();
     for build in &builds {
         for subject in &subjects {
-            if only
-                .as_deref()
-                .is_some_and(|only| !only.split(',').any(|l| l == subject.label))
-            {
+            if !counted_here(subject.label) {
                 continue;
             }
             let per_call = count(build, subject, &key.secret, dir, &out_dir).await;

@@ -60,11 +60,6 @@ fn user_and_kernel_ticks(pid: u32) -> (u64, u64) {
     (fields[11].parse().unwrap(), fields[12].parse().unwrap())
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let (user, kernel) = user_and_kernel_ticks(pid);
-    user + kernel
-}
-
 /// Context switches of all of `pid`'s threads so far, voluntary or not: at
 /// c=1 most of a call's CPU on this machine is the kernel switching
 /// threads, so this counts what a change in task hand-offs saves.
@@ -85,18 +80,22 @@ fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
-/// What a process has spent: CPU clock ticks and thread switches.
+/// What a process has spent: CPU clock ticks in user space and in the
+/// kernel, and thread switches.
 #[derive(Debug, Default)]
 pub struct ProcessCost {
-    ticks: u64,
+    user: u64,
+    kernel: u64,
     switches: u64,
 }
 
 impl ProcessCost {
     /// What `pid` has spent so far.
     pub fn now(pid: u32) -> Self {
+        let (user, kernel) = user_and_kernel_ticks(pid);
         Self {
-            ticks: cpu_ticks(pid),
+            user,
+            kernel,
             switches: context_switches(pid),
         }
     }
@@ -104,7 +103,8 @@ impl ProcessCost {
     /// What was spent between `before` and this.
     pub fn since(&self, before: &Self) -> Self {
         Self {
-            ticks: self.ticks - before.ticks,
+            user: self.user - before.user,
+            kernel: self.kernel - before.kernel,
             switches: self.switches - before.switches,
         }
     }
@@ -127,6 +127,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
 pub(crate) struct Measured {
     pub(crate) figures: Figures,
     pub(crate) cpu_us_per_call: f64,
+    /// The kernel's part of `cpu_us_per_call`.
+    pub(crate) kernel_us_per_call: f64,
     pub(crate) switches_per_call: f64,
 }
 
@@ -140,8 +142,10 @@ pub(crate) async fn measured(
     let mut cost = ProcessCost::default();
     let figures = load_with(url, key, tool, concurrency, Some((pid, &mut cost))).await;
     let calls = figures.calls as f64;
+    let per_call = |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / calls;
     Measured {
-        cpu_us_per_call: cost.ticks as f64 / clock_ticks_per_sec() * 1e6 / calls,
+        cpu_us_per_call: per_call(cost.user + cost.kernel),
+        kernel_us_per_call: per_call(cost.kernel),
         switches_per_call: cost.switches as f64 / calls,
         figures,
     }
@@ -257,6 +261,18 @@ fn write_config(dir: &std::path::Path, name: &str, toml: &str) -> String {
     path.display().to_string()
 }
 
+/// A gateway with authentication and guardrails off in front of the MCP
+/// server at `url`, as the upstream `echo`.
+pub(crate) fn remote_config(dir: &std::path::Path, url: &str) -> String {
+    format!(
+        "{}[upstreams.echo]\nurl = {url:?}\n",
+        head(
+            dir,
+            "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
+        )
+    )
+}
+
 fn head(dir: &std::path::Path, security: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n{security}",
@@ -314,17 +330,7 @@ async fn floor_and_secure(
 /// A remote upstream: the floor's echo at `floor_url` through the gateway
 /// over HTTP, against calling it directly.
 async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut Report) {
-    let remote = write_config(
-        dir,
-        "remote.toml",
-        &format!(
-            "{}[upstreams.echo]\nurl = {floor_url:?}\n",
-            head(
-                dir,
-                "[auth]\nenabled = false\n[guardrails]\nenabled = false\n"
-            )
-        ),
-    );
+    let remote = write_config(dir, "remote.toml", &remote_config(dir, floor_url));
     let (remote_gw, remote_url) = start(bin, &remote, dir).await;
     // Both with rmcp's default client (a connection per request) and with
     // one that keeps its connections, as the SDKs' HTTP stacks do.
@@ -335,6 +341,7 @@ async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut 
             figures: through,
             cpu_us_per_call,
             switches_per_call,
+            ..
         } = measured(remote_gw.0.id(), &remote_url, None, "echo__echo", 1).await;
         let label = if pooled { "pooled " } else { "" };
         report.add(
@@ -377,17 +384,13 @@ pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, s
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let (user, kernel) = user_and_kernel_ticks(pid);
         let run = measured(pid, &url, Some(&key.secret), "echo__echo", 32).await;
-        let (user_after, kernel_after) = user_and_kernel_ticks(pid);
-        let per_call =
-            |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / run.figures.calls as f64;
         println!(
             "  {:.0} calls/s, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}",
             run.figures.calls_per_sec,
             run.cpu_us_per_call,
-            per_call(user_after - user),
-            per_call(kernel_after - kernel),
+            run.cpu_us_per_call - run.kernel_us_per_call,
+            run.kernel_us_per_call,
             run.switches_per_call
         );
     }

@@ -162,9 +162,7 @@ pub trait ServiceRole: std::fmt::Debug + Send + Sync + 'static + Copy + Clone {
     /// stdio line). Each role takes the unbuffered parse made for what its
     /// peer sends most (`model/json_slice.rs`).
     #[doc(hidden)]
-    fn parse_peer_message(bytes: &[u8]) -> Result<RxJsonRpcMessage<Self>, serde_json::Error> {
-        RxJsonRpcMessage::<Self>::from_json_slice(bytes)
-    }
+    fn parse_peer_message(bytes: &[u8]) -> Result<RxJsonRpcMessage<Self>, serde_json::Error>;
 
     /// Rejects outbound requests when the negotiated protocol forbids this role
     /// from sending any.

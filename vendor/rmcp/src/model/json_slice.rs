@@ -48,7 +48,7 @@ where
         Self::parse_with(
             bytes,
             |entries| Req::deserialize(rest(entries)).ok(),
-            |raw| Resp::deserialize(raw).ok(),
+            derived,
         )
     }
 
@@ -150,7 +150,7 @@ impl ClientJsonRpcMessage {
             |entries| {
                 tool_call(&entries).or_else(|| ClientRequest::deserialize(rest(entries)).ok())
             },
-            |raw| Deserialize::deserialize(raw).ok(),
+            derived,
         )
     }
 }
@@ -176,8 +176,13 @@ impl ServerJsonRpcMessage {
 fn server_result(raw: &RawValue) -> Option<ServerResult> {
     match serde_json::from_str::<CallToolResultFirst>(raw.get()) {
         Ok(first) => Some(first.into()),
-        Err(_) => ServerResult::deserialize(raw).ok(),
+        Err(_) => derived(raw),
     }
+}
+
+/// `raw` parsed by its type's own `Deserialize`.
+fn derived<'de, T: Deserialize<'de>>(raw: &'de RawValue) -> Option<T> {
+    T::deserialize(raw).ok()
 }
 
 /// A `tools/call` of exactly `method` and `params`, as `ClientRequest`'s
