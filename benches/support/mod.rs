@@ -46,7 +46,13 @@ pub fn spawn(args: &[&str], dir: &std::path::Path) -> (Proc, String) {
 /// Like [`spawn`], for another build of the binary (a baseline to compare with).
 pub fn spawn_bin(bin: &str, args: &[&str], dir: &std::path::Path) -> (Proc, String) {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(bin)
+    let mut command = Command::new(bin);
+    // Worker threads of every server the bench starts (gateway, floor,
+    // upstreams), to compare scheduling on this machine's cores.
+    if let Ok(threads) = std::env::var("BULWARK_BENCH_SERVER_THREADS") {
+        command.env("TOKIO_WORKER_THREADS", threads);
+    }
+    let mut child = command
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())

@@ -21,7 +21,8 @@ use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::common::client_side_sse::SseRetryPolicy;
+use rmcp::transport::common::client_side_sse::{DEFAULT_MAX_SSE_EVENT_SIZE, SseRetryPolicy};
+use rmcp::transport::common::{PostParts, post_message_to};
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
     StreamableHttpPostResponse,
@@ -56,6 +57,9 @@ pub struct RemoteClient {
     http: reqwest::Client,
     tokens: Option<TokenSource>,
     lost: LostHook,
+    /// The endpoint posted to, parsed once: reqwest parses a URL given as
+    /// text on every request (~6k instructions of a remote `tools/call`).
+    endpoint: Arc<std::sync::OnceLock<(Arc<str>, reqwest::Url)>>,
 }
 
 /// Reconnect attempts of the standalone SSE stream: quick, and few, since a
@@ -135,7 +139,22 @@ impl RemoteClient {
             http: shared_http()?,
             tokens,
             lost,
+            endpoint: Arc::default(),
         })
+    }
+
+    /// `uri` parsed: the one remembered when it is the endpoint, else
+    /// parsed now (an unparsable one is left to reqwest to refuse).
+    fn url(&self, uri: &Arc<str>) -> Result<reqwest::Url, Arc<str>> {
+        if let Some((text, url)) = self.endpoint.get()
+            && text == uri
+        {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(uri).map_err(|_| uri.clone())?;
+        // The first endpoint posted to is the one a session keeps.
+        let _ = self.endpoint.set((uri.clone(), url.clone()));
+        Ok(url)
     }
 
     async fn token(&self) -> HttpResult<Option<Arc<str>>> {
@@ -251,9 +270,25 @@ impl StreamableHttpClient for RemoteClient {
             trace_context::set_parent(&span, cx);
             trace_context::to_headers(&span, &mut custom_headers);
         }
+        let target = self.url(&uri);
         self.authorized((message, custom_headers), |token, (message, headers)| {
-            self.http
-                .post_message(uri.clone(), message, session_id.clone(), token, headers)
+            let parts = PostParts {
+                message,
+                session_id: session_id.clone(),
+                auth_token: token,
+                custom_headers: headers,
+            };
+            let target = target.clone();
+            async move {
+                match target {
+                    Ok(url) => {
+                        post_message_to(&self.http, url, parts, DEFAULT_MAX_SSE_EVENT_SIZE).await
+                    }
+                    Err(text) => {
+                        post_message_to(&self.http, &*text, parts, DEFAULT_MAX_SSE_EVENT_SIZE).await
+                    }
+                }
+            }
         })
         .instrument(span)
         .await

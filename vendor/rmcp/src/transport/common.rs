@@ -15,6 +15,11 @@ mod client_side_http;
 #[cfg(feature = "__reqwest")]
 mod reqwest;
 
+// Bulwark patch (see PATCHES.md): a reqwest POST to a parsed `Url`.
+#[cfg(feature = "transport-streamable-http-client-reqwest")]
+#[doc(hidden)]
+pub use reqwest::{PostParts, post_message_to};
+
 // Note: This module provides SSE stream parsing and auto-reconnect utilities.
 // It's used by the streamable HTTP client (which receives SSE-formatted responses),
 // not the removed SSE transport. The name is historical.

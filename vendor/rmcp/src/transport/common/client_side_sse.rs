@@ -17,7 +17,7 @@ use crate::model::ServerJsonRpcMessage;
 pub type BoxedSseResponse = BoxStream<'static, Result<Sse, SseError>>;
 
 /// Maximum raw size of one SSE event accepted from a remote server.
-pub(crate) const DEFAULT_MAX_SSE_EVENT_SIZE: usize = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_SSE_EVENT_SIZE: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Error)]
 enum BoundedSseStreamError {

@@ -218,206 +218,244 @@ impl StreamableHttpClient for reqwest::Client {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let mut request = self
-            .post(uri.as_ref())
-            .header(ACCEPT, [EVENT_STREAM_MIME_TYPE, JSON_MIME_TYPE].join(", "));
-        if let Some(auth_header) = auth_token {
-            request = request.bearer_auth(auth_header);
-        }
+        post_message_to(
+            self,
+            uri.as_ref(),
+            PostParts {
+                message,
+                session_id,
+                auth_token,
+                custom_headers,
+            },
+            max_sse_event_size,
+        )
+        .await
+    }
+}
 
-        request = apply_custom_headers(request, custom_headers)?;
-        let session_was_attached = session_id.is_some();
-        if let Some(session_id) = session_id {
-            request = request.header(HEADER_SESSION_ID, session_id.as_ref());
-        }
-        let response = request.json(&message).send().await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED
-            && let Some(header) = response.headers().get(WWW_AUTHENTICATE)
-        {
-            let header = header
-                .to_str()
-                .map_err(|_| {
-                    StreamableHttpError::UnexpectedServerResponse(Cow::from(
-                        "invalid www-authenticate header value",
-                    ))
-                })?
-                .to_string();
-            return Err(StreamableHttpError::AuthRequired(AuthRequiredError {
-                www_authenticate_header: header,
-            }));
-        }
-        if response.status() == reqwest::StatusCode::FORBIDDEN
-            && let Some(header) = response.headers().get(WWW_AUTHENTICATE)
-        {
-            let header_str = header.to_str().map_err(|_| {
+/// What [`post_message_to`] posts besides its target.
+#[doc(hidden)]
+pub struct PostParts {
+    pub message: ClientJsonRpcMessage,
+    pub session_id: Option<Arc<str>>,
+    pub auth_token: Option<String>,
+    pub custom_headers: HashMap<HeaderName, HeaderValue>,
+}
+
+/// [`StreamableHttpClient::post_message`] of a reqwest client, to a target
+/// of any [`reqwest::IntoUrl`] (Bulwark patch): a caller posting to the
+/// same endpoint every time passes a parsed `Url` instead of parsing its
+/// text on every request.
+#[doc(hidden)]
+pub async fn post_message_to<U: reqwest::IntoUrl>(
+    client: &reqwest::Client,
+    url: U,
+    parts: PostParts,
+    max_sse_event_size: usize,
+) -> Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>> {
+    let PostParts {
+        message,
+        session_id,
+        auth_token,
+        custom_headers,
+    } = parts;
+    let mut request = client
+        .post(url)
+        .header(ACCEPT, [EVENT_STREAM_MIME_TYPE, JSON_MIME_TYPE].join(", "));
+    if let Some(auth_header) = auth_token {
+        request = request.bearer_auth(auth_header);
+    }
+
+    request = apply_custom_headers(request, custom_headers)?;
+    let session_was_attached = session_id.is_some();
+    if let Some(session_id) = session_id {
+        request = request.header(HEADER_SESSION_ID, session_id.as_ref());
+    }
+    let response = request.json(&message).send().await?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED
+        && let Some(header) = response.headers().get(WWW_AUTHENTICATE)
+    {
+        let header = header
+            .to_str()
+            .map_err(|_| {
                 StreamableHttpError::UnexpectedServerResponse(Cow::from(
                     "invalid www-authenticate header value",
                 ))
-            })?;
-            let scope = extract_scope_from_header(header_str);
-            return Err(StreamableHttpError::InsufficientScope(
-                InsufficientScopeError {
-                    www_authenticate_header: header_str.to_string(),
-                    required_scope: scope,
-                },
-            ));
+            })?
+            .to_string();
+        return Err(StreamableHttpError::AuthRequired(AuthRequiredError {
+            www_authenticate_header: header,
+        }));
+    }
+    if response.status() == reqwest::StatusCode::FORBIDDEN
+        && let Some(header) = response.headers().get(WWW_AUTHENTICATE)
+    {
+        let header_str = header.to_str().map_err(|_| {
+            StreamableHttpError::UnexpectedServerResponse(Cow::from(
+                "invalid www-authenticate header value",
+            ))
+        })?;
+        let scope = extract_scope_from_header(header_str);
+        return Err(StreamableHttpError::InsufficientScope(
+            InsufficientScopeError {
+                www_authenticate_header: header_str.to_string(),
+                required_scope: scope,
+            },
+        ));
+    }
+    let status = response.status();
+    if matches!(
+        status,
+        reqwest::StatusCode::ACCEPTED | reqwest::StatusCode::NO_CONTENT
+    ) {
+        return Ok(StreamableHttpPostResponse::Accepted);
+    }
+    if status == reqwest::StatusCode::NOT_FOUND && session_was_attached {
+        return Err(StreamableHttpError::SessionExpired);
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|ct| String::from_utf8_lossy(ct.as_bytes()).to_string());
+    let is_json_response = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.as_bytes().starts_with(JSON_MIME_TYPE.as_bytes()));
+    // Rate limits and non-JSON failures return without reading the body. JSON
+    // server failures are read within MAX_ERROR_RESPONSE_SIZE to preserve
+    // their JSON-RPC error; an oversized body falls back to status metadata.
+    let status_error = match (
+        http_status_error(status, response.headers()),
+        is_json_response,
+    ) {
+        (Some(error), is_json) if !is_json || status == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+            return Err(error.into());
         }
-        let status = response.status();
-        if matches!(
-            status,
-            reqwest::StatusCode::ACCEPTED | reqwest::StatusCode::NO_CONTENT
-        ) {
-            return Ok(StreamableHttpPostResponse::Accepted);
-        }
-        if status == reqwest::StatusCode::NOT_FOUND && session_was_attached {
-            return Err(StreamableHttpError::SessionExpired);
-        }
-        let content_type = response
+        (error, _) => error,
+    };
+    let content_length = response.content_length();
+    let session_id = response
+        .headers()
+        .get(HEADER_SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string());
+    // Spec requires 202 Accepted for these, but some servers return an empty 200.
+    // Treat empty success responses as equivalent to Accepted.
+    if status.is_success()
+        && content_length == Some(0)
+        && matches!(
+            message,
+            ClientJsonRpcMessage::Notification(_)
+                | ClientJsonRpcMessage::Response(_)
+                | ClientJsonRpcMessage::Error(_)
+        )
+    {
+        return Ok(StreamableHttpPostResponse::Accepted);
+    }
+    // Non-success responses may carry valid JSON-RPC error payloads that
+    // should be surfaced as McpError rather than lost in TransportSend.
+    if !status.is_success() {
+        let content_type_header = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
-            .map(|ct| String::from_utf8_lossy(ct.as_bytes()).to_string());
-        let is_json_response = content_type
-            .as_deref()
-            .is_some_and(|ct| ct.as_bytes().starts_with(JSON_MIME_TYPE.as_bytes()));
-        // Rate limits and non-JSON failures return without reading the body. JSON
-        // server failures are read within MAX_ERROR_RESPONSE_SIZE to preserve
-        // their JSON-RPC error; an oversized body falls back to status metadata.
-        let status_error = match (
-            http_status_error(status, response.headers()),
-            is_json_response,
-        ) {
-            (Some(error), is_json)
-                if !is_json || status == reqwest::StatusCode::TOO_MANY_REQUESTS =>
-            {
-                return Err(error.into());
-            }
-            (error, _) => error,
-        };
-        let content_length = response.content_length();
-        let session_id = response
-            .headers()
-            .get(HEADER_SESSION_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.to_string());
-        // Spec requires 202 Accepted for these, but some servers return an empty 200.
-        // Treat empty success responses as equivalent to Accepted.
-        if status.is_success()
-            && content_length == Some(0)
-            && matches!(
-                message,
-                ClientJsonRpcMessage::Notification(_)
-                    | ClientJsonRpcMessage::Response(_)
-                    | ClientJsonRpcMessage::Error(_)
-            )
+            .cloned();
+        let body = match read_bounded_body(
+            response.bytes_stream(),
+            content_length,
+            MAX_ERROR_RESPONSE_SIZE,
+        )
+        .await
         {
-            return Ok(StreamableHttpPostResponse::Accepted);
+            Ok(body) => {
+                // Decode only the bounded, in-memory body, using reqwest's
+                // feature-dependent charset and BOM handling. No network
+                // stream or Content-Encoding is carried into this response.
+                let mut buffered = http::Response::new(body);
+                if let Some(content_type) = content_type_header {
+                    buffered
+                        .headers_mut()
+                        .insert(reqwest::header::CONTENT_TYPE, content_type);
+                }
+                reqwest::Response::from(buffered)
+                    .text()
+                    .await
+                    .unwrap_or_else(|_| "<failed to read response body>".to_owned())
+            }
+            Err(error @ StreamableHttpError::ResponseBodyTooLarge { .. }) => {
+                return Err(status_error.map(StreamableHttpError::from).unwrap_or(error));
+            }
+            Err(_) => "<failed to read response body>".to_owned(),
+        };
+        // Must precede the JSON-RPC branch below, which would forward a
+        // discover rejection with an id the lifecycle cannot correlate.
+        if let Some(response) =
+            legacy_discover_response(&message, session_was_attached, status, &body)
+        {
+            return Ok(response);
         }
-        // Non-success responses may carry valid JSON-RPC error payloads that
-        // should be surfaced as McpError rather than lost in TransportSend.
-        if !status.is_success() {
-            let content_type_header = response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .cloned();
-            let body = match read_bounded_body(
+        // A 401/403 without a challenge (those with one returned above)
+        // must keep its status rather than pass as an ordinary JSON-RPC
+        // error, matching `legacy_discover_response`.
+        let is_auth_failure = matches!(
+            status,
+            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
+        );
+        if !is_auth_failure && is_json_response {
+            match parse_json_rpc_error(&body) {
+                Some(message) => {
+                    return Ok(StreamableHttpPostResponse::Json(message, session_id));
+                }
+                None => {
+                    tracing::warn!("HTTP {status}: could not parse JSON body as a JSON-RPC error")
+                }
+            }
+        }
+        if let Some(error) = status_error {
+            return Err(error.into());
+        }
+        return Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
+            format!("HTTP {status}: {body}"),
+        )));
+    }
+    match content_type.as_deref() {
+        Some(ct) if ct.as_bytes().starts_with(EVENT_STREAM_MIME_TYPE.as_bytes()) => {
+            let event_stream = bounded_sse_stream(response.bytes_stream(), max_sse_event_size);
+            Ok(StreamableHttpPostResponse::Sse(event_stream, session_id))
+        }
+        Some(ct) if ct.as_bytes().starts_with(JSON_MIME_TYPE.as_bytes()) => {
+            // A notification/response/error POST does not await a JSON-RPC
+            // reply. Treat an unusable JSON body as Accepted. A request
+            // still needs a reply; the same body is an error so the worker
+            // does not wait on SSE forever.
+            let body = read_bounded_body(
                 response.bytes_stream(),
                 content_length,
-                MAX_ERROR_RESPONSE_SIZE,
+                MAX_JSON_RESPONSE_SIZE,
             )
-            .await
-            {
-                Ok(body) => {
-                    // Decode only the bounded, in-memory body, using reqwest's
-                    // feature-dependent charset and BOM handling. No network
-                    // stream or Content-Encoding is carried into this response.
-                    let mut buffered = http::Response::new(body);
-                    if let Some(content_type) = content_type_header {
-                        buffered
-                            .headers_mut()
-                            .insert(reqwest::header::CONTENT_TYPE, content_type);
-                    }
-                    reqwest::Response::from(buffered)
-                        .text()
-                        .await
-                        .unwrap_or_else(|_| "<failed to read response body>".to_owned())
+            .await?;
+            match ServerJsonRpcMessage::from_server_json_slice(&body) {
+                Ok(parsed) => Ok(StreamableHttpPostResponse::Json(parsed, session_id)),
+                Err(e)
+                    if matches!(
+                        message,
+                        ClientJsonRpcMessage::Notification(_)
+                            | ClientJsonRpcMessage::Response(_)
+                            | ClientJsonRpcMessage::Error(_)
+                    ) =>
+                {
+                    tracing::warn!(
+                        "could not parse JSON response as ServerJsonRpcMessage, treating as accepted: {e}"
+                    );
+                    Ok(StreamableHttpPostResponse::Accepted)
                 }
-                Err(error @ StreamableHttpError::ResponseBodyTooLarge { .. }) => {
-                    return Err(status_error.map(StreamableHttpError::from).unwrap_or(error));
-                }
-                Err(_) => "<failed to read response body>".to_owned(),
-            };
-            // Must precede the JSON-RPC branch below, which would forward a
-            // discover rejection with an id the lifecycle cannot correlate.
-            if let Some(response) =
-                legacy_discover_response(&message, session_was_attached, status, &body)
-            {
-                return Ok(response);
+                Err(e) => Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
+                    json_rpc_parse_error_message(&e, &body),
+                ))),
             }
-            // A 401/403 without a challenge (those with one returned above)
-            // must keep its status rather than pass as an ordinary JSON-RPC
-            // error, matching `legacy_discover_response`.
-            let is_auth_failure = matches!(
-                status,
-                reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN
-            );
-            if !is_auth_failure && is_json_response {
-                match parse_json_rpc_error(&body) {
-                    Some(message) => {
-                        return Ok(StreamableHttpPostResponse::Json(message, session_id));
-                    }
-                    None => tracing::warn!(
-                        "HTTP {status}: could not parse JSON body as a JSON-RPC error"
-                    ),
-                }
-            }
-            if let Some(error) = status_error {
-                return Err(error.into());
-            }
-            return Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
-                format!("HTTP {status}: {body}"),
-            )));
         }
-        match content_type.as_deref() {
-            Some(ct) if ct.as_bytes().starts_with(EVENT_STREAM_MIME_TYPE.as_bytes()) => {
-                let event_stream = bounded_sse_stream(response.bytes_stream(), max_sse_event_size);
-                Ok(StreamableHttpPostResponse::Sse(event_stream, session_id))
-            }
-            Some(ct) if ct.as_bytes().starts_with(JSON_MIME_TYPE.as_bytes()) => {
-                // A notification/response/error POST does not await a JSON-RPC
-                // reply. Treat an unusable JSON body as Accepted. A request
-                // still needs a reply; the same body is an error so the worker
-                // does not wait on SSE forever.
-                let body = read_bounded_body(
-                    response.bytes_stream(),
-                    content_length,
-                    MAX_JSON_RESPONSE_SIZE,
-                )
-                .await?;
-                match ServerJsonRpcMessage::from_server_json_slice(&body) {
-                    Ok(parsed) => Ok(StreamableHttpPostResponse::Json(parsed, session_id)),
-                    Err(e)
-                        if matches!(
-                            message,
-                            ClientJsonRpcMessage::Notification(_)
-                                | ClientJsonRpcMessage::Response(_)
-                                | ClientJsonRpcMessage::Error(_)
-                        ) =>
-                    {
-                        tracing::warn!(
-                            "could not parse JSON response as ServerJsonRpcMessage, treating as accepted: {e}"
-                        );
-                        Ok(StreamableHttpPostResponse::Accepted)
-                    }
-                    Err(e) => Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
-                        json_rpc_parse_error_message(&e, &body),
-                    ))),
-                }
-            }
-            _ => {
-                // unexpected content type
-                tracing::error!("unexpected content type: {:?}", content_type);
-                Err(StreamableHttpError::UnexpectedContentType(content_type))
-            }
+        _ => {
+            // unexpected content type
+            tracing::error!("unexpected content type: {:?}", content_type);
+            Err(StreamableHttpError::UnexpectedContentType(content_type))
         }
     }
 }
