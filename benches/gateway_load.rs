@@ -96,7 +96,7 @@ async fn load_with(
     key: Option<&str>,
     tool: &str,
     concurrency: usize,
-    cost: Option<(u32, &mut hot_path::ProcessCost)>,
+    cost: Option<(&[u32], &mut Vec<hot_path::ProcessCost>)>,
 ) -> Figures {
     /// Calls made before the run is measured.
     const WARM_UP_CALLS: usize = 200;
@@ -104,9 +104,11 @@ async fn load_with(
     for _ in 0..WARM_UP_CALLS {
         assert!(echo(&client, tool).await, "warm-up call failed");
     }
-    let cost_before = cost
-        .as_ref()
-        .map(|(pid, _)| hot_path::ProcessCost::now(*pid));
+    let cost_before: Option<Vec<_>> = cost.as_ref().map(|(pids, _)| {
+        pids.iter()
+            .map(|pid| hot_path::ProcessCost::now(*pid))
+            .collect()
+    });
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -128,8 +130,12 @@ async fn load_with(
         all.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    if let (Some((pid, spent)), Some(before)) = (cost, cost_before) {
-        *spent = hot_path::ProcessCost::now(pid).since(&before);
+    if let (Some((pids, spent)), Some(before)) = (cost, cost_before) {
+        *spent = pids
+            .iter()
+            .zip(&before)
+            .map(|(pid, before)| hot_path::ProcessCost::now(*pid).since(before))
+            .collect();
     }
     all.sort();
     let pct =

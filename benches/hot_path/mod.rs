@@ -4,7 +4,9 @@
 //!
 //! - gateway CPU per `tools/call` (its own utime+stime over the run, so the
 //!   client's cost and the machine's noise drop out) next to the floor's
-//!   (the demo echo served directly over streamable HTTP);
+//!   (the demo echo served directly over streamable HTTP), and beside them
+//!   what the load client and the gateway's stdio upstream spent per call
+//!   (all share this machine's cores, so throughput is bound by the sum);
 //! - throughput at c=1 and c=32 against the floor (the rmcp client);
 //! - both again with a client that keeps its connections (rmcp's default
 //!   client opens one per request);
@@ -123,13 +125,36 @@ fn peak_rss_kib(pid: u32) -> u64 {
     super::status_kib(pid, "VmHWM:")
 }
 
-/// A load run with what the process `pid` spent on it.
+/// A load run with what the process `pid` spent on it, and what the load
+/// client (this process) and `pid`'s children (a gateway's stdio upstreams)
+/// spent beside it: on a 2-core machine all three share the cores, so the
+/// throughput at c=32 is bound by their sum, not by the server alone.
 pub(crate) struct Measured {
     pub(crate) figures: Figures,
     pub(crate) cpu_us_per_call: f64,
     /// The kernel's part of `cpu_us_per_call`.
     pub(crate) kernel_us_per_call: f64,
     pub(crate) switches_per_call: f64,
+    /// The load client's CPU per call.
+    pub(crate) client_us_per_call: f64,
+    /// `pid`'s children's CPU per call (0 for a server without any).
+    pub(crate) children_us_per_call: f64,
+}
+
+/// The processes `pid` started and that still run.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 pub(crate) async fn measured(
@@ -139,16 +164,33 @@ pub(crate) async fn measured(
     tool: &str,
     concurrency: usize,
 ) -> Measured {
-    let mut cost = ProcessCost::default();
-    let figures = load_with(url, key, tool, concurrency, Some((pid, &mut cost))).await;
+    let mut pids = vec![pid, std::process::id()];
+    pids.extend(children(pid));
+    let mut costs = Vec::new();
+    let figures = load_with(url, key, tool, concurrency, Some((&pids, &mut costs))).await;
     let calls = figures.calls as f64;
     let per_call = |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / calls;
+    let server = &costs[0];
     Measured {
-        cpu_us_per_call: per_call(cost.user + cost.kernel),
-        kernel_us_per_call: per_call(cost.kernel),
-        switches_per_call: cost.switches as f64 / calls,
+        cpu_us_per_call: per_call(server.user + server.kernel),
+        kernel_us_per_call: per_call(server.kernel),
+        switches_per_call: server.switches as f64 / calls,
+        client_us_per_call: per_call(costs[1].user + costs[1].kernel),
+        children_us_per_call: costs[2..]
+            .iter()
+            .map(|child| per_call(child.user + child.kernel))
+            .sum(),
         figures,
     }
+}
+
+/// The CPU per call beside the server's, of the floor's run `f` and the
+/// gateway's run `g`: the load client's in each, and the gateway's upstream.
+fn beside(f: &Measured, g: &Measured) -> String {
+    format!(
+        "{:.0} / {:.0} / {:.0}",
+        f.client_us_per_call, g.client_us_per_call, g.children_us_per_call
+    )
 }
 
 /// A keep-alive MCP client over plain HTTP/1.1: one pooled connection,
@@ -316,6 +358,10 @@ async fn floor_and_secure(
             format!("{:.0} / {:.0}", f.cpu_us_per_call, g.cpu_us_per_call),
         );
         report.add(
+            format!("{label} c={concurrency} CPU µs/call: client (floor, gw) / upstream"),
+            beside(&f, &g),
+        );
+        report.add(
             format!("{label} c={concurrency} calls/s: floor / gw secure (ratio)"),
             format!(
                 "{:.0} / {:.0} ({:.2}x)",
@@ -436,6 +482,10 @@ pub async fn run(
                 "{:.0} / {:.0} / {:.0}",
                 f.cpu_us_per_call, g.cpu_us_per_call, o.cpu_us_per_call
             ),
+        );
+        report.add(
+            format!("c={concurrency} CPU µs/call: client (floor, gw) / upstream"),
+            beside(&f, &g),
         );
         report.add(
             format!("c={concurrency} calls/s: floor / gw secure (ratio)"),
