@@ -268,6 +268,10 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
     // answered as plain JSON instead of a one-event SSE stream.
     let mut config = StreamableHttpServerConfig::default()
         .with_json_response(true)
+        // Session calls that answer within the head's wait, with nothing
+        // before their result, are answered as plain JSON too: no SSE
+        // framing, priming event or chunked body for the client to parse.
+        .with_session_json_response(true)
         .with_first_message_window(settings.limits.response_head_wait())
         .with_cancellation_token(settings.shutdown.child_token());
     // `Host` and `Origin` are checked for every route by `front::origin`,

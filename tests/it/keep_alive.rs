@@ -5,10 +5,10 @@
 //! here: the calls work on one connection, and the gateway reuses pooled
 //! connections to a remote upstream instead of opening one per call.
 //!
-//! A call's SSE response holds its head until the call's first message (for
-//! at most a short window): a quick call leaves in one write, so such a
-//! client is woken once per call, not once for the head and again for the
-//! result; a slow call still gets its head early.
+//! A call's response holds its head until the call's first message (for at
+//! most a short window): a quick call leaves in one write, as plain JSON, so
+//! such a client is woken once per call, not once for the head and again
+//! for the result; a slow call still gets its SSE head early.
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -219,9 +219,9 @@ async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() 
     let gw = Gateway::start(&config, &[]);
     gw.wait_ready(Duration::from_secs(30)).await;
 
-    // The head, the priming event and the result come in the first read:
-    // one write by the gateway. Sent at once, the head would come alone,
-    // before the upstream had answered.
+    // The head and the result (plain JSON: nothing came before it) come in
+    // the first read: one write by the gateway. Sent at once, the head
+    // would come alone, before the upstream had answered.
     let mut client = KeepAliveClient::connect(gw.mcp_url()).await;
     for call in 0..5 {
         let message = format!("in one write {call}");
@@ -230,8 +230,8 @@ async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() 
             .await;
         assert!(first.starts_with("HTTP/1.1 200"), "{first}");
         assert!(
-            first.contains("text/event-stream") && first.contains(&message),
-            "the first read held no result: {first:?}"
+            first.contains("application/json") && first.contains(&message),
+            "the first read held no JSON result: {first:?}"
         );
         let (_, body) = client.read_response().await;
         assert!(body.contains(&message), "{body}");
@@ -251,4 +251,57 @@ async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() 
         waited >= Duration::from_millis(1400) && waited < Duration::from_secs(8),
         "the slow call's head took {waited:?}, with a 1.5 s window"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_reports_progress_first_keeps_its_event_stream() {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[server.limits]\nresponse_head_wait_ms = 1500\n\
+         [auth]\nenabled = false\n\n{}{}",
+        crate::gateway::demo_upstream("echo", "\"echo\""),
+        crate::gateway::demo_upstream("slow", "\"slow\""),
+    );
+    let gw = Gateway::start(&config, &[]);
+    gw.wait_ready(Duration::from_secs(30)).await;
+    let mut client = KeepAliveClient::connect(gw.mcp_url()).await;
+
+    // Progress every 100 ms comes before the result: the head goes with
+    // the first notification, and the stream carries both, in order.
+    let (headers, body) = client
+        .post(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "slow__slow", "arguments": {"ms": 400},
+                                 "_meta": {"progressToken": "p-1"}}}))
+        .await;
+    assert_eq!(
+        header(&headers, "content-type").as_deref(),
+        Some("text/event-stream"),
+        "{headers}"
+    );
+    let progress = body.find("notifications/progress");
+    let result = body.find("slept 400 ms");
+    assert!(
+        progress.is_some() && result.is_some() && progress < result,
+        "progress, then the result: {body}"
+    );
+
+    // A quick answer is the JSON-RPC response itself, error or not, with
+    // HTTP 200 as its stream would have had, and the connection goes on.
+    for (id, tool) in [(4, "echo__echo"), (5, "echo__nope")] {
+        let (headers, body) = client
+            .post(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                          "params": {"name": tool, "arguments": {"message": "quick"}}}))
+            .await;
+        assert_eq!(
+            header(&headers, "content-type").as_deref(),
+            Some("application/json"),
+            "{headers}"
+        );
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["id"], id, "{body}");
+        assert!(
+            answer.get("result").is_some() || answer.get("error").is_some(),
+            "{body}"
+        );
+    }
+    client.echo("echo__echo", 6).await;
 }

@@ -107,13 +107,10 @@ fn quality_is_acceptable(quality: &str) -> bool {
     whole != "0" || fraction.bytes().any(|digit| digit != b'0')
 }
 
-/// `stream` with its events up to and including the first message read
-/// ahead, waiting at most `window` for them (patch: the head waits for the
-/// first message); see [`StreamableHttpServerConfig::first_message_window`].
-async fn with_first_message<S>(
-    stream: S,
-    window: Duration,
-) -> impl futures::Stream<Item = ServerSseMessage> + Send + Sync + 'static
+/// The events of `stream` up to and including its first message, read
+/// within `window`, and the rest of the stream (patch: the head waits for
+/// the first message); see [`StreamableHttpServerConfig::first_message_window`].
+async fn read_ahead<S>(stream: S, window: Duration) -> (Vec<ServerSseMessage>, Pin<Box<S>>)
 where
     S: futures::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
 {
@@ -130,7 +127,18 @@ where
         }
     };
     let _ = tokio::time::timeout(window, read_ahead).await;
-    futures::stream::iter(ahead).chain(stream)
+    (ahead, stream)
+}
+
+/// The response to request `id` when it is the message `ahead` ends with.
+fn own_response(ahead: &[ServerSseMessage], id: &RequestId) -> Option<Arc<ServerJsonRpcMessage>> {
+    let message = ahead.last()?.message.as_ref()?;
+    let answers = match &**message {
+        ServerJsonRpcMessage::Response(response) => &response.id == id,
+        ServerJsonRpcMessage::Error(error) => error.id.as_ref() == Some(id),
+        _ => false,
+    };
+    answers.then(|| message.clone())
 }
 
 #[cfg(test)]
@@ -361,6 +369,16 @@ pub struct StreamableHttpServerConfig {
     /// silent for longer gets its head when the window ends, as before.
     /// `None` (the default) sends the head at once.
     pub first_message_window: Option<Duration>,
+    /// When set with `first_message_window`, a session request whose first
+    /// message within the window is its own response is answered with that
+    /// response as `Content-Type: application/json` instead of an SSE
+    /// stream (patch: quick session answers as JSON). Streamable HTTP lets
+    /// a server answer a request either way, and clients must take both;
+    /// JSON skips the SSE framing, its priming event and the chunked body on
+    /// both sides. A request whose handler says anything else first (a
+    /// progress notification, a request to the client) or answers later
+    /// gets its SSE stream as before. Default `false`.
+    pub session_json_response: bool,
 }
 
 impl std::fmt::Debug for dyn SessionStore {
@@ -384,6 +402,7 @@ impl Default for StreamableHttpServerConfig {
             max_request_body_bytes: DEFAULT_MAX_REQUEST_BODY_BYTES,
             stateless_protocol_metadata_required: false,
             first_message_window: None,
+            session_json_response: false,
         }
     }
 }
@@ -437,6 +456,12 @@ impl StreamableHttpServerConfig {
     /// See [`Self::first_message_window`].
     pub fn with_first_message_window(mut self, window: Option<Duration>) -> Self {
         self.first_message_window = window;
+        self
+    }
+
+    /// See [`Self::session_json_response`].
+    pub fn with_session_json_response(mut self, session_json_response: bool) -> Self {
+        self.session_json_response = session_json_response;
         self
     }
 
@@ -1003,6 +1028,18 @@ fn jsonrpc_message_response(
         serde_json::to_vec(&message).map_err(internal_error_response("serialize json response"))?;
     Ok(Response::builder()
         .status(status)
+        .header(http::header::CONTENT_TYPE, JSON_MIME_TYPE)
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("valid response"))
+}
+
+/// A session request's response as a JSON body: HTTP 200 whatever the
+/// JSON-RPC outcome, as its SSE stream would have been.
+fn json_message_response(message: &ServerJsonRpcMessage) -> HttpResult<BoxResponse> {
+    let body =
+        serde_json::to_vec(message).map_err(internal_error_response("serialize json response"))?;
+    Ok(Response::builder()
+        .status(http::StatusCode::OK)
         .header(http::header::CONTENT_TYPE, JSON_MIME_TYPE)
         .body(Full::new(Bytes::from(body)).boxed())
         .expect("valid response"))
@@ -2284,7 +2321,8 @@ where
                 }
 
                 match message {
-                    ClientJsonRpcMessage::Request(_) => {
+                    ClientJsonRpcMessage::Request(ref request) => {
+                        let request_id = request.id.clone();
                         // Priming for request-wise streams is handled by the
                         // session layer (SessionManager::create_stream) which
                         // has access to the http_request_id for correct event IDs.
@@ -2294,9 +2332,21 @@ where
                             .await
                             .map_err(internal_error_response("get session"))?;
                         let stream = match self.config.first_message_window {
-                            Some(window) => futures::future::Either::Left(
-                                with_first_message(stream, window).await,
-                            ),
+                            Some(window) => {
+                                let (ahead, rest) = read_ahead(stream, window).await;
+                                if self.config.session_json_response
+                                    && let Some(response) = own_response(&ahead, &request_id)
+                                {
+                                    // The session closed the request's
+                                    // stream when it sent the response:
+                                    // nothing more can come on `rest`.
+                                    drop(rest);
+                                    return json_message_response(&response);
+                                }
+                                futures::future::Either::Left(
+                                    futures::stream::iter(ahead).chain(rest),
+                                )
+                            }
                             None => futures::future::Either::Right(stream),
                         };
                         Ok(sse_stream_response(
