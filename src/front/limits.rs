@@ -29,10 +29,11 @@ pub struct FrontLimits {
     pub max_json_depth: usize,
     /// Open MCP sessions per caller (API key or token subject), all routes together.
     pub max_sessions_per_caller: usize,
-    /// Milliseconds a call's SSE response holds its head for the call's
-    /// first message, so that a quick call leaves in one write (one wake-up
-    /// of the client instead of two); a slower call gets its head when this
-    /// ends. 0 sends the head at once.
+    /// Milliseconds a call's response holds its head for the call's first
+    /// message, so that a quick call leaves in one write (one wake-up of the
+    /// client instead of two), as plain JSON when that message is its
+    /// result; a slower call gets its SSE head when this ends. 0 sends the
+    /// head at once.
     pub response_head_wait_ms: u64,
 }
 

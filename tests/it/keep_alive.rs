@@ -206,10 +206,10 @@ async fn keep_alive_clients_reuse_one_connection_and_remote_calls_are_pooled() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() {
-    // A wide window, so that a quick call in a debug build on a busy
-    // machine still answers within it.
+/// A gateway in front of the demo `echo` and `slow`, whose responses' heads
+/// wait up to 1.5 s for their first message: a wide window, so that a quick
+/// call in a debug build on a busy machine still answers within it.
+async fn echo_and_slow() -> Gateway {
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[server.limits]\nresponse_head_wait_ms = 1500\n\
          [auth]\nenabled = false\n\n{}{}",
@@ -218,6 +218,12 @@ async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() 
     );
     let gw = Gateway::start(&config, &[]);
     gw.wait_ready(Duration::from_secs(30)).await;
+    gw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() {
+    let gw = echo_and_slow().await;
 
     // The head and the result (plain JSON: nothing came before it) come in
     // the first read: one write by the gateway. Sent at once, the head
@@ -255,14 +261,7 @@ async fn a_quick_call_answers_in_one_write_and_a_slow_one_gets_its_head_early() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_reports_progress_first_keeps_its_event_stream() {
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[server.limits]\nresponse_head_wait_ms = 1500\n\
-         [auth]\nenabled = false\n\n{}{}",
-        crate::gateway::demo_upstream("echo", "\"echo\""),
-        crate::gateway::demo_upstream("slow", "\"slow\""),
-    );
-    let gw = Gateway::start(&config, &[]);
-    gw.wait_ready(Duration::from_secs(30)).await;
+    let gw = echo_and_slow().await;
     let mut client = KeepAliveClient::connect(gw.mcp_url()).await;
 
     // Progress every 100 ms comes before the result: the head goes with
