@@ -102,6 +102,11 @@ impl ProcessCost {
         }
     }
 
+    /// CPU clock ticks in all, user and kernel.
+    fn cpu(&self) -> u64 {
+        self.user + self.kernel
+    }
+
     /// What was spent between `before` and this.
     pub fn since(&self, before: &Self) -> Self {
         Self {
@@ -172,14 +177,11 @@ pub(crate) async fn measured(
     let per_call = |ticks: u64| ticks as f64 / clock_ticks_per_sec() * 1e6 / calls;
     let server = &costs[0];
     Measured {
-        cpu_us_per_call: per_call(server.user + server.kernel),
+        cpu_us_per_call: per_call(server.cpu()),
         kernel_us_per_call: per_call(server.kernel),
         switches_per_call: server.switches as f64 / calls,
-        client_us_per_call: per_call(costs[1].user + costs[1].kernel),
-        children_us_per_call: costs[2..]
-            .iter()
-            .map(|child| per_call(child.user + child.kernel))
-            .sum(),
+        client_us_per_call: per_call(costs[1].cpu()),
+        children_us_per_call: costs[2..].iter().map(|child| per_call(child.cpu())).sum(),
         figures,
     }
 }

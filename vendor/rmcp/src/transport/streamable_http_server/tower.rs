@@ -1021,25 +1021,13 @@ mod standard_header_init_tests {
 }
 
 fn jsonrpc_message_response(
-    message: ServerJsonRpcMessage,
+    message: &ServerJsonRpcMessage,
     status: http::StatusCode,
 ) -> HttpResult<BoxResponse> {
     let body =
-        serde_json::to_vec(&message).map_err(internal_error_response("serialize json response"))?;
-    Ok(Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, JSON_MIME_TYPE)
-        .body(Full::new(Bytes::from(body)).boxed())
-        .expect("valid response"))
-}
-
-/// A session request's response as a JSON body: HTTP 200 whatever the
-/// JSON-RPC outcome, as its SSE stream would have been.
-fn json_message_response(message: &ServerJsonRpcMessage) -> HttpResult<BoxResponse> {
-    let body =
         serde_json::to_vec(message).map_err(internal_error_response("serialize json response"))?;
     Ok(Response::builder()
-        .status(http::StatusCode::OK)
+        .status(status)
         .header(http::header::CONTENT_TYPE, JSON_MIME_TYPE)
         .body(Full::new(Bytes::from(body)).boxed())
         .expect("valid response"))
@@ -1815,7 +1803,7 @@ where
             // permit, leaving the serve loop parked forever. A no-op when the
             // handler already completed.
             request_ct.cancel();
-            return jsonrpc_message_response(first, status);
+            return jsonrpc_message_response(&first, status);
         }
 
         Ok(self.stateless_sse_response(Some(first), receiver, request_ct))
@@ -2340,8 +2328,13 @@ where
                                     // The session closed the request's
                                     // stream when it sent the response:
                                     // nothing more can come on `rest`.
+                                    // A session's JSON-RPC errors keep
+                                    // HTTP 200, as in its stream.
                                     drop(rest);
-                                    return json_message_response(&response);
+                                    return jsonrpc_message_response(
+                                        &response,
+                                        http::StatusCode::OK,
+                                    );
                                 }
                                 futures::future::Either::Left(
                                     futures::stream::iter(ahead).chain(rest),
