@@ -281,6 +281,12 @@ async fn main() {
     {
         return hot_path::profile(&key, dir.path(), seconds).await;
     }
+    if let Some(rounds) = std::env::var("BULWARK_BENCH_AB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return hot_path::ab(&key, dir.path(), rounds).await;
+    }
     let builds = hot_path::builds();
     let mut reports = Vec::new();
     for build in &builds {

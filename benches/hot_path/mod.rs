@@ -7,6 +7,9 @@
 //!   (the demo echo served directly over streamable HTTP), and beside them
 //!   what the load client and the gateway's stdio upstream spent per call
 //!   (all share this machine's cores, so throughput is bound by the sum);
+//! - write syscalls per call (`/proc/PID/io` `syscw`): the response's, and
+//!   the gateway's write of the request to its stdio upstream, which a burst
+//!   of calls shares;
 //! - throughput at c=1 and c=32 against the floor (the rmcp client);
 //! - both again with a client that keeps its connections (rmcp's default
 //!   client opens one per request);
@@ -19,6 +22,10 @@
 //! - 1,000 configured upstreams: start to ready, gateway RSS;
 //! - a remote (HTTP) upstream: added p50 against calling it directly
 //!   (alone with `BULWARK_BENCH_REMOTE_ONLY=1`).
+//!
+//! `BULWARK_BENCH_AB=N` instead runs N alternating rounds of pooled c=32
+//! load on the floor and each build's secure gateway and prints the medians
+//! (see [`ab`]): the way to compare two builds on this drifting machine.
 //!
 //! `BULWARK_BENCH_PROFILE=N` instead keeps a pooled c=32 load on the secure
 //! gateway for N seconds and prints its pid first, for a profiler to attach
@@ -82,13 +89,27 @@ fn context_switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// Write-family syscalls (`write`, `writev`, …) `pid` has made so far:
+/// each one to a socket or pipe can wake the process reading it.
+fn write_syscalls(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|line| line.strip_prefix("syscw:"))
+                .and_then(|count| count.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// What a process has spent: CPU clock ticks in user space and in the
-/// kernel, and thread switches.
+/// kernel, thread switches and write syscalls.
 #[derive(Debug, Default)]
 pub struct ProcessCost {
     user: u64,
     kernel: u64,
     switches: u64,
+    writes: u64,
 }
 
 impl ProcessCost {
@@ -99,6 +120,7 @@ impl ProcessCost {
             user,
             kernel,
             switches: context_switches(pid),
+            writes: write_syscalls(pid),
         }
     }
 
@@ -113,6 +135,7 @@ impl ProcessCost {
             user: self.user - before.user,
             kernel: self.kernel - before.kernel,
             switches: self.switches - before.switches,
+            writes: self.writes - before.writes,
         }
     }
 }
@@ -140,6 +163,9 @@ pub(crate) struct Measured {
     /// The kernel's part of `cpu_us_per_call`.
     pub(crate) kernel_us_per_call: f64,
     pub(crate) switches_per_call: f64,
+    /// `pid`'s write syscalls per call: one for the response, and for a
+    /// gateway one (or a share of one) for the request to its upstream.
+    pub(crate) writes_per_call: f64,
     /// The load client's CPU per call.
     pub(crate) client_us_per_call: f64,
     /// `pid`'s children's CPU per call (0 for a server without any).
@@ -180,6 +206,7 @@ pub(crate) async fn measured(
         cpu_us_per_call: per_call(server.cpu()),
         kernel_us_per_call: per_call(server.kernel),
         switches_per_call: server.switches as f64 / calls,
+        writes_per_call: server.writes as f64 / calls,
         client_us_per_call: per_call(costs[1].cpu()),
         children_us_per_call: costs[2..].iter().map(|child| per_call(child.cpu())).sum(),
         figures,
@@ -364,6 +391,10 @@ async fn floor_and_secure(
             beside(&f, &g),
         );
         report.add(
+            format!("{label} c={concurrency} write syscalls/call: floor / gw secure"),
+            format!("{:.2} / {:.2}", f.writes_per_call, g.writes_per_call),
+        );
+        report.add(
             format!("{label} c={concurrency} calls/s: floor / gw secure (ratio)"),
             format!(
                 "{:.0} / {:.0} ({:.2}x)",
@@ -434,15 +465,74 @@ pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, s
     while Instant::now() < until {
         let run = measured(pid, &url, Some(&key.secret), "echo__echo", 32).await;
         println!(
-            "  {:.0} calls/s, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}",
+            "  {:.0} calls/s, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}, writes/call {:.2}",
             run.figures.calls_per_sec,
             run.cpu_us_per_call,
             run.cpu_us_per_call - run.kernel_us_per_call,
             run.kernel_us_per_call,
-            run.switches_per_call
+            run.switches_per_call,
+            run.writes_per_call
         );
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load on the floor and on
+/// the secure gateway of every build (the baseline's too, when given), one
+/// after another within each round, all running throughout; prints each
+/// round and then the medians. This machine's speed drifts by ±15% within
+/// minutes, which can decide a before/after taken from two separate runs;
+/// alternating exposes every build to the same drift, and the per-round
+/// ratio to the floor cancels most of it.
+pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds: usize) {
+    let hash = key.hash.to_stored();
+    let (floor, floor_url) = spawn_bin(BIN, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
+    let mut gateways = Vec::new();
+    for (i, build) in builds().into_iter().enumerate() {
+        // Each gateway keeps its own state directory.
+        let own = dir.join(format!("ab-{i}"));
+        std::fs::create_dir_all(&own).unwrap();
+        let secure = config(&own, 1, Security::On, &hash);
+        let (gateway, url) = start(&build.bin, &secure, &own).await;
+        gateways.push((build.label, gateway, url));
+    }
+    super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Per build: (CPU µs/call, calls/s relative to the round's floor).
+    let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];
+    let mut floor_cpu = Vec::new();
+    println!("A/B, pooled c=32, {rounds} rounds: CPU µs/call and calls/s ratio to the floor");
+    for round in 1..=rounds {
+        let f = measured(floor.0.id(), &floor_url, None, "echo", 32).await;
+        floor_cpu.push(f.cpu_us_per_call);
+        let mut line = format!("  round {round}: floor {:.0}", f.cpu_us_per_call);
+        for ((label, gateway, url), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
+            let g = measured(gateway.0.id(), url, Some(&key.secret), "echo__echo", 32).await;
+            cpu.push(g.cpu_us_per_call);
+            ratio.push(g.figures.calls_per_sec / f.figures.calls_per_sec);
+            line.push_str(&format!(
+                ", {label} {:.0} ({:.2}x)",
+                g.cpu_us_per_call,
+                ratio.last().unwrap()
+            ));
+        }
+        println!("{line}");
+    }
+    super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut line = format!("  median: floor {:.0}", median(&mut floor_cpu));
+    for ((label, ..), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
+        line.push_str(&format!(
+            ", {label} {:.0} ({:.2}x)",
+            median(cpu),
+            median(ratio)
+        ));
+    }
+    println!("{line}");
+    drop(floor);
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Runs every hot-path measurement for `build`.
