@@ -17,11 +17,41 @@ pub(crate) fn tool() -> Option<PathBuf> {
             PathBuf::from("/work/shared/tools/conformance"),
         ],
     };
-    if let Some(path) = candidates.iter().find(|path| path.exists()) {
-        return Some(path.clone());
+    let Some(path) = candidates.iter().find(|path| path.exists()) else {
+        skip(&format!("conformance tool not found at {candidates:?}"));
+        return None;
+    };
+    installed(path);
+    Some(path.clone())
+}
+
+/// The suite's versions the tests run.
+const VERSIONS: [&str; 2] = ["0.1.16", "0.2.0-alpha.12"];
+
+/// Installs every version the tests run, once per test process and before
+/// any test runs the tool: the tool installs a version on its first use,
+/// and an install inside a test mixed npm's output into the scenario
+/// summary, or raced another test's install of the same version.
+fn installed(tool: &std::path::Path) {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = INSTALLED.get_or_init(|| {
+        for version in VERSIONS {
+            let mut cmd = Command::new(tool);
+            cmd.arg("list").env("BULWARK_CONFORMANCE_VERSION", version);
+            let finished = run_with_timeout(cmd, Duration::from_secs(600));
+            if !finished.status.success() {
+                return Err(format!(
+                    "installing conformance {version} failed:\n{}{}",
+                    String::from_utf8_lossy(&finished.stdout),
+                    String::from_utf8_lossy(&finished.stderr)
+                ));
+            }
+        }
+        Ok(())
+    });
+    if let Err(err) = result {
+        panic!("{err}");
     }
-    skip(&format!("conformance tool not found at {candidates:?}"));
-    None
 }
 
 async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
@@ -79,7 +109,7 @@ async fn conformance_0_1_16_passes_every_scenario_through_the_gateway() {
 
 #[tokio::test]
 async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
-    let output = run_suite(Some("0.2.0-alpha.12"), &["--requirements", "2026-07-28"]).await;
+    let output = run_suite(Some(VERSIONS[1]), &["--requirements", "2026-07-28"]).await;
     if output.is_empty() {
         return;
     }
