@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{BIN, spawn_bin};
+use support::{BIN, median, spawn_bin};
 
 /// The binary under test: this build, or `BULWARK_BENCH_BIN` (e.g. a
 /// baseline build to compare with) for the gateway and every upstream.
@@ -232,12 +232,6 @@ fn range(values: &[f64]) -> (f64, f64) {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     (min, max)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
 }
 
 /// Echo calls while `churn` runs beside them, one upstream live at a time:

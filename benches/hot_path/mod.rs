@@ -8,8 +8,7 @@
 //!   what the load client and the gateway's stdio upstream spent per call
 //!   (all share this machine's cores, so throughput is bound by the sum);
 //! - write syscalls per call (`/proc/PID/io` `syscw`): the response's, and
-//!   the gateway's write of the request to its stdio upstream, which a burst
-//!   of calls shares;
+//!   for the gateway also the request's to its stdio upstream;
 //! - throughput at c=1 and c=32 against the floor (the rmcp client);
 //! - both again with a client that keeps its connections (rmcp's default
 //!   client opens one per request);
@@ -35,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::support::{BIN, Proc, reset_peak_rss, spawn_bin};
+use super::support::{BIN, Proc, median, reset_peak_rss, spawn_bin};
 use super::{Figures, Security, config, load_with, rss_kib, wait_ready};
 
 /// A build of the binary under measurement.
@@ -163,8 +162,8 @@ pub(crate) struct Measured {
     /// The kernel's part of `cpu_us_per_call`.
     pub(crate) kernel_us_per_call: f64,
     pub(crate) switches_per_call: f64,
-    /// `pid`'s write syscalls per call: one for the response, and for a
-    /// gateway one (or a share of one) for the request to its upstream.
+    /// `pid`'s write syscalls per call: the response's, and for a gateway
+    /// the request's to its upstream.
     pub(crate) writes_per_call: f64,
     /// The load client's CPU per call.
     pub(crate) client_us_per_call: f64,
@@ -507,19 +506,19 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
         let mut line = format!("  round {round}: floor {:.0}", f.cpu_us_per_call);
         for ((label, gateway, url), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
             let g = measured(gateway.0.id(), url, Some(&key.secret), "echo__echo", 32).await;
-            cpu.push(g.cpu_us_per_call);
-            ratio.push(g.figures.calls_per_sec / f.figures.calls_per_sec);
+            let to_floor = g.figures.calls_per_sec / f.figures.calls_per_sec;
             line.push_str(&format!(
-                ", {label} {:.0} ({:.2}x)",
-                g.cpu_us_per_call,
-                ratio.last().unwrap()
+                ", {label} {:.0} ({to_floor:.2}x)",
+                g.cpu_us_per_call
             ));
+            cpu.push(g.cpu_us_per_call);
+            ratio.push(to_floor);
         }
         println!("{line}");
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
-    let mut line = format!("  median: floor {:.0}", median(&mut floor_cpu));
-    for ((label, ..), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
+    let mut line = format!("  median: floor {:.0}", median(&floor_cpu));
+    for ((label, ..), (cpu, ratio)) in gateways.iter().zip(&seen) {
         line.push_str(&format!(
             ", {label} {:.0} ({:.2}x)",
             median(cpu),
@@ -527,12 +526,6 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
         ));
     }
     println!("{line}");
-    drop(floor);
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs every hot-path measurement for `build`.

@@ -8,6 +8,13 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
+/// The middle of `values` (the upper one of an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
 /// A `kB` field of `/proc/PID/status` (`VmRSS:`, `VmHWM:`).
 pub fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

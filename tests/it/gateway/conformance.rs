@@ -25,7 +25,7 @@ pub(crate) fn tool() -> Option<PathBuf> {
     Some(path.clone())
 }
 
-/// The suite's versions the tests run.
+/// The suite's versions the tests run: 0.1.16, and the 2026-07-28 one.
 const VERSIONS: [&str; 2] = ["0.1.16", "0.2.0-alpha.12"];
 
 /// Installs every version the tests run, once per test process and before
@@ -34,27 +34,46 @@ const VERSIONS: [&str; 2] = ["0.1.16", "0.2.0-alpha.12"];
 /// summary, or raced another test's install of the same version.
 fn installed(tool: &std::path::Path) {
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let result = INSTALLED.get_or_init(|| {
-        for version in VERSIONS {
-            let mut cmd = Command::new(tool);
-            cmd.arg("list").env("BULWARK_CONFORMANCE_VERSION", version);
-            let finished = run_with_timeout(cmd, Duration::from_secs(600));
-            if !finished.status.success() {
-                return Err(format!(
-                    "installing conformance {version} failed:\n{}{}",
-                    String::from_utf8_lossy(&finished.stdout),
-                    String::from_utf8_lossy(&finished.stderr)
-                ));
-            }
-        }
-        Ok(())
-    });
+    let result = INSTALLED.get_or_init(|| VERSIONS.iter().try_for_each(|v| install(tool, v)));
     if let Err(err) = result {
         panic!("{err}");
     }
 }
 
-async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
+/// Installs `version` (`list` installs it on first use). An install
+/// interrupted earlier leaves `node_modules` half written and `list`
+/// failing; a clean reinstall fixes that.
+fn install(tool: &std::path::Path, version: &str) -> Result<(), String> {
+    let list = || {
+        let mut cmd = Command::new(tool);
+        cmd.arg("list").env("BULWARK_CONFORMANCE_VERSION", version);
+        run_with_timeout(cmd, Duration::from_secs(600))
+    };
+    if list().status.success() {
+        return Ok(());
+    }
+    // Where the tool installs (`BULWARK_CONFORMANCE_DIR`, by default
+    // `~/.cache/bulwark-conformance`), one directory per version.
+    let root = std::env::var_os("BULWARK_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            Some(PathBuf::from(std::env::var_os("HOME")?).join(".cache/bulwark-conformance"))
+        });
+    if let Some(root) = root {
+        let _ = std::fs::remove_dir_all(root.join(version));
+    }
+    let finished = list();
+    if finished.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "installing conformance {version} failed:\n{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    ))
+}
+
+async fn run_suite(version: &str, extra: &[&str]) -> String {
     let gw = Gateway::start(
         &format!("{HEAD}{}", demo_upstream("conformance", "\"conformance\"")),
         &[],
@@ -65,10 +84,8 @@ async fn run_suite(version: Option<&str>, extra: &[&str]) -> String {
     };
     let mut cmd = Command::new(tool);
     cmd.args(["server", "--url", &gw.url("/mcp/conformance")])
-        .args(extra);
-    if let Some(version) = version {
-        cmd.env("BULWARK_CONFORMANCE_VERSION", version);
-    }
+        .args(extra)
+        .env("BULWARK_CONFORMANCE_VERSION", version);
     let finished = run_with_timeout(cmd, Duration::from_secs(600));
     format!(
         "{}{}",
@@ -95,7 +112,7 @@ pub(crate) fn summary(output: &str) -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn conformance_0_1_16_passes_every_scenario_through_the_gateway() {
-    let output = run_suite(None, &[]).await;
+    let output = run_suite(VERSIONS[0], &[]).await;
     if output.is_empty() {
         return;
     }
@@ -109,7 +126,7 @@ async fn conformance_0_1_16_passes_every_scenario_through_the_gateway() {
 
 #[tokio::test]
 async fn conformance_2026_07_28_fails_only_the_listed_scenarios() {
-    let output = run_suite(Some(VERSIONS[1]), &["--requirements", "2026-07-28"]).await;
+    let output = run_suite(VERSIONS[1], &["--requirements", "2026-07-28"]).await;
     if output.is_empty() {
         return;
     }
