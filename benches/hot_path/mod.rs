@@ -25,6 +25,8 @@
 //! `BULWARK_BENCH_AB=N` instead runs N alternating rounds of pooled c=32
 //! load on the floor and each build's secure gateway and prints the medians
 //! (see [`ab`]): the way to compare two builds on this drifting machine.
+//! With `BULWARK_BENCH_AB_REMOTE=1` the rounds go on with a remote upstream
+//! (pooled c=1: added p50 and gateway CPU per call).
 //!
 //! `BULWARK_BENCH_PROFILE=N` instead keeps a pooled c=32 load on the secure
 //! gateway for N seconds and prints its pid first, for a profiler to attach
@@ -523,6 +525,50 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
             ", {label} {:.0} ({:.2}x)",
             median(cpu),
             median(ratio)
+        ));
+    }
+    println!("{line}");
+    if std::env::var_os("BULWARK_BENCH_AB_REMOTE").is_some() {
+        ab_remote(&floor_url, dir, rounds).await;
+    }
+}
+
+/// The remote upstream in alternating rounds (`BULWARK_BENCH_AB_REMOTE=1`
+/// with `BULWARK_BENCH_AB=N`): each build's gateway in front of the floor's
+/// echo over HTTP, pooled c=1; per round the added p50 against calling the
+/// floor directly just before, and the gateway's CPU per call.
+async fn ab_remote(floor_url: &str, dir: &std::path::Path, rounds: usize) {
+    let mut gateways = Vec::new();
+    for (i, build) in builds().into_iter().enumerate() {
+        let own = dir.join(format!("ab-remote-{i}"));
+        std::fs::create_dir_all(&own).unwrap();
+        let config = write_config(&own, "remote.toml", &remote_config(&own, floor_url));
+        let (gateway, url) = start(&build.bin, &config, &own).await;
+        gateways.push((build.label, gateway, url));
+    }
+    super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Per build: (added p50 µs, CPU µs/call).
+    let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];
+    println!("A/B remote upstream, pooled c=1, {rounds} rounds: added p50 µs, gateway CPU µs/call");
+    for round in 1..=rounds {
+        let mut line = format!("  round {round}:");
+        for ((label, gateway, url), (added, cpu)) in gateways.iter().zip(&mut seen) {
+            let direct = load_with(floor_url, None, "echo", 1, None).await;
+            let g = measured(gateway.0.id(), url, None, "echo__echo", 1).await;
+            let more = g.figures.p50_us - direct.p50_us;
+            line.push_str(&format!(" {label} {more:+.0} ({:.0})", g.cpu_us_per_call));
+            added.push(more);
+            cpu.push(g.cpu_us_per_call);
+        }
+        println!("{line}");
+    }
+    super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut line = "  median:".to_owned();
+    for ((label, ..), (added, cpu)) in gateways.iter().zip(&seen) {
+        line.push_str(&format!(
+            " {label} {:+.0} ({:.0})",
+            median(added),
+            median(cpu)
         ));
     }
     println!("{line}");

@@ -9,17 +9,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use rmcp::model::{
-    ClientRequest, ClientResult, ErrorData, ProgressNotification, ProgressNotificationParam,
-    ProgressToken, RequestId, ServerNotification, ServerRequest, ServerResult,
+    CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientRequest,
+    ClientResult, ErrorData, ProgressNotification, ProgressNotificationParam, ProgressToken,
+    RequestId, ServerJsonRpcMessage, ServerNotification, ServerRequest, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::transport::streamable_http_client::{DirectError, DirectReply, DirectSession, release};
 use rmcp::{Peer, RoleClient};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::exit::ExitReason;
+use super::remote::DirectRoute;
 use super::status::UpstreamStatus;
 
 /// How long a call whose session just closed waits to learn the exit status,
@@ -334,6 +338,8 @@ struct LinkInner {
     calls: Arc<CallRegistry>,
     /// Which instance's session this is (see [`UpstreamLink::session`]).
     session: u64,
+    /// Posts calls from the caller's task (remote streamable HTTP only).
+    direct: Option<DirectRoute>,
 }
 
 /// Cheap-to-clone handle on one ready upstream session.
@@ -374,6 +380,7 @@ impl UpstreamLink {
         exit: watch::Receiver<Option<ExitReason>>,
         status: Arc<UpstreamStatus>,
         calls: Arc<CallRegistry>,
+        direct: Option<DirectRoute>,
     ) -> Self {
         Self {
             inner: Arc::new(LinkInner {
@@ -383,6 +390,7 @@ impl UpstreamLink {
                 session: status.next_session(),
                 status,
                 calls,
+                direct,
             }),
         }
     }
@@ -432,6 +440,25 @@ impl UpstreamLink {
             guard.seq = seq;
             queue.map(|queue| (caller, queue))
         });
+        let direct = link
+            .direct
+            .as_ref()
+            .and_then(|route| route.session().map(|session| (route, session)));
+        let request = match direct {
+            None => request,
+            Some((route, session)) => {
+                match self
+                    .request_direct(route, &session, request, &mut progress, guard.seq, cancel)
+                    .await
+                {
+                    Direct::UseWorker(request) => request,
+                    Direct::Done(result) => {
+                        drain_progress(&mut progress).await;
+                        return result;
+                    }
+                }
+            }
+        };
         // Queuing the request waits on the session's loop; a deadline or a
         // client's cancel must not wait with it.
         let sent = tokio::select! {
@@ -474,17 +501,149 @@ impl UpstreamLink {
                 }
             }
         };
-        // Progress read before the response reaches the client before the result.
-        if let Some((caller, queue)) = &mut progress {
-            while let Ok(params) = queue.try_recv() {
-                forward_progress(caller, params).await;
-            }
-        }
+        drain_progress(&mut progress).await;
         drop(guard);
         match result {
             Ok(result) => Ok(result),
             Err(ServiceError::McpError(error)) => Err(CallError::Upstream(error)),
             Err(err) => Err(self.lost_after_wait(err).await),
+        }
+    }
+
+    /// Posts `request` from this task (see [`DirectRoute`]) and reads its
+    /// response, forwarding its progress on the way; hands it back when it
+    /// must go through the session's worker after all (an expired session,
+    /// which the worker re-initialises).
+    async fn request_direct(
+        &self,
+        route: &DirectRoute,
+        session: &DirectSession,
+        mut request: ClientRequest,
+        progress: &mut Progress,
+        seq: u64,
+        cancel: &CancellationToken,
+    ) -> Direct {
+        let link = &*self.inner;
+        let (id, token) = match link.peer.prepare_request(&mut request) {
+            Ok(prepared) => prepared,
+            Err(err) => return Direct::Done(Err(self.lost(err))),
+        };
+        if seq != 0 {
+            link.calls.sent(seq, id.clone(), token);
+        }
+        // rmcp's worker copies every request it posts, for the same retry.
+        let retry = request.clone();
+        let message = ClientJsonRpcMessage::request(request, id.clone());
+        let posted = tokio::select! {
+            biased;
+            // Boxed: the HTTP exchange's future is kilobytes, and the call's
+            // future (moved a few times on its way to the handler's task)
+            // would otherwise carry it for every call, stdio ones too.
+            posted = Box::pin(session.post(route.client(), message)) => posted,
+            reason = wait_for_exit(link.exit.clone()) => {
+                return Direct::Done(Err(self.exited(reason)));
+            }
+            () = cancel.cancelled() => return Direct::Done(Err(self.withdraw(id))),
+        };
+        let mut stream = match posted {
+            Ok(DirectReply::Message(message)) => return Direct::Done(self.answer(message, &id)),
+            Ok(DirectReply::Stream(stream)) => stream,
+            Err(DirectError::UseWorker) => return Direct::UseWorker(retry),
+            Err(DirectError::NoResponse) => {
+                return Direct::Done(Err(
+                    self.broken("the upstream accepted the call without answering it".into())
+                ));
+            }
+            Err(DirectError::Http(err)) => {
+                return Direct::Done(Err(self.lost_after_wait(err.to_string()).await));
+            }
+        };
+        let result = loop {
+            tokio::select! {
+                biased;
+                message = stream.next() => {
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        Some(Err(err)) => break Err(self.lost_after_wait(err.to_string()).await),
+                        None => break Err(self.broken(
+                            "the upstream closed the call's stream without answering".into(),
+                        )),
+                    };
+                    if answers(&message, &id) {
+                        break Ok(message);
+                    }
+                    if let ServerJsonRpcMessage::Notification(notification) = &message
+                        && let ServerNotification::ProgressNotification(note) =
+                            &notification.notification
+                    {
+                        // Queued behind the progress read before, as the
+                        // session's loop would.
+                        link.calls.route_progress(&note.params);
+                        continue;
+                    }
+                    if !session.forward(message, &id).await {
+                        break Err(self.lost_after_wait("session closed").await);
+                    }
+                }
+                Some((caller, params)) = next_progress(progress) => {
+                    forward_progress(&caller, params).await;
+                }
+                reason = wait_for_exit(link.exit.clone()) => {
+                    return Direct::Done(Err(self.exited(reason)));
+                }
+                () = cancel.cancelled() => return Direct::Done(Err(self.withdraw(id))),
+            }
+        };
+        release(stream);
+        Direct::Done(result.and_then(|message| self.answer(message, &id)))
+    }
+
+    /// The result or error `message` carries for request `id`.
+    fn answer(
+        &self,
+        message: ServerJsonRpcMessage,
+        id: &RequestId,
+    ) -> Result<ServerResult, CallError> {
+        match message {
+            ServerJsonRpcMessage::Response(response) if &response.id == id => Ok(response.result),
+            ServerJsonRpcMessage::Error(error) if error.id.as_ref() == Some(id) => {
+                Err(CallError::Upstream(error.error))
+            }
+            _ => Err(self.broken("the upstream answered another request".into())),
+        }
+    }
+
+    /// Tells the upstream, in the background and best effort, that the
+    /// call `id` was withdrawn (see the same in [`Self::request`]).
+    fn withdraw(&self, id: RequestId) -> CallError {
+        let peer = self.inner.peer.clone();
+        tokio::spawn(async move {
+            let notice = peer.send_notification(
+                CancelledNotification::new(CancelledNotificationParam::new(
+                    Some(id),
+                    Some("cancelled by the client".into()),
+                ))
+                .into(),
+            );
+            let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
+        });
+        CallError::Cancelled {
+            server: self.inner.server.clone(),
+        }
+    }
+
+    fn exited(&self, reason: Option<ExitReason>) -> CallError {
+        CallError::Lost {
+            server: self.inner.server.clone(),
+            reason: reason.map_or_else(|| "session closed".into(), |r| r.to_string()),
+        }
+    }
+
+    /// The upstream broke the protocol on a live session.
+    fn broken(&self, reason: String) -> CallError {
+        CallError::Lost {
+            server: self.inner.server.clone(),
+            reason,
         }
     }
 
@@ -498,7 +657,7 @@ impl UpstreamLink {
 
     /// A transport error usually means the process just died; give the actor
     /// a moment to reap it so the error names the exit status or signal.
-    async fn lost_after_wait(&self, err: ServiceError) -> CallError {
+    async fn lost_after_wait(&self, err: impl ToString) -> CallError {
         let reason = tokio::time::timeout(EXIT_REASON_WAIT, wait_for_exit(self.inner.exit.clone()))
             .await
             .ok()
@@ -510,10 +669,39 @@ impl UpstreamLink {
     }
 }
 
+/// Whether `message` is the response (or error) to request `id`.
+fn answers(message: &ServerJsonRpcMessage, id: &RequestId) -> bool {
+    match message {
+        ServerJsonRpcMessage::Response(response) => &response.id == id,
+        ServerJsonRpcMessage::Error(error) => error.id.as_ref() == Some(id),
+        _ => false,
+    }
+}
+
+/// How a direct post ended.
+enum Direct {
+    Done(Result<ServerResult, CallError>),
+    /// Send it through the session's worker instead.
+    UseWorker(ClientRequest),
+}
+
+/// A call's client and its queue of progress, when the client wants it.
+type Progress = Option<(Arc<dyn Caller>, mpsc::Receiver<ProgressNotificationParam>)>;
+
+/// Forwards the progress still queued: progress read before the response
+/// reaches the client before the result.
+async fn drain_progress(progress: &mut Progress) {
+    if let Some((caller, queue)) = progress {
+        while let Ok(params) = queue.try_recv() {
+            forward_progress(caller, params).await;
+        }
+    }
+}
+
 /// The next queued progress of a call, with its caller; never resolves for a
 /// call without a client.
 async fn next_progress(
-    progress: &mut Option<(Arc<dyn Caller>, mpsc::Receiver<ProgressNotificationParam>)>,
+    progress: &mut Progress,
 ) -> Option<(Arc<dyn Caller>, ProgressNotificationParam)> {
     match progress {
         Some((caller, queue)) => queue.recv().await.map(|params| (caller.clone(), params)),

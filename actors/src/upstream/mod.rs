@@ -107,8 +107,9 @@ enum Backend {
     AwaitingToken(Box<AwaitingToken>),
     /// A child process: its process group, and whether it has been reaped.
     Process(ProcessGroup, watch::Receiver<bool>),
-    /// A remote session: nothing to reap.
-    Remote,
+    /// A remote session: nothing to reap; the route that posts its calls
+    /// directly (streamable HTTP only).
+    Remote(Option<remote::DirectRoute>),
 }
 
 /// What a stdio upstream with OAuth needs to start once its token is here.
@@ -245,17 +246,18 @@ impl Actor for UpstreamActor {
                 tracing::info!(server = %server, url = %http.masked_url(), protocol = ?http.protocol, "connecting to remote upstream");
                 match http.protocol {
                     HttpProtocol::Streamable => {
-                        let transport = remote::transport(http, token_source, lost)
+                        let (transport, direct) = remote::transport(http, token_source, lost)
                             .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
                         handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                        Backend::Remote(Some(direct))
                     }
                     HttpProtocol::Sse => {
                         let transport = sse::transport(http, token_source, lost)
                             .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
                         handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                        Backend::Remote(None)
                     }
                 }
-                Backend::Remote
             }
         };
         let (exit_tx, _) = watch::channel(None);
@@ -291,7 +293,7 @@ impl Actor for UpstreamActor {
                 state.session_error = Some(err.clone());
                 state.handshake_failed = true;
                 match state.backend {
-                    Backend::Remote => finish(&myself, state, ExitReason::SessionFailed(err)),
+                    Backend::Remote(_) => finish(&myself, state, ExitReason::SessionFailed(err)),
                     _ => schedule_grace(&myself, &state.mailbox, SESSION_CLOSE_GRACE),
                 }
             }
@@ -303,7 +305,7 @@ impl Actor for UpstreamActor {
                     Backend::AwaitingToken(_) | Backend::Process(..) => {
                         schedule_grace(&myself, &state.mailbox, SESSION_CLOSE_GRACE);
                     }
-                    Backend::Remote => {
+                    Backend::Remote(_) => {
                         let err = state.session_error.clone().unwrap_or_default();
                         finish(&myself, state, ExitReason::SessionFailed(err));
                     }
@@ -416,7 +418,8 @@ async fn start_with_token(
     token: Result<Arc<str>, TokenError>,
 ) {
     // Nothing to kill until a process runs; `Remote` holds no resource.
-    let Backend::AwaitingToken(waiting) = std::mem::replace(&mut state.backend, Backend::Remote)
+    let Backend::AwaitingToken(waiting) =
+        std::mem::replace(&mut state.backend, Backend::Remote(None))
     else {
         return;
     };
@@ -550,11 +553,16 @@ fn on_connected(
         let _ = service.waiting().await;
         UpstreamActor::cast(&closed_ref, &closed_mailbox, UpstreamMsg::SessionClosed);
     });
+    let direct = match &state.backend {
+        Backend::Remote(direct) => direct.clone(),
+        _ => None,
+    };
     let link = UpstreamLink::new(
         peer.clone(),
         state.exit_tx.subscribe(),
         state.status.clone(),
         state.calls.clone(),
+        direct,
     );
     state.observer.instance_ready(&state.server, &link);
     if let Some(health) = &state.health {

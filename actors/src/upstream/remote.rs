@@ -13,6 +13,10 @@
 //! Session expiry (`404` on a session request) is rmcp's: it re-initialises
 //! transparently and retries the request once
 //! (`reinit_on_expired_session`).
+//!
+//! Once the session is established, calls are posted from the caller's own
+//! task ([`DirectRoute`]); rmcp's worker keeps the session, its GET stream,
+//! re-initialisation, and the server's requests read on a call's stream.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +28,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::{DEFAULT_MAX_SSE_EVENT_SIZE, SseRetryPolicy};
 use rmcp::transport::common::{PostParts, post_message_to};
 use rmcp::transport::streamable_http_client::{
-    SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
-    StreamableHttpPostResponse,
+    DirectPosts, DirectSession, SseError, StreamableHttpClient,
+    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
 };
 use sse_stream::Sse;
 
@@ -73,19 +77,46 @@ impl SseRetryPolicy for QuickRetry {
     }
 }
 
-/// Builds the transport for one session to `spec`.
+/// Posts a session's requests from the caller's own task, beside rmcp's
+/// transport worker (see rmcp's `DirectPosts`, a patch): a call then skips
+/// four task hand-offs (the service loop and the worker, both ways).
+#[derive(Clone)]
+pub struct DirectRoute {
+    posts: DirectPosts,
+    client: RemoteClient,
+}
+
+impl DirectRoute {
+    /// The session as the worker published it, while direct posts may use it.
+    pub(super) fn session(&self) -> Option<Arc<DirectSession>> {
+        self.posts.session()
+    }
+
+    /// The client that posts (tokens, loss reports).
+    pub(super) fn client(&self) -> &RemoteClient {
+        &self.client
+    }
+}
+
+/// Builds the transport for one session to `spec`, and the route that
+/// posts the session's calls directly once it is established.
 pub fn transport(
     spec: &HttpSpec,
     tokens: Option<TokenSource>,
     lost: LostHook,
-) -> Result<StreamableHttpClientTransport<RemoteClient>, String> {
+) -> Result<(StreamableHttpClientTransport<RemoteClient>, DirectRoute), String> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
         .custom_headers(headers(spec)?)
         .reinit_on_expired_session(true);
     config.retry_config = Arc::new(QuickRetry);
-    Ok(StreamableHttpClientTransport::with_client(
-        RemoteClient::new(tokens, lost)?,
-        config,
+    let client = RemoteClient::new(tokens, lost)?;
+    let direct = DirectRoute {
+        posts: config.direct.clone(),
+        client: client.clone(),
+    };
+    Ok((
+        StreamableHttpClientTransport::with_client(client, config),
+        direct,
     ))
 }
 

@@ -1,6 +1,7 @@
 //! Remote upstreams end to end: the demo servers over streamable HTTP on
 //! loopback as upstreams of the real gateway, a loopback OAuth server, and
 //! `bulwark connect` under the official conformance suite.
+mod calls;
 mod conformance;
 mod oauth;
 mod sse;

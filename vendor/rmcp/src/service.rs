@@ -872,12 +872,22 @@ impl<R: ServiceRole> Peer<R> {
             .await
     }
 
-    async fn send_request_with_option_and_subscription(
+    /// Prepares `request` the way [`Self::send_request_with_option`] does (a
+    /// fresh id and progress token, the client's metadata) without sending
+    /// it, for a caller that posts it on its own (patch: direct posts). Its
+    /// response never reaches this peer: the caller reads it.
+    pub fn prepare_request(
         &self,
-        mut request: R::Req,
-        options: PeerRequestOptions,
-        subscription_sender: Option<SubscriptionChannel<R::PeerNot>>,
-    ) -> Result<RequestHandle<R>, ServiceError> {
+        request: &mut R::Req,
+    ) -> Result<(RequestId, ProgressToken), ServiceError> {
+        self.prepare(request, &PeerRequestOptions::no_options())
+    }
+
+    fn prepare(
+        &self,
+        request: &mut R::Req,
+        options: &PeerRequestOptions,
+    ) -> Result<(RequestId, ProgressToken), ServiceError> {
         R::enforce_outbound_request(self)?;
         if let Ok(originating) = ORIGINATING_REQUEST.try_with(|id| id.clone()) {
             request
@@ -898,6 +908,16 @@ impl<R: ServiceRole> Peer<R> {
         request
             .get_meta_mut()
             .set_progress_token(progress_token.clone());
+        Ok((id, progress_token))
+    }
+
+    async fn send_request_with_option_and_subscription(
+        &self,
+        mut request: R::Req,
+        options: PeerRequestOptions,
+        subscription_sender: Option<SubscriptionChannel<R::PeerNot>>,
+    ) -> Result<RequestHandle<R>, ServiceError> {
+        let (id, progress_token) = self.prepare(&mut request, &options)?;
         let (responder, receiver) = tokio::sync::oneshot::channel();
         let progress_reset_rx = if options.reset_timeout_on_progress && options.timeout.is_some() {
             let (sender, receiver) = mpsc::channel(1);

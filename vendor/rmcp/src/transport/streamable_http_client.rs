@@ -12,6 +12,9 @@ use futures::{
 };
 use http::{HeaderName, HeaderValue, StatusCode};
 pub use sse_stream::Error as SseError;
+
+mod direct;
+pub use direct::{DirectError, DirectPosts, DirectReply, DirectSession, release};
 use sse_stream::Sse;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -1315,7 +1318,39 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
         }
         // Each POST uses the session and headers chosen when it starts.
         // Only this loop updates the current session and protocol version.
+        // The session direct posts may use, as last published: changed only
+        // when the session, its version or recovery changes.
+        let mut published: Option<(Option<Arc<str>>, ProtocolVersion)> = None;
         let loop_result: Result<(), WorkerQuitReason<Self::Error>> = 'main_loop: loop {
+            let direct_ready = !uses_modern_http
+                && negotiated_version < ProtocolVersion::STANDARD_HEADERS
+                && !retrying_recovery
+                && recovery_posts.is_empty();
+            let republish = match &published {
+                None => direct_ready,
+                Some((id, version)) => {
+                    !direct_ready || id != &session_id || version != &negotiated_version
+                }
+            };
+            if republish {
+                published = direct_ready.then(|| (session_id.clone(), negotiated_version.clone()));
+                config.direct.publish(direct_ready.then(|| {
+                    let mut headers = protocol_headers.clone();
+                    if let Ok(value) = HeaderValue::from_str(negotiated_version.as_str()) {
+                        headers.insert(HeaderName::from_static("mcp-protocol-version"), value);
+                    }
+                    DirectSession {
+                        uri: config.uri.clone(),
+                        session_id: session_id.clone(),
+                        auth_header: config.auth_header.clone(),
+                        headers,
+                        version: negotiated_version.clone(),
+                        max_sse_event_size: config.max_sse_event_size,
+                        retry_config: config.retry_config.clone(),
+                        inbound: sse_worker_tx.clone(),
+                    }
+                }));
+            }
             if retrying_recovery && recovery_posts.is_empty() && posts.is_empty() {
                 retrying_recovery = false;
             }
@@ -1862,6 +1897,7 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                 }
             }
         };
+        config.direct.publish(None);
 
         // Stop outstanding http requests before deleting their session.
         transport_task_ct.cancel();
@@ -2140,6 +2176,9 @@ pub struct StreamableHttpClientTransportConfig {
     /// Control POSTs and other POST failures are not retried. If recovery or a retry
     /// fails, the transport returns an error to the caller.
     pub reinit_on_expired_session: bool,
+    /// Where the worker publishes its established session for callers that
+    /// post requests from their own task (patch: direct posts).
+    pub direct: DirectPosts,
 }
 
 impl StreamableHttpClientTransportConfig {
@@ -2240,6 +2279,7 @@ impl Default for StreamableHttpClientTransportConfig {
             custom_headers: HashMap::new(),
             max_sse_event_size: DEFAULT_MAX_SSE_EVENT_SIZE,
             reinit_on_expired_session: true,
+            direct: DirectPosts::default(),
         }
     }
 }
