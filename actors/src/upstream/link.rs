@@ -443,12 +443,19 @@ impl UpstreamLink {
         let direct = link
             .direct
             .as_ref()
-            .and_then(|route| route.session().map(|session| (route, session)));
+            .and_then(|route| route.turn().map(|turn| (route, turn)));
         let request = match direct {
             None => request,
-            Some((route, session)) => {
+            Some((route, turn)) => {
                 match self
-                    .request_direct(route, &session, request, &mut progress, guard.seq, cancel)
+                    .request_direct(
+                        route,
+                        &turn.session,
+                        request,
+                        &mut progress,
+                        guard.seq,
+                        cancel,
+                    )
                     .await
                 {
                     Direct::UseWorker(request) => request,

@@ -84,12 +84,29 @@ impl SseRetryPolicy for QuickRetry {
 pub struct DirectRoute {
     posts: DirectPosts,
     client: RemoteClient,
+    /// Bounds the direct posts in flight as rmcp's worker bounds its own
+    /// (`max_concurrent_requests`); calls past it go through the worker,
+    /// which queues them. Without it a burst of calls, or an upstream
+    /// that stops answering, would open a connection per call.
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A session to post on directly, and the slot the post holds.
+pub(super) struct DirectTurn {
+    pub(super) session: Arc<DirectSession>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl DirectRoute {
-    /// The session as the worker published it, while direct posts may use it.
-    pub(super) fn session(&self) -> Option<Arc<DirectSession>> {
-        self.posts.session()
+    /// The session as the worker published it, while direct posts may use
+    /// it and a slot is free.
+    pub(super) fn turn(&self) -> Option<DirectTurn> {
+        let session = self.posts.session()?;
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        Some(DirectTurn {
+            session,
+            _slot: slot,
+        })
     }
 
     /// The client that posts (tokens, loss reports).
@@ -113,6 +130,7 @@ pub fn transport(
     let direct = DirectRoute {
         posts: config.direct.clone(),
         client: client.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
     };
     Ok((
         StreamableHttpClientTransport::with_client(client, config),

@@ -43,3 +43,23 @@ async fn a_remote_call_past_its_deadline_is_cancelled_upstream_and_the_session_g
     assert_eq!(upstream_node(&gw, "remote").await["restarts"], 0);
     session.quit();
 }
+
+#[tokio::test]
+async fn more_concurrent_remote_calls_than_direct_slots_all_complete() {
+    let Some(peers) = peers() else { return };
+    let upstream = DemoHttp::start("slow");
+    let gw = Gateway::start(
+        &format!("{HEAD}{}", remote_upstream("remote", &upstream.url(), "")),
+        &[],
+    );
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+    // 16 calls at a time are posted directly; the rest go through rmcp's
+    // worker (16 more, then queued there).
+    let burst = session.send(json!({
+        "call": "remote__slow", "args": {"ms": 300}, "concurrent": 40
+    }));
+    let answer = session.recv(&burst, Duration::from_secs(60));
+    assert_eq!(answer["okCount"], 40, "{answer}");
+    session.quit();
+}
