@@ -12,9 +12,6 @@ use futures::{
 };
 use http::{HeaderName, HeaderValue, StatusCode};
 pub use sse_stream::Error as SseError;
-
-mod direct;
-pub use direct::{DirectError, DirectPosts, DirectReply, DirectSession, release};
 use sse_stream::Sse;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +37,9 @@ use crate::{
         },
     },
 };
+
+mod direct;
+pub use direct::{DirectError, DirectPosts, DirectReply, DirectSession, release};
 
 type BoxedSseStream = BoxStream<'static, Result<Sse, SseError>>;
 type SseTaskResult<E> = (Option<RequestId>, Result<(), StreamableHttpError<E>>);
@@ -1316,11 +1316,11 @@ impl<C: StreamableHttpClient> Worker for StreamableHttpClientWorker<C> {
                 transport_task_ct.clone(),
             );
         }
-        // Each POST uses the session and headers chosen when it starts.
-        // Only this loop updates the current session and protocol version.
         // The session direct posts may use, as last published: changed only
         // when the session, its version or recovery changes.
         let mut published: Option<(Option<Arc<str>>, ProtocolVersion)> = None;
+        // Each POST uses the session and headers chosen when it starts.
+        // Only this loop updates the current session and protocol version.
         let loop_result: Result<(), WorkerQuitReason<Self::Error>> = 'main_loop: loop {
             let direct_ready = !uses_modern_http
                 && negotiated_version < ProtocolVersion::STANDARD_HEADERS
