@@ -478,6 +478,23 @@ pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, s
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Starts a gateway of every build, each in its own state directory
+/// (`{name}-{i}` under `dir`) with the config file `config` writes there.
+async fn start_builds(
+    dir: &std::path::Path,
+    name: &str,
+    config: impl Fn(&std::path::Path) -> String,
+) -> Vec<(&'static str, Proc, String)> {
+    let mut gateways = Vec::new();
+    for (i, build) in builds().into_iter().enumerate() {
+        let own = dir.join(format!("{name}-{i}"));
+        std::fs::create_dir_all(&own).unwrap();
+        let (gateway, url) = start(&build.bin, &config(&own), &own).await;
+        gateways.push((build.label, gateway, url));
+    }
+    gateways
+}
+
 /// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load on the floor and on
 /// the secure gateway of every build (the baseline's too, when given), one
 /// after another within each round, all running throughout; prints each
@@ -488,15 +505,7 @@ pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, s
 pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds: usize) {
     let hash = key.hash.to_stored();
     let (floor, floor_url) = spawn_bin(BIN, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
-    let mut gateways = Vec::new();
-    for (i, build) in builds().into_iter().enumerate() {
-        // Each gateway keeps its own state directory.
-        let own = dir.join(format!("ab-{i}"));
-        std::fs::create_dir_all(&own).unwrap();
-        let secure = config(&own, 1, Security::On, &hash);
-        let (gateway, url) = start(&build.bin, &secure, &own).await;
-        gateways.push((build.label, gateway, url));
-    }
+    let gateways = start_builds(dir, "ab", |own| config(own, 1, Security::On, &hash)).await;
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
     // Per build: (CPU µs/call, calls/s relative to the round's floor).
     let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];
@@ -538,14 +547,10 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
 /// echo over HTTP, pooled c=1; per round the added p50 against calling the
 /// floor directly just before, and the gateway's CPU per call.
 async fn ab_remote(floor_url: &str, dir: &std::path::Path, rounds: usize) {
-    let mut gateways = Vec::new();
-    for (i, build) in builds().into_iter().enumerate() {
-        let own = dir.join(format!("ab-remote-{i}"));
-        std::fs::create_dir_all(&own).unwrap();
-        let config = write_config(&own, "remote.toml", &remote_config(&own, floor_url));
-        let (gateway, url) = start(&build.bin, &config, &own).await;
-        gateways.push((build.label, gateway, url));
-    }
+    let gateways = start_builds(dir, "ab-remote", |own| {
+        write_config(own, "remote.toml", &remote_config(own, floor_url))
+    })
+    .await;
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
     // Per build: (added p50 µs, CPU µs/call).
     let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::common::{Gateway, PythonSession, peers};
 use crate::gateway::{HEAD, demo_upstream, upstream_node, wait_for_upstream};
 
-const DEADLINE_EXCEEDED: i64 = -32007;
+/// The JSON-RPC error code of a call past its deadline.
+pub(crate) const DEADLINE_EXCEEDED: i64 = -32007;
 
 fn upstream_metrics(metrics: &Value, server: &str) -> Value {
     metrics["upstreams"]

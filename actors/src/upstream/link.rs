@@ -489,23 +489,8 @@ impl UpstreamLink {
                 Some((caller, params)) = next_progress(&mut progress) => {
                     forward_progress(&caller, params).await;
                 }
-                reason = wait_for_exit(link.exit.clone()) => {
-                    let reason = reason.map(|r| r.to_string());
-                    return Err(CallError::Lost {
-                        server: link.server.clone(),
-                        reason: reason.unwrap_or_else(|| "session closed".into()),
-                    });
-                }
-                () = cancel.cancelled() => {
-                    // Told in the background and best effort (the upstream may
-                    // be gone): an upstream not reading its stdin would
-                    // otherwise hold the caller past its deadline.
-                    tokio::spawn(async move {
-                        let notice = handle.cancel(Some("cancelled by the client".into()));
-                        let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
-                    });
-                    return Err(CallError::Cancelled { server: link.server.clone() });
-                }
+                reason = wait_for_exit(link.exit.clone()) => return Err(self.exited(reason)),
+                () = cancel.cancelled() => return Err(self.withdraw(handle.id)),
             }
         };
         drain_progress(&mut progress).await;
@@ -620,8 +605,10 @@ impl UpstreamLink {
         }
     }
 
-    /// Tells the upstream, in the background and best effort, that the
-    /// call `id` was withdrawn (see the same in [`Self::request`]).
+    /// Tells the upstream that the call `id` was withdrawn, in the
+    /// background and best effort (the upstream may be gone): an upstream
+    /// not reading its stdin would otherwise hold the caller past its
+    /// deadline.
     fn withdraw(&self, id: RequestId) -> CallError {
         let peer = self.inner.peer.clone();
         tokio::spawn(async move {
@@ -639,6 +626,7 @@ impl UpstreamLink {
         }
     }
 
+    /// The session ended under the call, for `reason` when it is known.
     fn exited(&self, reason: Option<ExitReason>) -> CallError {
         CallError::Lost {
             server: self.inner.server.clone(),

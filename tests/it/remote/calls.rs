@@ -9,8 +9,7 @@ use serde_json::json;
 use super::{DemoHttp, remote_upstream};
 use crate::common::{Gateway, PythonSession, peers, wait_until};
 use crate::gateway::{HEAD, upstream_node};
-
-const DEADLINE_EXCEEDED: i64 = -32007;
+use crate::timeouts::DEADLINE_EXCEEDED;
 
 #[tokio::test]
 async fn a_remote_call_past_its_deadline_is_cancelled_upstream_and_the_session_goes_on() {
