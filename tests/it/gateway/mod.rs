@@ -3,6 +3,7 @@
 mod cache_hints;
 pub mod conformance;
 mod crash;
+mod direct_calls;
 mod federation;
 pub mod mrtr;
 mod own_tools;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{DemoHttp, remote_upstream};
-use crate::common::{Gateway, PythonSession, peers, wait_until};
+use crate::common::{Gateway, PythonSession, peers};
 use crate::gateway::{HEAD, upstream_node};
 use crate::timeouts::DEADLINE_EXCEEDED;
 
@@ -27,14 +27,7 @@ async fn a_remote_call_past_its_deadline_is_cancelled_upstream_and_the_session_g
 
     let answer = session.call("remote__slow", json!({"ms": 10000}));
     assert_eq!(answer["error"]["code"], DEADLINE_EXCEEDED, "{answer}");
-    assert!(
-        wait_until(Duration::from_secs(10), || upstream
-            .stderr
-            .text()
-            .contains("call cancelled")),
-        "the upstream was told to cancel: {}",
-        upstream.stderr.text()
-    );
+    upstream.assert_a_call_was_cancelled();
 
     // The same session, and the upstream's, go on.
     let after = session.call("remote__echo", json!({"message": "after"}));

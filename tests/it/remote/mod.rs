@@ -83,6 +83,19 @@ impl DemoHttp {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
 
+    /// Asserts that a call was cancelled here (the `slow` tool logs it)
+    /// within 10 s.
+    pub fn assert_a_call_was_cancelled(&self) {
+        assert!(
+            wait_until(Duration::from_secs(10), || self
+                .stderr
+                .text()
+                .contains("call cancelled")),
+            "the upstream was told to cancel: {}",
+            self.stderr.text()
+        );
+    }
+
     /// SIGKILLs the server and reaps it.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

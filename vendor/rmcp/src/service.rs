@@ -761,6 +761,31 @@ where
     }
 }
 
+impl<R: ServiceRole> Peer<R> {
+    /// This peer with its outbound messages sent to `tx` instead of the
+    /// serve loop (Bulwark patch: direct calls): ids, peer info and the
+    /// rest stay shared with the session's peer.
+    pub(crate) fn redirected(&self, tx: crate::boxed_mpsc::Sender<PeerSinkMessage<R>>) -> Self {
+        Self {
+            tx,
+            request_id_provider: self.request_id_provider.clone(),
+            progress_token_provider: self.progress_token_provider.clone(),
+            progress_timeout_watchers: self.progress_timeout_watchers.clone(),
+            info: self.info.clone(),
+            client_request_metadata: self.client_request_metadata.clone(),
+            inline_protocol_version: self.inline_protocol_version.clone(),
+            subscription_channels: self.subscription_channels.clone(),
+            #[cfg(feature = "client")]
+            response_cache: self.response_cache.clone(),
+        }
+    }
+
+    /// Hands a message to the serve loop, as the peer's own sends do.
+    pub(crate) fn sink(&self) -> &crate::boxed_mpsc::Sender<PeerSinkMessage<R>> {
+        &self.tx
+    }
+}
+
 impl<R: ServiceRole> std::fmt::Debug for Peer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerSink")
@@ -1110,6 +1135,11 @@ impl<R: ServiceRole, S: Service<R>> RunningService<R, S> {
     #[inline]
     pub fn service(&self) -> &S {
         self.service.as_ref()
+    }
+    /// The service the serve loop shares with its handlers (Bulwark patch:
+    /// direct calls).
+    pub(crate) fn shared_service(&self) -> Arc<S> {
+        self.service.clone()
     }
     #[inline]
     pub fn cancellation_token(&self) -> RunningServiceCancellationToken {

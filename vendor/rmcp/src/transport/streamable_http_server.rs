@@ -1,3 +1,5 @@
+#[cfg(all(feature = "transport-streamable-http-server", not(feature = "local")))]
+mod direct_calls;
 pub mod session;
 #[cfg(all(feature = "transport-streamable-http-server", not(feature = "local")))]
 pub mod tower;

@@ -108,6 +108,41 @@ pub trait SessionManager: Send + Sync + 'static {
     fn has_session(&self, id: &SessionId)
     -> impl Future<Output = Result<bool, Self::Error>> + Send;
 
+    /// A counter the session's idle timeout reads as activity, for calls
+    /// the HTTP service answers without the session's worker (Bulwark
+    /// patch: direct calls). `None`: this manager's sessions take no such
+    /// calls.
+    fn direct_activity(
+        &self,
+        _id: &SessionId,
+    ) -> impl Future<Output = Option<Arc<std::sync::atomic::AtomicU64>>> + Send {
+        async { None }
+    }
+
+    /// Hands a direct call that outlasted the head's wait to the session
+    /// (Bulwark patch: direct calls): a stream is opened for it as for a
+    /// request (primed, resumable), `messages` (the call's, its answer last)
+    /// are routed into it as the handler's would be, and the stream is
+    /// returned for the call's response.
+    fn adopt_call(
+        &self,
+        _id: &SessionId,
+        _request_id: crate::model::RequestId,
+        _progress_token: Option<crate::model::ProgressToken>,
+        _messages: futures::stream::BoxStream<'static, ServerSseMessage>,
+    ) -> impl Future<
+        Output = Result<
+            impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+            std::io::Error,
+        >,
+    > + Send {
+        async {
+            Err::<futures::stream::Empty<ServerSseMessage>, _>(std::io::Error::other(
+                "this session manager takes no direct calls",
+            ))
+        }
+    }
+
     /// Close and remove the session. Corresponds to an HTTP DELETE request
     /// with `Mcp-Session-Id`.
     fn close_session(&self, id: &SessionId)

@@ -18,6 +18,7 @@ use pin_project_lite::pin_project;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::direct_calls::{DirectSession, DirectSessions};
 use super::session::{
     EventStore, EventStoreError, RestoreOutcome, SessionId, SessionManager, SessionRestoreMarker,
     SessionState, SessionStore,
@@ -112,7 +113,7 @@ fn quality_is_acceptable(quality: &str) -> bool {
 /// the first message); see [`StreamableHttpServerConfig::first_message_window`].
 async fn read_ahead<S>(stream: S, window: Duration) -> (Vec<ServerSseMessage>, Pin<Box<S>>)
 where
-    S: futures::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+    S: futures::Stream<Item = ServerSseMessage> + Send + 'static,
 {
     use futures::StreamExt;
     let mut stream = Box::pin(stream);
@@ -379,6 +380,14 @@ pub struct StreamableHttpServerConfig {
     /// progress notification, a request to the client) or answers later
     /// gets its SSE stream as before. Default `false`.
     pub session_json_response: bool,
+    /// When set, a session's `tools/call` runs its handler in the task that
+    /// read the HTTP request, not through the session's worker and serve
+    /// loop (patch: direct calls, see PATCHES.md). Its answer, and what the
+    /// handler sends on its behalf (progress for its token, requests to the
+    /// client), leave on the call's response as before; the stream carries
+    /// no event ids (it cannot be resumed). Sessions of a manager with an
+    /// event store keep the worker's streams. Default `false`.
+    pub session_direct_calls: bool,
 }
 
 impl std::fmt::Debug for dyn SessionStore {
@@ -403,6 +412,7 @@ impl Default for StreamableHttpServerConfig {
             stateless_protocol_metadata_required: false,
             first_message_window: None,
             session_json_response: false,
+            session_direct_calls: false,
         }
     }
 }
@@ -456,6 +466,12 @@ impl StreamableHttpServerConfig {
     /// See [`Self::first_message_window`].
     pub fn with_first_message_window(mut self, window: Option<Duration>) -> Self {
         self.first_message_window = window;
+        self
+    }
+
+    /// See [`Self::session_direct_calls`].
+    pub fn with_session_direct_calls(mut self, session_direct_calls: bool) -> Self {
+        self.session_direct_calls = session_direct_calls;
         self
     }
 
@@ -1554,6 +1570,9 @@ pub struct StreamableHttpService<S, M> {
     /// than racing to replay the initialize handshake. `None` when no external
     /// session store is configured (avoids allocating the map).
     pending_restores: Option<PendingRestores>,
+    /// Sessions whose calls are served directly, when
+    /// [`StreamableHttpServerConfig::session_direct_calls`] is set.
+    direct: Option<Arc<DirectSessions<S>>>,
 }
 
 impl<S, M> Clone for StreamableHttpService<S, M> {
@@ -1563,6 +1582,7 @@ impl<S, M> Clone for StreamableHttpService<S, M> {
             session_manager: self.session_manager.clone(),
             service_factory: self.service_factory.clone(),
             pending_restores: self.pending_restores.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -1636,11 +1656,15 @@ where
             .session_store
             .is_some()
             .then(|| Arc::new(tokio::sync::RwLock::new(HashMap::new())));
+        let direct = config
+            .session_direct_calls
+            .then(|| Arc::new(DirectSessions::new()));
         Self {
             config: Arc::new(config),
             session_manager,
             service_factory: Arc::new(service_factory),
             pending_restores,
+            direct,
         }
     }
     fn get_service(&self) -> Result<S, std::io::Error> {
@@ -1834,6 +1858,7 @@ where
         transport: M::Transport,
         init_done_tx: Option<tokio::sync::oneshot::Sender<()>>,
         cancellation_token: CancellationToken,
+        direct: Option<Arc<DirectSessions<S>>>,
     ) where
         S: crate::ServerHandler + Send + 'static,
         M: SessionManager,
@@ -1852,10 +1877,26 @@ where
             let svc = handshake.await;
             match svc {
                 Ok(svc) => {
+                    // Published before the handshake's end is signalled, so
+                    // a restored session's first call is served directly too.
+                    let direct = match direct {
+                        Some(direct) => Box::pin(Self::publish_direct(
+                            &direct,
+                            &session_manager,
+                            &session_id,
+                            &svc,
+                        ))
+                        .await
+                        .then_some(direct),
+                        None => None,
+                    };
                     if let Some(tx) = init_done_tx {
                         let _ = tx.send(());
                     }
                     let _ = svc.waiting().await;
+                    if let Some(direct) = direct {
+                        direct.withdraw(&session_id);
+                    }
                 }
                 Err(e) => {
                     tracing::error!("Failed to serve session: {e}");
@@ -1871,6 +1912,114 @@ where
                     tracing::error!("Failed to close session {session_id}: {e}");
                 });
         });
+    }
+
+    /// The published session to serve `request` in this task, when it is a
+    /// call and direct calls are on (patch: direct calls).
+    fn direct_session(
+        &self,
+        session_id: &SessionId,
+        request: &ClientRequest,
+    ) -> Option<Arc<DirectSession<S>>> {
+        let direct = self.direct.as_ref()?;
+        if !matches!(request, ClientRequest::CallToolRequest(_)) {
+            return None;
+        }
+        direct.get(session_id)
+    }
+
+    /// A session request's HTTP answer from its stream of messages: plain
+    /// JSON when its own response is the first message within the head's
+    /// wait (`session_json_response`), the stream as SSE otherwise.
+    async fn session_answer<St>(
+        &self,
+        stream: St,
+        request_id: &RequestId,
+    ) -> HttpResult<BoxResponse>
+    where
+        St: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+    {
+        let stream = match self.config.first_message_window {
+            Some(window) => {
+                let (ahead, rest) = read_ahead(stream, window).await;
+                if self.config.session_json_response
+                    && let Some(response) = own_response(&ahead, request_id)
+                {
+                    // The request's stream ends with its response: nothing
+                    // more can come on `rest`. A session's JSON-RPC errors
+                    // keep HTTP 200, as in its stream.
+                    drop(rest);
+                    return jsonrpc_message_response(&response, http::StatusCode::OK);
+                }
+                futures::future::Either::Left(futures::stream::iter(ahead).chain(rest))
+            }
+            None => futures::future::Either::Right(stream),
+        };
+        Ok(sse_stream_response(
+            stream,
+            self.config.sse_keep_alive,
+            self.config.cancellation_token.child_token(),
+        ))
+    }
+
+    /// Serves a session's call in this task (patch: direct calls). A call
+    /// whose answer is its first message within the head's wait is answered
+    /// as JSON; one that outlasts it, or says something else first, is
+    /// handed with what it said so far to the session's worker, whose stream
+    /// (primed, resumable like any request's) carries the rest.
+    async fn direct_answer(
+        &self,
+        session_id: &SessionId,
+        session: &Arc<DirectSession<S>>,
+        request: crate::model::JsonRpcRequest<ClientRequest>,
+    ) -> HttpResult<BoxResponse> {
+        let request_id = request.id.clone();
+        let progress_token = request.request.get_meta().get_progress_token();
+        let call = session.call(request);
+        let (ahead, rest) = match self.config.first_message_window {
+            Some(window) => read_ahead(call, window).await,
+            None => (Vec::new(), Box::pin(call)),
+        };
+        if self.config.session_json_response
+            && let Some(response) = own_response(&ahead, &request_id)
+        {
+            drop(rest);
+            return jsonrpc_message_response(&response, http::StatusCode::OK);
+        }
+        let messages = futures::stream::iter(ahead).chain(rest).boxed();
+        let stream = self
+            .session_manager
+            .adopt_call(session_id, request_id, progress_token, messages)
+            .await
+            .map_err(internal_error_response("adopt call"))?;
+        Ok(sse_stream_response(
+            stream,
+            self.config.sse_keep_alive,
+            self.config.cancellation_token.child_token(),
+        ))
+    }
+
+    /// Publishes a session that finished its handshake for direct calls;
+    /// false when its manager serves no such calls.
+    async fn publish_direct(
+        direct: &DirectSessions<S>,
+        session_manager: &M,
+        session_id: &SessionId,
+        running: &crate::service::RunningService<RoleServer, S>,
+    ) -> bool
+    where
+        S: crate::ServerHandler + Send + 'static,
+    {
+        let Some(activity) = session_manager.direct_activity(session_id).await else {
+            return false;
+        };
+        direct.publish(
+            session_id.clone(),
+            running.shared_service(),
+            running.peer().clone(),
+            activity,
+        );
+        true
     }
 
     /// Attempt to restore a session from the external store.
@@ -2007,6 +2156,7 @@ where
             transport,
             Some(init_done_tx),
             self.config.cancellation_token.child_token(),
+            self.direct.clone(),
         );
 
         self.session_manager
@@ -2309,48 +2459,33 @@ where
                 }
 
                 match message {
-                    ClientJsonRpcMessage::Request(ref request) => {
+                    ClientJsonRpcMessage::Request(request) => {
                         let request_id = request.id.clone();
+                        if let Some(session) = self.direct_session(&session_id, &request.request) {
+                            return self.direct_answer(&session_id, &session, request).await;
+                        }
                         // Priming for request-wise streams is handled by the
                         // session layer (SessionManager::create_stream) which
                         // has access to the http_request_id for correct event IDs.
                         let stream = self
                             .session_manager
-                            .create_stream(&session_id, message)
+                            .create_stream(&session_id, ClientJsonRpcMessage::Request(request))
                             .await
                             .map_err(internal_error_response("get session"))?;
-                        let stream = match self.config.first_message_window {
-                            Some(window) => {
-                                let (ahead, rest) = read_ahead(stream, window).await;
-                                if self.config.session_json_response
-                                    && let Some(response) = own_response(&ahead, &request_id)
-                                {
-                                    // The session closed the request's
-                                    // stream when it sent the response:
-                                    // nothing more can come on `rest`.
-                                    // A session's JSON-RPC errors keep
-                                    // HTTP 200, as in its stream.
-                                    drop(rest);
-                                    return jsonrpc_message_response(
-                                        &response,
-                                        http::StatusCode::OK,
-                                    );
-                                }
-                                futures::future::Either::Left(
-                                    futures::stream::iter(ahead).chain(rest),
-                                )
-                            }
-                            None => futures::future::Either::Right(stream),
-                        };
-                        Ok(sse_stream_response(
-                            stream,
-                            self.config.sse_keep_alive,
-                            self.config.cancellation_token.child_token(),
-                        ))
+                        self.session_answer(stream, &request_id).await
                     }
                     ClientJsonRpcMessage::Notification(_)
                     | ClientJsonRpcMessage::Response(_)
                     | ClientJsonRpcMessage::Error(_) => {
+                        // A direct call's cancellation, or the answer to a
+                        // request it sent (patch: direct calls).
+                        let message = match self.direct.as_ref().and_then(|d| d.get(&session_id)) {
+                            Some(session) => match session.client_message(message) {
+                                Some(message) => message,
+                                None => return Ok(accepted_response()),
+                            },
+                            None => message,
+                        };
                         // handle notification
                         self.session_manager
                             .accept_message(&session_id, message)
@@ -2430,6 +2565,7 @@ where
                     transport,
                     None,
                     self.config.cancellation_token.child_token(),
+                    self.direct.clone(),
                 );
                 // get initialize response
                 let response = self

@@ -1,7 +1,10 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     num::ParseIntError,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -128,24 +131,38 @@ impl SessionManager for LocalSessionManager {
                 .await?;
             receiver
         };
-        let http_request_id = receiver.http_request_id;
-        let stream = ReceiverStream::new(receiver.inner);
-        let Some(id) = http_request_id else {
-            return Ok(stream.left_stream());
-        };
-        // Bulwark patch: a stream that ran to its end was handed whole to
-        // the connection, so its replay cache (the response, kept for a
-        // late resume) is dropped now instead of after
-        // `completed_cache_ttl`. A stream cut short keeps it for a resume.
-        let forget = futures::stream::once(async move {
-            let (responder, _) = tokio::sync::oneshot::channel();
-            let _ = handle
-                .event_tx
-                .try_send(SessionEvent::CloseRequestWiseChannel { id, responder });
-            None::<ServerSseMessage>
-        })
-        .filter_map(std::future::ready);
-        Ok(stream.chain(forget).right_stream())
+        Ok(forgotten_at_end(handle, receiver))
+    }
+
+    async fn adopt_call(
+        &self,
+        id: &SessionId,
+        request_id: RequestId,
+        progress_token: Option<ProgressToken>,
+        messages: futures::stream::BoxStream<'static, ServerSseMessage>,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, std::io::Error> {
+        let handle = self
+            .session_handle(id)
+            .await
+            .map_err(std::io::Error::other)?;
+        let receiver = handle.adopt_call(request_id, progress_token).await?;
+        let feed = handle.event_tx.clone();
+        tokio::spawn(async move {
+            let mut messages = messages;
+            // Read to the end even once the worker is gone: the call's
+            // handler runs to its end (a lost stream is no cancellation).
+            let mut open = true;
+            while let Some(event) = messages.next().await {
+                let Some(message) = event.message else {
+                    continue;
+                };
+                if open {
+                    let message = Arc::unwrap_or_clone(message);
+                    open = feed.send(SessionEvent::Deliver { message }).await.is_ok();
+                }
+            }
+        });
+        Ok(forgotten_at_end(handle, receiver))
     }
 
     async fn create_standalone_stream(
@@ -204,6 +221,15 @@ impl SessionManager for LocalSessionManager {
 
     fn event_store(&self) -> Option<Arc<dyn EventStore>> {
         self.event_store.clone()
+    }
+
+    async fn direct_activity(&self, id: &SessionId) -> Option<Arc<AtomicU64>> {
+        // Events would be missing from the store: its streams stay with the worker.
+        if self.event_store.is_some() {
+            return None;
+        }
+        let sessions = self.sessions.read().await;
+        sessions.get(id).map(|handle| handle.activity.clone())
     }
 }
 
@@ -267,6 +293,30 @@ use super::{
 /// once) yet held its first block of 32 message slots (~1 KiB) for the
 /// session's whole life; sends to either fail alike, and the first GET
 /// replaces it (`resume_or_shadow_common` sees it closed).
+/// A request's stream that, once it ran to its end, tells the worker to
+/// forget it (Bulwark patch): it was handed whole to the connection, so its
+/// replay cache (the response, kept for a late resume) is dropped now
+/// instead of after `completed_cache_ttl`. A stream cut short keeps it for a
+/// resume.
+fn forgotten_at_end(
+    handle: LocalSessionHandle,
+    receiver: StreamableHttpMessageReceiver,
+) -> impl Stream<Item = ServerSseMessage> + Send + Sync + 'static {
+    let stream = ReceiverStream::new(receiver.inner);
+    let Some(id) = receiver.http_request_id else {
+        return stream.left_stream();
+    };
+    let forget = futures::stream::once(async move {
+        let (responder, _) = tokio::sync::oneshot::channel();
+        let _ = handle
+            .event_tx
+            .try_send(SessionEvent::CloseRequestWiseChannel { id, responder });
+        None::<ServerSseMessage>
+    })
+    .filter_map(std::future::ready);
+    stream.chain(forget).right_stream()
+}
+
 fn closed_common_sender() -> Sender<ServerSseMessage> {
     static CLOSED: std::sync::OnceLock<Sender<ServerSseMessage>> = std::sync::OnceLock::new();
     CLOSED
@@ -479,6 +529,10 @@ pub struct LocalSessionWorker {
     event_rx: crate::boxed_mpsc::Receiver<SessionEvent>,
     session_config: SessionConfig,
     event_store: Option<Arc<dyn EventStore>>,
+    /// Bumped by calls served without this worker (patch: direct calls).
+    activity: Arc<AtomicU64>,
+    /// `activity` when the idle timer last fired.
+    activity_seen: u64,
 }
 
 impl LocalSessionWorker {
@@ -600,6 +654,11 @@ impl LocalSessionWorker {
         let ttl = self.session_config.completed_cache_ttl;
         self.tx_router
             .retain(|_, rw| rw.completed_at.is_none_or(|at| at.elapsed() < ttl));
+    }
+    /// Whether a direct call counted activity since this was last asked.
+    fn active_since_last_wait(&mut self) -> bool {
+        let now = self.activity.load(Ordering::Relaxed);
+        std::mem::replace(&mut self.activity_seen, now) != now
     }
     fn next_http_request_id(&mut self) -> HttpRequestId {
         let id = self.next_http_request_id;
@@ -1016,6 +1075,18 @@ pub enum SessionEvent {
     EstablishCommonChannel {
         responder: oneshot::Sender<Result<StreamableHttpMessageReceiver, SessionError>>,
     },
+    /// A call served directly that outlasted the head's wait (patch: direct
+    /// calls): its stream is opened and routed like a request's, then fed
+    /// with `Deliver`.
+    AdoptCall {
+        request_id: RequestId,
+        progress_token: Option<ProgressToken>,
+        responder: oneshot::Sender<Result<StreamableHttpMessageReceiver, SessionError>>,
+    },
+    /// A message of an adopted call, routed as the handler's would be.
+    Deliver {
+        message: ServerJsonRpcMessage,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -1033,6 +1104,9 @@ pub struct LocalSessionHandle {
     id: SessionId,
     // after all event_tx drop, inner task will be terminated
     event_tx: crate::boxed_mpsc::Sender<SessionEvent>,
+    /// Calls served without this worker (patch: direct calls) count here,
+    /// so the idle timeout does not close a session in use.
+    activity: Arc<AtomicU64>,
 }
 
 impl LocalSessionHandle {
@@ -1092,6 +1166,25 @@ impl LocalSessionHandle {
         self.event_tx
             .send(SessionEvent::RequestWithChannel {
                 message,
+                responder: tx,
+            })
+            .await
+            .map_err(|_| SessionError::SessionServiceTerminated)?;
+        rx.await
+            .map_err(|_| SessionError::SessionServiceTerminated)?
+    }
+
+    /// Opens the stream of a call served directly (patch: direct calls).
+    pub async fn adopt_call(
+        &self,
+        request_id: RequestId,
+        progress_token: Option<ProgressToken>,
+    ) -> Result<StreamableHttpMessageReceiver, SessionError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.event_tx
+            .send(SessionEvent::AdoptCall {
+                request_id,
+                progress_token,
                 responder: tx,
             })
             .await
@@ -1277,8 +1370,16 @@ impl Worker for LocalSessionWorker {
             let keep_alive = self.session_config.keep_alive.unwrap_or(Duration::MAX);
             loop {
                 self.evict_expired_channels();
-                let Some(event) = Box::pin(self.next_event(&mut context, &ct, keep_alive)).await?
-                else {
+                let event = match Box::pin(self.next_event(&mut context, &ct, keep_alive)).await {
+                    // Calls served directly (patch: direct calls) reach no
+                    // event here: a session that had any since the last
+                    // timeout is not idle, so it waits another period.
+                    Err(WorkerQuitReason::IdleTimeout(_)) if self.active_since_last_wait() => {
+                        continue;
+                    }
+                    next => next?,
+                };
+                let Some(event) = event else {
                     // An eviction is due: the loop's head runs it.
                     continue;
                 };
@@ -1434,7 +1535,10 @@ impl LocalSessionWorker {
                 let _ = responder.send(Ok(self.open_primed_channel_now()));
                 Ok(Handled::Done)
             }
-            InnerEvent::FromHttpService(SessionEvent::RequestWithChannel { message, responder }) => {
+            InnerEvent::FromHttpService(SessionEvent::RequestWithChannel {
+                message,
+                responder,
+            }) => {
                 // Sent only when `opens_streams_now` (`create_stream`).
                 let receiver = self.open_primed_channel_now();
                 let http_request_id = receiver.http_request_id;
@@ -1455,6 +1559,28 @@ impl LocalSessionWorker {
                 let _handle_result = self.tx_router.remove(&id);
                 let _ = responder.send(Ok(()));
                 Ok(Handled::Done)
+            }
+            InnerEvent::FromHttpService(SessionEvent::AdoptCall {
+                request_id,
+                progress_token,
+                responder,
+            }) if opens_streams_now(&self.session_config, &self.event_store) => {
+                let receiver = self.open_primed_channel_now();
+                self.route_adopted(&receiver, request_id, progress_token);
+                let _ = responder.send(Ok(receiver));
+                Ok(Handled::Done)
+            }
+            InnerEvent::FromHttpService(SessionEvent::Deliver { message }) => {
+                let to_unregister = Self::resource_to_unregister(&message);
+                match self.handle_server_message_now(message) {
+                    Ok(handle_result) => {
+                        self.delivered(handle_result, to_unregister);
+                        Ok(Handled::Done)
+                    }
+                    Err(message) => Ok(Handled::Later(InnerEvent::FromHttpService(
+                        SessionEvent::Deliver { message },
+                    ))),
+                }
             }
             InnerEvent::FromHttpService(SessionEvent::Close) => {
                 Err(WorkerQuitReason::TransportClosed)
@@ -1516,6 +1642,38 @@ impl LocalSessionWorker {
         }
     }
 
+    /// Routes what an adopted call's handler sends, and its answer, to the
+    /// stream just opened for it, as for a request handed to the handler.
+    fn route_adopted(
+        &mut self,
+        receiver: &StreamableHttpMessageReceiver,
+        request_id: RequestId,
+        progress_token: Option<ProgressToken>,
+    ) {
+        let Some(http_request_id) = receiver.http_request_id else {
+            return;
+        };
+        self.register_resource(ResourceKey::McpRequestId(request_id), http_request_id);
+        if let Some(progress_token) = progress_token {
+            self.register_resource(ResourceKey::ProgressToken(progress_token), http_request_id);
+        }
+    }
+
+    /// After an adopted call's message was routed: nobody waits to hear how
+    /// (its stream's reader may be gone), and an answer forgets its request.
+    fn delivered(
+        &mut self,
+        handle_result: Result<(), SessionError>,
+        to_unregister: Option<ResourceKey>,
+    ) {
+        if let Err(error) = handle_result {
+            tracing::debug!(%error, "a direct call's message found no stream");
+        }
+        if let Some(to_unregister) = to_unregister {
+            self.unregister_resource(&to_unregister);
+        }
+    }
+
     /// Handles an event [`Self::handle_event_now`] deferred: one that waits.
     async fn handle_event(&mut self, event: InnerEvent) {
         match event {
@@ -1535,6 +1693,22 @@ impl LocalSessionWorker {
             InnerEvent::FromHttpService(SessionEvent::EstablishCommonChannel { responder }) => {
                 let handle_result = self.establish_common_channel().await;
                 let _ = responder.send(handle_result);
+            }
+            InnerEvent::FromHttpService(SessionEvent::AdoptCall {
+                request_id,
+                progress_token,
+                responder,
+            }) => {
+                let handle_result = self.establish_request_wise_channel().await;
+                if let Ok(receiver) = &handle_result {
+                    self.route_adopted(receiver, request_id, progress_token);
+                }
+                let _ = responder.send(handle_result);
+            }
+            InnerEvent::FromHttpService(SessionEvent::Deliver { message }) => {
+                let to_unregister = Self::resource_to_unregister(&message);
+                let handle_result = self.handle_server_message(message).await;
+                self.delivered(handle_result, to_unregister);
             }
             InnerEvent::FromHttpService(SessionEvent::Resume {
                 last_event_id,
@@ -1630,9 +1804,11 @@ fn create_local_session_with_event_store(
     let (event_tx, event_rx) = crate::boxed_mpsc::channel(config.channel_capacity);
     let common = CachedTx::new_common(config.channel_capacity, &id, event_store.clone());
     tracing::info!(session_id = ?id, "create new session");
+    let activity = Arc::new(AtomicU64::new(0));
     let handle = LocalSessionHandle {
         event_tx,
         id: id.clone(),
+        activity: activity.clone(),
     };
     let session_worker = LocalSessionWorker {
         next_http_request_id: 0,
@@ -1644,6 +1820,8 @@ fn create_local_session_with_event_store(
         event_rx,
         session_config: config.clone(),
         event_store,
+        activity,
+        activity_seen: 0,
     };
     (handle, session_worker)
 }
