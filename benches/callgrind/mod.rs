@@ -13,12 +13,17 @@
 //! served over HTTP, itself not counted). The dumps stay in
 //! `BULWARK_BENCH_CALLGRIND_DIR` (default `target/callgrind`) for
 //! `callgrind_annotate`. Needs valgrind; `BULWARK_BENCH_CALLGRIND_CALLS`
-//! sets the number of calls (default 2000).
+//! sets the number of calls (default 2000), `_CONCURRENCY=N` makes them N
+//! at a time (one session; valgrind runs one thread at a time, so what this
+//! shows is how much work per call batching saves), and `_POOLED=1` keeps
+//! the client's connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use rmcp::{RoleClient, service::RunningService};
 
 use super::hot_path::Build;
 use super::support::{Proc, spawn_bin, wait_ready};
@@ -40,6 +45,26 @@ fn calls() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000)
+}
+
+fn concurrency() -> u64 {
+    std::env::var("BULWARK_BENCH_CALLGRIND_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&c| c > 0)
+        .unwrap_or(1)
+}
+
+/// `n` calls, [`concurrency`] at a time.
+async fn calls_of(client: &RunningService<RoleClient, ()>, tool: &str, n: u64) {
+    let at_once = concurrency();
+    let each = n.div_ceil(at_once);
+    futures::future::join_all((0..at_once).map(|_| async move {
+        for _ in 0..each {
+            assert!(echo(client, tool).await);
+        }
+    }))
+    .await;
 }
 
 fn out_dir() -> PathBuf {
@@ -120,10 +145,8 @@ async fn count(build: &Build, subject: &Subject, secret: &str, dir: &Path, out_d
         assert!(echo(&client, subject.tool).await);
     }
     control(pid, &["-z"]);
-    let n = calls();
-    for _ in 0..n {
-        assert!(echo(&client, subject.tool).await);
-    }
+    let n = calls().div_ceil(concurrency()) * concurrency();
+    calls_of(&client, subject.tool, n).await;
     control(pid, &["-d"]);
     // The dump is written by the server's own threads: wait for the file.
     let dump = PathBuf::from(format!("{}.1", out.display()));
@@ -228,8 +251,12 @@ pub async fn run(dir: &Path) {
             key: false,
         });
     }
+    let pooled = std::env::var_os("BULWARK_BENCH_CALLGRIND_POOLED").is_some();
+    super::POOLED.store(pooled, std::sync::atomic::Ordering::Relaxed);
     println!(
-        "instructions per tools/call (callgrind, c=1, {} calls; dumps in {}):",
+        "instructions per tools/call (callgrind, {}c={}, {} calls; dumps in {}):",
+        if pooled { "pooled " } else { "" },
+        concurrency(),
         calls(),
         out_dir.display()
     );
