@@ -15,8 +15,9 @@
 //! `callgrind_annotate`. Needs valgrind; `BULWARK_BENCH_CALLGRIND_CALLS`
 //! sets the number of calls (default 2000), `_CONCURRENCY=N` makes them N
 //! at a time (one session; valgrind runs one thread at a time, so what this
-//! shows is how much work per call batching saves), and `_POOLED=1` keeps
-//! the client's connections.
+//! shows is how much work per call batching saves), `_POOLED=1` keeps
+//! the client's connections, and `_STATELESS=1` calls in stateless mode
+//! (2026-07-28, no session).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -253,8 +254,11 @@ pub async fn run(dir: &Path) {
     }
     let pooled = std::env::var_os("BULWARK_BENCH_CALLGRIND_POOLED").is_some();
     super::POOLED.store(pooled, std::sync::atomic::Ordering::Relaxed);
+    let stateless = std::env::var_os("BULWARK_BENCH_CALLGRIND_STATELESS").is_some();
+    super::STATELESS.store(stateless, std::sync::atomic::Ordering::Relaxed);
     println!(
-        "instructions per tools/call (callgrind, {}c={}, {} calls; dumps in {}):",
+        "instructions per tools/call (callgrind, {}{}c={}, {} calls; dumps in {}):",
+        if stateless { "stateless " } else { "" },
         if pooled { "pooled " } else { "" },
         concurrency(),
         calls(),

@@ -275,7 +275,7 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
         // A session's `tools/call` runs in the task that read it, not
         // through rmcp's session worker and serve loop (four task wake-ups
         // a call); what it sends on its way still rides its response.
-        .with_session_direct_calls(true)
+        .with_direct_calls(true)
         .with_first_message_window(settings.limits.response_head_wait())
         .with_cancellation_token(settings.shutdown.child_token());
     // `Host` and `Origin` are checked for every route by `front::origin`,

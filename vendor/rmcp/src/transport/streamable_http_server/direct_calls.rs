@@ -182,27 +182,62 @@ impl<S: Service<RoleServer>> DirectSession<S> {
     /// Starts `request`'s handler; the call's messages, its answer last,
     /// come out of the returned stream as it is polled.
     pub(crate) fn call(self: &Arc<Self>, request: JsonRpcRequest<ClientRequest>) -> DirectCall<S> {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+        let ct = self.ct.child_token();
+        self.calls().running.insert(request.id.clone(), ct.clone());
+        let (side_tx, side) = crate::boxed_mpsc::channel(SIDE_CAPACITY);
+        let peer = self.peer.redirected(side_tx);
+        DirectCall::start(
+            self.service.clone(),
+            peer,
+            side,
+            request,
+            ct,
+            Some(self.clone()),
+        )
+    }
+}
+
+impl<S: Service<RoleServer>> DirectCall<S> {
+    /// A stateless request (2026-07-28) served in the HTTP task, as
+    /// `serve_directly_with_ct` served it with a serve loop of its own:
+    /// `peer` and `side` are a fresh peer's, everything its handler sends
+    /// goes out on the request's response, and dropping the call drops (and
+    /// so cancels) its handler.
+    pub(crate) fn stateless(
+        service: Arc<S>,
+        peer: Peer<RoleServer>,
+        side: Receiver<Outbound>,
+        request: JsonRpcRequest<ClientRequest>,
+        ct: CancellationToken,
+    ) -> Self {
+        Self::start(service, peer, side, request, ct, None)
+    }
+
+    fn start(
+        service: Arc<S>,
+        peer: Peer<RoleServer>,
+        side: Receiver<Outbound>,
+        request: JsonRpcRequest<ClientRequest>,
+        ct: CancellationToken,
+        session: Option<Arc<DirectSession<S>>>,
+    ) -> Self {
         let JsonRpcRequest {
             id, mut request, ..
         } = request;
-        self.activity.fetch_add(1, Ordering::Relaxed);
-        let ct = self.ct.child_token();
-        self.calls().running.insert(id.clone(), ct.clone());
         // Moved, not cloned, as the serve loop does.
         let mut meta = RequestMetaObject::new();
         std::mem::swap(&mut meta, request.get_meta_mut());
         let extensions = std::mem::take(request.extensions_mut());
         let progress_token = meta.get_progress_token();
-        let (side_tx, side) = crate::boxed_mpsc::channel(SIDE_CAPACITY);
         let context = RequestContext {
             ct,
             id: id.clone(),
             meta,
             extensions,
-            peer: self.peer.redirected(side_tx),
+            peer,
         };
         let version = context.meta.protocol_version();
-        let service = self.service.clone();
         let handling = ORIGINATING_REQUEST.scope(
             id.clone(),
             ORIGINATING_PROTOCOL_VERSION.scope(version, async move {
@@ -210,7 +245,7 @@ impl<S: Service<RoleServer>> DirectSession<S> {
             }),
         );
         DirectCall {
-            session: self.clone(),
+            session,
             id,
             progress_token,
             handling: Some(Box::pin(handling)),
@@ -218,6 +253,7 @@ impl<S: Service<RoleServer>> DirectSession<S> {
             outbox: VecDeque::new(),
             sending: None,
             asked: Vec::new(),
+            held: Vec::new(),
             answer: None,
         }
     }
@@ -228,7 +264,8 @@ impl<S: Service<RoleServer>> DirectSession<S> {
 /// its answer (the client went away), the handler still runs to its end in a
 /// task of its own: a disconnection is no cancellation.
 pub(crate) struct DirectCall<S: Send + Sync + 'static> {
-    session: Arc<DirectSession<S>>,
+    /// `None` for a stateless request: no session to route anything to.
+    session: Option<Arc<DirectSession<S>>>,
     id: RequestId,
     progress_token: Option<ProgressToken>,
     handling: Option<BoxFuture<'static, Result<ServerResult, ErrorData>>>,
@@ -240,6 +277,9 @@ pub(crate) struct DirectCall<S: Send + Sync + 'static> {
     sending: Option<BoxFuture<'static, ()>>,
     /// Requests this call sent the client, awaiting its answer.
     asked: Vec<RequestId>,
+    /// A stateless request's requests to the client, which cannot answer
+    /// them: held, as the serve loop held them, until the call ends.
+    held: Vec<Answer>,
     answer: Option<ServerJsonRpcMessage>,
 }
 
@@ -247,6 +287,26 @@ impl<S: Send + Sync + 'static> DirectCall<S> {
     /// A message the handler sent: this call's (returned, for its stream) or
     /// the session's (queued for the serve loop).
     fn take_side(&mut self, message: Outbound) -> Option<ServerSseMessage> {
+        let Some(session) = &self.session else {
+            // Stateless: the response is the only way out.
+            return Some(match message {
+                PeerSinkMessage::Notification {
+                    notification,
+                    responder,
+                } => {
+                    let _ = responder.send(Ok(()));
+                    event(JsonRpcMessage::notification(notification))
+                }
+                PeerSinkMessage::Request {
+                    request,
+                    id,
+                    responder,
+                } => {
+                    self.held.push(responder);
+                    event(JsonRpcMessage::request(request, id))
+                }
+            });
+        };
         match message {
             PeerSinkMessage::Notification {
                 notification: ServerNotification::ProgressNotification(progress),
@@ -265,7 +325,7 @@ impl<S: Send + Sync + 'static> DirectCall<S> {
                 .get::<OriginatingRequestId>()
                 .is_some_and(|origin| origin.0 == self.id) =>
             {
-                self.session.calls().asked.insert(id.clone(), responder);
+                session.calls().asked.insert(id.clone(), responder);
                 self.asked.push(id.clone());
                 Some(event(JsonRpcMessage::request(request, id)))
             }
@@ -285,10 +345,13 @@ impl<S: Send + Sync + 'static> DirectCall<S> {
                 }
                 self.sending = None;
             }
+            let Some(session) = &self.session else {
+                return;
+            };
             let Some(message) = self.outbox.pop_front() else {
                 return;
             };
-            let sink = self.session.peer.sink();
+            let sink = session.peer.sink();
             match sink.try_send(message) {
                 Ok(()) => {}
                 Err(TrySendError::Full(message)) => {
@@ -336,7 +399,11 @@ impl<S: Send + Sync + 'static> Stream for DirectCall<S> {
                 return Poll::Pending;
             };
             this.handling = None;
-            if this.session.finish(&this.id) {
+            if this
+                .session
+                .as_ref()
+                .is_none_or(|session| session.finish(&this.id))
+            {
                 let id = this.id.clone();
                 this.answer = Some(match result {
                     Ok(result) => JsonRpcMessage::response(result, id),
@@ -355,9 +422,13 @@ impl<S: Send + Sync + 'static> Stream for DirectCall<S> {
 
 impl<S: Send + Sync + 'static> Drop for DirectCall<S> {
     fn drop(&mut self) {
+        // Stateless: dropped, the handler is cancelled (the client went away).
+        let Some(session) = &self.session else {
+            return;
+        };
         if !self.asked.is_empty() {
             // Nobody reads this call's stream: its questions go unanswered.
-            let mut calls = self.session.calls();
+            let mut calls = session.calls();
             for id in self.asked.drain(..) {
                 calls.asked.remove(&id);
             }
@@ -374,7 +445,7 @@ impl<S: Send + Sync + 'static> Drop for DirectCall<S> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let session = self.session.clone();
+        let session = session.clone();
         let id = self.id.clone();
         let sending = self.sending.take();
         let outbox = std::mem::take(&mut self.outbox);

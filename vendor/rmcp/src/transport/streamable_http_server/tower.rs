@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use super::direct_calls::{DirectSession, DirectSessions};
+use super::direct_calls::{DirectCall, DirectSession, DirectSessions};
 use super::session::{
     EventStore, EventStoreError, RestoreOutcome, SessionId, SessionManager, SessionRestoreMarker,
     SessionState, SessionStore,
@@ -380,14 +380,15 @@ pub struct StreamableHttpServerConfig {
     /// progress notification, a request to the client) or answers later
     /// gets its SSE stream as before. Default `false`.
     pub session_json_response: bool,
-    /// When set, a session's `tools/call` runs its handler in the task that
-    /// read the HTTP request, not through the session's worker and serve
-    /// loop (patch: direct calls, see PATCHES.md). Its answer, and what the
-    /// handler sends on its behalf (progress for its token, requests to the
-    /// client), leave on the call's response as before; the stream carries
-    /// no event ids (it cannot be resumed). Sessions of a manager with an
-    /// event store keep the worker's streams. Default `false`.
-    pub session_direct_calls: bool,
+    /// When set, handlers run in the task that read the HTTP request (patch:
+    /// direct calls, see PATCHES.md): a session's `tools/call` not through
+    /// the session's worker and serve loop, a stateless request without a
+    /// serve loop of its own. What a handler sends on its call's behalf
+    /// still leaves on the call's response, and a session call that outlasts
+    /// `first_message_window` is handed to the session's worker (primed,
+    /// resumable stream) as before. Sessions of a manager with an event
+    /// store keep the worker's streams. Default `false`.
+    pub direct_calls: bool,
 }
 
 impl std::fmt::Debug for dyn SessionStore {
@@ -412,7 +413,7 @@ impl Default for StreamableHttpServerConfig {
             stateless_protocol_metadata_required: false,
             first_message_window: None,
             session_json_response: false,
-            session_direct_calls: false,
+            direct_calls: false,
         }
     }
 }
@@ -469,9 +470,9 @@ impl StreamableHttpServerConfig {
         self
     }
 
-    /// See [`Self::session_direct_calls`].
-    pub fn with_session_direct_calls(mut self, session_direct_calls: bool) -> Self {
-        self.session_direct_calls = session_direct_calls;
+    /// See [`Self::direct_calls`].
+    pub fn with_direct_calls(mut self, direct_calls: bool) -> Self {
+        self.direct_calls = direct_calls;
         self
     }
 
@@ -1571,7 +1572,7 @@ pub struct StreamableHttpService<S, M> {
     /// session store is configured (avoids allocating the map).
     pending_restores: Option<PendingRestores>,
     /// Sessions whose calls are served directly, when
-    /// [`StreamableHttpServerConfig::session_direct_calls`] is set.
+    /// [`StreamableHttpServerConfig::direct_calls`] is set.
     direct: Option<Arc<DirectSessions<S>>>,
 }
 
@@ -1656,9 +1657,7 @@ where
             .session_store
             .is_some()
             .then(|| Arc::new(tokio::sync::RwLock::new(HashMap::new())));
-        let direct = config
-            .session_direct_calls
-            .then(|| Arc::new(DirectSessions::new()));
+        let direct = config.direct_calls.then(|| Arc::new(DirectSessions::new()));
         Self {
             config: Arc::new(config),
             session_manager,
@@ -1776,6 +1775,11 @@ where
             .is_empty();
         let peer_info = Self::peer_info_for_stateless_request(&request, &parts.headers);
         request.request.extensions_mut().insert(parts);
+        if self.config.direct_calls {
+            return self
+                .serve_stateless_call(service, request, peer_info, request_meta_malformed)
+                .await;
+        }
         let (transport, mut receiver) =
             OneshotTransport::<RoleServer>::new(ClientJsonRpcMessage::Request(request));
         // Give this stateless request its own cancellation token so a client
@@ -1830,6 +1834,76 @@ where
             return jsonrpc_message_response(&first, status);
         }
 
+        Ok(self.stateless_sse_response(Some(first), receiver, request_ct))
+    }
+
+    /// [`Self::serve_negotiated_request_directly`] with the handler run in
+    /// this task (patch: direct calls) instead of a serve loop spawned for
+    /// the one request: its first message decides the answer as there, and
+    /// only a streamed answer hands the call to a task, which feeds the
+    /// stream as the serve loop fed the one-shot transport.
+    async fn serve_stateless_call(
+        &self,
+        service: S,
+        request: crate::model::JsonRpcRequest<ClientRequest>,
+        peer_info: Option<<RoleServer as crate::service::ServiceRole>::PeerInfo>,
+        request_meta_malformed: bool,
+    ) -> HttpResult<BoxResponse> {
+        use crate::service::ServiceRole;
+        let service = NegotiatingStatelessHttpService(service);
+        let (peer, side) = crate::service::Peer::new(
+            Arc::new(crate::service::AtomicU32RequestIdProvider::default()),
+            peer_info,
+        );
+        RoleServer::configure_direct_peer(&peer, &service.get_info());
+        let request_ct = CancellationToken::new();
+        // Dropped with this future (the client went away), the call drops
+        // its handler; the token tells what the handler started (#857).
+        let disconnect_guard = request_ct.clone().drop_guard();
+        let mut call = Box::pin(DirectCall::stateless(
+            Arc::new(service),
+            peer,
+            side,
+            request,
+            request_ct.clone(),
+        ));
+        let cancel = self.config.cancellation_token.child_token();
+        let first = tokio::select! {
+            event = call.next() => event.and_then(|event| event.message),
+            _ = cancel.cancelled() => None,
+        }
+        .ok_or_else(|| {
+            internal_error_response("empty response")(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no response message received from handler",
+            ))
+        })?;
+        let first = Arc::unwrap_or_clone(first);
+        let terminal = matches!(
+            &first,
+            ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_)
+        );
+        let status = jsonrpc_http_status(&first, request_meta_malformed);
+        if terminal && (self.config.json_response || status != http::StatusCode::OK) {
+            // The whole reply: a handler still running is cancelled.
+            drop(call);
+            drop(disconnect_guard);
+            return jsonrpc_message_response(&first, status);
+        }
+        disconnect_guard.disarm();
+        let (tx, receiver) = tokio::sync::mpsc::channel(STATELESS_STREAM_CHANNEL_CAPACITY);
+        tokio::spawn(async move {
+            while let Some(event) = call.next().await {
+                let Some(message) = event.message else {
+                    continue;
+                };
+                if tx.send(Arc::unwrap_or_clone(message)).await.is_err() {
+                    // Nobody reads the stream: the call is dropped, and so
+                    // cancelled, as the serve loop's was.
+                    break;
+                }
+            }
+        });
         Ok(self.stateless_sse_response(Some(first), receiver, request_ct))
     }
 
