@@ -2002,38 +2002,32 @@ where
         direct.get(session_id)
     }
 
-    /// A session request's HTTP answer from its stream of messages: plain
-    /// JSON when its own response is the first message within the head's
-    /// wait (`session_json_response`), the stream as SSE otherwise.
-    async fn session_answer<St>(
+    /// A session request's answer as plain JSON when its own response is
+    /// the first message of `stream` within the head's wait
+    /// (`session_json_response`); otherwise the stream, what was read ahead
+    /// first, for an SSE answer.
+    async fn json_or_stream<St>(
         &self,
         stream: St,
         request_id: &RequestId,
-    ) -> HttpResult<BoxResponse>
+    ) -> Result<HttpResult<BoxResponse>, impl Stream<Item = ServerSseMessage> + Send + use<St, S, M>>
     where
-        St: Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        St: Stream<Item = ServerSseMessage> + Send + 'static,
     {
-        let stream = match self.config.first_message_window {
-            Some(window) => {
-                let (ahead, rest) = read_ahead(stream, window).await;
-                if self.config.session_json_response
-                    && let Some(response) = own_response(&ahead, request_id)
-                {
-                    // The request's stream ends with its response: nothing
-                    // more can come on `rest`. A session's JSON-RPC errors
-                    // keep HTTP 200, as in its stream.
-                    drop(rest);
-                    return jsonrpc_message_response(&response, http::StatusCode::OK);
-                }
-                futures::future::Either::Left(futures::stream::iter(ahead).chain(rest))
-            }
-            None => futures::future::Either::Right(stream),
+        let (ahead, rest) = match self.config.first_message_window {
+            Some(window) => read_ahead(stream, window).await,
+            None => (Vec::new(), Box::pin(stream)),
         };
-        Ok(sse_stream_response(
-            stream,
-            self.config.sse_keep_alive,
-            self.config.cancellation_token.child_token(),
-        ))
+        if self.config.session_json_response
+            && let Some(response) = own_response(&ahead, request_id)
+        {
+            // The request's stream ends with its response: nothing more can
+            // come on `rest`. A session's JSON-RPC errors keep HTTP 200, as
+            // in its stream.
+            drop(rest);
+            return Ok(jsonrpc_message_response(&response, http::StatusCode::OK));
+        }
+        Err(futures::stream::iter(ahead).chain(rest))
     }
 
     /// Serves a session's call in this task (patch: direct calls). A call
@@ -2049,18 +2043,13 @@ where
     ) -> HttpResult<BoxResponse> {
         let request_id = request.id.clone();
         let progress_token = request.request.get_meta().get_progress_token();
-        let call = session.call(request);
-        let (ahead, rest) = match self.config.first_message_window {
-            Some(window) => read_ahead(call, window).await,
-            None => (Vec::new(), Box::pin(call)),
-        };
-        if self.config.session_json_response
-            && let Some(response) = own_response(&ahead, &request_id)
+        let messages = match self
+            .json_or_stream(session.call(request), &request_id)
+            .await
         {
-            drop(rest);
-            return jsonrpc_message_response(&response, http::StatusCode::OK);
-        }
-        let messages = futures::stream::iter(ahead).chain(rest).boxed();
+            Ok(json) => return json,
+            Err(messages) => messages.boxed(),
+        };
         let stream = self
             .session_manager
             .adopt_call(session_id, request_id, progress_token, messages)
@@ -2546,7 +2535,14 @@ where
                             .create_stream(&session_id, ClientJsonRpcMessage::Request(request))
                             .await
                             .map_err(internal_error_response("get session"))?;
-                        self.session_answer(stream, &request_id).await
+                        match self.json_or_stream(stream, &request_id).await {
+                            Ok(json) => json,
+                            Err(stream) => Ok(sse_stream_response(
+                                stream,
+                                self.config.sse_keep_alive,
+                                self.config.cancellation_token.child_token(),
+                            )),
+                        }
                     }
                     ClientJsonRpcMessage::Notification(_)
                     | ClientJsonRpcMessage::Response(_)
