@@ -35,8 +35,9 @@ pub enum CacheMsg {
         /// The invalidation epoch the value was fetched in; a stale one is dropped.
         epoch: Option<u64>,
     },
-    /// Remove every entry in a scope.
-    Invalidate(Scope),
+    /// Remove every entry in a scope; the hold (Redis) keeps reads of the
+    /// scope missing until this is applied.
+    Invalidate(Scope, Option<super::epochs::Hold>),
     /// Run the memory backend's housekeeping (expiry, eviction counts).
     Housekeep,
     /// Reply once every earlier message is applied.
@@ -118,8 +119,9 @@ impl Actor for CacheActor {
                     shared.store(key, value, ttl).await;
                 }
             }
-            CacheMsg::Invalidate(scope) => {
+            CacheMsg::Invalidate(scope, hold) => {
                 shared.invalidate(&scope).await;
+                drop(hold);
                 tracing::debug!(%scope, "cache invalidated");
             }
             CacheMsg::Housekeep => {

@@ -45,7 +45,7 @@ pub(crate) struct Shared {
     /// Bumped by every invalidation of an upstream; a fill that started
     /// before one is dropped, so a list fetched before `list_changed` can't
     /// be stored after it.
-    epochs: Epochs,
+    epochs: Arc<Epochs>,
 }
 
 /// The cache as the request path sees it: cheap to clone, reads without
@@ -92,7 +92,7 @@ impl CacheHandle {
                 stats,
                 config: config.clone(),
                 actor: ActorSlot::default(),
-                epochs: Epochs::default(),
+                epochs: Arc::default(),
             }),
         })
     }
@@ -134,6 +134,8 @@ impl CacheHandle {
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
         let found = match &self.shared.backend {
             Backend::Memory(memory) => memory.get(key).await,
+            // An invalidation on its way to Redis: the entry may be gone.
+            Backend::Redis(_) if self.shared.epochs.held(key.upstream()) => None,
             Backend::Redis(redis) => redis.get(key).await,
         };
         if found.is_some() {
@@ -183,7 +185,7 @@ impl CacheHandle {
                 if fresh {
                     self.shared.stats.miss(kind);
                     if self.shared.epochs.of(key.upstream()) != epoch {
-                        self.cast(CacheMsg::Invalidate(Scope::Key(key)));
+                        self.cast(CacheMsg::Invalidate(Scope::Key(key), None));
                     }
                 } else {
                     self.shared.stats.hit(kind);
@@ -253,7 +255,7 @@ impl CacheHandle {
                     .get_or_fetch(key.clone(), shared_ttl, fetch())
                     .await?;
                 if fresh && self.shared.epochs.of(key.upstream()) != epoch {
-                    self.cast(CacheMsg::Invalidate(Scope::Key(key.clone())));
+                    self.cast(CacheMsg::Invalidate(Scope::Key(key.clone()), None));
                 }
                 (value, fresh)
             }
@@ -297,10 +299,15 @@ impl CacheHandle {
     /// entries before this returns.
     pub fn invalidate(&self, scope: Scope) {
         self.shared.epochs.bump(&scope);
-        if let Backend::Memory(memory) = &self.shared.backend {
-            memory.hide(&scope);
-        }
-        self.cast(CacheMsg::Invalidate(scope));
+        let hold = match &self.shared.backend {
+            Backend::Memory(memory) => {
+                memory.hide(&scope);
+                None
+            }
+            // Reads of the scope miss until the actor has deleted it.
+            Backend::Redis(_) => Some(self.shared.epochs.hold(&scope)),
+        };
+        self.cast(CacheMsg::Invalidate(scope, hold));
     }
 
     /// Removes every entry in `scope` and returns once they are gone (on
