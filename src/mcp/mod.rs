@@ -273,8 +273,9 @@ fn http_config(settings: &HttpSettings) -> StreamableHttpServerConfig {
         // framing, priming event or chunked body for the client to parse.
         .with_session_json_response(true)
         // A session's `tools/call` runs in the task that read it, not
-        // through rmcp's session worker and serve loop (four task wake-ups
-        // a call); what it sends on its way still rides its response.
+        // through rmcp's session worker and serve loop, and a stateless
+        // request without a serve loop of its own; what a call sends on its
+        // way still rides its response.
         .with_direct_calls(true)
         .with_first_message_window(settings.limits.response_head_wait())
         .with_cancellation_token(settings.shutdown.child_token());

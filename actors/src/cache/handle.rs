@@ -132,18 +132,25 @@ impl CacheHandle {
     /// The cached value of `key`, counting a hit or a miss. Never fails: a
     /// backend error is a miss.
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<Value>> {
-        let found = match &self.shared.backend {
-            Backend::Memory(memory) => memory.get(key).await,
-            // An invalidation on its way to Redis: the entry may be gone.
-            Backend::Redis(_) if self.shared.epochs.held(key.upstream()) => None,
-            Backend::Redis(redis) => redis.get(key).await,
-        };
+        let found = self.read(key).await;
         if found.is_some() {
             self.shared.stats.hit(key.kind());
         } else {
             self.shared.stats.miss(key.kind());
         }
         found
+    }
+
+    /// The stored value of `key`, not counted. An invalidation sent to the
+    /// actor hides its scope at once: the memory backend hides the entries
+    /// itself, and on Redis the scope reads as missing until the actor has
+    /// deleted it.
+    async fn read(&self, key: &CacheKey) -> Option<Arc<Value>> {
+        match &self.shared.backend {
+            Backend::Memory(memory) => memory.get(key).await,
+            Backend::Redis(_) if self.shared.epochs.held(key.upstream()) => None,
+            Backend::Redis(redis) => redis.get(key).await,
+        }
     }
 
     /// [`get`](Self::get), deserialised into `T`; a value of another shape is a miss.
@@ -231,11 +238,7 @@ impl CacheHandle {
         let epoch = self.shared.epochs.of(key.upstream());
         // Shared entries are never private; a private one lives only under `own`.
         for candidate in [&key, &own] {
-            let found = match &self.shared.backend {
-                Backend::Memory(memory) => memory.get(candidate).await,
-                Backend::Redis(redis) => redis.get(candidate).await,
-            };
-            if let Some(value) = found {
+            if let Some(value) = self.read(candidate).await {
                 self.shared.stats.hit(kind);
                 return Ok(value);
             }

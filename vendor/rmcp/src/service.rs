@@ -765,19 +765,11 @@ impl<R: ServiceRole> Peer<R> {
     /// This peer with its outbound messages sent to `tx` instead of the
     /// serve loop (Bulwark patch: direct calls): ids, peer info and the
     /// rest stay shared with the session's peer.
-    pub(crate) fn redirected(&self, tx: crate::boxed_mpsc::Sender<PeerSinkMessage<R>>) -> Self {
-        Self {
-            tx,
-            request_id_provider: self.request_id_provider.clone(),
-            progress_token_provider: self.progress_token_provider.clone(),
-            progress_timeout_watchers: self.progress_timeout_watchers.clone(),
-            info: self.info.clone(),
-            client_request_metadata: self.client_request_metadata.clone(),
-            inline_protocol_version: self.inline_protocol_version.clone(),
-            subscription_channels: self.subscription_channels.clone(),
-            #[cfg(feature = "client")]
-            response_cache: self.response_cache.clone(),
-        }
+    pub(crate) fn redirected(&self, tx: crate::boxed_mpsc::Sender<PeerSinkMessage<R>>) -> Self
+    where
+        R::PeerInfo: Clone,
+    {
+        Self { tx, ..self.clone() }
     }
 
     /// Hands a message to the serve loop, as the peer's own sends do.

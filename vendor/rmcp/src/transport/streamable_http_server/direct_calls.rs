@@ -1,5 +1,7 @@
-//! Session calls served in the HTTP request's own task (Bulwark patch:
-//! direct calls; see PATCHES.md).
+//! Calls served in the HTTP request's own task (Bulwark patch: direct
+//! calls; see PATCHES.md): a session's `tools/call`, and a stateless
+//! request (`DirectCall::stateless`), which otherwise got a serve loop of its
+//! own.
 //!
 //! A session's request otherwise crosses the session worker (which opens
 //! the request's stream), the serve loop (which spawns its handler) and both
