@@ -49,6 +49,15 @@ async fn tools_lists(gw: &Gateway, key: Option<&TestKey>, server: &str) -> u64 {
     counts["tools/list"].as_u64().unwrap_or(0)
 }
 
+/// `tools_lists` of priv, pub and stale, one after the other.
+async fn all_tools_lists(gw: &Gateway, key: &TestKey) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for server in ["priv", "pub", "stale"] {
+        counts.push(tools_lists(gw, Some(key), server).await);
+    }
+    counts
+}
+
 fn hints(answer: &Value) -> (u64, String) {
     let result = &answer["result"];
     let ttl = result["ttlMs"]
@@ -76,11 +85,11 @@ async fn a_private_list_is_cached_per_caller_and_ttl_ms_bounds_the_cache() {
     let list = |key| stateless(&gw, "/mcp", Some(key), "tools/list", json!({}));
     // Counted by a third caller: a 2026-07-28 call of an upstream whose list
     // the gateway never read reads it first (its `Mcp-Param-*` headers are
-    // checked), and that caller's private list is then cached.
-    let before: Vec<u64> = futures::future::join_all(
-        ["priv", "pub", "stale"].map(|server| tools_lists(&gw, Some(&carol), server)),
-    )
-    .await;
+    // checked, and a federated call reads every unread list to route its
+    // name), and that caller's private list is then cached. One call at a
+    // time: a count read while another call's list read is on its way
+    // would miss that read.
+    let before = all_tools_lists(&gw, &carol).await;
     for key in [&alice, &alice, &bob, &bob] {
         let answer = list(key).await;
         assert!(
@@ -92,10 +101,7 @@ async fn a_private_list_is_cached_per_caller_and_ttl_ms_bounds_the_cache() {
         // The shortest upstream freshness (the stale upstream's 0); private with auth on.
         assert_eq!(hints(&answer), (0, "private".to_owned()), "{answer}");
     }
-    let after: Vec<u64> = futures::future::join_all(
-        ["priv", "pub", "stale"].map(|server| tools_lists(&gw, Some(&carol), server)),
-    )
-    .await;
+    let after = all_tools_lists(&gw, &carol).await;
     let fetched: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     // priv: once per caller; pub: once for both; stale (ttlMs 0): every time.
     assert_eq!(fetched[0], 2, "upstream tools/list calls {fetched:?}");
