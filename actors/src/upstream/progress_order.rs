@@ -34,6 +34,17 @@ where
         self.inner.send(item)
     }
 
+    fn feed(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.feed(item)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.inner.flush()
+    }
+
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
         loop {
             let message = self.inner.receive().await;

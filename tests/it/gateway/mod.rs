@@ -1,5 +1,6 @@
 //! End-to-end tests of the gateway: the real binary, real upstream processes,
 //! real MCP clients (the official Python SDK).
+mod bursts;
 mod cache_hints;
 pub mod conformance;
 mod crash;

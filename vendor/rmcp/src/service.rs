@@ -1508,6 +1508,8 @@ where
                 cancellation_param: Option<CancelledNotificationParam>,
                 result: Result<(), DynamicTransportError>,
             },
+            /// A [`Transport::flush`] that had to wait.
+            Flushed(Result<(), DynamicTransportError>),
         }
         #[derive(Debug)]
         enum Event<R: ServiceRole> {
@@ -1528,12 +1530,27 @@ where
 
         // The outcome of a send that finished inline, handled before waiting.
         let mut sent_inline: Option<SendTaskResult> = None;
+        // Whether messages were fed to the transport since its last flush
+        // (patch: batched writes): the loop flushes once nothing else is
+        // ready to send, so a burst goes out in one write.
+        let mut unflushed = false;
         let quit_reason = loop {
             let evt = if let Some(result) = sent_inline.take() {
                 Event::SendTaskResult(result)
             } else if let Some(m) = batch_messages.pop_front() {
                 Event::PeerMessage(m)
             } else {
+                if unflushed && peer_rx.is_empty() && sink_proxy_rx.is_empty() {
+                    unflushed = false;
+                    let flush = transport.flush().map(|result| {
+                        SendTaskResult::Flushed(result.map_err(DynamicTransportError::new::<T, R>))
+                    });
+                    if let Some(SendTaskResult::Flushed(Err(error))) =
+                        send_now_or_queue(flush, &mut pending_sends)
+                    {
+                        tracing::error!(%error, "fail to flush the transport");
+                    }
+                }
                 // Boxed (patch: idle session memory): the wait's futures
                 // live in their own allocation while it waits, instead of
                 // taking room in the loop's task for its whole life.
@@ -1578,7 +1595,20 @@ where
             };
 
             tracing::trace!(?evt, "new event");
+            // A feed that had to wait is done: what it queued still needs a flush.
+            if matches!(
+                evt,
+                Event::SendTaskResult(SendTaskResult::Request { .. } | SendTaskResult::Notification { .. })
+                    | Event::ResponseSendTaskResult(_)
+            ) {
+                unflushed = true;
+            }
             match evt {
+                Event::SendTaskResult(SendTaskResult::Flushed(result)) => {
+                    if let Err(error) = result {
+                        tracing::error!(%error, "fail to flush the transport");
+                    }
+                }
                 Event::SendTaskResult(SendTaskResult::Request { id, result }) => {
                     if let Err(e) = result
                         && let Some(responder) = local_responder_pool.remove(&id) {
@@ -1622,12 +1652,13 @@ where
                             continue;
                         };
                         ct.cancel();
-                        let send = transport.send(m).map(|result| {
+                        let send = transport.feed(m).map(|result| {
                             if let Err(error) = result {
                                 tracing::error!(%error, "fail to response message");
                             }
                         });
                         send_now_or_spawn(send, &mut response_send_tasks);
+                        unflushed = true;
                     }
                 }
                 Event::ProxyMessage(PeerSinkMessage::Request {
@@ -1639,12 +1670,13 @@ where
                         responder,
                         is_subscription: R::is_subscription_request(&request),
                     });
-                    let send = transport.send(JsonRpcMessage::request(request, id.clone()));
+                    let send = transport.feed(JsonRpcMessage::request(request, id.clone()));
                     let send = send.map(move |r| SendTaskResult::Request {
                         id,
                         result: r.map_err(DynamicTransportError::new::<T, R>),
                     });
                     sent_inline = send_now_or_queue(send, &mut pending_sends);
+                    unflushed = true;
                 }
                 Event::ProxyMessage(PeerSinkMessage::Notification {
                     notification,
@@ -1659,13 +1691,14 @@ where
                         }
                         Err(notification) => notification,
                     };
-                    let send = transport.send(JsonRpcMessage::notification(notification));
+                    let send = transport.feed(JsonRpcMessage::notification(notification));
                     let send = send.map(move |result| SendTaskResult::Notification {
                         responder,
                         cancellation_param,
                         result: result.map_err(DynamicTransportError::new::<T, R>),
                     });
                     sent_inline = send_now_or_queue(send, &mut pending_sends);
+                    unflushed = true;
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,

@@ -142,6 +142,23 @@ where
         item: TxJsonRpcMessage<R>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static;
 
+    /// Queues `item` behind what is queued already, without pushing it to
+    /// the peer yet (patch: batched writes). The service loop feeds what it
+    /// sends while more is ready to go and calls [`Self::flush`] once
+    /// nothing is: a burst of messages on a pipe then costs one write, not
+    /// one each. A transport that does not buffer sends here.
+    fn feed(
+        &mut self,
+        item: TxJsonRpcMessage<R>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.send(item)
+    }
+
+    /// Pushes to the peer what [`Self::feed`] queued (patch: batched writes).
+    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        std::future::ready(Ok(()))
+    }
+
     /// Receive a message from the transport, this operation is sequential.
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<R>>> + Send;
 

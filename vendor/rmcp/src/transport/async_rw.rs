@@ -249,6 +249,35 @@ where
         }
     }
 
+    fn feed(
+        &mut self,
+        item: TxJsonRpcMessage<Role>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let lock = self.write.clone();
+        async move {
+            let mut write = lock.lock().await;
+            match write.as_mut() {
+                // Encodes into the write buffer; writes only once that holds
+                // more than its backpressure boundary (8 KiB).
+                Some(write) => write.feed(item).await.map_err(Into::into),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "Transport is closed",
+                )),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let lock = self.write.clone();
+        async move {
+            match lock.lock().await.as_mut() {
+                Some(write) => SinkExt::flush(write).await.map_err(Into::into),
+                None => Ok(()),
+            }
+        }
+    }
+
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<Role>> {
         loop {
             if let Some(state) = self.pending_error_response.as_mut() {
@@ -349,6 +378,11 @@ where
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         let mut write = self.write.lock().await;
+        // What was fed and not flushed yet goes out if the peer has room for
+        // it now; a peer that stopped reading must not hold the close up.
+        if let Some(write) = write.as_mut() {
+            let _ = futures::FutureExt::now_or_never(SinkExt::flush(write));
+        }
         drop(write.take());
         Ok(())
     }

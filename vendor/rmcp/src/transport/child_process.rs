@@ -199,6 +199,17 @@ impl Transport<RoleClient> for TokioChildProcess {
         self.transport.send(item)
     }
 
+    fn feed(
+        &mut self,
+        item: TxJsonRpcMessage<RoleClient>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.transport.feed(item)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        self.transport.flush()
+    }
+
     fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleClient>>> + Send {
         self.transport.receive()
     }

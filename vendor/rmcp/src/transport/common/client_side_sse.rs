@@ -445,7 +445,8 @@ where
                                 }
                             }
                             if let Some(data) = sse.data {
-                                match ServerJsonRpcMessage::from_server_json_slice(data.as_bytes()) {
+                                match ServerJsonRpcMessage::from_server_json_slice(data.as_bytes())
+                                {
                                     Err(e) => {
                                         // Downgrade to debug to avoid noisy logs when servers emit
                                         // non-JSON payloads as message frames. Include last_event_id

@@ -81,8 +81,8 @@ impl Parser {
                 // The value is checked before the event is started: a line
                 // that is not UTF-8 leaves no (empty) event behind.
                 if let Some(data) = self.current.as_mut().and_then(|event| event.data.as_mut()) {
-                    let value = std::str::from_utf8(&line[value_start..])
-                        .map_err(SseError::Utf8Parse)?;
+                    let value =
+                        std::str::from_utf8(&line[value_start..]).map_err(SseError::Utf8Parse)?;
                     data.push('\n');
                     data.push_str(value);
                 } else {

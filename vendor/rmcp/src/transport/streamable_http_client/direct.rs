@@ -181,9 +181,6 @@ pub fn release<T: Send + 'static>(mut stream: BoxStream<'static, T>) {
         }
     }
     tokio::spawn(async move {
-        let _ = tokio::time::timeout(DRAIN, async {
-            while stream.next().await.is_some() {}
-        })
-        .await;
+        let _ = tokio::time::timeout(DRAIN, async { while stream.next().await.is_some() {} }).await;
     });
 }

@@ -1505,7 +1505,7 @@ impl LocalSessionWorker {
                 let to_unregister = Self::resource_to_unregister(&request.message);
                 match self.handle_server_message_now(request.message) {
                     Ok(handle_result) => {
-                        self.answer_handler(request.responder, handle_result, to_unregister);
+                        self.answer_handler(Some(request.responder), handle_result, to_unregister);
                         Ok(Handled::Done)
                     }
                     Err(message) => {
@@ -1574,7 +1574,7 @@ impl LocalSessionWorker {
                 let to_unregister = Self::resource_to_unregister(&message);
                 match self.handle_server_message_now(message) {
                     Ok(handle_result) => {
-                        self.delivered(handle_result, to_unregister);
+                        self.answer_handler(None, handle_result, to_unregister);
                         Ok(Handled::Done)
                     }
                     Err(message) => Ok(Handled::Later(InnerEvent::FromHttpService(
@@ -1590,19 +1590,30 @@ impl LocalSessionWorker {
     }
 
     /// Tells the handler how sending its message went, and forgets the
-    /// request a response answered.
+    /// request a response answered. An adopted call's message has no
+    /// responder: nobody waits to hear how (its stream's reader may be gone).
     fn answer_handler(
         &mut self,
-        responder: tokio::sync::oneshot::Sender<Result<(), LocalSessionWorkerError>>,
+        responder: Option<tokio::sync::oneshot::Sender<Result<(), LocalSessionWorkerError>>>,
         handle_result: Result<(), SessionError>,
         to_unregister: Option<ResourceKey>,
     ) {
-        let handle_result = handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
-        // A response's sender does not wait for this answer
-        // (`reports_response_failures`): only a failure nobody heard of is
-        // worth a log line.
-        if let Err(Err(error)) = responder.send(handle_result) {
-            tracing::warn!(%error, "failed to send message to http service handler");
+        match responder {
+            Some(responder) => {
+                let handle_result =
+                    handle_result.map_err(LocalSessionWorkerError::FailToHandleMessage);
+                // A response's sender does not wait for this answer
+                // (`reports_response_failures`): only a failure nobody heard
+                // of is worth a log line.
+                if let Err(Err(error)) = responder.send(handle_result) {
+                    tracing::warn!(%error, "failed to send message to http service handler");
+                }
+            }
+            None => {
+                if let Err(error) = handle_result {
+                    tracing::debug!(%error, "a direct call's message found no stream");
+                }
+            }
         }
         if let Some(to_unregister) = to_unregister {
             self.unregister_resource(&to_unregister);
@@ -1659,21 +1670,6 @@ impl LocalSessionWorker {
         }
     }
 
-    /// After an adopted call's message was routed: nobody waits to hear how
-    /// (its stream's reader may be gone), and an answer forgets its request.
-    fn delivered(
-        &mut self,
-        handle_result: Result<(), SessionError>,
-        to_unregister: Option<ResourceKey>,
-    ) {
-        if let Err(error) = handle_result {
-            tracing::debug!(%error, "a direct call's message found no stream");
-        }
-        if let Some(to_unregister) = to_unregister {
-            self.unregister_resource(&to_unregister);
-        }
-    }
-
     /// Handles an event [`Self::handle_event_now`] deferred: one that waits.
     async fn handle_event(&mut self, event: InnerEvent) {
         match event {
@@ -1682,7 +1678,7 @@ impl LocalSessionWorker {
             }) => {
                 let to_unregister = Self::resource_to_unregister(&message);
                 let handle_result = self.handle_server_message(message).await;
-                self.answer_handler(responder, handle_result, to_unregister);
+                self.answer_handler(Some(responder), handle_result, to_unregister);
             }
             InnerEvent::FromHttpService(SessionEvent::EstablishRequestWiseChannel {
                 responder,
@@ -1708,7 +1704,7 @@ impl LocalSessionWorker {
             InnerEvent::FromHttpService(SessionEvent::Deliver { message }) => {
                 let to_unregister = Self::resource_to_unregister(&message);
                 let handle_result = self.handle_server_message(message).await;
-                self.delivered(handle_result, to_unregister);
+                self.answer_handler(None, handle_result, to_unregister);
             }
             InnerEvent::FromHttpService(SessionEvent::Resume {
                 last_event_id,
