@@ -90,7 +90,7 @@ pub async fn append(store: &Store, entry: &AuditEntry) -> Result<(), StoreError>
 /// Appends `entries` in one transaction: one sync to disk for the lot, which
 /// is what keeps the per-call audit cheap at a high call rate.
 pub async fn append_all(store: &Store, entries: &[AuditEntry]) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     for entry in entries {
         insert(&mut *tx, entry).await?;
     }

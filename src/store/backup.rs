@@ -427,7 +427,7 @@ fn check_references(
 
 /// Replaces every covered table with the backup's rows, in one transaction.
 pub async fn apply(store: &Store, backup: &Backup) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     for table in TABLES.iter().rev() {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", table.name)))
             .execute(&mut *tx)
@@ -468,7 +468,7 @@ pub async fn apply(store: &Store, backup: &Backup) -> Result<(), StoreError> {
 
 /// Empties every table a reset covers, in one transaction.
 pub async fn reset(store: &Store) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     for table in TABLES.iter().rev().filter(|t| t.reset) {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", table.name)))
             .execute(&mut *tx)

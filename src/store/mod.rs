@@ -207,6 +207,20 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock when it
+    /// begins (`BEGIN IMMEDIATE`), waiting on a busy database as a single
+    /// write does: a deferred one that read first fails at once with
+    /// "database is locked" when another process (a running gateway, next
+    /// to a CLI command on the same file) wrote since its read.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -267,4 +281,43 @@ pub struct Page {
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    /// A second process opening the store (a CLI command next to a running
+    /// gateway) while the first is in a write: the second's own write
+    /// (recording the master key's id) waits for the lock. Begun deferred,
+    /// it read first, and failed with "database is locked" once the first
+    /// committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_opens_while_another_connection_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(&StoreConfig::default(), dir.path())
+            .await
+            .unwrap();
+        let mut writing = first.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO store_meta (name, value) VALUES ('test', 'written')")
+            .execute(&mut *writing)
+            .await
+            .unwrap();
+        let path = dir.path().to_owned();
+        let second = tokio::spawn(async move { Store::open(&StoreConfig::default(), &path).await });
+        // Gives the second open the time to reach its write while the lock
+        // is held; it must succeed whether or not it got that far.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writing.commit().await.unwrap();
+        let second = second.await.unwrap().unwrap();
+        let written: String = sqlx::query("SELECT value FROM store_meta WHERE name = 'test'")
+            .fetch_one(second.pool())
+            .await
+            .unwrap()
+            .try_get("value")
+            .unwrap();
+        assert_eq!(written, "written");
+    }
 }

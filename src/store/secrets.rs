@@ -345,7 +345,7 @@ pub(super) async fn prepare(store: &mut Store, data_dir: &Path) -> Result<(), St
     {
         store.key = std::sync::Arc::new(finish_rotation(&store.key, recorded, data_dir)?);
     }
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let sealed = reseal(&mut tx, &store.key, &store.key, true).await?;
     set_key_id(&mut tx, store.key.id(), recorded.is_some()).await?;
     tx.commit().await?;
@@ -504,7 +504,7 @@ pub async fn rotate(
         }
         _ => None,
     };
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let records = reseal(&mut tx, &store.key, &new, false).await?;
     set_key_id(&mut tx, new.id(), true).await?;
     tx.commit().await?;
