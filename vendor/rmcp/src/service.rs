@@ -236,6 +236,41 @@ tokio::task_local! {
     pub(crate) static ORIGINATING_PROTOCOL_VERSION: Option<ProtocolVersion>;
 }
 
+/// Runs `service`'s handler of request `id` as the serve loop runs it: its
+/// context takes the request's meta and extensions (moved, not cloned), and
+/// it runs in the scopes of its id and its protocol version (patch: shared
+/// by the serve loop and direct calls).
+pub(crate) async fn handle_request_scoped<R, S>(
+    service: Arc<S>,
+    mut request: R::PeerReq,
+    id: RequestId,
+    ct: CancellationToken,
+    peer: Peer<R>,
+) -> Result<R::Resp, McpError>
+where
+    R: ServiceRole,
+    S: Service<R>,
+{
+    let mut meta = RequestMetaObject::new();
+    // The meta first: it carries the progress token.
+    std::mem::swap(&mut meta, request.get_meta_mut());
+    let extensions = std::mem::take(request.extensions_mut());
+    let version = meta.protocol_version();
+    let context = RequestContext {
+        ct,
+        id: id.clone(),
+        peer,
+        meta,
+        extensions,
+    };
+    ORIGINATING_REQUEST
+        .scope(
+            id,
+            ORIGINATING_PROTOCOL_VERSION.scope(version, service.handle_request(request, context)),
+        )
+        .await
+}
+
 /// The protocol version named by the request the current handler is serving,
 /// if any. Like [`ORIGINATING_REQUEST`], it does not cross `tokio::spawn`.
 #[cfg(feature = "server")]
@@ -1702,7 +1737,7 @@ where
                 }
                 Event::PeerMessage(JsonRpcMessage::Request(JsonRpcRequest {
                     id,
-                    mut request,
+                    request,
                     ..
                 })) => {
                     tracing::debug!(%id, ?request, "received request");
@@ -1730,35 +1765,19 @@ where
                         let request_ct = serve_loop_ct.child_token();
                         let context_ct = request_ct.child_token();
                         local_ct_pool.insert(id.clone(), request_ct);
-                        let mut extensions = Extensions::new();
-                        let mut meta = RequestMetaObject::new();
-                        // avoid clone
-                        // swap meta firstly, otherwise progress token will be lost
-                        std::mem::swap(&mut meta, request.get_meta_mut());
-                        std::mem::swap(&mut extensions, request.extensions_mut());
-                        let context = RequestContext {
-                            ct: context_ct,
-                            id: id.clone(),
-                            peer: peer.clone(),
-                            meta,
-                            extensions,
-                        };
                         let current_span = tracing::Span::current();
-                        let handler_id = id.clone();
-                        let handler_version = context.meta.protocol_version();
                         // Boxed (patch: spawn copies): the handler's future
                         // is large, and `spawn` moves its task by value
                         // several times before it first runs.
-                        let handling = Box::pin(async move {
-                            service.handle_request(request, context).await
-                        });
+                        let handling = Box::pin(handle_request_scoped(
+                            service,
+                            request,
+                            id.clone(),
+                            context_ct,
+                            peer.clone(),
+                        ));
                         spawn_service_task(async move {
-                            let result = ORIGINATING_REQUEST
-                                .scope(
-                                    handler_id,
-                                    ORIGINATING_PROTOCOL_VERSION.scope(handler_version, handling),
-                                )
-                                .await;
+                            let result = handling.await;
                             let response = match result {
                                 Ok(result) => {
                                     tracing::debug!(%id, ?result, "response message");

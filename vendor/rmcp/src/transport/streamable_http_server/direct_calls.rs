@@ -33,11 +33,10 @@ use crate::{
     model::{
         ClientJsonRpcMessage, ClientNotification, ClientRequest, ClientResult, ErrorData,
         GetExtensions, GetMeta, JsonRpcMessage, JsonRpcRequest, ProgressToken, RequestId,
-        RequestMetaObject, ServerJsonRpcMessage, ServerNotification, ServerResult,
+        ServerJsonRpcMessage, ServerNotification, ServerResult,
     },
     service::{
-        ORIGINATING_PROTOCOL_VERSION, ORIGINATING_REQUEST, OriginatingRequestId, Peer,
-        PeerSinkMessage, RequestContext, Service, ServiceError,
+        OriginatingRequestId, Peer, PeerSinkMessage, Service, ServiceError, handle_request_scoped,
     },
     transport::common::server_side_http::{ServerSseMessage, SessionId},
 };
@@ -224,28 +223,9 @@ impl<S: Service<RoleServer>> DirectCall<S> {
         ct: CancellationToken,
         session: Option<Arc<DirectSession<S>>>,
     ) -> Self {
-        let JsonRpcRequest {
-            id, mut request, ..
-        } = request;
-        // Moved, not cloned, as the serve loop does.
-        let mut meta = RequestMetaObject::new();
-        std::mem::swap(&mut meta, request.get_meta_mut());
-        let extensions = std::mem::take(request.extensions_mut());
-        let progress_token = meta.get_progress_token();
-        let context = RequestContext {
-            ct,
-            id: id.clone(),
-            meta,
-            extensions,
-            peer,
-        };
-        let version = context.meta.protocol_version();
-        let handling = ORIGINATING_REQUEST.scope(
-            id.clone(),
-            ORIGINATING_PROTOCOL_VERSION.scope(version, async move {
-                service.handle_request(request, context).await
-            }),
-        );
+        let JsonRpcRequest { id, request, .. } = request;
+        let progress_token = request.get_meta().get_progress_token();
+        let handling = handle_request_scoped(service, request, id.clone(), ct, peer);
         DirectCall {
             session,
             id,
