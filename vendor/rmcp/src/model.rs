@@ -186,6 +186,20 @@ impl ProtocolVersion {
     /// The newest protocol version known to this SDK.
     pub const LATEST: Self = Self::V_2026_07_28;
 
+    /// The version `text` names: a known one as its constant, any other
+    /// kept as it is (what deserializing it gives, patch: without a
+    /// `serde_json::Value` and a copy for a header on every request).
+    pub fn named(text: &str) -> Self {
+        match text {
+            "2024-11-05" => Self::V_2024_11_05,
+            "2025-03-26" => Self::V_2025_03_26,
+            "2025-06-18" => Self::V_2025_06_18,
+            "2025-11-25" => Self::V_2025_11_25,
+            "2026-07-28" => Self::V_2026_07_28,
+            _ => Self(Cow::Owned(text.to_owned())),
+        }
+    }
+
     /// First protocol version that requires SEP-2243 standard HTTP headers.
     pub const STANDARD_HEADERS: Self = Self::V_2026_07_28;
 
@@ -294,17 +308,8 @@ impl<'de> Deserialize<'de> for ProtocolVersion {
     where
         D: serde::Deserializer<'de>,
     {
-        let s: String = Deserialize::deserialize(deserializer)?;
-        #[allow(clippy::single_match)]
-        match s.as_str() {
-            "2024-11-05" => return Ok(ProtocolVersion::V_2024_11_05),
-            "2025-03-26" => return Ok(ProtocolVersion::V_2025_03_26),
-            "2025-06-18" => return Ok(ProtocolVersion::V_2025_06_18),
-            "2025-11-25" => return Ok(ProtocolVersion::V_2025_11_25),
-            "2026-07-28" => return Ok(ProtocolVersion::V_2026_07_28),
-            _ => {}
-        }
-        Ok(ProtocolVersion(Cow::Owned(s)))
+        let s: Cow<'de, str> = Deserialize::deserialize(deserializer)?;
+        Ok(ProtocolVersion::named(&s))
     }
 }
 

@@ -663,7 +663,7 @@ fn is_legacy_request(
             headers
                 .get(HEADER_MCP_PROTOCOL_VERSION)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|s| serde_json::from_value(serde_json::Value::String(s.to_owned())).ok())
+                .map(ProtocolVersion::named)
         })
         .unwrap_or(ProtocolVersion::V_2025_03_26);
     Ok(uses_legacy_lifecycle(
@@ -2868,7 +2868,7 @@ where
             headers
                 .get(HEADER_MCP_PROTOCOL_VERSION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|s| serde_json::from_value(serde_json::Value::String(s.to_owned())).ok())
+                .map(ProtocolVersion::named)
                 .unwrap_or(ProtocolVersion::V_2025_03_26)
         };
         Some(InitializeRequestParams {
