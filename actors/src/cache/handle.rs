@@ -287,12 +287,28 @@ impl CacheHandle {
         let ttl = hints.bound(default);
         if !ttl.is_zero() {
             let key = if hints.private { own } else { key };
-            self.cast(CacheMsg::Put {
-                key,
-                value: value.clone(),
-                ttl,
-                epoch: Some(epoch),
-            });
+            match &self.shared.backend {
+                // Stored before the answer, as a shared fill is: through the
+                // actor, the caller's next identical request could come
+                // first and fetch again. An invalidation since the fetch
+                // began takes the entry out again (as for a shared fill).
+                Backend::Memory(memory) => {
+                    let entry = Entry {
+                        value: value.clone(),
+                        ttl,
+                    };
+                    memory.put(key.clone(), entry).await;
+                    if self.shared.epochs.of(key.upstream()) != epoch {
+                        memory.invalidate(&Scope::Key(key)).await;
+                    }
+                }
+                Backend::Redis(_) => self.cast(CacheMsg::Put {
+                    key,
+                    value: value.clone(),
+                    ttl,
+                    epoch: Some(epoch),
+                }),
+            }
         }
         Ok(value)
     }

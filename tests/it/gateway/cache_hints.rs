@@ -88,8 +88,19 @@ async fn a_private_list_is_cached_per_caller_and_ttl_ms_bounds_the_cache() {
     // checked, and a federated call reads every unread list to route its
     // name), and that caller's private list is then cached. One call at a
     // time: a count read while another call's list read is on its way
-    // would miss that read.
-    let before = all_tools_lists(&gw, &carol).await;
+    // would miss that read. Each new instance's list is also read once by
+    // the gateway's fingerprint task, whenever it runs after `ready`: the
+    // count starts once both reads reached every upstream.
+    let mut before = all_tools_lists(&gw, &carol).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while before.iter().any(|&count| count < 2) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upstream tools/list calls {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        before = all_tools_lists(&gw, &carol).await;
+    }
     for key in [&alice, &alice, &bob, &bob] {
         let answer = list(key).await;
         assert!(
