@@ -191,9 +191,7 @@ impl CacheHandle {
                 let (value, fresh) = memory.get_or_fetch(key.clone(), |_| ttl, fetch).await?;
                 if fresh {
                     self.shared.stats.miss(kind);
-                    if self.shared.epochs.of(key.upstream()) != epoch {
-                        self.cast(CacheMsg::Invalidate(Scope::Key(key), None));
-                    }
+                    self.drop_if_invalidated(&key, epoch);
                 } else {
                     self.shared.stats.hit(kind);
                 }
@@ -257,8 +255,8 @@ impl CacheHandle {
                 let (value, fresh) = memory
                     .get_or_fetch(key.clone(), shared_ttl, fetch())
                     .await?;
-                if fresh && self.shared.epochs.of(key.upstream()) != epoch {
-                    self.cast(CacheMsg::Invalidate(Scope::Key(key.clone()), None));
+                if fresh {
+                    self.drop_if_invalidated(&key, epoch);
                 }
                 (value, fresh)
             }
@@ -290,17 +288,14 @@ impl CacheHandle {
             match &self.shared.backend {
                 // Stored before the answer, as a shared fill is: through the
                 // actor, the caller's next identical request could come
-                // first and fetch again. An invalidation since the fetch
-                // began takes the entry out again (as for a shared fill).
+                // first and fetch again.
                 Backend::Memory(memory) => {
                     let entry = Entry {
                         value: value.clone(),
                         ttl,
                     };
                     memory.put(key.clone(), entry).await;
-                    if self.shared.epochs.of(key.upstream()) != epoch {
-                        memory.invalidate(&Scope::Key(key)).await;
-                    }
+                    self.drop_if_invalidated(&key, epoch);
                 }
                 Backend::Redis(_) => self.cast(CacheMsg::Put {
                     key,
@@ -311,6 +306,15 @@ impl CacheHandle {
             }
         }
         Ok(value)
+    }
+
+    /// Takes a memory fill of `key` out again when its upstream was
+    /// invalidated since the fill began (in `epoch`): the fill may hold what
+    /// the invalidation removed.
+    fn drop_if_invalidated(&self, key: &CacheKey, epoch: u64) {
+        if self.shared.epochs.of(key.upstream()) != epoch {
+            self.cast(CacheMsg::Invalidate(Scope::Key(key.clone()), None));
+        }
     }
 
     /// Removes every entry in `scope` (through the actor). Fills already under
