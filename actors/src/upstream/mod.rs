@@ -17,6 +17,7 @@
 //! session, then closes the session and ends the process group: SIGTERM,
 //! SIGKILL only if it has not exited within the grace. The process group
 //! lives in a guard whose drop kills it, for the stops that skip `post_stop`.
+mod caller_conns;
 mod client;
 mod exit;
 mod fingerprint;

@@ -26,7 +26,7 @@ use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::{DEFAULT_MAX_SSE_EVENT_SIZE, SseRetryPolicy};
-use rmcp::transport::common::{PostParts, post_message_to};
+use rmcp::transport::common::{PostParts, post_message_to, post_message_with};
 use rmcp::transport::streamable_http_client::{
     DirectPosts, DirectSession, SseError, StreamableHttpClient,
     StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
@@ -35,6 +35,7 @@ use sse_stream::Sse;
 
 use tracing::Instrument;
 
+use super::caller_conns::CallerConns;
 use super::spec::HttpSpec;
 use crate::oauth::{TokenError, TokenSource, describe_network_error};
 use crate::trace_context;
@@ -64,6 +65,8 @@ pub struct RemoteClient {
     /// The endpoint posted to, parsed once: reqwest parses a URL given as
     /// text on every request (~6k instructions of a remote `tools/call`).
     endpoint: Arc<std::sync::OnceLock<(Arc<str>, reqwest::Url)>>,
+    /// Connections the posting task drives itself (plain `http` only).
+    conns: Option<Arc<CallerConns>>,
 }
 
 /// Reconnect attempts of the standalone SSE stream: quick, and few, since a
@@ -126,7 +129,10 @@ pub fn transport(
         .custom_headers(headers(spec)?)
         .reinit_on_expired_session(true);
     config.retry_config = Arc::new(QuickRetry);
-    let client = RemoteClient::new(tokens, lost)?;
+    let conns = url::Url::parse(&spec.url)
+        .ok()
+        .and_then(|url| CallerConns::for_url(&url));
+    let client = RemoteClient::new(tokens, lost)?.with_caller_conns(conns);
     let direct = DirectRoute {
         posts: config.direct.clone(),
         client: client.clone(),
@@ -189,7 +195,33 @@ impl RemoteClient {
             tokens,
             lost,
             endpoint: Arc::default(),
+            conns: None,
         })
+    }
+
+    /// Posts on `conns` where they serve the endpoint (see [`CallerConns`]).
+    pub(super) fn with_caller_conns(mut self, conns: Option<Arc<CallerConns>>) -> Self {
+        self.conns = conns;
+        self
+    }
+
+    /// Sends a request reqwest built: on a connection this task drives
+    /// where there is one for its origin, else with reqwest. A connection
+    /// refused or broken is reported as lost, as reqwest's errors are.
+    async fn send(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, StreamableHttpError<reqwest::Error>> {
+        match &self.conns {
+            Some(conns) if conns.serves(request.url()) => {
+                conns.send(request).await.map_err(|err| {
+                    let reason = err.to_string();
+                    (self.lost)(reason.clone());
+                    StreamableHttpError::Io(std::io::Error::other(reason))
+                })
+            }
+            _ => Ok(self.http.execute(request).await?),
+        }
     }
 
     /// `uri` parsed: the one remembered when it is the endpoint, else
@@ -331,7 +363,14 @@ impl StreamableHttpClient for RemoteClient {
             async move {
                 match target {
                     Ok(url) => {
-                        post_message_to(&self.http, url, parts, DEFAULT_MAX_SSE_EVENT_SIZE).await
+                        post_message_with(
+                            &self.http,
+                            url,
+                            parts,
+                            DEFAULT_MAX_SSE_EVENT_SIZE,
+                            |request| self.send(request),
+                        )
+                        .await
                     }
                     Err(text) => {
                         post_message_to(&self.http, &*text, parts, DEFAULT_MAX_SSE_EVENT_SIZE).await

@@ -3,6 +3,7 @@
 //! `bulwark connect` under the official conformance suite.
 mod calls;
 mod conformance;
+mod connections;
 mod oauth;
 mod sse;
 mod sse_parser;

@@ -18,7 +18,7 @@ mod reqwest;
 // Bulwark patch (see PATCHES.md): a reqwest POST to a parsed `Url`.
 #[cfg(feature = "transport-streamable-http-client-reqwest")]
 #[doc(hidden)]
-pub use reqwest::{PostParts, post_message_to};
+pub use reqwest::{PostParts, post_message_to, post_message_with};
 
 // Note: This module provides SSE stream parsing and auto-reconnect utilities.
 // It's used by the streamable HTTP client (which receives SSE-formatted responses),

@@ -253,6 +253,32 @@ pub async fn post_message_to<U: reqwest::IntoUrl>(
     parts: PostParts,
     max_sse_event_size: usize,
 ) -> Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>> {
+    post_message_with(
+        client,
+        url,
+        parts,
+        max_sse_event_size,
+        |request| async move { Ok(client.execute(request).await?) },
+    )
+    .await
+}
+
+/// [`post_message_to`] with the request sent by `send` (Bulwark patch): a
+/// caller with connections of its own sends the request reqwest built, and
+/// hands back the response for the same reading.
+#[doc(hidden)]
+pub async fn post_message_with<U, F, Fut>(
+    client: &reqwest::Client,
+    url: U,
+    parts: PostParts,
+    max_sse_event_size: usize,
+    send: F,
+) -> Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>
+where
+    U: reqwest::IntoUrl,
+    F: FnOnce(reqwest::Request) -> Fut,
+    Fut: Future<Output = Result<reqwest::Response, StreamableHttpError<reqwest::Error>>>,
+{
     let PostParts {
         message,
         session_id,
@@ -271,7 +297,7 @@ pub async fn post_message_to<U: reqwest::IntoUrl>(
     if let Some(session_id) = session_id {
         request = request.header(HEADER_SESSION_ID, session_id.as_ref());
     }
-    let response = request.json(&message).send().await?;
+    let response = send(request.json(&message).build()?).await?;
     if response.status() == reqwest::StatusCode::UNAUTHORIZED
         && let Some(header) = response.headers().get(WWW_AUTHENTICATE)
     {
