@@ -31,7 +31,8 @@
 //! `BULWARK_BENCH_PROFILE=N` instead keeps a pooled c=32 load on the secure
 //! gateway for N seconds and prints its pid first, for a profiler to attach
 //! (`perf record -p PID`); each 4 s round prints its CPU per call split
-//! into user and kernel time.
+//! into user and kernel time. With `BULWARK_BENCH_PROFILE_REMOTE=1` the
+//! load is pooled c=1 through a remote (HTTP) upstream.
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -455,19 +456,35 @@ async fn remote(bin: &str, dir: &std::path::Path, floor_url: &str, report: &mut 
     drop(remote_gw);
 }
 
-/// A pooled c=32 load on a secure gateway for `seconds`, for a profiler.
+/// A pooled c=32 load on a secure gateway for `seconds`, for a profiler;
+/// with `BULWARK_BENCH_PROFILE_REMOTE=1`, a pooled c=1 load on a gateway
+/// in front of a remote upstream (the floor's echo over HTTP) instead.
 pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, seconds: u64) {
-    let secure = config(dir, 1, Security::On, &key.hash.to_stored());
-    let (gateway, url) = start(BIN, &secure, dir).await;
+    let remote = std::env::var_os("BULWARK_BENCH_PROFILE_REMOTE").is_some();
+    let mut floor = None;
+    let (gateway, url, secret, concurrency) = if remote {
+        let (echo, echo_url) =
+            spawn_bin(BIN, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
+        println!("profiling: the remote echo's pid {}", echo.0.id());
+        let config = write_config(dir, "remote.toml", &remote_config(dir, &echo_url));
+        floor = Some(echo);
+        let (gateway, url) = start(BIN, &config, dir).await;
+        (gateway, url, None, 1)
+    } else {
+        let secure = config(dir, 1, Security::On, &key.hash.to_stored());
+        let (gateway, url) = start(BIN, &secure, dir).await;
+        (gateway, url, Some(key.secret.as_str()), 32)
+    };
     let pid = gateway.0.id();
-    println!("profiling: secure gateway pid {pid}, pooled c=32 for {seconds} s");
+    println!("profiling: gateway pid {pid}, pooled c={concurrency} for {seconds} s");
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
     let until = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < until {
-        let run = measured(pid, &url, Some(&key.secret), "echo__echo", 32).await;
+        let run = measured(pid, &url, secret, "echo__echo", concurrency).await;
         println!(
-            "  {:.0} calls/s, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}, writes/call {:.2}",
+            "  {:.0} calls/s, p50 {:.0} µs, CPU µs/call {:.0} (user {:.0}, kernel {:.0}), switches/call {:.1}, writes/call {:.2}",
             run.figures.calls_per_sec,
+            run.figures.p50_us,
             run.cpu_us_per_call,
             run.cpu_us_per_call - run.kernel_us_per_call,
             run.kernel_us_per_call,
@@ -476,6 +493,7 @@ pub async fn profile(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, s
         );
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(floor);
 }
 
 /// Starts a gateway of every build, each in its own state directory

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use super::limits::FrontLimits;
+use super::repoll::Repoll;
 
 /// How long open connections may take to finish after shutdown begins.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -96,12 +97,12 @@ async fn accept_loop(
             },
         ));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
+        tokio::spawn(Repoll::new(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
             drop(slot);
-        });
+        }));
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())

@@ -7,6 +7,7 @@ pub mod inflight;
 pub mod limits;
 pub mod listener;
 pub mod origin;
+mod repoll;
 pub mod screen;
 pub mod shape;
 
