@@ -513,6 +513,15 @@ async fn start_builds(
     gateways
 }
 
+/// The demo echo served by stock rmcp (`benches/stock_floor`), when
+/// `BULWARK_BENCH_STOCK_FLOOR` names its binary: the floor as issue 16
+/// defines it, rmcp's own serving, where the bench's floor (`bulwark
+/// demo-server`) runs the vendored rmcp with the gateway's patches.
+fn stock_floor(dir: &std::path::Path) -> Option<(Proc, String)> {
+    let bin = std::env::var("BULWARK_BENCH_STOCK_FLOOR").ok()?;
+    Some(spawn_bin(&bin, &["127.0.0.1:0"], dir))
+}
+
 /// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load on the floor and on
 /// the secure gateway of every build (the baseline's too, when given), one
 /// after another within each round, all running throughout; prints each
@@ -524,15 +533,28 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     let hash = key.hash.to_stored();
     let (floor, floor_url) = spawn_bin(BIN, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
     let gateways = start_builds(dir, "ab", |own| config(own, 1, Security::On, &hash)).await;
+    let stock = stock_floor(dir);
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
     // Per build: (CPU µs/call, calls/s relative to the round's floor).
     let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];
     let mut floor_cpu = Vec::new();
+    // The stock rmcp floor's: (CPU µs/call, calls/s relative to the floor).
+    let mut stock_seen: (Vec<f64>, Vec<f64>) = Default::default();
     println!("A/B, pooled c=32, {rounds} rounds: CPU µs/call and calls/s ratio to the floor");
     for round in 1..=rounds {
         let f = measured(floor.0.id(), &floor_url, None, "echo", 32).await;
         floor_cpu.push(f.cpu_us_per_call);
         let mut line = format!("  round {round}: floor {:.0}", f.cpu_us_per_call);
+        if let Some((stock, stock_url)) = &stock {
+            let s = measured(stock.0.id(), stock_url, None, "echo", 32).await;
+            let to_floor = s.figures.calls_per_sec / f.figures.calls_per_sec;
+            line.push_str(&format!(
+                ", stock rmcp {:.0} ({to_floor:.2}x)",
+                s.cpu_us_per_call
+            ));
+            stock_seen.0.push(s.cpu_us_per_call);
+            stock_seen.1.push(to_floor);
+        }
         for ((label, gateway, url), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
             let g = measured(gateway.0.id(), url, Some(&key.secret), "echo__echo", 32).await;
             let to_floor = g.figures.calls_per_sec / f.figures.calls_per_sec;
@@ -547,6 +569,13 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut line = format!("  median: floor {:.0}", median(&floor_cpu));
+    if stock.is_some() {
+        line.push_str(&format!(
+            ", stock rmcp {:.0} ({:.2}x)",
+            median(&stock_seen.0),
+            median(&stock_seen.1)
+        ));
+    }
     for ((label, ..), (cpu, ratio)) in gateways.iter().zip(&seen) {
         line.push_str(&format!(
             ", {label} {:.0} ({:.2}x)",
