@@ -8,7 +8,9 @@
 //! exchange at a time anyway, so the calling task takes one, drives it
 //! while it sends the request and reads the response to its end, and then
 //! parks it idle here. Nothing polls an idle connection: taking one out
-//! first polls it once, which finds a close the server sent meanwhile.
+//! first polls it once, which finds a close the server sent meanwhile. A
+//! post that fails on a kept connection after it was sent fails alone: it
+//! does not say the upstream is gone, as a refused connection does.
 //!
 //! Used only where reqwest would connect directly: `http` URLs with no
 //! proxy in the environment (TLS and proxies stay with reqwest).
@@ -27,9 +29,10 @@ use tokio::net::TcpStream;
 
 type Conn = Pin<Box<Connection<TokioIo<TcpStream>, reqwest::Body>>>;
 
-/// An idle connection is dropped past this age, as reqwest's pool did
-/// (`pool_idle_timeout`).
-const IDLE_FOR_AT_MOST: Duration = Duration::from_secs(60);
+/// An idle connection is dropped past this age: under the 5 s keep-alive
+/// timeout of uvicorn and Node's HTTP server, so a post does not race the
+/// server closing the connection it was sent on.
+const IDLE_FOR_AT_MOST: Duration = Duration::from_secs(4);
 /// Idle connections kept at most; more than the calls in flight is waste.
 const IDLE_KEPT: usize = 64;
 
@@ -51,9 +54,21 @@ pub enum ConnError {
     /// The exchange failed after the connection was open.
     #[error("{0}")]
     Exchange(#[from] hyper::Error),
+    /// The exchange failed on a connection kept from an earlier post,
+    /// after the request was sent: the server may have closed it just then.
+    #[error("the upstream closed a kept connection: {0}")]
+    Kept(hyper::Error),
     /// The request could not be turned into an HTTP/1.1 request.
     #[error("request: {0}")]
     Request(#[from] http::Error),
+}
+
+impl ConnError {
+    /// Whether the failure says the upstream is gone (as a refused or
+    /// broken connection does), rather than that one kept connection was.
+    pub fn means_lost(&self) -> bool {
+        !matches!(self, Self::Kept(_))
+    }
 }
 
 /// The idle connections to one upstream origin.
@@ -126,6 +141,7 @@ impl CallerConns {
                 Ok(done) => break done,
                 Err(mut err) => match err.take_message() {
                     Some(unsent) if reused => request = unsent,
+                    _ if reused => return Err(ConnError::Kept(err.into_error())),
                     _ => return Err(err.into_error().into()),
                 },
             }
@@ -353,6 +369,61 @@ mod tests {
         assert_eq!(v6.host, "[::1]");
     }
 
+    /// Reads one request of `socket` (headers and a 2-byte body).
+    async fn read_request(socket: &mut TcpStream) {
+        use tokio::io::AsyncReadExt;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let complete = |seen: &[u8]| {
+            seen.windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .is_some_and(|end| seen.len() >= end + 4 + 2)
+        };
+        while !complete(&seen) {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the client closed before its request was in");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_server_drops_mid_request_fails_only_that_post() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        // One connection only: a second post that dialled anew would hang.
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket).await;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            read_request(&mut socket).await;
+        });
+        let conns = conns(&url).unwrap();
+        let post = || {
+            reqwest::Client::new()
+                .post(url.as_str())
+                .body("{}")
+                .build()
+                .unwrap()
+        };
+        let wait = Duration::from_secs(10);
+        let first = tokio::time::timeout(wait, conns.send(post()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.text().await.unwrap(), "{}");
+        let err = tokio::time::timeout(wait, conns.send(post()))
+            .await
+            .expect("the second post reuses the kept connection")
+            .unwrap_err();
+        assert!(matches!(err, ConnError::Kept(_)), "{err}");
+        assert!(!err.means_lost(), "{err}");
+        server.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_refused_connection_names_the_address() {
         // A port just released: nothing listens there.
@@ -369,6 +440,7 @@ mod tests {
             .unwrap();
         let err = conns.send(request).await.unwrap_err();
         assert!(matches!(err, ConnError::Connect { .. }), "{err}");
+        assert!(err.means_lost(), "{err}");
         assert!(
             err.to_string().contains(&format!("127.0.0.1:{port}")),
             "{err}"

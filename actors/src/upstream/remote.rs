@@ -207,7 +207,8 @@ impl RemoteClient {
 
     /// Sends a request reqwest built: on a connection this task drives
     /// where there is one for its origin, else with reqwest. A connection
-    /// refused or broken is reported as lost, as reqwest's errors are.
+    /// refused or broken is reported as lost, as reqwest's errors are; a
+    /// kept connection that fails only fails the post.
     async fn send(
         &self,
         request: reqwest::Request,
@@ -216,7 +217,9 @@ impl RemoteClient {
             Some(conns) if conns.serves(request.url()) => {
                 conns.send(request).await.map_err(|err| {
                     let reason = err.to_string();
-                    (self.lost)(reason.clone());
+                    if err.means_lost() {
+                        (self.lost)(reason.clone());
+                    }
                     StreamableHttpError::Io(std::io::Error::other(reason))
                 })
             }
