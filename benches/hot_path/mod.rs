@@ -534,29 +534,26 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     let (floor, floor_url) = spawn_bin(BIN, &["demo-server", "echo", "--http", "127.0.0.1:0"], dir);
     let gateways = start_builds(dir, "ab", |own| config(own, 1, Security::On, &hash)).await;
     let stock = stock_floor(dir);
+    // Everything measured against the floor each round: (label, pid, url,
+    // key, tool); the stock rmcp floor first when given, then every build.
+    let mut contenders: Vec<(&str, u32, &str, Option<&str>, &str)> = Vec::new();
+    if let Some((stock, stock_url)) = &stock {
+        contenders.push(("stock rmcp", stock.0.id(), stock_url, None, "echo"));
+    }
+    for (label, gateway, url) in &gateways {
+        contenders.push((label, gateway.0.id(), url, Some(&key.secret), "echo__echo"));
+    }
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
-    // Per build: (CPU µs/call, calls/s relative to the round's floor).
-    let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); gateways.len()];
+    // Per contender: (CPU µs/call, calls/s relative to the round's floor).
+    let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); contenders.len()];
     let mut floor_cpu = Vec::new();
-    // The stock rmcp floor's: (CPU µs/call, calls/s relative to the floor).
-    let mut stock_seen: (Vec<f64>, Vec<f64>) = Default::default();
     println!("A/B, pooled c=32, {rounds} rounds: CPU µs/call and calls/s ratio to the floor");
     for round in 1..=rounds {
         let f = measured(floor.0.id(), &floor_url, None, "echo", 32).await;
         floor_cpu.push(f.cpu_us_per_call);
         let mut line = format!("  round {round}: floor {:.0}", f.cpu_us_per_call);
-        if let Some((stock, stock_url)) = &stock {
-            let s = measured(stock.0.id(), stock_url, None, "echo", 32).await;
-            let to_floor = s.figures.calls_per_sec / f.figures.calls_per_sec;
-            line.push_str(&format!(
-                ", stock rmcp {:.0} ({to_floor:.2}x)",
-                s.cpu_us_per_call
-            ));
-            stock_seen.0.push(s.cpu_us_per_call);
-            stock_seen.1.push(to_floor);
-        }
-        for ((label, gateway, url), (cpu, ratio)) in gateways.iter().zip(&mut seen) {
-            let g = measured(gateway.0.id(), url, Some(&key.secret), "echo__echo", 32).await;
+        for (&(label, pid, url, key, tool), (cpu, ratio)) in contenders.iter().zip(&mut seen) {
+            let g = measured(pid, url, key, tool, 32).await;
             let to_floor = g.figures.calls_per_sec / f.figures.calls_per_sec;
             line.push_str(&format!(
                 ", {label} {:.0} ({to_floor:.2}x)",
@@ -569,14 +566,7 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut line = format!("  median: floor {:.0}", median(&floor_cpu));
-    if stock.is_some() {
-        line.push_str(&format!(
-            ", stock rmcp {:.0} ({:.2}x)",
-            median(&stock_seen.0),
-            median(&stock_seen.1)
-        ));
-    }
-    for ((label, ..), (cpu, ratio)) in gateways.iter().zip(&seen) {
+    for ((label, ..), (cpu, ratio)) in contenders.iter().zip(&seen) {
         line.push_str(&format!(
             ", {label} {:.0} ({:.2}x)",
             median(cpu),

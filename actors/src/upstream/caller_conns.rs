@@ -195,11 +195,9 @@ impl CallerConns {
                 continue;
             }
             // A close or stray bytes from the server end the connection here.
-            let mut cx = Context::from_waker(Waker::noop());
-            if idle.conn.as_mut().poll(&mut cx).is_ready() || !idle.send.is_ready() {
-                continue;
+            if open_and_idle(&mut idle.conn, &idle.send) {
+                return Some((idle.send, idle.conn));
             }
-            return Some((idle.send, idle.conn));
         }
     }
 
@@ -235,6 +233,14 @@ fn proxy_configured() -> bool {
     PROXY_VARIABLES
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+}
+
+/// Polls `conn` once, with no task to wake: whether it is still open and
+/// ready for a request on `send`. A parked connection is polled by no one,
+/// so this is where it reads what arrived meanwhile (a close, stray bytes).
+fn open_and_idle(conn: &mut Conn, send: &SendRequest<reqwest::Body>) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    conn.as_mut().poll(&mut cx).is_pending() && send.is_ready()
 }
 
 type RoundTrip = (
@@ -292,8 +298,7 @@ impl DrivenBody {
             return;
         };
         // Lets the connection see the message's end and turn idle.
-        let mut cx = Context::from_waker(Waker::noop());
-        if conn.as_mut().poll(&mut cx).is_pending() && send.is_ready() {
+        if open_and_idle(&mut conn, &send) {
             home.park(send, conn);
         }
     }

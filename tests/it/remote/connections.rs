@@ -99,6 +99,16 @@ impl Drop for Proxy {
     }
 }
 
+/// `count` echo calls through the upstream, one at a time, each answered
+/// with its own message.
+fn echo_calls(session: &mut PythonSession, label: &str, count: usize) {
+    for i in 0..count {
+        let message = format!("{label} {i}");
+        let answer = session.call("remote__echo", json!({"message": message}));
+        assert_eq!(answer["result"]["text"], message.as_str(), "{answer}");
+    }
+}
+
 // The Python session's calls block their thread: the proxy runs on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_calls_reuse_a_connection_and_outlive_the_server_closing_it() {
@@ -124,11 +134,7 @@ async fn remote_calls_reuse_a_connection_and_outlive_the_server_closing_it() {
 
     // One call at a time: each finds the connection the last one parked.
     let opened = proxy.posts_opened();
-    for i in 0..20 {
-        let message = format!("call {i}");
-        let answer = session.call("remote__echo", json!({"message": message}));
-        assert_eq!(answer["result"]["text"], message.as_str(), "{answer}");
-    }
+    echo_calls(&mut session, "call", 20);
     assert_eq!(
         proxy.posts_opened(),
         opened,
@@ -138,11 +144,7 @@ async fn remote_calls_reuse_a_connection_and_outlive_the_server_closing_it() {
     // The server side closes every posting connection while it is idle:
     // the next calls open a new one, and the upstream is not restarted.
     proxy.close_posts().await;
-    for i in 0..3 {
-        let message = format!("after close {i}");
-        let answer = session.call("remote__echo", json!({"message": message}));
-        assert_eq!(answer["result"]["text"], message.as_str(), "{answer}");
-    }
+    echo_calls(&mut session, "after close", 3);
     assert_eq!(
         proxy.posts_opened(),
         1,
