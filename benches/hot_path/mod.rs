@@ -522,7 +522,8 @@ fn stock_floor(dir: &std::path::Path) -> Option<(Proc, String)> {
     Some(spawn_bin(&bin, &["127.0.0.1:0"], dir))
 }
 
-/// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load on the floor and on
+/// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load (stateless with
+/// `BULWARK_BENCH_AB_STATELESS=1`) on the floor and on
 /// the secure gateway of every build (the baseline's too, when given), one
 /// after another within each round, all running throughout; prints each
 /// round and then the medians. This machine's speed drifts by ±15% within
@@ -543,11 +544,16 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     for (label, gateway, url) in &gateways {
         contenders.push((label, gateway.0.id(), url, Some(&key.secret), "echo__echo"));
     }
-    super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
+    // `BULWARK_BENCH_AB_STATELESS=1`: stateless (2026-07-28) calls, a
+    // connection per call, instead of a session's pooled ones.
+    let stateless = std::env::var_os("BULWARK_BENCH_AB_STATELESS").is_some();
+    let mode = if stateless { "stateless" } else { "pooled" };
+    super::POOLED.store(!stateless, std::sync::atomic::Ordering::Relaxed);
+    super::STATELESS.store(stateless, std::sync::atomic::Ordering::Relaxed);
     // Per contender: (CPU µs/call, calls/s relative to the round's floor).
     let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); contenders.len()];
     let mut floor_cpu = Vec::new();
-    println!("A/B, pooled c=32, {rounds} rounds: CPU µs/call and calls/s ratio to the floor");
+    println!("A/B, {mode} c=32, {rounds} rounds: CPU µs/call and calls/s ratio to the floor");
     for round in 1..=rounds {
         let f = measured(floor.0.id(), &floor_url, None, "echo", 32).await;
         floor_cpu.push(f.cpu_us_per_call);
@@ -565,6 +571,7 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
         println!("{line}");
     }
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
+    super::STATELESS.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut line = format!("  median: floor {:.0}", median(&floor_cpu));
     for ((label, ..), (cpu, ratio)) in contenders.iter().zip(&seen) {
         line.push_str(&format!(

@@ -223,11 +223,11 @@ impl GatewayHandler {
         });
         let bridge = &self.gateway.mrtr;
         let binding = (stateless && bridge.enabled())
-            .then(|| {
-                let who = identity.as_ref().map_or_else(String::new, |identity| {
-                    format!("{}\u{0}{}\u{0}{server}", identity.project, identity.subject)
-                });
-                super::mrtr::binding(&request, &who)
+            .then(|| match identity.as_ref() {
+                Some(identity) => {
+                    super::mrtr::binding(&request, &[&identity.project, &identity.subject, server])
+                }
+                None => super::mrtr::binding(&request, &[]),
             })
             .flatten();
         let Some(binding) = binding else {

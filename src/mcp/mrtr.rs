@@ -70,16 +70,31 @@ pub fn is_stateless(context: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
 
-/// What a retry must match: the caller and the request the state was issued
-/// for. `None` for requests that cannot take an `input_required` result.
-pub fn binding(request: &ClientRequest, caller: &str) -> Option<Vec<u8>> {
+/// What a retry must match: the caller (its parts, e.g. project, subject
+/// and server; none for an anonymous one) and the request the state was
+/// issued for. `None` for requests that cannot take an `input_required`
+/// result. Parts are joined by NUL, which no name holds.
+pub fn binding(request: &ClientRequest, caller: &[&str]) -> Option<Vec<u8>> {
     let (method, target) = match request {
         ClientRequest::CallToolRequest(r) => ("tools/call", r.params.name.as_ref()),
         ClientRequest::GetPromptRequest(r) => ("prompts/get", r.params.name.as_str()),
         ClientRequest::ReadResourceRequest(r) => ("resources/read", r.params.uri.as_str()),
         _ => return None,
     };
-    Some(format!("{caller}\u{0}{method}\u{0}{target}").into_bytes())
+    let size =
+        caller.iter().map(|part| part.len() + 1).sum::<usize>() + method.len() + target.len() + 1;
+    let mut out = Vec::with_capacity(size);
+    for (i, part) in caller.iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(part.as_bytes());
+    }
+    for part in [method, target] {
+        out.push(0);
+        out.extend_from_slice(part.as_bytes());
+    }
+    Some(out)
 }
 
 /// Takes the gateway's own `requestState` and the answers out of `request`;
@@ -191,24 +206,52 @@ impl Bridge {
 
     /// Runs a new bridged call: `call` is the upstream call made with the
     /// caller from [`Self::caller`].
+    ///
+    /// The call runs in the request's own task until it ends or first asks
+    /// for input: most calls ask nothing, and a task of their own cost a
+    /// hand-off each way (a thread wake-up on an idle machine). Only a call
+    /// that asks moves to a task, since it may outlive this request parked.
     pub async fn start(
         self: &Arc<Self>,
         start: CallStart,
-        call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
+        mut call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
         binding: &[u8],
         client: &CancellationToken,
     ) -> Result<ServerResult, GatewayError> {
-        let CallStart { tx, events, cancel } = start;
+        let CallStart {
+            tx,
+            mut events,
+            cancel,
+        } = start;
+        let cancel = cancel.drop_guard();
+        let first = tokio::select! {
+            result = &mut call => return result,
+            event = events.recv() => event,
+            () = client.cancelled() => {
+                return Err(GatewayError::InputBridge("the client went away".into()));
+            }
+        };
+        let asked = match first {
+            Some(Event::Asked(asked)) => asked,
+            Some(Event::Done(result)) => return result,
+            None => {
+                return Err(GatewayError::Internal(
+                    "a bridged call ended without a result".into(),
+                ));
+            }
+        };
         tokio::spawn(async move {
             let result = call.await;
             let _ = tx.send(Event::Done(result)).await;
         });
         let call = Call {
             events,
-            asked: Vec::new(),
-            _cancel: cancel.drop_guard(),
+            asked: vec![asked],
+            _cancel: cancel,
         };
-        self.round(call, 0, binding, client).await
+        let gather_until = Instant::now() + GATHER;
+        self.round(call, 0, Some(gather_until), binding, client)
+            .await
     }
 
     /// Resumes the call `state` names with the client's `responses`.
@@ -252,19 +295,23 @@ impl Bridge {
             }
         }
         call.asked = unanswered;
-        self.round(call, round.saturating_add(1), binding, client)
+        // Requests left unanswered are asked again at once.
+        let gather_until = (!call.asked.is_empty()).then(Instant::now);
+        self.round(call, round.saturating_add(1), gather_until, binding, client)
             .await
     }
 
-    /// Waits for the call's result, or for its next requests and parks it.
+    /// Waits for the call's result, or for its next requests and parks it:
+    /// at `gather_until` when requests are waiting, else [`GATHER`] after
+    /// the next one.
     async fn round(
         self: &Arc<Self>,
         mut call: Call,
         round: u32,
+        mut gather_until: Option<Instant>,
         binding: &[u8],
         client: &CancellationToken,
     ) -> Result<ServerResult, GatewayError> {
-        let mut gather_until: Option<Instant> = (!call.asked.is_empty()).then(Instant::now);
         loop {
             let gathered = async {
                 match gather_until {
@@ -531,4 +578,33 @@ fn client_result(kind: &str, answer: Value) -> Result<ClientResult, ErrorData> {
             serde_json::from_value::<ListRootsResult>(answer).map_err(invalid)?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{CallToolRequestParams, ListToolsRequest, Request};
+
+    use super::*;
+
+    fn call(name: &'static str) -> ClientRequest {
+        ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new(name)))
+    }
+
+    #[test]
+    fn a_binding_names_the_caller_and_the_request_and_nothing_else() {
+        let bound = binding(&call("echo"), &["proj", "key-1", "srv"]).unwrap();
+        assert_eq!(bound, b"proj\0key-1\0srv\0tools/call\0echo");
+        assert_eq!(binding(&call("echo"), &[]).unwrap(), b"\0tools/call\0echo");
+        // Another caller or another tool is another binding.
+        assert_ne!(
+            binding(&call("echo"), &["proj", "key-2", "srv"]).unwrap(),
+            bound
+        );
+        assert_ne!(
+            binding(&call("echo2"), &["proj", "key-1", "srv"]).unwrap(),
+            bound
+        );
+        let list = ClientRequest::ListToolsRequest(ListToolsRequest::default());
+        assert!(binding(&list, &["proj"]).is_none());
+    }
 }

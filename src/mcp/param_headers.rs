@@ -12,7 +12,7 @@
 //! reading the upstream's list first when this process has not yet: a header
 //! that contradicts the body, is missing while the body has the value, or
 //! holds invalid Base64 is refused with `-32020` (HTTP 400) before the call
-//! goes upstream. The check itself is rmcp's (`validate_request_headers`).
+//! goes upstream. The check itself is rmcp's (`validate_subject_headers`).
 //!
 //! Every page of the list counts: a first page with more behind it is not
 //! recorded as the upstream's schemas; the check reads the remaining pages
@@ -29,9 +29,9 @@ use dashmap::DashMap;
 use rmcp::model::{CallToolRequestParams, JsonObject, ListToolsResult, ProtocolVersion, Tool};
 use rmcp::service::RequestContext;
 use rmcp::transport::common::http_header::HEADER_MCP_PROTOCOL_VERSION;
-use rmcp::transport::common::mcp_headers::validate_request_headers;
+use rmcp::transport::common::mcp_headers::{HeaderSubject, validate_subject_headers};
 use rmcp::{ErrorData, RoleServer};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::handler::GatewayHandler;
 use super::lists::Pages;
@@ -172,8 +172,12 @@ fn check(
     arguments: Option<&JsonObject>,
     schema: &JsonObject,
 ) -> Result<(), ErrorData> {
-    let body = json!({ "method": "tools/call", "params": { "arguments": arguments } });
-    validate_request_headers(headers, &body, Some(schema))
+    let subject = HeaderSubject {
+        method: "tools/call",
+        name: None,
+        arguments,
+    };
+    validate_subject_headers(headers, subject, Some(schema))
         .map_err(|reason| ErrorData::header_mismatch(reason, None))
 }
 
@@ -413,5 +417,93 @@ mod tests {
             })
             .count();
         assert_eq!(kept, 3);
+    }
+
+    /// rmcp checks a client's SEP-2243 headers against the typed message it
+    /// read (patch: the check reads no JSON form): what that reads must be
+    /// what the JSON check reads, for every method with a name, a tool
+    /// call's arguments and notifications.
+    #[test]
+    fn the_typed_header_subject_matches_the_json_one() {
+        use rmcp::model::ClientJsonRpcMessage;
+        let messages = [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "echo", "arguments": {"a": {"b": "x"}, "n": 3}}}),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "bare"}}),
+            json!({"jsonrpc": "2.0", "id": 3, "method": "prompts/get", "params": {"name": "p"}}),
+            json!({"jsonrpc": "2.0", "id": 4, "method": "resources/read",
+                   "params": {"uri": "file:///a"}}),
+            json!({"jsonrpc": "2.0", "id": 5, "method": "resources/subscribe",
+                   "params": {"uri": "file:///b"}}),
+            json!({"jsonrpc": "2.0", "id": 6, "method": "resources/unsubscribe",
+                   "params": {"uri": "file:///c"}}),
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tasks/get", "params": {"taskId": "t1"}}),
+            json!({"jsonrpc": "2.0", "id": 8, "method": "tasks/cancel", "params": {"taskId": "t2"}}),
+            json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
+            json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                   "params": {"requestId": 1}}),
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        ];
+        for json in messages {
+            let message: ClientJsonRpcMessage = serde_json::from_value(json.clone()).unwrap();
+            let typed = HeaderSubject::of_message(&message).expect("a typed message");
+            let back = serde_json::to_value(&message).unwrap();
+            assert_eq!(Some(typed), HeaderSubject::of_json(&back), "{json}");
+            assert_eq!(Some(typed), HeaderSubject::of_json(&json), "{json}");
+        }
+        // A custom request's params are JSON: the JSON form is read instead.
+        let custom: ClientJsonRpcMessage = serde_json::from_value(
+            json!({"jsonrpc": "2.0", "id": 11, "method": "x/custom", "params": {}}),
+        )
+        .unwrap();
+        assert_eq!(HeaderSubject::of_message(&custom), None);
+    }
+
+    /// `Mcp-Name` and `Mcp-Param-*` checked from a typed tool call: the
+    /// matching headers pass; another name, a missing name or another
+    /// parameter value is refused.
+    #[test]
+    fn a_typed_tool_call_is_checked_against_its_headers() {
+        use axum::http::HeaderValue;
+        use rmcp::model::ClientJsonRpcMessage;
+        let message: ClientJsonRpcMessage = serde_json::from_value(json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"region": "eu"}}
+        }))
+        .unwrap();
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"}
+        }});
+        let Value::Object(schema) = schema else {
+            unreachable!()
+        };
+        let subject = HeaderSubject::of_message(&message).unwrap();
+        let headers = |name: Option<&'static str>, region: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("mcp-method", HeaderValue::from_static("tools/call"));
+            if let Some(name) = name {
+                headers.insert("mcp-name", HeaderValue::from_static(name));
+            }
+            headers.insert("mcp-param-region", HeaderValue::from_static(region));
+            headers
+        };
+        let check = |headers: &HeaderMap| validate_subject_headers(headers, subject, Some(&schema));
+        assert_eq!(check(&headers(Some("echo"), "eu")), Ok(()));
+        assert!(
+            check(&headers(Some("other"), "eu"))
+                .unwrap_err()
+                .contains("Mcp-Name")
+        );
+        assert!(
+            check(&headers(None, "eu"))
+                .unwrap_err()
+                .contains("Mcp-Name")
+        );
+        assert!(
+            check(&headers(Some("echo"), "us"))
+                .unwrap_err()
+                .contains("Region")
+        );
     }
 }

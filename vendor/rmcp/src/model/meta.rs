@@ -447,7 +447,12 @@ impl RequestMetaObject {
 
     /// Get the MCP protocol version carried in `_meta`, if present and valid.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
-        self.0.decode_value(Self::META_KEY_PROTOCOL_VERSION)
+        // Read as text, not through serde: a request's path asks this a
+        // dozen times, and a known version then costs no allocation.
+        self.0
+            .get(Self::META_KEY_PROTOCOL_VERSION)
+            .and_then(Value::as_str)
+            .map(ProtocolVersion::named)
     }
 
     /// Set the MCP protocol version carried in `_meta`.

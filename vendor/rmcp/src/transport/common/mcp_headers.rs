@@ -15,7 +15,9 @@ use super::http_header::{
     BASE64_HEADER_PREFIX, BASE64_HEADER_SUFFIX, HEADER_MCP_METHOD, HEADER_MCP_NAME,
     HEADER_MCP_PARAM_PREFIX,
 };
-use crate::model::JsonObject;
+use crate::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, ConstString, JsonObject,
+};
 
 /// Methods whose `Mcp-Name` is sourced from `params.name`.
 const NAME_FROM_NAME: &[&str] = &["tools/call", "prompts/get"];
@@ -31,7 +33,7 @@ const NAME_FROM_URI: &[&str] = &[
 const NAME_FROM_TASK_ID: &[&str] = &["tasks/get", "tasks/update", "tasks/cancel"];
 
 /// Returns the `Mcp-Name` value for a request, if the method carries one.
-fn extract_name(method: &str, params: Option<&Value>) -> Option<String> {
+fn extract_name<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
     let params = params?;
     let key = if NAME_FROM_NAME.contains(&method) {
         "name"
@@ -42,7 +44,7 @@ fn extract_name(method: &str, params: Option<&Value>) -> Option<String> {
     } else {
         return None;
     };
-    params.get(key)?.as_str().map(str::to_owned)
+    params.get(key)?.as_str()
 }
 
 /// Converts a JSON primitive to its SEP-2243 string form. Non-primitives yield `None`.
@@ -153,6 +155,12 @@ fn value_at<'a>(arguments: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(arguments, |value, key| value.get(key))
 }
 
+/// [`value_at`] in an arguments object (a path is never empty).
+fn object_value_at<'a>(arguments: &'a JsonObject, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    value_at(arguments.get(*first)?, rest)
+}
+
 /// Validates the `x-mcp-header` annotations in a tool input schema.
 ///
 /// Annotations must be non-empty RFC 9110 tokens, case-insensitively unique,
@@ -253,7 +261,7 @@ fn encode_header_value(value: &str) -> String {
 
 /// Reverses [`encode_header_value`]. Returns `None` if the sentinel wraps invalid Base64/UTF-8.
 #[cfg(feature = "server-side-http")]
-fn decode_header_value(value: &str) -> Option<String> {
+fn decode_header_value(value: &str) -> Option<std::borrow::Cow<'_, str>> {
     use base64::{Engine, prelude::BASE64_STANDARD};
     match value
         .strip_prefix(BASE64_HEADER_PREFIX)
@@ -261,9 +269,9 @@ fn decode_header_value(value: &str) -> Option<String> {
     {
         Some(inner) => {
             let bytes = BASE64_STANDARD.decode(inner).ok()?;
-            String::from_utf8(bytes).ok()
+            String::from_utf8(bytes).ok().map(std::borrow::Cow::Owned)
         }
-        None => Some(value.to_owned()),
+        None => Some(std::borrow::Cow::Borrowed(value)),
     }
 }
 
@@ -315,6 +323,74 @@ pub(crate) fn standard_request_headers(
     out
 }
 
+/// What of a request its SEP-2243 headers must agree with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeaderSubject<'a> {
+    /// The body's method (`Mcp-Method`).
+    pub method: &'a str,
+    /// The body's value `Mcp-Name` must carry, for the methods that have one
+    /// (`params.name`, `params.uri` or `params.taskId`).
+    pub name: Option<&'a str>,
+    /// A `tools/call`'s arguments (`Mcp-Param-*`).
+    pub arguments: Option<&'a JsonObject>,
+}
+
+impl<'a> HeaderSubject<'a> {
+    /// The subject of a request in its JSON form; `None` without a method.
+    pub fn of_json(request: &'a Value) -> Option<Self> {
+        let method = request.get("method").and_then(Value::as_str)?;
+        let params = request.get("params");
+        Some(Self {
+            method,
+            name: extract_name(method, params),
+            arguments: params
+                .and_then(|params| params.get("arguments"))
+                .and_then(Value::as_object),
+        })
+    }
+
+    /// The subject of a typed request or notification, read from its fields
+    /// (no JSON form made); `None` for a custom one, whose params are JSON
+    /// (use [`Self::of_json`]), and for a response.
+    pub fn of_message(message: &'a ClientJsonRpcMessage) -> Option<Self> {
+        let (method, name, arguments) = match message {
+            ClientJsonRpcMessage::Request(request) => {
+                let (name, arguments) = match &request.request {
+                    ClientRequest::CallToolRequest(r) => {
+                        (Some(r.params.name.as_ref()), r.params.arguments.as_ref())
+                    }
+                    ClientRequest::GetPromptRequest(r) => (Some(r.params.name.as_str()), None),
+                    ClientRequest::ReadResourceRequest(r) => (Some(r.params.uri.as_str()), None),
+                    ClientRequest::SubscribeRequest(r) => (Some(r.params.uri.as_str()), None),
+                    ClientRequest::UnsubscribeRequest(r) => (Some(r.params.uri.as_str()), None),
+                    ClientRequest::GetTaskRequest(r) => (Some(r.params.task_id.as_str()), None),
+                    ClientRequest::UpdateTaskRequest(r) => (Some(r.params.task_id.as_str()), None),
+                    ClientRequest::CancelTaskRequest(r) => (Some(r.params.task_id.as_str()), None),
+                    ClientRequest::CustomRequest(_) => return None,
+                    _ => (None, None),
+                };
+                (request.request.method(), name, arguments)
+            }
+            ClientJsonRpcMessage::Notification(notification) => {
+                let method = match &notification.notification {
+                    ClientNotification::CancelledNotification(n) => n.method.as_str(),
+                    ClientNotification::ProgressNotification(n) => n.method.as_str(),
+                    ClientNotification::InitializedNotification(n) => n.method.as_str(),
+                    ClientNotification::RootsListChangedNotification(n) => n.method.as_str(),
+                    ClientNotification::CustomNotification(_) => return None,
+                };
+                (method, None, None)
+            }
+            _ => return None,
+        };
+        Some(Self {
+            method,
+            name,
+            arguments,
+        })
+    }
+}
+
 /// Validates incoming SEP-2243 headers against the request body.
 ///
 /// Returns `Err(reason)` when a required header is missing or its value does not
@@ -325,10 +401,25 @@ pub fn validate_request_headers(
     request: &Value,
     tool_schema: Option<&JsonObject>,
 ) -> Result<(), String> {
-    let Some(method) = request.get("method").and_then(Value::as_str) else {
-        return Ok(());
-    };
-    let params = request.get("params");
+    match HeaderSubject::of_json(request) {
+        Some(subject) => validate_subject_headers(headers, subject, tool_schema),
+        None => Ok(()),
+    }
+}
+
+/// [`validate_request_headers`] for a request already read: the typed
+/// message need not be turned back into JSON to be checked.
+#[cfg(feature = "server-side-http")]
+pub fn validate_subject_headers(
+    headers: &http::HeaderMap,
+    subject: HeaderSubject<'_>,
+    tool_schema: Option<&JsonObject>,
+) -> Result<(), String> {
+    let HeaderSubject {
+        method,
+        name,
+        arguments,
+    } = subject;
 
     match header_str(headers, HEADER_MCP_METHOD)? {
         None => return Err("missing required Mcp-Method header".to_owned()),
@@ -340,7 +431,7 @@ pub fn validate_request_headers(
         Some(_) => {}
     }
 
-    if let Some(expected) = extract_name(method, params) {
+    if let Some(expected) = name {
         match header_str(headers, HEADER_MCP_NAME)? {
             None => return Err(format!("missing required Mcp-Name header for `{method}`")),
             Some(raw) => {
@@ -358,14 +449,12 @@ pub fn validate_request_headers(
     if method == "tools/call"
         && let Some(schema) = tool_schema
     {
-        let arguments = params.and_then(|p| p.get("arguments"));
         for (path, header) in param_header_annotations(schema) {
             let prop = path.join(".");
             let full = format!("{HEADER_MCP_PARAM_PREFIX}{header}");
             let header_value = header_str(headers, &full)?;
-            let arg = arguments.and_then(|a| value_at(a, &path));
+            let arg = arguments.and_then(|a| object_value_at(a, &path));
             let body_value = arg.filter(|v| !v.is_null()).and_then(primitive_to_string);
-
             match (header_value, body_value) {
                 (None, None) => {}
                 (Some(_), None) => {

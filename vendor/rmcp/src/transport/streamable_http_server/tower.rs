@@ -1125,19 +1125,29 @@ fn validate_standard_headers(
         _ => return Ok(()),
     };
 
-    let Ok(value) = serde_json::to_value(message) else {
-        return Ok(());
+    // The typed message is checked as it is; only a custom request or
+    // notification (rare) is turned into JSON for the check to read.
+    let json;
+    let subject = match mcp_headers::HeaderSubject::of_message(message) {
+        Some(subject) => subject,
+        None => {
+            let Ok(value) = serde_json::to_value(message) else {
+                return Ok(());
+            };
+            json = value;
+            let Some(subject) = mcp_headers::HeaderSubject::of_json(&json) else {
+                return Ok(());
+            };
+            subject
+        }
     };
     // For tools/call, look up the tool schema so Mcp-Param-* headers are validated.
-    let schema = value
-        .get("method")
-        .and_then(|method| method.as_str())
-        .filter(|method| *method == "tools/call")
-        .and_then(|_| value.get("params"))
-        .and_then(|params| params.get("name"))
-        .and_then(|name| name.as_str())
-        .and_then(tool_schema);
-    if let Err(reason) = mcp_headers::validate_request_headers(headers, &value, schema.as_deref()) {
+    let schema = match (subject.method, subject.name) {
+        ("tools/call", Some(name)) => tool_schema(name),
+        _ => None,
+    };
+    if let Err(reason) = mcp_headers::validate_subject_headers(headers, subject, schema.as_deref())
+    {
         return Err(header_mismatch_jsonrpc_response(request_id, reason).into());
     }
     Ok(())
@@ -1849,13 +1859,14 @@ where
         peer_info: Option<<RoleServer as crate::service::ServiceRole>::PeerInfo>,
         request_meta_malformed: bool,
     ) -> HttpResult<BoxResponse> {
-        use crate::service::ServiceRole;
         let service = NegotiatingStatelessHttpService(service);
         let (peer, side) = crate::service::Peer::new(
             Arc::new(crate::service::AtomicU32RequestIdProvider::default()),
             peer_info,
         );
-        RoleServer::configure_direct_peer(&peer, &service.get_info());
+        // No `RoleServer::configure_direct_peer(&peer, &service.get_info())`
+        // as `serve_directly` has: a server's configures nothing, and the
+        // handler's info was built per request only to be dropped.
         let request_ct = CancellationToken::new();
         // Dropped with this future (the client went away), the call drops
         // its handler; the token tells what the handler started (#857).
