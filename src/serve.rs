@@ -49,11 +49,9 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
             config.cache.redis_url.as_deref(),
         )?,
     };
-    // Outermost: a foreign Host or Origin reaches neither /mcp nor /api.
-    let origin_layer = axum::middleware::from_fn_with_state(
-        OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins),
-        crate::front::origin::layer,
-    );
+    // A foreign Host or Origin reaches neither /mcp nor /api: checked at
+    // each listener's edge, for every path.
+    let origin = OriginPolicy::new(&config.server.allowed_hosts, &config.server.allowed_origins);
     // The MCP side's audit queue: /mcp refusals always, tool calls when
     // `[audit] mcp_calls` is on. Set once, here, before any request is served.
     let calls = crate::govern::calls::CallAudit::start(
@@ -100,31 +98,43 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
             guard,
             crate::govern::guard::layer,
         ))
-        .layer(origin_layer.clone())
         .layer(axum::middleware::from_fn_with_state(
             control_thread,
             crate::control::thread::layer,
         ));
-    let probes = crate::api::probes(runtime.gateway.clone()).layer(origin_layer.clone());
-    let mut app = mcp::routes(&runtime.gateway, &settings)
-        .layer(origin_layer)
-        .merge(probes.clone());
+    let probes = crate::api::probes(runtime.gateway.clone());
+    let mut app = mcp::routes(&runtime.gateway, &settings).merge(probes.clone());
     // With an admin address, `/api` is served there only: the public port
     // answers 404 for it, as for any path it does not serve.
     match &config.server.admin_listen {
         Some(admin) => {
-            let management = management.merge(probes).layer(axum::middleware::from_fn(
-                crate::telemetry::traces::http::layer,
-            ));
+            let management = management
+                .merge(probes)
+                .layer(axum::middleware::from_fn_with_state(
+                    origin.clone(),
+                    crate::front::origin::layer,
+                ))
+                .layer(axum::middleware::from_fn(
+                    crate::telemetry::traces::http::layer,
+                ));
             let admin = admin_server(admin, &config, management, shutdown.clone()).await?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
     }
-    // Outermost of all: every request gets its span and request id first.
-    let app = app.layer(axum::middleware::from_fn(
-        crate::telemetry::traces::http::layer,
-    ));
+    // Every request gets its span and request id first, then the Host and
+    // Origin check. Both wrap the router as one service rather than each of
+    // its routes (`Router::layer`): a route is a box that each middleware
+    // above it clones per request, the router an `Arc`.
+    let app = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::traces::http::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            origin,
+            crate::front::origin::layer,
+        ))
+        .service(app);
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
     stdout.flush()?;

@@ -5,12 +5,14 @@
 //!
 //! `axum::serve` sets no timer (hyper's header timeout never fires there)
 //! and accepts until the process runs out of descriptors.
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -36,21 +38,40 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// and whose spawned connection task then had to wake a worker in turn.
 /// For a client that connects per request (rmcp's default client, curl)
 /// that was three thread switches added to every call.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: &FrontLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: App,
+{
     let accepting = tokio::spawn(accept_loop(listener, app, limits.clone(), shutdown));
     if let Err(err) = accepting.await {
         tracing::error!(error = %err, "the accept loop failed");
     }
 }
 
-async fn accept_loop(
+/// What the listener serves: the app as one service over axum requests.
+pub trait App:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+async fn accept_loop<S: App>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: FrontLimits,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -93,7 +114,7 @@ async fn accept_loop(
                     .extensions_mut()
                     .insert(super::arrival::Arrival::now());
                 request.extensions_mut().insert(ConnectInfo(peer));
-                request
+                request.map(Body::new)
             },
         ));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

@@ -15,7 +15,7 @@ use serde_json::json;
 use tower::ServiceExt;
 
 use super::owners::SessionOwners;
-use super::{Gateway, HttpSettings};
+use super::{Gateway, HttpSettings, McpLayers};
 use crate::auth::middleware::McpGuard;
 use crate::front::screen::Screen;
 
@@ -31,12 +31,14 @@ pub trait RouteKind: Send + Sync + 'static {
     /// The key of `name`'s session manager in [`super::ServerSessions`].
     fn sessions_key(name: &str) -> String;
 
-    /// The unguarded router of `name` over `sessions`.
+    /// The router of `name` over `sessions`, its service behind `layers`
+    /// ([`super::guarded`]).
     fn build(
         gateway: &Arc<Gateway>,
         settings: &HttpSettings,
         name: &Arc<str>,
         sessions: Arc<LocalSessionManager>,
+        layers: McpLayers,
     ) -> Router;
 
     /// The guard of `name`'s route (which server it pins, if any).
@@ -92,12 +94,17 @@ impl<K: RouteKind> LazyFront<K> {
             return Some(built.1.clone());
         }
         let name: Arc<str> = Arc::from(name);
-        let router = K::build(&self.gateway, &self.settings, &name, sessions.clone());
-        let router = super::guarded(
-            router,
-            &self.screen,
-            &self.owners,
-            K::guard(&self.gateway, &name),
+        let layers = McpLayers {
+            screen: self.screen.clone(),
+            owners: self.owners.clone(),
+            guard: K::guard(&self.gateway, &name),
+        };
+        let router = K::build(
+            &self.gateway,
+            &self.settings,
+            &name,
+            sessions.clone(),
+            layers,
         );
         // Rare (a first request, or one after a re-add): also drop the
         // routes of names that went away without another request.

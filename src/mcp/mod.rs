@@ -311,11 +311,15 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         auth: gateway.auth.clone(),
         server: None,
     };
-    let federated = Router::new().route_service(
+    let federated = guarded(
         "/mcp",
         service(gateway, Scope::Federated, settings, federated),
+        McpLayers {
+            screen: screen.clone(),
+            owners: owners.clone(),
+            guard,
+        },
     );
-    let federated = guarded(federated, &screen, &owners, guard);
     let virtuals = virtual_servers::VirtualFront::new(
         gateway.clone(),
         settings.clone(),
@@ -341,29 +345,48 @@ pub fn routes(gateway: &Arc<Gateway>, settings: &HttpSettings) -> Router {
         .merge(crate::auth::metadata::routes(gateway.auth.oauth()))
 }
 
-/// `router` behind the MCP layers, in order: authenticate, check the
-/// session's owner, then read the body within bounds.
+/// What stands in front of every MCP route: the guard (who calls, and the
+/// server it pins, if any), the session owners and the body screen.
+pub struct McpLayers {
+    /// Reads each POST body within bounds.
+    pub screen: Arc<crate::front::screen::Screen>,
+    /// Which caller owns which session.
+    pub owners: Arc<owners::SessionOwners>,
+    /// Authentication, and the server a route pins.
+    pub guard: McpGuard,
+}
+
+/// A router serving `service` at `path` behind the MCP layers, in order:
+/// authenticate, check the session's owner, then read the body within
+/// bounds.
 ///
-/// One `layer` call for all three: each `Router::layer` boxes the routes
-/// again, and every middleware clones the service it wraps per request, so
-/// with a box per layer each request cloned (and allocated) the boxes below
-/// it at every level; nested directly, only the innermost route is boxed.
-fn guarded(
-    router: Router,
-    screen: &Arc<crate::front::screen::Screen>,
-    owners: &Arc<owners::SessionOwners>,
-    guard: McpGuard,
-) -> Router {
-    router.layer(
-        tower::ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
-            .layer(axum::middleware::from_fn_with_state(
-                owners.clone(),
-                owners::layer,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
-                screen.clone(),
-                crate::front::screen::layer,
-            )),
-    )
+/// The layers wrap the service itself, not a router of it: every
+/// middleware clones what it wraps per request, and a router's route is a
+/// box, so layering a router cloned (and allocated) that box at each
+/// level; the service clones by reference counts. Only the one route made
+/// here is boxed.
+fn guarded<S>(path: &str, service: S, layers: McpLayers) -> Router
+where
+    S: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let McpLayers {
+        screen,
+        owners,
+        guard,
+    } = layers;
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(guard, middleware::mcp))
+        .layer(axum::middleware::from_fn_with_state(owners, owners::layer))
+        .layer(axum::middleware::from_fn_with_state(
+            screen,
+            crate::front::screen::layer,
+        ))
+        .service(service);
+    Router::new().route_service(path, stack)
 }

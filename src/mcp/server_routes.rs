@@ -82,9 +82,10 @@ impl RouteKind for ServerRoutes {
         settings: &HttpSettings,
         name: &Arc<str>,
         sessions: Arc<LocalSessionManager>,
+        layers: super::McpLayers,
     ) -> Router {
         let service = super::service(gateway, Scope::Server(name.clone()), settings, sessions);
-        Router::new().route_service("/mcp/{server}", service)
+        super::guarded("/mcp/{server}", service, layers)
     }
 
     fn guard(gateway: &Gateway, name: &Arc<str>) -> McpGuard {

@@ -237,6 +237,7 @@ impl RouteKind for VirtualRoutes {
         settings: &HttpSettings,
         name: &Arc<str>,
         sessions: Arc<LocalSessionManager>,
+        layers: super::McpLayers,
     ) -> Router {
         let gateway = gateway.clone();
         let virtual_name = name.clone();
@@ -252,7 +253,7 @@ impl RouteKind for VirtualRoutes {
             sessions,
             super::http_config(settings),
         );
-        Router::new().route_service("/mcp/v/{name}", service)
+        super::guarded("/mcp/v/{name}", service, layers)
     }
 
     fn guard(gateway: &Gateway, _name: &Arc<str>) -> McpGuard {
