@@ -193,7 +193,9 @@ impl<C: Clock + Clone> RateLimits<C> {
         let (Some(shared), Some(budget)) = (&self.shared, budget) else {
             return local();
         };
-        match shared.check(&key(), budget).await {
+        // Boxed: a Redis round trip is a large future, and without Redis
+        // every call would still carry its room in its own future.
+        match Box::pin(shared.check(&key(), budget)).await {
             SharedVerdict::Admit => Ok(()),
             SharedVerdict::Refuse(retry_after) => {
                 self.refused[limit as usize].fetch_add(1, Ordering::Relaxed);

@@ -30,14 +30,14 @@ struct Entry {
 /// Recently verified credentials and who they are.
 pub struct Verified {
     epoch: Instant,
-    entries: DashMap<KeyHash, Entry>,
+    entries: DashMap<KeyHash, Entry, foldhash::fast::RandomState>,
 }
 
 impl Default for Verified {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
-            entries: DashMap::new(),
+            entries: DashMap::default(),
         }
     }
 }

@@ -8,19 +8,27 @@ use dashmap::DashSet;
 /// `(session, id)` pairs of requests in flight.
 #[derive(Default)]
 pub struct InFlight {
-    ids: DashSet<(Arc<str>, String)>,
+    ids: DashSet<Key, foldhash::fast::RandomState>,
 }
+
+/// A session id and a request id joined by NUL (neither holds one: session
+/// ids are visible ASCII, and an id is its canonical JSON text), in one
+/// allocation that the set and the claim share.
+type Key = Arc<[u8]>;
 
 /// Held while a request is in flight; frees its id when dropped.
 pub struct Claim {
     owner: Arc<InFlight>,
-    key: (Arc<str>, String),
+    key: Key,
 }
 
 impl InFlight {
     /// Claims `id` on `session`, or `None` when it is already in flight.
     pub fn claim(self: &Arc<Self>, session: &str, id: &str) -> Option<Claim> {
-        let key: (Arc<str>, String) = (Arc::from(session), id.to_owned());
+        let key: Key = (session.bytes())
+            .chain(std::iter::once(0))
+            .chain(id.bytes())
+            .collect();
         self.ids.insert(key.clone()).then(|| Claim {
             owner: self.clone(),
             key,
@@ -58,5 +66,8 @@ mod tests {
         assert!(inflight.claim("s1", "1").is_some());
         drop(other);
         assert!(inflight.is_empty());
+        // The join cannot make two pairs one.
+        let _ab = inflight.claim("a", "b1").unwrap();
+        assert!(inflight.claim("ab", "1").is_some());
     }
 }

@@ -112,7 +112,9 @@ pub async fn claim(
     else {
         return Ok(Claim::none());
     };
-    claim_attempt(directory, attempt, LeaseTiming::default()).await
+    // Boxed: the store's round trip is a large future, and only replicas
+    // behind a load balancer make it; every call's future stays small.
+    Box::pin(claim_attempt(directory, attempt, LeaseTiming::default())).await
 }
 
 /// Claims `attempt` in `directory` for `timing.ttl`; see [`claim`].

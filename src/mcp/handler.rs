@@ -347,7 +347,8 @@ impl GatewayHandler {
         if let Some((key, _)) = &key {
             let mut step = Step::start("cache.lookup");
             step.str("cache.kind", "tool_result");
-            let hit = cache.get_as::<CallToolResult>(key).await;
+            // Boxed: only cacheable tools wait here (Redis, perhaps).
+            let hit = Box::pin(cache.get_as::<CallToolResult>(key)).await;
             step.bool("cache.hit", hit.is_some());
             drop(step);
             if let Some(hit) = hit {
@@ -393,8 +394,9 @@ impl GatewayHandler {
         let (server, tool) = self.route_tool(&name, &context).await?;
         let server = &*server;
         if let Some(own) = self.gateway_tool(server, tool) {
-            return self
-                .call_gateway_tool(own, request.arguments, context)
+            // Boxed, as every rare path here: the future of each call is
+            // as large as its largest wait, and is copied at each await level.
+            return Box::pin(self.call_gateway_tool(own, request.arguments, context))
                 .await
                 .map(CallToolResponse::Complete);
         }
@@ -576,7 +578,9 @@ impl GatewayHandler {
         if matches!(self.scope, Scope::Federated)
             && !self.gateway.naming.tool_names().unrecorded().is_empty()
         {
-            self.record_tool_names(context).await;
+            // Boxed: a rare wait (lists read upstream), kept out of the
+            // future of every call, which each await level copies whole.
+            Box::pin(self.record_tool_names(context)).await;
         }
         self.route_tool_now(name)
     }

@@ -114,7 +114,8 @@ pub struct Gateway {
     /// Each tool's annotations from its server's latest list: whether its
     /// results may be cached.
     /// Keyed by server, then tool, so a call looks it up without allocating.
-    annotations: DashMap<Arc<str>, HashMap<String, Option<ToolAnnotations>>>,
+    annotations:
+        DashMap<Arc<str>, HashMap<String, Option<ToolAnnotations>>, foldhash::fast::RandomState>,
     /// The tools whose parameters travel in `Mcp-Param-*` headers too.
     pub param_headers: param_headers::ParamHeaders,
     /// Restart count of each server when its lists were last cached.
@@ -164,7 +165,7 @@ impl Gateway {
             call_audit: std::sync::OnceLock::new(),
             tool_index: Arc::default(),
             virtual_servers: virtual_servers::VirtualServers::default(),
-            annotations: DashMap::new(),
+            annotations: DashMap::default(),
             param_headers: param_headers::ParamHeaders::default(),
             restarts_seen: DashMap::new(),
             mrtr: Arc::default(),

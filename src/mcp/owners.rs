@@ -23,9 +23,9 @@ const SWEEP_EVERY: usize = 256;
 
 /// Session id → owner subject, for every streamable-HTTP service.
 pub struct SessionOwners {
-    owners: DashMap<Arc<str>, Arc<str>>,
+    owners: DashMap<Arc<str>, Arc<str>, foldhash::fast::RandomState>,
     /// Open sessions per owner subject.
-    per_caller: DashMap<Arc<str>, usize>,
+    per_caller: DashMap<Arc<str>, usize, foldhash::fast::RandomState>,
     /// The federated service's sessions; with `servers`', entries of
     /// sessions that ended are swept.
     federated: Arc<LocalSessionManager>,
@@ -48,8 +48,8 @@ impl SessionOwners {
         directory: Option<Arc<Directory>>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            owners: DashMap::new(),
-            per_caller: DashMap::new(),
+            owners: DashMap::default(),
+            per_caller: DashMap::default(),
             federated,
             servers,
             recorded: AtomicUsize::new(0),

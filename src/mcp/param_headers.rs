@@ -122,7 +122,11 @@ impl GatewayHandler {
             Some(schema) => schema,
             // Should the read fail, the call fails the same way upstream:
             // nothing to check it against.
-            None => (self.record_param_headers(server, tool, context).await).unwrap_or(None),
+            // Boxed: a rare wait (the list read upstream), kept out of the
+            // future of every call.
+            None => {
+                (Box::pin(self.record_param_headers(server, tool, context)).await).unwrap_or(None)
+            }
         };
         let Some(schema) = schema else {
             return Ok(());

@@ -113,11 +113,11 @@ impl Drop for Listening {
 pub struct Sessions {
     naming: Naming,
     next_id: AtomicU64,
-    live: DashMap<u64, Session>,
+    live: DashMap<u64, Session, foldhash::fast::RandomState>,
     /// (server, upstream URI) → subscribed session ids.
     subscriptions: DashMap<(Arc<str>, String), HashSet<u64>>,
     /// Who may receive log lines sent outside any call, per session.
-    audience: DashMap<u64, Audience>,
+    audience: DashMap<u64, Audience, foldhash::fast::RandomState>,
     /// The level each upstream runs at.
     pub levels: UpstreamLevels,
     /// Open `subscriptions/listen` streams of stateless clients.
@@ -130,9 +130,9 @@ impl Sessions {
         Arc::new(Self {
             naming,
             next_id: AtomicU64::new(1),
-            live: DashMap::new(),
+            live: DashMap::default(),
             subscriptions: DashMap::new(),
-            audience: DashMap::new(),
+            audience: DashMap::default(),
             levels: UpstreamLevels::default(),
             listeners: DashMap::new(),
         })
