@@ -6,6 +6,10 @@ use std::sync::Arc;
 use dashmap::DashSet;
 
 /// `(session, id)` pairs of requests in flight.
+///
+/// Hashed with foldhash: request ids are the client's choice, but only an
+/// authenticated one's, on its own session, and foldhash is seeded per
+/// process; SipHash cost ~500 instructions per claim and release.
 #[derive(Default)]
 pub struct InFlight {
     ids: DashSet<Key, foldhash::fast::RandomState>,

@@ -3,7 +3,8 @@
 //! A 2025 upstream asks for sampling, elicitation or roots with a
 //! server→client request in the middle of a call; a stateless (2026-07-28)
 //! client cannot receive one. For such a client the gateway runs the upstream
-//! call in a task of its own, gathers the requests the upstream sends (those
+//! call in the request's task until it first asks, then in a task of its
+//! own, gathers the requests the upstream sends (those
 //! arriving within [`GATHER`] of each other make one round), answers the
 //! client with an `input_required` result carrying them and a sealed
 //! `requestState` ([`state`]), and parks the call. The client's retry with
@@ -25,8 +26,10 @@
 pub mod state;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use bulwark_actors::guardrail::Guardrails;
@@ -81,8 +84,16 @@ pub fn binding(request: &ClientRequest, caller: &[&str]) -> Option<Vec<u8>> {
         ClientRequest::ReadResourceRequest(r) => ("resources/read", r.params.uri.as_str()),
         _ => return None,
     };
-    let size =
-        caller.iter().map(|part| part.len() + 1).sum::<usize>() + method.len() + target.len() + 1;
+    // Each caller part and its NUL (at least the one before the method),
+    // the method, a NUL and the target.
+    let size = caller
+        .iter()
+        .map(|part| part.len() + 1)
+        .sum::<usize>()
+        .max(1)
+        + method.len()
+        + 1
+        + target.len();
     let mut out = Vec::with_capacity(size);
     for (i, part) in caller.iter().enumerate() {
         if i > 0 {
@@ -214,7 +225,7 @@ impl Bridge {
     pub async fn start(
         self: &Arc<Self>,
         start: CallStart,
-        mut call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
+        call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
         binding: &[u8],
         client: &CancellationToken,
     ) -> Result<ServerResult, GatewayError> {
@@ -223,11 +234,15 @@ impl Bridge {
             mut events,
             cancel,
         } = start;
-        let cancel = cancel.drop_guard();
+        let mut inline = InlineCall {
+            call: Some(call),
+            cancel: cancel.clone(),
+        };
         let first = tokio::select! {
-            result = &mut call => return result,
+            result = inline.run() => return result,
             event = events.recv() => event,
             () = client.cancelled() => {
+                // `inline` dropped unfinished: cancelled, left to withdraw.
                 return Err(GatewayError::InputBridge("the client went away".into()));
             }
         };
@@ -240,14 +255,16 @@ impl Bridge {
                 ));
             }
         };
-        tokio::spawn(async move {
-            let result = call.await;
-            let _ = tx.send(Event::Done(result)).await;
-        });
+        if let Some(call) = inline.call.take() {
+            tokio::spawn(async move {
+                let result = call.await;
+                let _ = tx.send(Event::Done(result)).await;
+            });
+        }
         let call = Call {
             events,
             asked: vec![asked],
-            _cancel: cancel,
+            _cancel: cancel.drop_guard(),
         };
         let gather_until = Instant::now() + GATHER;
         self.round(call, 0, Some(gather_until), binding, client)
@@ -424,6 +441,46 @@ impl Bridge {
     }
 }
 
+/// A bridged call while it runs in the request's task ([`Bridge::start`]).
+/// Dropped unfinished (the client went away, or its request was dropped),
+/// it is cancelled and finished in a task of its own, so it withdraws
+/// upstream (`notifications/cancelled`) as a call in its own task did.
+struct InlineCall {
+    call: Option<BoxFuture<'static, Result<ServerResult, GatewayError>>>,
+    cancel: CancellationToken,
+}
+
+impl InlineCall {
+    /// Polls the call to its end; taken out once it ended.
+    fn run(&mut self) -> impl Future<Output = Result<ServerResult, GatewayError>> + '_ {
+        std::future::poll_fn(move |cx| {
+            let Some(call) = self.call.as_mut() else {
+                return Poll::Ready(Err(GatewayError::Internal(
+                    "a bridged call polled after its end".into(),
+                )));
+            };
+            let result = std::task::ready!(call.as_mut().poll(cx));
+            self.call = None;
+            Poll::Ready(result)
+        })
+    }
+}
+
+impl Drop for InlineCall {
+    fn drop(&mut self) {
+        let Some(call) = self.call.take() else {
+            return;
+        };
+        self.cancel.cancel();
+        // Outside a runtime (its shutdown) there is nothing left to tell.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = call.await;
+            });
+        }
+    }
+}
+
 /// The pieces of a new bridged call, from [`Bridge::caller`] to [`Bridge::start`].
 pub struct CallStart {
     tx: mpsc::Sender<Event>,
@@ -588,6 +645,57 @@ mod tests {
 
     fn call(name: &'static str) -> ClientRequest {
         ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new(name)))
+    }
+
+    /// A call waiting on its token until cancelled, which then reports it
+    /// withdrew on `withdrawn`.
+    fn waiting_call(
+        cancel: &CancellationToken,
+    ) -> (
+        BoxFuture<'static, Result<ServerResult, GatewayError>>,
+        oneshot::Receiver<()>,
+    ) {
+        let (withdrawn, seen) = oneshot::channel();
+        let token = cancel.clone();
+        let call = async move {
+            token.cancelled().await;
+            let _ = withdrawn.send(());
+            Err(GatewayError::Internal("withdrawn".into()))
+        };
+        (call.boxed(), seen)
+    }
+
+    #[tokio::test]
+    async fn an_inline_call_dropped_unfinished_is_cancelled_and_left_to_withdraw() {
+        let cancel = CancellationToken::new();
+        let (call, withdrawn) = waiting_call(&cancel);
+        let mut inline = InlineCall {
+            call: Some(call),
+            cancel: cancel.clone(),
+        };
+        {
+            let run = std::pin::pin!(inline.run());
+            assert!(futures::poll!(run).is_pending());
+        }
+        drop(inline);
+        assert!(cancel.is_cancelled());
+        tokio::time::timeout(Duration::from_secs(5), withdrawn)
+            .await
+            .expect("the dropped call ran on to withdraw")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_inline_call_that_ended_cancels_nothing() {
+        let cancel = CancellationToken::new();
+        let call = async { Ok(ServerResult::empty(())) }.boxed();
+        let mut inline = InlineCall {
+            call: Some(call),
+            cancel: cancel.clone(),
+        };
+        assert!(inline.run().await.is_ok());
+        drop(inline);
+        assert!(!cancel.is_cancelled());
     }
 
     #[test]

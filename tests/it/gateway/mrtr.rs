@@ -211,3 +211,35 @@ async fn only_requests_the_client_declared_are_bridged_and_answers_pass_the_guar
         "the answer reached the upstream unmasked: {text}"
     );
 }
+
+/// A stateless client that goes away while its call runs: the upstream is
+/// told to cancel. (A bridged call runs in its request's task until it first
+/// asks for input; dropped there with the request, it must still withdraw
+/// upstream, as it did from a task of its own. A stdio upstream: nothing
+/// but the withdrawal can tell it, no connection of its own closes.)
+#[tokio::test]
+async fn a_stateless_client_that_goes_away_mid_call_cancels_it_upstream() {
+    let gw = Gateway::start(&format!("{HEAD}{}", demo_upstream("slow", "\"slow\"")), &[]);
+    gw.wait_ready(Duration::from_secs(60)).await;
+    let call = super::stateless_post(
+        &gw,
+        "/mcp",
+        "tools/call",
+        json!({ "name": "slow__slow", "arguments": { "ms": 30000 } }),
+        json!({}),
+        &[],
+    );
+    let in_flight = super::wait_for_upstream(&gw, "slow", Duration::from_secs(30), |n| {
+        n["calls_in_flight"] == 1
+    });
+    tokio::select! {
+        answer = call => panic!("a 30 s call answered at once: {answer:?}"),
+        _ = in_flight => {}
+    }
+    // Leaving the select dropped the client's request: its connection is
+    // closed mid-call.
+    super::wait_for_upstream(&gw, "slow", Duration::from_secs(10), |n| {
+        n["stderr_tail"].to_string().contains("call cancelled")
+    })
+    .await;
+}
