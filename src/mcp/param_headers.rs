@@ -443,11 +443,16 @@ mod tests {
                    "params": {"uri": "file:///c"}}),
             json!({"jsonrpc": "2.0", "id": 7, "method": "tasks/get", "params": {"taskId": "t1"}}),
             json!({"jsonrpc": "2.0", "id": 8, "method": "tasks/cancel", "params": {"taskId": "t2"}}),
+            json!({"jsonrpc": "2.0", "id": 12, "method": "tasks/update",
+                   "params": {"taskId": "t3", "inputResponses": {}}}),
             json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}),
             json!({"jsonrpc": "2.0", "id": 10, "method": "ping"}),
             json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
                    "params": {"requestId": 1}}),
             json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                   "params": {"progressToken": "p", "progress": 1}}),
+            json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}),
         ];
         for json in messages {
             let message: ClientJsonRpcMessage = serde_json::from_value(json.clone()).unwrap();
@@ -462,6 +467,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(HeaderSubject::of_message(&custom), None);
+        // So is a known method whose params do not fit its type (a number
+        // for a name): the JSON form has no name for `Mcp-Name` either.
+        let odd =
+            json!({"jsonrpc": "2.0", "id": 13, "method": "tools/call", "params": {"name": 5}});
+        let message: ClientJsonRpcMessage = serde_json::from_value(odd.clone()).unwrap();
+        assert_eq!(HeaderSubject::of_message(&message), None);
+        let subject = HeaderSubject::of_json(&odd).unwrap();
+        assert_eq!((subject.method, subject.name), ("tools/call", None));
     }
 
     /// `Mcp-Name` and `Mcp-Param-*` checked from a typed tool call: the
