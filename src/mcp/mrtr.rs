@@ -246,14 +246,13 @@ impl Bridge {
                 return Err(GatewayError::InputBridge("the client went away".into()));
             }
         };
-        let asked = match first {
-            Some(Event::Asked(asked)) => asked,
-            Some(Event::Done(result)) => return result,
-            None => {
-                return Err(GatewayError::Internal(
-                    "a bridged call ended without a result".into(),
-                ));
-            }
+        // Only the task spawned below sends `Done`, and `tx` is held here,
+        // so nothing but a request can come first. (Otherwise `inline`
+        // still holds the call, and withdraws it as it is dropped.)
+        let Some(Event::Asked(asked)) = first else {
+            return Err(GatewayError::Internal(
+                "a bridged call ended without a result".into(),
+            ));
         };
         if let Some(call) = inline.call.take() {
             tokio::spawn(async move {
