@@ -356,10 +356,16 @@ impl std::fmt::Debug for UpstreamLink {
     }
 }
 
-/// Removes a call from the in-flight set however the call ends.
+/// Removes a call from the in-flight set however the call ends, and
+/// withdraws it upstream when it ends dropped while sent and unanswered.
 struct InFlightGuard<'a> {
     link: &'a LinkInner,
     seq: u64,
+    /// The upstream's id of the call while the upstream holds it unanswered.
+    /// A call future dropped then (a stateless client's HTTP request ended,
+    /// say: nothing cancels its token first) must still tell the upstream,
+    /// which would otherwise run it to the end for nobody.
+    unanswered: Option<RequestId>,
 }
 
 impl Drop for InFlightGuard<'_> {
@@ -371,6 +377,33 @@ impl Drop for InFlightGuard<'_> {
         if self.seq != 0 {
             self.link.calls.remove(self.seq);
         }
+        if let Some(id) = self.unanswered.take() {
+            self.link.send_withdrawal(id);
+        }
+    }
+}
+
+impl LinkInner {
+    /// Tells the upstream that the call `id` was withdrawn, in the
+    /// background and best effort (the upstream may be gone): an upstream
+    /// not reading its stdin would otherwise hold the caller past its
+    /// deadline.
+    fn send_withdrawal(&self, id: RequestId) {
+        // Dropped outside a runtime (at shutdown), there is nobody to tell.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let peer = self.peer.clone();
+        runtime.spawn(async move {
+            let notice = peer.send_notification(
+                CancelledNotification::new(CancelledNotificationParam::new(
+                    Some(id),
+                    Some("cancelled by the client".into()),
+                ))
+                .into(),
+            );
+            let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
+        });
     }
 }
 
@@ -434,7 +467,11 @@ impl UpstreamLink {
         link.status
             .in_flight_counter()
             .fetch_add(1, Ordering::Relaxed);
-        let mut guard = InFlightGuard { link, seq: 0 };
+        let mut guard = InFlightGuard {
+            link,
+            seq: 0,
+            unanswered: None,
+        };
         let mut progress = caller.and_then(|caller| {
             let (seq, queue) = link.calls.register(caller.clone());
             guard.seq = seq;
@@ -447,17 +484,19 @@ impl UpstreamLink {
         let request = match direct {
             None => request,
             Some((route, turn)) => {
-                match self
+                let direct = self
                     .request_direct(
                         route,
                         &turn.session,
                         request,
                         &mut progress,
-                        guard.seq,
+                        &mut guard,
                         cancel,
                     )
-                    .await
-                {
+                    .await;
+                // Answered, failed, withdrawn or handed back unsent.
+                guard.unanswered = None;
+                match direct {
                     Direct::UseWorker(request) => request,
                     Direct::Done(result) => {
                         drain_progress(&mut progress).await;
@@ -480,6 +519,7 @@ impl UpstreamLink {
             link.calls
                 .sent(guard.seq, handle.id.clone(), handle.progress_token.clone());
         }
+        guard.unanswered = Some(handle.id.clone());
         let result = loop {
             tokio::select! {
                 biased;
@@ -489,10 +529,17 @@ impl UpstreamLink {
                 Some((caller, params)) = next_progress(&mut progress) => {
                     forward_progress(&caller, params).await;
                 }
-                reason = wait_for_exit(link.exit.clone()) => return Err(self.exited(reason)),
-                () = cancel.cancelled() => return Err(self.withdraw(handle.id)),
+                reason = wait_for_exit(link.exit.clone()) => {
+                    guard.unanswered = None;
+                    return Err(self.exited(reason));
+                }
+                () = cancel.cancelled() => {
+                    guard.unanswered = None;
+                    return Err(self.withdraw(handle.id));
+                }
             }
         };
+        guard.unanswered = None;
         drain_progress(&mut progress).await;
         drop(guard);
         match result {
@@ -512,7 +559,7 @@ impl UpstreamLink {
         session: &DirectSession,
         mut request: ClientRequest,
         progress: &mut Progress,
-        seq: u64,
+        call: &mut InFlightGuard<'_>,
         cancel: &CancellationToken,
     ) -> Direct {
         let link = &*self.inner;
@@ -520,9 +567,12 @@ impl UpstreamLink {
             Ok(prepared) => prepared,
             Err(err) => return Direct::Done(Err(self.lost(err))),
         };
-        if seq != 0 {
-            link.calls.sent(seq, id.clone(), token);
+        if call.seq != 0 {
+            link.calls.sent(call.seq, id.clone(), token);
         }
+        // From here the upstream may hold it (the caller clears this when
+        // this returns: only a drop mid-way leaves it).
+        call.unanswered = Some(id.clone());
         // rmcp's worker copies every request it posts, for the same retry.
         let retry = request.clone();
         let message = ClientJsonRpcMessage::request(request, id.clone());
@@ -605,22 +655,10 @@ impl UpstreamLink {
         }
     }
 
-    /// Tells the upstream that the call `id` was withdrawn, in the
-    /// background and best effort (the upstream may be gone): an upstream
-    /// not reading its stdin would otherwise hold the caller past its
-    /// deadline.
+    /// Withdraws the call `id` upstream (see [`LinkInner::send_withdrawal`]):
+    /// the error its cancelled caller gets.
     fn withdraw(&self, id: RequestId) -> CallError {
-        let peer = self.inner.peer.clone();
-        tokio::spawn(async move {
-            let notice = peer.send_notification(
-                CancelledNotification::new(CancelledNotificationParam::new(
-                    Some(id),
-                    Some("cancelled by the client".into()),
-                ))
-                .into(),
-            );
-            let _ = tokio::time::timeout(CANCEL_NOTICE_WAIT, notice).await;
-        });
+        self.inner.send_withdrawal(id);
         CallError::Cancelled {
             server: self.inner.server.clone(),
         }
@@ -824,5 +862,115 @@ mod tests {
             ..RouteHint::default()
         };
         assert_eq!(routed(&by_token).as_deref(), Some("a"));
+    }
+
+    /// An upstream whose one tool runs until its call is cancelled, telling
+    /// the test when a call starts and when it is cancelled.
+    struct Waits {
+        events: mpsc::UnboundedSender<&'static str>,
+    }
+
+    impl rmcp::ServerHandler for Waits {
+        fn get_info(&self) -> rmcp::model::ServerConfig {
+            rmcp::model::ServerConfig::new(
+                rmcp::model::ServerCapabilities::builder()
+                    .enable_tools()
+                    .build(),
+            )
+        }
+
+        async fn call_tool(
+            &self,
+            _: rmcp::model::CallToolRequestParams,
+            context: rmcp::service::RequestContext<rmcp::RoleServer>,
+        ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+            let _ = self.events.send("started");
+            context.ct.cancelled().await;
+            let _ = self.events.send("cancelled");
+            Err(ErrorData::internal_error("cancelled", None))
+        }
+    }
+
+    /// What a link to [`Waits`] needs kept alive besides the link.
+    type Session = (
+        rmcp::service::RunningService<rmcp::RoleClient, ()>,
+        watch::Sender<Option<ExitReason>>,
+    );
+
+    /// A link to a [`Waits`] upstream over an in-memory pipe, and the
+    /// upstream's events.
+    async fn waiting_link() -> (UpstreamLink, mpsc::UnboundedReceiver<&'static str>, Session) {
+        use rmcp::ServiceExt;
+
+        let (events, seen) = mpsc::unbounded_channel();
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            if let Ok(running) = (Waits { events }).serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = ().serve(client_io).await.unwrap();
+        let (exit_tx, exit) = watch::channel(None);
+        let link = UpstreamLink::new(
+            client.peer().clone(),
+            exit,
+            UpstreamStatus::new("waits"),
+            Arc::new(CallRegistry::default()),
+            None,
+        );
+        (link, seen, (client, exit_tx))
+    }
+
+    /// A call future dropped while the upstream holds the call (nothing
+    /// cancelled its token: a stateless client's request that ended) still
+    /// withdraws it upstream with `notifications/cancelled`.
+    #[tokio::test]
+    async fn a_call_dropped_unanswered_is_withdrawn_upstream() {
+        let (link, mut seen, _session) = waiting_link().await;
+        let request = ClientRequest::CallToolRequest(rmcp::model::Request::new(
+            rmcp::model::CallToolRequestParams::new("wait"),
+        ));
+        let cancel = CancellationToken::new();
+        let call = link.request(request, Some(Arc::new(Tenant("a"))), &cancel);
+        let wait = Duration::from_secs(10);
+        tokio::select! {
+            result = call => panic!("a call that never ends answered: {result:?}"),
+            started = tokio::time::timeout(wait, seen.recv()) => {
+                assert_eq!(started.unwrap(), Some("started"));
+            }
+        }
+        // Leaving the select dropped the call with its token never cancelled.
+        assert!(!cancel.is_cancelled());
+        let cancelled = tokio::time::timeout(wait, seen.recv()).await;
+        assert_eq!(cancelled.unwrap(), Some("cancelled"));
+        assert_eq!(
+            link.inner
+                .status
+                .in_flight_counter()
+                .load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    /// A call whose token is cancelled withdraws itself once, and its
+    /// caller gets `Cancelled`.
+    #[tokio::test]
+    async fn a_call_cancelled_is_withdrawn_upstream() {
+        let (link, mut seen, _session) = waiting_link().await;
+        let request = ClientRequest::CallToolRequest(rmcp::model::Request::new(
+            rmcp::model::CallToolRequestParams::new("wait"),
+        ));
+        let cancel = CancellationToken::new();
+        let call = link.request(request, None, &cancel);
+        tokio::pin!(call);
+        tokio::select! {
+            result = &mut call => panic!("a call that never ends answered: {result:?}"),
+            started = tokio::time::timeout(Duration::from_secs(10), seen.recv()) => {
+                assert_eq!(started.unwrap(), Some("started"));
+            }
+        }
+        cancel.cancel();
+        assert!(matches!(call.await, Err(CallError::Cancelled { .. })));
+        assert_eq!(seen.recv().await, Some("cancelled"));
     }
 }
