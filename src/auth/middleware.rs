@@ -18,7 +18,8 @@ use super::revocation::{self, Presented};
 use super::{Auth, AuthError, Credential};
 
 /// Header for API keys (the alternative to `Authorization: Bearer`).
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub static API_KEY_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-api-key");
 
 /// State of the MCP layer: the auth state and the route's server, if one.
 #[derive(Clone)]
@@ -31,7 +32,7 @@ pub struct McpGuard {
 
 /// The credential a request carries, if any.
 pub fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
-    if let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
+    if let Some(key) = headers.get(&API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(Credential::Key(key.trim()));
     }
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

@@ -30,7 +30,7 @@ impl Presented {
     /// The credential headers of `headers`.
     pub fn of(headers: &HeaderMap) -> Self {
         Self {
-            key: headers.get(API_KEY_HEADER).cloned(),
+            key: headers.get(&API_KEY_HEADER).cloned(),
             authorization: headers.get(header::AUTHORIZATION).cloned(),
         }
     }
@@ -38,7 +38,7 @@ impl Presented {
     fn headers(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.key {
-            headers.insert(API_KEY_HEADER, key.clone());
+            headers.insert(API_KEY_HEADER.clone(), key.clone());
         }
         if let Some(authorization) = &self.authorization {
             headers.insert(header::AUTHORIZATION, authorization.clone());

@@ -29,10 +29,13 @@ pub struct Claim {
 impl InFlight {
     /// Claims `id` on `session`, or `None` when it is already in flight.
     pub fn claim(self: &Arc<Self>, session: &str, id: &str) -> Option<Claim> {
-        let key: Key = (session.bytes())
-            .chain(std::iter::once(0))
-            .chain(id.bytes())
-            .collect();
+        // Joined in a buffer of the right size: collecting the bytes one by
+        // one grew a `Vec` several times before the `Arc` copy.
+        let mut joined = Vec::with_capacity(session.len() + 1 + id.len());
+        joined.extend_from_slice(session.as_bytes());
+        joined.push(0);
+        joined.extend_from_slice(id.as_bytes());
+        let key: Key = Arc::from(joined);
         self.ids.insert(key.clone()).then(|| Claim {
             owner: self.clone(),
             key,

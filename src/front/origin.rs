@@ -18,7 +18,8 @@ use serde_json::json;
 /// The allowed hosts and origins.
 #[derive(Debug, Clone)]
 pub struct OriginPolicy {
-    hosts: Vec<String>,
+    /// Allowed `(host, port)` pairs, lowercased; no port allows any.
+    hosts: Vec<(String, Option<String>)>,
     origins: Vec<String>,
 }
 
@@ -30,8 +31,15 @@ impl OriginPolicy {
                 .map(|item| item.trim().trim_end_matches('/').to_ascii_lowercase())
                 .collect()
         };
+        let hosts: Vec<String> = lower(hosts);
         Arc::new(Self {
-            hosts: lower(hosts),
+            // Split once here: every request's `Host` is checked.
+            hosts: (hosts.iter())
+                .map(|allowed| {
+                    let (host, port) = split_authority(allowed);
+                    (host.to_owned(), port.map(str::to_owned))
+                })
+                .collect(),
             origins: lower(origins),
         })
     }
@@ -40,11 +48,10 @@ impl OriginPolicy {
         if self.hosts.is_empty() {
             return true;
         }
-        let authority = authority.to_ascii_lowercase();
-        let (host, port) = split_authority(&authority);
-        self.hosts.iter().any(|allowed| {
-            let (allowed_host, allowed_port) = split_authority(allowed);
-            allowed_host == host && (allowed_port.is_none() || allowed_port == port)
+        let (host, port) = split_authority(authority);
+        self.hosts.iter().any(|(allowed_host, allowed_port)| {
+            allowed_host.eq_ignore_ascii_case(host)
+                && (allowed_port.is_none() || allowed_port.as_deref() == port)
         })
     }
 
@@ -157,6 +164,31 @@ mod tests {
                 .is_some()
         );
         assert!(policy.refusal(&HeaderMap::new()).is_some());
+    }
+
+    #[test]
+    fn hosts_match_without_case_and_ports_when_given() {
+        let policy = OriginPolicy::new(
+            &["Gateway.Example:8443".to_owned(), "[::1]".to_owned()],
+            &[],
+        );
+        assert_eq!(policy.refusal(&headers("gateway.EXAMPLE:8443", None)), None);
+        assert!(
+            policy
+                .refusal(&headers("gateway.example:8000", None))
+                .is_some()
+        );
+        assert!(policy.refusal(&headers("gateway.example", None)).is_some());
+        assert_eq!(policy.refusal(&headers("[::1]:9", None)), None);
+        assert_eq!(
+            policy.refusal(&headers("[::1]:9", Some("HTTPS://GATEWAY.example:8443/"))),
+            None
+        );
+        assert!(
+            policy
+                .refusal(&headers("gateway.example.evil:8443", None))
+                .is_some()
+        );
     }
 
     #[test]

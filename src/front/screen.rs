@@ -17,7 +17,8 @@ use super::inflight::{Claim, InFlight};
 use super::limits::FrontLimits;
 use super::shape::{self, Kind, Shape, ShapeError};
 
-const SESSION_HEADER: &str = "mcp-session-id";
+static SESSION_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("mcp-session-id");
 
 /// State of the screening layer, shared by every MCP route.
 pub struct Screen {
@@ -178,7 +179,7 @@ fn claim_id(
     shape: &Shape,
 ) -> Result<Option<Claim>, Box<Response>> {
     let (Some(session), Some(id), Some(_)) = (
-        headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()),
+        headers.get(&SESSION_HEADER).and_then(|v| v.to_str().ok()),
         shape.id.as_deref(),
         shape.method.as_deref(),
     ) else {

@@ -35,7 +35,8 @@ use super::directory::Directory;
 use super::error::GatewayError;
 
 /// The load balancer's id of one client request, the same on its replays.
-pub const ATTEMPT_HEADER: &str = "bulwark-attempt";
+pub static ATTEMPT_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("bulwark-attempt");
 /// Longest attempt id accepted (HAProxy's `%[uuid()]` is 36 characters).
 const MAX_ATTEMPT_LEN: usize = 128;
 
@@ -141,7 +142,7 @@ pub async fn claim_attempt(
 /// [`MAX_ATTEMPT_LEN`] visible ASCII characters (anything else is ignored:
 /// it cannot come from the load balancer's rule).
 fn attempt_id(parts: Option<&Parts>) -> Option<&str> {
-    let value = parts?.headers.get(ATTEMPT_HEADER)?.to_str().ok()?;
+    let value = parts?.headers.get(&ATTEMPT_HEADER)?.to_str().ok()?;
     let valid = !value.is_empty()
         && value.len() <= MAX_ATTEMPT_LEN
         && value.bytes().all(|b| b.is_ascii_graphic());
@@ -154,7 +155,7 @@ mod tests {
 
     fn parts(value: &str) -> Parts {
         let (parts, ()) = axum::http::Request::builder()
-            .header(ATTEMPT_HEADER, value)
+            .header(&ATTEMPT_HEADER, value)
             .body(())
             .unwrap()
             .into_parts();

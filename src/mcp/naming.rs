@@ -60,12 +60,10 @@ impl Naming {
 
     /// Splits a federated tool or prompt name into (server, name).
     pub fn split<'a>(&self, federated: &'a str) -> Result<(&'a str, &'a str), GatewayError> {
-        federated
-            .split_once(self.separator.as_str())
-            .ok_or_else(|| GatewayError::Unprefixed {
-                name: federated.to_owned(),
-                separator: self.separator.clone(),
-            })
+        split_around(federated, &self.separator).ok_or_else(|| GatewayError::Unprefixed {
+            name: federated.to_owned(),
+            separator: self.separator.clone(),
+        })
     }
 
     /// The federated URI of an upstream resource (or template).
@@ -85,9 +83,53 @@ impl Naming {
     }
 }
 
+/// `name` split around the first `separator`, as `str::split_once` does,
+/// by a byte scan: `split_once` with a string pattern sets up a two-way
+/// searcher (~1,000 instructions) for every call, twice per `tools/call`.
+fn split_around<'a>(name: &'a str, separator: &str) -> Option<(&'a str, &'a str)> {
+    let sep = separator.as_bytes();
+    let Some(&first) = sep.first() else {
+        return name.split_once(separator);
+    };
+    let bytes = name.as_bytes();
+    // A match of a whole UTF-8 separator starts and ends on char boundaries.
+    let at = (0..bytes.len()).find(|&i| bytes[i] == first && bytes[i..].starts_with(sep))?;
+    Some((name.get(..at)?, name.get(at + sep.len()..)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_around_is_split_once() {
+        let names = [
+            "a__b",
+            "a____b",
+            "__a",
+            "a__",
+            "__",
+            "_",
+            "",
+            "a_b__c__d",
+            "é__ü",
+            "ü_é__x",
+            "ab",
+            "a.b.c",
+            "x::y::z",
+            "日本__語",
+            "日本語",
+        ];
+        for separator in ["__", "_", ".", "::", "語", "é_", ""] {
+            for name in names {
+                assert_eq!(
+                    split_around(name, separator),
+                    name.split_once(separator),
+                    "{name:?} around {separator:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {

@@ -17,7 +17,8 @@ use super::directory::Directory;
 use super::server_routes::ServerSessions;
 use crate::auth::identity::Identity;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+static SESSION_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("mcp-session-id");
 /// Forgotten sessions are swept after this many new ones.
 const SWEEP_EVERY: usize = 256;
 
@@ -162,7 +163,7 @@ pub async fn layer(
     };
     let session = request
         .headers()
-        .get(SESSION_HEADER)
+        .get(&SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let deleting = request.method() == Method::DELETE;
@@ -199,7 +200,7 @@ pub async fn layer(
         None => {
             let created = response
                 .headers()
-                .get(SESSION_HEADER)
+                .get(&SESSION_HEADER)
                 .and_then(|v| v.to_str().ok());
             if let Some(created) = created {
                 owners.record(created, &identity).await;

@@ -78,11 +78,16 @@ pub fn text(value: &Value, separator: char) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The first capacity of a joined text.
+const JOINED_CAPACITY: usize = 256;
+
 /// Every string of `value` (keys included), joined by `separator`: the
 /// text a remote provider is asked about (newlines), or the local detectors
 /// scan in one pass per pattern (NUL, which no pattern crosses).
 pub fn joined_text(value: &Value, separator: char) -> String {
-    let mut text = String::new();
+    // Sized for a typical call's strings: growing from empty reallocated
+    // it ~4 times per scan.
+    let mut text = String::with_capacity(JOINED_CAPACITY);
     let _ = try_each_str::<()>(value, &mut |s| {
         if !text.is_empty() {
             text.push(separator);
@@ -111,8 +116,8 @@ pub fn rewrite_values<S>(
         }
         return;
     }
-    let mut joined = String::new();
-    let mut ends = Vec::new();
+    let mut joined = String::with_capacity(JOINED_CAPACITY);
+    let mut ends = Vec::with_capacity(8);
     let _ = try_each_string_mut::<()>(value, &mut |s| {
         joined.push_str(s);
         ends.push(joined.len());

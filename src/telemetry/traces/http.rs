@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use bulwark_actors::trace_context;
@@ -16,7 +16,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 /// The response header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The id of one client request: in every error the client sees and in the
 /// log lines written for it (a field of its span).
@@ -36,7 +36,7 @@ impl RequestId {
     /// The client's own `X-Request-Id`, when it is one a log line and an
     /// audit entry can carry safely (1..=128 visible ASCII characters).
     pub fn from_client(headers: &axum::http::HeaderMap) -> Option<Self> {
-        let id = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.trim();
+        let id = headers.get(&REQUEST_ID_HEADER)?.to_str().ok()?.trim();
         (!id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()))
             .then(|| Self(Arc::from(id)))
     }
@@ -91,7 +91,9 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         }
     }
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER.clone(), value);
     }
     response
 }

@@ -20,7 +20,8 @@ use super::http::{RequestId, RequestSpan};
 use bulwark_actors::trace_context;
 
 /// The session header of streamable HTTP.
-const SESSION_HEADER: &str = "mcp-session-id";
+static SESSION_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("mcp-session-id");
 
 /// The span and request id of one MCP request.
 pub struct RequestTrace {
@@ -37,7 +38,7 @@ impl RequestTrace {
             .cloned()
             .unwrap_or_default();
         let session = parts
-            .and_then(|parts| parts.headers.get(SESSION_HEADER))
+            .and_then(|parts| parts.headers.get(&SESSION_HEADER))
             .map(|value| hashed(value.as_bytes()));
         let parent = parts
             .and_then(|parts| parts.extensions.get::<RequestSpan>())

@@ -394,7 +394,14 @@ pub struct JsonRpcMessageCodec<T> {
     next_index: usize,
     max_length: usize,
     is_discarding: bool,
+    /// Where a message is serialized before its one copy into the frame
+    /// buffer (patch: encode scratch; see [`ENCODE_SCRATCH_KEPT`]).
+    scratch: Vec<u8>,
 }
+
+/// The largest encode scratch buffer kept between messages; a larger one
+/// (left by a large message) is freed after use.
+const ENCODE_SCRATCH_KEPT: usize = 64 * 1024;
 
 impl<T> Default for JsonRpcMessageCodec<T> {
     fn default() -> Self {
@@ -409,6 +416,7 @@ impl<T> JsonRpcMessageCodec<T> {
             next_index: 0,
             max_length: usize::MAX,
             is_discarding: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -675,9 +683,21 @@ impl<T: Serialize> Encoder<T> for JsonRpcMessageCodec<T> {
     type Error = JsonRpcMessageCodecError;
 
     fn encode(&mut self, item: T, buf: &mut BytesMut) -> Result<(), JsonRpcMessageCodecError> {
-        serde_json::to_writer(buf.writer(), &item)?;
-        buf.put_u8(b'\n');
-        Ok(())
+        // Serialized into a `Vec` (patch: encode scratch): `BytesMut`'s
+        // writer takes each of serde_json's many small writes through an
+        // out-of-line `put_slice` (~60 per small message), a `Vec` inlines
+        // them. A message that fails to serialize leaves no partial line.
+        self.scratch.clear();
+        let written = serde_json::to_writer(&mut self.scratch, &item);
+        if written.is_ok() {
+            buf.reserve(self.scratch.len() + 1);
+            buf.extend_from_slice(&self.scratch);
+            buf.put_u8(b'\n');
+        }
+        if self.scratch.capacity() > ENCODE_SCRATCH_KEPT {
+            self.scratch = Vec::new();
+        }
+        Ok(written?)
     }
 }
 

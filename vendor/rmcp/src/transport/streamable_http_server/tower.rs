@@ -38,10 +38,7 @@ use crate::{
     transport::{
         OneshotTransport, TransportAdapterIdentity,
         common::{
-            http_header::{
-                EVENT_STREAM_MIME_TYPE, HEADER_LAST_EVENT_ID, HEADER_MCP_METHOD,
-                HEADER_MCP_PROTOCOL_VERSION, HEADER_SESSION_ID, JSON_MIME_TYPE,
-            },
+            http_header::{EVENT_STREAM_MIME_TYPE, HEADER_SESSION_ID, JSON_MIME_TYPE},
             mcp_headers,
             server_side_http::{
                 BoxResponse, ServerSseMessage, accepted_response, expect_json,
@@ -520,7 +517,7 @@ fn validate_protocol_version_header(
     headers: &http::HeaderMap,
     allow_unknown: bool,
 ) -> HttpResult<()> {
-    if let Some(value) = headers.get(HEADER_MCP_PROTOCOL_VERSION) {
+    if let Some(value) = headers.get(&names::MCP_PROTOCOL_VERSION) {
         let version_str = value.to_str().map_err(|_| {
             Response::builder()
                 .status(http::StatusCode::BAD_REQUEST)
@@ -610,6 +607,19 @@ impl<S: Service<RoleServer>> Service<RoleServer> for NegotiatingStatelessHttpSer
     }
 }
 
+/// The headers looked up on every request, parsed once (patch: header
+/// names): a lookup by `&str` validates and lowercases the name each time,
+/// ~400 instructions, and a `tools/call` made ~10 of them.
+mod names {
+    use http::HeaderName;
+
+    pub(super) static MCP_PROTOCOL_VERSION: HeaderName =
+        HeaderName::from_static("mcp-protocol-version");
+    pub(super) static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+    pub(super) static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+    pub(super) static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+}
+
 // SEP-2567: sessions are removed from the discover lifecycle. Validate
 // protocol-version consistency, then classify the request with the shared
 // lifecycle helper.
@@ -661,7 +671,7 @@ fn is_legacy_request(
     let version = from_body
         .or_else(|| {
             headers
-                .get(HEADER_MCP_PROTOCOL_VERSION)
+                .get(&names::MCP_PROTOCOL_VERSION)
                 .and_then(|value| value.to_str().ok())
                 .map(ProtocolVersion::named)
         })
@@ -727,7 +737,7 @@ fn validate_header_matches_init_body(
     body_version: &str,
     request_id: Option<RequestId>,
 ) -> HttpResult<()> {
-    let Some(header_value) = headers.get(HEADER_MCP_PROTOCOL_VERSION) else {
+    let Some(header_value) = headers.get(&names::MCP_PROTOCOL_VERSION) else {
         return Ok(());
     };
     let header_str = header_value.to_str().map_err(|_| {
@@ -766,7 +776,7 @@ fn validate_request_protocol_version_meta(
     let is_discover = matches!(&request.request, ClientRequest::DiscoverRequest(_));
     let meta = request.request.get_meta();
     let header_version = headers
-        .get(HEADER_MCP_PROTOCOL_VERSION)
+        .get(&names::MCP_PROTOCOL_VERSION)
         .and_then(|value| value.to_str().ok());
     let Some(meta_version) = meta.protocol_version() else {
         let requires_request_metadata = is_discover
@@ -826,7 +836,7 @@ fn validate_required_protocol_header(
         // Initialize keeps its own header-matching rule.
         return Ok(());
     }
-    if headers.contains_key(HEADER_MCP_PROTOCOL_VERSION) {
+    if headers.contains_key(&names::MCP_PROTOCOL_VERSION) {
         return Ok(());
     }
     Err(header_mismatch_jsonrpc_response(
@@ -947,6 +957,7 @@ mod jsonrpc_http_status_tests {
 #[cfg(test)]
 mod standard_header_init_tests {
     use super::*;
+    use crate::transport::common::http_header::{HEADER_MCP_METHOD, HEADER_MCP_PROTOCOL_VERSION};
 
     fn initialize_message() -> ClientJsonRpcMessage {
         ClientJsonRpcMessage::request(
@@ -1078,7 +1089,7 @@ fn validate_standard_headers(
     tool_schema: impl Fn(&str) -> Option<Arc<JsonObject>>,
 ) -> HttpResult<()> {
     let version_requires_headers = headers
-        .get(HEADER_MCP_PROTOCOL_VERSION)
+        .get(&names::MCP_PROTOCOL_VERSION)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|version| version >= ProtocolVersion::STANDARD_HEADERS.as_str());
     if !version_requires_headers {
@@ -1096,7 +1107,7 @@ fn validate_standard_headers(
                 // present-but-non-UTF8 value is rejected rather than silently
                 // treated as absent. Duplicates (even identical ones) are
                 // rejected explicitly instead of passing by accident.
-                let mut method_values = headers.get_all(HEADER_MCP_METHOD).iter();
+                let mut method_values = headers.get_all(&names::MCP_METHOD).iter();
                 let Some(first) = method_values.next() else {
                     return Ok(());
                 };
@@ -2320,7 +2331,7 @@ where
         if !legacy_request {
             let Some(last_event_id) = request
                 .headers()
-                .get(HEADER_LAST_EVENT_ID)
+                .get(&names::LAST_EVENT_ID)
                 .and_then(|value| value.to_str().ok())
             else {
                 return Ok(method_not_allowed_response());
@@ -2344,7 +2355,7 @@ where
         // check session id
         let session_id = request
             .headers()
-            .get(HEADER_SESSION_ID)
+            .get(&names::MCP_SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_owned().into());
         let Some(session_id) = session_id else {
@@ -2376,7 +2387,7 @@ where
         // check if last event id is provided
         let last_event_id = parts
             .headers
-            .get(HEADER_LAST_EVENT_ID)
+            .get(&names::LAST_EVENT_ID)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_owned());
         if let Some(last_event_id) = last_event_id {
@@ -2488,7 +2499,7 @@ where
             // do we have a session id?
             let session_id = part
                 .headers
-                .get(HEADER_SESSION_ID)
+                .get(&names::MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok());
             if let Some(session_id) = session_id {
                 let session_id = session_id.to_owned().into();
@@ -2837,7 +2848,7 @@ where
         // check session id
         let session_id = request
             .headers()
-            .get(HEADER_SESSION_ID)
+            .get(&names::MCP_SESSION_ID)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_owned().into());
         let Some(session_id) = session_id else {
@@ -2877,7 +2888,7 @@ where
             init.params.protocol_version.clone()
         } else {
             headers
-                .get(HEADER_MCP_PROTOCOL_VERSION)
+                .get(&names::MCP_PROTOCOL_VERSION)
                 .and_then(|v| v.to_str().ok())
                 .map(ProtocolVersion::named)
                 .unwrap_or(ProtocolVersion::V_2025_03_26)
