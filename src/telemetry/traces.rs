@@ -92,7 +92,8 @@ impl Tracing {
 /// cost ~17k instructions per `tools/call` (callgrind, 430k -> 413k).
 const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 
-/// Whether spans are exported (set by [`init`]). Without export, fields
+/// Whether spans are exported (set as an exporting layer is made, which
+/// [`init`] does when an endpoint is configured). Without export, fields
 /// that only a span's export reads (an HTTP status, an `ok` outcome) are
 /// not recorded: the log layer formats every recorded field into the span
 /// (~1,300 instructions each, callgrind) for lines that, once a request has
@@ -132,7 +133,6 @@ pub fn init(format: LogFormat, telemetry: Option<&TelemetryConfig>) -> Result<Tr
             let export = export::Handle::start(exporter, queue.clone());
             trace_context::install_steps(Some(queue.clone()));
             let layer = layer::SpanLayer::exporting(queue, telemetry.sampling_ratio);
-            EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
             (Some(layer), Some(export))
         }
     };

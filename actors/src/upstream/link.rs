@@ -484,16 +484,18 @@ impl UpstreamLink {
         let request = match direct {
             None => request,
             Some((route, turn)) => {
-                let direct = self
-                    .request_direct(
-                        route,
-                        &turn.session,
-                        request,
-                        &mut progress,
-                        &mut guard,
-                        cancel,
-                    )
-                    .await;
+                // Boxed: inline, the direct exchange's state (2.5 KB in a
+                // debug build) made every call's future that much larger,
+                // stdio ones too, and each move of it copied that much.
+                let direct = Box::pin(self.request_direct(
+                    route,
+                    &turn.session,
+                    request,
+                    &mut progress,
+                    &mut guard,
+                    cancel,
+                ))
+                .await;
                 // Answered, failed, withdrawn or handed back unsent.
                 guard.unanswered = None;
                 match direct {
