@@ -2523,10 +2523,9 @@ where
                     }
                 }
 
-                // Validate MCP-Protocol-Version header (per 2025-06-18 spec)
-                let has_per_request_version = message_has_per_request_protocol_version(&message);
-                validate_protocol_version_header(&part.headers, has_per_request_version)?;
-                validate_request_protocol_version_meta(&part.headers, &message)?;
+                // The MCP-Protocol-Version header and the request's `_meta`
+                // version were validated by `is_legacy_request` above, with
+                // the same arguments (patch: header names: not twice).
                 // Validate SEP-2243 standard headers against the body
                 validate_standard_headers(&part.headers, &message, |name| self.tool_schema(name))?;
 
