@@ -694,6 +694,9 @@ impl<T: Serialize> Encoder<T> for JsonRpcMessageCodec<T> {
             buf.extend_from_slice(&self.scratch);
             buf.put_u8(b'\n');
         }
+        // Only the capacity is kept: no message (tool arguments, results)
+        // stays in the codec between encodes, to be seen by `Debug`.
+        self.scratch.clear();
         if self.scratch.capacity() > ENCODE_SCRATCH_KEPT {
             self.scratch = Vec::new();
         }
