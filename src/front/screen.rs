@@ -11,14 +11,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use rmcp::transport::common::http_header::names;
 use serde_json::{Value, json};
 
 use super::inflight::{Claim, InFlight};
 use super::limits::FrontLimits;
 use super::shape::{self, Kind, Shape, ShapeError};
-
-static SESSION_HEADER: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("mcp-session-id");
 
 /// State of the screening layer, shared by every MCP route.
 pub struct Screen {
@@ -179,7 +177,9 @@ fn claim_id(
     shape: &Shape,
 ) -> Result<Option<Claim>, Box<Response>> {
     let (Some(session), Some(id), Some(_)) = (
-        headers.get(&SESSION_HEADER).and_then(|v| v.to_str().ok()),
+        headers
+            .get(&names::MCP_SESSION_ID)
+            .and_then(|v| v.to_str().ok()),
         shape.id.as_deref(),
         shape.method.as_deref(),
     ) else {

@@ -26,10 +26,8 @@
 pub mod state;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::Poll;
 use std::time::Duration;
 
 use bulwark_actors::guardrail::Guardrails;
@@ -225,7 +223,7 @@ impl Bridge {
     pub async fn start(
         self: &Arc<Self>,
         start: CallStart,
-        call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
+        mut call: BoxFuture<'static, Result<ServerResult, GatewayError>>,
         binding: &[u8],
         client: &CancellationToken,
     ) -> Result<ServerResult, GatewayError> {
@@ -234,36 +232,32 @@ impl Bridge {
             mut events,
             cancel,
         } = start;
-        let mut inline = InlineCall {
-            call: Some(call),
-            cancel: cancel.clone(),
-        };
+        let cancel = cancel.drop_guard();
+        // Until it asks, the call runs here. Dropped unfinished (the client
+        // went away, or its request was dropped), it is withdrawn upstream
+        // by the upstream link, as any call dropped mid-way is.
         let first = tokio::select! {
-            result = inline.run() => return result,
+            result = &mut call => return result,
             event = events.recv() => event,
             () = client.cancelled() => {
-                // `inline` dropped unfinished: cancelled, left to withdraw.
                 return Err(GatewayError::InputBridge("the client went away".into()));
             }
         };
         // Only the task spawned below sends `Done`, and `tx` is held here,
-        // so nothing but a request can come first. (Otherwise `inline`
-        // still holds the call, and withdraws it as it is dropped.)
+        // so nothing but a request can come first.
         let Some(Event::Asked(asked)) = first else {
             return Err(GatewayError::Internal(
                 "a bridged call ended without a result".into(),
             ));
         };
-        if let Some(call) = inline.call.take() {
-            tokio::spawn(async move {
-                let result = call.await;
-                let _ = tx.send(Event::Done(result)).await;
-            });
-        }
+        tokio::spawn(async move {
+            let result = call.await;
+            let _ = tx.send(Event::Done(result)).await;
+        });
         let call = Call {
             events,
             asked: vec![asked],
-            _cancel: cancel.drop_guard(),
+            _cancel: cancel,
         };
         let gather_until = Instant::now() + GATHER;
         self.round(call, 0, Some(gather_until), binding, client)
@@ -440,46 +434,6 @@ impl Bridge {
     }
 }
 
-/// A bridged call while it runs in the request's task ([`Bridge::start`]).
-/// Dropped unfinished (the client went away, or its request was dropped),
-/// it is cancelled and finished in a task of its own, so it withdraws
-/// upstream (`notifications/cancelled`) as a call in its own task did.
-struct InlineCall {
-    call: Option<BoxFuture<'static, Result<ServerResult, GatewayError>>>,
-    cancel: CancellationToken,
-}
-
-impl InlineCall {
-    /// Polls the call to its end; taken out once it ended.
-    fn run(&mut self) -> impl Future<Output = Result<ServerResult, GatewayError>> + '_ {
-        std::future::poll_fn(move |cx| {
-            let Some(call) = self.call.as_mut() else {
-                return Poll::Ready(Err(GatewayError::Internal(
-                    "a bridged call polled after its end".into(),
-                )));
-            };
-            let result = std::task::ready!(call.as_mut().poll(cx));
-            self.call = None;
-            Poll::Ready(result)
-        })
-    }
-}
-
-impl Drop for InlineCall {
-    fn drop(&mut self) {
-        let Some(call) = self.call.take() else {
-            return;
-        };
-        self.cancel.cancel();
-        // Outside a runtime (its shutdown) there is nothing left to tell.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = call.await;
-            });
-        }
-    }
-}
-
 /// The pieces of a new bridged call, from [`Bridge::caller`] to [`Bridge::start`].
 pub struct CallStart {
     tx: mpsc::Sender<Event>,
@@ -644,57 +598,6 @@ mod tests {
 
     fn call(name: &'static str) -> ClientRequest {
         ClientRequest::CallToolRequest(Request::new(CallToolRequestParams::new(name)))
-    }
-
-    /// A call waiting on its token until cancelled, which then reports it
-    /// withdrew on `withdrawn`.
-    fn waiting_call(
-        cancel: &CancellationToken,
-    ) -> (
-        BoxFuture<'static, Result<ServerResult, GatewayError>>,
-        oneshot::Receiver<()>,
-    ) {
-        let (withdrawn, seen) = oneshot::channel();
-        let token = cancel.clone();
-        let call = async move {
-            token.cancelled().await;
-            let _ = withdrawn.send(());
-            Err(GatewayError::Internal("withdrawn".into()))
-        };
-        (call.boxed(), seen)
-    }
-
-    #[tokio::test]
-    async fn an_inline_call_dropped_unfinished_is_cancelled_and_left_to_withdraw() {
-        let cancel = CancellationToken::new();
-        let (call, withdrawn) = waiting_call(&cancel);
-        let mut inline = InlineCall {
-            call: Some(call),
-            cancel: cancel.clone(),
-        };
-        {
-            let run = std::pin::pin!(inline.run());
-            assert!(futures::poll!(run).is_pending());
-        }
-        drop(inline);
-        assert!(cancel.is_cancelled());
-        tokio::time::timeout(Duration::from_secs(5), withdrawn)
-            .await
-            .expect("the dropped call ran on to withdraw")
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn an_inline_call_that_ended_cancels_nothing() {
-        let cancel = CancellationToken::new();
-        let call = async { Ok(ServerResult::empty(())) }.boxed();
-        let mut inline = InlineCall {
-            call: Some(call),
-            cancel: cancel.clone(),
-        };
-        assert!(inline.run().await.is_ok());
-        drop(inline);
-        assert!(!cancel.is_cancelled());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
+use rmcp::transport::common::http_header::names;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde_json::json;
 
@@ -17,8 +18,6 @@ use super::directory::Directory;
 use super::server_routes::ServerSessions;
 use crate::auth::identity::Identity;
 
-static SESSION_HEADER: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("mcp-session-id");
 /// Forgotten sessions are swept after this many new ones.
 const SWEEP_EVERY: usize = 256;
 
@@ -163,7 +162,7 @@ pub async fn layer(
     };
     let session = request
         .headers()
-        .get(&SESSION_HEADER)
+        .get(&names::MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let deleting = request.method() == Method::DELETE;
@@ -200,7 +199,7 @@ pub async fn layer(
         None => {
             let created = response
                 .headers()
-                .get(&SESSION_HEADER)
+                .get(&names::MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok());
             if let Some(created) = created {
                 owners.record(created, &identity).await;

@@ -28,16 +28,13 @@ use axum::http::HeaderMap;
 use dashmap::DashMap;
 use rmcp::model::{CallToolRequestParams, JsonObject, ListToolsResult, ProtocolVersion, Tool};
 use rmcp::service::RequestContext;
+use rmcp::transport::common::http_header::names;
 use rmcp::transport::common::mcp_headers::{HeaderSubject, validate_subject_headers};
 use rmcp::{ErrorData, RoleServer};
 use serde_json::Value;
 
 use super::handler::GatewayHandler;
 use super::lists::Pages;
-
-/// Pre-parsed: a lookup by `&str` parses the name on every call.
-static PROTOCOL_VERSION_HEADER: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("mcp-protocol-version");
 
 /// The annotation keyword.
 pub const ANNOTATION: &str = "x-mcp-header";
@@ -114,7 +111,7 @@ impl GatewayHandler {
             return Ok(());
         };
         // The versions rmcp checks the standard headers of (`Mcp-Method`, `Mcp-Name`).
-        let standard = (parts.headers.get(&PROTOCOL_VERSION_HEADER))
+        let standard = (parts.headers.get(&names::MCP_PROTOCOL_VERSION))
             .and_then(|version| version.to_str().ok())
             .is_some_and(|version| version >= ProtocolVersion::STANDARD_HEADERS.as_str());
         if !standard {

@@ -923,6 +923,19 @@ mod tests {
         (link, seen, (client, exit_tx))
     }
 
+    /// Polls `call` until the upstream reports it started.
+    async fn until_started(
+        call: std::pin::Pin<&mut impl Future<Output = Result<ServerResult, CallError>>>,
+        seen: &mut mpsc::UnboundedReceiver<&'static str>,
+    ) {
+        tokio::select! {
+            result = call => panic!("a call that never ends answered: {result:?}"),
+            started = tokio::time::timeout(Duration::from_secs(10), seen.recv()) => {
+                assert_eq!(started.unwrap(), Some("started"));
+            }
+        }
+    }
+
     /// A call future dropped while the upstream holds the call (nothing
     /// cancelled its token: a stateless client's request that ended) still
     /// withdraws it upstream with `notifications/cancelled`.
@@ -934,16 +947,10 @@ mod tests {
         ));
         let cancel = CancellationToken::new();
         let call = link.request(request, Some(Arc::new(Tenant("a"))), &cancel);
-        let wait = Duration::from_secs(10);
-        tokio::select! {
-            result = call => panic!("a call that never ends answered: {result:?}"),
-            started = tokio::time::timeout(wait, seen.recv()) => {
-                assert_eq!(started.unwrap(), Some("started"));
-            }
-        }
-        // Leaving the select dropped the call with its token never cancelled.
+        until_started(std::pin::pin!(call), &mut seen).await;
+        // The call is dropped, its token never cancelled.
         assert!(!cancel.is_cancelled());
-        let cancelled = tokio::time::timeout(wait, seen.recv()).await;
+        let cancelled = tokio::time::timeout(Duration::from_secs(10), seen.recv()).await;
         assert_eq!(cancelled.unwrap(), Some("cancelled"));
         assert_eq!(
             link.inner
@@ -963,14 +970,8 @@ mod tests {
             rmcp::model::CallToolRequestParams::new("wait"),
         ));
         let cancel = CancellationToken::new();
-        let call = link.request(request, None, &cancel);
-        tokio::pin!(call);
-        tokio::select! {
-            result = &mut call => panic!("a call that never ends answered: {result:?}"),
-            started = tokio::time::timeout(Duration::from_secs(10), seen.recv()) => {
-                assert_eq!(started.unwrap(), Some("started"));
-            }
-        }
+        let mut call = std::pin::pin!(link.request(request, None, &cancel));
+        until_started(call.as_mut(), &mut seen).await;
         cancel.cancel();
         assert!(matches!(call.await, Err(CallError::Cancelled { .. })));
         assert_eq!(seen.recv().await, Some("cancelled"));

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use rmcp::RoleServer;
 use rmcp::model::{ErrorData, NumberOrString};
 use rmcp::service::RequestContext;
+use rmcp::transport::common::http_header::names;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
@@ -18,10 +19,6 @@ use tracing::field::Empty;
 
 use super::http::{RequestId, RequestSpan};
 use bulwark_actors::trace_context;
-
-/// The session header of streamable HTTP.
-static SESSION_HEADER: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("mcp-session-id");
 
 /// The span and request id of one MCP request.
 pub struct RequestTrace {
@@ -38,7 +35,7 @@ impl RequestTrace {
             .cloned()
             .unwrap_or_default();
         let session = parts
-            .and_then(|parts| parts.headers.get(&SESSION_HEADER))
+            .and_then(|parts| parts.headers.get(&names::MCP_SESSION_ID))
             .map(|value| hashed(value.as_bytes()));
         let parent = parts
             .and_then(|parts| parts.extensions.get::<RequestSpan>())

@@ -687,7 +687,7 @@ impl<T: Serialize> Encoder<T> for JsonRpcMessageCodec<T> {
         // writer takes each of serde_json's many small writes through an
         // out-of-line `put_slice` (~60 per small message), a `Vec` inlines
         // them. A message that fails to serialize leaves no partial line.
-        self.scratch.clear();
+        // Empty between messages (cleared below).
         let written = serde_json::to_writer(&mut self.scratch, &item);
         if written.is_ok() {
             buf.reserve(self.scratch.len() + 1);

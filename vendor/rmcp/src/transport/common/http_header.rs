@@ -9,6 +9,19 @@ pub const HEADER_MCP_METHOD: &str = "Mcp-Method";
 pub const HEADER_MCP_NAME: &str = "Mcp-Name";
 pub const HEADER_MCP_PARAM_PREFIX: &str = "Mcp-Param-";
 
+/// The headers servers look up on every request, parsed once (patch: header
+/// names): a lookup by `&str` validates and lowercases the name each time,
+/// ~400 instructions, and a `tools/call` made ~10 of them.
+#[cfg(feature = "server-side-http")]
+pub mod names {
+    use http::HeaderName;
+
+    pub static MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+    pub static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+    pub static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+    pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+}
+
 /// Sentinel wrapping a Base64-encoded SEP-2243 header value (`=?base64?<b64>?=`).
 pub const BASE64_HEADER_PREFIX: &str = "=?base64?";
 pub const BASE64_HEADER_SUFFIX: &str = "?=";

@@ -38,7 +38,7 @@ use crate::{
     transport::{
         OneshotTransport, TransportAdapterIdentity,
         common::{
-            http_header::{EVENT_STREAM_MIME_TYPE, HEADER_SESSION_ID, JSON_MIME_TYPE},
+            http_header::{EVENT_STREAM_MIME_TYPE, HEADER_SESSION_ID, JSON_MIME_TYPE, names},
             mcp_headers,
             server_side_http::{
                 BoxResponse, ServerSseMessage, accepted_response, expect_json,
@@ -605,19 +605,6 @@ impl<S: Service<RoleServer>> Service<RoleServer> for NegotiatingStatelessHttpSer
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         self.0.supported_protocol_versions()
     }
-}
-
-/// The headers looked up on every request, parsed once (patch: header
-/// names): a lookup by `&str` validates and lowercases the name each time,
-/// ~400 instructions, and a `tools/call` made ~10 of them.
-mod names {
-    use http::HeaderName;
-
-    pub(super) static MCP_PROTOCOL_VERSION: HeaderName =
-        HeaderName::from_static("mcp-protocol-version");
-    pub(super) static MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-    pub(super) static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
-    pub(super) static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 }
 
 // SEP-2567: sessions are removed from the discover lifecycle. Validate
