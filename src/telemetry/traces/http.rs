@@ -73,6 +73,15 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         // Text, not `%id`: each layer would format it into a new String.
         request.id = id.as_str(),
         http.response.status_code = Empty,
+        // The MCP request's, when nothing exports and this span is its span
+        // too (see `RequestTrace::start`).
+        mcp.method.name = Empty,
+        jsonrpc.request.id = Empty,
+        mcp.session.id = Empty,
+        gen_ai.tool.name = Empty,
+        bulwark.upstream = Empty,
+        bulwark.outcome = Empty,
+        error.type = Empty,
     );
     super::layer::serving(&span, || {
         [request.method().as_str(), " ", request.uri().path()].concat()

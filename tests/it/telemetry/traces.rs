@@ -269,6 +269,14 @@ async fn json_logs_and_errors_carry_request_and_trace_ids() {
     assert_eq!(line["trace_id"].as_str().map(str::len), Some(32), "{line}");
     assert_eq!(line["span_id"].as_str().map(str::len), Some(16), "{line}");
     assert_eq!(line["span"]["request.id"], request_id, "{line}");
+    // Nothing exports here: the HTTP request's span carries the MCP fields.
+    assert_eq!(line["span"]["mcp.method.name"], "tools/call", "{line}");
+    assert!(line["span"]["jsonrpc.request.id"].is_string(), "{line}");
+    assert_eq!(
+        line["span"]["mcp.session.id"].as_str().map(str::len),
+        Some(16),
+        "{line}"
+    );
 
     // A refusal of the front door itself: the id is in the header.
     let response = gw
