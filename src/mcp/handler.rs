@@ -28,7 +28,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::auth::identity::Identity;
 use crate::telemetry::metrics::Outcome;
-use crate::telemetry::traces::service::RequestTrace;
+use crate::telemetry::traces::service::{CallFields, RequestTrace};
 
 use super::Gateway;
 use super::access::{Access, Guarded};
@@ -386,6 +386,7 @@ impl GatewayHandler {
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
+        trace_fields: &CallFields,
     ) -> Result<CallToolResponse, ErrorData> {
         let identity = self.access.caller(&context)?;
         // Held until the call has ended.
@@ -394,6 +395,7 @@ impl GatewayHandler {
         let (server, tool) = self.route_tool(&name, &context).await?;
         let server = &*server;
         if let Some(own) = self.gateway_tool(server, tool) {
+            crate::telemetry::traces::record_untooled(trace_fields);
             // Boxed, as every rare path here: the future of each call is
             // as large as its largest wait, and is copied at each await level.
             return Box::pin(self.call_gateway_tool(own, request.arguments, context))
@@ -413,7 +415,9 @@ impl GatewayHandler {
             .await?;
         // Only names the gateway knows become span attributes.
         if self.gateway.registry.get(server).is_some() {
-            crate::telemetry::traces::record_tool("tools/call", &federated, server, tool);
+            crate::telemetry::traces::record_tool(&federated, server, tool, trace_fields);
+        } else {
+            crate::telemetry::traces::record_untooled(trace_fields);
         }
         let Some(audit) = self.gateway.call_audit.get() else {
             return self
@@ -904,12 +908,15 @@ impl ServerHandler for GatewayHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let trace = RequestTrace::start(&context, "tools/call");
+        let (trace, trace_fields) = RequestTrace::start_call(&context);
         let span = trace.span().clone();
         let started = tokio::time::Instant::now();
         let name = request.name.clone();
         let result = trace
-            .run(Box::pin(self.call_tool_checked(request, context)))
+            .run_call(
+                Box::pin(self.call_tool_checked(request, context, &trace_fields)),
+                &trace_fields,
+            )
             .await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(done)) if done.is_error == Some(true) => {

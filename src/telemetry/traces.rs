@@ -174,26 +174,19 @@ where
     }
 }
 
-/// Names the current request span after its route, once it is known:
-/// `tools/call echo__echo`, with the upstream and its tool as attributes.
-pub fn record_tool(method: &str, federated: &str, server: &str, tool: &str) {
+/// Names the current `tools/call` span after its route, once it is known:
+/// `tools/call echo__echo`, with the upstream and its tool as attributes,
+/// and the request's own fields `held` back for this record, if any.
+pub fn record_tool(federated: &str, server: &str, tool: &str, held: &service::CallFields) {
     let span = tracing::Span::current();
-    layer::rename(&span, || [method, " ", federated].concat());
-    // One record of both fields: each record goes through every layer (the
-    // log layer formats the span's fields again), ~1,600 instructions.
-    let Some(metadata) = span.metadata() else {
-        return;
-    };
-    let fields = metadata.fields();
-    if let (Some(tool_field), Some(server_field)) = (
-        fields.field("gen_ai.tool.name"),
-        fields.field("bulwark.upstream"),
-    ) {
-        span.record_all(&fields.value_set(&[
-            (&tool_field, Some(&tool as &dyn tracing::Value)),
-            (&server_field, Some(&server as &dyn tracing::Value)),
-        ]));
-    }
+    layer::rename(&span, || ["tools/call ", federated].concat());
+    held.record(&span, Some(tool), Some(server));
+}
+
+/// Records the current `tools/call`'s own fields `held` back, if any, for a
+/// call that names no tool on its span (see [`record_tool`]).
+pub fn record_untooled(held: &service::CallFields) {
+    held.record(&tracing::Span::current(), None, None);
 }
 
 #[cfg(test)]
