@@ -60,13 +60,7 @@ impl RequestTrace {
             .and_then(|parts| parts.headers.get(&names::MCP_SESSION_ID))
             .map(|value| hashed(value.as_bytes()));
         let http = parts.and_then(|parts| parts.extensions.get::<RequestSpan>());
-        // Text, not `%context.id`: each layer would format it through
-        // `fmt` (~900 instructions each).
         let mut number = itoa::Buffer::new();
-        let jsonrpc_id: &str = match &context.id {
-            NumberOrString::Number(n) => number.format(*n),
-            NumberOrString::String(s) => s,
-        };
         if let Some(RequestSpan(http)) = http
             && !super::exporting()
         {
@@ -85,7 +79,7 @@ impl RequestTrace {
                 }
                 None => RequestFields {
                     method: Some(method),
-                    jsonrpc_id: Some(jsonrpc_id),
+                    jsonrpc_id: Some(id_text(&context.id, &mut number)),
                     session: session.as_deref(),
                     ..RequestFields::default()
                 }
@@ -99,6 +93,7 @@ impl RequestTrace {
                 id,
             };
         }
+        let jsonrpc_id = id_text(&context.id, &mut number);
         let span = tracing::info_span!(
             parent: http.and_then(|parent| parent.0.id()),
             "mcp.request",
@@ -192,10 +187,7 @@ impl CallFields {
             return;
         }
         let mut number = itoa::Buffer::new();
-        let jsonrpc_id = self.jsonrpc_id.as_ref().map(|id| match id {
-            NumberOrString::Number(n) => number.format(*n),
-            NumberOrString::String(s) => &**s,
-        });
+        let jsonrpc_id = (self.jsonrpc_id.as_ref()).map(|id| id_text(id, &mut number));
         RequestFields {
             method: Some("tools/call"),
             jsonrpc_id,
@@ -203,6 +195,15 @@ impl CallFields {
             ..routed
         }
         .record(span);
+    }
+}
+
+/// A JSON-RPC id as span text: a field given `%id` would be formatted
+/// through `fmt` by each layer (~900 instructions each).
+fn id_text<'a>(id: &'a NumberOrString, number: &'a mut itoa::Buffer) -> &'a str {
+    match id {
+        NumberOrString::Number(n) => number.format(*n),
+        NumberOrString::String(s) => s,
     }
 }
 
