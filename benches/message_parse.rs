@@ -4,7 +4,9 @@
 //! (`from_json_slice`, `from_client_json_slice`; `vendor/rmcp/PATCHES.md`).
 //! Cases: a `tools/call` request, a small tool result, a 1 MB tool result
 //! (over the unbuffered parse's 8 KiB limit, so both columns take the
-//! derived path: the limit's check is all it adds).
+//! derived path: the limit's check is all it adds). The front door's body
+//! shape read of the same request, by hand (`shape::read`, the plain case)
+//! against serde's visitors (`shape::read_by_serde`).
 //! Prints figures; asserts nothing (the equivalence is tested by the fuzz
 //! target `json_rpc_parse`).
 //!
@@ -13,6 +15,7 @@
 
 use std::hint::black_box;
 
+use bulwark::front::shape;
 use criterion::{Criterion, criterion_group, criterion_main};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use serde_json::json;
@@ -43,6 +46,15 @@ fn parse(c: &mut Criterion) {
     });
     group.bench_function("from_client_json_slice", |b| {
         b.iter(|| ClientJsonRpcMessage::from_client_json_slice(black_box(&call)).unwrap())
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("tools/call body shape");
+    group.bench_function("serde visitors", |b| {
+        b.iter(|| shape::read_by_serde(black_box(&call), 10_000, 64).unwrap())
+    });
+    group.bench_function("read (plain)", |b| {
+        b.iter(|| shape::read(black_box(&call), 10_000, 64).unwrap())
     });
     group.finish();
 

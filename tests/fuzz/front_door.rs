@@ -1,6 +1,7 @@
 //! The front door: any bytes through the body shape reader (the bounded
 //! pass that runs before anything builds a tree), then, for bodies it
-//! accepts, the JSON-RPC parse the handler does.
+//! accepts, the JSON-RPC parse the handler does. The reader's hand-read
+//! plain case must come to what serde's visitors make of the same bytes.
 use bulwark::front::shape;
 use rmcp::model::ClientJsonRpcMessage;
 
@@ -31,10 +32,23 @@ const JSON_RPC: &[&str] = &[
     r#""\ud800""#,
     r#""x""#,
     "\"",
+    r#""id":"#,
+    r#""a\"b\\c\n""#,
+    r#""\u0041""#,
+    "-1.25",
+    "01",
+    " ",
+    "\t",
 ];
 
 /// The screening decision and, when accepted, the handler's parse.
 fn screen(bytes: &[u8]) {
+    assert_eq!(
+        shape::read(bytes, MAX_VALUES, MAX_DEPTH),
+        shape::read_by_serde(bytes, MAX_VALUES, MAX_DEPTH),
+        "{}",
+        String::from_utf8_lossy(bytes)
+    );
     // A refused body never reaches the handler.
     if let Ok(found) = shape::read(bytes, MAX_VALUES, MAX_DEPTH) {
         assert!(found.values <= MAX_VALUES, "{found:?}");
@@ -59,4 +73,103 @@ fn front_door_json_rpc_shaped() {
     bolero::check!()
         .with_type::<Vec<(u8, String)>>()
         .for_each(|parts| screen(assemble(parts, JSON_RPC).as_bytes()));
+}
+
+/// Scalars and keys the built bodies draw from: plain ones, and each thing
+/// the plain read leaves to serde (escapes, exponents, odd ids, bad tokens).
+const SCALARS: &[&str] = &[
+    "1",
+    "-7",
+    "0",
+    "-0",
+    "1.5",
+    "-0.25",
+    "1e3",
+    "12345678901234567890",
+    "01",
+    "true",
+    "false",
+    "null",
+    r#""""#,
+    r#""x""#,
+    r#""tools/call""#,
+    r#""a\"b\\c\n\t/""#,
+    r#""\u0041""#,
+    r#""\ud800""#,
+    "\"é\"",
+    "\"\u{1}\"",
+    "nul",
+    "}",
+];
+const KEYS: &[&str] = &[
+    "jsonrpc",
+    "id",
+    "method",
+    "params",
+    "arguments",
+    "_meta",
+    "name",
+    "x",
+    "a\\\"b",
+    "metho\\u0064",
+];
+const SPACE: &[&str] = &["", "", "", " ", "\n ", "\t"];
+
+/// A body built from `bytes`: mostly well-formed JSON-RPC-like objects, so
+/// that the plain read decides often and is checked against serde's.
+fn build(bytes: &[u8]) -> String {
+    let mut at = 0;
+    let mut next = || {
+        let byte = bytes.get(at).copied().unwrap_or(0);
+        at += 1;
+        usize::from(byte)
+    };
+    let mut out = String::new();
+    object(&mut next, &mut out, 0);
+    if next() % 16 == 0 {
+        out.push_str(SCALARS[next() % SCALARS.len()]);
+    }
+    out
+}
+
+fn object(next: &mut impl FnMut() -> usize, out: &mut String, depth: usize) {
+    out.push('{');
+    let members = next() % 5;
+    for member in 0..members {
+        if member > 0 {
+            out.push(',');
+        }
+        out.push_str(SPACE[next() % SPACE.len()]);
+        out.push('"');
+        out.push_str(KEYS[next() % KEYS.len()]);
+        out.push_str("\":");
+        out.push_str(SPACE[next() % SPACE.len()]);
+        value(next, out, depth + 1);
+    }
+    out.push_str(SPACE[next() % SPACE.len()]);
+    out.push('}');
+}
+
+fn value(next: &mut impl FnMut() -> usize, out: &mut String, depth: usize) {
+    match next() % 8 {
+        0 if depth < 40 => object(next, out, depth),
+        1 if depth < 40 => {
+            out.push('[');
+            for item in 0..next() % 4 {
+                if item > 0 {
+                    out.push(',');
+                }
+                value(next, out, depth + 1);
+            }
+            out.push(']');
+        }
+        _ => out.push_str(SCALARS[next() % SCALARS.len()]),
+    }
+}
+
+#[test]
+fn front_door_built_bodies() {
+    bolero::check!()
+        .with_type::<Vec<u8>>()
+        .for_each(|bytes| screen(build(bytes).as_bytes()));
 }

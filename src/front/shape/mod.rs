@@ -3,11 +3,14 @@
 //! One pass over the bytes with serde's visitor API, allocating only the
 //! `method` and `id`: counts every JSON value against a budget and caps the
 //! nesting depth, so a body of a million tiny objects is refused before
-//! `serde_json::Value` would spend hundreds of bytes on each.
+//! `serde_json::Value` would spend hundreds of bytes on each. Small plain
+//! bodies, the usual request, are read by hand instead ([`plain`]).
 use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+mod plain;
 
 /// The longest method name kept whole; longer ones are unknown anyway.
 pub const MAX_METHOD_LEN: usize = 128;
@@ -66,6 +69,20 @@ pub enum ShapeError {
 /// Reads the shape of `body`, refusing more than `max_values` values or
 /// deeper nesting than `max_depth`.
 pub fn read(body: &[u8], max_values: usize, max_depth: usize) -> Result<Shape, ShapeError> {
+    match plain::read(body, max_values, max_depth) {
+        Some(shape) => Ok(shape),
+        None => read_by_serde(body, max_values, max_depth),
+    }
+}
+
+/// [`read`] through serde's visitors alone: every body, every refusal and
+/// its wording. [`read`] takes plain bodies by hand first and must agree
+/// with this (the `front_door` fuzz target checks it).
+pub fn read_by_serde(
+    body: &[u8],
+    max_values: usize,
+    max_depth: usize,
+) -> Result<Shape, ShapeError> {
     let budget = Budget {
         left: Cell::new(max_values),
         max_values,
