@@ -121,11 +121,14 @@ fn check(limits: &FrontLimits, bytes: &[u8]) -> Result<Shape, Box<Response>> {
         limits.max_json_depth,
     )
     .map_err(|err| Box::new(shape_refusal(&err)))?;
-    let id = shape
-        .id
-        .as_deref()
-        .and_then(|id| serde_json::from_str(id).ok())
-        .unwrap_or(Value::Null);
+    // Only a refusal quotes the id back.
+    let id = || {
+        shape
+            .id
+            .as_deref()
+            .and_then(|id| serde_json::from_str(id).ok())
+            .unwrap_or(Value::Null)
+    };
     let (max_bytes, max_values) = limits.for_method(shape.method.as_deref());
     if bytes.len() > max_bytes {
         return Err(Box::new(too_large(max_bytes)));
@@ -139,7 +142,7 @@ fn check(limits: &FrontLimits, bytes: &[u8]) -> Result<Shape, Box<Response>> {
         tracing::info!("request refused: method name too long");
         return Err(Box::new(rpc_error(
             StatusCode::OK,
-            id,
+            id(),
             code::METHOD_NOT_FOUND,
             "method not found",
         )));
@@ -149,7 +152,7 @@ fn check(limits: &FrontLimits, bytes: &[u8]) -> Result<Shape, Box<Response>> {
         if shape.params != Some(Kind::Object) || !arguments_ok {
             return Err(Box::new(rpc_error(
                 StatusCode::OK,
-                id,
+                id(),
                 code::INVALID_PARAMS,
                 "tools/call needs params {name, arguments} with arguments an object",
             )));
