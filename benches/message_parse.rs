@@ -7,8 +7,8 @@
 //! derived path: the limit's check is all it adds). The front door's body
 //! shape read of the same request, by hand (`shape::read`, the plain case)
 //! against serde's visitors (`shape::read_by_serde`).
-//! Prints figures; asserts nothing (the equivalence is tested by the fuzz
-//! target `json_rpc_parse`).
+//! Prints figures; asserts only that each parse succeeds (the equivalences
+//! are tested by the fuzz targets `json_rpc_parse` and `front_door`).
 //!
 //! `cargo bench --bench message_parse`
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -63,9 +63,9 @@ pub struct BadRate {
     at: String,
 }
 
-/// Hashed with foldhash, seeded per process: keys are callers, upstreams and
-/// tools the gateway itself names, and SipHash cost ~850 instructions of
-/// each `tools/call` with the default limits (callgrind).
+/// Hashed with foldhash, seeded per process, as the in-flight ids are: keys
+/// are authenticated callers, configured upstreams and listed tools, and
+/// SipHash cost ~850 instructions of each `tools/call` (callgrind).
 type Keyed<K, C> = RateLimiter<
     K,
     DefaultKeyedStateStore<K, foldhash::fast::RandomState>,

@@ -4,7 +4,7 @@
 //! `method` and `id`: counts every JSON value against a budget and caps the
 //! nesting depth, so a body of a million tiny objects is refused before
 //! `serde_json::Value` would spend hundreds of bytes on each. Small plain
-//! bodies, the usual request, are read by hand instead ([`plain`]).
+//! bodies, the usual request, are read by hand instead (`plain`).
 use std::cell::Cell;
 use std::fmt;
 

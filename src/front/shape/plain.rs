@@ -6,8 +6,8 @@
 //! pass does the same counting in a few instructions per byte. It takes
 //! only what it can decide exactly as that path would: small, well-formed
 //! UTF-8 JSON within the limits, with no `\u` escape, no number exponent,
-//! no repeated `method`, `id` or `params`, and ids that print as they are
-//! written. Anything else, and every refusal, is left to the serde path,
+//! no repeated `method`, `id` or `params`, and ids that are a string
+//! without escapes or an integer of up to 18 digits. Anything else, and every refusal, is left to the serde path,
 //! which decides and words the error. The fuzz target `front_door` holds
 //! the two to the same outcome.
 use super::{Kind, MAX_METHOD_LEN, Shape};
@@ -150,7 +150,7 @@ impl<'a> Scan<'a> {
                 self.count()?;
                 let number = self.number()?;
                 // An integer of up to 18 digits fits i64 and u64 and prints
-                // as written, but `-0`, which prints as `0`.
+                // as written; `-0` is left out (serde reads it as a float).
                 let digits = number.strip_prefix('-').unwrap_or(number);
                 let integer = digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit());
                 (integer && number != "-0").then(|| Some(number.to_owned()))
@@ -326,6 +326,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":null,"method":null,"params":[1,[2,{}]]}"#,
             "\t{ }\r\n",
             &format!(r#"{{"method":"{}"}}"#, "m".repeat(MAX_METHOD_LEN + 1)),
+            r#"{"id":-123456789012345678,"method":"ping"}"#,
         ] {
             let (plain, serde) = both(body);
             assert_eq!(plain.as_ref(), Some(&serde.unwrap()), "{body}");
@@ -342,6 +343,7 @@ mod tests {
             r#"{"id":1.0,"method":"ping"}"#,
             r#"{"id":-0,"method":"ping"}"#,
             r#"{"id":12345678901234567890,"method":"ping"}"#,
+            r#"{"id":1234567890123456789,"method":"ping"}"#,
             r#"{"method":"a","method":"b"}"#,
             r#"{"params":{},"params":1}"#,
             r#"{"method":1}"#,
@@ -366,5 +368,33 @@ mod tests {
             "x".repeat(PLAIN_MAX_BYTES)
         );
         assert_eq!(read(big.as_bytes(), VALUES, DEPTH), None);
+        // Deeper than this pass goes, though within the configured limit.
+        let deep = format!(
+            r#"{{"params":{}{}}}"#,
+            "[".repeat(PLAIN_MAX_DEPTH),
+            "]".repeat(PLAIN_MAX_DEPTH)
+        );
+        assert_eq!(read(deep.as_bytes(), VALUES, 200), None);
+        assert_eq!(
+            super::super::read(deep.as_bytes(), VALUES, 200),
+            read_by_serde(deep.as_bytes(), VALUES, 200)
+        );
+    }
+
+    #[test]
+    fn the_limits_bind_here_exactly_where_they_bind_for_serde() {
+        // 1 (object) + 1 (method) + 1 (params) + 3 (items) = 6 values;
+        // the array's items sit at depth 2, inside 2 containers.
+        let body = br#"{"method":"m","params":[1,2,3]}"#;
+        for (values, depth) in [(6, 2), (5, 2), (6, 1), (0, 0), (1, 1)] {
+            let serde = read_by_serde(body, values, depth);
+            match read(body, values, depth) {
+                Some(plain) => assert_eq!(Ok(plain), serde, "{values} {depth}"),
+                None => assert!(serde.is_err(), "{values} {depth}: {serde:?}"),
+            }
+        }
+        assert_eq!(read(body, 6, 2).map(|shape| shape.values), Some(6));
+        assert_eq!(read(body, 5, 2), None);
+        assert_eq!(read(body, 6, 1), None);
     }
 }
