@@ -237,3 +237,114 @@ fn json_rpc_write_fragments() {
         .with_type::<Vec<(u8, String)>>()
         .for_each(|parts| written_as_before(assemble(parts, FRAGMENTS).as_bytes()));
 }
+
+/// Member values the built messages draw from: what SDKs send and near
+/// misses of it.
+const IDS: &[&str] = &[
+    "1",
+    "\"a\"",
+    "null",
+    "1.5",
+    "-0",
+    "18446744073709551616",
+    "{}",
+];
+const METHODS: &[&str] = &[
+    "\"tools/call\"",
+    "\"tools/list\"",
+    "\"ping\"",
+    "\"initialize\"",
+    "\"notifications/progress\"",
+    "\"notifications/cancelled\"",
+    "\"notifications/initialized\"",
+    "\"sampling/createMessage\"",
+    "\"vendor/thing\"",
+    "7",
+];
+const PARAMS: &[&str] = &[
+    r#"{"name":"echo","arguments":{"x":1}}"#,
+    r#"{"name":"echo","_meta":{"progressToken":"p"},"arguments":{}}"#,
+    r#"{"_meta":{"progressToken":5,"x":{"y":[1.5]}},"name":"a"}"#,
+    r#"{"name":"a","arguments":[1]}"#,
+    r#"{"name":7}"#,
+    r#"{"name":"a","name":"b"}"#,
+    r#"{"progressToken":1,"progress":0.5,"total":2}"#,
+    r#"{"requestId":1,"reason":"r"}"#,
+    r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}"#,
+    r#"{"messages":[],"maxTokens":5}"#,
+    r#"{"cursor":"c"}"#,
+    "{}",
+    "null",
+    "[1]",
+];
+const RESULTS: &[&str] = &[
+    r#"{"content":[{"type":"text","text":"a"}],"isError":false}"#,
+    r#"{"content":[{"type":"text","text":"a","annotations":{"priority":1}}],"structuredContent":{"n":1}}"#,
+    r#"{"content":[{"type":"image","data":"aGk=","mimeType":"image/png"}]}"#,
+    r#"{"content":[{"text":"a","type":"text"}]}"#,
+    r#"{"content":[{"type":"text"}]}"#,
+    r#"{"content":[],"isError":"no"}"#,
+    r#"{"content":[],"tools":[]}"#,
+    r#"{"tools":[{"name":"a","inputSchema":{"type":"object"}}]}"#,
+    r#"{"resultType":"input_required","inputRequests":{}}"#,
+    r#"{"structuredContent":{"n":1}}"#,
+    r#"{"contents":[{"uri":"file:///a","text":"t"}]}"#,
+    "{}",
+    "[]",
+];
+const ERRORS: &[&str] = &[
+    r#"{"code":-32601,"message":"no"}"#,
+    r#"{"code":-32000,"message":"boom","data":{"a":1}}"#,
+    r#"{"code":"x","message":"m"}"#,
+    "{}",
+];
+
+/// A message built from `bytes`: mostly well formed (a random text is
+/// almost never a JSON-RPC message), in any member order, with the shapes'
+/// near misses (missing `jsonrpc`, a request without an id, a result and
+/// an error together, a stray member).
+fn built_message(bytes: &[u8]) -> String {
+    let mut at = 0;
+    let mut draw = |of: usize| {
+        let byte = bytes.get(at).copied().unwrap_or(0);
+        at += 1;
+        usize::from(byte) % of
+    };
+    let mut members = Vec::new();
+    if draw(8) != 0 {
+        members.push(r#""jsonrpc":"2.0""#.to_owned());
+    }
+    if draw(4) != 0 {
+        members.push(format!(r#""id":{}"#, IDS[draw(IDS.len())]));
+    }
+    match draw(4) {
+        0 | 1 => {
+            members.push(format!(r#""method":{}"#, METHODS[draw(METHODS.len())]));
+            if draw(4) != 0 {
+                members.push(format!(r#""params":{}"#, PARAMS[draw(PARAMS.len())]));
+            }
+        }
+        2 => members.push(format!(r#""result":{}"#, RESULTS[draw(RESULTS.len())])),
+        _ => members.push(format!(r#""error":{}"#, ERRORS[draw(ERRORS.len())])),
+    }
+    match draw(16) {
+        1 => members.push(format!(r#""result":{}"#, RESULTS[draw(RESULTS.len())])),
+        2 => members.push(r#""x":[1,{"y":null}]"#.to_owned()),
+        3 => members.push(format!(r#""id":{}"#, IDS[draw(IDS.len())])),
+        _ => {}
+    }
+    // Member order as drawn: a rotation and maybe a swap.
+    let turn = draw(members.len().max(1));
+    members.rotate_left(turn);
+    if members.len() > 1 && draw(2) == 1 {
+        members.swap(0, 1);
+    }
+    format!("{{{}}}", members.join(","))
+}
+
+#[test]
+fn json_rpc_parse_built_messages() {
+    bolero::check!()
+        .with_type::<Vec<u8>>()
+        .for_each(|bytes| both(built_message(bytes).as_bytes()));
+}
