@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bulwark_actors::cache::CacheKey;
 use serde_json::{Map, Value};
 
-use super::assemble;
+use super::{assemble, built_object, draws};
 
 const JSON: &[&str] = &[
     "{",
@@ -69,4 +69,35 @@ fn cache_key_json_shaped() {
     bolero::check!()
         .with_type::<Vec<(u8, String)>>()
         .for_each(|parts| check(&assemble(parts, JSON)));
+}
+
+/// Keys and scalars for the built arguments: plain, non-ASCII, escaped,
+/// empty; numbers that are equal as numbers but written apart.
+const KEYS: &[&str] = &["a", "b", "c", "é", "\\u0041", "", "a\\\"b"];
+const SCALARS: &[&str] = &[
+    "1",
+    "1.0",
+    "-0",
+    "0",
+    "1e3",
+    "1000",
+    "null",
+    "true",
+    "false",
+    "\"x\"",
+    "\"é\"",
+    "\"\\u0000\"",
+    "\"a\"",
+];
+
+#[test]
+fn cache_key_built_arguments() {
+    // Assembled text is almost never an object (the canonicaliser would
+    // go unchecked); built arguments mostly are.
+    bolero::check!().with_type::<Vec<u8>>().for_each(|bytes| {
+        let mut next = draws(bytes);
+        let mut text = String::new();
+        built_object(&mut next, KEYS, SCALARS, &mut text);
+        check(&text);
+    });
 }

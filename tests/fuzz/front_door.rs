@@ -5,7 +5,7 @@
 use bulwark::front::shape;
 use rmcp::model::ClientJsonRpcMessage;
 
-use super::assemble;
+use super::{assemble, built_object, draws};
 
 const MAX_VALUES: usize = 2_000;
 const MAX_DEPTH: usize = 32;
@@ -113,60 +113,18 @@ const KEYS: &[&str] = &[
     "a\\\"b",
     "metho\\u0064",
 ];
-const SPACE: &[&str] = &["", "", "", " ", "\n ", "\t"];
-
 /// A body built from `bytes`: mostly well-formed JSON-RPC-like objects, so
 /// that the plain read decides often and is checked against serde's.
 fn build(bytes: &[u8]) -> String {
-    let mut at = 0;
-    let mut next = || {
-        let byte = bytes.get(at).copied().unwrap_or(0);
-        at += 1;
-        usize::from(byte)
-    };
+    let mut next = draws(bytes);
     let mut out = String::new();
-    object(&mut next, &mut out, 0);
+    built_object(&mut next, KEYS, SCALARS, &mut out);
     // Trailing junk now and then; never once the bytes ran out (a draw
     // past the end is 0).
     if next() % 16 == 15 {
         out.push_str(SCALARS[next() % SCALARS.len()]);
     }
     out
-}
-
-fn object(next: &mut impl FnMut() -> usize, out: &mut String, depth: usize) {
-    out.push('{');
-    let members = next() % 5;
-    for member in 0..members {
-        if member > 0 {
-            out.push(',');
-        }
-        out.push_str(SPACE[next() % SPACE.len()]);
-        out.push('"');
-        out.push_str(KEYS[next() % KEYS.len()]);
-        out.push_str("\":");
-        out.push_str(SPACE[next() % SPACE.len()]);
-        value(next, out, depth + 1);
-    }
-    out.push_str(SPACE[next() % SPACE.len()]);
-    out.push('}');
-}
-
-fn value(next: &mut impl FnMut() -> usize, out: &mut String, depth: usize) {
-    match next() % 8 {
-        0 if depth < 40 => object(next, out, depth),
-        1 if depth < 40 => {
-            out.push('[');
-            for item in 0..next() % 4 {
-                if item > 0 {
-                    out.push(',');
-                }
-                value(next, out, depth + 1);
-            }
-            out.push(']');
-        }
-        _ => out.push_str(SCALARS[next() % SCALARS.len()]),
-    }
 }
 
 #[test]

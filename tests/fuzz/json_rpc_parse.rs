@@ -8,7 +8,7 @@ use rmcp::model::{
 };
 use serde_json::json;
 
-use super::assemble;
+use super::{assemble, draws};
 
 /// Both parses of `bytes`: the same message (as it writes back: the types
 /// have no `PartialEq`), or both an error with the same text.
@@ -304,12 +304,8 @@ const ERRORS: &[&str] = &[
 /// near misses (missing `jsonrpc`, a request without an id, a result and
 /// an error together, a stray member).
 fn built_message(bytes: &[u8]) -> String {
-    let mut at = 0;
-    let mut draw = |of: usize| {
-        let byte = bytes.get(at).copied().unwrap_or(0);
-        at += 1;
-        usize::from(byte) % of
-    };
+    let mut next = draws(bytes);
+    let mut draw = |of: usize| next() % of;
     let mut members = Vec::new();
     if draw(8) != 0 {
         members.push(r#""jsonrpc":"2.0""#.to_owned());

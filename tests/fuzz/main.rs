@@ -30,3 +30,76 @@ pub fn assemble(parts: &[(u8, String)], vocabulary: &[&str]) -> String {
     }
     out
 }
+
+/// Draws from `bytes`, a byte each, 0 once they run out.
+pub fn draws(bytes: &[u8]) -> impl FnMut() -> usize + '_ {
+    let mut at = 0;
+    move || {
+        let byte = bytes.get(at).copied().unwrap_or(0);
+        at += 1;
+        usize::from(byte)
+    }
+}
+
+/// Whitespace between tokens, mostly none.
+const SPACE: &[&str] = &["", "", "", " ", "\n ", "\t"];
+
+/// A JSON object drawn from `next` (a draw past the input's end is 0): up to
+/// four members keyed from `keys` (written between quotes as given), values
+/// nested objects, arrays or `scalars` (as given, so a vocabulary may hold
+/// near misses). Assembled token sequences are almost never an object; these
+/// mostly are, so a target's property is checked on accepted input.
+pub fn built_object(
+    next: &mut impl FnMut() -> usize,
+    keys: &[&str],
+    scalars: &[&str],
+    out: &mut String,
+) {
+    object(next, keys, scalars, out, 0);
+}
+
+fn object(
+    next: &mut impl FnMut() -> usize,
+    keys: &[&str],
+    scalars: &[&str],
+    out: &mut String,
+    depth: usize,
+) {
+    out.push('{');
+    for member in 0..next() % 5 {
+        if member > 0 {
+            out.push(',');
+        }
+        out.push_str(SPACE[next() % SPACE.len()]);
+        out.push('"');
+        out.push_str(keys[next() % keys.len()]);
+        out.push_str("\":");
+        out.push_str(SPACE[next() % SPACE.len()]);
+        value(next, keys, scalars, out, depth + 1);
+    }
+    out.push_str(SPACE[next() % SPACE.len()]);
+    out.push('}');
+}
+
+fn value(
+    next: &mut impl FnMut() -> usize,
+    keys: &[&str],
+    scalars: &[&str],
+    out: &mut String,
+    depth: usize,
+) {
+    match next() % 8 {
+        0 if depth < 40 => object(next, keys, scalars, out, depth),
+        1 if depth < 40 => {
+            out.push('[');
+            for item in 0..next() % 4 {
+                if item > 0 {
+                    out.push(',');
+                }
+                value(next, keys, scalars, out, depth + 1);
+            }
+            out.push(']');
+        }
+        _ => out.push_str(scalars[next() % scalars.len()]),
+    }
+}
