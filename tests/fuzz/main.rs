@@ -55,51 +55,57 @@ pub fn built_object(
     scalars: &[&str],
     out: &mut String,
 ) {
-    object(next, keys, scalars, out, 0);
-}
-
-fn object(
-    next: &mut impl FnMut() -> usize,
-    keys: &[&str],
-    scalars: &[&str],
-    out: &mut String,
-    depth: usize,
-) {
-    out.push('{');
-    for member in 0..next() % 5 {
-        if member > 0 {
-            out.push(',');
-        }
-        out.push_str(SPACE[next() % SPACE.len()]);
-        out.push('"');
-        out.push_str(keys[next() % keys.len()]);
-        out.push_str("\":");
-        out.push_str(SPACE[next() % SPACE.len()]);
-        value(next, keys, scalars, out, depth + 1);
+    Builder {
+        next,
+        keys,
+        scalars,
     }
-    out.push_str(SPACE[next() % SPACE.len()]);
-    out.push('}');
+    .object(out, 0);
 }
 
-fn value(
-    next: &mut impl FnMut() -> usize,
-    keys: &[&str],
-    scalars: &[&str],
-    out: &mut String,
-    depth: usize,
-) {
-    match next() % 8 {
-        0 if depth < 40 => object(next, keys, scalars, out, depth),
-        1 if depth < 40 => {
-            out.push('[');
-            for item in 0..next() % 4 {
-                if item > 0 {
-                    out.push(',');
-                }
-                value(next, keys, scalars, out, depth + 1);
+/// What [`built_object`] draws from.
+struct Builder<'a, F> {
+    next: &'a mut F,
+    keys: &'a [&'a str],
+    scalars: &'a [&'a str],
+}
+
+impl<F: FnMut() -> usize> Builder<'_, F> {
+    fn pick<'s>(&mut self, from: &[&'s str]) -> &'s str {
+        from[(self.next)() % from.len()]
+    }
+
+    fn object(&mut self, out: &mut String, depth: usize) {
+        out.push('{');
+        for member in 0..(self.next)() % 5 {
+            if member > 0 {
+                out.push(',');
             }
-            out.push(']');
+            out.push_str(self.pick(SPACE));
+            out.push('"');
+            out.push_str(self.pick(self.keys));
+            out.push_str("\":");
+            out.push_str(self.pick(SPACE));
+            self.value(out, depth + 1);
         }
-        _ => out.push_str(scalars[next() % scalars.len()]),
+        out.push_str(self.pick(SPACE));
+        out.push('}');
+    }
+
+    fn value(&mut self, out: &mut String, depth: usize) {
+        match (self.next)() % 8 {
+            0 if depth < 40 => self.object(out, depth),
+            1 if depth < 40 => {
+                out.push('[');
+                for item in 0..(self.next)() % 4 {
+                    if item > 0 {
+                        out.push(',');
+                    }
+                    self.value(out, depth + 1);
+                }
+                out.push(']');
+            }
+            _ => out.push_str(self.pick(self.scalars)),
+        }
     }
 }

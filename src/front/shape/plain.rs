@@ -86,23 +86,14 @@ impl<'a> Scan<'a> {
                 }
                 b"params" if !params => {
                     params = true;
-                    if scan.peek()? == b'{' {
-                        scan.count()?;
-                        scan.at += 1;
-                        scan.enter(2)?;
-                        let mut arguments = None;
-                        scan.members(|scan, key| {
-                            let kind = scan.value(2)?;
-                            if key == b"arguments" {
-                                arguments = Some(kind);
-                            }
-                            Some(())
-                        })?;
-                        shape.params = Some(Kind::Object);
-                        shape.arguments = arguments;
-                    } else {
-                        shape.params = Some(scan.value(1)?);
-                    }
+                    let mut arguments = None;
+                    let kind = scan.value_seeing(1, |key, kind| {
+                        if key == b"arguments" {
+                            arguments = Some(kind);
+                        }
+                    })?;
+                    shape.params = Some(kind);
+                    shape.arguments = arguments;
                 }
                 // A repeated key the shape reads: the serde path decides.
                 b"method" | b"id" | b"params" => return None,
@@ -119,20 +110,28 @@ impl<'a> Scan<'a> {
     /// An object's members after its `{`, through its `}`: `member` reads
     /// each value, given the member's key as written.
     fn members(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+        self.items(b'}', |scan| {
+            let key = scan.string()?;
+            scan.space();
+            scan.expect(b':')?;
+            scan.space();
+            member(scan, key)
+        })
+    }
+
+    /// The items of an object or array after its opening, through `close`,
+    /// each read by `item`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.space();
-        if self.eat(b'}') {
+        if self.eat(close) {
             return Some(());
         }
         loop {
             self.space();
-            let key = self.string()?;
-            self.space();
-            self.expect(b':')?;
-            self.space();
-            member(self, key)?;
+            item(self)?;
             self.space();
             if !self.eat(b',') {
-                return self.expect(b'}');
+                return self.expect(close);
             }
         }
     }
@@ -162,29 +161,27 @@ impl<'a> Scan<'a> {
     /// Any value at `depth` (the top object's members are at 1), counted
     /// with everything in it; its kind.
     fn value(&mut self, depth: usize) -> Option<Kind> {
+        self.value_seeing(depth, |_, _| {})
+    }
+
+    /// [`Self::value`], with `seen` given each key of an object and the kind
+    /// of its value.
+    fn value_seeing(&mut self, depth: usize, mut seen: impl FnMut(&[u8], Kind)) -> Option<Kind> {
         self.count()?;
         match self.peek()? {
             b'{' => {
                 self.at += 1;
                 self.enter(depth + 1)?;
-                self.members(|scan, _| scan.value(depth + 1).map(|_| ()))?;
+                self.members(|scan, key| {
+                    seen(key, scan.value(depth + 1)?);
+                    Some(())
+                })?;
                 Some(Kind::Object)
             }
             b'[' => {
                 self.at += 1;
                 self.enter(depth + 1)?;
-                self.space();
-                if !self.eat(b']') {
-                    loop {
-                        self.space();
-                        self.value(depth + 1)?;
-                        self.space();
-                        if !self.eat(b',') {
-                            self.expect(b']')?;
-                            break;
-                        }
-                    }
-                }
+                self.items(b']', |scan| scan.value(depth + 1).map(drop))?;
                 Some(Kind::Array)
             }
             b'"' => self.string().map(|_| Kind::String),
