@@ -380,13 +380,21 @@ async fn floor_and_secure(
     label: &str,
     (floor_pid, floor_url): (u32, &str),
     (gw_pid, gw_url, key): (u32, &str, &str),
+    (plain_pid, plain_url): (u32, &str),
 ) {
     for concurrency in [1, 32] {
         let f = measured(floor_pid, floor_url, None, "echo", concurrency).await;
         let g = measured(gw_pid, gw_url, Some(key), "echo__echo", concurrency).await;
+        // The same gateway with auth, limits and guardrails off: what
+        // bridging HTTP to stdio through rmcp's server and client costs
+        // before any of the security plane, so the ceiling of its ratio.
+        let o = measured(plain_pid, plain_url, None, "echo__echo", concurrency).await;
         report.add(
-            format!("{label} c={concurrency} CPU µs/call: floor / gw secure"),
-            format!("{:.0} / {:.0}", f.cpu_us_per_call, g.cpu_us_per_call),
+            format!("{label} c={concurrency} CPU µs/call: floor / gw secure / gw all off"),
+            format!(
+                "{:.0} / {:.0} / {:.0}",
+                f.cpu_us_per_call, g.cpu_us_per_call, o.cpu_us_per_call
+            ),
         );
         report.add(
             format!("{label} c={concurrency} CPU µs/call: client (floor, gw) / upstream"),
@@ -397,12 +405,14 @@ async fn floor_and_secure(
             format!("{:.2} / {:.2}", f.writes_per_call, g.writes_per_call),
         );
         report.add(
-            format!("{label} c={concurrency} calls/s: floor / gw secure (ratio)"),
+            format!("{label} c={concurrency} calls/s: floor / gw secure / gw all off (ratios)"),
             format!(
-                "{:.0} / {:.0} ({:.2}x)",
+                "{:.0} / {:.0} / {:.0} ({:.2}x / {:.2}x)",
                 f.figures.calls_per_sec,
                 g.figures.calls_per_sec,
-                g.figures.calls_per_sec / f.figures.calls_per_sec
+                o.figures.calls_per_sec,
+                g.figures.calls_per_sec / f.figures.calls_per_sec,
+                o.figures.calls_per_sec / f.figures.calls_per_sec
             ),
         );
     }
@@ -523,8 +533,9 @@ fn stock_floor(dir: &std::path::Path) -> Option<(Proc, String)> {
 }
 
 /// `BULWARK_BENCH_AB=N`: N rounds of pooled c=32 load (stateless with
-/// `BULWARK_BENCH_AB_STATELESS=1`) on the floor and on
-/// the secure gateway of every build (the baseline's too, when given), one
+/// `BULWARK_BENCH_AB_STATELESS=1`) on the floor, on
+/// the secure gateway of every build (the baseline's too, when given) and on
+/// this build's gateway with auth, limits and guardrails off, one
 /// after another within each round, all running throughout; prints each
 /// round and then the medians. This machine's speed drifts by ±15% within
 /// minutes, which can decide a before/after taken from two separate runs;
@@ -544,11 +555,27 @@ pub async fn ab(key: &bulwark::auth::keys::NewKey, dir: &std::path::Path, rounds
     for (label, gateway, url) in &gateways {
         contenders.push((label, gateway.0.id(), url, Some(&key.secret), "echo__echo"));
     }
+    // This build with auth, limits and guardrails off: the ratio's ceiling
+    // for a gateway that bridges through rmcp's server and client.
+    let all_off = dir.join("ab-all-off");
+    std::fs::create_dir_all(&all_off).unwrap();
+    let (plain, plain_url) = start(BIN, &config(&all_off, 1, Security::Off, &hash), &all_off).await;
+    contenders.push(("all off", plain.0.id(), &plain_url, None, "echo__echo"));
     // `BULWARK_BENCH_AB_STATELESS=1`: stateless (2026-07-28) calls, a
-    // connection per call, instead of a session's pooled ones.
+    // connection per call, instead of a session's pooled ones;
+    // `BULWARK_BENCH_AB_CONNECTION=1`: a session's calls, a connection per
+    // call (rmcp's default client, as issue 16's c=32 figure was taken).
     let stateless = std::env::var_os("BULWARK_BENCH_AB_STATELESS").is_some();
-    let mode = if stateless { "stateless" } else { "pooled" };
-    super::POOLED.store(!stateless, std::sync::atomic::Ordering::Relaxed);
+    let per_connection = std::env::var_os("BULWARK_BENCH_AB_CONNECTION").is_some();
+    let mode = match (stateless, per_connection) {
+        (true, _) => "stateless",
+        (false, true) => "connection per call",
+        (false, false) => "pooled",
+    };
+    super::POOLED.store(
+        !stateless && !per_connection,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     super::STATELESS.store(stateless, std::sync::atomic::Ordering::Relaxed);
     // Per contender: (CPU µs/call, calls/s relative to the round's floor).
     let mut seen: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); contenders.len()];
@@ -686,12 +713,13 @@ pub async fn run(
     // above include an accept and a connection task per call.
     let secure = (gateway.0.id(), gw_url.as_str(), key.secret.as_str());
     let floor_at = (floor.0.id(), floor_url.as_str());
+    let plain_at = (plain_gw.0.id(), plain_url.as_str());
     super::POOLED.store(true, std::sync::atomic::Ordering::Relaxed);
-    floor_and_secure(&mut report, "pooled", floor_at, secure).await;
+    floor_and_secure(&mut report, "pooled", floor_at, secure, plain_at).await;
     super::POOLED.store(false, std::sync::atomic::Ordering::Relaxed);
     // The same calls stateless (2026-07-28): no session, one POST per call.
     super::STATELESS.store(true, std::sync::atomic::Ordering::Relaxed);
-    floor_and_secure(&mut report, "stateless", floor_at, secure).await;
+    floor_and_secure(&mut report, "stateless", floor_at, secure, plain_at).await;
     super::STATELESS.store(false, std::sync::atomic::Ordering::Relaxed);
     let run_for = Duration::from_secs(2);
     let ka_floor = keep_alive_p50(&floor_url, None, "echo", run_for).await;
