@@ -83,6 +83,7 @@ impl Runtime {
     /// Starts the tree for the file upstreams plus the store's; `sources`
     /// are where `config` came from (watched by [`crate::control::watch`]).
     pub async fn start_with(config: &Config, sources: Sources) -> Result<Self, StartError> {
+        config.warn_ignored_keys();
         let telemetry = crate::telemetry::Telemetry::new(&config.telemetry)?;
         let guardrails = Guardrails::new(config.guardrails.clone())?;
         let cache = CacheHandle::new(&config.cache)?;

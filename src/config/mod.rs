@@ -214,6 +214,42 @@ pub struct UpstreamConfig {
     /// Active health checks of every instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthSpec>,
+    /// Where it was defined, so that errors about it name that place.
+    #[serde(skip)]
+    defined: Defined,
+    /// The client-side keys of its `mcpServers` entry, which the gateway
+    /// ignores (see [`Config::warn_ignored_keys`]).
+    #[serde(skip)]
+    ignored: Vec<&'static str>,
+}
+
+/// Where an upstream was defined.
+#[derive(Debug, Clone, Default)]
+enum Defined {
+    /// `[upstreams.NAME]` of the TOML layers (or a management request).
+    #[default]
+    Toml,
+    /// `mcpServers.NAME` of this JSON file.
+    McpServers(std::sync::Arc<str>),
+}
+
+impl UpstreamConfig {
+    /// Its key where it was defined: `upstreams.NAME` or `mcpServers.NAME`.
+    fn at(&self, name: &str) -> String {
+        match self.defined {
+            Defined::Toml => format!("upstreams.{name}"),
+            Defined::McpServers(_) => format!("mcpServers.{name}"),
+        }
+    }
+
+    /// The file it was defined in: its `mcpServers` file, or else `toml`
+    /// (the origin of the TOML layers).
+    fn origin<'a>(&'a self, toml: &'a str) -> &'a str {
+        match &self.defined {
+            Defined::Toml => toml,
+            Defined::McpServers(file) => file,
+        }
+    }
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -267,6 +303,23 @@ pub struct Sources {
 }
 
 impl Config {
+    /// Logs one warning per key that an `mcpServers` entry had and the
+    /// gateway ignores (`autoApprove`, `alwaysAllow`, `timeout`). Loading
+    /// does not log (at start, logging is set up from the loaded
+    /// configuration); whoever puts a loaded configuration to use calls this.
+    pub fn warn_ignored_keys(&self) {
+        for (name, upstream) in &self.upstreams {
+            for key in &upstream.ignored {
+                tracing::warn!(
+                    file = upstream.origin(""),
+                    server = %name,
+                    key,
+                    "mcpServers.{name}.{key} is a client-side setting the gateway does not use; ignored"
+                );
+            }
+        }
+    }
+
     /// Loads and validates the layered configuration.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let (default_text, default_origin) = match std::fs::read_to_string("config/default.toml") {

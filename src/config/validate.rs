@@ -1,5 +1,7 @@
 //! Checks a merged configuration and turns it into launch specs. Every error
-//! names the field (`upstreams.NAME.FIELD`) and where the value came from.
+//! names the field (`upstreams.NAME.FIELD`, or `mcpServers.NAME.FIELD` for a
+//! server of the `mcpServers` file) and where the value came from.
+use axum::http::{HeaderName, HeaderValue};
 use bulwark_actors::oauth::is_allowed_endpoint;
 use bulwark_actors::upstream::pool::MAX_INSTANCES;
 use bulwark_actors::upstream::{
@@ -38,29 +40,36 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
     bulwark_actors::timeout::TimeoutPolicy::new(&config.timeouts, separator)
         .map_err(|err| invalid(err.to_string()))?;
     for (name, upstream) in &config.upstreams {
+        // An upstream from the `mcpServers` file is that file's fault.
+        let at = upstream.at(name);
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: upstream.origin(origin).to_owned(),
+            message,
+        };
         let valid_name = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_name {
             return Err(invalid(format!(
-                "upstreams.{name}: a server name may use only letters, digits, '-' and '_'"
+                "{at}: a server name may use only letters, digits, '-' and '_'"
             )));
         }
         if name == crate::mcp::gateway_tools::SERVER {
             return Err(invalid(format!(
-                "upstreams.{name}: the name is reserved for the gateway's own tools"
+                "{at}: the name is reserved for the gateway's own tools"
             )));
         }
         if name.contains(separator.as_str()) {
             return Err(invalid(format!(
-                "upstreams.{name}: the name contains the tool separator {separator:?}"
+                "{at}: the name contains the tool separator {separator:?}"
             )));
         }
-        check_pool(name, upstream).map_err(invalid)?;
-        check_transport(name, upstream).map_err(invalid)?;
+        check_pool(&at, upstream).map_err(invalid)?;
+        check_transport(&at, upstream).map_err(invalid)?;
+        check_launch(&at, upstream).map_err(invalid)?;
         if let Some(policy) = &upstream.restart {
-            check_policy(policy, &format!("upstreams.{name}.restart")).map_err(invalid)?;
+            check_policy(policy, &format!("{at}.restart")).map_err(invalid)?;
         }
     }
     super::virtual_servers::check(&config.virtual_servers, &config.upstreams, separator)
@@ -69,8 +78,7 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
 }
 
 /// `instances`, `urls`, `strategy`, `weights` and `health`.
-fn check_pool(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
-    let at = format!("upstreams.{name}");
+fn check_pool(at: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
     let remote = upstream.url.is_some() || !upstream.urls.is_empty();
     if upstream.url.is_some() && !upstream.urls.is_empty() {
         return Err(format!("{at}: `url` and `urls` exclude each other"));
@@ -137,7 +145,7 @@ fn check_pool(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String
     Ok(())
 }
 
-fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
+fn check_transport(at: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
     if upstream.url.is_none() && !upstream.urls.is_empty() {
         // A remote pool: every URL must pass as `url` would.
         return upstream.urls.iter().try_for_each(|url| {
@@ -146,14 +154,14 @@ fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), S
                 urls: Vec::new(),
                 ..upstream.clone()
             };
-            check_transport(name, &single).map_err(|err| err.replace(".url", ".urls"))
+            check_transport(at, &single).map_err(|err| err.replace(".url", ".urls"))
         });
     }
     let has_command = !upstream.command.trim().is_empty();
     match (upstream.kind, &upstream.url) {
         (Some(super::UpstreamKind::Stdio), Some(_)) => {
             return Err(format!(
-                "upstreams.{name}: type = \"stdio\" runs a `command`; a `url` needs type \"http\" or \"sse\""
+                "{at}: type = \"stdio\" runs a `command`; a `url` needs type \"http\" or \"sse\""
             ));
         }
         (Some(kind @ (super::UpstreamKind::Http | super::UpstreamKind::Sse)), None) => {
@@ -162,46 +170,36 @@ fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), S
             } else {
                 "http"
             };
-            return Err(format!("upstreams.{name}: type = \"{kind}\" needs a `url`"));
+            return Err(format!("{at}: type = \"{kind}\" needs a `url`"));
         }
         _ => {}
     }
     match &upstream.url {
-        None if !has_command => Err(format!(
-            "upstreams.{name}: set `command` (stdio) or `url` (remote)"
-        )),
+        None if !has_command => Err(format!("{at}: set `command` (stdio) or `url` (remote)")),
         None => {
             if !upstream.headers.is_empty() {
-                return Err(format!(
-                    "upstreams.{name}.headers apply to remote (url) upstreams only"
-                ));
+                return Err(format!("{at}.headers apply to remote (url) upstreams only"));
             }
             match (&upstream.oauth, &upstream.token_env) {
                 (Some(oauth), _) if oauth.token_url.is_none() => Err(format!(
-                    "upstreams.{name}.oauth.token_url is required for a stdio upstream"
+                    "{at}.oauth.token_url is required for a stdio upstream"
                 )),
                 (Some(_), None) => Err(format!(
-                    "upstreams.{name}.token_env names the variable that carries the token"
+                    "{at}.token_env names the variable that carries the token"
                 )),
-                (None, Some(_)) => Err(format!(
-                    "upstreams.{name}.token_env needs an [upstreams.{name}.oauth] table"
-                )),
+                (None, Some(_)) => Err(format!("{at}.token_env needs an [{at}.oauth] table")),
                 _ => Ok(()),
             }
         }
-        Some(_) if has_command => Err(format!(
-            "upstreams.{name}: `command` and `url` exclude each other"
-        )),
+        Some(_) if has_command => Err(format!("{at}: `command` and `url` exclude each other")),
         Some(url) => {
-            let parsed = url::Url::parse(url)
-                .map_err(|err| format!("upstreams.{name}.url = {url:?}: {err}"))?;
+            let parsed =
+                url::Url::parse(url).map_err(|err| format!("{at}.url = {url:?}: {err}"))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!("upstreams.{name}.url must be http or https"));
+                return Err(format!("{at}.url must be http or https"));
             }
             if upstream.token_env.is_some() {
-                return Err(format!(
-                    "upstreams.{name}.token_env applies to stdio upstreams only"
-                ));
+                return Err(format!("{at}.token_env applies to stdio upstreams only"));
             }
             if upstream.oauth.is_some() {
                 if upstream
@@ -210,18 +208,106 @@ fn check_transport(name: &str, upstream: &super::UpstreamConfig) -> Result<(), S
                     .any(|h| h.eq_ignore_ascii_case("authorization"))
                 {
                     return Err(format!(
-                        "upstreams.{name}: an Authorization header and oauth exclude each other"
+                        "{at}: an Authorization header and oauth exclude each other"
                     ));
                 }
                 // OAuth 2.1: bearer tokens travel over TLS, loopback excepted.
                 if !is_allowed_endpoint(&parsed) {
                     return Err(format!(
-                        "upstreams.{name}.url must use https to carry an OAuth token (plain http only on loopback)"
+                        "{at}.url must use https to carry an OAuth token (plain http only on loopback)"
                     ));
                 }
             }
             Ok(())
         }
+    }
+}
+
+/// What the process spawn or the HTTP client would refuse later: NUL in the
+/// command, its arguments or `cwd`, an empty `cwd`, environment variable
+/// names that cannot be set, header names that are not HTTP tokens, two
+/// headers whose names differ only in case, and header values no request
+/// may carry. Values are never quoted: they may be secrets.
+fn check_launch(at: &str, upstream: &super::UpstreamConfig) -> Result<(), String> {
+    if upstream.command.contains('\0') {
+        return Err(format!("{at}.command contains a NUL character"));
+    }
+    if let Some(index) = upstream.args.iter().position(|arg| arg.contains('\0')) {
+        return Err(format!("{at}.args[{index}] contains a NUL character"));
+    }
+    if let Some(cwd) = &upstream.cwd {
+        let bytes = cwd.as_os_str().as_encoded_bytes();
+        if bytes.is_empty() {
+            return Err(format!(
+                "{at}.cwd is empty: leave it out to run in the gateway's working directory"
+            ));
+        }
+        if bytes.contains(&0) {
+            return Err(format!("{at}.cwd contains a NUL character"));
+        }
+    }
+    for (name, value) in &upstream.env {
+        check_env_name(name).map_err(|why| format!("{at}.env: variable name {name:?} {why}"))?;
+        if value.contains('\0') {
+            return Err(format!(
+                "{at}.env.{name}: the value contains a NUL character (value not shown)"
+            ));
+        }
+    }
+    if let Some(name) = &upstream.token_env {
+        check_env_name(name).map_err(|why| format!("{at}.token_env = {name:?}: {why}"))?;
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (name, value) in &upstream.headers {
+        let Ok(parsed) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(format!(
+                "{at}.headers: {name:?} is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            ));
+        };
+        if let Some(first) = seen.insert(parsed, name) {
+            return Err(format!(
+                "{at}.headers: {first:?} and {name:?} name the same header (header names ignore case)"
+            ));
+        }
+        // `${VAR}` expands later (and is checked again then); what is
+        // around it stays as written.
+        if HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "{at}.headers.{name}: {INVALID_HEADER_VALUE} (value not shown)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why no header may carry a value.
+const INVALID_HEADER_VALUE: &str =
+    "the value contains a control character (CR, LF, NUL, …) that no HTTP header may carry";
+
+/// Why `name` cannot be an environment variable's name, if it cannot.
+fn check_env_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("is empty")
+    } else if name.contains('=') {
+        Err("contains '='")
+    } else if name.contains('\0') {
+        Err("contains a NUL character")
+    } else {
+        Ok(())
+    }
+}
+
+/// A header value as `${VAR}` expansion made it; a variable's value may
+/// bring a line break the file did not have.
+fn expanded_header_value(at: &str, name: &str, value: String) -> Result<String, ConfigError> {
+    match HeaderValue::from_str(&value) {
+        Ok(_) => Ok(value),
+        Err(_) => Err(ConfigError::Invalid {
+            origin: "environment".into(),
+            message: format!(
+                "{at}.headers.{name}: once its ${{VAR}} is expanded, {INVALID_HEADER_VALUE} (value not shown)"
+            ),
+        }),
     }
 }
 
@@ -245,10 +331,11 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
         .unwrap_or_else(|_| "bulwark".into());
     let mut specs = Vec::new();
     for (name, upstream) in config.upstreams.iter().filter(|(_, u)| u.enabled) {
+        let at = upstream.at(name);
         let expand = |field: &str, value: &str| {
             expand_env(value).map_err(|var| ConfigError::Invalid {
                 origin: "environment".into(),
-                message: format!("upstreams.{name}.{field}: environment variable {var} is not set"),
+                message: format!("{at}.{field}: environment variable {var} is not set"),
             })
         };
         let urls = upstream
@@ -275,7 +362,8 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                     .headers
                     .iter()
                     .map(|(key, value)| {
-                        Ok((key.clone(), expand(&format!("headers.{key}"), value)?))
+                        let value = expand(&format!("headers.{key}"), value)?;
+                        Ok((key.clone(), expanded_header_value(&at, key, value)?))
                     })
                     .collect::<Result<_, ConfigError>>()?,
             }),
@@ -316,7 +404,7 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                         .to_spec(&expand_field)
                         .map_err(|message| ConfigError::Invalid {
                             origin: "environment".into(),
-                            message: format!("upstreams.{name}.{message}"),
+                            message: format!("{at}.{message}"),
                         })?,
                 )
             }
@@ -646,5 +734,248 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("round_robin"), "{err}");
+    }
+
+    /// Loads an `mcpServers` file (and a TOML file beside it); the error,
+    /// the JSON file's and the TOML file's paths.
+    fn load_with_servers(
+        toml: Option<&str>,
+        json: &str,
+    ) -> (Result<Config, ConfigError>, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let servers = dir.path().join("servers.json");
+        std::fs::write(&servers, json).unwrap();
+        let file = dir.path().join("bulwark.toml");
+        if let Some(toml) = toml {
+            std::fs::write(&file, toml).unwrap();
+        }
+        let result = Config::load(&Sources {
+            config_file: toml.map(|_| file.clone()),
+            mcp_servers: Some(servers.clone()),
+        });
+        (
+            result,
+            servers.display().to_string(),
+            file.display().to_string(),
+        )
+    }
+
+    #[test]
+    fn errors_about_an_mcp_servers_server_name_that_file() {
+        let cases = [
+            (
+                None,
+                r#"{"a.b": {"command": "x"}}"#,
+                "mcpServers.a.b: a server name may use only",
+            ),
+            (
+                None,
+                r#"{"bulwark": {"command": "x"}}"#,
+                "mcpServers.bulwark: the name is reserved",
+            ),
+            (
+                None,
+                r#"{"a": {"url": "ftp://h/mcp"}}"#,
+                "mcpServers.a.url must be http or https",
+            ),
+            (
+                None,
+                r#"{"a": {"command": "x", "headers": {"K": "v"}}}"#,
+                "mcpServers.a.headers apply to remote",
+            ),
+            (
+                None,
+                r#"{"a": {"type": "sse", "command": "x"}}"#,
+                "mcpServers.a: type = \"sse\" needs a `url`",
+            ),
+            // The separator comes from the TOML file; the name that holds it from the JSON.
+            (
+                Some("[server]\ntool_separator = \"-\"\n"),
+                r#"{"a-b": {"command": "x"}}"#,
+                "mcpServers.a-b: the name contains the tool separator",
+            ),
+        ];
+        for (toml, servers, expected) in cases {
+            let (result, json_file, _) =
+                load_with_servers(toml, &format!(r#"{{"mcpServers": {servers}}}"#));
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid configuration ({json_file}): ")),
+                "{err}"
+            );
+            assert!(err.contains(expected), "{servers}: {err}");
+            assert!(
+                !err.contains("upstreams.") && !err.contains("default.toml"),
+                "{err}"
+            );
+        }
+        // A TOML upstream's error still names the TOML file, a JSON file beside it or not.
+        let (result, _, toml_file) = load_with_servers(
+            Some("[upstreams.t]\nurl = \"ftp://h/mcp\"\n"),
+            r#"{"mcpServers": {"a": {"command": "x"}}}"#,
+        );
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "invalid configuration ({toml_file}): upstreams.t.url"
+            )),
+            "{err}"
+        );
+        // So does a check that is not about an upstream.
+        let (result, _, toml_file) = load_with_servers(
+            Some("[server]\nlisten = \"nowhere\"\n"),
+            r#"{"mcpServers": {"a": {"command": "x"}}}"#,
+        );
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("({toml_file}): server.listen")),
+            "{err}"
+        );
+        // Launch specs name the server as the file does.
+        let (result, _, _) = load_with_servers(
+            None,
+            r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${BULWARK_SURELY_UNSET_VAR}"}}}}"#,
+        );
+        let err = resolve_specs(&result.unwrap()).unwrap_err().to_string();
+        assert!(
+            err.contains("mcpServers.a.env.K: environment variable BULWARK_SURELY_UNSET_VAR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn launch_values_are_checked_at_load_in_both_files() {
+        let secret = "s3cr3t-value";
+        // (the upstream as TOML, the same as an mcpServers entry, the error)
+        let cases = [
+            (
+                r#"url = "https://h/mcp"
+                   headers = { "a b" = "x" }"#,
+                r#"{"url": "https://h/mcp", "headers": {"a b": "x"}}"#,
+                r#".headers: "a b" is not a valid HTTP header name"#,
+            ),
+            (
+                r#"url = "https://h/mcp"
+                   headers = { "" = "x" }"#,
+                r#"{"url": "https://h/mcp", "headers": {"": "x"}}"#,
+                r#".headers: "" is not a valid HTTP header name"#,
+            ),
+            (
+                r#"url = "https://h/mcp"
+                   headers = { X-K = "s3cr3t-value\r\nInjected: 1" }"#,
+                r#"{"url": "https://h/mcp", "headers": {"X-K": "s3cr3t-value\r\nInjected: 1"}}"#,
+                ".headers.X-K: the value contains a control character",
+            ),
+            (
+                r#"url = "https://h/mcp"
+                   headers = { X-K = "s3cr3t-value\u0000${HOME}" }"#,
+                r#"{"url": "https://h/mcp", "headers": {"X-K": "s3cr3t-value\u0000${HOME}"}}"#,
+                ".headers.X-K: the value contains a control character (CR, LF, NUL, …) that no HTTP header may carry (value not shown)",
+            ),
+            (
+                r#"url = "https://h/mcp"
+                   headers = { X-Key = "1", x-key = "2" }"#,
+                r#"{"url": "https://h/mcp", "headers": {"X-Key": "1", "x-key": "2"}}"#,
+                r#".headers: "X-Key" and "x-key" name the same header"#,
+            ),
+            (
+                r#"command = "x"
+                   env = { "" = "v" }"#,
+                r#"{"command": "x", "env": {"": "v"}}"#,
+                r#".env: variable name "" is empty"#,
+            ),
+            (
+                r#"command = "x"
+                   env = { "A=B" = "v" }"#,
+                r#"{"command": "x", "env": {"A=B": "v"}}"#,
+                r#".env: variable name "A=B" contains '='"#,
+            ),
+            (
+                r#"command = "x"
+                   env = { "A\u0000" = "v" }"#,
+                r#"{"command": "x", "env": {"A\u0000": "v"}}"#,
+                r#".env: variable name "A\0" contains a NUL"#,
+            ),
+            (
+                r#"command = "x"
+                   env = { K = "s3cr3t-value\u0000" }"#,
+                r#"{"command": "x", "env": {"K": "s3cr3t-value\u0000"}}"#,
+                ".env.K: the value contains a NUL character (value not shown)",
+            ),
+            (
+                r#"command = "x"
+                   cwd = """#,
+                r#"{"command": "x", "cwd": ""}"#,
+                ".cwd is empty",
+            ),
+            (
+                r#"command = "x"
+                   cwd = "/tmp/\u0000""#,
+                r#"{"command": "x", "cwd": "/tmp/\u0000"}"#,
+                ".cwd contains a NUL",
+            ),
+            (
+                r#"command = "x\u0000""#,
+                r#"{"command": "x\u0000"}"#,
+                ".command contains a NUL",
+            ),
+            (
+                r#"command = "x"
+                   args = ["ok", "s3cr3t-value\u0000"]"#,
+                r#"{"command": "x", "args": ["ok", "s3cr3t-value\u0000"]}"#,
+                ".args[1] contains a NUL",
+            ),
+        ];
+        for (toml, json, expected) in cases {
+            let err = parse(&format!("[upstreams.a]\n{toml}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("upstreams.a{expected}")),
+                "{toml}: {err}"
+            );
+            assert!(!err.contains(secret), "{toml}: {err}");
+            let (result, json_file, _) =
+                load_with_servers(None, &format!(r#"{{"mcpServers": {{"a": {json}}}}}"#));
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("({json_file}): mcpServers.a{expected}")),
+                "{json}: {err}"
+            );
+            assert!(!err.contains(secret), "{json}: {err}");
+        }
+        let err = parse("[upstreams.a]\ncommand = \"x\"\ntoken_env = \"A=B\"\n[upstreams.a.oauth]\nclient_id = \"c\"\nclient_secret = \"s\"\ntoken_url = \"https://h/token\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("upstreams.a.token_env = \"A=B\": contains '='"),
+            "{err}"
+        );
+        // What is fine stays fine.
+        parse(
+            "[upstreams.a]\nurl = \"https://h/mcp\"\nheaders = { Authorization = \"Bearer ${HOME}\", \"X-Tab\" = \"a\\tb\", \"X-Text\" = \"café\" }\n\
+             [upstreams.b]\ncommand = \"x\"\ncwd = \"/tmp\"\nenv = { K = \"${HOME}\", lower_case = \"ü\" }",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_expanded_header_value_is_checked_again() {
+        let err =
+            expanded_header_value("mcpServers.a", "X-K", "s3cr3t-value\r\nInjected: 1".into())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("mcpServers.a.headers.X-K: once its ${VAR} is expanded"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("s3cr3t") && !err.contains("Injected"),
+            "{err}"
+        );
+        assert_eq!(
+            expanded_header_value("upstreams.a", "X-K", "Bearer abc".into()).unwrap(),
+            "Bearer abc"
+        );
     }
 }

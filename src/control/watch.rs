@@ -95,6 +95,7 @@ pub async fn reload(control: &ControlPlane, overrides: &Overrides) {
         }
     };
     overrides(&mut config);
+    config.warn_ignored_keys();
     match control.set_file_config(config).await {
         Ok(applied) => {
             tracing::info!(added = ?applied.added, removed = ?applied.removed, updated = ?applied.updated, "configuration reloaded")

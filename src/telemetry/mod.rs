@@ -11,6 +11,8 @@
 //! - [`traces`]: spans of the request path, W3C trace context in and out,
 //!   OTLP/HTTP export, and the log format (`--log-format json` carries trace
 //!   and span ids).
+#[cfg(test)]
+pub(crate) mod captured_logs;
 pub mod endpoint;
 mod export;
 pub mod metrics;

@@ -58,8 +58,21 @@ fn load(config: Option<&str>, mcp_servers: Option<&str>) {
         config_file: config.as_ref().map(|f| f.path().to_owned()),
         mcp_servers: servers.as_ref().map(|f| f.path().to_owned()),
     };
-    if let Ok(loaded) = Config::load(&sources) {
-        let _ = bulwark::config::upstream_specs(&loaded);
+    match Config::load(&sources) {
+        Ok(loaded) => {
+            let _ = bulwark::config::upstream_specs(&loaded);
+        }
+        // With no TOML file of its own, whatever is wrong is the `mcpServers`
+        // file's, and the error says so (never `config/default.toml`'s
+        // `upstreams.NAME`).
+        Err(err) if config.is_none() => {
+            if let Some(servers) = &servers {
+                let err = err.to_string();
+                assert!(err.contains(&servers.path().display().to_string()), "{err}");
+                assert!(!err.contains("upstreams."), "{err}");
+            }
+        }
+        Err(_) => {}
     }
 }
 
@@ -246,6 +259,8 @@ const MEMBERS: &[Member] = &[
             "null",
             r#"{"K":"${BULWARK_FUZZ_UNSET}"}"#,
             r#"{"":"","A=B":"${A=B}"}"#,
+            r#"{"K":"1","\u004b":"2"}"#,
+            r#"{"K":"\u0000"}"#,
         ],
     ),
     (
@@ -290,6 +305,9 @@ const MEMBERS: &[Member] = &[
             "null",
             r#"{"X":"${BULWARK_FUZZ_UNSET}"}"#,
             r#"{"a b\n":"\r\n"}"#,
+            r#"{"X-K":"a\r\nb"}"#,
+            r#"{"X-K":"a","x-k":"b"}"#,
+            r#"{"X-K":"a","X-K":"b"}"#,
         ],
     ),
     (
@@ -314,12 +332,16 @@ const MEMBERS: &[Member] = &[
     ),
 ];
 
-/// Members no entry has: other clients' (Cline, Windsurf), the TOML
-/// config's, a wrong case, and `command` spelt with an escape.
+/// Members other clients write (Cline, Roo Code, Windsurf: read, ignored
+/// or refused), the TOML config's, a wrong case, and `command` spelt with
+/// an escape.
 const STRAY_MEMBERS: &[&str] = &[
     r#""autoApprove":[]"#,
+    r#""alwaysAllow":["t"]"#,
     r#""timeout":60"#,
     r#""serverUrl":"https://h/mcp""#,
+    r#""transportType":"sse""#,
+    r#""disabledTools":[]"#,
     r#""enabled":true"#,
     r#""instances":2"#,
     r#""Command":"x""#,
