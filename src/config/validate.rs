@@ -355,7 +355,9 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
             Some(url) => Transport::Http(HttpSpec {
                 protocol: match upstream.kind {
                     Some(super::UpstreamKind::Sse) => HttpProtocol::Sse,
-                    _ => HttpProtocol::Streamable,
+                    Some(super::UpstreamKind::Http) => HttpProtocol::Streamable,
+                    // No `type`: either, as the URL answers.
+                    Some(super::UpstreamKind::Stdio) | None => HttpProtocol::Detect,
                 },
                 url: expand("url", url)?,
                 headers: upstream
@@ -632,7 +634,8 @@ mod tests {
     fn type_sse_selects_the_legacy_transport() {
         let config = parse(
             "[upstreams.old]\ntype = \"sse\"\nurl = \"http://127.0.0.1:9/sse\"\n\
-             [upstreams.new]\nurl = \"http://127.0.0.1:9/mcp\"",
+             [upstreams.new]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/mcp\"\n\
+             [upstreams.either]\nurl = \"http://127.0.0.1:9/mcp\"",
         )
         .unwrap();
         let specs = resolve_specs(&config).unwrap();
@@ -648,6 +651,7 @@ mod tests {
         };
         assert_eq!(protocol("old"), HttpProtocol::Sse);
         assert_eq!(protocol("new"), HttpProtocol::Streamable);
+        assert_eq!(protocol("either"), HttpProtocol::Detect);
     }
 
     #[test]

@@ -44,6 +44,7 @@ impl UpstreamObserver for NoObserver {
 pub struct UpstreamRequestMeta(pub RequestMetaObject);
 
 /// `Service<RoleClient>` for one upstream session.
+#[derive(Clone)]
 pub struct UpstreamClient {
     pub(crate) server: Arc<str>,
     pub(crate) calls: Arc<CallRegistry>,

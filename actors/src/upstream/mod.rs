@@ -247,10 +247,31 @@ impl Actor for UpstreamActor {
                 tracing::info!(server = %server, url = %http.masked_url(), protocol = ?http.protocol, "connecting to remote upstream");
                 match http.protocol {
                     HttpProtocol::Streamable => {
-                        let (transport, direct) = remote::transport(http, token_source, lost)
+                        let streamable = remote::transport(http, token_source, lost)
                             .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
+                        let transport = streamable.transport;
                         handshake(&myself, &mailbox, client, transport, handshake_timeout);
-                        Backend::Remote(Some(direct))
+                        Backend::Remote(Some(streamable.direct))
+                    }
+                    HttpProtocol::Detect => {
+                        let streamable =
+                            remote::transport(http, token_source.clone(), lost.clone())
+                                .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
+                        let legacy = Legacy {
+                            http: http.clone(),
+                            tokens: token_source,
+                            lost,
+                            posted: streamable.posted,
+                        };
+                        let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
+                        let transport = streamable.transport;
+                        tokio::spawn(async move {
+                            let msg = detect(client, transport, legacy, handshake_timeout).await;
+                            Self::cast(&hs_ref, &hs_mailbox, msg);
+                        });
+                        // Unused when the legacy transport answers: its
+                        // session is never published for direct posts.
+                        Backend::Remote(Some(streamable.direct))
                     }
                     HttpProtocol::Sse => {
                         let transport = sse::transport(http, token_source, lost)
@@ -513,21 +534,147 @@ fn handshake<T, E, A>(
     E: std::error::Error + Send + Sync + 'static,
 {
     let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
+    tokio::spawn(async move {
+        let msg = initialize(client, transport, deadline).await;
+        UpstreamActor::cast(&hs_ref, &hs_mailbox, msg);
+    });
+}
+
+/// Runs the MCP handshake over `transport`, within `deadline`.
+async fn initialize<T, E, A>(
+    client: UpstreamClient,
+    transport: T,
+    deadline: std::time::Duration,
+) -> UpstreamMsg
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let transport = progress_order::ProgressRouting {
         inner: rmcp::transport::IntoTransport::into_transport(transport),
         calls: client.calls.clone(),
     };
-    tokio::spawn(async move {
-        let msg = match tokio::time::timeout(deadline, serve_client(client, transport)).await {
-            Ok(Ok(service)) => UpstreamMsg::Connected(Box::new(service)),
-            Ok(Err(err)) => UpstreamMsg::HandshakeFailed(err.to_string()),
-            Err(_) => UpstreamMsg::HandshakeFailed(format!(
-                "no answer to initialize within {}s",
-                deadline.as_secs_f32()
-            )),
-        };
-        UpstreamActor::cast(&hs_ref, &hs_mailbox, msg);
-    });
+    match tokio::time::timeout(deadline, serve_client(client, transport)).await {
+        Ok(Ok(service)) => UpstreamMsg::Connected(Box::new(service)),
+        Ok(Err(err)) => UpstreamMsg::HandshakeFailed(err.to_string()),
+        Err(_) => UpstreamMsg::HandshakeFailed(format!(
+            "no answer to initialize within {}s",
+            deadline.as_secs_f32()
+        )),
+    }
+}
+
+/// What connecting over the legacy HTTP+SSE transport needs, should the
+/// URL turn out to serve it.
+struct Legacy {
+    http: HttpSpec,
+    tokens: Option<TokenSource>,
+    lost: remote::LostHook,
+    /// What the streamable attempt's POSTs were answered with.
+    posted: remote::PostStatus,
+}
+
+/// The handshake of an upstream whose configuration names no `type`:
+/// streamable HTTP first; when its `initialize` POST is answered 400, 404
+/// or 405, the legacy HTTP+SSE transport (as the MCP specification's
+/// backwards compatibility section asks of clients), within what is left
+/// of `deadline`.
+async fn detect(
+    client: UpstreamClient,
+    transport: rmcp::transport::StreamableHttpClientTransport<remote::RemoteClient>,
+    legacy: Legacy,
+    deadline: std::time::Duration,
+) -> UpstreamMsg {
+    let started = tokio::time::Instant::now();
+    let again = client.clone();
+    let msg = initialize(client, transport, deadline).await;
+    let UpstreamMsg::HandshakeFailed(streamable_err) = &msg else {
+        return msg;
+    };
+    let Some(status) = legacy
+        .posted
+        .last()
+        .filter(|&status| HttpProtocol::is_legacy_answer(status))
+    else {
+        return msg;
+    };
+    tracing::info!(server = %again.server, url = %legacy.http.masked_url(), status, "initialize POST refused: trying the legacy HTTP+SSE transport");
+    let left = deadline.saturating_sub(started.elapsed());
+    // Until the legacy session is up, a lost stream is this attempt's
+    // failure, reported with the streamable one's, not the instance's end
+    // for a reason that hides why the URL was tried that way.
+    let attempt = Arc::new(LegacyAttempt::default());
+    let hook: remote::LostHook = {
+        let (attempt, lost) = (attempt.clone(), legacy.lost.clone());
+        Arc::new(move |reason| {
+            if let Some(reason) = attempt.hold(reason) {
+                lost(reason);
+            }
+        })
+    };
+    let failed = |err: &str| {
+        let err = attempt.held().unwrap_or_else(|| err.to_owned());
+        UpstreamMsg::HandshakeFailed(format!(
+            "streamable HTTP: {streamable_err}; legacy HTTP+SSE: {err}"
+        ))
+    };
+    let transport = match sse::transport(&legacy.http, legacy.tokens, hook) {
+        Ok(transport) => transport,
+        Err(err) => return failed(&err),
+    };
+    match initialize(again, transport, left).await {
+        UpstreamMsg::HandshakeFailed(err) => failed(&err),
+        connected => {
+            if let Some(reason) = attempt.connected() {
+                legacy.lost.as_ref()(reason);
+            }
+            connected
+        }
+    }
+}
+
+/// A legacy attempt's lost stream: held while the handshake runs, passed
+/// on once it has succeeded.
+#[derive(Default)]
+struct LegacyAttempt(std::sync::Mutex<Attempt>);
+
+#[derive(Default)]
+struct Attempt {
+    /// The handshake succeeded: losses pass on.
+    up: bool,
+    /// The first loss while it ran.
+    held: Option<String>,
+}
+
+impl LegacyAttempt {
+    fn state(&self) -> std::sync::MutexGuard<'_, Attempt> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `reason` when it is to be passed on now (the session is up), else
+    /// holds it.
+    fn hold(&self, reason: String) -> Option<String> {
+        let mut state = self.state();
+        if state.up {
+            return Some(reason);
+        }
+        state.held.get_or_insert(reason);
+        None
+    }
+
+    /// The loss held during the handshake, if any.
+    fn held(&self) -> Option<String> {
+        self.state().held.clone()
+    }
+
+    /// The session is up: later losses pass on; returns one held meanwhile.
+    fn connected(&self) -> Option<String> {
+        let mut state = self.state();
+        state.up = true;
+        state.held.take()
+    }
 }
 
 fn schedule_grace(

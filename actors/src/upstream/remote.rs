@@ -19,6 +19,7 @@
 //! re-initialisation, and the server's requests read on a call's stream.
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use futures::stream::BoxStream;
@@ -67,6 +68,24 @@ pub struct RemoteClient {
     endpoint: Arc<std::sync::OnceLock<(Arc<str>, reqwest::Url)>>,
     /// Connections the posting task drives itself (plain `http` only).
     conns: Option<Arc<CallerConns>>,
+    /// The status of the last POST answered (0 before any): what a failed
+    /// `initialize` was answered with, to tell a legacy HTTP+SSE server.
+    posted: Arc<AtomicU16>,
+}
+
+/// The status the last POST of a session's client was answered with (0
+/// before any answer).
+#[derive(Clone, Debug, Default)]
+pub struct PostStatus(Arc<AtomicU16>);
+
+impl PostStatus {
+    /// The last status, if a POST was answered.
+    pub fn last(&self) -> Option<u16> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            status => Some(status),
+        }
+    }
 }
 
 /// Reconnect attempts of the standalone SSE stream: quick, and few, since a
@@ -118,13 +137,25 @@ impl DirectRoute {
     }
 }
 
+/// One streamable HTTP session's transport, the route that posts its
+/// calls directly once it is established, and what its POSTs are answered
+/// with.
+pub struct Streamable {
+    /// For rmcp's client.
+    pub transport: StreamableHttpClientTransport<RemoteClient>,
+    /// Direct posts, once the session is established.
+    pub direct: DirectRoute,
+    /// The last POST's status (a failed `initialize`'s).
+    pub posted: PostStatus,
+}
+
 /// Builds the transport for one session to `spec`, and the route that
 /// posts the session's calls directly once it is established.
 pub fn transport(
     spec: &HttpSpec,
     tokens: Option<TokenSource>,
     lost: LostHook,
-) -> Result<(StreamableHttpClientTransport<RemoteClient>, DirectRoute), String> {
+) -> Result<Streamable, String> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(spec.url.as_str())
         .custom_headers(headers(spec)?)
         .reinit_on_expired_session(true);
@@ -138,10 +169,12 @@ pub fn transport(
         client: client.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
     };
-    Ok((
-        StreamableHttpClientTransport::with_client(client, config),
+    let posted = PostStatus(client.posted.clone());
+    Ok(Streamable {
+        transport: StreamableHttpClientTransport::with_client(client, config),
         direct,
-    ))
+        posted,
+    })
 }
 
 /// The configured static headers of `spec`, marked sensitive.
@@ -196,6 +229,7 @@ impl RemoteClient {
             lost,
             endpoint: Arc::default(),
             conns: None,
+            posted: Arc::default(),
         })
     }
 
@@ -213,7 +247,8 @@ impl RemoteClient {
         &self,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, StreamableHttpError<reqwest::Error>> {
-        match &self.conns {
+        let post = request.method() == reqwest::Method::POST;
+        let response = match &self.conns {
             Some(conns) if conns.serves(request.url()) => {
                 conns.send(request).await.map_err(|err| {
                     let reason = err.to_string();
@@ -221,10 +256,15 @@ impl RemoteClient {
                         (self.lost)(reason.clone());
                     }
                     StreamableHttpError::Io(std::io::Error::other(reason))
-                })
+                })?
             }
-            _ => Ok(self.http.execute(request).await?),
+            _ => self.http.execute(request).await?,
+        };
+        if post {
+            self.posted
+                .store(response.status().as_u16(), Ordering::Relaxed);
         }
+        Ok(response)
     }
 
     /// `uri` parsed: the one remembered when it is the endpoint, else

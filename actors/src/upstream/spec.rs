@@ -64,6 +64,20 @@ pub enum HttpProtocol {
     /// The legacy HTTP+SSE transport (2024-11-05): a GET event stream that
     /// names the endpoint messages are POSTed to.
     Sse,
+    /// Streamable HTTP, or the legacy transport when the server answers the
+    /// `initialize` POST with 400, 404 or 405: what the MCP specification
+    /// asks of a client given a URL of either kind (an upstream whose
+    /// configuration names no `type`).
+    Detect,
+}
+
+impl HttpProtocol {
+    /// Whether an `initialize` POST answered with `status` says the URL
+    /// serves the legacy HTTP+SSE transport (its event stream takes GET
+    /// only, or its POST endpoint is elsewhere), when detecting.
+    pub fn is_legacy_answer(status: u16) -> bool {
+        matches!(status, 400 | 404 | 405)
+    }
 }
 
 impl std::fmt::Debug for HttpSpec {

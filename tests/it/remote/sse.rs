@@ -121,10 +121,13 @@ impl Drop for SseServer {
 }
 
 async fn gateway_for(server: &SseServer) -> Gateway {
-    let toml = format!(
-        "{HEAD}[upstreams.legacy]\ntype = \"sse\"\nurl = {:?}\n{PATIENT}",
-        server.url()
-    );
+    gateway_at(&server.url(), "type = \"sse\"\n").await
+}
+
+/// A gateway with the upstream `legacy` at `url`, its table's other lines
+/// `typed` (a `type`, or nothing).
+async fn gateway_at(url: &str, typed: &str) -> Gateway {
+    let toml = format!("{HEAD}[upstreams.legacy]\n{typed}url = {url:?}\n{PATIENT}");
     let gw = Gateway::start(&toml, &[]);
     gw.wait_ready(Duration::from_secs(60)).await;
     gw
@@ -200,6 +203,55 @@ async fn the_everything_server_in_sse_mode_lists_and_calls() {
     .await;
     assert_eq!(node["restarts"], 0, "{node}");
     session.quit();
+}
+
+/// An upstream with a `url` and no `type` is tried as streamable HTTP and,
+/// when the `initialize` POST is refused (405 from the Python SDK's SSE
+/// route, 404 from the TypeScript one), over the legacy transport: in one
+/// start, not a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_sse_url_without_a_type_is_detected() {
+    let Some(peers) = peers() else { return };
+    for (upstream, expected) in [
+        (SseServer::python(&peers), "detected"),
+        (SseServer::everything(&peers), "Echo: detected"),
+    ] {
+        let gw = gateway_at(&upstream.url(), "").await;
+        let mut session = PythonSession::start(&peers, &[gw.mcp_url()]);
+        let echoed = session.call("legacy__echo", json!({"message": "detected"}));
+        assert!(
+            echoed.to_string().contains(expected),
+            "{:?}: {echoed}",
+            upstream.command
+        );
+        let node = wait_for_upstream(&gw, "legacy", Duration::from_secs(5), |n| {
+            n["state"] == "ready"
+        })
+        .await;
+        assert_eq!(node["restarts"], 0, "{node}");
+        assert!(
+            gw.logs().contains("trying the legacy HTTP+SSE transport"),
+            "the detection is logged"
+        );
+        session.quit();
+    }
+}
+
+/// A URL that serves neither transport fails with both attempts' reasons.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_serving_neither_transport_names_both_failures() {
+    let Some(peers) = peers() else { return };
+    let upstream = SseServer::python(&peers);
+    let nowhere = format!("http://127.0.0.1:{}/nowhere", upstream.port);
+    let toml = format!("{HEAD}[upstreams.legacy]\nurl = {nowhere:?}\n{PATIENT}");
+    let gw = Gateway::start(&toml, &[]);
+    let node = wait_for_upstream(&gw, "legacy", Duration::from_secs(30), |n| {
+        n.to_string().contains("legacy HTTP+SSE")
+    })
+    .await;
+    let text = node.to_string();
+    assert!(text.contains("streamable HTTP"), "{node}");
+    assert_ne!(node["state"], "ready", "{node}");
 }
 
 #[test]
