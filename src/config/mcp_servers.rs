@@ -6,8 +6,9 @@
 //! Other clients' files load too: Windsurf's `serverUrl` is another name for
 //! `url`, Cline's legacy `transportType` another name for `type`, and the
 //! client-side settings Cline, Roo Code and others keep beside a server
-//! (`autoApprove`, `alwaysAllow`, `timeout`) are ignored, with a warning
-//! ([`super::Config::warn_ignored_keys`]). Any
+//! (`autoApprove`, `alwaysAllow`, `timeout`, `watchPaths`) are ignored, with a
+//! warning ([`super::Config::warn_ignored_keys`]); Roo Code's `disabledTools`
+//! is refused, since ignored it would offer the tools it lists. Any
 //! other key is an error that lists the accepted ones, and so is a name given
 //! twice (a server, a variable, a header): a plain JSON map would silently
 //! keep only the last.
@@ -33,7 +34,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Entry {
     command: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "arguments")]
     args: Vec<String>,
     #[serde(default, deserialize_with = "variables")]
     env: Unique<Text>,
@@ -59,6 +60,13 @@ struct Entry {
     #[serde(rename = "alwaysAllow")]
     always_allow: Option<IgnoredAny>,
     timeout: Option<IgnoredAny>,
+    /// Roo Code's files to watch for a restart.
+    #[serde(rename = "watchPaths")]
+    watch_paths: Option<IgnoredAny>,
+    /// Roo Code's tools the client does not offer: refused, since ignoring
+    /// it would offer them.
+    #[serde(rename = "disabledTools")]
+    disabled_tools: Option<IgnoredAny>,
 }
 
 /// Reads the upstreams of an `mcpServers` file, in file order.
@@ -100,10 +108,19 @@ impl Entry {
             file: file.to_owned(),
             message: format!("mcpServers.{name}: {message}"),
         };
+        if self.disabled_tools.is_some() {
+            return Err(at(
+                "`disabledTools` is a client's list of tools not to offer, which the gateway \
+                 does not read: remove it, and withhold those tools with a project's `tools` deny \
+                 grant (ignoring it would offer them)"
+                    .into(),
+            ));
+        }
         let ignored = [
             ("autoApprove", self.auto_approve.is_some()),
             ("alwaysAllow", self.always_allow.is_some()),
             ("timeout", self.timeout.is_some()),
+            ("watchPaths", self.watch_paths.is_some()),
         ]
         .into_iter()
         .filter_map(|(key, given)| given.then_some(key))
@@ -276,6 +293,26 @@ impl<'de> Deserialize<'de> for Server {
 
         deserializer.deserialize_any(ServerVisitor)
     }
+}
+
+/// `args`: an array of strings, never quoted in an error (an argument may
+/// be a key: `--api-key …`).
+fn arguments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let serde_json::Value::Array(items) = serde_json::Value::deserialize(deserializer)? else {
+        return Err(de::Error::custom(
+            "`args` must be an array of strings (value not shown)",
+        ));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            serde_json::Value::String(text) => Ok(text),
+            _ => Err(de::Error::custom(format_args!(
+                "`args[{index}]` must be a string (value not shown)"
+            ))),
+        })
+        .collect()
 }
 
 /// A variable's or header's value: a string, never quoted in an error.
@@ -469,7 +506,7 @@ mod tests {
         let file = write(
             r#"{"mcpServers": {
                 "cline": {"command": "x", "autoApprove": ["t"], "timeout": 60, "disabled": false},
-                "roo": {"command": "y", "alwaysAllow": []},
+                "roo": {"command": "y", "alwaysAllow": [], "watchPaths": ["/tmp/x"]},
                 "plain": {"command": "z"}}}"#,
         );
         let lines = Lines::default();
@@ -490,12 +527,13 @@ mod tests {
         });
         let text = lines.text();
         let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
-        assert_eq!(warnings.len(), 3, "{text}");
+        assert_eq!(warnings.len(), 4, "{text}");
         let path = file.path().display().to_string();
         for (server, key) in [
             ("cline", "autoApprove"),
             ("cline", "timeout"),
             ("roo", "alwaysAllow"),
+            ("roo", "watchPaths"),
         ] {
             assert!(
                 warnings
@@ -512,7 +550,7 @@ mod tests {
     fn other_unknown_keys_are_refused_listing_the_accepted_ones() {
         for json in [
             r#"{"mcpServers": {"a": {"command": "x", "Command": "y"}}}"#,
-            r#"{"mcpServers": {"a": {"command": "x", "disabledTools": []}}}"#,
+            r#"{"mcpServers": {"a": {"command": "x", "excludeTools": []}}}"#,
         ] {
             let err = error(json);
             assert!(err.contains("mcpServers.a"), "{err}");
@@ -554,5 +592,33 @@ mod tests {
     fn trailing_text_is_refused() {
         let err = error(r#"{"mcpServers": {}} x"#);
         assert!(err.contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn disabled_tools_are_refused_not_ignored() {
+        let file = write(r#"{"mcpServers": {"roo": {"command": "y", "disabledTools": ["rm"]}}}"#);
+        let err = load(file.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("mcpServers.roo") && err.contains("disabledTools") && err.contains("deny"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_shape_are_refused_without_quoting_them() {
+        for args in [
+            r#""--api-key sk-live-s3cr3t""#,
+            r#"["ok", 7]"#,
+            r#"{"k": "sk-live-s3cr3t"}"#,
+        ] {
+            let file = write(&format!(
+                r#"{{"mcpServers": {{"a": {{"command": "x", "args": {args}}}}}}}"#
+            ));
+            let err = load(file.path()).unwrap_err().to_string();
+            assert!(err.contains("args"), "{args}: {err}");
+            assert!(!err.contains("s3cr3t"), "{args}: {err}");
+        }
+        let file = write(r#"{"mcpServers": {"a": {"command": "x", "args": ["--api-key", "k"]}}}"#);
+        assert_eq!(load(file.path()).unwrap()[0].1.args, ["--api-key", "k"]);
     }
 }

@@ -163,8 +163,9 @@ pub struct UpstreamConfig {
     /// A remote endpoint, instead of a command.
     #[serde(default)]
     pub url: Option<String>,
-    /// The transport: `stdio` (with `command`), `http` (streamable HTTP, the
-    /// default with `url`) or `sse` (the legacy 2024-11-05 HTTP+SSE stream).
+    /// The transport: `stdio` (with `command`), `http` (streamable HTTP) or
+    /// `sse` (the legacy 2024-11-05 HTTP+SSE stream); with a `url` and no
+    /// type, detected (`HttpProtocol::Detect`).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<UpstreamKind>,
     /// Static HTTP headers for a remote upstream; values may be `${VAR}`.

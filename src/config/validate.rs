@@ -193,8 +193,8 @@ fn check_transport(at: &str, upstream: &super::UpstreamConfig) -> Result<(), Str
         }
         Some(_) if has_command => Err(format!("{at}: `command` and `url` exclude each other")),
         Some(url) => {
-            let parsed =
-                url::Url::parse(url).map_err(|err| format!("{at}.url = {url:?}: {err}"))?;
+            let parsed = url::Url::parse(url)
+                .map_err(|err| format!("{at}.url: {err} (URL not shown: it may carry a key)"))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 return Err(format!("{at}.url must be http or https"));
             }

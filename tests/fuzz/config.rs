@@ -342,6 +342,7 @@ const STRAY_MEMBERS: &[&str] = &[
     r#""serverUrl":"https://h/mcp""#,
     r#""transportType":"sse""#,
     r#""disabledTools":[]"#,
+    r#""watchPaths":["/tmp"]"#,
     r#""enabled":true"#,
     r#""instances":2"#,
     r#""Command":"x""#,

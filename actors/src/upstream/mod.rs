@@ -575,10 +575,10 @@ struct Legacy {
 }
 
 /// The handshake of an upstream whose configuration names no `type`:
-/// streamable HTTP first; when its `initialize` POST is answered 400, 404
-/// or 405, the legacy HTTP+SSE transport (as the MCP specification's
-/// backwards compatibility section asks of clients), within what is left
-/// of `deadline`.
+/// streamable HTTP first; when its `initialize` POST is refused with a 4xx
+/// about the transport ([`HttpProtocol::is_legacy_answer`]), the legacy
+/// HTTP+SSE transport (as the MCP specification's backwards compatibility
+/// section asks of clients), within what is left of `deadline`.
 async fn detect(
     client: UpstreamClient,
     transport: rmcp::transport::StreamableHttpClientTransport<remote::RemoteClient>,
@@ -613,7 +613,10 @@ async fn detect(
         })
     };
     let failed = |err: &str| {
-        let err = attempt.held().unwrap_or_else(|| err.to_owned());
+        let err = match attempt.held() {
+            Some(lost) if lost != err => format!("{err} ({lost})"),
+            _ => err.to_owned(),
+        };
         UpstreamMsg::HandshakeFailed(format!(
             "streamable HTTP: {streamable_err}; legacy HTTP+SSE: {err}"
         ))

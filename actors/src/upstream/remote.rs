@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::{DEFAULT_MAX_SSE_EVENT_SIZE, SseRetryPolicy};
 use rmcp::transport::common::{PostParts, post_message_to, post_message_with};
@@ -68,18 +68,18 @@ pub struct RemoteClient {
     endpoint: Arc<std::sync::OnceLock<(Arc<str>, reqwest::Url)>>,
     /// Connections the posting task drives itself (plain `http` only).
     conns: Option<Arc<CallerConns>>,
-    /// The status of the last POST answered (0 before any): what a failed
-    /// `initialize` was answered with, to tell a legacy HTTP+SSE server.
+    /// The status a session's `initialize` POST was last answered with (0
+    /// before any): to tell a legacy HTTP+SSE server by its refusal.
     posted: Arc<AtomicU16>,
 }
 
-/// The status the last POST of a session's client was answered with (0
-/// before any answer).
+/// The status a session's `initialize` POST was answered with (0 before
+/// any answer).
 #[derive(Clone, Debug, Default)]
 pub struct PostStatus(Arc<AtomicU16>);
 
 impl PostStatus {
-    /// The last status, if a POST was answered.
+    /// The status, if the `initialize` POST was answered.
     pub fn last(&self) -> Option<u16> {
         match self.0.load(Ordering::Relaxed) {
             0 => None,
@@ -145,7 +145,7 @@ pub struct Streamable {
     pub transport: StreamableHttpClientTransport<RemoteClient>,
     /// Direct posts, once the session is established.
     pub direct: DirectRoute,
-    /// The last POST's status (a failed `initialize`'s).
+    /// What the `initialize` POST was answered with.
     pub posted: PostStatus,
 }
 
@@ -247,8 +247,7 @@ impl RemoteClient {
         &self,
         request: reqwest::Request,
     ) -> Result<reqwest::Response, StreamableHttpError<reqwest::Error>> {
-        let post = request.method() == reqwest::Method::POST;
-        let response = match &self.conns {
+        match &self.conns {
             Some(conns) if conns.serves(request.url()) => {
                 conns.send(request).await.map_err(|err| {
                     let reason = err.to_string();
@@ -256,11 +255,21 @@ impl RemoteClient {
                         (self.lost)(reason.clone());
                     }
                     StreamableHttpError::Io(std::io::Error::other(reason))
-                })?
+                })
             }
-            _ => self.http.execute(request).await?,
-        };
-        if post {
+            _ => Ok(self.http.execute(request).await?),
+        }
+    }
+
+    /// [`Self::send`], noting the answer's status when it is a session's
+    /// `initialize` (see [`PostStatus`]).
+    async fn send_noting(
+        &self,
+        request: reqwest::Request,
+        initialize: bool,
+    ) -> Result<reqwest::Response, StreamableHttpError<reqwest::Error>> {
+        let response = self.send(request).await?;
+        if initialize {
             self.posted
                 .store(response.status().as_u16(), Ordering::Relaxed);
         }
@@ -395,6 +404,14 @@ impl StreamableHttpClient for RemoteClient {
             trace_context::to_headers(&span, &mut custom_headers);
         }
         let target = self.url(&uri);
+        // Only a session's `initialize` tells a legacy server apart; later
+        // posts (its `initialized` notification, calls) must not.
+        let initialize = session_id.is_none()
+            && matches!(
+                &message,
+                ClientJsonRpcMessage::Request(request)
+                    if matches!(request.request, ClientRequest::InitializeRequest(_))
+            );
         self.authorized((message, custom_headers), |token, (message, headers)| {
             let parts = PostParts {
                 message,
@@ -411,7 +428,7 @@ impl StreamableHttpClient for RemoteClient {
                             url,
                             parts,
                             DEFAULT_MAX_SSE_EVENT_SIZE,
-                            |request| self.send(request),
+                            |request| self.send_noting(request, initialize),
                         )
                         .await
                     }

@@ -64,19 +64,21 @@ pub enum HttpProtocol {
     /// The legacy HTTP+SSE transport (2024-11-05): a GET event stream that
     /// names the endpoint messages are POSTed to.
     Sse,
-    /// Streamable HTTP, or the legacy transport when the server answers the
-    /// `initialize` POST with 400, 404 or 405: what the MCP specification
-    /// asks of a client given a URL of either kind (an upstream whose
-    /// configuration names no `type`).
+    /// Streamable HTTP, or the legacy transport when the server refuses the
+    /// `initialize` POST with a 4xx status other than an authorization or
+    /// rate refusal: what the MCP specification asks of a client given a
+    /// URL of either kind (an upstream whose configuration names no `type`).
     Detect,
 }
 
 impl HttpProtocol {
-    /// Whether an `initialize` POST answered with `status` says the URL
-    /// serves the legacy HTTP+SSE transport (its event stream takes GET
-    /// only, or its POST endpoint is elsewhere), when detecting.
+    /// Whether an `initialize` POST answered with `status` may mean the URL
+    /// serves the legacy HTTP+SSE transport, when detecting. The
+    /// specification says any 4xx (its examples: 405 from an SSE route that
+    /// takes only GET, 404); 401, 403, 407 and 429 are about the caller, not
+    /// the transport, and are reported as they are.
     pub fn is_legacy_answer(status: u16) -> bool {
-        matches!(status, 400 | 404 | 405)
+        (400..500).contains(&status) && !matches!(status, 401 | 403 | 407 | 429)
     }
 }
 
@@ -212,6 +214,16 @@ impl UpstreamSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_answers_are_refusals_of_the_transport_not_of_the_caller() {
+        for status in [400, 404, 405, 406, 410, 415] {
+            assert!(HttpProtocol::is_legacy_answer(status), "{status}");
+        }
+        for status in [200, 202, 301, 401, 403, 407, 429, 500, 503] {
+            assert!(!HttpProtocol::is_legacy_answer(status), "{status}");
+        }
+    }
 
     fn http(url: &str) -> HttpSpec {
         HttpSpec {
