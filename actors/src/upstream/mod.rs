@@ -246,31 +246,30 @@ impl Actor for UpstreamActor {
                 });
                 tracing::info!(server = %server, url = %http.masked_url(), protocol = ?http.protocol, "connecting to remote upstream");
                 match http.protocol {
-                    HttpProtocol::Streamable => {
-                        let streamable = remote::transport(http, token_source, lost)
-                            .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
-                        let transport = streamable.transport;
-                        handshake(&myself, &mailbox, client, transport, handshake_timeout);
-                        Backend::Remote(Some(streamable.direct))
-                    }
-                    HttpProtocol::Detect => {
+                    HttpProtocol::Streamable | HttpProtocol::Detect => {
                         let streamable =
                             remote::transport(http, token_source.clone(), lost.clone())
                                 .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
-                        let legacy = Legacy {
-                            http: http.clone(),
-                            tokens: token_source,
-                            lost,
-                            posted: streamable.posted,
-                        };
-                        let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
                         let transport = streamable.transport;
-                        tokio::spawn(async move {
-                            let msg = detect(client, transport, legacy, handshake_timeout).await;
-                            Self::cast(&hs_ref, &hs_mailbox, msg);
-                        });
-                        // Unused when the legacy transport answers: its
-                        // session is never published for direct posts.
+                        if http.protocol == HttpProtocol::Detect {
+                            let legacy = Legacy {
+                                http: http.clone(),
+                                tokens: token_source,
+                                lost,
+                                posted: streamable.posted,
+                            };
+                            let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
+                            tokio::spawn(async move {
+                                let msg =
+                                    detect(client, transport, legacy, handshake_timeout).await;
+                                Self::cast(&hs_ref, &hs_mailbox, msg);
+                            });
+                        } else {
+                            handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                        }
+                        // Unused when detection settles on the legacy
+                        // transport: that session is never published for
+                        // direct posts.
                         Backend::Remote(Some(streamable.direct))
                     }
                     HttpProtocol::Sse => {

@@ -68,9 +68,9 @@ pub struct RemoteClient {
     endpoint: Arc<std::sync::OnceLock<(Arc<str>, reqwest::Url)>>,
     /// Connections the posting task drives itself (plain `http` only).
     conns: Option<Arc<CallerConns>>,
-    /// The status a session's `initialize` POST was last answered with (0
-    /// before any): to tell a legacy HTTP+SSE server by its refusal.
-    posted: Arc<AtomicU16>,
+    /// What a session's `initialize` POST was answered with: to tell a
+    /// legacy HTTP+SSE server by its refusal.
+    posted: PostStatus,
 }
 
 /// The status a session's `initialize` POST was answered with (0 before
@@ -79,6 +79,10 @@ pub struct RemoteClient {
 pub struct PostStatus(Arc<AtomicU16>);
 
 impl PostStatus {
+    fn note(&self, status: u16) {
+        self.0.store(status, Ordering::Relaxed);
+    }
+
     /// The status, if the `initialize` POST was answered.
     pub fn last(&self) -> Option<u16> {
         match self.0.load(Ordering::Relaxed) {
@@ -169,7 +173,7 @@ pub fn transport(
         client: client.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests)),
     };
-    let posted = PostStatus(client.posted.clone());
+    let posted = client.posted.clone();
     Ok(Streamable {
         transport: StreamableHttpClientTransport::with_client(client, config),
         direct,
@@ -229,7 +233,7 @@ impl RemoteClient {
             lost,
             endpoint: Arc::default(),
             conns: None,
-            posted: Arc::default(),
+            posted: PostStatus::default(),
         })
     }
 
@@ -270,8 +274,7 @@ impl RemoteClient {
     ) -> Result<reqwest::Response, StreamableHttpError<reqwest::Error>> {
         let response = self.send(request).await?;
         if initialize {
-            self.posted
-                .store(response.status().as_u16(), Ordering::Relaxed);
+            self.posted.note(response.status().as_u16());
         }
         Ok(response)
     }
