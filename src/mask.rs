@@ -27,6 +27,22 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// serde's rendering of a string it refused (`invalid type: string "…"`),
+/// escapes included.
+static QUOTED_STRING: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"\bstring "(?:[^"\\]|\\.)*""#).ok());
+
+/// A configuration error as an operator may read it: a string value serde
+/// quotes where it wanted another type (`env = "sk-…"` for a table) is not
+/// shown, and credential-shaped text (a TOML syntax error's line) is masked.
+pub fn config_error(message: &str) -> String {
+    let unquoted = match QUOTED_STRING.as_ref() {
+        Some(re) => re.replace_all(message, "a string (value not shown)"),
+        None => message.into(),
+    };
+    mask(&unquoted, [])
+}
+
 /// Masks `text` from upstream `entry`: its configured secrets (environment
 /// values, headers, OAuth credentials) and anything credential-shaped.
 pub fn mask_upstream(entry: &bulwark_supervisors::registry::ServerEntry, text: &str) -> String {
@@ -51,7 +67,23 @@ pub fn mask<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> Strin
 
 #[cfg(test)]
 mod tests {
-    use super::mask;
+    use super::{config_error, mask};
+
+    #[test]
+    fn config_errors_show_no_refused_string() {
+        let shown = config_error(
+            r#"invalid type: string "hunter2-but-\"long\"", expected a map for key `upstreams.a.env`"#,
+        );
+        assert_eq!(
+            shown,
+            "invalid type: a string (value not shown), expected a map for key `upstreams.a.env`"
+        );
+        assert_eq!(
+            config_error("unknown variant `sometimes`, expected `always`"),
+            "unknown variant `sometimes`, expected `always`"
+        );
+        assert!(!config_error("3 | api_key = \"abcdef123456").contains("abcdef123456"));
+    }
 
     #[test]
     fn masks_known_values_and_credential_shapes() {

@@ -160,6 +160,9 @@ pub async fn run(remote: &Remote, command: UpstreamCommand) -> Result<(), CliErr
                 .map_err(|err| CliError::Usage(err.to_string()))?;
             let mut added = Vec::new();
             for (name, upstream) in entries {
+                for key in upstream.ignored_keys() {
+                    eprintln!("warning: {}", crate::config::ignored_key(&name, key));
+                }
                 let mut body = crate::control::desired::upstream_json(&upstream);
                 body["name"] = json!(name);
                 added.push(client.call(Method::POST, "upstreams", Some(&body)).await?);

@@ -7,7 +7,9 @@
 //! `url`, Cline's legacy `transportType` another name for `type`, and the
 //! client-side settings Cline, Roo Code and others keep beside a server
 //! (`autoApprove`, `alwaysAllow`, `timeout`, `watchPaths`) are ignored, with a
-//! warning ([`super::Config::warn_ignored_keys`]); Roo Code's `disabledTools`
+//! warning ([`super::Config::warn_ignored_keys`]), as are a remote server's
+//! `env`, `args` and `cwd` (its own client dropped them too; a TOML upstream
+//! with them is refused); Roo Code's `disabledTools`
 //! is refused, since ignored it would offer the tools it lists. Any
 //! other key is an error that lists the accepted ones, and so is a name given
 //! twice (a server, a variable, a header): a plain JSON map would silently

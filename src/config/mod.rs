@@ -218,8 +218,8 @@ pub struct UpstreamConfig {
     /// Where it was defined, so that errors about it name that place.
     #[serde(skip)]
     defined: Defined,
-    /// The client-side keys of its `mcpServers` entry, which the gateway
-    /// ignores (see [`Config::warn_ignored_keys`]).
+    /// The keys of its `mcpServers` entry the gateway ignores (see
+    /// [`Config::warn_ignored_keys`]).
     #[serde(skip)]
     ignored: Vec<&'static str>,
 }
@@ -241,6 +241,12 @@ impl UpstreamConfig {
             Defined::Toml => format!("upstreams.{name}"),
             Defined::McpServers(_) => format!("mcpServers.{name}"),
         }
+    }
+
+    /// The client-side keys of its `mcpServers` entry that the gateway
+    /// ignores (`autoApprove`, `alwaysAllow`, `timeout`, `watchPaths`).
+    pub fn ignored_keys(&self) -> &[&'static str] {
+        &self.ignored
     }
 
     /// The file it was defined in: its `mcpServers` file, or else `toml`
@@ -303,9 +309,14 @@ pub struct Sources {
     pub mcp_servers: Option<PathBuf>,
 }
 
+/// What the gateway says of a client-side key it ignores in `mcpServers.NAME`.
+pub fn ignored_key(name: &str, key: &str) -> String {
+    format!("mcpServers.{name}.{key} is a client-side setting the gateway does not use; ignored")
+}
+
 impl Config {
     /// Logs one warning per key that an `mcpServers` entry had and the
-    /// gateway ignores (`autoApprove`, `alwaysAllow`, `timeout`). Loading
+    /// gateway ignores (see [`UpstreamConfig::ignored_keys`]). Loading
     /// does not log (at start, logging is set up from the loaded
     /// configuration); whoever puts a loaded configuration to use calls this.
     pub fn warn_ignored_keys(&self) {
@@ -315,7 +326,8 @@ impl Config {
                     file = upstream.origin(""),
                     server = %name,
                     key,
-                    "mcpServers.{name}.{key} is a client-side setting the gateway does not use; ignored"
+                    "{}",
+                    ignored_key(name, key)
                 );
             }
         }
@@ -369,13 +381,13 @@ impl Config {
         );
         let merged = builder.build().map_err(|err| ConfigError::Invalid {
             origin: origin.clone(),
-            message: err.to_string(),
+            message: crate::mask::config_error(&err.to_string()),
         })?;
         let mut config: Config = merged
             .try_deserialize()
             .map_err(|err| ConfigError::Invalid {
                 origin: origin.clone(),
-                message: err.to_string(),
+                message: crate::mask::config_error(&err.to_string()),
             })?;
         if let Some(file) = &sources.mcp_servers {
             for (name, upstream) in mcp_servers::load(file)? {

@@ -201,6 +201,18 @@ fn check_transport(at: &str, upstream: &super::UpstreamConfig) -> Result<(), Str
             if upstream.token_env.is_some() {
                 return Err(format!("{at}.token_env applies to stdio upstreams only"));
             }
+            // Silently dropped, they would leave an operator believing a
+            // remote server gets a key it never sees (`headers` carry those).
+            let launch = [
+                ("env", !upstream.env.is_empty()),
+                ("args", !upstream.args.is_empty()),
+                ("cwd", upstream.cwd.is_some()),
+            ];
+            if let Some((key, _)) = launch.into_iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{at}.{key} applies to stdio (command) upstreams only; a remote (url) upstream sends `headers`"
+                ));
+            }
             if upstream.oauth.is_some() {
                 if upstream
                     .headers
@@ -615,6 +627,18 @@ mod tests {
                 "headers",
             ),
             (
+                "[upstreams.a]\nurl = \"https://e.com/mcp\"\nenv = { API_KEY = \"k\" }",
+                "upstreams.a.env applies to stdio (command) upstreams only",
+            ),
+            (
+                "[upstreams.a]\nurl = \"https://e.com/mcp\"\nargs = [\"--port\", \"1\"]",
+                "upstreams.a.args applies to stdio",
+            ),
+            (
+                "[upstreams.a]\nurls = [\"https://e.com/mcp\"]\ncwd = \"/tmp\"",
+                "upstreams.a.cwd applies to stdio",
+            ),
+            (
                 "[upstreams.a]\ntype = \"sse\"\ncommand = \"x\"",
                 "needs a `url`",
             ),
@@ -762,6 +786,22 @@ mod tests {
             servers.display().to_string(),
             file.display().to_string(),
         )
+    }
+
+    #[test]
+    fn a_toml_value_of_the_wrong_type_is_not_quoted() {
+        let secret = "hunter2-not-shaped-like-a-key";
+        let (result, _, toml_file) = load_with_servers(
+            Some(&format!(
+                "[upstreams.t]\ncommand = \"x\"\nenv = \"{secret}\"\n"
+            )),
+            r#"{"mcpServers": {}}"#,
+        );
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains(&toml_file), "{err}");
+        assert!(err.contains("upstreams.t.env"), "{err}");
+        assert!(err.contains("value not shown"), "{err}");
+        assert!(!err.contains(secret), "{err}");
     }
 
     #[test]

@@ -104,19 +104,30 @@ async fn every_verb_round_trips_through_the_api() {
     std::fs::write(
         &file,
         json!({"mcpServers": {
-            "one": {"command": bin, "args": ["demo-server", "echo"]},
+            "one": {"command": bin, "args": ["demo-server", "echo"], "autoApprove": ["echo"]},
             "two": {"command": bin, "args": ["demo-server", "echo"]},
         }})
         .to_string(),
     )
     .unwrap();
-    let imported = cli.json(&[
+    let (ok, stdout, stderr) = cli.run(&[
         "upstream",
         "add",
         "--from-mcp-servers",
         file.to_str().unwrap(),
+        "--output",
+        "json",
     ]);
+    assert!(ok, "{stderr}");
+    let imported: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(imported["total"], 2, "{imported}");
+    // The key another client reads and the gateway does not is named, once.
+    assert_eq!(
+        stderr.matches("mcpServers.one.autoApprove").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("mcpServers.two"), "{stderr}");
     let listed = cli.json(&["upstream", "list", "--source", "api"]);
     let names: Vec<&str> = listed["items"]
         .as_array()
