@@ -84,6 +84,11 @@ impl Runtime {
     /// are where `config` came from (watched by [`crate::control::watch`]).
     pub async fn start_with(config: &Config, sources: Sources) -> Result<Self, StartError> {
         config.warn_ignored_keys();
+        // What the file gets wrong once the environment is read (an unset
+        // `${VAR}`, a line break in a header's variable) fails the start
+        // here, before the store is opened or an admin key is made: a key
+        // printed above a configuration error is easily lost.
+        crate::config::upstream_specs(config)?;
         let telemetry = crate::telemetry::Telemetry::new(&config.telemetry)?;
         let guardrails = Guardrails::new(config.guardrails.clone())?;
         let cache = CacheHandle::new(&config.cache)?;

@@ -309,18 +309,36 @@ fn check_env_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A header value as `${VAR}` expansion made it; a variable's value may
-/// bring a line break the file did not have.
-fn expanded_header_value(at: &str, name: &str, value: String) -> Result<String, ConfigError> {
-    match HeaderValue::from_str(&value) {
-        Ok(_) => Ok(value),
-        Err(_) => Err(ConfigError::Invalid {
-            origin: "environment".into(),
-            message: format!(
-                "{at}.headers.{name}: once its ${{VAR}} is expanded, {INVALID_HEADER_VALUE} (value not shown)"
-            ),
-        }),
+/// A header value as `${VAR}` expansion of `template` made it; a
+/// variable's value may bring a line break the file did not have. The
+/// error names the variables (never their values), since one of them is
+/// what needs fixing.
+fn expanded_header_value(
+    at: &str,
+    name: &str,
+    template: &str,
+    value: String,
+) -> Result<String, ConfigError> {
+    if HeaderValue::from_str(&value).is_ok() {
+        return Ok(value);
     }
+    let variables: Vec<String> = template
+        .split("${")
+        .skip(1)
+        .filter_map(|after| after.split_once('}'))
+        .map(|(var, _)| format!("${{{var}}}"))
+        .collect();
+    let expanded = match variables.len() {
+        0 => "once expanded".to_owned(),
+        1 => format!("once {} is expanded", variables[0]),
+        _ => format!("once {} are expanded", variables.join(", ")),
+    };
+    Err(ConfigError::Invalid {
+        origin: "environment".into(),
+        message: format!(
+            "{at}.headers.{name}: {expanded}, {INVALID_HEADER_VALUE} (value not shown)"
+        ),
+    })
 }
 
 fn check_policy(policy: &RestartPolicy, at: &str) -> Result<(), String> {
@@ -376,8 +394,11 @@ pub fn resolve_specs(config: &Config) -> Result<Vec<(UpstreamSpec, RestartPolicy
                     .headers
                     .iter()
                     .map(|(key, value)| {
-                        let value = expand(&format!("headers.{key}"), value)?;
-                        Ok((key.clone(), expanded_header_value(&at, key, value)?))
+                        let expanded = expand(&format!("headers.{key}"), value)?;
+                        Ok((
+                            key.clone(),
+                            expanded_header_value(&at, key, value, expanded)?,
+                        ))
                     })
                     .collect::<Result<_, ConfigError>>()?,
             }),
@@ -1005,12 +1026,16 @@ mod tests {
 
     #[test]
     fn an_expanded_header_value_is_checked_again() {
-        let err =
-            expanded_header_value("mcpServers.a", "X-K", "s3cr3t-value\r\nInjected: 1".into())
-                .unwrap_err()
-                .to_string();
+        let err = expanded_header_value(
+            "mcpServers.a",
+            "X-K",
+            "Bearer ${PART_ONE}-${PART_TWO} ${unclosed",
+            "Bearer s3cr3t-value\r\nInjected: 1".into(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
-            err.contains("mcpServers.a.headers.X-K: once its ${VAR} is expanded"),
+            err.contains("mcpServers.a.headers.X-K: once ${PART_ONE}, ${PART_TWO} are expanded"),
             "{err}"
         );
         assert!(
@@ -1018,7 +1043,8 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            expanded_header_value("upstreams.a", "X-K", "Bearer abc".into()).unwrap(),
+            expanded_header_value("upstreams.a", "X-K", "Bearer ${T}", "Bearer abc".into())
+                .unwrap(),
             "Bearer abc"
         );
     }

@@ -10,6 +10,7 @@ mod openapi;
 mod pins;
 mod routing;
 mod secrets;
+mod startup_errors;
 mod system;
 mod watch;
 

@@ -1,0 +1,123 @@
+//! `bulwark serve` refusing a configuration at start: the real binary, its
+//! exit status and what it prints, for values that only go wrong once the
+//! process environment is read (a `${VAR}` holding a line break) or that a
+//! parser would otherwise quote (a secret given where a table belongs).
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A value shaped like nothing the masker knows: only not quoting it hides it.
+const SECRET: &str = "plain-words-hunter-two";
+
+/// Runs `bulwark serve ARGS…` in `dir` with `env`, and waits for it to exit:
+/// a refused configuration ends the process before it listens.
+fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command
+        .arg("serve")
+        .args(args)
+        .current_dir(dir)
+        .env("BULWARK__SERVER__LISTEN", "127.0.0.1:0")
+        .env("BULWARK__SERVER__DATA_DIR", dir.join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("bulwark serve {args:?} did not exit on a bad configuration");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A start refused for its configuration leaves no store and no admin key
+/// behind: a key printed above the error would be easily lost, and the
+/// next start, finding one, would print none.
+fn created_nothing(dir: &Path) {
+    let data = dir.join("data");
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .map(|entries| entries.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{} holds {left:?}", data.display());
+}
+
+fn refused(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "started: {stdout}{stderr}");
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "{stdout}{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn a_header_variable_holding_a_line_break_stops_the_start_without_showing_it() {
+    let value = format!("{SECRET}\r\nX-Injected: 1");
+    let env = [("BULWARK_IT_HEADER_VALUE", value.as_str())];
+    // The same header from the TOML file and from an mcpServers file:
+    // (flag, file name, its text, the key the error names).
+    let files = [
+        (
+            "--config",
+            "bulwark.toml",
+            "[upstreams.far]\nurl = \"https://127.0.0.1:9/mcp\"\n\
+             headers = { X-Api-Key = \"${BULWARK_IT_HEADER_VALUE}\" }\n",
+            "upstreams.far.headers.X-Api-Key",
+        ),
+        (
+            "--mcp-servers",
+            "mcp.json",
+            r#"{"mcpServers": {"far": {"url": "https://127.0.0.1:9/mcp",
+                "headers": {"X-Api-Key": "${BULWARK_IT_HEADER_VALUE}"}}}}"#,
+            "mcpServers.far.headers.X-Api-Key",
+        ),
+    ];
+    for (flag, name, text, key) in files {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let stderr = refused(&serve(dir.path(), &[flag, file.to_str().unwrap()], &env));
+        let expected = format!("{key}: once ${{BULWARK_IT_HEADER_VALUE}} is expanded");
+        assert!(stderr.contains(&expected), "{stderr}");
+        created_nothing(dir.path());
+    }
+}
+
+#[test]
+fn toml_mistakes_stop_the_start_naming_the_key_not_the_value() {
+    let cases = [
+        // A secret given where a table belongs: serde would quote it.
+        (
+            format!("[upstreams.local]\ncommand = \"x\"\nenv = \"{SECRET}\"\n"),
+            "invalid type: a string (value not shown), expected a map for key `upstreams.local.env`",
+        ),
+        // A remote server's key in `env`, which it would never see.
+        (
+            format!(
+                "[upstreams.far]\nurl = \"https://127.0.0.1:9/mcp\"\nenv = {{ API_KEY = \"{SECRET}\" }}\n"
+            ),
+            "upstreams.far.env applies to stdio (command) upstreams only",
+        ),
+    ];
+    for (text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("bulwark.toml");
+        std::fs::write(&toml, &text).unwrap();
+        let stderr = refused(&serve(
+            dir.path(),
+            &["--config", toml.to_str().unwrap()],
+            &[],
+        ));
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+        created_nothing(dir.path());
+    }
+}
