@@ -37,11 +37,16 @@ pub enum AuthMethodArg {
 /// Arguments of `bulwark connect`.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// The server's streamable HTTP endpoint (with `--sse`: its legacy SSE endpoint).
+    /// The server's endpoint: tried as streamable HTTP, then as legacy
+    /// HTTP+SSE when it refuses the `initialize` POST with a 4xx other than
+    /// 401, 403, 407 or 429.
     pub url: String,
-    /// The server speaks the legacy HTTP+SSE transport (2024-11-05).
-    #[arg(long)]
+    /// Only the legacy HTTP+SSE transport (2024-11-05).
+    #[arg(long, conflicts_with = "http")]
     pub sse: bool,
+    /// Only streamable HTTP: no fallback to legacy SSE.
+    #[arg(long)]
+    pub http: bool,
     /// A static header, `Name: value` (repeatable).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -159,10 +164,11 @@ impl ConnectArgs {
             transport: Transport::Http(HttpSpec {
                 url: self.url.clone(),
                 headers,
-                protocol: if self.sse {
-                    HttpProtocol::Sse
-                } else {
-                    HttpProtocol::Streamable
+                protocol: match (self.sse, self.http) {
+                    (true, _) => HttpProtocol::Sse,
+                    (false, true) => HttpProtocol::Streamable,
+                    // As the MCP spec asks of clients that keep to older servers.
+                    (false, false) => HttpProtocol::Detect,
                 },
             }),
             oauth: self.oauth()?,

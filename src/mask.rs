@@ -34,13 +34,26 @@ static QUOTED_STRING: LazyLock<Option<Regex>> =
 
 /// A configuration error as an operator may read it: a string value serde
 /// quotes where it wanted another type (`env = "sk-…"` for a table) is not
-/// shown, and credential-shaped text (a TOML syntax error's line) is masked.
+/// shown, a TOML syntax error keeps its line and column but not the quoted
+/// source line (` 3 | token = "…`, which may hold a secret), and anything
+/// else credential-shaped is masked.
 pub fn config_error(message: &str) -> String {
     let unquoted = match QUOTED_STRING.as_ref() {
         Some(re) => re.replace_all(message, "a string (value not shown)"),
         None => message.into(),
     };
-    mask(&unquoted, [])
+    let without_source: Vec<&str> = unquoted
+        .lines()
+        .filter(|line| !is_source_line(line))
+        .collect();
+    mask(&without_source.join("\n"), [])
+}
+
+/// A line of the source excerpt the `toml` crate puts in its errors: a
+/// gutter (`  |`, `3 |`) and what follows it.
+fn is_source_line(line: &str) -> bool {
+    line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ')
+        .starts_with('|')
 }
 
 /// Masks `text` from upstream `entry`: its configured secrets (environment
@@ -82,7 +95,11 @@ mod tests {
             config_error("unknown variant `sometimes`, expected `always`"),
             "unknown variant `sometimes`, expected `always`"
         );
-        assert!(!config_error("3 | api_key = \"abcdef123456").contains("abcdef123456"));
+        let syntax = "TOML parse error at line 3, column 10\n  |\n3 | db = \"postgres://u:pa55@h\n  |          ^\ninvalid basic string";
+        assert_eq!(
+            config_error(syntax),
+            "TOML parse error at line 3, column 10\ninvalid basic string"
+        );
     }
 
     #[test]

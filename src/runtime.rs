@@ -97,7 +97,6 @@ impl Runtime {
         store::import::keys_file_once(&store, &crate::auth::keys_file(config)).await?;
         crate::control::pins::keep(&guardrails, &store).await?;
         let credentials = LiveCredentials::load(&config.auth, &store).await?;
-        let admin_key = credentials::bootstrap_admin(config, &store, &credentials).await?;
         let stored = store::named::UPSTREAMS.all(&store).await?;
         let specs = crate::control::desired::specs(config, &stored)?;
         let auth = crate::auth::Auth::with_store(config, credentials.clone())?;
@@ -139,6 +138,9 @@ impl Runtime {
             },
         )
         .await?;
+        // Last of what can fail: a key made and then lost to a later error
+        // would never be shown (the next start finds one and makes none).
+        let admin_key = credentials::bootstrap_admin(config, &store, &credentials).await?;
         let control = ControlPlane::new(
             store,
             credentials,

@@ -18,8 +18,29 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     check_exposure(&config, addr)?;
-    let mut stdout = std::io::stdout();
     let runtime = Runtime::start_with(&config, sources).await?;
+    let shutdown = CancellationToken::new();
+    let (app, origin) = match assemble(&config, &runtime, overrides, &shutdown).await {
+        Ok(assembled) => assembled,
+        Err(err) => {
+            forget_unshown_admin_key(&runtime).await;
+            return Err(err);
+        }
+    };
+    // Every request gets its span and request id first, then the Host and
+    // Origin check. Both wrap the router as one service rather than each of
+    // its routes (`Router::layer`): a route is a box that each middleware
+    // above it clones per request, the router an `Arc`.
+    let app = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::traces::http::layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            origin,
+            crate::front::origin::layer,
+        ))
+        .service(app);
+    let mut stdout = std::io::stdout();
     if let Some(key) = &runtime.admin_key {
         // Shown once, on its own line, and never logged.
         writeln!(
@@ -29,13 +50,63 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         )?;
         writeln!(stdout, "{}", key.secret)?;
     }
-    let shutdown = CancellationToken::new();
+    // The one line scripts and tests wait for: where to point an MCP client.
+    writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
+    stdout.flush()?;
+    tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
+
+    // SIGTERM: refuse new calls and let those in flight drain (their
+    // streams stay open), then end open sessions and SSE streams so
+    // graceful shutdown can finish.
+    let drain = runtime.drain();
+    front::listener::serve(listener, app, &config.server.limits, async move {
+        shutdown_signal().await;
+        drain.await;
+        shutdown.cancel();
+    })
+    .await;
+    runtime.shutdown().await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// A start that failed after the runtime made the bootstrap admin key
+/// removes it: never shown, it would lock the operator out, since the next
+/// start finds a key and makes none.
+async fn forget_unshown_admin_key(runtime: &Runtime) {
+    let Some(key) = &runtime.admin_key else {
+        return;
+    };
+    match crate::store::keys::delete(&runtime.control.store, &key.id).await {
+        Ok(_) => {
+            tracing::info!(id = %key.id, "removed the admin API key made by this failed start; the next start makes a new one");
+        }
+        Err(err) => {
+            tracing::error!(id = %key.id, %err, "the admin API key made by this failed start could not be removed: create one with `bulwark key create` against the store");
+        }
+    }
+}
+
+/// Everything between the runtime's start and serving: the control plane's
+/// thread and tasks, the audit queue, the management API and the MCP routes,
+/// with the Host/Origin policy that wraps them.
+async fn assemble(
+    config: &Config,
+    runtime: &Runtime,
+    overrides: Overrides,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(axum::Router, std::sync::Arc<OriginPolicy>)> {
+    let mut stdout = std::io::stdout();
+    let directory = crate::mcp::directory::Directory::from_config(
+        &config.sessions,
+        config.cache.redis_url.as_deref(),
+    )?;
+    let control_thread = crate::control::thread::ControlThread::start()
+        .context("starting the control plane's thread")?;
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let control = runtime.control.clone();
     // Management requests, the config watch and the shared-store follower
     // reconcile on the control thread, off the workers that serve calls.
-    let control_thread = crate::control::thread::ControlThread::start()
-        .context("starting the control plane's thread")?;
     {
         let _on_control_thread = control_thread.enter();
         crate::control::follow::spawn(control.clone(), shutdown.clone());
@@ -44,10 +115,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let settings = HttpSettings {
         limits: config.server.limits.clone(),
         shutdown: shutdown.clone(),
-        directory: crate::mcp::directory::Directory::from_config(
-            &config.sessions,
-            config.cache.redis_url.as_deref(),
-        )?,
+        directory,
     };
     // A foreign Host or Origin reaches neither /mcp nor /api: checked at
     // each listener's edge, for every path.
@@ -117,42 +185,12 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
                 .layer(axum::middleware::from_fn(
                     crate::telemetry::traces::http::layer,
                 ));
-            let admin = admin_server(admin, &config, management, shutdown.clone()).await?;
+            let admin = admin_server(admin, config, management, shutdown.clone()).await?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
     }
-    // Every request gets its span and request id first, then the Host and
-    // Origin check. Both wrap the router as one service rather than each of
-    // its routes (`Router::layer`): a route is a box that each middleware
-    // above it clones per request, the router an `Arc`.
-    let app = tower::ServiceBuilder::new()
-        .layer(axum::middleware::from_fn(
-            crate::telemetry::traces::http::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            origin,
-            crate::front::origin::layer,
-        ))
-        .service(app);
-    // The one line scripts and tests wait for: where to point an MCP client.
-    writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
-    stdout.flush()?;
-    tracing::info!(%addr, upstreams = runtime.registry.servers().len(), "gateway started");
-
-    // SIGTERM: refuse new calls and let those in flight drain (their
-    // streams stay open), then end open sessions and SSE streams so
-    // graceful shutdown can finish.
-    let drain = runtime.drain();
-    front::listener::serve(listener, app, &config.server.limits, async move {
-        shutdown_signal().await;
-        drain.await;
-        shutdown.cancel();
-    })
-    .await;
-    runtime.shutdown().await;
-    tracing::info!("gateway stopped");
-    Ok(())
+    Ok((app, origin))
 }
 
 /// Serves the management routes on `addr` until `shutdown`.

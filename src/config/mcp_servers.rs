@@ -118,7 +118,7 @@ impl Entry {
                     .into(),
             ));
         }
-        let ignored = [
+        let mut ignored: Vec<&'static str> = [
             ("autoApprove", self.auto_approve.is_some()),
             ("alwaysAllow", self.always_allow.is_some()),
             ("timeout", self.timeout.is_some()),
@@ -157,7 +157,7 @@ impl Entry {
             }
             (None, None) => return Err(at("missing field `command` (or `url`)".into())),
         };
-        Ok(UpstreamConfig {
+        let mut upstream = UpstreamConfig {
             command,
             args: self.args,
             env: self.env.0.into_iter().map(|(k, Text(v))| (k, v)).collect(),
@@ -182,8 +182,13 @@ impl Entry {
             affinity: Default::default(),
             health: None,
             defined,
-            ignored,
-        })
+            ignored: Vec::new(),
+        };
+        // A remote server's launch settings: the client that wrote the file
+        // dropped them too, so it loads (a TOML upstream is refused).
+        ignored.extend(upstream.take_remote_launch_settings());
+        upstream.ignored = ignored;
+        Ok(upstream)
     }
 }
 
@@ -509,6 +514,7 @@ mod tests {
             r#"{"mcpServers": {
                 "cline": {"command": "x", "autoApprove": ["t"], "timeout": 60, "disabled": false},
                 "roo": {"command": "y", "alwaysAllow": [], "watchPaths": ["/tmp/x"]},
+                "far": {"url": "https://h/mcp", "env": {"K": "v4lue"}, "args": ["-v"], "cwd": "/tmp"},
                 "plain": {"command": "z"}}}"#,
         );
         let lines = Lines::default();
@@ -523,19 +529,24 @@ mod tests {
                 mcp_servers: Some(file.path().to_owned()),
             })
             .unwrap();
-            assert_eq!(config.upstreams.len(), 3);
+            assert_eq!(config.upstreams.len(), 4);
+            let far = &config.upstreams["far"];
+            assert!(far.env.is_empty() && far.args.is_empty() && far.cwd.is_none());
             assert!(lines.text().is_empty(), "loading does not log");
             config.warn_ignored_keys();
         });
         let text = lines.text();
         let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
-        assert_eq!(warnings.len(), 4, "{text}");
+        assert_eq!(warnings.len(), 7, "{text}");
         let path = file.path().display().to_string();
         for (server, key) in [
             ("cline", "autoApprove"),
             ("cline", "timeout"),
             ("roo", "alwaysAllow"),
             ("roo", "watchPaths"),
+            ("far", "env"),
+            ("far", "args"),
+            ("far", "cwd"),
         ] {
             assert!(
                 warnings
@@ -546,6 +557,11 @@ mod tests {
                 "{server}.{key}: {text}"
             );
         }
+        assert!(
+            text.contains("mcpServers.far.env applies to launched (command) servers only"),
+            "{text}"
+        );
+        assert!(!text.contains("v4lue"), "no value shown: {text}");
     }
 
     #[test]

@@ -243,8 +243,31 @@ impl UpstreamConfig {
         }
     }
 
-    /// The client-side keys of its `mcpServers` entry that the gateway
-    /// ignores (`autoApprove`, `alwaysAllow`, `timeout`, `watchPaths`).
+    /// Drops the launch settings (`env`, `args`, `cwd`) of a remote (`url`)
+    /// upstream, which its server would never receive, and names those it
+    /// had. Stdio upstreams are left as they are.
+    pub fn take_remote_launch_settings(&mut self) -> Vec<&'static str> {
+        let mut dropped = Vec::new();
+        if self.url.is_none() && self.urls.is_empty() {
+            return dropped;
+        }
+        if !self.env.is_empty() {
+            self.env.clear();
+            dropped.push("env");
+        }
+        if !self.args.is_empty() {
+            self.args.clear();
+            dropped.push("args");
+        }
+        if self.cwd.take().is_some() {
+            dropped.push("cwd");
+        }
+        dropped
+    }
+
+    /// The keys of its `mcpServers` entry that the gateway ignores: other
+    /// clients' own settings (`autoApprove`, `alwaysAllow`, `timeout`,
+    /// `watchPaths`) and a remote server's `env`, `args` and `cwd`.
     pub fn ignored_keys(&self) -> &[&'static str] {
         &self.ignored
     }
@@ -309,9 +332,16 @@ pub struct Sources {
     pub mcp_servers: Option<PathBuf>,
 }
 
-/// What the gateway says of a client-side key it ignores in `mcpServers.NAME`.
+/// What the gateway says of a key it ignores in `mcpServers.NAME`.
 pub fn ignored_key(name: &str, key: &str) -> String {
-    format!("mcpServers.{name}.{key} is a client-side setting the gateway does not use; ignored")
+    let why = match key {
+        "env" | "args" | "cwd" => {
+            "applies to launched (command) servers only: a remote server never receives it \
+             (send keys in `headers`)"
+        }
+        _ => "is a client-side setting the gateway does not use",
+    };
+    format!("mcpServers.{name}.{key} {why}; ignored")
 }
 
 impl Config {

@@ -208,9 +208,16 @@ fn check_transport(at: &str, upstream: &super::UpstreamConfig) -> Result<(), Str
                 ("args", !upstream.args.is_empty()),
                 ("cwd", upstream.cwd.is_some()),
             ];
-            if let Some((key, _)) = launch.into_iter().find(|(_, given)| *given) {
+            let given: Vec<String> = launch
+                .into_iter()
+                .filter(|(_, given)| *given)
+                .map(|(key, _)| format!("{at}.{key}"))
+                .collect();
+            if !given.is_empty() {
                 return Err(format!(
-                    "{at}.{key} applies to stdio (command) upstreams only; a remote (url) upstream sends `headers`"
+                    "{} {} to stdio (command) upstreams only; a remote (url) upstream sends `headers`",
+                    given.join(", "),
+                    if given.len() == 1 { "applies" } else { "apply" }
                 ));
             }
             if upstream.oauth.is_some() {
@@ -322,12 +329,17 @@ fn expanded_header_value(
     if HeaderValue::from_str(&value).is_ok() {
         return Ok(value);
     }
-    let variables: Vec<String> = template
+    let mut variables: Vec<String> = Vec::new();
+    for (var, _) in template
         .split("${")
         .skip(1)
         .filter_map(|after| after.split_once('}'))
-        .map(|(var, _)| format!("${{{var}}}"))
-        .collect();
+    {
+        let var = format!("${{{var}}}");
+        if !variables.contains(&var) {
+            variables.push(var);
+        }
+    }
     let expanded = match variables.len() {
         0 => "once expanded".to_owned(),
         1 => format!("once {} is expanded", variables[0]),
@@ -658,6 +670,10 @@ mod tests {
             (
                 "[upstreams.a]\nurls = [\"https://e.com/mcp\"]\ncwd = \"/tmp\"",
                 "upstreams.a.cwd applies to stdio",
+            ),
+            (
+                "[upstreams.a]\nurl = \"https://e.com/mcp\"\nenv = { K = \"v\" }\ncwd = \"/tmp\"",
+                "upstreams.a.env, upstreams.a.cwd apply to stdio",
             ),
             (
                 "[upstreams.a]\ntype = \"sse\"\ncommand = \"x\"",
@@ -1029,7 +1045,7 @@ mod tests {
         let err = expanded_header_value(
             "mcpServers.a",
             "X-K",
-            "Bearer ${PART_ONE}-${PART_TWO} ${unclosed",
+            "Bearer ${PART_ONE}-${PART_TWO}${PART_ONE} ${unclosed",
             "Bearer s3cr3t-value\r\nInjected: 1".into(),
         )
         .unwrap_err()

@@ -97,6 +97,12 @@ pub fn specs(
         let upstream = match parse_upstream(record.definition.clone()) {
             Ok(mut upstream) => {
                 upstream.enabled &= record.enabled;
+                // Stored before remote upstreams refused them: dropped (the
+                // server never received them), not a reason to stop it.
+                let dropped = upstream.take_remote_launch_settings();
+                if !dropped.is_empty() {
+                    tracing::warn!(server = %record.name, keys = ?dropped, "stored remote upstream has launch settings its server never receives; ignored (PUT it without them to clear them)");
+                }
                 upstream
             }
             Err(err) => {

@@ -11,6 +11,7 @@ mod pins;
 mod routing;
 mod secrets;
 mod startup_errors;
+mod stored_remote;
 mod system;
 mod watch;
 

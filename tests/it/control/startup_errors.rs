@@ -3,37 +3,29 @@
 //! process environment is read (a `${VAR}` holding a line break) or that a
 //! parser would otherwise quote (a secret given where a table belongs).
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{Finished, run_with_timeout};
 
 /// A value shaped like nothing the masker knows: only not quoting it hides it.
 const SECRET: &str = "plain-words-hunter-two";
 
 /// Runs `bulwark serve ARGS…` in `dir` with `env`, and waits for it to exit:
-/// a refused configuration ends the process before it listens.
-fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// a refused configuration ends the process before it listens (one that
+/// serves instead is killed after a minute and fails the test).
+fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
     command
         .arg("serve")
         .args(args)
         .current_dir(dir)
         .env("BULWARK__SERVER__LISTEN", "127.0.0.1:0")
-        .env("BULWARK__SERVER__DATA_DIR", dir.join("data"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .env("BULWARK__SERVER__DATA_DIR", dir.join("data"));
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("bulwark serve {args:?} did not exit on a bad configuration");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    run_with_timeout(command, Duration::from_secs(60))
 }
 
 /// A start refused for its configuration leaves no store and no admin key
@@ -47,7 +39,7 @@ fn created_nothing(dir: &Path) {
     assert!(left.is_empty(), "{} holds {left:?}", data.display());
 }
 
-fn refused(out: &Output) -> String {
+fn refused(out: &Finished) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "started: {stdout}{stderr}");
@@ -99,6 +91,11 @@ fn toml_mistakes_stop_the_start_naming_the_key_not_the_value() {
         (
             format!("[upstreams.local]\ncommand = \"x\"\nenv = \"{SECRET}\"\n"),
             "invalid type: a string (value not shown), expected a map for key `upstreams.local.env`",
+        ),
+        // A syntax error on a line holding a secret: its place, not its text.
+        (
+            format!("[upstreams.local]\ncommand = \"x\"\nenv = {{ K = \"{SECRET} }}\n"),
+            "line 3",
         ),
         // A remote server's key in `env`, which it would never see.
         (

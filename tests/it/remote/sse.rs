@@ -254,27 +254,55 @@ async fn a_url_serving_neither_transport_names_both_failures() {
     assert_ne!(node["state"], "ready", "{node}");
 }
 
+/// `bulwark connect` with `--sse`, and without it (detected, as the MCP
+/// spec asks of clients); `--http` keeps to streamable HTTP and fails.
 #[test]
 fn bulwark_connect_reaches_a_legacy_sse_server() {
     let Some(peers) = peers() else { return };
     let upstream = SseServer::python(&peers);
-    let mut connect = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-    connect
-        .args(["connect", "--sse", &upstream.url(), "--call", "echo"])
-        .args(["--args", r#"{"message": "hello over SSE"}"#]);
-    let done = run_with_timeout(connect, Duration::from_secs(60));
-    let stdout = String::from_utf8_lossy(&done.stdout);
+    let connect = |flag: Option<&str>| {
+        let mut connect = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+        connect
+            .arg("connect")
+            .args(flag)
+            .args([upstream.url().as_str(), "--call", "echo"])
+            .args(["--args", r#"{"message": "hello over SSE"}"#]);
+        run_with_timeout(connect, Duration::from_secs(60))
+    };
+    for flag in [Some("--sse"), None] {
+        let done = connect(flag);
+        let stdout = String::from_utf8_lossy(&done.stdout);
+        assert!(
+            done.status.success(),
+            "{flag:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert!(
+            stdout.contains("\"grow\""),
+            "the tools were listed: {stdout}"
+        );
+        assert!(
+            stdout.contains("hello over SSE"),
+            "the call's result: {stdout}"
+        );
+    }
+    let done = connect(Some("--http"));
     assert!(
-        done.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&done.stderr)
+        !done.status.success(),
+        "streamable HTTP only reached an SSE server"
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("405"),
+        "the POST's refusal: {stderr}"
     );
     assert!(
-        stdout.contains("\"grow\""),
-        "the tools were listed: {stdout}"
+        !stderr.contains("legacy HTTP+SSE"),
+        "no fallback tried: {stderr}"
     );
-    assert!(
-        stdout.contains("hello over SSE"),
-        "the call's result: {stdout}"
-    );
+    // One transport or the other, not both.
+    let mut both = Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    both.args(["connect", "--sse", "--http", upstream.url().as_str()]);
+    let done = run_with_timeout(both, Duration::from_secs(60));
+    assert_eq!(done.status.code(), Some(2), "a usage error");
 }
