@@ -379,10 +379,16 @@ fn upstream(
             not_mapped.push(format!("server '{name}': {what}"));
         }
     }
-    let upstream = desired::parse_upstream(Value::Object(definition))
+    let mut upstream = desired::parse_upstream(Value::Object(definition))
         .map_err(|err| format!("not a usable server ({}: {})", err.field, err.message))?;
     if upstream.command.is_empty() && upstream.url.is_none() {
         return Err("neither a command nor a url".into());
+    }
+    // Enkrypt's gateway never passed these to a remote server either.
+    for key in upstream.take_remote_launch_settings() {
+        not_mapped.push(format!(
+            "server '{name}': config.{key} applies to launched (command) servers only"
+        ));
     }
     Ok(upstream)
 }

@@ -30,7 +30,7 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 /// serde's rendering of a string it refused (`invalid type: string "…"`),
 /// escapes included.
 static QUOTED_STRING: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"\bstring "(?:[^"\\]|\\.)*""#).ok());
+    LazyLock::new(|| Regex::new(r#"\bstring "(?:[^"\\\n]|\\.)*""#).ok());
 
 /// A configuration error as an operator may read it: a string value serde
 /// quotes where it wanted another type (`env = "sk-…"` for a table) is not
@@ -38,15 +38,16 @@ static QUOTED_STRING: LazyLock<Option<Regex>> =
 /// source line (` 3 | token = "…`, which may hold a secret), and anything
 /// else credential-shaped is masked.
 pub fn config_error(message: &str) -> String {
-    let unquoted = match QUOTED_STRING.as_ref() {
-        Some(re) => re.replace_all(message, "a string (value not shown)"),
-        None => message.into(),
-    };
-    let without_source: Vec<&str> = unquoted
+    let without_source: Vec<&str> = message
         .lines()
         .filter(|line| !is_source_line(line))
         .collect();
-    mask(&without_source.join("\n"), [])
+    let without_source = without_source.join("\n");
+    let unquoted = match QUOTED_STRING.as_ref() {
+        Some(re) => re.replace_all(&without_source, "a string (value not shown)"),
+        None => without_source.as_str().into(),
+    };
+    mask(&unquoted, [])
 }
 
 /// A line of the source excerpt the `toml` crate puts in its errors: a

@@ -18,11 +18,26 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     check_exposure(&config, addr)?;
+    // What needs no runtime is set up before it: a failure after the
+    // runtime made the first start's admin key could lose that key.
+    let early = Early {
+        directory: crate::mcp::directory::Directory::from_config(
+            &config.sessions,
+            config.cache.redis_url.as_deref(),
+        )?,
+        control_thread: crate::control::thread::ControlThread::start()
+            .context("starting the control plane's thread")?,
+        admin_listener: match &config.server.admin_listen {
+            Some(admin) => Some(admin_listener(admin, &config).await?),
+            None => None,
+        },
+    };
     let runtime = Runtime::start_with(&config, sources).await?;
     let shutdown = CancellationToken::new();
-    let (app, origin) = match assemble(&config, &runtime, overrides, &shutdown).await {
+    let (app, origin) = match assemble(&config, &runtime, overrides, &shutdown, early).await {
         Ok(assembled) => assembled,
         Err(err) => {
+            shutdown.cancel();
             forget_unshown_admin_key(&runtime).await;
             return Err(err);
         }
@@ -42,13 +57,19 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         .service(app);
     let mut stdout = std::io::stdout();
     if let Some(key) = &runtime.admin_key {
-        // Shown once, on its own line, and never logged.
-        writeln!(
+        // Shown once, on its own line, and never logged. Not shown (stdout
+        // closed, say), it is removed: the next start makes another.
+        let shown = writeln!(
             stdout,
-            "No credentials were configured: created an admin API key (id {}). It is shown only now:",
-            key.id
-        )?;
-        writeln!(stdout, "{}", key.secret)?;
+            "No credentials were configured: created an admin API key (id {}). It is shown only now:\n{}",
+            key.id, key.secret
+        )
+        .and_then(|()| stdout.flush());
+        if let Err(err) = shown {
+            shutdown.cancel();
+            forget_unshown_admin_key(&runtime).await;
+            return Err(anyhow::Error::new(err).context("printing the admin API key"));
+        }
     }
     // The one line scripts and tests wait for: where to point an MCP client.
     writeln!(stdout, "Bulwark listening on http://{addr}/mcp")?;
@@ -87,6 +108,16 @@ async fn forget_unshown_admin_key(runtime: &Runtime) {
     }
 }
 
+/// What `serve` sets up before the runtime starts.
+struct Early {
+    /// Where sessions are found across replicas, if they are shared.
+    directory: Option<std::sync::Arc<crate::mcp::directory::Directory>>,
+    /// The thread management requests reconcile on.
+    control_thread: crate::control::thread::ControlThread,
+    /// `server.admin_listen`, bound.
+    admin_listener: Option<tokio::net::TcpListener>,
+}
+
 /// Everything between the runtime's start and serving: the control plane's
 /// thread and tasks, the audit queue, the management API and the MCP routes,
 /// with the Host/Origin policy that wraps them.
@@ -95,14 +126,14 @@ async fn assemble(
     runtime: &Runtime,
     overrides: Overrides,
     shutdown: &CancellationToken,
+    early: Early,
 ) -> anyhow::Result<(axum::Router, std::sync::Arc<OriginPolicy>)> {
     let mut stdout = std::io::stdout();
-    let directory = crate::mcp::directory::Directory::from_config(
-        &config.sessions,
-        config.cache.redis_url.as_deref(),
-    )?;
-    let control_thread = crate::control::thread::ControlThread::start()
-        .context("starting the control plane's thread")?;
+    let Early {
+        directory,
+        control_thread,
+        admin_listener,
+    } = early;
     runtime.gateway.auth.spawn_pruner(shutdown.clone());
     let control = runtime.control.clone();
     // Management requests, the config watch and the shared-store follower
@@ -174,8 +205,8 @@ async fn assemble(
     let mut app = mcp::routes(&runtime.gateway, &settings).merge(probes.clone());
     // With an admin address, `/api` is served there only: the public port
     // answers 404 for it, as for any path it does not serve.
-    match &config.server.admin_listen {
-        Some(admin) => {
+    match admin_listener {
+        Some(listener) => {
             let management = management
                 .merge(probes)
                 .layer(axum::middleware::from_fn_with_state(
@@ -185,7 +216,7 @@ async fn assemble(
                 .layer(axum::middleware::from_fn(
                     crate::telemetry::traces::http::layer,
                 ));
-            let admin = admin_server(admin, config, management, shutdown.clone()).await?;
+            let admin = admin_server(listener, management, shutdown.clone())?;
             writeln!(stdout, "Bulwark management API on http://{admin}/api/v1")?;
         }
         None => app = app.merge(management),
@@ -193,20 +224,24 @@ async fn assemble(
     Ok((app, origin))
 }
 
-/// Serves the management routes on `addr` until `shutdown`.
-async fn admin_server(
-    addr: &str,
-    config: &Config,
-    routes: axum::Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<std::net::SocketAddr> {
+/// Binds `server.admin_listen` (`addr`).
+async fn admin_listener(addr: &str, config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on server.admin_listen = {addr}"))?;
-    let bound = listener.local_addr()?;
     // The management API without authentication is as dangerous on the
     // admin address as on the public one.
-    check_exposure(config, bound)?;
+    check_exposure(config, listener.local_addr()?)?;
+    Ok(listener)
+}
+
+/// Serves the management routes on `listener` until `shutdown`.
+fn admin_server(
+    listener: tokio::net::TcpListener,
+    routes: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let served = axum::serve(
             listener,

@@ -241,10 +241,10 @@ pub struct UpstreamBody {
     name: Option<String>,
     /// Program to run (stdio upstreams).
     command: Option<String>,
-    /// Its arguments (stdio upstreams; refused with `url`).
+    /// Its arguments (stdio upstreams; refused with `url` or `urls`).
     args: Option<Vec<String>>,
     /// Environment for the process; values may be `${VAR}` (stdio
-    /// upstreams; refused with `url`: a remote server takes `headers`).
+    /// upstreams; refused with `url` or `urls`: a remote server takes `headers`).
     env: Option<BTreeMap<String, String>>,
     /// A remote streamable HTTP endpoint, instead of a command.
     url: Option<String>,

@@ -210,20 +210,26 @@ pub(super) async fn update(
         }
         _ => {}
     }
+    let sent: Vec<&str> = ["env", "args", "cwd"]
+        .into_iter()
+        .filter(|key| body.contains_key(*key))
+        .collect();
+    let mut next = Value::Object(resource::next_definition(&current.definition, body, merge));
     // A remote upstream stored with launch settings (accepted before they
-    // were refused) is patched without them: they never reached its server.
-    let mut base = current.definition.clone();
-    if let Value::Object(fields) = &mut base
+    // were refused) keeps none it was not sent: they never reached its
+    // server. Sent with a `url`, they are refused below.
+    if let Value::Object(fields) = &mut next
         && (fields.get("url").is_some_and(|url| !url.is_null())
             || fields
                 .get("urls")
                 .is_some_and(|urls| urls.as_array().is_some_and(|u| !u.is_empty())))
     {
         for key in ["env", "args", "cwd"] {
-            fields.remove(key);
+            if !sent.contains(&key) {
+                fields.remove(key);
+            }
         }
     }
-    let mut next = Value::Object(resource::next_definition(&base, body, merge));
     secrets::keep_masked(&mut next, &current.definition);
     let Value::Object(next) = next else {
         return Err(Problem::invalid("body", "the body must be a JSON object"));

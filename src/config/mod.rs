@@ -335,10 +335,10 @@ pub struct Sources {
 /// What the gateway says of a key it ignores in `mcpServers.NAME`.
 pub fn ignored_key(name: &str, key: &str) -> String {
     let why = match key {
-        "env" | "args" | "cwd" => {
-            "applies to launched (command) servers only: a remote server never receives it \
-             (send keys in `headers`)"
+        "env" => {
+            "applies to launched (command) servers only: a remote server never receives it (send keys in `headers`)"
         }
+        "args" | "cwd" => "applies to launched (command) servers only",
         _ => "is a client-side setting the gateway does not use",
     };
     format!("mcpServers.{name}.{key} {why}; ignored")

@@ -249,11 +249,21 @@ pub async fn bootstrap_admin(
     credentials: &LiveCredentials,
 ) -> Result<Option<crate::auth::keys::NewKey>, KeyCreateError> {
     let auth = &config.auth;
-    if !auth.enabled || auth.jwt.is_some() || credentials.has_keys() {
+    if !auth.enabled || auth.jwt.is_some() {
+        return Ok(None);
+    }
+    // Read again: another replica on a shared store may have made one
+    // since this start loaded the credentials.
+    credentials.reload(store).await?;
+    if credentials.has_keys() {
         return Ok(None);
     }
     let (key, _) = create_key(store, "admin", ADMIN_PROJECT).await?;
-    credentials.reload(store).await?;
+    if let Err(err) = credentials.reload(store).await {
+        // Never shown, it would stop the next start from making one.
+        let _ = keys::delete(store, &key.id).await;
+        return Err(err.into());
+    }
     tracing::info!(id = %key.id, "created the admin API key");
     Ok(Some(key))
 }

@@ -33,6 +33,18 @@ pub fn upstream_json(upstream: &UpstreamConfig) -> Value {
     serde_json::to_value(upstream).unwrap_or(Value::Null)
 }
 
+/// True the first time this process asks about `server`: a reconcile runs
+/// every few seconds on a shared store, and one warning per upstream is
+/// enough.
+fn first_notice(server: &str) -> bool {
+    static NOTICED: std::sync::LazyLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    NOTICED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(server.to_owned())
+}
+
 /// Checks `upstream` as the config file's `[upstreams.NAME]` would be checked
 /// (names, transport, policy, `${VAR}`s), naming the field at fault.
 pub fn check_upstream(
@@ -100,8 +112,8 @@ pub fn specs(
                 // Stored before remote upstreams refused them: dropped (the
                 // server never received them), not a reason to stop it.
                 let dropped = upstream.take_remote_launch_settings();
-                if !dropped.is_empty() {
-                    tracing::warn!(server = %record.name, keys = ?dropped, "stored remote upstream has launch settings its server never receives; ignored (PUT it without them to clear them)");
+                if !dropped.is_empty() && upstream.enabled && first_notice(&record.name) {
+                    tracing::warn!(server = %record.name, keys = ?dropped, "stored remote upstream has launch settings its server never receives; ignored (any PUT or PATCH of it clears them)");
                 }
                 upstream
             }

@@ -18,6 +18,20 @@ fn start(data_dir: &std::path::Path) -> Gateway {
         .start()
 }
 
+/// `PATCH /api/v1/upstreams/far` with `body`, which must succeed.
+async fn patch(gw: &Gateway, body: serde_json::Value) -> serde_json::Value {
+    let (status, patched) = send(
+        gw,
+        Method::PATCH,
+        "/api/v1/upstreams/far",
+        Some(&body),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    patched
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_upstream_stored_with_launch_settings_still_starts_and_patches() {
     let upstream = DemoHttp::start("echo");
@@ -72,16 +86,7 @@ async fn a_remote_upstream_stored_with_launch_settings_still_starts_and_patches(
     assert!(!gw.logs().contains("never-sent"), "{}", gw.logs());
 
     // A PATCH of another field goes through; what it stores has none of them.
-    let patch = json!({"headers": {"X-Team": "blue"}});
-    let (status, patched) = send(
-        &gw,
-        Method::PATCH,
-        "/api/v1/upstreams/far",
-        Some(&patch),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{patched}");
+    let patched = patch(&gw, json!({"headers": {"X-Team": "blue"}})).await;
     // (Header values are shown masked: they may be keys.)
     assert!(patched["headers"]["X-Team"].is_string(), "{patched}");
     for key in ["env", "args", "cwd"] {
@@ -92,6 +97,27 @@ async fn a_remote_upstream_stored_with_launch_settings_still_starts_and_patches(
             "{key}: {patched}"
         );
     }
-    let stored = StoreUnderTest::Sqlite.raw_text(&data_dir).await;
-    assert!(!stored.contains("never-sent"), "{stored}");
+    // What the record holds now (values were sealed at start; names show).
+    let url = format!("sqlite://{}", data_dir.join("bulwark.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let (stored,): (String,) =
+        sqlx::query_as("SELECT definition FROM upstreams WHERE name = 'far'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert!(
+        !stored.contains("API_KEY") && !stored.contains("\"-v\""),
+        "{stored}"
+    );
+
+    // Switched to a command by PATCH, it is a stdio upstream as sent.
+    let patched = patch(
+        &gw,
+        json!({"url": null, "headers": {}, "command": env!("CARGO_BIN_EXE_bulwark"),
+            "args": ["demo-server", "echo"], "env": {"MODE": "plain"}}),
+    )
+    .await;
+    assert_eq!(patched["args"], json!(["demo-server", "echo"]), "{patched}");
+    assert!(patched["env"].get("MODE").is_some(), "{patched}");
 }
