@@ -96,6 +96,11 @@ mod tests {
             config_error("unknown variant `sometimes`, expected `always`"),
             "unknown variant `sometimes`, expected `always`"
         );
+        // A refused string above a source excerpt: each line on its own.
+        assert_eq!(
+            config_error("invalid type: string \"x\", expected a map\n3 | env = \"x"),
+            "invalid type: a string (value not shown), expected a map"
+        );
         let syntax = "TOML parse error at line 3, column 10\n  |\n3 | db = \"postgres://u:pa55@h\n  |          ^\ninvalid basic string";
         assert_eq!(
             config_error(syntax),

@@ -37,8 +37,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     let (app, origin) = match assemble(&config, &runtime, overrides, &shutdown, early).await {
         Ok(assembled) => assembled,
         Err(err) => {
-            shutdown.cancel();
-            forget_unshown_admin_key(&runtime).await;
+            abandon(runtime, &shutdown).await;
             return Err(err);
         }
     };
@@ -57,8 +56,9 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         .service(app);
     let mut stdout = std::io::stdout();
     if let Some(key) = &runtime.admin_key {
-        // Shown once, on its own line, and never logged. Not shown (stdout
-        // closed, say), it is removed: the next start makes another.
+        // Shown once, on its own line, and never logged. Not shown (a write
+        // to stdout failed: a broken pipe, say), it is removed: the next
+        // start makes another.
         let shown = writeln!(
             stdout,
             "No credentials were configured: created an admin API key (id {}). It is shown only now:\n{}",
@@ -66,8 +66,7 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
         )
         .and_then(|()| stdout.flush());
         if let Err(err) = shown {
-            shutdown.cancel();
-            forget_unshown_admin_key(&runtime).await;
+            abandon(runtime, &shutdown).await;
             return Err(anyhow::Error::new(err).context("printing the admin API key"));
         }
     }
@@ -89,6 +88,14 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
     runtime.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Ends a start that failed after the runtime started: its tasks stopped,
+/// the admin key it made (never shown) removed, the tree shut down.
+async fn abandon(runtime: Runtime, shutdown: &CancellationToken) {
+    shutdown.cancel();
+    forget_unshown_admin_key(&runtime).await;
+    runtime.shutdown().await;
 }
 
 /// A start that failed after the runtime made the bootstrap admin key
@@ -119,8 +126,8 @@ struct Early {
 }
 
 /// Everything between the runtime's start and serving: the control plane's
-/// thread and tasks, the audit queue, the management API and the MCP routes,
-/// with the Host/Origin policy that wraps them.
+/// tasks (on the thread `early` started), the audit queue, the management
+/// API and the MCP routes, with the Host/Origin policy that wraps them.
 async fn assemble(
     config: &Config,
     runtime: &Runtime,
@@ -224,7 +231,8 @@ async fn assemble(
     Ok((app, origin))
 }
 
-/// Binds `server.admin_listen` (`addr`).
+/// Binds `server.admin_listen` (`addr`), refusing a non-loopback address
+/// without authentication as the public one is refused.
 async fn admin_listener(addr: &str, config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await

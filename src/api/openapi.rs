@@ -246,7 +246,9 @@ pub struct UpstreamBody {
     /// Environment for the process; values may be `${VAR}` (stdio
     /// upstreams; refused with `url` or `urls`: a remote server takes `headers`).
     env: Option<BTreeMap<String, String>>,
-    /// A remote streamable HTTP endpoint, instead of a command.
+    /// A remote endpoint, instead of a command: streamable HTTP, or legacy
+    /// HTTP+SSE when it refuses the `initialize` POST (`type` = `http` or
+    /// `sse` picks one).
     url: Option<String>,
     /// Static HTTP headers for a remote upstream.
     headers: Option<BTreeMap<String, String>>,

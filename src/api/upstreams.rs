@@ -141,6 +141,15 @@ pub(super) async fn get(
     Ok((StatusCode::OK, Json(stored_resource(&control, &record))))
 }
 
+/// Whether a stored or merged definition names a remote server.
+fn is_remote(definition: &Value) -> bool {
+    definition.get("url").is_some_and(|url| !url.is_null())
+        || definition
+            .get("urls")
+            .and_then(Value::as_array)
+            .is_some_and(|urls| !urls.is_empty())
+}
+
 /// Parses and checks a submitted table, as the config file's would be.
 fn checked(
     control: &ControlPlane,
@@ -212,20 +221,20 @@ pub(super) async fn update(
     }
     let sent: Vec<&str> = ["env", "args", "cwd"]
         .into_iter()
-        .filter(|key| body.contains_key(*key))
+        .filter(|key| body.get(*key).is_some_and(|value| !value.is_null()))
         .collect();
+    let was_remote = is_remote(&current.definition);
     let mut next = Value::Object(resource::next_definition(&current.definition, body, merge));
-    // A remote upstream stored with launch settings (accepted before they
-    // were refused) keeps none it was not sent: they never reached its
-    // server. Sent with a `url`, they are refused below.
-    if let Value::Object(fields) = &mut next
-        && (fields.get("url").is_some_and(|url| !url.is_null())
-            || fields
-                .get("urls")
-                .is_some_and(|urls| urls.as_array().is_some_and(|u| !u.is_empty())))
-    {
+    // Launch settings a remote upstream was stored with (accepted before
+    // they were refused) never reached its server: whether it stays remote
+    // or becomes a command, it keeps only those this request sends (sent
+    // with a `url`, they are refused below). `null` clears one.
+    let now_remote = is_remote(&next);
+    if let Value::Object(fields) = &mut next {
         for key in ["env", "args", "cwd"] {
-            if !sent.contains(&key) {
+            let unsent = !sent.contains(&key);
+            if fields.get(key).is_some_and(Value::is_null) || (unsent && (was_remote || now_remote))
+            {
                 fields.remove(key);
             }
         }

@@ -253,7 +253,8 @@ pub async fn bootstrap_admin(
         return Ok(None);
     }
     // Read again: another replica on a shared store may have made one
-    // since this start loaded the credentials.
+    // since this start loaded the credentials (two starting at the same
+    // moment may still both make one; each shows its own).
     credentials.reload(store).await?;
     if credentials.has_keys() {
         return Ok(None);
@@ -261,7 +262,9 @@ pub async fn bootstrap_admin(
     let (key, _) = create_key(store, "admin", ADMIN_PROJECT).await?;
     if let Err(err) = credentials.reload(store).await {
         // Never shown, it would stop the next start from making one.
-        let _ = keys::delete(store, &key.id).await;
+        if let Err(gone) = keys::delete(store, &key.id).await {
+            tracing::error!(id = %key.id, err = %gone, "the admin API key made by this failed start could not be removed: create one with `bulwark key create` against the store");
+        }
         return Err(err.into());
     }
     tracing::info!(id = %key.id, "created the admin API key");

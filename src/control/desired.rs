@@ -113,7 +113,7 @@ pub fn specs(
                 // server never received them), not a reason to stop it.
                 let dropped = upstream.take_remote_launch_settings();
                 if !dropped.is_empty() && upstream.enabled && first_notice(&record.name) {
-                    tracing::warn!(server = %record.name, keys = ?dropped, "stored remote upstream has launch settings its server never receives; ignored (any PUT or PATCH of it clears them)");
+                    tracing::warn!(server = %record.name, keys = ?dropped, "stored remote upstream has launch settings its server never receives; ignored (a PUT or PATCH that does not send them clears them)");
                 }
                 upstream
             }

@@ -119,8 +119,8 @@ fn toml_mistakes_stop_the_start_naming_the_key_not_the_value() {
     }
 }
 
-/// A first start whose stdout is closed cannot show the admin key it made:
-/// it removes the key and fails, so the next start makes and shows one.
+/// A first start whose stdout is a broken pipe cannot show the admin key it
+/// made: it removes the key and fails, so the next start makes and shows one.
 #[test]
 fn an_admin_key_that_could_not_be_shown_is_not_kept() {
     use std::io::BufRead;
@@ -133,11 +133,12 @@ fn an_admin_key_that_could_not_be_shown_is_not_kept() {
             .env("BULWARK__SERVER__LISTEN", "127.0.0.1:0")
             .env("BULWARK__SERVER__DATA_DIR", dir.path().join("data"))
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::process::Stdio::piped());
         command
     };
     let mut closed = command().spawn().unwrap();
     drop(closed.stdout.take());
+    let stderr = crate::common::drain(closed.stderr.take());
     let until = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = closed.try_wait().unwrap() {
@@ -150,8 +151,18 @@ fn an_admin_key_that_could_not_be_shown_is_not_kept() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!status.success());
+    stderr.wait_closed(Duration::from_secs(5));
+    let said = stderr.text();
+    assert!(
+        said.contains("printing the admin API key")
+            && said.contains("removed the admin API key made by this failed start"),
+        "{said}"
+    );
 
-    let mut shown = command().spawn().unwrap();
+    let mut shown = command()
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let stdout = shown.stdout.take().unwrap();
     let (lines, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

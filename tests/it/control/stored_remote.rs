@@ -18,6 +18,17 @@ fn start(data_dir: &std::path::Path) -> Gateway {
         .start()
 }
 
+/// Writes `definition` as the stored record of `far`, as an older version did.
+async fn store_as_before(data_dir: &std::path::Path, definition: &serde_json::Value) {
+    StoreUnderTest::Sqlite
+        .raw_execute(
+            data_dir,
+            "UPDATE upstreams SET definition = $1 WHERE name = 'far'",
+            &definition.to_string(),
+        )
+        .await;
+}
+
 /// `PATCH /api/v1/upstreams/far` with `body`, which must succeed.
 async fn patch(gw: &Gateway, body: serde_json::Value) -> serde_json::Value {
     let (status, patched) = send(
@@ -61,13 +72,7 @@ async fn a_remote_upstream_stored_with_launch_settings_still_starts_and_patches(
     let definition = json!({
         "url": upstream.url(), "env": {"API_KEY": "never-sent"}, "args": ["-v"],
     });
-    StoreUnderTest::Sqlite
-        .raw_execute(
-            &data_dir,
-            "UPDATE upstreams SET definition = $1 WHERE name = 'far'",
-            &definition.to_string(),
-        )
-        .await;
+    store_as_before(&data_dir, &definition).await;
 
     let gw = start(&data_dir);
     let node = wait_for_upstream(&gw, "far", Duration::from_secs(30), |n| {
@@ -120,4 +125,21 @@ async fn a_remote_upstream_stored_with_launch_settings_still_starts_and_patches(
     .await;
     assert_eq!(patched["args"], json!(["demo-server", "echo"]), "{patched}");
     assert!(patched["env"].get("MODE").is_some(), "{patched}");
+
+    // Back to remote without naming them: its launch settings go.
+    let patched = patch(&gw, json!({"url": upstream.url(), "command": ""})).await;
+    assert_eq!(patched["env"], json!({}), "{patched}");
+    assert_eq!(patched["args"], json!([]), "{patched}");
+
+    // An old remote record switched to a command keeps only what is sent:
+    // the stored settings were never its server's.
+    store_as_before(&data_dir, &definition).await;
+    let patched = patch(
+        &gw,
+        json!({"url": null, "command": env!("CARGO_BIN_EXE_bulwark"),
+            "args": ["demo-server", "echo"]}),
+    )
+    .await;
+    assert_eq!(patched["env"], json!({}), "{patched}");
+    assert_eq!(patched["args"], json!(["demo-server", "echo"]), "{patched}");
 }
