@@ -555,11 +555,27 @@ where
     };
     match tokio::time::timeout(deadline, serve_client(client, transport)).await {
         Ok(Ok(service)) => UpstreamMsg::Connected(Box::new(service)),
-        Ok(Err(err)) => UpstreamMsg::HandshakeFailed(err.to_string()),
+        Ok(Err(err)) => UpstreamMsg::HandshakeFailed(handshake_error(&err)),
         Err(_) => UpstreamMsg::HandshakeFailed(format!(
             "no answer to initialize within {}s",
             deadline.as_secs_f32()
         )),
+    }
+}
+
+/// A failed handshake as an operator reads it. rmcp's transport errors name
+/// the transport by its Rust type (`Transport [ProgressRouting<WorkerTransport<…>>]`),
+/// which tells an operator nothing; the cause and the step stay.
+pub(crate) fn handshake_error(err: &rmcp::service::ClientInitializeError) -> String {
+    use rmcp::service::ClientInitializeError as E;
+    match err {
+        E::TransportError { error, context } => format!("{}, when {context}", error.error),
+        E::LegacyFallbackFailed { discover, fallback } => format!(
+            "discover: {}; legacy initialize: {}",
+            handshake_error(discover),
+            handshake_error(fallback)
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -43,3 +43,32 @@ async fn the_mailbox_depth_does_not_grow_with_restarts_of_a_mute_upstream() {
         "two messages per instance at least"
     );
 }
+
+#[test]
+fn a_handshake_error_names_the_cause_and_step_not_the_transport_type() {
+    use rmcp::service::{ClientInitializeError, RoleClient};
+    use rmcp::transport::async_rw::AsyncRwTransport;
+    type Pipe = AsyncRwTransport<RoleClient, tokio::io::DuplexStream, tokio::io::DuplexStream>;
+    let transport = |message: &str| {
+        ClientInitializeError::transport::<Pipe>(
+            std::io::Error::other(message.to_owned()),
+            "send initialize request",
+        )
+    };
+    assert!(transport("x").to_string().contains("AsyncRwTransport"));
+    let shown = super::handshake_error(&transport("HTTP 405 Method Not Allowed"));
+    assert_eq!(
+        shown,
+        "HTTP 405 Method Not Allowed, when send initialize request"
+    );
+    let both = ClientInitializeError::LegacyFallbackFailed {
+        discover: Box::new(transport("HTTP 404")),
+        fallback: Box::new(ClientInitializeError::ConnectionClosed("eof".into())),
+    };
+    let shown = super::handshake_error(&both);
+    assert_eq!(
+        shown,
+        "discover: HTTP 404, when send initialize request; legacy initialize: connection closed: eof"
+    );
+    assert!(!shown.contains("AsyncRwTransport"), "{shown}");
+}

@@ -297,6 +297,10 @@ fn bulwark_connect_reaches_a_legacy_sse_server() {
         "the POST's refusal: {stderr}"
     );
     assert!(
+        !stderr.contains("ProgressRouting<"),
+        "no Rust type names: {stderr}"
+    );
+    assert!(
         !stderr.contains("legacy HTTP+SSE"),
         "no fallback tried: {stderr}"
     );
