@@ -94,25 +94,11 @@ pub async fn run(config: Config, sources: Sources, overrides: Overrides) -> anyh
 /// the admin key it made (never shown) removed, the tree shut down.
 async fn abandon(runtime: Runtime, shutdown: &CancellationToken) {
     shutdown.cancel();
-    forget_unshown_admin_key(&runtime).await;
-    runtime.shutdown().await;
-}
-
-/// A start that failed after the runtime made the bootstrap admin key
-/// removes it: never shown, it would lock the operator out, since the next
-/// start finds a key and makes none.
-async fn forget_unshown_admin_key(runtime: &Runtime) {
-    let Some(key) = &runtime.admin_key else {
-        return;
-    };
-    match crate::store::keys::delete(&runtime.control.store, &key.id).await {
-        Ok(_) => {
-            tracing::info!(id = %key.id, "removed the admin API key made by this failed start; the next start makes a new one");
-        }
-        Err(err) => {
-            tracing::error!(id = %key.id, %err, "the admin API key made by this failed start could not be removed: create one with `bulwark key create` against the store");
-        }
+    if let Some(key) = &runtime.admin_key {
+        crate::control::credentials::forget_unshown_admin_key(&runtime.control.store, &key.id)
+            .await;
     }
+    runtime.shutdown().await;
 }
 
 /// What `serve` sets up before the runtime starts.

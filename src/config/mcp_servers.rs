@@ -197,14 +197,12 @@ fn kind(key: &str, value: Option<&str>) -> Result<Option<UpstreamKind>, String> 
     let Some(value) = value else {
         return Ok(None);
     };
-    match value.to_ascii_lowercase().as_str() {
-        "stdio" => Ok(Some(UpstreamKind::Stdio)),
-        "http" | "streamable-http" | "streamablehttp" => Ok(Some(UpstreamKind::Http)),
-        "sse" => Ok(Some(UpstreamKind::Sse)),
-        other => Err(format!(
-            "{key} {other:?}: expected \"stdio\", \"http\" or \"sse\""
-        )),
-    }
+    // The names `type` takes in the TOML file, whatever their case here.
+    let lower = value.to_ascii_lowercase();
+    let named = de::value::StrDeserializer::<de::value::Error>::new(&lower);
+    UpstreamKind::deserialize(named)
+        .map(Some)
+        .map_err(|_| format!("{key} {lower:?}: expected \"stdio\", \"http\" or \"sse\""))
 }
 
 /// The members of a JSON object in file order, each name once.

@@ -243,26 +243,35 @@ impl UpstreamConfig {
         }
     }
 
-    /// Drops the launch settings (`env`, `args`, `cwd`) of a remote (`url`)
-    /// upstream, which its server would never receive, and names those it
+    /// The launch settings (`env`, `args`, `cwd`) it was given: a
+    /// process's, which a remote (`url`) upstream's server never receives.
+    fn launch_settings(&self) -> Vec<&'static str> {
+        [
+            ("env", !self.env.is_empty()),
+            ("args", !self.args.is_empty()),
+            ("cwd", self.cwd.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
+    }
+
+    /// Whether its server is remote (`url` or `urls`).
+    fn is_remote(&self) -> bool {
+        self.url.is_some() || !self.urls.is_empty()
+    }
+
+    /// Drops the launch settings of a remote upstream and names those it
     /// had. Stdio upstreams are left as they are.
     pub fn take_remote_launch_settings(&mut self) -> Vec<&'static str> {
-        let mut dropped = Vec::new();
-        if self.url.is_none() && self.urls.is_empty() {
-            return dropped;
+        if !self.is_remote() {
+            return Vec::new();
         }
-        if !self.env.is_empty() {
-            self.env.clear();
-            dropped.push("env");
-        }
-        if !self.args.is_empty() {
-            self.args.clear();
-            dropped.push("args");
-        }
-        if self.cwd.take().is_some() {
-            dropped.push("cwd");
-        }
-        dropped
+        let given = self.launch_settings();
+        self.env.clear();
+        self.args.clear();
+        self.cwd = None;
+        given
     }
 
     /// The keys of its `mcpServers` entry that the gateway ignores: other
@@ -317,7 +326,11 @@ pub enum UpstreamKind {
     /// A child process over stdin/stdout.
     Stdio,
     /// Streamable HTTP.
-    #[serde(alias = "streamable-http", alias = "streamableHttp")]
+    #[serde(
+        alias = "streamable-http",
+        alias = "streamableHttp",
+        alias = "streamablehttp"
+    )]
     Http,
     /// The legacy HTTP+SSE transport (MCP 2024-11-05).
     Sse,

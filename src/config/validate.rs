@@ -203,15 +203,8 @@ fn check_transport(at: &str, upstream: &super::UpstreamConfig) -> Result<(), Str
             }
             // Silently dropped, they would leave an operator believing a
             // remote server gets a key it never sees (`headers` carry those).
-            let launch = [
-                ("env", !upstream.env.is_empty()),
-                ("args", !upstream.args.is_empty()),
-                ("cwd", upstream.cwd.is_some()),
-            ];
-            let given: Vec<String> = launch
-                .into_iter()
-                .filter(|(_, given)| *given)
-                .map(|(key, _)| format!("{at}.{key}"))
+            let given: Vec<String> = (upstream.launch_settings().into_iter())
+                .map(|key| format!("{at}.{key}"))
                 .collect();
             if !given.is_empty() {
                 return Err(format!(
@@ -890,28 +883,20 @@ mod tests {
                 "{err}"
             );
         }
-        // A TOML upstream's error still names the TOML file, a JSON file beside it or not.
-        let (result, _, toml_file) = load_with_servers(
-            Some("[upstreams.t]\nurl = \"ftp://h/mcp\"\n"),
-            r#"{"mcpServers": {"a": {"command": "x"}}}"#,
-        );
-        let err = result.unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!(
-                "invalid configuration ({toml_file}): upstreams.t.url"
-            )),
-            "{err}"
-        );
-        // So does a check that is not about an upstream.
-        let (result, _, toml_file) = load_with_servers(
-            Some("[server]\nlisten = \"nowhere\"\n"),
-            r#"{"mcpServers": {"a": {"command": "x"}}}"#,
-        );
-        let err = result.unwrap_err().to_string();
-        assert!(
-            err.contains(&format!("({toml_file}): server.listen")),
-            "{err}"
-        );
+        // A TOML upstream's error still names the TOML file, a JSON file
+        // beside it or not; so does a check that is not about an upstream.
+        for (toml, field) in [
+            ("[upstreams.t]\nurl = \"ftp://h/mcp\"\n", "upstreams.t.url"),
+            ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
+        ] {
+            let (result, _, toml_file) =
+                load_with_servers(Some(toml), r#"{"mcpServers": {"a": {"command": "x"}}}"#);
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid configuration ({toml_file}): {field}")),
+                "{err}"
+            );
+        }
         // Launch specs name the server as the file does.
         let (result, _, _) = load_with_servers(
             None,

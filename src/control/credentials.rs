@@ -261,14 +261,28 @@ pub async fn bootstrap_admin(
     }
     let (key, _) = create_key(store, "admin", ADMIN_PROJECT).await?;
     if let Err(err) = credentials.reload(store).await {
-        // Never shown, it would stop the next start from making one.
-        if let Err(gone) = keys::delete(store, &key.id).await {
-            tracing::error!(id = %key.id, err = %gone, "the admin API key made by this failed start could not be removed: create one with `bulwark key create` against the store");
-        }
+        forget_unshown_admin_key(store, &key.id).await;
         return Err(err.into());
     }
     tracing::info!(id = %key.id, "created the admin API key");
     Ok(Some(key))
+}
+
+/// Removes the bootstrap admin key `id` of a start that failed before
+/// showing it: kept, it would stop the next start from making one, and
+/// nobody would hold it.
+pub async fn forget_unshown_admin_key(store: &Store, id: &str) {
+    match keys::delete(store, id).await {
+        Ok(_) => {
+            tracing::info!(
+                id,
+                "removed the admin API key made by this failed start; the next start makes a new one"
+            );
+        }
+        Err(err) => {
+            tracing::error!(id, %err, "the admin API key made by this failed start could not be removed: create one with `bulwark key create` against the store");
+        }
+    }
 }
 
 #[cfg(test)]

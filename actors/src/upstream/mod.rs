@@ -258,14 +258,11 @@ impl Actor for UpstreamActor {
                                 lost,
                                 posted: streamable.posted,
                             };
-                            let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
-                            tokio::spawn(async move {
-                                let msg =
-                                    detect(client, transport, legacy, handshake_timeout).await;
-                                Self::cast(&hs_ref, &hs_mailbox, msg);
-                            });
+                            let detecting = detect(client, transport, legacy, handshake_timeout);
+                            handshake(&myself, &mailbox, detecting);
                         } else {
-                            handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                            let initializing = initialize(client, transport, handshake_timeout);
+                            handshake(&myself, &mailbox, initializing);
                         }
                         // Unused when detection settles on the legacy
                         // transport: that session is never published for
@@ -275,7 +272,8 @@ impl Actor for UpstreamActor {
                     HttpProtocol::Sse => {
                         let transport = sse::transport(http, token_source, lost)
                             .map_err(|err| fail(ExitReason::SessionFailed(err)))?;
-                        handshake(&myself, &mailbox, client, transport, handshake_timeout);
+                        let initializing = initialize(client, transport, handshake_timeout);
+                        handshake(&myself, &mailbox, initializing);
                         Backend::Remote(None)
                     }
                 }
@@ -509,37 +507,31 @@ fn watch_process(
         reaped_tx.send_replace(true);
         UpstreamActor::cast(&reap_ref, &reap_mailbox, UpstreamMsg::ProcessExited(reason));
     });
+    let transport = line_rate::rationed(spawned.stdout, spawned.stdin);
     handshake(
         myself,
         mailbox,
-        client,
-        line_rate::rationed(spawned.stdout, spawned.stdin),
-        handshake_timeout,
+        initialize(client, transport, handshake_timeout),
     );
     Backend::Process(spawned.group, reaped)
 }
 
-/// Runs the MCP handshake in a task that reports back; one that does not
-/// finish within `deadline` fails (a server that never answers `initialize`
-/// would otherwise stay `starting` for ever).
-fn handshake<T, E, A>(
+/// Runs a handshake ([`initialize`] or [`detect`]) in a task that reports
+/// its outcome to the instance.
+fn handshake(
     myself: &ActorRef<UpstreamMsg>,
     mailbox: &Arc<InstanceMailbox>,
-    client: UpstreamClient,
-    transport: T,
-    deadline: std::time::Duration,
-) where
-    T: rmcp::transport::IntoTransport<RoleClient, E, A> + Send + 'static,
-    E: std::error::Error + Send + Sync + 'static,
-{
+    handshake: impl std::future::Future<Output = UpstreamMsg> + Send + 'static,
+) {
     let (hs_ref, hs_mailbox) = (myself.clone(), mailbox.clone());
     tokio::spawn(async move {
-        let msg = initialize(client, transport, deadline).await;
-        UpstreamActor::cast(&hs_ref, &hs_mailbox, msg);
+        UpstreamActor::cast(&hs_ref, &hs_mailbox, handshake.await);
     });
 }
 
-/// Runs the MCP handshake over `transport`, within `deadline`.
+/// Runs the MCP handshake over `transport`; one that does not finish within
+/// `deadline` fails (a server that never answers `initialize` would
+/// otherwise stay `starting` for ever).
 async fn initialize<T, E, A>(
     client: UpstreamClient,
     transport: T,

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Finished, run_with_timeout};
+use crate::common::{Finished, Gateway, run_with_timeout, wait_until};
+use crate::gateway::HEAD;
 
 /// A value shaped like nothing the masker knows: only not quoting it hides it.
 const SECRET: &str = "plain-words-hunter-two";
@@ -123,34 +124,27 @@ fn toml_mistakes_stop_the_start_naming_the_key_not_the_value() {
 /// made: it removes the key and fails, so the next start makes and shows one.
 #[test]
 fn an_admin_key_that_could_not_be_shown_is_not_kept() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let command = || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bulwark"));
-        command
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("BULWARK__SERVER__LISTEN", "127.0.0.1:0")
-            .env("BULWARK__SERVER__DATA_DIR", dir.path().join("data"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        command
-    };
-    let mut closed = command().spawn().unwrap();
+    let data_dir = dir.path().join("data");
+    let mut closed = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("BULWARK__SERVER__LISTEN", "127.0.0.1:0")
+        .env("BULWARK__SERVER__DATA_DIR", &data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(closed.stdout.take());
     let stderr = crate::common::drain(closed.stderr.take());
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = closed.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > until {
-            let _ = closed.kill();
-            panic!("serve kept running without a stdout to show its key on");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(!status.success());
+    let exited = wait_until(Duration::from_secs(60), || {
+        closed.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = closed.kill();
+        panic!("serve kept running without a stdout to show its key on");
+    }
+    assert!(!closed.wait().unwrap().success());
     stderr.wait_closed(Duration::from_secs(5));
     let said = stderr.text();
     assert!(
@@ -159,29 +153,11 @@ fn an_admin_key_that_could_not_be_shown_is_not_kept() {
         "{said}"
     );
 
-    let mut shown = command()
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = shown.stdout.take().unwrap();
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines.send(line);
-        }
-    });
-    let mut text = String::new();
-    while !text.contains("listening on") {
-        match seen.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => text.push_str(&(line + "\n")),
-            Err(_) => break,
-        }
-    }
-    let _ = shown.kill();
-    let _ = shown.wait();
+    let shown = Gateway::builder(HEAD)
+        .with_auth()
+        .env("BULWARK__SERVER__DATA_DIR", data_dir.display().to_string())
+        .start();
+    let text = shown.stdout.text();
     assert!(text.contains("It is shown only now"), "{text}");
     assert!(text.lines().any(|line| line.starts_with("bk_")), "{text}");
 }
